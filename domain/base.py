@@ -1,0 +1,238 @@
+"""What every aggregate and event of the hotline shares.
+
+* Every event carries ``meta``: who did it (actor id and role), the correlation id (the
+  whole case or conversation) and the causation id (the command or event that caused it).
+  Auditors replay by these; authorisation checks them.
+* Time is injected: a command receives a :class:`Context` whose ``now`` becomes the
+  event's ``timestamp``. Domain code never reads the wall clock.
+* Citizen personal data lives only in event fields named ``personal`` (a dict), so it can
+  be encrypted per citizen, erased by destroying the key, and masked for integrators.
+* Every event has a stable public type name, ``hotline.<stream>.<event>.v<n>``, used on
+  Kafka, in JSON Schemas and by projections; the Python class path is a storage detail.
+"""
+
+from __future__ import annotations
+
+import re
+import uuid
+from dataclasses import dataclass, field, fields
+from datetime import datetime, timezone
+from typing import Any, ClassVar, Protocol, TypeVar
+
+from eventsourcing.domain import Aggregate
+
+# Namespace for ids derived from natural keys (reference numbers, phone numbers,
+# idempotency keys): deriving the id makes "create if absent" an atomic insert that
+# conflicts in the event store instead of a read-then-write race.
+HOTLINE_NS = uuid.UUID("6f1d3c1e-2f7a-4c55-9a51-1a0c8e6b5d21")
+
+
+def derived_id(kind: str, natural_key: str) -> uuid.UUID:
+    return uuid.uuid5(HOTLINE_NS, f"{kind}:{natural_key}")
+
+
+# ---------------------------------------------------------------------------- errors
+class DomainError(Exception):
+    """A command was refused. ``code`` is stable and machine-readable."""
+
+    status = 422
+    code = "invalid_command"
+
+    def __init__(self, message: str, *, code: str | None = None, **details: Any) -> None:
+        super().__init__(message)
+        self.message = message
+        if code:
+            self.code = code
+        self.details = details
+
+
+class InvalidCommand(DomainError):
+    """The command's content is wrong whatever the state (HTTP 422)."""
+
+
+class InvalidTransition(DomainError):
+    """The command makes no sense in the aggregate's current state (HTTP 409)."""
+
+    status = 409
+    code = "invalid_state"
+
+
+class NotFound(DomainError):
+    status = 404
+    code = "not_found"
+
+
+class ConcurrencyConflict(DomainError):
+    """Somebody else changed the aggregate first: reload and retry (HTTP 409)."""
+
+    status = 409
+    code = "version_conflict"
+
+
+# ---------------------------------------------------------------------------- actors
+ROLES = (
+    "citizen",
+    "agent",
+    "expert",
+    "supervisor",
+    "department",
+    "control_office",
+    "analyst",
+    "auditor",
+    "integrator",
+    "system",
+)
+
+
+@dataclass(frozen=True)
+class Actor:
+    id: str
+    role: str
+    name: str | None = None
+
+    def __post_init__(self) -> None:
+        if self.role not in ROLES:
+            raise InvalidCommand(f"unknown actor role {self.role!r}", roles=list(ROLES))
+
+
+SYSTEM = Actor(id="system", role="system", name="Hotline")
+
+
+class Clock(Protocol):
+    def now(self) -> datetime: ...
+
+
+class SystemClock:
+    def now(self) -> datetime:
+        return datetime.now(timezone.utc)
+
+
+@dataclass
+class FixedClock:
+    """A clock tests and the simulator move by hand."""
+
+    current: datetime
+
+    def now(self) -> datetime:
+        return self.current
+
+    def advance(self, **delta: float) -> datetime:
+        from datetime import timedelta
+
+        self.current = self.current + timedelta(**delta)
+        return self.current
+
+
+@dataclass(frozen=True)
+class Context:
+    """Who issues a command, when, and as part of what."""
+
+    actor: Actor
+    now: datetime
+    correlation_id: str = field(default_factory=lambda: str(uuid.uuid4()))
+    causation_id: str = field(default_factory=lambda: str(uuid.uuid4()))
+
+    def __post_init__(self) -> None:
+        if self.now.tzinfo is None:
+            raise InvalidCommand("time must be timezone-aware")
+
+    def meta(self) -> dict[str, Any]:
+        return {
+            "actor_id": self.actor.id,
+            "actor_role": self.actor.role,
+            "actor_name": self.actor.name,
+            "correlation_id": self.correlation_id,
+            "causation_id": self.causation_id,
+        }
+
+    def caused_by(self, causation_id: str) -> Context:
+        return Context(self.actor, self.now, self.correlation_id, causation_id)
+
+
+# ---------------------------------------------------------------------------- aggregates
+def _snake(name: str) -> str:
+    return re.sub(r"(?<!^)(?=[A-Z])", "_", name).lower()
+
+
+T = TypeVar("T", bound="HotlineAggregate")
+
+
+class HotlineAggregate(Aggregate):
+    """Base aggregate: explicit event classes, injected time, metadata on every event.
+
+    ``STREAM`` names the aggregate type publicly (Kafka topic ``hotline.<STREAM>s``
+    and event types ``hotline.<STREAM>.<event>.v1``).
+    """
+
+    STREAM: ClassVar[str] = "aggregate"
+
+    class Event(Aggregate.Event):
+        meta: dict[str, Any]
+        SCHEMA_VERSION: ClassVar[int] = 1
+
+    class Created(Event, Aggregate.Created):
+        pass
+
+    @classmethod
+    def _start(cls: type[T], event_class: type[Aggregate.Created], id: uuid.UUID, ctx: Context, **data: Any) -> T:
+        return cls._create(event_class, id=id, meta=ctx.meta(), timestamp=ctx.now, **data)  # type: ignore[return-value,arg-type]
+
+    def _record(self, event_class: type[Aggregate.Event], ctx: Context, **data: Any) -> None:
+        if ctx.now < self.modified_on:
+            # Events of one aggregate never go back in time: deadlines and ageing rely on it.
+            raise InvalidCommand(
+                "command time is earlier than the aggregate's last event",
+                last_event_at=self.modified_on.isoformat(),
+            )
+        self.trigger_event(event_class, meta=ctx.meta(), timestamp=ctx.now, **data)
+
+    def expect_version(self, expected: int | None) -> None:
+        if expected is not None and expected != self.version:
+            raise ConcurrencyConflict(
+                f"{self.STREAM} {self.id} is at version {self.version}, not {expected}",
+                current_version=self.version,
+                expected_version=expected,
+            )
+
+
+def event_type_name(event_class: type) -> str:
+    """Public, stable type name: ``hotline.request.registered.v1``."""
+    owner = _owner_of(event_class)
+    version = getattr(event_class, "SCHEMA_VERSION", 1)
+    return f"hotline.{owner.STREAM}.{_snake(event_class.__name__)}.v{version}"
+
+
+def stream_topic(aggregate_class: type[HotlineAggregate]) -> str:
+    return f"hotline.{aggregate_class.STREAM}s"
+
+
+def _owner_of(event_class: type) -> type[HotlineAggregate]:
+    qual = event_class.__qualname__.split(".")
+    module = __import__(event_class.__module__, fromlist=["_"])
+    owner: Any = module
+    for part in qual[:-1]:
+        owner = getattr(owner, part)
+    if not (isinstance(owner, type) and issubclass(owner, HotlineAggregate)):
+        raise TypeError(f"{event_class} is not nested in a HotlineAggregate")
+    return owner
+
+
+def event_payload(event: Any) -> dict[str, Any]:
+    """The event's own fields (not the library's bookkeeping ones)."""
+    skip = {"originator_id", "originator_version", "timestamp", "originator_topic", "meta"}
+    return {f.name: getattr(event, f.name) for f in fields(event) if f.name not in skip}
+
+
+def event_classes(aggregate_class: type[HotlineAggregate]) -> list[type]:
+    """Every concrete event class nested in an aggregate (its Created one included)."""
+    found = []
+    for name in dir(aggregate_class):
+        value = getattr(aggregate_class, name)
+        if (
+            isinstance(value, type)
+            and issubclass(value, HotlineAggregate.Event)
+            and name not in ("Event", "Created")
+            and value.__qualname__.startswith(aggregate_class.__qualname__ + ".")
+        ):
+            found.append(value)
+    return found

@@ -1,0 +1,161 @@
+"""Citizens: one person across channels, recognised by phone number (E.164) or email.
+
+Identifiers are claimed by small :class:`CitizenIdentity` aggregates whose ids derive
+from the normalised identifier, so "find or create the citizen for +39 06 …" is an
+atomic insert: two channels registering the same new number at once cannot create two
+citizens (the second insert conflicts and is retried as a lookup).
+"""
+
+from __future__ import annotations
+
+import re
+import uuid
+from dataclasses import dataclass
+from typing import Any
+
+import phonenumbers
+
+from domain.base import Context, HotlineAggregate, InvalidCommand, derived_id
+from domain.catalogue import LANGUAGES
+
+_EMAIL = re.compile(r"^[^@\s]+@[^@\s]+\.[^@\s]+$")
+
+
+def normalise_phone(raw: str, default_region: str = "IT") -> str:
+    """E.164, e.g. ``+390612345678``; refuses what is not a possible number."""
+    try:
+        number = phonenumbers.parse(raw, default_region)
+    except phonenumbers.NumberParseException as exc:
+        raise InvalidCommand(f"phone number {raw!r} cannot be read: {exc}", field="phone") from None
+    if not phonenumbers.is_possible_number(number):
+        raise InvalidCommand(f"phone number {raw!r} is not a possible number", field="phone")
+    return phonenumbers.format_number(number, phonenumbers.PhoneNumberFormat.E164)
+
+
+def normalise_email(raw: str) -> str:
+    value = raw.strip()
+    if not _EMAIL.match(value):
+        raise InvalidCommand(f"email {raw!r} is not an email address", field="email")
+    local, _, domain = value.rpartition("@")
+    return f"{local}@{domain.lower()}"
+
+
+@dataclass(frozen=True)
+class ContactDetails:
+    """What the citizen told us about themselves. Personal data: see domain.base."""
+
+    name: str | None = None
+    phone: str | None = None  # E.164 once normalised
+    email: str | None = None
+    address: str | None = None
+
+    @classmethod
+    def parse(cls, raw: dict[str, Any] | None, default_region: str) -> ContactDetails:
+        raw = raw or {}
+        name = (raw.get("name") or "").strip() or None
+        phone = normalise_phone(raw["phone"], default_region) if raw.get("phone") else None
+        email = normalise_email(raw["email"]) if raw.get("email") else None
+        address = (raw.get("address") or "").strip() or None
+        return cls(name=name, phone=phone, email=email, address=address)
+
+    def identifiers(self) -> list[str]:
+        ids = []
+        if self.phone:
+            ids.append(f"phone:{self.phone}")
+        if self.email:
+            ids.append(f"email:{self.email}")
+        return ids
+
+    def as_personal(self) -> dict[str, str | None]:
+        return {"name": self.name, "phone": self.phone, "email": self.email, "address": self.address}
+
+    @property
+    def is_anonymous(self) -> bool:
+        return not (self.name or self.phone or self.email)
+
+
+def identity_id(identifier: str) -> uuid.UUID:
+    return derived_id("citizen-identity", identifier)
+
+
+class CitizenIdentity(HotlineAggregate):
+    """Claims one identifier (``phone:+39…`` or ``email:…``) for one citizen."""
+
+    STREAM = "citizen_identity"
+
+    class Claimed(HotlineAggregate.Created):
+        citizen_id: str
+
+    def __init__(self, citizen_id: str) -> None:
+        self.citizen_id = citizen_id
+
+    @classmethod
+    def claim(cls, identifier: str, citizen_id: uuid.UUID, ctx: Context) -> CitizenIdentity:
+        return cls._start(cls.Claimed, identity_id(identifier), ctx, citizen_id=str(citizen_id))
+
+
+class Citizen(HotlineAggregate):
+    STREAM = "citizen"
+
+    class Registered(HotlineAggregate.Created):
+        personal: dict[str, Any]
+        language: str
+
+    class IdentifierAdded(HotlineAggregate.Event):
+        personal: dict[str, Any]
+
+        def apply(self, c: Citizen) -> None:
+            for key, value in self.personal.items():
+                if value:
+                    c.personal[key] = value
+
+    class ContactDetailsChanged(HotlineAggregate.Event):
+        personal: dict[str, Any]
+
+        def apply(self, c: Citizen) -> None:
+            c.personal.update({k: v for k, v in self.personal.items() if v is not None})
+
+    class LanguagePreferred(HotlineAggregate.Event):
+        language: str
+
+        def apply(self, c: Citizen) -> None:
+            c.language = self.language
+
+    def __init__(self, personal: dict[str, Any], language: str) -> None:
+        self.personal = dict(personal)
+        self.language = language
+
+    @classmethod
+    def register(cls, contact: ContactDetails, language: str, ctx: Context) -> Citizen:
+        check_language(language)
+        return cls._start(cls.Registered, uuid.uuid4(), ctx, personal=contact.as_personal(), language=language)
+
+    def learn(self, contact: ContactDetails, ctx: Context) -> list[str]:
+        """Adds identifiers and details the citizen gave on a new contact; returns new identifiers."""
+        known = set(ContactDetails(**{k: self.personal.get(k) for k in ("name", "phone", "email", "address")}).identifiers())
+        new = [i for i in contact.identifiers() if i not in known]
+        fresh = {
+            k: v
+            for k, v in contact.as_personal().items()
+            if v and not self.personal.get(k)
+        }
+        if fresh:
+            self._record(self.IdentifierAdded, ctx, personal=fresh)
+        return new
+
+    def change_contact_details(self, contact: ContactDetails, ctx: Context) -> None:
+        changes = {k: v for k, v in contact.as_personal().items() if v is not None and v != self.personal.get(k)}
+        if not changes:
+            raise InvalidCommand("no contact detail differs from what is recorded")
+        self._record(self.ContactDetailsChanged, ctx, personal=changes)
+
+    def prefer_language(self, language: str, ctx: Context) -> None:
+        check_language(language)
+        if language != self.language:
+            self._record(self.LanguagePreferred, ctx, language=language)
+
+
+def check_language(language: str) -> str:
+    if language not in LANGUAGES:
+        raise InvalidCommand(f"language {language!r} is not served", supported=list(LANGUAGES))
+    return language

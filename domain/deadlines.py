@@ -1,0 +1,36 @@
+"""Deadline policy: when a request is due, given its urgency and problem code.
+
+A rule is ``{"hours": 24, "basis": "clock" | "working"}``. Clock hours are plain
+elapsed time. Working hours need a business calendar (see ``domain/calendars.py``);
+the calendar is injected so that every jurisdiction can have its own.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime, timedelta
+from typing import Any, Protocol
+
+from domain.catalogue import DEFAULT_DEADLINES, URGENCIES
+from domain.base import InvalidCommand
+
+
+class WorkingTime(Protocol):
+    """What a business calendar offers the deadline policy."""
+
+    def add_working_time(self, start: datetime, duration: timedelta) -> datetime: ...
+
+
+def deadline_rule(urgency: str, problem_code: dict[str, Any] | None) -> dict[str, Any]:
+    if urgency not in URGENCIES:
+        raise InvalidCommand(f"unknown urgency {urgency!r}", urgencies=list(URGENCIES))
+    rules = (problem_code or {}).get("deadlines") or DEFAULT_DEADLINES
+    return dict(rules.get(urgency) or DEFAULT_DEADLINES[urgency])
+
+
+def compute_due(start: datetime, rule: dict[str, Any], calendar: WorkingTime | None = None) -> datetime:
+    allowed = timedelta(hours=float(rule["hours"]))
+    if rule.get("basis", "clock") == "working" and calendar is not None:
+        return calendar.add_working_time(start, allowed)
+    # Without a calendar a working-time rule falls back to clock time: never earlier
+    # than a calendar would give, so no deadline is promised too soon.
+    return start + allowed

@@ -1,0 +1,105 @@
+"""The published form of an event: what projections, Kafka and integrators see.
+
+Projections consume :class:`Envelope`, never the stored Python objects, so the same
+projection code runs in-process (embedded mode) and behind a Kafka consumer
+(distributed mode), where the envelope arrives as a CloudEvents 1.0 JSON document.
+"""
+
+from __future__ import annotations
+
+import uuid
+from dataclasses import dataclass
+from datetime import date, datetime
+from decimal import Decimal
+from enum import Enum
+from typing import Any
+
+from domain.base import _owner_of, event_payload, event_type_name, stream_topic
+
+CLOUDEVENTS_SOURCE = "urn:hotline:event-store"
+
+
+def to_jsonable(value: Any) -> Any:
+    if isinstance(value, datetime | date):
+        return value.isoformat()
+    if isinstance(value, uuid.UUID):
+        return str(value)
+    if isinstance(value, Decimal):
+        return str(value)
+    if isinstance(value, Enum):
+        return value.value
+    if isinstance(value, dict):
+        return {str(k): to_jsonable(v) for k, v in value.items()}
+    if isinstance(value, list | tuple | set | frozenset):
+        return [to_jsonable(v) for v in value]
+    return value
+
+
+@dataclass(frozen=True)
+class Envelope:
+    type: str  # hotline.request.registered.v1
+    stream: str  # request
+    aggregate_id: str
+    version: int  # the aggregate's version after this event
+    position: int  # global position in the event store (notification id)
+    time: datetime  # business time (injected clock)
+    data: dict[str, Any]  # JSON-able event fields
+    meta: dict[str, Any]  # actor, correlation, causation
+
+    @property
+    def topic(self) -> str:
+        return f"hotline.{self.stream}s"
+
+    @property
+    def event_id(self) -> str:
+        # Unique and stable per event: the same event redelivered has the same id.
+        return f"{self.aggregate_id}/{self.version}"
+
+    def to_cloudevent(self, *, mask_personal: bool = False) -> dict[str, Any]:
+        data = dict(self.data)
+        if mask_personal and "personal" in data and data["personal"] is not None:
+            data["personal"] = {k: "***" for k in data["personal"]}
+        return {
+            "specversion": "1.0",
+            "id": self.event_id,
+            "source": CLOUDEVENTS_SOURCE,
+            "type": self.type,
+            "subject": self.aggregate_id,
+            "time": self.time.isoformat(),
+            "datacontenttype": "application/json",
+            "sequence": self.position,
+            "aggregateversion": self.version,
+            "hotlinemeta": self.meta,
+            "data": data,
+        }
+
+    @classmethod
+    def from_cloudevent(cls, ce: dict[str, Any]) -> Envelope:
+        type_ = ce["type"]
+        return cls(
+            type=type_,
+            stream=type_.split(".")[1],
+            aggregate_id=ce["subject"],
+            version=int(ce["aggregateversion"]),
+            position=int(ce["sequence"]),
+            time=datetime.fromisoformat(ce["time"]),
+            data=ce.get("data") or {},
+            meta=ce.get("hotlinemeta") or {},
+        )
+
+
+def envelope_of(event: Any, position: int) -> Envelope:
+    owner = _owner_of(type(event))
+    return Envelope(
+        type=event_type_name(type(event)),
+        stream=owner.STREAM,
+        aggregate_id=str(event.originator_id),
+        version=event.originator_version,
+        position=position,
+        time=event.timestamp,
+        data=to_jsonable(event_payload(event)),
+        meta=dict(event.meta),
+    )
+
+
+__all__ = ["Envelope", "envelope_of", "to_jsonable", "stream_topic"]

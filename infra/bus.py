@@ -1,0 +1,113 @@
+"""The command bus: runs a service-layer handler as one atomic, idempotent command.
+
+For each command: build the context (actor, injected time, correlation), run the handler
+against a fresh unit of work, commit all its events through the group committer, and
+tell the read side the new position. A write that lost a race is retried from a fresh
+load, unless the client named the version it expected (then it gets the 409).
+"""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+from eventsourcing.application import AggregateNotFoundError
+from eventsourcing.persistence import IntegrityError
+
+from domain.base import Actor, Clock, ConcurrencyConflict, Context, InvalidCommand
+from domain.idempotency import IdempotencyRecord, fingerprint, idempotency_id
+from domain.services import Deps
+from infra.eventstore import EventStore
+from infra.group_commit import GroupCommitter
+from infra.unit_of_work import EventStoreUnitOfWork
+
+
+@dataclass
+class CommandResult:
+    result: dict[str, Any]
+    position: int  # global position of the command's last event: read-your-writes
+    replayed: bool = False  # answered from the idempotency record, nothing done again
+
+
+class CommandBus:
+    def __init__(
+        self,
+        store: EventStore,
+        committer: GroupCommitter,
+        deps: Deps,
+        clock: Clock,
+        after_commit: Callable[[int], None] | None = None,
+        retries: int = 5,
+    ) -> None:
+        self.store = store
+        self.committer = committer
+        self.deps = deps
+        self.clock = clock
+        self.after_commit = after_commit
+        self.retries = retries
+
+    def execute(
+        self,
+        handler: Callable[..., dict[str, Any]],
+        actor: Actor,
+        *args: Any,
+        idempotency_key: str | None = None,
+        idempotency_scope: str | None = None,
+        correlation_id: str | None = None,
+        causation_id: str | None = None,
+    ) -> CommandResult:
+        scope = idempotency_scope or handler.__name__
+        payload_print = fingerprint((handler.__name__, [_plain(a) for a in args]))
+        if idempotency_key:
+            earlier = self._earlier(idempotency_key, scope, payload_print)
+            if earlier is not None:
+                return earlier
+        expects_version = any(getattr(a, "expected_version", None) is not None for a in args)
+        for _attempt in range(self.retries):
+            ctx = Context(
+                actor=actor,
+                now=self.clock.now(),
+                correlation_id=correlation_id or str(uuid.uuid4()),
+                causation_id=causation_id or str(uuid.uuid4()),
+            )
+            uow = EventStoreUnitOfWork(self.store)
+            result = handler(uow, ctx, self.deps, *args)
+            events = uow.collect_events()
+            if idempotency_key:
+                record = IdempotencyRecord.record(idempotency_key, scope, payload_print, result, ctx)
+                events.extend(record.collect_events())
+            try:
+                recordings = self.committer.commit(events)
+            except IntegrityError:
+                if idempotency_key:
+                    earlier = self._earlier(idempotency_key, scope, payload_print)
+                    if earlier is not None:
+                        return earlier
+                if expects_version:
+                    raise ConcurrencyConflict("the aggregate was changed by someone else: reload and retry") from None
+                continue
+            position = recordings[-1].notification.id if recordings else 0
+            result = dict(result)
+            if self.after_commit and position:
+                self.after_commit(position)
+            return CommandResult(result, position)
+        raise ConcurrencyConflict("too many concurrent changes to the same records: retry")
+
+    def _earlier(self, key: str, scope: str, payload_print: str) -> CommandResult | None:
+        try:
+            record = self.store.repository.get(idempotency_id(key, scope))
+        except AggregateNotFoundError:
+            return None
+        if record.fingerprint != payload_print:
+            raise InvalidCommand(
+                "this Idempotency-Key was already used for a different request",
+                code="idempotency_key_reused",
+            )
+        return CommandResult(dict(record.response), position=0, replayed=True)
+
+
+def _plain(value: Any) -> Any:
+    dump = getattr(value, "model_dump", None)
+    return dump(mode="json") if dump else value

@@ -1,0 +1,94 @@
+"""The event store: the ``eventsourcing`` library on SQLite (embedded) or PostgreSQL.
+
+Nothing but events is stored here. The notification log gives every event a global
+position; projections, the Kafka relay and the timers follow it.
+"""
+
+from __future__ import annotations
+
+import os
+import threading
+from collections.abc import Iterator, Sequence
+from typing import Any
+from urllib.parse import unquote, urlparse
+
+from eventsourcing.application import Application
+from eventsourcing.persistence import Notification
+
+from domain.envelope import Envelope, envelope_of
+from infra.settings import Settings
+
+
+def store_env(settings: Settings) -> dict[str, str]:
+    if settings.database_url:
+        url = urlparse(settings.database_url)
+        return {
+            "PERSISTENCE_MODULE": "eventsourcing.postgres",
+            "POSTGRES_DBNAME": url.path.lstrip("/") or "hotline",
+            "POSTGRES_HOST": url.hostname or "127.0.0.1",
+            "POSTGRES_PORT": str(url.port or 5432),
+            "POSTGRES_USER": unquote(url.username or "postgres"),
+            "POSTGRES_PASSWORD": unquote(url.password or ""),
+            "POSTGRES_POOL_SIZE": str(settings.pg_pool_size),
+            "POSTGRES_MAX_OVERFLOW": "8",
+            "POSTGRES_LOCK_TIMEOUT": "10",
+            "CREATE_TABLE": "y",
+        }
+    settings.data_dir.mkdir(parents=True, exist_ok=True)
+    return {
+        "PERSISTENCE_MODULE": "eventsourcing.sqlite",
+        "SQLITE_DBNAME": str(settings.sqlite_events_path),
+        "SQLITE_LOCK_TIMEOUT": "30",
+        "CREATE_TABLE": "y",
+    }
+
+
+class EventStore(Application):
+    """The hotline's one write model. Aggregates are loaded and saved through it."""
+
+    name = "hotline"
+
+    def __init__(self, settings: Settings) -> None:
+        # Settings decide the store, not stray POSTGRES_* variables of the process.
+        env = store_env(settings)
+        saved = {k: os.environ.pop(k) for k in list(os.environ) if k.startswith(("POSTGRES_", "SQLITE_", "PERSISTENCE_MODULE"))}
+        try:
+            super().__init__(env=env)
+        finally:
+            os.environ.update(saved)
+        self.is_postgres = settings.database_url is not None
+        self._new_events = threading.Condition()
+
+    def _notify(self, recordings: Any) -> None:
+        with self._new_events:
+            self._new_events.notify_all()
+
+    def wait_for_events(self, timeout: float) -> None:
+        with self._new_events:
+            self._new_events.wait(timeout)
+
+    # ------------------------------------------------------------------ reading the log
+    def max_position(self) -> int:
+        return self.recorder.max_notification_id() or 0
+
+    def notifications(self, after: int, limit: int = 1000, stop: int | None = None) -> Sequence[Notification]:
+        return self.recorder.select_notifications(after + 1, limit, stop=stop)
+
+    def envelopes(self, after: int, limit: int = 1000, stop: int | None = None) -> list[Envelope]:
+        return [self.to_envelope(n) for n in self.notifications(after, limit, stop)]
+
+    def to_envelope(self, notification: Notification) -> Envelope:
+        return envelope_of(self.mapper.to_domain_event(notification), notification.id)
+
+    def iter_envelopes(self, after: int = 0, batch: int = 2000, stop: int | None = None) -> Iterator[Envelope]:
+        position = after
+        while True:
+            page = self.notifications(position, batch, stop)
+            if not page:
+                return
+            for n in page:
+                yield self.to_envelope(n)
+            position = page[-1].id
+
+    def close(self) -> None:
+        super().close()

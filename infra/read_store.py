@@ -1,0 +1,181 @@
+"""Where read models live: SQLite (embedded) or PostgreSQL (distributed), via SQLAlchemy.
+
+Rows a projection changes are written in the same transaction as the position it has
+applied (``projection_positions``), so an event delivered twice changes nothing: the
+second delivery is at or below the recorded position and is skipped.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Sequence
+from datetime import datetime, timezone
+from typing import Any
+
+import sqlalchemy as sa
+from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy.engine import Connection, Engine
+
+from domain.envelope import Envelope
+from projections.base import Key, Projection, UtcDateTime, primary_key
+
+tracking_md = sa.MetaData()
+positions = sa.Table(
+    "projection_positions",
+    tracking_md,
+    sa.Column("name", sa.String(100), primary_key=True),
+    # Partition of the event feed (-1: the whole store, in order; >= 0: a Kafka partition).
+    sa.Column("partition", sa.Integer, primary_key=True),
+    sa.Column("position", sa.BigInteger, nullable=False),
+    sa.Column("updated_at", UtcDateTime, nullable=False),
+)
+WHOLE_LOG = -1
+_DELETED = object()
+
+
+def make_engine(url: str, pool_size: int = 10) -> Engine:
+    if url.startswith("sqlite"):
+        engine = sa.create_engine(url, connect_args={"check_same_thread": False, "timeout": 30})
+
+        @sa.event.listens_for(engine, "connect")
+        def _pragmas(dbapi_conn: Any, _: Any) -> None:
+            cur = dbapi_conn.cursor()
+            # WAL: readers (API queries, analysts) never block the projection writer.
+            cur.execute("PRAGMA journal_mode=WAL")
+            cur.execute("PRAGMA synchronous=NORMAL")
+            cur.close()
+
+        return engine
+    return sa.create_engine(url, pool_size=pool_size, max_overflow=10, pool_pre_ping=True)
+
+
+class SqlRows:
+    """The :class:`~projections.base.Rows` of one transaction, with a write-back cache."""
+
+    def __init__(self, conn: Connection, tables: dict[str, sa.Table]) -> None:
+        self.conn = conn
+        self.tables = tables
+        self.cache: dict[tuple[str, Key], Any] = {}
+        self.dirty: dict[tuple[str, Key], Any] = {}
+
+    def get(self, table: str, *key: Any) -> dict[str, Any] | None:
+        ck = (table, tuple(key))
+        if ck in self.cache:
+            row = self.cache[ck]
+            return None if row is _DELETED or row is None else dict(row)
+        t = self.tables[table]
+        cond = sa.and_(*[c == v for c, v in zip(t.primary_key.columns, key, strict=True)])
+        found = self.conn.execute(sa.select(t).where(cond)).mappings().first()
+        self.cache[ck] = dict(found) if found is not None else None
+        return dict(found) if found is not None else None
+
+    def put(self, table: str, row: dict[str, Any]) -> None:
+        ck = (table, primary_key(self.tables[table], row))
+        self.cache[ck] = dict(row)
+        self.dirty[ck] = dict(row)
+
+    def delete(self, table: str, *key: Any) -> None:
+        ck = (table, tuple(key))
+        self.cache[ck] = _DELETED
+        self.dirty[ck] = _DELETED
+
+    def flush(self) -> None:
+        by_table: dict[str, tuple[list[Key], list[dict[str, Any]]]] = {}
+        for (table, key), row in self.dirty.items():
+            deletes, upserts = by_table.setdefault(table, ([], []))
+            if row is _DELETED:
+                deletes.append(key)
+            else:
+                upserts.append(row)
+        for table, (deletes, upserts) in by_table.items():
+            t = self.tables[table]
+            pk = list(t.primary_key.columns)
+            if deletes:
+                stmt = sa.delete(t).where(sa.and_(*[c == sa.bindparam(f"k_{c.name}") for c in pk]))
+                self.conn.execute(stmt, [{f"k_{c.name}": k[i] for i, c in enumerate(pk)} for k in deletes])
+            if upserts:
+                _upsert(self.conn, t, upserts)
+        self.dirty.clear()
+
+
+def _upsert(conn: Connection, table: sa.Table, rows: list[dict[str, Any]]) -> None:
+    dialect = conn.dialect.name
+    insert: Any = postgresql.insert if dialect == "postgresql" else sqlite.insert
+    # Every row of one executemany must name the same columns.
+    columns = [c.name for c in table.columns]
+    full = [{c: r.get(c) for c in columns} for r in rows]
+    stmt = insert(table)
+    pk = [c.name for c in table.primary_key.columns]
+    update = {c: stmt.excluded[c] for c in columns if c not in pk}
+    stmt = stmt.on_conflict_do_update(index_elements=pk, set_=update) if update else stmt.on_conflict_do_nothing(index_elements=pk)
+    conn.execute(stmt, full)
+
+
+class ReadStore:
+    def __init__(self, engine: Engine, projections: Sequence[Projection]) -> None:
+        self.engine = engine
+        self.projections = list(projections)
+        self.tables: dict[str, sa.Table] = {}
+        for p in self.projections:
+            self.tables.update(p.tables)
+
+    def create_tables(self) -> None:
+        tracking_md.create_all(self.engine)
+        for p in self.projections:
+            p.metadata.create_all(self.engine)
+
+    def position(self, name: str, partition: int = WHOLE_LOG) -> int:
+        with self.engine.connect() as conn:
+            return read_position(conn, name, partition)
+
+    def positions(self) -> dict[str, int]:
+        with self.engine.connect() as conn:
+            rows = conn.execute(sa.select(positions.c.name, sa.func.min(positions.c.position)).group_by(positions.c.name))
+            return {name: pos for name, pos in rows}
+
+    def apply(self, envelopes: Iterable[Envelope], *, partition: int = WHOLE_LOG, only: Sequence[Projection] | None = None) -> int:
+        """Applies envelopes (in order) to every projection that has not seen them yet.
+
+        Returns how many (projection, event) pairs changed something."""
+        projections = list(only) if only is not None else self.projections
+        envelopes = list(envelopes)
+        if not envelopes:
+            return 0
+        applied = 0
+        with self.engine.begin() as conn:
+            rows = SqlRows(conn, self.tables)
+            for p in projections:
+                start = read_position(conn, p.name, partition, for_update=True)
+                last = start
+                for env in envelopes:
+                    if env.position <= last:
+                        continue  # already applied: redelivery changes nothing
+                    p.apply(env, rows)
+                    last = env.position
+                    applied += 1
+                if last != start:
+                    write_position(conn, p.name, partition, last)
+            rows.flush()
+        return applied
+
+    def reset(self, projection: Projection) -> None:
+        """Empties a projection's tables and forgets its position, in one transaction."""
+        with self.engine.begin() as conn:
+            for t in reversed(projection.metadata.sorted_tables):
+                conn.execute(sa.delete(t))
+            conn.execute(sa.delete(positions).where(positions.c.name == projection.name))
+
+
+def read_position(conn: Connection, name: str, partition: int = WHOLE_LOG, *, for_update: bool = False) -> int:
+    stmt = sa.select(positions.c.position).where(positions.c.name == name, positions.c.partition == partition)
+    if for_update and conn.dialect.name == "postgresql":
+        stmt = stmt.with_for_update()
+    value = conn.execute(stmt).scalar()
+    return int(value) if value is not None else 0
+
+
+def write_position(conn: Connection, name: str, partition: int, position: int) -> None:
+    _upsert(
+        conn,
+        positions,
+        [{"name": name, "partition": partition, "position": position, "updated_at": datetime.now(timezone.utc)}],
+    )

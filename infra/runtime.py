@@ -1,0 +1,59 @@
+"""The composition root: builds the event store, the command bus and the read side from
+settings. The API, the CLI, the simulator and the tests all start the hotline here."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+from domain.base import Clock, SystemClock
+from domain.policies import IntakePolicy
+from domain.services import Deps
+from infra.bus import CommandBus
+from infra.eventstore import EventStore
+from infra.group_commit import GroupCommitter
+from infra.read_store import ReadStore, make_engine
+from infra.settings import Settings, get_settings
+
+
+@dataclass
+class Hotline:
+    settings: Settings
+    clock: Clock
+    store: EventStore
+    committer: GroupCommitter
+    read_store: ReadStore
+    bus: CommandBus
+    projector: Any = None  # consumers.inprocess.InProcessProjector in the embedded mode
+    extras: dict[str, Any] = field(default_factory=dict)
+
+    @classmethod
+    def start(cls, settings: Settings | None = None, clock: Clock | None = None, deps: Deps | None = None) -> Hotline:
+        from consumers.inprocess import InProcessProjector
+        from projections import all_projections
+
+        settings = settings or get_settings()
+        clock = clock or SystemClock()
+        store = EventStore(settings)
+        committer = GroupCommitter(store, settings.group_commit_max_batch, settings.group_commit_max_wait_ms)
+        read_store = ReadStore(make_engine(settings.read_store_url, settings.pg_pool_size), all_projections())
+        read_store.create_tables()
+        deps = deps or Deps(
+            policy=IntakePolicy(
+                allow_anonymous=settings.allow_anonymous,
+                default_region=settings.default_region,
+                default_language=settings.default_language,
+            ),
+            jurisdiction=settings.jurisdiction,
+        )
+        projector = InProcessProjector(store, read_store) if settings.projections_inprocess else None
+        bus = CommandBus(store, committer, deps, clock, after_commit=projector.catch_up if projector else None)
+        hotline = cls(settings, clock, store, committer, read_store, bus, projector)
+        if projector:
+            projector.catch_up()
+        return hotline
+
+    def close(self) -> None:
+        self.committer.close()
+        self.read_store.engine.dispose()
+        self.store.close()

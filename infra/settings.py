@@ -1,0 +1,73 @@
+"""Settings from the environment (``HOTLINE_*``) or a ``.env`` file.
+
+The run mode is chosen here and nowhere else: with ``HOTLINE_DATABASE_URL`` the event
+store and read models live in PostgreSQL; with ``HOTLINE_KAFKA_BOOTSTRAP_SERVERS`` the
+projections are fed from Kafka. Without them everything runs embedded in one process,
+on SQLite files under ``HOTLINE_DATA_DIR``.
+"""
+
+from __future__ import annotations
+
+from functools import lru_cache
+from pathlib import Path
+
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+
+class Settings(BaseSettings):
+    model_config = SettingsConfigDict(env_prefix="HOTLINE_", env_file=".env", extra="ignore")
+
+    data_dir: Path = Path("data")
+    database_url: str | None = None  # postgresql://user@host:port/db
+    kafka_bootstrap_servers: str | None = None
+    kafka_topic_partitions: int = 6
+    kafka_topic_retention_ms: int = -1  # keep the log: integrators may replay from the start
+    jurisdiction: str = "default"
+    allow_anonymous: bool = False
+    default_region: str = "IT"
+    default_language: str = "it"
+    group_commit_max_batch: int = 500
+    group_commit_max_wait_ms: float = 0.0  # extra wait to fill a batch; 0 = batch what is queued
+    pg_pool_size: int = 16
+    host: str = "127.0.0.1"
+    port: int = 8000
+    log_level: str = "info"
+    # In-process projections after each commit (the embedded mode). With Kafka the
+    # projection consumers do it instead.
+    inprocess_projections: bool | None = None
+
+    @property
+    def mode(self) -> str:
+        return "distributed" if self.kafka_bootstrap_servers else "embedded"
+
+    @property
+    def projections_inprocess(self) -> bool:
+        if self.inprocess_projections is not None:
+            return self.inprocess_projections
+        return self.kafka_bootstrap_servers is None
+
+    @property
+    def sqlite_events_path(self) -> Path:
+        return self.data_dir / "events.sqlite"
+
+    @property
+    def read_store_url(self) -> str:
+        if self.database_url:
+            return _sqlalchemy_pg(self.database_url)
+        return f"sqlite:///{self.data_dir / 'read_models.sqlite'}"
+
+    @property
+    def duckdb_path(self) -> Path:
+        return self.data_dir / "analytics.duckdb"
+
+
+def _sqlalchemy_pg(url: str) -> str:
+    for prefix in ("postgresql+psycopg://", "postgresql://", "postgres://"):
+        if url.startswith(prefix):
+            return "postgresql+psycopg://" + url[len(prefix) :]
+    raise ValueError(f"HOTLINE_DATABASE_URL must be a postgresql:// URL, not {url!r}")
+
+
+@lru_cache
+def get_settings() -> Settings:
+    return Settings()

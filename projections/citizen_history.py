@@ -1,0 +1,171 @@
+"""Citizen history (CRM): one citizen across channels, and every interaction they had."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import sqlalchemy as sa
+from sqlalchemy.engine import Connection
+
+from domain.citizens import Citizen
+from domain.envelope import Envelope
+from domain.requests import ServiceRequest as R
+from projections.base import Projection, Rows, UtcDateTime
+
+projection = Projection("citizen_history")
+CITIZENS = projection.table(
+    "citizens",
+    sa.Column("id", sa.String(36), primary_key=True),
+    # Personal data: erasable per citizen (see domain.base).
+    sa.Column("name", sa.String(200)),
+    sa.Column("phone", sa.String(40), index=True),
+    sa.Column("email", sa.String(254), index=True),
+    sa.Column("address", sa.String(500)),
+    sa.Column("language", sa.String(5)),
+    sa.Column("first_seen", UtcDateTime),
+    sa.Column("last_seen", UtcDateTime),
+    sa.Column("requests", sa.Integer),
+    sa.Column("open_requests", sa.Integer),
+    sa.Column("channels", sa.JSON),
+)
+INTERACTIONS = projection.table(
+    "citizen_interactions",
+    sa.Column("citizen_id", sa.String(36), primary_key=True),
+    sa.Column("position", sa.BigInteger, primary_key=True),
+    sa.Column("at", UtcDateTime, index=True),
+    sa.Column("request_id", sa.String(36)),
+    sa.Column("reference", sa.String(32)),
+    sa.Column("type", sa.String(80)),
+    sa.Column("channel", sa.String(20)),
+    sa.Column("summary", sa.Text),
+)
+# Which citizen a request belongs to, so later request events find their history.
+OWNERS = projection.table(
+    "citizen_request_owner",
+    sa.Column("request_id", sa.String(36), primary_key=True),
+    sa.Column("citizen_id", sa.String(36)),
+    sa.Column("reference", sa.String(32)),
+)
+C, I, O = CITIZENS.name, INTERACTIONS.name, OWNERS.name
+# Steps of a request worth showing in the citizen's history.
+SUMMARIES = {
+    "registered": lambda d: f"{d['kind']} request registered: {d['description'][:200]}",
+    "dispatched": lambda d: f"sent to {d['department_id']}",
+    "interim_replied": lambda d: f"interim reply by {d['channel']}: {d['message'][:200]}",
+    "final_replied": lambda d: f"reply by {d['channel']}: {d['message'][:200]}",
+    "closed": lambda d: "closed" + ("" if d["on_time"] else " (late)"),
+    "reopened": lambda d: f"reopened: {d['reason'][:200]}",
+    "rated": lambda d: f"rated {d['score']}/5",
+    "work_order_outcome_recorded": lambda d: f"work order outcome: {d['outcome'][:200]}",
+}
+
+
+@projection.on(Citizen.Registered)
+def citizen_registered(env: Envelope, rows: Rows) -> None:
+    p = env.data["personal"]
+    rows.put(
+        C,
+        {
+            "id": env.aggregate_id,
+            **{k: p.get(k) for k in ("name", "phone", "email", "address")},
+            "language": env.data["language"],
+            "first_seen": env.time,
+            "last_seen": env.time,
+            "requests": 0,
+            "open_requests": 0,
+            "channels": [],
+        },
+    )
+
+
+@projection.on(Citizen.IdentifierAdded, Citizen.ContactDetailsChanged)
+def details_changed(env: Envelope, rows: Rows) -> None:
+    row = rows.get(C, env.aggregate_id)
+    if row is not None:
+        row.update({k: v for k, v in env.data["personal"].items() if v is not None})
+        rows.put(C, row)
+
+
+@projection.on(Citizen.LanguagePreferred)
+def language(env: Envelope, rows: Rows) -> None:
+    row = rows.get(C, env.aggregate_id)
+    if row is not None:
+        row["language"] = env.data["language"]
+        rows.put(C, row)
+
+
+@projection.on(R.Registered)
+def request_registered(env: Envelope, rows: Rows) -> None:
+    citizen_id = env.data["citizen_id"]
+    if citizen_id is None:
+        return  # anonymous: no history to keep
+    rows.put(O, {"request_id": env.aggregate_id, "citizen_id": citizen_id, "reference": env.data["reference"]})
+    row = rows.get(C, citizen_id)
+    if row is not None:
+        channels = list(row["channels"] or [])
+        if env.data["channel"] not in channels:
+            channels.append(env.data["channel"])
+        row.update(
+            requests=row["requests"] + 1,
+            open_requests=row["open_requests"] + 1,
+            last_seen=env.time,
+            channels=channels,
+        )
+        rows.put(C, row)
+    _interaction(env, rows, citizen_id, env.data["reference"], env.data["channel"])
+
+
+@projection.on(R.Dispatched, R.InterimReplied, R.FinalReplied, R.Closed, R.Reopened, R.Rated, R.WorkOrderOutcomeRecorded)
+def request_step(env: Envelope, rows: Rows) -> None:
+    owner = rows.get(O, env.aggregate_id)
+    if owner is None:
+        return
+    name = env.type.split(".")[2]
+    if name in ("closed", "reopened"):
+        row = rows.get(C, owner["citizen_id"])
+        if row is not None:
+            row["open_requests"] += -1 if name == "closed" else 1
+            rows.put(C, row)
+    _interaction(env, rows, owner["citizen_id"], owner["reference"], env.data.get("channel"))
+
+
+def _interaction(env: Envelope, rows: Rows, citizen_id: str, reference: str, channel: str | None) -> None:
+    name = env.type.split(".")[2]
+    rows.put(
+        I,
+        {
+            "citizen_id": citizen_id,
+            "position": env.position,
+            "at": env.time,
+            "request_id": env.aggregate_id,
+            "reference": reference,
+            "type": env.type,
+            "channel": channel,
+            "summary": SUMMARIES[name](env.data),
+        },
+    )
+
+
+# ------------------------------------------------------------------------ queries
+def get(conn: Connection, citizen_id: str) -> dict[str, Any] | None:
+    row = conn.execute(sa.select(CITIZENS).where(CITIZENS.c.id == citizen_id)).mappings().first()
+    return dict(row) if row else None
+
+
+def find(conn: Connection, *, phone: str | None = None, email: str | None = None) -> list[dict[str, Any]]:
+    q = sa.select(CITIZENS)
+    if phone:
+        q = q.where(CITIZENS.c.phone == phone)
+    if email:
+        q = q.where(CITIZENS.c.email == email)
+    return [dict(r) for r in conn.execute(q.limit(50)).mappings()]
+
+
+def history(conn: Connection, citizen_id: str, limit: int = 200) -> list[dict[str, Any]]:
+    q = (
+        sa.select(INTERACTIONS)
+        .where(INTERACTIONS.c.citizen_id == citizen_id)
+        .order_by(INTERACTIONS.c.position.desc())
+        .limit(limit)
+    )
+    return [dict(r) for r in conn.execute(q).mappings()]

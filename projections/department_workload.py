@@ -1,0 +1,193 @@
+"""Department workloads: how many requests each department and provider holds, by state,
+and the work orders they run. Overdue counts come from the SLA breach list at query time."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import sqlalchemy as sa
+from sqlalchemy.engine import Connection
+
+from domain.envelope import Envelope
+from domain.requests import ServiceRequest as R
+from domain.work_orders import WorkOrder as WO
+from projections.base import Projection, Rows, UtcDateTime
+
+projection = Projection("department_workload")
+COUNTS = projection.table(
+    "workload_counts",
+    sa.Column("department_id", sa.String(64), primary_key=True),
+    sa.Column("provider_id", sa.String(64), primary_key=True),  # "" when none
+    sa.Column("state", sa.String(30), primary_key=True),
+    sa.Column("count", sa.Integer, nullable=False),
+)
+# Where each request currently counts, so a state change moves exactly one unit.
+PLACES = projection.table(
+    "workload_places",
+    sa.Column("item_id", sa.String(36), primary_key=True),
+    sa.Column("department_id", sa.String(64)),
+    sa.Column("provider_id", sa.String(64)),
+    sa.Column("state", sa.String(30)),
+)
+WORK_ORDERS = projection.table(
+    "work_orders",
+    sa.Column("id", sa.String(36), primary_key=True),
+    sa.Column("problem_code", sa.String(64), index=True),
+    sa.Column("department_id", sa.String(64), index=True),
+    sa.Column("provider_id", sa.String(64)),
+    sa.Column("status", sa.String(20), index=True),
+    sa.Column("title", sa.JSON),
+    sa.Column("request_ids", sa.JSON),
+    sa.Column("tasks_total", sa.Integer),
+    sa.Column("tasks_done", sa.Integer),
+    sa.Column("outcome", sa.Text),
+    sa.Column("created_at", UtcDateTime),
+    sa.Column("updated_at", UtcDateTime),
+    sa.Column("version", sa.Integer),
+)
+N, P, WT = COUNTS.name, PLACES.name, WORK_ORDERS.name
+REQUEST_STATES = {
+    "dispatched": "dispatched",
+    "accepted": "in_progress",
+    "returned_to_dispatcher": "returned",
+    "sent_for_ruling": "awaiting_ruling",
+    "final_replied": "replied",
+    "resolved": None,
+    "closed": None,
+}
+
+
+def _bump(rows: Rows, department: str, provider: str | None, state: str, delta: int) -> None:
+    key = (department, provider or "", state)
+    row = rows.get(N, *key) or {"department_id": department, "provider_id": provider or "", "state": state, "count": 0}
+    row["count"] += delta
+    if row["count"] == 0:
+        rows.delete(N, *key)
+    else:
+        rows.put(N, row)
+
+
+def _move(rows: Rows, item_id: str, department: str, provider: str | None, state: str | None) -> None:
+    """Moves an item's one unit of work to (department, provider, state); None: done."""
+    place = rows.get(P, item_id)
+    if place is not None and place["state"] is not None:
+        _bump(rows, place["department_id"], place["provider_id"], place["state"], -1)
+    # A finished item keeps its place (state None) so that reopening finds its department.
+    rows.put(P, {"item_id": item_id, "department_id": department, "provider_id": provider, "state": state})
+    if department is not None and state is not None:
+        _bump(rows, department, provider, state, +1)
+
+
+@projection.on(R.Dispatched)
+def dispatched(env: Envelope, rows: Rows) -> None:
+    _move(rows, env.aggregate_id, env.data["department_id"], env.data["provider_id"], "dispatched")
+
+
+@projection.on(R.Accepted, R.ReturnedToDispatcher, R.SentForRuling, R.FinalReplied, R.Resolved, R.Closed)
+def request_state(env: Envelope, rows: Rows) -> None:
+    place = rows.get(P, env.aggregate_id)
+    if place is None:
+        return  # never dispatched: the hotline's own work, not a department's
+    _move(rows, env.aggregate_id, place["department_id"], place["provider_id"], REQUEST_STATES[env.type.split(".")[2]])
+
+
+@projection.on(R.Reopened)
+def reopened(env: Envelope, rows: Rows) -> None:
+    place = rows.get(P, env.aggregate_id)
+    if place is not None and env.data["status"] == "in_progress":
+        _move(rows, env.aggregate_id, place["department_id"], place["provider_id"], "in_progress")
+
+
+@projection.on(WO.Created)
+def work_order_created(env: Envelope, rows: Rows) -> None:
+    d = env.data
+    rows.put(
+        WT,
+        {
+            "id": env.aggregate_id,
+            "problem_code": d["problem_code"],
+            "department_id": d["department_id"],
+            "provider_id": d["provider_id"],
+            "status": "open",
+            "title": d["template"].get("title"),
+            "request_ids": [d["request_id"]],
+            "tasks_total": len(d["template"].get("tasks", [])),
+            "tasks_done": 0,
+            "outcome": None,
+            "created_at": env.time,
+            "updated_at": env.time,
+            "version": env.version,
+        },
+    )
+
+
+def _work_order(env: Envelope, rows: Rows, **changes: Any) -> None:
+    row = rows.get(WT, env.aggregate_id)
+    if row is not None:
+        row.update(changes, updated_at=env.time, version=env.version)
+        rows.put(WT, row)
+
+
+@projection.on(WO.DuplicateLinked)
+def duplicate_linked(env: Envelope, rows: Rows) -> None:
+    row = rows.get(WT, env.aggregate_id)
+    if row is not None:
+        _work_order(env, rows, request_ids=[*row["request_ids"], env.data["request_id"]])
+
+
+@projection.on(WO.Started)
+def wo_started(env: Envelope, rows: Rows) -> None:
+    _work_order(env, rows, status="in_progress")
+
+
+@projection.on(WO.TaskDone)
+def wo_task(env: Envelope, rows: Rows) -> None:
+    row = rows.get(WT, env.aggregate_id)
+    if row is not None:
+        _work_order(env, rows, tasks_done=row["tasks_done"] + 1)
+
+
+@projection.on(WO.Completed, WO.Cancelled)
+def wo_finished(env: Envelope, rows: Rows) -> None:
+    done = env.type.split(".")[2]
+    _work_order(env, rows, status=done, outcome=env.data.get("outcome") or env.data.get("reason"))
+
+
+@projection.on(WO.Reassigned)
+def wo_reassigned(env: Envelope, rows: Rows) -> None:
+    _work_order(env, rows, department_id=env.data["department_id"], provider_id=env.data["provider_id"])
+
+
+# ------------------------------------------------------------------------ queries
+def workloads(conn: Connection) -> dict[str, dict[str, Any]]:
+    result: dict[str, dict[str, Any]] = {}
+    for r in conn.execute(sa.select(COUNTS)).mappings():
+        dep = result.setdefault(r["department_id"], {"department_id": r["department_id"], "by_state": {}, "providers": {}, "open": 0})
+        dep["by_state"][r["state"]] = dep["by_state"].get(r["state"], 0) + r["count"]
+        dep["open"] += r["count"]
+        if r["provider_id"]:
+            prov = dep["providers"].setdefault(r["provider_id"], {})
+            prov[r["state"]] = prov.get(r["state"], 0) + r["count"]
+    q = sa.select(WORK_ORDERS.c.department_id, WORK_ORDERS.c.status, sa.func.count()).group_by(WORK_ORDERS.c.department_id, WORK_ORDERS.c.status)
+    for dep_id, status, n in conn.execute(q):
+        dep = result.setdefault(dep_id, {"department_id": dep_id, "by_state": {}, "providers": {}, "open": 0})
+        dep.setdefault("work_orders", {})[status] = n
+    return result
+
+
+def work_order(conn: Connection, order_id: str) -> dict[str, Any] | None:
+    row = conn.execute(sa.select(WORK_ORDERS).where(WORK_ORDERS.c.id == order_id)).mappings().first()
+    return dict(row) if row else None
+
+
+def work_orders(
+    conn: Connection, *, status: str | None = None, department_id: str | None = None, problem_code: str | None = None, limit: int = 100
+) -> list[dict[str, Any]]:
+    q = sa.select(WORK_ORDERS)
+    if status:
+        q = q.where(WORK_ORDERS.c.status == status)
+    if department_id:
+        q = q.where(WORK_ORDERS.c.department_id == department_id)
+    if problem_code:
+        q = q.where(WORK_ORDERS.c.problem_code == problem_code)
+    return [dict(r) for r in conn.execute(q.order_by(WORK_ORDERS.c.created_at.desc()).limit(limit)).mappings()]
