@@ -16,11 +16,13 @@ from typing import Any, Protocol, TypeVar
 
 from domain import commands as c
 from domain.base import Context, HotlineAggregate, InvalidCommand, InvalidTransition, NotFound
+from domain.calendars import JurisdictionCalendar, calendar_id
 from domain.catalogue import Catalogue, catalogue_id
 from domain.citizens import Citizen, CitizenIdentity, ContactDetails, check_language, identity_id
 from domain.deadlines import WorkingTime
 from domain.policies import IntakePolicy
 from domain.requests import ServiceRequest, request_id_for
+from domain.sla import SlaPolicy, reschedule
 from domain.work_orders import WorkOrder
 
 A = TypeVar("A", bound=HotlineAggregate)
@@ -47,8 +49,9 @@ class Deps:
 
     policy: IntakePolicy = field(default_factory=IntakePolicy)
     jurisdiction: str = "default"
-    calendar: WorkingTime | None = None
+    calendar: WorkingTime | None = None  # used when the jurisdiction has no calendar aggregate
     new_reference: Callable[[datetime], str] = random_reference
+    sla: SlaPolicy = field(default_factory=SlaPolicy)
 
 
 def require_role(ctx: Context, *roles: str) -> None:
@@ -77,6 +80,25 @@ def load_catalogue(uow: UnitOfWork, deps: Deps) -> Catalogue:
     if cat is None:
         raise NotFound("the catalogue has not been loaded", code="catalogue_missing")
     return cat
+
+
+def jurisdiction_calendar(uow: UnitOfWork, deps: Deps) -> WorkingTime | None:
+    """The jurisdiction's business calendar (changed by commands), else the configured one."""
+    found = uow.find(JurisdictionCalendar, calendar_id(deps.jurisdiction))
+    return found.calendar if found is not None else deps.calendar
+
+
+def _problem(uow: UnitOfWork, deps: Deps, r: ServiceRequest) -> dict[str, Any] | None:
+    return load_catalogue(uow, deps).problem_code(r.problem_code) if r.problem_code else None
+
+
+def keep_timers(uow: UnitOfWork, ctx: Context, deps: Deps, request: ServiceRequest) -> None:
+    """Replans the request's timers when what they depend on changed (domain/sla.py)."""
+    if not request.timers_scheduled and not request.is_open and request.status != "closed":
+        return
+    timers = reschedule(request, deps.sla, jurisdiction_calendar(uow, deps), ctx.now)
+    if timers is not None:
+        request.schedule_timers(timers, ctx)
 
 
 def _summary(request: ServiceRequest) -> dict[str, Any]:
@@ -163,12 +185,13 @@ def register_request(uow: UnitOfWork, ctx: Context, deps: Deps, cmd: c.RegisterR
         language=language,
         reply_channel=reply_channel,
         ctx=ctx,
-        calendar=deps.calendar,
+        calendar=jurisdiction_calendar(uow, deps),
         contact_id=cmd.contact_id,
     )
     uow.add(request)
     if cmd.problem_code:
         _classify(uow, ctx, deps, request, cmd.problem_code, cmd.collected)
+    keep_timers(uow, ctx, deps, request)
     result = _summary(request)
     result["citizen_id"] = str(citizen.id) if citizen else None
     return result
@@ -177,7 +200,7 @@ def register_request(uow: UnitOfWork, ctx: Context, deps: Deps, cmd: c.RegisterR
 def _classify(uow: UnitOfWork, ctx: Context, deps: Deps, request: ServiceRequest, code: str, collected: dict[str, Any] | None) -> None:
     catalogue = load_catalogue(uow, deps)
     problem = catalogue.problem_code(code)
-    request.classify(code, problem, catalogue.route_of(code), collected, ctx, deps.calendar)
+    request.classify(code, problem, catalogue.route_of(code), collected, ctx, jurisdiction_calendar(uow, deps))
 
 
 def _on_request(
@@ -189,6 +212,7 @@ def _on_request(
         request = load_request(uow, ref)
         request.expect_version(cmd.expected_version)
         action(uow, ctx, deps, request, cmd)
+        keep_timers(uow, ctx, deps, request)
         return _summary(request)
 
     handler.__name__ = action.__name__
@@ -215,7 +239,8 @@ def dispatch(uow: UnitOfWork, ctx: Context, deps: Deps, r: ServiceRequest, cmd: 
     if department is None:
         raise InvalidCommand("no department given and the request has no problem code to route by")
     catalogue.check_dispatch_target(department, provider)
-    r.dispatch(department, provider, cmd.instructions, ctx)
+    problem = catalogue.problem_code(r.problem_code) if r.problem_code else None
+    r.dispatch(department, provider, cmd.instructions, ctx, jurisdiction_calendar(uow, deps), problem)
 
 
 @_on_request
@@ -235,7 +260,7 @@ def return_to_dispatcher(uow: UnitOfWork, ctx: Context, deps: Deps, r: ServiceRe
 def rule_ownership(uow: UnitOfWork, ctx: Context, deps: Deps, r: ServiceRequest, cmd: c.RuleOwnership) -> None:
     require_role(ctx, "control_office", "supervisor")
     load_catalogue(uow, deps).check_dispatch_target(cmd.department_id, cmd.provider_id)
-    r.rule_ownership(cmd.department_id, cmd.provider_id, cmd.reason, ctx)
+    r.rule_ownership(cmd.department_id, cmd.provider_id, cmd.reason, ctx, jurisdiction_calendar(uow, deps), _problem(uow, deps, r))
 
 
 @_on_request
@@ -267,8 +292,7 @@ def close(uow: UnitOfWork, ctx: Context, deps: Deps, r: ServiceRequest, cmd: c.C
 
 @_on_request
 def reopen(uow: UnitOfWork, ctx: Context, deps: Deps, r: ServiceRequest, cmd: c.Reopen) -> None:
-    problem = load_catalogue(uow, deps).problem_code(r.problem_code) if r.problem_code else None
-    r.reopen(cmd.reason, ctx, deps.calendar, problem)
+    r.reopen(cmd.reason, ctx, jurisdiction_calendar(uow, deps), _problem(uow, deps, r))
 
 
 @_on_request
@@ -306,6 +330,75 @@ def add_note(uow: UnitOfWork, ctx: Context, deps: Deps, r: ServiceRequest, cmd: 
     r.add_note(cmd.text, cmd.internal, ctx)
 
 
+# ------------------------------------------------------------------------ SLA clock and timers
+@_on_request
+def wait_for_citizen(uow: UnitOfWork, ctx: Context, deps: Deps, r: ServiceRequest, cmd: c.WaitForCitizen) -> None:
+    require_role(ctx, "agent", "department", "supervisor", "control_office", "system")
+    r.wait_for_citizen(cmd.reason, ctx)
+
+
+@_on_request
+def citizen_responded(uow: UnitOfWork, ctx: Context, deps: Deps, r: ServiceRequest, cmd: c.CitizenResponded) -> None:
+    r.citizen_responded(cmd.note, ctx, jurisdiction_calendar(uow, deps), _problem(uow, deps, r))
+
+
+def fire_timers(uow: UnitOfWork, ctx: Context, deps: Deps, cmd: c.FireTimers) -> dict[str, Any]:
+    """The timer process's command: fire due timers, each at most once (the request's
+    stream refuses a second event for the same key: a refire after a crash is a no-op)."""
+    require_role(ctx, "system", "supervisor")
+    fired, skipped = [], []
+    for item in cmd.timers:
+        request = uow.find(ServiceRequest, _uuid(item.request_id, "request"))
+        # The case is the correlation; the timer is the cause (auditors replay by these).
+        item_ctx = Context(ctx.actor, ctx.now, correlation_id=item.request_id, causation_id=f"timer:{item.key}")
+        if request is None or not request.fire_timer(item.key, item_ctx):
+            skipped.append(item.model_dump())
+            continue
+        keep_timers(uow, item_ctx, deps, request)
+        fired.append(item.model_dump())
+    return {"fired": fired, "skipped": skipped}
+
+
+# ------------------------------------------------------------------------ calendars
+def import_calendars(uow: UnitOfWork, ctx: Context, deps: Deps, document: dict[str, Any]) -> dict[str, Any]:
+    """Loads a calendars file (``infra/data/calendars.yaml``); unchanged calendars stay as they are."""
+    require_role(ctx, *CATALOGUE_ROLES)
+    from domain.calendars import load_calendars
+
+    changed = []
+    for jurisdiction, calendar in load_calendars(document).items():
+        agg = uow.find(JurisdictionCalendar, calendar_id(jurisdiction))
+        if agg is None:
+            uow.add(JurisdictionCalendar.define(jurisdiction, calendar.to_dict(), ctx))
+            changed.append(jurisdiction)
+        elif agg.redefine(calendar.to_dict(), "loaded from file", ctx):
+            changed.append(jurisdiction)
+    return {"changed": changed}
+
+
+def change_calendar(uow: UnitOfWork, ctx: Context, deps: Deps, jurisdiction: str, cmd: c.ChangeCalendar) -> dict[str, Any]:
+    require_role(ctx, *CATALOGUE_ROLES)
+    agg = uow.find(JurisdictionCalendar, calendar_id(jurisdiction))
+    if agg is not None:
+        agg.expect_version(cmd.expected_version)
+        if cmd.definition is not None:
+            agg.redefine(cmd.definition, cmd.reason, ctx)
+    elif cmd.definition is not None:
+        agg = JurisdictionCalendar.define(jurisdiction, cmd.definition, ctx)
+        uow.add(agg)
+    else:
+        raise NotFound(f"no calendar for jurisdiction {jurisdiction!r}", code="calendar_missing")
+    for day in cmd.declare_holidays:
+        agg.declare_holiday(day, cmd.reason, ctx)
+    for day in cmd.withdraw_holidays:
+        agg.withdraw_holiday(day, ctx)
+    for day in cmd.declare_makeup_days:
+        agg.declare_makeup_day(day, cmd.makeup_hours, ctx)
+    for day in cmd.withdraw_makeup_days:
+        agg.withdraw_makeup_day(day, ctx)
+    return {"jurisdiction": jurisdiction, "version": agg.version, "calendar": agg.calendar.to_dict()}
+
+
 # ------------------------------------------------------------------------ work orders
 def create_work_order(uow: UnitOfWork, ctx: Context, deps: Deps, ref: str, cmd: c.CreateWorkOrder) -> dict[str, Any]:
     request = load_request(uow, ref)
@@ -338,7 +431,7 @@ def link_duplicate(uow: UnitOfWork, ctx: Context, deps: Deps, ref: str, cmd: c.L
         raise InvalidTransition("classify the request before linking it to a work order")
     order.link_duplicate(request.id, request.problem_code, ctx)
     request.link_work_order(order.id, order.problem_code, True, ctx)
-    return {"id": str(order.id), "version": order.version, "request": _summary(request)}
+    return {**_summary(request), "work_order_id": str(order.id), "work_order_version": order.version}
 
 
 def _on_work_order(

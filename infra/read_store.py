@@ -132,6 +132,11 @@ class ReadStore:
             rows = conn.execute(sa.select(positions.c.name, sa.func.min(positions.c.position)).group_by(positions.c.name))
             return {name: pos for name, pos in rows}
 
+    def applied_position(self) -> int:
+        """The position every projection has applied (the slowest one's)."""
+        known = self.positions()
+        return min((known.get(p.name, 0) for p in self.projections), default=0)
+
     def apply(self, envelopes: Iterable[Envelope], *, partition: int = WHOLE_LOG, only: Sequence[Projection] | None = None) -> int:
         """Applies envelopes (in order) to every projection that has not seen them yet.
 

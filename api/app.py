@@ -1,0 +1,53 @@
+"""The FastAPI application: commands in, queries out. OpenAPI docs at /docs."""
+
+from __future__ import annotations
+
+import importlib
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from typing import Any
+
+from fastapi import FastAPI
+
+from api import errors
+from api.routers import ROUTERS
+from infra.runtime import Hotline
+from infra.settings import Settings, get_settings
+
+DESCRIPTION = """
+Hotline: the backend of a citizen-service hotline and contact center (12345 / 311).
+
+Every change is an event; what you read here are projections of those events.
+Send `X-Actor-Id` and `X-Actor-Role` with every call (the gateway in front of this
+service sets them). `Idempotency-Key` on a POST makes a retry harmless; `If-Match`
+(or `expected_version`) makes a write conditional. A command's answer carries
+`position`: pass it as `min_position` to a query to read your own write.
+"""
+
+
+def create_app(settings: Settings | None = None, hotline: Hotline | None = None, **start_kw: Any) -> FastAPI:
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        own = hotline is None
+        app.state.hotline = hotline or Hotline.start(settings or get_settings(), **start_kw)
+        started = [hook(app.state.hotline) for hook in STARTUP_HOOKS]
+        try:
+            yield
+        finally:
+            for stop in reversed(started):
+                if callable(stop):
+                    stop()
+            if own:
+                app.state.hotline.close()
+
+    app = FastAPI(title="Hotline", version="0.1.0", description=DESCRIPTION, lifespan=lifespan)
+    errors.install(app)
+    for name in ROUTERS:
+        module = importlib.import_module(f"api.routers.{name}")
+        app.include_router(module.router)
+    return app
+
+
+# Background work started with the API (router, timers …): each hook takes the running
+# Hotline and returns a callable that stops what it started (or None).
+STARTUP_HOOKS: list[Any] = []

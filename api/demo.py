@@ -1,0 +1,173 @@
+"""Demo data: the catalogue and five days of a hotline's requests, in every state.
+
+Everything goes through the real command path (the bus and the domain rules) with an
+injected clock that walks from five days ago to now, so deadlines, overdue work and the
+timelines look like those of a real service.
+"""
+
+from __future__ import annotations
+
+import random
+from datetime import datetime, timedelta, timezone
+from typing import Any
+
+import yaml
+
+from domain import commands as c
+from domain import services as s
+from domain.base import SYSTEM, Actor, FixedClock
+from infra.runtime import Hotline
+from infra.settings import Settings
+
+CITIZENS = [
+    {"name": "Mario Rossi", "phone": "+39 06 1234 5678", "email": "mario.rossi@example.it", "language": "it"},
+    {"name": "Giulia Bianchi", "phone": "+39 347 555 0101", "language": "it"},
+    {"name": "王芳", "phone": "+86 138 0013 8000", "language": "zh"},
+    {"name": "李伟", "phone": "+86 139 1234 5678", "email": "liwei@example.cn", "language": "zh"},
+    {"name": "فاطمة الزهراء", "phone": "+971 50 123 4567", "language": "ar"},
+    {"name": "أحمد المنصوري", "phone": "+971 55 765 4321", "email": "ahmed@example.ae", "language": "ar"},
+    {"name": "John Smith", "phone": "+1 202 555 0143", "email": "john.smith@example.com", "language": "en"},
+    {"name": "Aisha Khan", "phone": "+44 20 7946 0958", "language": "en"},
+]
+CASES = [
+    ("pothole", "action", "complaint", "Deep pothole in front of number 12, cars swerve into the bike lane", {"size": "large"}),
+    ("streetlight-out", "action", "complaint", "路灯已经三天不亮了，晚上很危险", {"pole_number": "A-117"}),
+    ("appliance-removal", "action", "application", "Ritiro di un frigorifero vecchio", {"appliance_type": "fridge", "pickup_address": "Via Roma 10"}),
+    ("missed-collection", "action", "complaint", "لم يتم جمع النفايات منذ أسبوع", {"bin_type": "general"}),
+    ("illegal-dumping", "action", "complaint", "Mattresses dumped behind the school", {}),
+    ("bus-complaint", "action", "complaint", "Bus 64 skipped the stop twice this morning", {"line": "64"}),
+    ("benefit-application", "action", "application", "申请低保，家里四口人", {"household_size": 4}),
+]
+QUESTIONS = [
+    "What are the opening hours of the registry office?",
+    "Quali documenti servono per la carta d'identità?",
+    "垃圾分类的规定是什么？",
+    "ما هي مواعيد جمع النفايات في حيّنا؟",
+]
+AGENT = Actor("op-anna", "agent", "Anna (operator)")
+SUPERVISOR = Actor("sup-li", "supervisor", "Li (supervisor)")
+CONTROL = Actor("ctrl-office", "control_office", "Control office")
+
+
+def _department(dep: str) -> Actor:
+    return Actor(f"dept-{dep}", "department", dep)
+
+
+def load_demo(settings: Settings, *, only_if_empty: bool, console: Any = None, days: int = 5, seed: int = 12345) -> dict[str, int]:
+    now = datetime.now(timezone.utc).replace(microsecond=0)
+    clock = FixedClock(now - timedelta(days=days))
+    hotline = Hotline.start(settings, clock)
+    try:
+        if only_if_empty and hotline.store.max_position() > 0:
+            if console:
+                console.print("demo: the store already holds events; nothing loaded")
+            return {"events": 0}
+        counts = _generate(hotline, clock, now, random.Random(seed), console)
+        for hook in DEMO_HOOKS:
+            hook(hotline, clock, now, console)
+        if hotline.projector:
+            hotline.projector.catch_up()
+        counts["events"] = hotline.store.max_position()
+        if console:
+            console.print(f"demo: {counts}")
+        return counts
+    finally:
+        hotline.close()
+
+
+# Later capabilities (contact-center traffic, analytics …) add demo data here:
+# each hook is called with (hotline, clock, now, console) after the requests are loaded.
+DEMO_HOOKS: list[Any] = []
+
+
+def _generate(hotline: Hotline, clock: FixedClock, now: datetime, rnd: random.Random, console: Any) -> dict[str, int]:
+    from pathlib import Path
+
+    catalogue = yaml.safe_load((Path(__file__).resolve().parent.parent / "infra" / "data" / "catalogue.yaml").read_text("utf-8"))
+    run = hotline.bus.execute
+    run(s.import_catalogue, SYSTEM, catalogue)
+    counts = {"requests": 0, "closed": 0, "work_orders": 0, "duplicates": 0, "awaiting_ruling": 0}
+    open_orders: dict[str, str] = {}
+    total_minutes = int((now - clock.now()).total_seconds() // 60)
+    steps = 70
+    for i in range(steps):
+        clock.current = clock.now() + timedelta(minutes=total_minutes // (steps + 10))
+        who = rnd.choice(CITIZENS)
+        contact = c.Contact(name=who["name"], phone=who["phone"], email=who.get("email"))
+        if i % 6 == 0:
+            r = run(
+                s.register_request,
+                AGENT,
+                c.RegisterRequest(kind="information", subtype="consultation", channel=rnd.choice(["phone", "web", "chat"]), description=rnd.choice(QUESTIONS), contact=contact, language=who["language"]),
+            ).result
+            counts["requests"] += 1
+            run(s.final_reply, AGENT, r["reference"], c.FinalReply(message="Answered from the knowledge base", channel="phone"))
+            run(s.close, AGENT, r["reference"], c.Close())
+            counts["closed"] += 1
+            continue
+        code, kind, subtype, text, collected = rnd.choice(CASES)
+        urgency = rnd.choices(["normal", "urgent", "control"], [6, 2, 2])[0]
+        r = run(
+            s.register_request,
+            AGENT,
+            c.RegisterRequest(
+                kind=kind, subtype=subtype, channel=rnd.choice(["phone", "web", "email", "sms", "chat"]),
+                description=text, contact=contact, language=who["language"], urgency=urgency,
+                problem_code=code, collected=collected, location=c.Location(address="Via Nazionale 1", district="Centro"),
+            ),
+        ).result
+        counts["requests"] += 1
+        ref = r["reference"]
+        if code in open_orders and rnd.random() < 0.6:
+            run(s.link_duplicate, AGENT, ref, c.LinkDuplicate(work_order_id=open_orders[code]))
+            counts["duplicates"] += 1
+            continue
+        fate = rnd.random()
+        if fate < 0.1:
+            continue  # still waiting for dispatch
+        d = run(s.dispatch, AGENT, ref, c.Dispatch()).result
+        dep = _department_of(hotline, ref)
+        if fate < 0.2:
+            continue  # dispatched, not yet accepted: some of these go overdue
+        if fate < 0.27:
+            run(s.return_to_dispatcher, _department(dep), ref, c.ReturnToDispatcher(department_id=dep, reason="Not our competence: private road"))
+            run(s.dispatch, AGENT, ref, c.Dispatch())
+            run(s.return_to_dispatcher, _department(dep), ref, c.ReturnToDispatcher(department_id=dep, reason="Still not ours"))
+            counts["awaiting_ruling"] += 1
+            if fate < 0.24:
+                run(s.rule_ownership, CONTROL, ref, c.RuleOwnership(department_id=dep, reason="Municipal road register lists it as public"))
+            continue
+        run(s.accept, _department(dep), ref, c.Accept(department_id=dep))
+        wo = run(s.create_work_order, AGENT, ref, c.CreateWorkOrder()).result
+        counts["work_orders"] += 1
+        open_orders[code] = wo["id"]
+        if fate < 0.4:
+            if rnd.random() < 0.5:
+                run(s.supervise, SUPERVISOR, ref, c.Supervise(reason="Repeated complaints from the same street"))
+            if rnd.random() < 0.4 and clock.now() < datetime.fromisoformat(d["due_at"]):
+                due = datetime.fromisoformat(d["due_at"])
+                run(s.request_extension, _department(dep), ref, c.RequestExtension(requested_due_at=due + timedelta(days=2), reason="Spare parts on order", department_id=dep))
+                run(s.decide_extension, SUPERVISOR, ref, c.DecideExtension(approve=True, comment="Granted once"))
+            continue
+        run(s.start_work_order, _department(dep), wo["id"], c.StartWorkOrder(crew="Crew 3"))
+        if fate < 0.55:
+            run(s.interim_reply, AGENT, ref, c.InterimReply(message="Work has started", delay_reason="Waiting for the crew", expected_at=clock.now() + timedelta(days=2)))
+            continue
+        run(s.complete_work_order, _department(dep), wo["id"], c.CompleteWorkOrder(outcome="Fixed on site"))
+        open_orders.pop(code, None)
+        run(s.final_reply, AGENT, ref, c.FinalReply(message="The problem has been fixed. Thank you for reporting it."))
+        run(s.resolve, AGENT, ref, c.Resolve(resolution="Fixed by the crew"))
+        run(s.close, AGENT, ref, c.Close())
+        counts["closed"] += 1
+        if rnd.random() < 0.7:
+            run(s.rate, Actor("citizen", "citizen"), ref, c.Rate(score=rnd.choice([3, 4, 5, 5, 2]), comment="Quick service"))
+    clock.current = now
+    return counts
+
+
+def _department_of(hotline: Hotline, ref: str) -> str:
+    from domain.requests import ServiceRequest, request_id_for
+
+    req: ServiceRequest = hotline.store.repository.get(request_id_for(ref))
+    assert req.department_id is not None
+    return req.department_id

@@ -1,0 +1,106 @@
+"""FastAPI dependencies: the running hotline, the acting user, and running a command."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+from fastapi import Header, Request, Response
+
+from domain.base import ROLES, Actor, InvalidCommand
+from infra.bus import CommandResult
+from infra.runtime import Hotline
+
+
+def get_hotline(request: Request) -> Hotline:
+    hotline: Hotline = request.app.state.hotline
+    return hotline
+
+
+def get_actor(
+    x_actor_id: str = Header(default="anonymous-web", description="Who acts (operator id, department id …)"),
+    x_actor_role: str = Header(default="citizen", description=f"One of {', '.join(ROLES)}"),
+    x_actor_name: str | None = Header(default=None),
+) -> Actor:
+    # Identity comes from the gateway in front of the API (SSO / API keys); this service
+    # trusts these headers and records them on every event.
+    if x_actor_role not in ROLES:
+        raise InvalidCommand(f"X-Actor-Role {x_actor_role!r} is not a role", roles=list(ROLES))
+    return Actor(id=x_actor_id, role=x_actor_role, name=x_actor_name)
+
+
+def run_command(
+    hotline: Hotline,
+    handler: Callable[..., dict[str, Any]],
+    actor: Actor,
+    *args: Any,
+    request: Request,
+    response: Response | None = None,
+) -> dict[str, Any]:
+    """Runs a command; adds ``position`` (for read-your-writes) to the answer.
+
+    ``Idempotency-Key``: a retry with the same key and body returns the first answer and
+    does nothing again. ``If-Match: <version>`` makes the write conditional, like
+    ``expected_version`` in the body. ``X-Correlation-Id`` ties the command to a case.
+    """
+    key = request.headers.get("idempotency-key")
+    if key is not None and not (1 <= len(key) <= 200):
+        raise InvalidCommand("Idempotency-Key must be 1 to 200 characters")
+    if_match = request.headers.get("if-match")
+    if if_match is not None:
+        try:
+            expected = int(if_match.strip('"W/ '))
+        except ValueError:
+            raise InvalidCommand("If-Match must be the aggregate version, a whole number") from None
+        for a in args:
+            if hasattr(a, "expected_version") and a.expected_version is None:
+                a.expected_version = expected
+    result: CommandResult = hotline.bus.execute(
+        handler,
+        actor,
+        *args,
+        idempotency_key=key,
+        idempotency_scope=f"{request.method} {request.url.path} {actor.id}",
+        correlation_id=request.headers.get("x-correlation-id"),
+    )
+    if response is not None:
+        if result.replayed:
+            response.headers["Idempotent-Replayed"] = "true"
+        if result.position:
+            response.headers["X-Event-Position"] = str(result.position)
+    body = dict(result.result)
+    body["position"] = result.position or body.get("position", 0)
+    return body
+
+
+def wait_for_position(hotline: Hotline, position: int | None, timeout: float = 5.0) -> None:
+    """Read-your-writes: block until the read models have applied ``position``.
+
+    Embedded: the in-process projector catches up now. Distributed: the projection
+    consumers report their applied positions; we poll them until ``timeout``.
+    """
+    if not position:
+        return
+    if hotline.projector is not None:
+        hotline.projector.catch_up(until=position)
+        return
+    import time
+
+    deadline = time.monotonic() + timeout
+    while True:
+        applied = hotline.read_store.applied_position()
+        if applied >= position:
+            return
+        if time.monotonic() >= deadline:
+            from domain.base import DomainError
+
+            class NotYetVisible(DomainError):
+                status = 504
+                code = "projection_lagging"
+
+            raise NotYetVisible(
+                f"the read models have applied position {applied}, not yet {position}; retry shortly",
+                applied_position=applied,
+                wanted_position=position,
+            )
+        time.sleep(0.01)

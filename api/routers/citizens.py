@@ -1,0 +1,64 @@
+"""/citizens: one citizen across channels and their whole history (CRM)."""
+
+from __future__ import annotations
+
+import uuid
+from typing import Any
+
+from fastapi import APIRouter, Depends, Request, Response
+
+from api.deps import get_actor, get_hotline, run_command, wait_for_position
+from api.schemas import Accepted, CitizenDetail, CitizenView, HistoryEntry
+from domain import commands as c
+from domain import services as s
+from domain.base import Actor, NotFound
+from domain.citizens import normalise_email, normalise_phone
+from infra.runtime import Hotline
+from projections import citizen_history
+
+router = APIRouter(prefix="/citizens", tags=["citizens"])
+
+
+@router.get("", response_model=list[CitizenView], summary="Find a citizen by phone number or email")
+def find(
+    hotline: Hotline = Depends(get_hotline),
+    phone: str | None = None,
+    email: str | None = None,
+) -> list[dict[str, Any]]:
+    if not phone and not email:
+        from domain.base import InvalidCommand
+
+        raise InvalidCommand("give a phone number or an email to look a citizen up")
+    with hotline.read_store.engine.connect() as conn:
+        return citizen_history.find(
+            conn,
+            phone=normalise_phone(phone, hotline.settings.default_region) if phone else None,
+            email=normalise_email(email) if email else None,
+        )
+
+
+@router.get("/{citizen_id}", response_model=CitizenDetail, summary="A citizen and their history")
+def get_citizen(citizen_id: str, hotline: Hotline = Depends(get_hotline), min_position: int | None = None) -> dict[str, Any]:
+    wait_for_position(hotline, min_position)
+    with hotline.read_store.engine.connect() as conn:
+        row = citizen_history.get(conn, citizen_id)
+        if row is None:
+            raise NotFound(f"no citizen {citizen_id}")
+        row["history"] = [HistoryEntry(**h) for h in citizen_history.history(conn, citizen_id)]
+    return row
+
+
+@router.post("/{citizen_id}", response_model=Accepted, summary="Change contact details or language")
+def update(
+    citizen_id: str,
+    cmd: c.UpdateCitizen,
+    request: Request,
+    response: Response,
+    hotline: Hotline = Depends(get_hotline),
+    actor: Actor = Depends(get_actor),
+) -> dict[str, Any]:
+    try:
+        cid = uuid.UUID(citizen_id)
+    except ValueError:
+        raise NotFound(f"no citizen {citizen_id}") from None
+    return run_command(hotline, s.update_citizen, actor, cid, cmd, request=request, response=response)

@@ -1,0 +1,31 @@
+"""Liveness and lag: how far each projection is behind the event store."""
+
+from __future__ import annotations
+
+from fastapi import APIRouter, Depends, Response
+
+from api.deps import get_hotline
+from api.schemas import Health
+from infra.runtime import Hotline
+
+router = APIRouter(tags=["health"])
+
+
+@router.get("/healthz", response_model=Health)
+def healthz(response: Response, hotline: Hotline = Depends(get_hotline)) -> Health:
+    try:
+        position = hotline.store.max_position()
+        applied = hotline.read_store.positions()
+    except Exception as exc:  # noqa: BLE001 - a health check reports, it does not raise
+        response.status_code = 503
+        return Health(status=f"unavailable: {exc}", mode=hotline.settings.mode, event_store="unreachable", position=0, projections={})
+    return Health(
+        status="ok",
+        mode=hotline.settings.mode,
+        event_store="postgresql" if hotline.store.is_postgres else "sqlite",
+        position=position,
+        projections={
+            p.name: {"position": applied.get(p.name, 0), "lag": max(0, position - applied.get(p.name, 0))}
+            for p in hotline.read_store.projections
+        },
+    )

@@ -1,0 +1,125 @@
+"""/requests: register and move service requests through their lifecycle; read their status.
+
+Commands are POSTs on the request's sub-resources (``/requests/{ref}/dispatch`` …); the
+body is the command (domain/commands.py). ``{ref}`` is the reference number citizens
+quote, or the request id.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+from fastapi import APIRouter, Depends, Query, Request, Response
+
+from api.deps import get_actor, get_hotline, run_command, wait_for_position
+from api.schemas import RequestAccepted, RequestDetail, RequestView, TimelineEntry
+from domain import commands as c
+from domain import services as s
+from domain.base import Actor, NotFound
+from infra.runtime import Hotline
+from projections import request_status
+
+router = APIRouter(prefix="/requests", tags=["requests"])
+
+
+@router.post("", response_model=RequestAccepted, status_code=201, summary="Register a request (受理)")
+def register(
+    cmd: c.RegisterRequest,
+    request: Request,
+    response: Response,
+    hotline: Hotline = Depends(get_hotline),
+    actor: Actor = Depends(get_actor),
+) -> dict[str, Any]:
+    body = run_command(hotline, s.register_request, actor, cmd, request=request, response=response)
+    response.headers["Location"] = f"/requests/{body['reference']}"
+    return body
+
+
+@router.get("", response_model=list[RequestView], summary="Search requests")
+def search(
+    hotline: Hotline = Depends(get_hotline),
+    status: str | None = None,
+    department_id: str | None = None,
+    citizen_id: str | None = None,
+    problem_code: str | None = None,
+    limit: int = Query(50, ge=1, le=500),
+    offset: int = Query(0, ge=0),
+    min_position: int | None = Query(None, description="Wait until the read model has applied this event position"),
+) -> list[dict[str, Any]]:
+    wait_for_position(hotline, min_position)
+    with hotline.read_store.engine.connect() as conn:
+        return request_status.search(
+            conn,
+            status=status,
+            department_id=department_id,
+            citizen_id=citizen_id,
+            problem_code=problem_code,
+            limit=limit,
+            offset=offset,
+        )
+
+
+@router.get("/{ref}", response_model=RequestDetail, summary="Status and timeline of one request")
+def get_request(
+    ref: str,
+    hotline: Hotline = Depends(get_hotline),
+    min_position: int | None = Query(None, description="Wait until the read model has applied this event position"),
+) -> dict[str, Any]:
+    wait_for_position(hotline, min_position)
+    with hotline.read_store.engine.connect() as conn:
+        row = request_status.by_reference(conn, ref) or request_status.get(conn, ref)
+        if row is None:
+            raise NotFound(f"no request {ref}")
+        row["timeline"] = [TimelineEntry(**t) for t in request_status.timeline(conn, row["id"])]
+        return row
+
+
+def _command_route(path: str, handler: Callable[..., dict[str, Any]], model: type, summary: str) -> None:
+    def endpoint(
+        ref: str,
+        cmd: Any,
+        request: Request,
+        response: Response,
+        hotline: Hotline = Depends(get_hotline),
+        actor: Actor = Depends(get_actor),
+    ) -> dict[str, Any]:
+        return run_command(hotline, handler, actor, ref, cmd, request=request, response=response)
+
+    endpoint.__annotations__["cmd"] = model
+    endpoint.__name__ = handler.__name__
+    router.add_api_route(f"/{{ref}}/{path}", endpoint, methods=["POST"], response_model=RequestAccepted, summary=summary)
+
+
+for _path, _handler, _model, _summary in [
+    ("classify", s.classify, c.Classify, "Classify with a problem code"),
+    ("kind", s.change_kind, c.ChangeKind, "Change the kind (information → action …)"),
+    ("dispatch", s.dispatch, c.Dispatch, "Dispatch to a department (派单)"),
+    ("accept", s.accept, c.Accept, "The department accepts it (签收)"),
+    ("return", s.return_to_dispatcher, c.ReturnToDispatcher, "The department returns it with a reason (退单)"),
+    ("ruling", s.rule_ownership, c.RuleOwnership, "The control office rules on ownership"),
+    ("interim-reply", s.interim_reply, c.InterimReply, "Interim reply: reason for delay, new expected date"),
+    ("reply", s.final_reply, c.FinalReply, "Final reply to the citizen (回复)"),
+    ("resolve", s.resolve, c.Resolve, "Resolve"),
+    ("close", s.close, c.Close, "Close (办结)"),
+    ("reopen", s.reopen, c.Reopen, "Reopen"),
+    ("rating", s.rate, c.Rate, "Satisfaction rating 1-5 (评价)"),
+    ("extension", s.request_extension, c.RequestExtension, "Request a deadline extension (延期)"),
+    ("extension/decision", s.decide_extension, c.DecideExtension, "Approve or refuse the pending extension"),
+    ("supervision", s.supervise, c.Supervise, "Start or end supervision (督办)"),
+    ("notes", s.add_note, c.AddNote, "Add a note"),
+    ("link-duplicate", s.link_duplicate, c.LinkDuplicate, "Link to an existing open work order as a duplicate"),
+]:
+    _command_route(_path, _handler, _model, _summary)
+
+
+@router.post("/{ref}/work-order", status_code=201, summary="Create the work order from the problem code's template")
+def create_work_order(
+    ref: str,
+    request: Request,
+    response: Response,
+    cmd: c.CreateWorkOrder | None = None,
+    hotline: Hotline = Depends(get_hotline),
+    actor: Actor = Depends(get_actor),
+) -> dict[str, Any]:
+    return run_command(hotline, s.create_work_order, actor, ref, cmd or c.CreateWorkOrder(), request=request, response=response)

@@ -1,0 +1,59 @@
+"""Supervisors' and the control office's views: department workloads and the SLA breach list."""
+
+from __future__ import annotations
+
+from datetime import timedelta
+from typing import Any
+
+from fastapi import APIRouter, Depends, Query
+
+from api.deps import get_hotline, wait_for_position
+from api.schemas import BreachList, DepartmentWorkload
+from infra.runtime import Hotline
+from projections import department_workload, sla_breaches
+
+router = APIRouter(tags=["supervision"])
+
+
+@router.get("/departments/workloads", response_model=list[DepartmentWorkload], summary="Work held by each department")
+def workloads(
+    hotline: Hotline = Depends(get_hotline),
+    due_within_hours: float = Query(24, gt=0, le=24 * 30),
+    min_position: int | None = None,
+) -> list[dict[str, Any]]:
+    wait_for_position(hotline, min_position)
+    now = hotline.clock.now()
+    with hotline.read_store.engine.connect() as conn:
+        loads = department_workload.workloads(conn)
+        overdue = sla_breaches.overdue_by_department(conn, now)
+        due_soon = sla_breaches.due_soon_by_department(conn, now, timedelta(hours=due_within_hours))
+    result = []
+    for dep in sorted(set(loads) | {d for d in overdue if d} | {d for d in due_soon if d}):
+        load = loads.get(dep, {"department_id": dep, "open": 0, "by_state": {}, "providers": {}})
+        result.append(
+            {
+                "department_id": dep,
+                "open": load["open"],
+                "by_state": load["by_state"],
+                "providers": load["providers"],
+                "work_orders": load.get("work_orders", {}),
+                "overdue": overdue.get(dep, {"overdue": 0}),
+                "due_soon": due_soon.get(dep, 0),
+            }
+        )
+    return result
+
+
+@router.get("/sla/breaches", response_model=BreachList, summary="Overdue and due-soon requests (警戒提示)")
+def breaches(
+    hotline: Hotline = Depends(get_hotline),
+    department_id: str | None = None,
+    due_within_hours: float = Query(4, gt=0, le=24 * 30),
+    limit: int = Query(500, ge=1, le=5000),
+    min_position: int | None = None,
+) -> dict[str, Any]:
+    wait_for_position(hotline, min_position)
+    now = hotline.clock.now()
+    with hotline.read_store.engine.connect() as conn:
+        found = sla_breaches.breaches(conn, now, due_within=timedelta(hours=due_within_hours), department_id=department_id, limit=limit)
+    return {"as_of": now, "due_within_hours": due_within_hours, **found}

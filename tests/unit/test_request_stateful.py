@@ -1,0 +1,238 @@
+"""Random sequences of request commands keep the lifecycle's invariants.
+
+The service-layer handlers run against an in-memory event log (the domain is pure, so no
+database is needed for this): every aggregate a command touches is rebuilt from its
+events before the next command, and after each command the state the handler left in
+memory must equal the state rebuilt from the recorded events.
+"""
+
+from __future__ import annotations
+
+import uuid
+from datetime import timedelta
+from typing import Any
+
+import yaml
+from hypothesis import settings
+from hypothesis import strategies as st
+from hypothesis.stateful import Bundle, RuleBasedStateMachine, invariant, rule
+
+from domain import commands as c
+from domain import services as s
+from domain.base import SYSTEM, Actor, Context, DomainError, FixedClock, HotlineAggregate
+from domain.requests import STATES, ServiceRequest
+from domain.work_orders import WorkOrder
+from tests.conftest import CATALOGUE, START
+
+AGENT = Actor("op", "agent")
+SUP = Actor("sup", "supervisor")
+CTRL = Actor("ctrl", "control_office")
+CIT = Actor("cit", "citizen")
+DEPARTMENTS = ["transport", "environment", "social"]
+CODES = ["pothole", "streetlight-out", "illegal-dumping", "missed-collection"]
+PHONES = [f"+39 06 1234 56{i:02d}" for i in range(6)]
+
+
+def _state(agg: HotlineAggregate) -> dict[str, Any]:
+    return {k: v for k, v in vars(agg).items() if k != "_pending_events"}
+
+
+class MemoryLog:
+    def __init__(self) -> None:
+        self.events: dict[uuid.UUID, list[Any]] = {}
+
+    def rebuild(self, id: uuid.UUID) -> HotlineAggregate | None:
+        agg = None
+        for event in self.events.get(id, []):
+            agg = event.mutate(agg)
+        return agg
+
+
+class MemoryUnitOfWork:
+    def __init__(self, log: MemoryLog) -> None:
+        self.log = log
+        self.seen: dict[uuid.UUID, HotlineAggregate] = {}
+
+    def find(self, cls: type, id: uuid.UUID) -> Any:
+        if id not in self.seen:
+            agg = self.log.rebuild(id)
+            if agg is None:
+                return None
+            self.seen[id] = agg
+        agg = self.seen[id]
+        return agg if isinstance(agg, cls) else None
+
+    def get(self, cls: type, id: uuid.UUID) -> Any:
+        from domain.base import NotFound
+
+        agg = self.find(cls, id)
+        if agg is None:
+            raise NotFound(f"no {id}")
+        return agg
+
+    def add(self, aggregate: HotlineAggregate) -> None:
+        self.seen[aggregate.id] = aggregate
+
+    def commit(self) -> None:
+        for agg in self.seen.values():
+            new = agg.collect_events()
+            self.log.events.setdefault(agg.id, []).extend(new)
+            # Rebuilding from the events gives exactly the state the command left.
+            assert _state(self.log.rebuild(agg.id)) == _state(agg), f"rebuild differs for {type(agg).__name__}"  # type: ignore[arg-type]
+
+
+class RequestLifecycle(RuleBasedStateMachine):
+    requests = Bundle("requests")
+    orders = Bundle("orders")
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.log = MemoryLog()
+        self.clock = FixedClock(START)
+        self.deps = s.Deps(new_reference=self._reference)
+        self.counter = 0
+        self.refused = 0
+        self.run(s.import_catalogue, SYSTEM, yaml.safe_load(CATALOGUE.read_text("utf-8")))
+
+    def _reference(self, now: Any) -> str:
+        self.counter += 1
+        return f"{self.counter:08d}"
+
+    def run(self, handler: Any, actor: Actor, *args: Any) -> dict[str, Any] | None:
+        uow = MemoryUnitOfWork(self.log)
+        ctx = Context(actor, self.clock.now())
+        try:
+            result = handler(uow, ctx, self.deps, *args)
+        except DomainError:
+            self.refused += 1  # refused commands write nothing: the unit of work is dropped
+            return None
+        uow.commit()
+        return result
+
+    def request(self, ref: str) -> ServiceRequest:
+        from domain.requests import request_id_for
+
+        agg = self.log.rebuild(request_id_for(ref))
+        assert isinstance(agg, ServiceRequest)
+        return agg
+
+    # ------------------------------------------------------------------ rules
+    @rule(
+        target=requests,
+        kind=st.sampled_from(["information", "action", "feedback"]),
+        urgency=st.sampled_from(["urgent", "control", "normal"]),
+        code=st.none() | st.sampled_from(CODES),
+        phone=st.sampled_from(PHONES),
+    )
+    def register(self, kind: str, urgency: str, code: str | None, phone: str) -> str:
+        out = self.run(
+            s.register_request,
+            AGENT,
+            c.RegisterRequest(kind=kind, channel="phone", description="d", urgency=urgency, problem_code=code, contact=c.Contact(name="N", phone=phone)),
+        )
+        assert out is not None, "a complete registration is never refused"
+        return str(out["reference"])
+
+    @rule(ref=requests, code=st.sampled_from(CODES))
+    def classify(self, ref: str, code: str) -> None:
+        self.run(s.classify, AGENT, ref, c.Classify(problem_code=code))
+
+    @rule(ref=requests, dep=st.none() | st.sampled_from(DEPARTMENTS))
+    def dispatch(self, ref: str, dep: str | None) -> None:
+        self.run(s.dispatch, AGENT, ref, c.Dispatch(department_id=dep))
+
+    @rule(ref=requests, dep=st.sampled_from(DEPARTMENTS))
+    def accept(self, ref: str, dep: str) -> None:
+        self.run(s.accept, Actor(dep, "department"), ref, c.Accept(department_id=dep))
+
+    @rule(ref=requests, dep=st.sampled_from(DEPARTMENTS))
+    def return_it(self, ref: str, dep: str) -> None:
+        self.run(s.return_to_dispatcher, Actor(dep, "department"), ref, c.ReturnToDispatcher(department_id=dep, reason="not ours"))
+
+    @rule(ref=requests, dep=st.sampled_from(DEPARTMENTS))
+    def rule_ownership(self, ref: str, dep: str) -> None:
+        self.run(s.rule_ownership, CTRL, ref, c.RuleOwnership(department_id=dep, reason="ruling"))
+
+    @rule(ref=requests, days=st.integers(1, 10))
+    def interim(self, ref: str, days: int) -> None:
+        self.run(s.interim_reply, AGENT, ref, c.InterimReply(message="m", delay_reason="r", expected_at=self.clock.now() + timedelta(days=days)))
+
+    @rule(ref=requests)
+    def reply(self, ref: str) -> None:
+        self.run(s.final_reply, AGENT, ref, c.FinalReply(message="answer"))
+
+    @rule(ref=requests)
+    def resolve(self, ref: str) -> None:
+        self.run(s.resolve, AGENT, ref, c.Resolve(resolution="done"))
+
+    @rule(ref=requests)
+    def close(self, ref: str) -> None:
+        self.run(s.close, AGENT, ref, c.Close())
+
+    @rule(ref=requests)
+    def reopen(self, ref: str) -> None:
+        self.run(s.reopen, AGENT, ref, c.Reopen(reason="again"))
+
+    @rule(ref=requests, score=st.integers(1, 5))
+    def rate(self, ref: str, score: int) -> None:
+        self.run(s.rate, CIT, ref, c.Rate(score=score))
+
+    @rule(ref=requests, hours=st.integers(-50, 200))
+    def extension(self, ref: str, hours: int) -> None:
+        req = self.request(ref)
+        self.run(s.request_extension, AGENT, ref, c.RequestExtension(requested_due_at=req.due_at + timedelta(hours=hours), reason="r"))
+
+    @rule(ref=requests, approve=st.booleans())
+    def decide(self, ref: str, approve: bool) -> None:
+        self.run(s.decide_extension, SUP, ref, c.DecideExtension(approve=approve, comment="c"))
+
+    @rule(ref=requests, on=st.booleans())
+    def supervise(self, ref: str, on: bool) -> None:
+        self.run(s.supervise, SUP, ref, c.Supervise(supervised=on, reason="r"))
+
+    @rule(target=orders, ref=requests)
+    def create_order(self, ref: str) -> str:
+        out = self.run(s.create_work_order, AGENT, ref, c.CreateWorkOrder())
+        return str(out["id"]) if out else str(uuid.uuid4())  # an unknown id: later commands are refused
+
+    @rule(ref=requests, order=orders)
+    def link(self, ref: str, order: str) -> None:
+        self.run(s.link_duplicate, AGENT, ref, c.LinkDuplicate(work_order_id=order))
+
+    @rule(order=orders, action=st.sampled_from(["start", "complete", "cancel"]))
+    def work(self, order: str, action: str) -> None:
+        handler, cmd = {
+            "start": (s.start_work_order, c.StartWorkOrder()),
+            "complete": (s.complete_work_order, c.CompleteWorkOrder(outcome="fixed")),
+            "cancel": (s.cancel_work_order, c.CancelWorkOrder(reason="no longer needed")),
+        }[action]
+        self.run(handler, Actor("d", "department"), order, cmd)
+
+    @rule(hours=st.integers(0, 72))
+    def time_passes(self, hours: int) -> None:
+        self.clock.advance(hours=hours)
+
+    # ------------------------------------------------------------------ invariants
+    @invariant()
+    def lifecycle_invariants(self) -> None:
+        for id in self.log.events:
+            agg = self.log.rebuild(id)
+            if isinstance(agg, ServiceRequest):
+                assert agg.status in STATES
+                assert agg.due_at >= agg.registered_at, "a deadline before registration"
+                if agg.status == "closed":
+                    assert agg.final_answer, "a closed request without a reply"
+                if agg.status in ("dispatched", "in_progress"):
+                    assert agg.department_id is not None and agg.problem_code is not None
+                if agg.rated:
+                    assert agg.status == "closed"
+            elif isinstance(agg, WorkOrder):
+                for rid in agg.request_ids:
+                    req = self.log.rebuild(uuid.UUID(rid))
+                    assert isinstance(req, ServiceRequest)
+                    assert req.problem_code == agg.problem_code, "a linked request with another problem code"
+                    assert req.work_order_id == str(agg.id)
+
+
+TestRequestLifecycle = RequestLifecycle.TestCase
+TestRequestLifecycle.settings = settings(max_examples=150, stateful_step_count=50, deadline=None)
