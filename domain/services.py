@@ -35,6 +35,10 @@ class UnitOfWork(Protocol):
 
     def find(self, cls: type[A], id: uuid.UUID) -> A | None: ...
 
+    def read(self, cls: type[A], id: uuid.UUID) -> A | None:
+        """For reference data the command does not change (it must not be mutated)."""
+        ...
+
     def add(self, aggregate: HotlineAggregate) -> None: ...
 
 
@@ -76,7 +80,8 @@ def load_request(uow: UnitOfWork, ref: str) -> ServiceRequest:
 
 
 def load_catalogue(uow: UnitOfWork, deps: Deps) -> Catalogue:
-    cat = uow.find(Catalogue, catalogue_id(deps.jurisdiction))
+    """The catalogue as reference data: read, never changed, by request commands."""
+    cat = uow.read(Catalogue, catalogue_id(deps.jurisdiction))
     if cat is None:
         raise NotFound("the catalogue has not been loaded", code="catalogue_missing")
     return cat
@@ -84,7 +89,7 @@ def load_catalogue(uow: UnitOfWork, deps: Deps) -> Catalogue:
 
 def jurisdiction_calendar(uow: UnitOfWork, deps: Deps) -> WorkingTime | None:
     """The jurisdiction's business calendar (changed by commands), else the configured one."""
-    found = uow.find(JurisdictionCalendar, calendar_id(deps.jurisdiction))
+    found = uow.read(JurisdictionCalendar, calendar_id(deps.jurisdiction))
     return found.calendar if found is not None else deps.calendar
 
 
@@ -119,7 +124,7 @@ def resolve_citizen(uow: UnitOfWork, ctx: Context, contact: ContactDetails, lang
         return None
     citizen: Citizen | None = None
     for identifier in identifiers:
-        claim = uow.find(CitizenIdentity, identity_id(identifier))
+        claim = uow.read(CitizenIdentity, identity_id(identifier))  # claims never change
         if claim is not None:
             citizen = uow.get(Citizen, uuid.UUID(claim.citizen_id))
             break
@@ -165,12 +170,9 @@ def register_request(uow: UnitOfWork, ctx: Context, deps: Deps, cmd: c.RegisterR
         reply_channel = "phone" if contact.phone else "email" if contact.email else None
     personal = None if contact.is_anonymous else contact.as_personal()
 
-    for _ in range(10):  # a reference number already taken: draw another
-        reference = deps.new_reference(ctx.now)
-        if uow.find(ServiceRequest, request_id_for(reference)) is None:
-            break
-    else:
-        raise InvalidTransition("could not draw a free reference number; retry")
+    # A reference number already taken makes the insert conflict; the bus then runs the
+    # command again, which draws another number.
+    reference = deps.new_reference(ctx.now)
     request = ServiceRequest.register(
         reference=reference,
         kind=cmd.kind,

@@ -8,6 +8,8 @@ load, unless the client named the version it expected (then it gets the 409).
 
 from __future__ import annotations
 
+import random
+import time
 import uuid
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -39,7 +41,7 @@ class CommandBus:
         deps: Deps,
         clock: Clock,
         after_commit: Callable[[int], None] | None = None,
-        retries: int = 5,
+        retries: int = 30,
     ) -> None:
         self.store = store
         self.committer = committer
@@ -65,7 +67,7 @@ class CommandBus:
             if earlier is not None:
                 return earlier
         expects_version = any(getattr(a, "expected_version", None) is not None for a in args)
-        for _attempt in range(self.retries):
+        for attempt in range(self.retries):
             ctx = Context(
                 actor=actor,
                 now=self.clock.now(),
@@ -81,12 +83,17 @@ class CommandBus:
             try:
                 recordings = self.committer.commit(events)
             except IntegrityError:
+                # Somebody else created what we thought absent: forget cached reference
+                # data so that the retry sees it.
+                self.store.reference_cache.clear()
                 if idempotency_key:
                     earlier = self._earlier(idempotency_key, scope, payload_print)
                     if earlier is not None:
                         return earlier
                 if expects_version:
                     raise ConcurrencyConflict("the aggregate was changed by someone else: reload and retry") from None
+                # Jittered backoff so that writers racing for one hot aggregate spread out.
+                time.sleep(random.uniform(0, 0.002 * (attempt + 1)))
                 continue
             position = recordings[-1].notification.id if recordings else 0
             result = dict(result)

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import os
 import threading
+import time
 from collections.abc import Iterator, Sequence
 from typing import Any
 from urllib.parse import unquote, urlparse
@@ -33,6 +34,7 @@ def store_env(settings: Settings) -> dict[str, str]:
             "POSTGRES_MAX_OVERFLOW": "8",
             "POSTGRES_LOCK_TIMEOUT": "10",
             "CREATE_TABLE": "y",
+            **CACHE,
         }
     settings.data_dir.mkdir(parents=True, exist_ok=True)
     return {
@@ -40,7 +42,46 @@ def store_env(settings: Settings) -> dict[str, str]:
         "SQLITE_DBNAME": str(settings.sqlite_events_path),
         "SQLITE_LOCK_TIMEOUT": "30",
         "CREATE_TABLE": "y",
+        **CACHE,
     }
+
+
+# Aggregates are cached and fast-forwarded from the store on each load (only newer
+# events are read), so the catalogue and busy requests are not replayed from scratch.
+CACHE = {"AGGREGATE_CACHE_MAXSIZE": "20000", "AGGREGATE_CACHE_FASTFORWARD": "y"}
+
+
+class ReferenceCache:
+    """Reference data (catalogue, calendars, identity claims) as commands read it.
+
+    Entries live ``ttl`` seconds and are dropped at once when this process saves events
+    of that aggregate; another API node's change is seen within ``ttl``. Absent
+    aggregates are cached too, so "is there a calendar?" costs no query per command.
+    """
+
+    def __init__(self, ttl: float = 2.0) -> None:
+        self.ttl = ttl
+        self._entries: dict[Any, tuple[float, Any]] = {}
+        self._lock = threading.Lock()
+
+    def get(self, key: Any, load: Any) -> Any:
+        now = time.monotonic()
+        entry = self._entries.get(key)
+        if entry is not None and entry[0] > now:
+            return entry[1]
+        value = load()
+        with self._lock:
+            self._entries[key] = (now + self.ttl, value)
+        return value
+
+    def clear(self) -> None:
+        with self._lock:
+            self._entries.clear()
+
+    def forget(self, keys: Any) -> None:
+        with self._lock:
+            for key in keys:
+                self._entries.pop(key, None)
 
 
 class EventStore(Application):
@@ -58,8 +99,10 @@ class EventStore(Application):
             os.environ.update(saved)
         self.is_postgres = settings.database_url is not None
         self._new_events = threading.Condition()
+        self.reference_cache = ReferenceCache()
 
     def _notify(self, recordings: Any) -> None:
+        self.reference_cache.forget(r.domain_event.originator_id for r in recordings)
         with self._new_events:
             self._new_events.notify_all()
 

@@ -292,8 +292,12 @@ cmd_start() {
     format_storage
 
     log "starting Kafka $KAFKA_VERSION (KRaft broker+controller) on $(bootstrap), controller $KAFKA_HOST:$CONTROLLER_PORT, data $DATA_DIR"
+    # keep one previous log once it passes 64 MiB
+    if [[ -f "$LOG_FILE" ]] && (( $(stat -c %s "$LOG_FILE") > 67108864 )); then
+        mv -f "$LOG_FILE" "$LOG_FILE.1"
+    fi
     echo "==== $(date -u +%FT%TZ) kafka.sh start (Kafka $KAFKA_VERSION) ====" >>"$LOG_FILE"
-    # shellcheck disable=SC2086  # HEAP_OPTS is a list of JVM options
+    # shellcheck disable=SC2086,SC2016  # HEAP_OPTS is a list of JVM options; $$ is for the launcher
     setsid bash -c 'echo $$ >"$1"; shift; exec "$@"' kafka-launcher "$PID_FILE" \
         java $HEAP_OPTS -server \
         -XX:+UseG1GC -XX:MaxGCPauseMillis=20 -XX:InitiatingHeapOccupancyPercent=35 \

@@ -24,6 +24,8 @@ PG_HOST=127.0.0.1
 PG_USER=postgres
 PG_DATABASES=(hotline hotline_test)
 START_TIMEOUT=60
+# never let psql hang on a port held by something that is not PostgreSQL
+export PGCONNECT_TIMEOUT=5
 
 SERVICES_DIR="${HOTLINE_SERVICES_DIR:-$PWD/.services}"
 mkdir -p "$SERVICES_DIR"

@@ -97,17 +97,24 @@ class SqlRows:
         self.dirty.clear()
 
 
+_UPSERTS: dict[tuple[str, str], Any] = {}
+
+
 def _upsert(conn: Connection, table: sa.Table, rows: list[dict[str, Any]]) -> None:
     dialect = conn.dialect.name
-    insert: Any = postgresql.insert if dialect == "postgresql" else sqlite.insert
+    key = (dialect, table.name)
+    stmt = _UPSERTS.get(key)
+    if stmt is None:
+        # Built once per table: constructing ON CONFLICT statements is costly in SQLAlchemy.
+        insert: Any = postgresql.insert if dialect == "postgresql" else sqlite.insert
+        stmt = insert(table)
+        pk = [c.name for c in table.primary_key.columns]
+        update = {c.name: stmt.excluded[c.name] for c in table.columns if c.name not in pk}
+        stmt = stmt.on_conflict_do_update(index_elements=pk, set_=update) if update else stmt.on_conflict_do_nothing(index_elements=pk)
+        _UPSERTS[key] = stmt
     # Every row of one executemany must name the same columns.
     columns = [c.name for c in table.columns]
-    full = [{c: r.get(c) for c in columns} for r in rows]
-    stmt = insert(table)
-    pk = [c.name for c in table.primary_key.columns]
-    update = {c: stmt.excluded[c] for c in columns if c not in pk}
-    stmt = stmt.on_conflict_do_update(index_elements=pk, set_=update) if update else stmt.on_conflict_do_nothing(index_elements=pk)
-    conn.execute(stmt, full)
+    conn.execute(stmt, [{c: r.get(c) for c in columns} for r in rows])
 
 
 class ReadStore:
@@ -148,8 +155,11 @@ class ReadStore:
         applied = 0
         with self.engine.begin() as conn:
             rows = SqlRows(conn, self.tables)
+            starts = read_positions(conn, [p.name for p in projections], partition, for_update=True)
+            moved: list[dict[str, Any]] = []
+            now = datetime.now(timezone.utc)
             for p in projections:
-                start = read_position(conn, p.name, partition, for_update=True)
+                start = starts.get(p.name, 0)
                 last = start
                 for env in envelopes:
                     if env.position <= last:
@@ -158,8 +168,10 @@ class ReadStore:
                     last = env.position
                     applied += 1
                 if last != start:
-                    write_position(conn, p.name, partition, last)
+                    moved.append({"name": p.name, "partition": partition, "position": last, "updated_at": now})
             rows.flush()
+            if moved:
+                _upsert(conn, positions, moved)
         return applied
 
     def reset(self, projection: Projection) -> None:
@@ -176,6 +188,13 @@ def read_position(conn: Connection, name: str, partition: int = WHOLE_LOG, *, fo
         stmt = stmt.with_for_update()
     value = conn.execute(stmt).scalar()
     return int(value) if value is not None else 0
+
+
+def read_positions(conn: Connection, names: list[str], partition: int = WHOLE_LOG, *, for_update: bool = False) -> dict[str, int]:
+    stmt = sa.select(positions.c.name, positions.c.position).where(positions.c.name.in_(names), positions.c.partition == partition)
+    if for_update and conn.dialect.name == "postgresql":
+        stmt = stmt.with_for_update()
+    return {name: int(pos) for name, pos in conn.execute(stmt)}
 
 
 def write_position(conn: Connection, name: str, partition: int, position: int) -> None:

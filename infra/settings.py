@@ -10,6 +10,7 @@ from __future__ import annotations
 
 from functools import lru_cache
 from pathlib import Path
+from typing import Any
 
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
@@ -22,6 +23,8 @@ class Settings(BaseSettings):
     kafka_bootstrap_servers: str | None = None
     kafka_topic_partitions: int = 6
     kafka_topic_retention_ms: int = -1  # keep the log: integrators may replay from the start
+    kafka_topic_prefix: str = "hotline"  # topics <prefix>.requests, <prefix>.workorders …
+    kafka_consumer_group: str = "hotline-projections"
     jurisdiction: str = "default"
     allow_anonymous: bool = False
     default_region: str = "IT"
@@ -35,6 +38,27 @@ class Settings(BaseSettings):
     # In-process projections after each commit (the embedded mode). With Kafka the
     # projection consumers do it instead.
     inprocess_projections: bool | None = None
+    # SLA timers and notifications (consumers/timers.py, consumers/notifications.py)
+    calendars_file: Path | None = None  # default: infra/data/calendars.yaml
+    timers_inprocess: bool = True  # embedded API runs the timer process in a thread (real clock only)
+    timers_poll_seconds: float = 1.0
+    timers_batch: int = 1000
+    sla_policy: dict[str, Any] = {}  # SlaPolicy fields: warning_points, reminders, escalate_after_working_days …
+    smtp_host: str = "127.0.0.1"
+    smtp_port: int = 25
+    smtp_username: str | None = None
+    smtp_password: str | None = None
+    smtp_starttls: bool = False
+    smtp_timeout: float = 10.0
+    mail_from: str = "hotline@localhost"
+    department_mail: str = "{department_id}@departments.hotline.local"  # alerts to departments
+    sms_gateway_url: str | None = None  # HTTP provider for SMS, fax and voicemail
+    sms_gateway_token: str | None = None
+    sms_gateway_retries: int = 3
+    sms_gateway_backoff_seconds: float = 0.5
+    notify_max_attempts: int = 5
+    notify_retry_seconds: float = 60.0  # first retry after this, doubling
+    notify_poll_seconds: float = 1.0
 
     @property
     def mode(self) -> str:

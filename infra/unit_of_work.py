@@ -29,6 +29,21 @@ class EventStoreUnitOfWork:
             self.seen[id] = agg
         return agg if isinstance(agg, cls) else None
 
+    def read(self, cls: type[A], id: uuid.UUID) -> A | None:
+        """Reference data the command consults but never changes (catalogue, calendars,
+        identity claims): shared and cached for a short time, never deep-copied."""
+        if id in self.seen:
+            agg: Any = self.seen[id]
+        else:
+            agg = self.store.reference_cache.get(id, lambda: self._load_shared(id))
+        return agg if isinstance(agg, cls) else None
+
+    def _load_shared(self, id: uuid.UUID) -> Any:
+        try:
+            return self.store.repository.get(id, deepcopy_from_cache=False)
+        except AggregateNotFoundError:
+            return None
+
     def get(self, cls: type[A], id: uuid.UUID) -> A:
         agg = self.find(cls, id)
         if agg is None:

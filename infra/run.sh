@@ -1,0 +1,8 @@
+#!/usr/bin/env bash
+# The product on the embedded default: SQLite event store and read models, DuckDB
+# analytics, everything in ./data; demo data loaded on the first start; API on
+# http://127.0.0.1:8000 (docs at /docs). Stop with Ctrl-C.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+bash infra/bootstrap.sh
+exec .venv/bin/hotline serve --demo "$@"

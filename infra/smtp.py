@@ -1,0 +1,62 @@
+"""Email through a real SMTP server (smtplib). The message's idempotency key becomes a
+stable Message-ID and an ``X-Hotline-Idempotency-Key`` header, so receivers can drop a
+duplicate; the consumer itself never sends a message twice (domain/notifications.py)."""
+
+from __future__ import annotations
+
+import smtplib
+import ssl
+from dataclasses import dataclass
+from email.message import EmailMessage
+from email.utils import formatdate
+
+from domain.notifications import message_id
+
+
+class DeliveryError(Exception):
+    """A send failed. ``permanent``: retrying cannot help (bad address, refused)."""
+
+    def __init__(self, message: str, *, permanent: bool = False) -> None:
+        super().__init__(message)
+        self.permanent = permanent
+
+
+@dataclass
+class SmtpSender:
+    host: str
+    port: int
+    mail_from: str
+    username: str | None = None
+    password: str | None = None
+    starttls: bool = False
+    timeout: float = 10.0
+
+    def send(self, *, to: str, subject: str, body: str, html: str | None, language: str, key: str) -> str:
+        msg = EmailMessage()
+        msg["From"] = self.mail_from
+        msg["To"] = to
+        msg["Subject"] = subject
+        msg["Date"] = formatdate(localtime=False)
+        msg["Message-ID"] = message_id(key)
+        msg["X-Hotline-Idempotency-Key"] = key
+        msg.set_content(body)
+        if html:
+            msg.add_alternative(html, subtype="html")
+        msg["Content-Language"] = language  # after the body: set_content clears Content-* headers
+        try:
+            with smtplib.SMTP(self.host, self.port, timeout=self.timeout) as smtp:
+                if self.starttls:
+                    smtp.starttls(context=ssl.create_default_context())
+                if self.username:
+                    smtp.login(self.username, self.password or "")
+                refused = smtp.send_message(msg)
+        except smtplib.SMTPRecipientsRefused as exc:
+            raise DeliveryError(f"recipient refused: {exc.recipients}", permanent=True) from exc
+        except smtplib.SMTPResponseException as exc:
+            # 5xx: the server will never take it; 4xx: try again later.
+            raise DeliveryError(f"SMTP {exc.smtp_code}: {exc.smtp_error!r}", permanent=500 <= exc.smtp_code < 600) from exc
+        except (OSError, smtplib.SMTPException) as exc:
+            raise DeliveryError(f"SMTP {self.host}:{self.port} unreachable: {exc}") from exc
+        if refused:
+            raise DeliveryError(f"recipient refused: {refused}", permanent=True)
+        return str(msg["Message-ID"])

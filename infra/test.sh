@@ -1,0 +1,17 @@
+#!/usr/bin/env bash
+# The whole test suite: installs Hotline with its test tools, starts a real PostgreSQL
+# (Debian's package) and a real Apache Kafka (jars from Maven Central, KRaft) on
+# loopback, and runs pytest. Extra arguments go to pytest (e.g. -k lifecycle).
+# Benchmarks are separate: see the README's performance table.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+bash infra/bootstrap.sh test
+bash infra/postgres.sh start
+bash infra/kafka.sh start
+# A missing service is a failure in CI, not a skip (tests/conftest.py reads CI).
+export HOTLINE_PG_PORT="${HOTLINE_PG_PORT:-55432}" HOTLINE_KAFKA_PORT="${HOTLINE_KAFKA_PORT:-59092}"
+set +e
+.venv/bin/python -m pytest -q -p no:warnings "$@"
+status=$?
+set -e
+exit $status

@@ -1,0 +1,194 @@
+"""Commands per second through the domain layer and through HTTP, 1 and 32 clients,
+on SQLite and PostgreSQL.
+
+    python tests/bench/bench_commands.py                 # everything, ~3 minutes
+    python tests/bench/bench_commands.py --store postgres --layer domain --seconds 10
+
+The domain-layer figure runs the command bus in-process (service layer, aggregates,
+group commit, in-process projections). The HTTP figure runs ``hotline serve`` (uvicorn,
+one process) and drives it with httpx clients on threads. The command mix is what an
+operator does most: register a request (3 events for a new citizen: citizen, identity
+claim, request, plus classification) and add a note or reply to an existing one.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import random
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+from pathlib import Path
+from typing import Any
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
+
+from domain import commands as c  # noqa: E402
+from domain import services as s  # noqa: E402
+from domain.base import Actor  # noqa: E402
+from infra.runtime import Hotline  # noqa: E402
+from infra.settings import Settings  # noqa: E402
+from tests.conftest import create_pg_database, drop_pg_database, load_catalogue  # noqa: E402
+
+AGENT = Actor("bench", "agent")
+
+
+def _register_body(i: int) -> dict[str, Any]:
+    return {
+        "kind": "action",
+        "subtype": "complaint",
+        "channel": "phone",
+        "description": f"Pothole number {i}",
+        "contact": {"name": f"Citizen {i}", "phone": f"+39 06 {10_000_000 + i}"},
+        "problem_code": "pothole",
+    }
+
+
+def run_clients(clients: int, seconds: float, work: Any) -> dict[str, Any]:
+    """Each client thread calls work(client_no, i) until time is up; returns counts and latencies."""
+    stop = time.perf_counter() + seconds
+    latencies: list[list[float]] = [[] for _ in range(clients)]
+    events = [0] * clients
+    errors = [0] * clients
+
+    def client(n: int) -> None:
+        i = 0
+        while time.perf_counter() < stop:
+            t0 = time.perf_counter()
+            try:
+                events[n] += work(n, i)
+            except Exception:  # noqa: BLE001 - counted and reported
+                errors[n] += 1
+            latencies[n].append(time.perf_counter() - t0)
+            i += 1
+
+    started = time.perf_counter()
+    threads = [threading.Thread(target=client, args=(n,)) for n in range(clients)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    elapsed = time.perf_counter() - started
+    flat = sorted(x for lat in latencies for x in lat)
+    commands = len(flat)
+    return {
+        "clients": clients,
+        "commands": commands,
+        "errors": sum(errors),
+        "commands_per_s": round(commands / elapsed, 1),
+        "events_per_s": round(sum(events) / elapsed, 1),
+        "p50_ms": round(flat[len(flat) // 2] * 1000, 2) if flat else None,
+        "p99_ms": round(flat[int(len(flat) * 0.99)] * 1000, 2) if flat else None,
+    }
+
+
+def bench_domain(settings: Settings, clients: int, seconds: float) -> dict[str, Any]:
+    hotline = Hotline.start(settings)
+    load_catalogue(hotline)
+    refs: list[str] = []
+    lock = threading.Lock()
+    offset = random.randrange(10**6)
+
+    def work(n: int, i: int) -> int:
+        if i % 2 == 0 or not refs:
+            out = hotline.bus.execute(s.register_request, AGENT, c.RegisterRequest(**_register_body(offset + n * 100_000 + i)))
+            with lock:
+                refs.append(out.result["reference"])
+            return 4  # citizen, identity claim, request registered, classified
+        ref = refs[random.randrange(len(refs))]
+        hotline.bus.execute(s.add_note, AGENT, ref, c.AddNote(text=f"note {i}"))
+        return 1
+
+    try:
+        batches0, cmds0 = hotline.committer.batches, hotline.committer.commands
+        result = run_clients(clients, seconds, work)
+        batches = hotline.committer.batches - batches0
+        result["commands_per_transaction"] = round((hotline.committer.commands - cmds0) / max(1, batches), 2)
+        return result
+    finally:
+        hotline.close()
+
+
+def bench_http(settings: Settings, clients: int, seconds: float) -> dict[str, Any]:
+    import httpx
+
+    env = dict(os.environ, HOTLINE_DATA_DIR=str(settings.data_dir), HOTLINE_PORT="18931", HOTLINE_LOG_LEVEL="warning")
+    if settings.database_url:
+        env["HOTLINE_DATABASE_URL"] = settings.database_url
+    hotline = Hotline.start(settings)
+    load_catalogue(hotline)
+    hotline.close()
+    server = subprocess.Popen([sys.executable, "-m", "api.cli_entry", "serve"], env=env, cwd=Path(__file__).resolve().parents[2])
+    try:
+        base = "http://127.0.0.1:18931"
+        for _ in range(100):
+            try:
+                if httpx.get(f"{base}/healthz", timeout=1).status_code == 200:
+                    break
+            except httpx.HTTPError:
+                time.sleep(0.2)
+        local = threading.local()
+        refs: list[str] = []
+        offset = random.randrange(10**6)
+        headers = {"X-Actor-Id": "bench", "X-Actor-Role": "agent"}
+
+        def work(n: int, i: int) -> int:
+            if not hasattr(local, "client"):
+                local.client = httpx.Client(base_url=base, headers=headers, timeout=30)
+            if i % 2 == 0 or not refs:
+                r = local.client.post("/requests", json=_register_body(offset + n * 100_000 + i))
+                r.raise_for_status()
+                refs.append(r.json()["reference"])
+                return 4
+            r = local.client.post(f"/requests/{refs[random.randrange(len(refs))]}/notes", json={"text": f"note {i}"})
+            r.raise_for_status()
+            return 1
+
+        return run_clients(clients, seconds, work)
+    finally:
+        server.terminate()
+        server.wait(timeout=20)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--store", choices=["sqlite", "postgres", "all"], default="all")
+    parser.add_argument("--layer", choices=["domain", "http", "all"], default="all")
+    parser.add_argument("--clients", default="1,32")
+    parser.add_argument("--seconds", type=float, default=10)
+    parser.add_argument(
+        "--projections",
+        choices=["inprocess", "off"],
+        default="inprocess",
+        help="off: the distributed mode's write path (projections run in their own consumers)",
+    )
+    args = parser.parse_args()
+    stores = ["sqlite", "postgres"] if args.store == "all" else [args.store]
+    layers = ["domain", "http"] if args.layer == "all" else [args.layer]
+    results = []
+    for store in stores:
+        for layer in layers:
+            for clients in [int(x) for x in args.clients.split(",")]:
+                tmp = Path(tempfile.mkdtemp(prefix="hotline-bench-"))
+                url = create_pg_database("bench") if store == "postgres" else None
+                try:
+                    settings = Settings(data_dir=tmp, database_url=url, pg_pool_size=40, inprocess_projections=args.projections == "inprocess")
+                    fn = bench_domain if layer == "domain" else bench_http
+                    row = {"store": store, "layer": layer, "projections": args.projections, **fn(settings, clients, args.seconds)}
+                finally:
+                    if url:
+                        drop_pg_database(url)
+                results.append(row)
+                print(json.dumps(row), flush=True)
+    print("\n| store | layer | projections | clients | commands/s | events/s | p50 ms | p99 ms | cmds/txn |")
+    print("|---|---|---|---|---|---|---|---|---|")
+    for r in results:
+        print(f"| {r['store']} | {r['layer']} | {r['projections']} | {r['clients']} | {r['commands_per_s']} | {r['events_per_s']} | {r['p50_ms']} | {r['p99_ms']} | {r.get('commands_per_transaction', '')} |")
+
+
+if __name__ == "__main__":
+    main()
