@@ -86,6 +86,8 @@ def _generate(hotline: Hotline, clock: FixedClock, now: datetime, rnd: random.Ra
     catalogue = yaml.safe_load((Path(__file__).resolve().parent.parent / "infra" / "data" / "catalogue.yaml").read_text("utf-8"))
     run = hotline.bus.execute
     run(s.import_catalogue, SYSTEM, catalogue)
+    calendars = yaml.safe_load((Path(__file__).resolve().parent.parent / "infra" / "data" / "calendars.yaml").read_text("utf-8"))
+    run(s.import_calendars, SYSTEM, calendars)
     counts = {"requests": 0, "closed": 0, "work_orders": 0, "duplicates": 0, "awaiting_ruling": 0}
     open_orders: dict[str, str] = {}
     total_minutes = int((now - clock.now()).total_seconds() // 60)

@@ -54,6 +54,8 @@ class RequestView(BaseModel):
     return_count: int | None
     reopen_count: int | None
     supervised: bool | None
+    escalated: bool | None = None
+    deadline_missed: bool | None = None
     extension_pending: bool | None
     rating: int | None
     work_order_id: str | None

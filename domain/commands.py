@@ -7,7 +7,7 @@ and ``expected_version`` makes the write conditional (optimistic concurrency).
 
 from __future__ import annotations
 
-from datetime import datetime
+from datetime import date, datetime
 from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
@@ -168,6 +168,35 @@ class CancelWorkOrder(Command):
 class UpdateCitizen(Command):
     contact: Contact | None = None
     language: Language | None = None
+
+
+# -------------------------------------------------------------------- SLA clock and timers
+class WaitForCitizen(Command):
+    reason: str = Field(min_length=1, description="What the citizen must provide; the SLA clock stops meanwhile")
+
+
+class CitizenResponded(Command):
+    note: str | None = Field(default=None, max_length=10_000)
+
+
+class DueTimer(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    request_id: str
+    key: str
+
+
+class FireTimers(Command):
+    timers: list[DueTimer] = Field(max_length=10_000)
+
+
+class ChangeCalendar(Command):
+    definition: dict[str, Any] | None = Field(default=None, description="A whole calendar, as in calendars.yaml")
+    declare_holidays: list[date] = Field(default_factory=list)
+    withdraw_holidays: list[date] = Field(default_factory=list)
+    declare_makeup_days: list[date] = Field(default_factory=list)
+    withdraw_makeup_days: list[date] = Field(default_factory=list)
+    makeup_hours: list[list[str]] | None = Field(default=None, description="Default: Monday's hours")
+    reason: str | None = None
 
 
 # -------------------------------------------------------------------- catalogue

@@ -21,6 +21,7 @@ from domain.base import (
 )
 from domain.catalogue import URGENCIES
 from domain.deadlines import WorkingTime, compute_due, deadline_rule
+from domain.sla import APPROACHING, CALLBACK, ESCALATION, INTERIM_DUE, MISSED, REMINDER, WAITING, Timer, resume_due
 
 KINDS = ("information", "action", "feedback")
 SUBTYPES = {
@@ -32,7 +33,9 @@ SUBTYPES = {
 }
 CHANNELS = ("phone", "web", "email", "sms", "chat", "walk_in", "social")
 REPLY_CHANNELS = ("phone", "email", "sms")
-OPEN_STATES = ("registered", "dispatched", "in_progress", "returned", "awaiting_ruling", "replied")
+OPEN_STATES = ("registered", "dispatched", "in_progress", "returned", "awaiting_ruling", "replied", WAITING)
+# States from which a request may wait for the citizen (the SLA clock stops meanwhile).
+PAUSABLE_STATES = ("registered", "dispatched", "in_progress", "returned")
 STATES = (*OPEN_STATES, "resolved", "closed")
 # After this many returns the control office rules on ownership (no endless ping-pong).
 RETURNS_BEFORE_RULING = 2
@@ -95,6 +98,9 @@ class ServiceRequest(HotlineAggregate):
 
         def apply(self, r: ServiceRequest) -> None:
             r.status = "dispatched"
+            r.dispatched_at = self.timestamp
+            if self.due_at != r.due_at:
+                r._window_start = self.timestamp  # re-dispatch gave a fresh allowance
             r.department_id, r.provider_id = self.department_id, self.provider_id
             r.due_at = self.due_at
             r.ruled = self.ruled
@@ -151,7 +157,7 @@ class ServiceRequest(HotlineAggregate):
 
         def apply(self, r: ServiceRequest) -> None:
             r.status = "replied"
-            r.final_reply = self.message
+            r.final_answer = self.message
             r.first_response_at = r.first_response_at or self.timestamp
 
     class Resolved(HotlineAggregate.Event):
@@ -176,10 +182,12 @@ class ServiceRequest(HotlineAggregate):
 
         def apply(self, r: ServiceRequest) -> None:
             r.status = self.status
-            r.final_reply = None
+            r.final_answer = None
             r.resolved_at = r.closed_at = None
             r.due_at = self.due_at
+            r._window_start = self.timestamp
             r.reopen_count += 1
+            r.rated, r.rating = False, None  # a rating belongs to one closure
 
     class Rated(HotlineAggregate.Event):
         score: int
@@ -248,6 +256,74 @@ class ServiceRequest(HotlineAggregate):
         def apply(self, r: ServiceRequest) -> None:
             r.work_order_outcome = self.outcome
 
+    # ------------------------------------------------------------ SLA clock and timers
+    class WaitingForCitizen(HotlineAggregate.Event):
+        """The request needs something from the citizen: the SLA clock stops."""
+
+        reason: str
+        resume_status: str
+
+        def apply(self, r: ServiceRequest) -> None:
+            r.status = WAITING
+            r.status_before_pause = self.resume_status
+            r.paused_since = self.timestamp
+
+    class CitizenResponded(HotlineAggregate.Event):
+        """The clock runs again; the deadline moved by the pause (on its own basis)."""
+
+        note: str | None
+        paused_seconds: float
+        due_at: datetime
+
+        def apply(self, r: ServiceRequest) -> None:
+            r.status = r.status_before_pause or "registered"
+            r.pauses.append((r.paused_since or self.timestamp, self.timestamp))
+            r.paused_since = None
+            r.status_before_pause = None
+            r.due_at = self.due_at
+
+    class TimersScheduled(HotlineAggregate.Event):
+        """The request's timer plan changed (see ``domain/sla.py``)."""
+
+        timers: list[dict[str, Any]]
+
+        def apply(self, r: ServiceRequest) -> None:
+            r.timers_scheduled = {t["key"]: t for t in self.timers}
+
+    class TimerFired(HotlineAggregate.Event):
+        """Base of the timer events: each names the timer key it fired, at most once."""
+
+        timer_key: str
+        due_at: datetime  # the request deadline the timer belongs to
+        detail: int | None
+        department_id: str | None
+
+        def apply(self, r: ServiceRequest) -> None:
+            r.timers_fired.add(self.timer_key)
+
+    class DeadlineApproaching(TimerFired):
+        """警戒提示: a warning point of the allowed time passed (detail: percent)."""
+
+    class DeadlineMissed(TimerFired):
+        pass
+
+    class ReminderSent(TimerFired):
+        """催办: the department is reminded of overdue work (detail: reminder number)."""
+
+    class Escalated(TimerFired):
+        """Overdue for N working days (detail): the control office takes it under supervision."""
+
+        def apply(self, r: ServiceRequest) -> None:
+            r.timers_fired.add(self.timer_key)
+            r.escalated = True
+            r.supervised = True
+
+    class InterimReplyDue(TimerFired):
+        """The full answer will be late: the citizen is owed an interim reply."""
+
+    class SatisfactionCallbackDue(TimerFired):
+        """回访: the day after closure the citizen is called for a rating."""
+
     # ------------------------------------------------------------------ state
     def __init__(
         self,
@@ -292,7 +368,7 @@ class ServiceRequest(HotlineAggregate):
         self.first_response_at: datetime | None = None
         self.interim_replies = 0
         self.expected_at: datetime | None = None
-        self.final_reply: str | None = None
+        self.final_answer: str | None = None
         self.resolved_at: datetime | None = None
         self.closed_at: datetime | None = None
         self.reopen_count = 0
@@ -305,10 +381,24 @@ class ServiceRequest(HotlineAggregate):
         self.work_order_id: str | None = None
         self.duplicate_of_work_order = False
         self.work_order_outcome: str | None = None
+        # SLA clock and timers (domain/sla.py)
+        self.dispatched_at: datetime | None = None
+        self._window_start: datetime | None = None
+        self.paused_since: datetime | None = None
+        self.status_before_pause: str | None = None
+        self.pauses: list[tuple[datetime, datetime]] = []
+        self.timers_scheduled: dict[str, dict[str, Any]] = {}
+        self.timers_fired: set[str] = set()
+        self.escalated = False
 
     @property
     def registered_at(self) -> datetime:
         return self.created_on
+
+    @property
+    def window_start(self) -> datetime:
+        """When the current allowance started: registration, re-dispatch or reopening."""
+        return self._window_start or self.created_on
 
     @property
     def is_open(self) -> bool:
@@ -428,7 +518,15 @@ class ServiceRequest(HotlineAggregate):
         require_reason(reason)
         self._record(self.KindChanged, ctx, kind=kind, subtype=subtype, reason=reason)
 
-    def dispatch(self, department_id: str, provider_id: str | None, instructions: str | None, ctx: Context) -> None:
+    def dispatch(
+        self,
+        department_id: str,
+        provider_id: str | None,
+        instructions: str | None,
+        ctx: Context,
+        calendar: WorkingTime | None = None,
+        problem: dict[str, Any] | None = None,
+    ) -> None:
         self._require_state("registered", "returned", action="dispatch")
         if self.problem_code is None:
             raise InvalidTransition(f"request {self.reference} must be classified with a problem code before dispatch")
@@ -442,9 +540,19 @@ class ServiceRequest(HotlineAggregate):
             department_id=department_id,
             provider_id=provider_id,
             instructions=instructions,
-            due_at=self.due_at,
+            due_at=self._due_on_dispatch(department_id, ctx, calendar, problem),
             ruled=False,
         )
+
+    def _due_on_dispatch(
+        self, department_id: str, ctx: Context, calendar: WorkingTime | None, problem: dict[str, Any] | None
+    ) -> datetime:
+        """Re-dispatched to another department: it gets the full allowance from now
+        (the deadline is recalculated); the citizen's deadline is never shortened."""
+        if self.dispatch_count == 0 or department_id == self.department_id:
+            return self.due_at
+        fresh = compute_due(ctx.now, deadline_rule(self.urgency, problem), calendar)
+        return max(self.due_at, fresh)
 
     def accept(self, department_id: str, ctx: Context) -> None:
         self._require_state("dispatched", action="accept")
@@ -469,7 +577,15 @@ class ServiceRequest(HotlineAggregate):
                 departments_involved=sorted(set(self.returned_by)),
             )
 
-    def rule_ownership(self, department_id: str, provider_id: str | None, reason: str, ctx: Context) -> None:
+    def rule_ownership(
+        self,
+        department_id: str,
+        provider_id: str | None,
+        reason: str,
+        ctx: Context,
+        calendar: WorkingTime | None = None,
+        problem: dict[str, Any] | None = None,
+    ) -> None:
         self._require_state("awaiting_ruling", "returned", action="rule on ownership of")
         require_reason(reason)
         self._record(self.OwnershipRuled, ctx, department_id=department_id, provider_id=provider_id, reason=reason)
@@ -479,7 +595,7 @@ class ServiceRequest(HotlineAggregate):
             department_id=department_id,
             provider_id=provider_id,
             instructions=reason,
-            due_at=self.due_at,
+            due_at=self._due_on_dispatch(department_id, ctx, calendar, problem),
             ruled=True,
         )
 
@@ -507,7 +623,7 @@ class ServiceRequest(HotlineAggregate):
 
     def close(self, ctx: Context) -> None:
         self._require_state("replied", "resolved", action="close")
-        if not self.final_reply:
+        if not self.final_answer:
             raise InvalidTransition("a request is closed only after the final reply")
         self._record(self.Closed, ctx, on_time=ctx.now <= self.due_at)
 
@@ -593,12 +709,60 @@ class ServiceRequest(HotlineAggregate):
             raise InvalidTransition(f"work order {work_order_id} is not linked to request {self.reference}")
         self._record(self.WorkOrderOutcomeRecorded, ctx, work_order_id=str(work_order_id), outcome=outcome, completed=completed)
 
+    # ------------------------------------------------------------ SLA clock and timers
+    def wait_for_citizen(self, reason: str, ctx: Context) -> None:
+        """Stop the clock: the case needs information or an action from the citizen."""
+        self._require_state(*PAUSABLE_STATES, action="pause")
+        require_reason(reason)
+        self._record(self.WaitingForCitizen, ctx, reason=reason, resume_status=self.status)
+
+    def citizen_responded(
+        self, note: str | None, ctx: Context, calendar: WorkingTime | None = None, problem: dict[str, Any] | None = None
+    ) -> None:
+        """Restart the clock; the deadline moves by the pause on the deadline's basis."""
+        self._require_state(WAITING, action="resume")
+        assert self.paused_since is not None
+        basis = deadline_rule(self.urgency, problem).get("basis", "clock")
+        due = resume_due(self.due_at, self.paused_since, ctx.now, basis, calendar)
+        paused = (ctx.now - self.paused_since).total_seconds()
+        self._record(self.CitizenResponded, ctx, note=note, paused_seconds=paused, due_at=due)
+
+    def schedule_timers(self, timers: list[Timer], ctx: Context) -> None:
+        self._record(self.TimersScheduled, ctx, timers=[t.to_dict() for t in timers])
+
+    def fire_timer(self, key: str, ctx: Context) -> bool:
+        """Records the timer's event once; False when it fired already or was replanned."""
+        if key in self.timers_fired:
+            return False
+        spec = self.timers_scheduled.get(key)
+        if spec is None:
+            return False  # the deadline moved or the request left the state: obsolete
+        timer = Timer.from_dict(spec)
+        if ctx.now < timer.at:
+            raise InvalidTransition(f"timer {key} of request {self.reference} is not due before {timer.at.isoformat()}")
+        self._record(TIMER_EVENTS[timer.kind], ctx, **timer_event_fields(timer))
+        return True
+
     def _require_owner(self, department_id: str) -> None:
         if department_id != self.department_id:
             raise InvalidTransition(
                 f"request {self.reference} is with {self.department_id}, not {department_id}",
                 code="not_owner",
             )
+
+
+TIMER_EVENTS: dict[str, type[ServiceRequest.TimerFired]] = {
+    APPROACHING: ServiceRequest.DeadlineApproaching,
+    MISSED: ServiceRequest.DeadlineMissed,
+    REMINDER: ServiceRequest.ReminderSent,
+    ESCALATION: ServiceRequest.Escalated,
+    INTERIM_DUE: ServiceRequest.InterimReplyDue,
+    CALLBACK: ServiceRequest.SatisfactionCallbackDue,
+}
+
+
+def timer_event_fields(timer: Timer) -> dict[str, Any]:
+    return {"timer_key": timer.key, "due_at": timer.deadline, "detail": timer.detail, "department_id": timer.department_id}
 
 
 def require_reason(text: str | None, what: str = "reason") -> str:

@@ -262,7 +262,8 @@ def return_to_dispatcher(uow: UnitOfWork, ctx: Context, deps: Deps, r: ServiceRe
 def rule_ownership(uow: UnitOfWork, ctx: Context, deps: Deps, r: ServiceRequest, cmd: c.RuleOwnership) -> None:
     require_role(ctx, "control_office", "supervisor")
     load_catalogue(uow, deps).check_dispatch_target(cmd.department_id, cmd.provider_id)
-    r.rule_ownership(cmd.department_id, cmd.provider_id, cmd.reason, ctx, jurisdiction_calendar(uow, deps), _problem(uow, deps, r))
+    calendar = jurisdiction_calendar(uow, deps)
+    r.rule_ownership(cmd.department_id, cmd.provider_id, cmd.reason, ctx, calendar, _problem(uow, deps, r))
 
 
 @_on_request

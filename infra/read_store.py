@@ -28,6 +28,12 @@ positions = sa.Table(
     sa.Column("position", sa.BigInteger, nullable=False),
     sa.Column("updated_at", UtcDateTime, nullable=False),
 )
+schemas = sa.Table(
+    "projection_schemas",
+    tracking_md,
+    sa.Column("name", sa.String(100), primary_key=True),
+    sa.Column("fingerprint", sa.String(64), nullable=False),
+)
 WHOLE_LOG = -1
 _DELETED = object()
 
@@ -126,9 +132,19 @@ class ReadStore:
             self.tables.update(p.tables)
 
     def create_tables(self) -> None:
+        """Creates missing tables. A projection whose table definitions changed since its
+        rows were written is dropped and rebuilt from the events (it is only a cache)."""
         tracking_md.create_all(self.engine)
-        for p in self.projections:
-            p.metadata.create_all(self.engine)
+        with self.engine.begin() as conn:
+            known = {name: fp for name, fp in conn.execute(sa.select(schemas.c.name, schemas.c.fingerprint))}
+            for p in self.projections:
+                fingerprint = schema_fingerprint(p)
+                if known.get(p.name) not in (None, fingerprint):
+                    p.metadata.drop_all(conn)
+                    conn.execute(sa.delete(positions).where(positions.c.name == p.name))
+                p.metadata.create_all(conn)
+                if known.get(p.name) != fingerprint:
+                    _upsert(conn, schemas, [{"name": p.name, "fingerprint": fingerprint}])
 
     def position(self, name: str, partition: int = WHOLE_LOG) -> int:
         with self.engine.connect() as conn:
@@ -180,6 +196,16 @@ class ReadStore:
             for t in reversed(projection.metadata.sorted_tables):
                 conn.execute(sa.delete(t))
             conn.execute(sa.delete(positions).where(positions.c.name == projection.name))
+
+
+def schema_fingerprint(projection: Projection) -> str:
+    import hashlib
+
+    parts = []
+    for table in sorted(projection.metadata.tables.values(), key=lambda t: t.name):
+        parts.append(table.name)
+        parts.extend(f"{c.name}:{c.type!r}:{c.primary_key}" for c in table.columns)
+    return hashlib.sha256("|".join(parts).encode()).hexdigest()
 
 
 def read_position(conn: Connection, name: str, partition: int = WHOLE_LOG, *, for_update: bool = False) -> int:

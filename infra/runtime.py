@@ -49,6 +49,9 @@ class Hotline:
         projector = InProcessProjector(store, read_store) if settings.projections_inprocess else None
         bus = CommandBus(store, committer, deps, clock, after_commit=projector.catch_up if projector else None)
         hotline = cls(settings, clock, store, committer, read_store, bus, projector)
+        from consumers.timers import configure_sla
+
+        configure_sla(hotline)
         if projector:
             projector.catch_up()
         return hotline

@@ -28,6 +28,7 @@ PLACES = projection.table(
     sa.Column("department_id", sa.String(64)),
     sa.Column("provider_id", sa.String(64)),
     sa.Column("state", sa.String(30)),
+    sa.Column("resume_state", sa.String(30), nullable=True),  # while waiting for the citizen
 )
 WORK_ORDERS = projection.table(
     "work_orders",
@@ -89,6 +90,26 @@ def request_state(env: Envelope, rows: Rows) -> None:
     if place is None:
         return  # never dispatched: the hotline's own work, not a department's
     _move(rows, env.aggregate_id, place["department_id"], place["provider_id"], REQUEST_STATES[env.type.split(".")[2]])
+
+
+@projection.on(R.WaitingForCitizen)
+def waiting_for_citizen(env: Envelope, rows: Rows) -> None:
+    place = rows.get(P, env.aggregate_id)
+    if place is None or place["state"] is None:
+        return
+    resume = place["state"]
+    _move(rows, env.aggregate_id, place["department_id"], place["provider_id"], "waiting_citizen")
+    moved = rows.get(P, env.aggregate_id) or {}
+    moved["resume_state"] = resume
+    rows.put(P, moved)
+
+
+@projection.on(R.CitizenResponded)
+def citizen_responded(env: Envelope, rows: Rows) -> None:
+    place = rows.get(P, env.aggregate_id)
+    if place is None or place["state"] != "waiting_citizen":
+        return
+    _move(rows, env.aggregate_id, place["department_id"], place["provider_id"], place.get("resume_state") or "dispatched")
 
 
 @projection.on(R.Reopened)
@@ -191,3 +212,24 @@ def work_orders(
     if problem_code:
         q = q.where(WORK_ORDERS.c.problem_code == problem_code)
     return [dict(r) for r in conn.execute(q.order_by(WORK_ORDERS.c.created_at.desc()).limit(limit)).mappings()]
+
+
+def workloads_with_deadlines(conn: Connection, now: Any) -> dict[str, dict[str, Any]]:
+    """Workloads per department and provider, with due-soon / overdue ageing buckets
+    (from the SLA breach list, computed at ``now``: right across pauses and extensions)."""
+    from projections.sla_breaches import ageing
+
+    result = workloads(conn)
+    for g in ageing(conn, now, by="department"):
+        if g["department_id"] is None:
+            continue
+        dep = result.setdefault(g["department_id"], {"department_id": g["department_id"], "by_state": {}, "providers": {}, "open": 0})
+        dep["deadlines"] = {k: v for k, v in g.items() if k != "department_id"}
+    for g in ageing(conn, now, by="provider"):
+        if g["department_id"] is None:
+            continue
+        dep = result[g["department_id"]]
+        dep.setdefault("provider_deadlines", {})[g["provider_id"] or ""] = {
+            k: v for k, v in g.items() if k not in ("department_id", "provider_id")
+        }
+    return result

@@ -45,6 +45,9 @@ REQUESTS = projection.table(
     sa.Column("return_count", sa.Integer),
     sa.Column("reopen_count", sa.Integer),
     sa.Column("supervised", sa.Boolean),
+    sa.Column("escalated", sa.Boolean),
+    sa.Column("paused_from", sa.String(20)),  # the status a request waiting for the citizen returns to
+    sa.Column("deadline_missed", sa.Boolean),
     sa.Column("extension_pending", sa.Boolean),
     sa.Column("rating", sa.Integer),
     sa.Column("work_order_id", sa.String(36)),
@@ -174,7 +177,17 @@ _STATE = {
     "supervision_ended": lambda e, r: _update(e, r, supervised=False),
     "work_order_linked": lambda e, r: _update(e, r, work_order_id=e.data["work_order_id"]),
     "work_order_outcome_recorded": lambda e, r: _update(e, r, work_order_outcome=e.data["outcome"]),
+    "waiting_for_citizen": lambda e, r: _update(e, r, status="waiting_citizen", paused_from=e.data["resume_status"]),
+    "citizen_responded": lambda e, r: _resumed(e, r),
+    "deadline_missed": lambda e, r: _update(e, r, deadline_missed=True),
+    "escalated": lambda e, r: _update(e, r, escalated=True, supervised=True),
 }
+
+
+def _resumed(env: Envelope, rows: Rows) -> None:
+    row = rows.get(T, env.aggregate_id)
+    if row is not None:
+        _update(env, rows, status=row.get("paused_from") or "registered", paused_from=None, due_at=_ts(env.data["due_at"]))
 
 
 def _first_response(env: Envelope, rows: Rows, **changes: Any) -> None:

@@ -31,6 +31,10 @@ WATCH = projection.table(
     sa.Column("due_at", UtcDateTime, index=True),
     sa.Column("supervised", sa.Boolean),
     sa.Column("extension_pending", sa.Boolean),
+    # Waiting for the citizen: the clock is stopped, so the row is neither due nor overdue.
+    sa.Column("paused_since", UtcDateTime, nullable=True),
+    sa.Column("status_before_pause", sa.String(20), nullable=True),
+    sa.Column("escalated", sa.Boolean, nullable=True),
 )
 W = WATCH.name
 # What a closed request was, so a reopened one reappears with its department.
@@ -77,6 +81,9 @@ def registered(env: Envelope, rows: Rows) -> None:
             "due_at": _parse(d["due_at"]),
             "supervised": False,
             "extension_pending": False,
+            "paused_since": None,
+            "status_before_pause": None,
+            "escalated": False,
         },
     )
 
@@ -118,6 +125,24 @@ def supervision(env: Envelope, rows: Rows) -> None:
     _set(env, rows, supervised=env.type.split(".")[2] == "supervision_started")
 
 
+@projection.on(R.WaitingForCitizen)
+def waiting(env: Envelope, rows: Rows) -> None:
+    _set(env, rows, status="waiting_citizen", paused_since=env.time, status_before_pause=env.data["resume_status"])
+
+
+@projection.on(R.CitizenResponded)
+def resumed(env: Envelope, rows: Rows) -> None:
+    row = rows.get(W, env.aggregate_id)
+    if row is not None:
+        status = row.get("status_before_pause") or "registered"
+        _set(env, rows, status=status, paused_since=None, status_before_pause=None, due_at=_parse(env.data["due_at"]))
+
+
+@projection.on(R.Escalated)
+def escalated(env: Envelope, rows: Rows) -> None:
+    _set(env, rows, escalated=True, supervised=True)
+
+
 @projection.on(R.Reopened)
 def reopened(env: Envelope, rows: Rows) -> None:
     # The row left the list at resolution; the memo brings back its department.
@@ -135,6 +160,9 @@ def reopened(env: Envelope, rows: Rows) -> None:
             "due_at": _parse(env.data["due_at"]),
             "supervised": False,
             "extension_pending": False,
+            "paused_since": None,
+            "status_before_pause": None,
+            "escalated": False,
         },
     )
     _remember(env, rows)
@@ -163,7 +191,7 @@ def breaches(
     department_id: str | None = None,
     limit: int = 500,
 ) -> dict[str, list[dict[str, Any]]]:
-    q = sa.select(WATCH).where(WATCH.c.due_at <= now + due_within)
+    q = sa.select(WATCH).where(WATCH.c.due_at <= now + due_within, _running())
     if department_id:
         q = q.where(WATCH.c.department_id == department_id)
     q = q.order_by(WATCH.c.due_at).limit(limit)
@@ -184,7 +212,7 @@ def breaches(
 def overdue_by_department(conn: Connection, now: datetime) -> dict[str | None, dict[str, int]]:
     """Overdue counts per department, in ageing buckets (hours past the deadline)."""
     result: dict[str | None, dict[str, int]] = {}
-    for r in conn.execute(sa.select(WATCH.c.department_id, WATCH.c.due_at).where(WATCH.c.due_at < now)):
+    for r in conn.execute(sa.select(WATCH.c.department_id, WATCH.c.due_at).where(WATCH.c.due_at < now, _running())):
         due = r.due_at if r.due_at.tzinfo else r.due_at.replace(tzinfo=now.tzinfo)
         hours = (now - due).total_seconds() / 3600
         dep = result.setdefault(r.department_id, {_bucket_name(b): 0 for b in OVERDUE_BUCKETS} | {"overdue": 0})
@@ -198,7 +226,7 @@ def overdue_by_department(conn: Connection, now: datetime) -> dict[str | None, d
 def due_soon_by_department(conn: Connection, now: datetime, within: timedelta) -> dict[str | None, int]:
     q = (
         sa.select(WATCH.c.department_id, sa.func.count())
-        .where(WATCH.c.due_at >= now, WATCH.c.due_at < now + within)
+        .where(WATCH.c.due_at >= now, WATCH.c.due_at < now + within, _running())
         .group_by(WATCH.c.department_id)
     )
     return {dep: n for dep, n in conn.execute(q)}
@@ -207,3 +235,58 @@ def due_soon_by_department(conn: Connection, now: datetime, within: timedelta) -
 def _bucket_name(bucket: tuple[int, int | None]) -> str:
     low, high = bucket
     return f"overdue_{low}h_plus" if high is None else f"overdue_{low}_{high}h"
+
+
+def _running() -> sa.ColumnElement[bool]:
+    """Rows whose clock runs: a request waiting for the citizen is neither due nor late."""
+    return WATCH.c.paused_since.is_(None)
+
+
+# Buckets ahead of the deadline, in hours left (due soon), then the overdue ones above.
+DUE_BUCKETS: tuple[tuple[int, int | None], ...] = ((0, 4), (4, 24), (24, 72))
+
+
+def ageing(conn: Connection, now: datetime, *, by: str = "provider") -> list[dict[str, Any]]:
+    """Due-soon and overdue open work per department (and provider), in ageing buckets.
+
+    ``by="department"`` groups by department only. Paused requests are counted apart
+    (``waiting_citizen``): their clock is stopped. Buckets are computed at query time,
+    so the answer is right across pauses, extensions and re-dispatches without timers."""
+    cols = [WATCH.c.department_id] + ([WATCH.c.provider_id] if by == "provider" else [])
+    q = sa.select(*cols, WATCH.c.due_at, WATCH.c.paused_since, WATCH.c.escalated)
+    groups: dict[tuple[Any, ...], dict[str, Any]] = {}
+    names = [_due_name(b) for b in DUE_BUCKETS] + [_bucket_name(b) for b in OVERDUE_BUCKETS]
+    for r in conn.execute(q):
+        key = tuple(r[: len(cols)])
+        g = groups.setdefault(
+            key,
+            {"department_id": key[0], **({"provider_id": key[1]} if by == "provider" else {}), "open": 0,
+             "waiting_citizen": 0, "overdue": 0, "due_soon": 0, "escalated": 0} | {n: 0 for n in names},
+        )
+        g["open"] += 1
+        if r.escalated:
+            g["escalated"] += 1
+        if r.paused_since is not None:
+            g["waiting_citizen"] += 1
+            continue
+        hours = (r.due_at - now).total_seconds() / 3600
+        if hours < 0:
+            g["overdue"] += 1
+            g[_bucket_name(_pick(OVERDUE_BUCKETS, -hours))] += 1
+        else:
+            bucket = _pick(DUE_BUCKETS, hours)
+            if bucket is not None:
+                g["due_soon"] += 1
+                g[_due_name(bucket)] += 1
+    return sorted(groups.values(), key=lambda g: (-g["overdue"], -g["due_soon"], str(g["department_id"])))
+
+
+def _pick(buckets: tuple[tuple[int, int | None], ...], hours: float) -> Any:
+    for b in buckets:
+        if hours >= b[0] and (b[1] is None or hours < b[1]):
+            return b
+    return None
+
+
+def _due_name(bucket: tuple[int, int | None]) -> str:
+    return f"due_in_{bucket[0]}_{bucket[1]}h"

@@ -1,0 +1,123 @@
+"""``hotline timers``, ``hotline notify``, ``hotline load-calendars``: the SLA processes."""
+
+from __future__ import annotations
+
+import json
+import signal
+import threading
+from datetime import datetime
+from pathlib import Path
+from typing import Any
+
+import typer
+import yaml
+from rich.console import Console
+
+from infra.settings import get_settings
+
+console = Console()
+DEFAULT_CALENDARS = Path(__file__).resolve().parent.parent / "infra" / "data" / "calendars.yaml"
+
+
+def _clock(at: str | None) -> Any:
+    """The real clock, or a fixed one (simulations and tests inject time)."""
+    from domain.base import FixedClock, SystemClock
+
+    if at is None:
+        return SystemClock()
+    when = datetime.fromisoformat(at)
+    if when.tzinfo is None:
+        raise typer.BadParameter("--clock needs a time zone, e.g. 2026-11-20T10:00:00+00:00")
+    return FixedClock(when)
+
+
+def _stop_on_signals(stop: threading.Event) -> None:
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        signal.signal(sig, lambda *_: stop.set())
+
+
+def timers(
+    clock: str = typer.Option(None, help="Run at this fixed time (ISO 8601) instead of the real clock"),
+    once: bool = typer.Option(False, help="Fire what is due, then exit"),
+    batch: int = typer.Option(None, help="Timers per page (default HOTLINE_TIMERS_BATCH)"),
+    poll: float = typer.Option(None, help="Seconds between ticks (default HOTLINE_TIMERS_POLL_SECONDS)"),
+    slow_path: bool = typer.Option(False, "--slow-path", help="Load every request instead of appending at the known version"),
+) -> None:
+    """Run the SLA timer process: warnings, misses, reminders, escalations, callbacks."""
+    from consumers.timers import TimerProcess, configure_sla
+    from infra.runtime import Hotline
+
+    settings = get_settings()
+    hotline = Hotline.start(settings, _clock(clock))
+    configure_sla(hotline)
+    process = TimerProcess(hotline, batch=batch or settings.timers_batch, fast_path=not slow_path)
+    stop = threading.Event()
+    _stop_on_signals(stop)
+    try:
+        if once:
+            fired = process.tick()
+            console.print_json(json.dumps({"fired": fired, **process.status()}))
+        else:
+            console.print(f"[bold]timers[/] {settings.mode} mode, polling every {poll or settings.timers_poll_seconds}s")
+            process.run(stop, poll or settings.timers_poll_seconds)
+    finally:
+        hotline.close()
+
+
+def notify(
+    clock: str = typer.Option(None, help="Run at this fixed time (ISO 8601) instead of the real clock"),
+    once: bool = typer.Option(False, help="Send what is due, then exit"),
+    smtp_host: str = typer.Option(None, help="Default HOTLINE_SMTP_HOST"),
+    smtp_port: int = typer.Option(None, help="Default HOTLINE_SMTP_PORT"),
+    gateway_url: str = typer.Option(None, help="SMS/fax/voicemail provider URL (default HOTLINE_SMS_GATEWAY_URL)"),
+    poll: float = typer.Option(None, help="Seconds between rounds (default HOTLINE_NOTIFY_POLL_SECONDS)"),
+) -> None:
+    """Run the notification consumer: replies and alerts by email, SMS, fax and voicemail."""
+    from consumers.notifications import NotificationConsumer
+    from consumers.timers import configure_sla
+    from infra.runtime import Hotline
+
+    updates = {
+        k: v for k, v in {"smtp_host": smtp_host, "smtp_port": smtp_port, "sms_gateway_url": gateway_url}.items() if v is not None
+    }
+    settings = get_settings().model_copy(update=updates)
+    hotline = Hotline.start(settings, _clock(clock))
+    configure_sla(hotline)
+    consumer = NotificationConsumer.from_settings(hotline)
+    stop = threading.Event()
+    _stop_on_signals(stop)
+    try:
+        if once:
+            done = consumer.run_once()
+            console.print_json(json.dumps({"processed": done, **consumer.status()}, default=str))
+        else:
+            console.print(f"[bold]notify[/] SMTP {settings.smtp_host}:{settings.smtp_port}, gateway {settings.sms_gateway_url}")
+            consumer.run(stop, poll or settings.notify_poll_seconds)
+    finally:
+        hotline.close()
+
+
+def load_calendars(path: Path = typer.Argument(DEFAULT_CALENDARS, exists=True, readable=True)) -> None:
+    """Load business calendars (YAML) as events; unchanged calendars stay as they are."""
+    from domain import services as s
+    from domain.base import SYSTEM
+    from infra.runtime import Hotline
+
+    hotline = Hotline.start(get_settings())
+    try:
+        result = hotline.bus.execute(s.import_calendars, SYSTEM, yaml.safe_load(path.read_text("utf-8")))
+    finally:
+        hotline.close()
+    console.print(f"calendars changed: {result.result['changed'] or 'none'}")
+
+
+def register(app: typer.Typer) -> None:
+    app.command("timers")(timers)
+    app.command("notify")(notify)
+    app.command("load-calendars")(load_calendars)
+
+
+if __name__ == "__main__":  # python -m api.cli_sla timers …: the processes without the rest of the CLI
+    standalone = typer.Typer(no_args_is_help=True)
+    register(standalone)
+    standalone()

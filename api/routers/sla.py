@@ -1,0 +1,179 @@
+"""SLA clock, business calendars, timers and notifications."""
+
+from __future__ import annotations
+
+import uuid
+from datetime import datetime, timedelta
+from typing import Any
+
+from fastapi import APIRouter, Depends, Query, Request, Response
+from pydantic import BaseModel, Field
+
+from api.deps import get_actor, get_hotline, run_command, wait_for_position
+from domain import commands as c
+from domain import notifications as n
+from domain import services as s
+from domain.base import Actor, InvalidCommand, NotFound
+from domain.calendars import BusinessCalendar, JurisdictionCalendar, calendar_id
+from domain.sla import measures
+from infra.runtime import Hotline
+from infra.unit_of_work import EventStoreUnitOfWork
+from projections import notifications as notes
+from projections import sla_breaches, sla_timers
+
+router = APIRouter(tags=["sla"])
+
+
+def _calendar(hotline: Hotline, jurisdiction: str) -> BusinessCalendar:
+    agg = EventStoreUnitOfWork(hotline.store).find(JurisdictionCalendar, calendar_id(jurisdiction))
+    if agg is not None:
+        return agg.calendar
+    fallback = hotline.bus.deps.calendar
+    if jurisdiction == hotline.bus.deps.jurisdiction and isinstance(fallback, BusinessCalendar):
+        return fallback
+    raise NotFound(f"no calendar for jurisdiction {jurisdiction!r}", code="calendar_missing")
+
+
+# ------------------------------------------------------------------ calendars
+@router.get("/calendars/{jurisdiction}", summary="A jurisdiction's business calendar")
+def get_calendar(jurisdiction: str, hotline: Hotline = Depends(get_hotline)) -> dict[str, Any]:
+    return {"jurisdiction": jurisdiction, **_calendar(hotline, jurisdiction).to_dict()}
+
+
+@router.post("/calendars/{jurisdiction}", summary="Change a calendar: whole definition, holidays, make-up days")
+def change_calendar(
+    jurisdiction: str,
+    cmd: c.ChangeCalendar,
+    request: Request,
+    response: Response,
+    hotline: Hotline = Depends(get_hotline),
+    actor: Actor = Depends(get_actor),
+) -> dict[str, Any]:
+    return run_command(hotline, s.change_calendar, actor, jurisdiction, cmd, request=request, response=response)
+
+
+@router.get("/calendars/{jurisdiction}/deadline", summary="Working-time arithmetic: start + hours of working time")
+def deadline(
+    jurisdiction: str,
+    start: datetime,
+    hours: float = Query(gt=0, le=24 * 365),
+    hotline: Hotline = Depends(get_hotline),
+) -> dict[str, Any]:
+    if start.tzinfo is None:
+        raise InvalidCommand("start needs a time zone offset")
+    cal = _calendar(hotline, jurisdiction)
+    due = cal.add_working_time(start, timedelta(hours=hours))
+    return {"start": start, "working_hours": hours, "due_at": due, "local_due_at": due.astimezone(cal.zone).isoformat()}
+
+
+# ------------------------------------------------------------------ the SLA clock
+@router.post("/requests/{ref}/wait-for-citizen", summary="Stop the SLA clock: waiting for the citizen")
+def wait_for_citizen(
+    ref: str,
+    cmd: c.WaitForCitizen,
+    request: Request,
+    response: Response,
+    hotline: Hotline = Depends(get_hotline),
+    actor: Actor = Depends(get_actor),
+) -> dict[str, Any]:
+    return run_command(hotline, s.wait_for_citizen, actor, ref, cmd, request=request, response=response)
+
+
+@router.post("/requests/{ref}/citizen-responded", summary="Restart the SLA clock; the deadline moves by the pause")
+def citizen_responded(
+    ref: str,
+    cmd: c.CitizenResponded,
+    request: Request,
+    response: Response,
+    hotline: Hotline = Depends(get_hotline),
+    actor: Actor = Depends(get_actor),
+) -> dict[str, Any]:
+    return run_command(hotline, s.citizen_responded, actor, ref, cmd, request=request, response=response)
+
+
+@router.get("/requests/{ref}/sla", summary="SLA measures and timers of one request")
+def request_sla(ref: str, hotline: Hotline = Depends(get_hotline), min_position: int | None = None) -> dict[str, Any]:
+    wait_for_position(hotline, min_position)
+    r = s.load_request(EventStoreUnitOfWork(hotline.store), ref)
+    with hotline.read_store.engine.connect() as conn:
+        timers = sla_timers.request_timers(conn, str(r.id))
+    return {
+        "reference": r.reference,
+        "status": r.status,
+        "measures": measures(r, hotline.clock.now()),
+        "window_start": r.window_start,
+        "escalated": r.escalated,
+        "timers": timers,
+    }
+
+
+@router.get("/sla/ageing", summary="Due-soon and overdue work per department and provider, in ageing buckets")
+def ageing(
+    hotline: Hotline = Depends(get_hotline),
+    by: str = Query("provider", pattern="^(provider|department)$"),
+    min_position: int | None = None,
+) -> dict[str, Any]:
+    wait_for_position(hotline, min_position)
+    now = hotline.clock.now()
+    with hotline.read_store.engine.connect() as conn:
+        return {"as_of": now, "groups": sla_breaches.ageing(conn, now, by=by)}
+
+
+@router.get("/sla/timers", summary="The timer table and, when it runs here, the timer process")
+def timers_status(hotline: Hotline = Depends(get_hotline)) -> dict[str, Any]:
+    with hotline.read_store.engine.connect() as conn:
+        table = sla_timers.timer_status(conn, hotline.clock.now())
+    process = hotline.extras.get("timers")
+    return {"table": table, "process": process.stats.as_dict() if process else None}
+
+
+# ------------------------------------------------------------------ notifications
+@router.get("/notifications", summary="Messages sent or to send (status: queued, sending, sent, failed, dead_lettered)")
+def list_notifications(
+    hotline: Hotline = Depends(get_hotline),
+    status: str | None = None,
+    request_id: str | None = None,
+    limit: int = Query(100, ge=1, le=1000),
+    min_position: int | None = None,
+) -> dict[str, Any]:
+    wait_for_position(hotline, min_position)
+    with hotline.read_store.engine.connect() as conn:
+        return {"counts": notes.counts(conn), "messages": notes.listing(conn, status=status, request_id=request_id, limit=limit)}
+
+
+class RetryBody(BaseModel):
+    reason: str | None = Field(default=None, max_length=2000)
+
+
+@router.post("/notifications/{notification_id}/retry", summary="Send a dead-lettered message again")
+def retry_notification(
+    notification_id: uuid.UUID,
+    body: RetryBody,
+    request: Request,
+    response: Response,
+    hotline: Hotline = Depends(get_hotline),
+    actor: Actor = Depends(get_actor),
+) -> dict[str, Any]:
+    return run_command(hotline, n.retry_notification, actor, notification_id, body.reason, request=request, response=response)
+
+
+def _start_timers(hotline: Hotline) -> Any:
+    """API startup hook: the timer process in a thread, in the embedded mode with the real
+    clock (a simulated clock is driven by whoever moves it)."""
+    from consumers.timers import configure_sla, start_in_process
+    from domain.base import SystemClock
+
+    configure_sla(hotline)
+    if hotline.settings.mode != "embedded" or not hotline.settings.timers_inprocess or not isinstance(hotline.clock, SystemClock):
+        return None
+    return start_in_process(hotline, hotline.settings.timers_poll_seconds)
+
+
+def _register_hook() -> None:
+    from api import app as app_module
+
+    if _start_timers not in app_module.STARTUP_HOOKS:
+        app_module.STARTUP_HOOKS.append(_start_timers)
+
+
+_register_hook()

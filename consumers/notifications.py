@@ -1,0 +1,263 @@
+"""The notification consumer (``hotline notify``): replies and alerts by email, SMS, fax
+and voicemail.
+
+It follows the event log like the in-process projector (its position is kept in the
+read store's ``projection_positions`` under ``notifier``). For each request event that
+calls for a message (a reply to the citizen, an SLA alert to a department, the
+satisfaction callback) it queues a :class:`~domain.notifications.Notification` whose id
+is derived from the message's idempotency key: a restarted consumer that reads the same
+events again queues nothing new. It then works through the queue (read model
+``projections/notifications.py``): attempt started (an event) → send → sent or failed
+(events) → retried later with backoff → dead-lettered after the last attempt; an
+operator can retry a dead-lettered message. See the domain module for how an attempt
+interrupted by a crash is resolved without sending twice.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import uuid
+from dataclasses import dataclass, field
+from datetime import timedelta
+from pathlib import Path
+from typing import Any
+
+import yaml
+from eventsourcing.application import AggregateNotFoundError
+
+from domain import notifications as n
+from domain.base import Actor, DomainError
+from domain.catalogue import Catalogue, catalogue_id
+from domain.requests import ServiceRequest
+from infra.read_store import read_position, write_position
+from infra.runtime import Hotline
+from infra.sms_gateway import GatewaySender
+from infra.smtp import DeliveryError, SmtpSender
+from projections import notifications as read_model
+
+log = logging.getLogger("hotline.notify")
+NOTIFIER = Actor("notifier", "system", "Notification consumer")
+POSITION_NAME = "notifier"
+TEMPLATES_DIR = Path(__file__).resolve().parent.parent / "infra" / "data" / "templates"
+
+
+def load_templates(directory: Path = TEMPLATES_DIR) -> dict[str, Any]:
+    found = {}
+    for path in sorted(directory.glob("*.yaml")):
+        doc = yaml.safe_load(path.read_text("utf-8"))
+        found[doc.get("language") or path.stem] = doc
+    return found
+
+
+@dataclass
+class NotifyStats:
+    queued: int = 0
+    sent: int = 0
+    failed: int = 0
+    dead_lettered: int = 0
+    in_doubt: int = 0
+    errors: int = 0
+    last_error: str | None = None
+    by_channel: dict[str, int] = field(default_factory=dict)
+
+
+class NotificationConsumer:
+    def __init__(
+        self,
+        hotline: Hotline,
+        *,
+        email: SmtpSender | None,
+        gateway: GatewaySender | None,
+        templates: dict[str, Any] | None = None,
+        retry: n.RetryPolicy | None = None,
+        department_mail: str = "{department_id}@departments.hotline.local",
+        batch: int = 200,
+    ) -> None:
+        self.hotline = hotline
+        self.email = email
+        self.gateway = gateway
+        self.templates = templates or load_templates()
+        self.retry = retry or n.RetryPolicy()
+        self.department_mail = department_mail
+        self.batch = batch
+        self.stats = NotifyStats()
+        self._started: set[str] = set()  # attempts this process started (not in doubt)
+        self._lock = threading.Lock()
+
+    @classmethod
+    def from_settings(cls, hotline: Hotline) -> NotificationConsumer:
+        st = hotline.settings
+        email = SmtpSender(
+            host=st.smtp_host,
+            port=st.smtp_port,
+            mail_from=st.mail_from,
+            username=st.smtp_username,
+            password=st.smtp_password,
+            starttls=st.smtp_starttls,
+            timeout=st.smtp_timeout,
+        )
+        gateway = (
+            GatewaySender(st.sms_gateway_url, st.sms_gateway_token, st.sms_gateway_retries, st.sms_gateway_backoff_seconds)
+            if st.sms_gateway_url
+            else None
+        )
+        retry = n.RetryPolicy(max_attempts=st.notify_max_attempts, first_retry=timedelta(seconds=st.notify_retry_seconds))
+        return cls(hotline, email=email, gateway=gateway, retry=retry, department_mail=st.department_mail)
+
+    # -------------------------------------------------------------- following the log
+    def follow(self) -> int:
+        """Queues the messages that new events call for; returns how many were queued."""
+        engine = self.hotline.read_store.engine
+        with engine.connect() as conn:
+            position = read_position(conn, POSITION_NAME)
+        queued = 0
+        while True:
+            envelopes = self.hotline.store.envelopes(position, self.batch)
+            if not envelopes:
+                return queued
+            for env in envelopes:
+                if env.stream == "request":
+                    queued += self._queue_for(env)
+            position = envelopes[-1].position
+            # Position after the queueing: a crash in between re-reads events whose
+            # messages are already queued, and queueing them again is a no-op.
+            with engine.begin() as conn:
+                write_position(conn, POSITION_NAME, -1, position)
+
+    def _queue_for(self, env: Any) -> int:
+        name = env.type.split(".")[2]
+        if name not in n.CITIZEN_PURPOSES and name not in n.DEPARTMENT_PURPOSES:
+            return 0
+        try:
+            r: ServiceRequest = self.hotline.store.repository.get(uuid.UUID(env.aggregate_id))
+        except AggregateNotFoundError:
+            return 0
+        request = {
+            "reference": r.reference,
+            "language": r.language,
+            "reply_channel": r.reply_channel,
+            "personal": r.personal,
+            "contact_hidden": r.contact_hidden,
+            "department_id": r.department_id,
+            "due_at": r.due_at.isoformat(),
+        }
+        department = env.data.get("department_id") or r.department_id
+        specs = n.messages_for(
+            env,
+            request,
+            self.templates,
+            department_address=self.department_mail.format(department_id=department) if department else "",
+            control_office_address=self.department_mail.format(department_id=self._control_office()),
+            staff_language=self.hotline.settings.default_language,
+        )
+        count = 0
+        for spec in specs:
+            result = self.hotline.bus.execute(
+                n.queue_notification, NOTIFIER, spec, correlation_id=env.meta.get("correlation_id"), causation_id=env.event_id
+            ).result
+            count += int(result["queued"])
+        self.stats.queued += count
+        return count
+
+    def _control_office(self) -> str:
+        try:
+            cat: Catalogue = self.hotline.store.repository.get(catalogue_id(self.hotline.bus.deps.jurisdiction))
+        except AggregateNotFoundError:
+            return "control"
+        offices = cat.control_offices()
+        return offices[0] if offices else "control"
+
+    # -------------------------------------------------------------- sending
+    def catch_up(self) -> None:
+        rs = self.hotline.read_store
+        position = rs.position(read_model.projection.name)
+        while True:
+            envelopes = self.hotline.store.envelopes(position, 2000)
+            if not envelopes:
+                return
+            rs.apply(envelopes, only=[read_model.projection])
+            position = envelopes[-1].position
+
+    def send_due(self) -> int:
+        """Works through the queue once; returns how many messages were sent."""
+        sent = 0
+        now = self.hotline.clock.now()
+        with self.hotline.read_store.engine.connect() as conn:
+            rows = read_model.due(conn, now, self.batch)
+        for row in rows:
+            nid = uuid.UUID(row["id"])
+            try:
+                if row["status"] == "sending":
+                    if row["id"] not in self._started:  # an earlier run died mid-attempt
+                        self.hotline.bus.execute(n.resolve_in_doubt, NOTIFIER, nid, self.retry)
+                        self.stats.in_doubt += 1
+                    continue
+                sent += self._attempt(nid)
+            except DomainError as exc:  # the read model lagged: the aggregate knows better
+                log.info("notification %s skipped: %s", row["id"], exc)
+        return sent
+
+    def _attempt(self, nid: uuid.UUID) -> int:
+        self.hotline.bus.execute(n.start_attempt, NOTIFIER, nid)
+        self._started.add(str(nid))
+        msg: n.Notification = self.hotline.store.repository.get(nid)
+        try:
+            ref = self._deliver(msg)
+        except DeliveryError as exc:
+            result = self.hotline.bus.execute(n.record_outcome, NOTIFIER, nid, False, str(exc), exc.permanent, self.retry).result
+            self.stats.failed += 1
+            if result["status"] == "dead_lettered":
+                self.stats.dead_lettered += 1
+            return 0
+        self.hotline.bus.execute(n.record_outcome, NOTIFIER, nid, True, ref, False, self.retry)
+        self.stats.sent += 1
+        self.stats.by_channel[msg.channel] = self.stats.by_channel.get(msg.channel, 0) + 1
+        return 1
+
+    def _deliver(self, msg: n.Notification) -> str:
+        if msg.channel == "email":
+            if self.email is None:
+                raise DeliveryError("no SMTP server configured")
+            return self.email.send(
+                to=msg.to, subject=msg.subject, body=msg.body, html=msg.html, language=msg.language, key=msg.key
+            )
+        if self.gateway is None:
+            raise DeliveryError(f"no gateway configured for {msg.channel} (HOTLINE_SMS_GATEWAY_URL)")
+        text = msg.body if msg.channel != "fax" else f"{msg.subject}\n\n{msg.body}"
+        return self.gateway.send(
+            channel=msg.channel, to=msg.to, body=text, language=msg.language, key=msg.key, reference=msg.request_id
+        )
+
+    # -------------------------------------------------------------- running
+    def run_once(self) -> int:
+        with self._lock:
+            self.follow()
+            self.catch_up()
+            sent = self.send_due()
+            self.catch_up()
+            return sent
+
+    def run(self, stop: threading.Event, poll_seconds: float = 1.0, until_idle: bool = False) -> None:
+        while not stop.is_set():
+            try:
+                sent = self.run_once()
+            except Exception as exc:
+                self.stats.errors += 1
+                self.stats.last_error = f"{type(exc).__name__}: {exc}"
+                log.exception("notification round failed")
+                sent = 0
+            if until_idle and sent == 0:
+                return
+            stop.wait(poll_seconds)
+
+    def status(self) -> dict[str, Any]:
+        with self.hotline.read_store.engine.connect() as conn:
+            counts = read_model.counts(conn)
+            position = read_position(conn, POSITION_NAME)
+        return {
+            "process": dict(self.stats.__dict__),
+            "messages": counts,
+            "position": position,
+            "lag": self.hotline.store.max_position() - position,
+        }

@@ -1,0 +1,405 @@
+"""Business calendars: when a jurisdiction works, and working-time arithmetic.
+
+A :class:`BusinessCalendar` is a value object: a time zone, working hours per weekday,
+holidays (dated, or every year on the same day) and make-up working days (调休: a
+Saturday or Sunday worked in exchange for a longer holiday, common in China). It answers
+the deadline policy's question "what instant is N working hours after this one?"
+(:meth:`add_working_time`, the ``WorkingTime`` protocol of ``domain/deadlines.py``) and
+the SLA clock's "how much working time lies between these instants?".
+
+Calendars are kept per jurisdiction by the :class:`JurisdictionCalendar` aggregate, so a
+change (a holiday declared, hours changed) is an event like every other; the file
+``infra/data/calendars.yaml`` seeds them.
+
+All arithmetic is done on UTC instants built from local wall-clock times, so daylight
+saving changes are handled by the time zone database, not by hand.
+"""
+
+from __future__ import annotations
+
+import itertools
+import uuid
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, field
+from datetime import UTC, date, datetime, time, timedelta
+from typing import Any
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+from domain.base import Context, HotlineAggregate, InvalidCommand, derived_id
+
+WEEKDAYS = ("mon", "tue", "wed", "thu", "fri", "sat", "sun")
+# A calendar whose next working minute lies further ahead than this is broken.
+MAX_SEARCH_DAYS = 366 * 30
+ZERO = timedelta(0)
+
+Interval = tuple[time, time]
+
+
+def _parse_time(value: Any) -> time:
+    if isinstance(value, time):
+        return value
+    if isinstance(value, int):  # YAML reads 09:00 as sexagesimal minutes when unquoted
+        return time(value // 60, value % 60)
+    text = str(value).strip()
+    if text in ("24:00", "24:00:00"):
+        return time.max
+    try:
+        return time.fromisoformat(text)
+    except ValueError:
+        raise InvalidCommand(f"working hours: {value!r} is not a time of day like 09:00") from None
+
+
+def _parse_date(value: Any) -> date:
+    if isinstance(value, datetime):
+        return value.date()
+    if isinstance(value, date):
+        return value
+    try:
+        return date.fromisoformat(str(value))
+    except ValueError:
+        raise InvalidCommand(f"{value!r} is not a date like 2026-10-01") from None
+
+
+def _parse_intervals(raw: Any, what: str) -> tuple[Interval, ...]:
+    if raw in (None, "", "closed"):
+        return ()
+    if isinstance(raw, str):
+        raw = [part.split("-") for part in raw.replace(" ", "").split(",")]
+    intervals = []
+    for item in raw:
+        if not isinstance(item, list | tuple) or len(item) != 2:
+            raise InvalidCommand(f"{what}: each interval is [start, end], not {item!r}")
+        start, end = _parse_time(item[0]), _parse_time(item[1])
+        if end <= start:
+            raise InvalidCommand(f"{what}: interval {item!r} ends before it starts")
+        intervals.append((start, end))
+    intervals.sort()
+    for (_, end), (start, _) in itertools.pairwise(intervals):
+        if start < end:
+            raise InvalidCommand(f"{what}: working intervals overlap")
+    return tuple(intervals)
+
+
+@dataclass(frozen=True, eq=False)
+class BusinessCalendar:
+    """When one jurisdiction works. Immutable; build a new one to change it."""
+
+    jurisdiction: str
+    time_zone: str
+    weekly: tuple[tuple[Interval, ...], ...]  # 7 entries, Monday first
+    holidays: frozenset[date] = frozenset()
+    annual_holidays: frozenset[tuple[int, int]] = frozenset()  # (month, day), every year
+    makeup_days: Mapping[date, tuple[Interval, ...]] = field(default_factory=dict)
+    _cache: dict[date, tuple[tuple[datetime, datetime], ...]] = field(default_factory=dict, repr=False, compare=False)
+
+    def __post_init__(self) -> None:
+        try:
+            object.__setattr__(self, "tz", ZoneInfo(self.time_zone))
+        except (ZoneInfoNotFoundError, ValueError):
+            raise InvalidCommand(f"unknown time zone {self.time_zone!r}") from None
+        if len(self.weekly) != 7:
+            raise InvalidCommand("working hours need one entry per weekday")
+        if not any(self.weekly):
+            raise InvalidCommand(f"calendar {self.jurisdiction!r} has no working hours on any weekday")
+
+    # -------------------------------------------------------------- building
+    @classmethod
+    def from_dict(cls, jurisdiction: str, doc: Mapping[str, Any]) -> BusinessCalendar:
+        hours = doc.get("working_hours") or {}
+        unknown = set(hours) - set(WEEKDAYS)
+        if unknown:
+            raise InvalidCommand(f"working_hours: unknown weekdays {sorted(unknown)}; use {list(WEEKDAYS)}")
+        weekly = tuple(_parse_intervals(hours.get(day), f"working_hours.{day}") for day in WEEKDAYS)
+        default_makeup = _parse_intervals(doc.get("makeup_day_hours"), "makeup_day_hours") or weekly[0]
+        makeup: dict[date, tuple[Interval, ...]] = {}
+        raw_makeup = doc.get("makeup_working_days") or []
+        if isinstance(raw_makeup, Mapping):
+            for day, spec in raw_makeup.items():
+                makeup[_parse_date(day)] = _parse_intervals(spec, f"makeup_working_days.{day}") or default_makeup
+        else:
+            for day in raw_makeup:
+                makeup[_parse_date(day)] = default_makeup
+        annual = set()
+        for md in doc.get("annual_holidays") or []:
+            try:
+                month, day = (int(x) for x in str(md).split("-"))
+                date(2024, month, day)  # a leap year accepts 02-29
+            except ValueError:
+                raise InvalidCommand(f"annual holiday {md!r} must be MM-DD") from None
+            annual.add((month, day))
+        holidays = frozenset(_parse_date(d) for d in doc.get("holidays") or [])
+        clash = holidays & set(makeup)
+        if clash:
+            raise InvalidCommand(f"{sorted(clash)[0]} is both a holiday and a make-up working day")
+        return cls(
+            jurisdiction=jurisdiction,
+            time_zone=str(doc.get("time_zone") or "UTC"),
+            weekly=weekly,
+            holidays=holidays,
+            annual_holidays=frozenset(annual),
+            makeup_days=makeup,
+        )
+
+    def to_dict(self) -> dict[str, Any]:
+        def fmt(intervals: Iterable[Interval]) -> list[list[str]]:
+            return [[_fmt_time(s), _fmt_time(e)] for s, e in intervals]
+
+        return {
+            "time_zone": self.time_zone,
+            "working_hours": {day: fmt(self.weekly[i]) for i, day in enumerate(WEEKDAYS)},
+            "holidays": sorted(d.isoformat() for d in self.holidays),
+            "annual_holidays": sorted(f"{m:02d}-{d:02d}" for m, d in self.annual_holidays),
+            "makeup_working_days": {d.isoformat(): fmt(iv) for d, iv in sorted(self.makeup_days.items())},
+        }
+
+    # -------------------------------------------------------------- questions
+    @property
+    def zone(self) -> ZoneInfo:
+        return self.tz  # type: ignore[attr-defined,no-any-return]
+
+    def is_holiday(self, day: date) -> bool:
+        return day in self.holidays or (day.month, day.day) in self.annual_holidays
+
+    def hours_of(self, day: date) -> tuple[Interval, ...]:
+        """The local working intervals of a date: make-up days work, holidays do not."""
+        if day in self.makeup_days:
+            return self.makeup_days[day]
+        if self.is_holiday(day):
+            return ()
+        return self.weekly[day.weekday()]
+
+    def is_working_day(self, day: date) -> bool:
+        return bool(self.hours_of(day))
+
+    def intervals(self, day: date) -> tuple[tuple[datetime, datetime], ...]:
+        """The working intervals of a local date as UTC instants."""
+        cached = self._cache.get(day)
+        if cached is not None:
+            return cached
+        found = []
+        for start, end in self.hours_of(day):
+            s = datetime.combine(day, start, self.zone).astimezone(UTC)
+            e = (
+                datetime.combine(day + timedelta(days=1), time(0), self.zone)
+                if end == time.max
+                else datetime.combine(day, end, self.zone)
+            ).astimezone(UTC)
+            if e > s:  # an interval swallowed by a daylight-saving jump is skipped
+                found.append((s, e))
+        result = tuple(found)
+        if len(self._cache) > 4096:
+            self._cache.clear()
+        self._cache[day] = result
+        return result
+
+    def local_date(self, instant: datetime) -> date:
+        return _aware(instant).astimezone(self.zone).date()
+
+    def is_working_time(self, instant: datetime) -> bool:
+        """Whether the instant lies in a working interval (both ends included)."""
+        instant = _aware(instant)
+        day = self.local_date(instant)
+        for d in (day - timedelta(days=1), day):  # an interval may end at local midnight
+            for s, e in self.intervals(d):
+                if s <= instant <= e:
+                    return True
+        return False
+
+    def _days_from(self, instant: datetime) -> Iterable[date]:
+        day = self.local_date(instant) - timedelta(days=1)
+        for _ in range(MAX_SEARCH_DAYS):
+            yield day
+            day += timedelta(days=1)
+        raise InvalidCommand(f"calendar {self.jurisdiction!r} has no working time in {MAX_SEARCH_DAYS} days")
+
+    def add_working_time(self, start: datetime, duration: timedelta) -> datetime:
+        """The instant when ``duration`` of working time has passed after ``start``.
+
+        The answer always lies in working time: a zero duration from outside working
+        hours gives the next working instant."""
+        if duration < ZERO:
+            raise InvalidCommand("a working-time duration cannot be negative")
+        start = _aware(start).astimezone(UTC)
+        remaining = duration
+        for day in self._days_from(start):
+            for s, e in self.intervals(day):
+                if e < start:
+                    continue
+                begin = max(s, start)
+                available = e - begin
+                if remaining <= available:
+                    return begin + remaining
+                remaining -= available
+        raise AssertionError("unreachable")  # _days_from raises first
+
+    def next_working_instant(self, instant: datetime) -> datetime:
+        return self.add_working_time(instant, ZERO)
+
+    def working_time_between(self, start: datetime, end: datetime) -> timedelta:
+        """Working time in [start, end]; zero when end is not after start."""
+        start, end = _aware(start), _aware(end)
+        if end <= start:
+            return ZERO
+        total = ZERO
+        day = self.local_date(start) - timedelta(days=1)
+        last = self.local_date(end)
+        while day <= last:
+            for s, e in self.intervals(day):
+                lo, hi = max(s, start), min(e, end)
+                if hi > lo:
+                    total += hi - lo
+            day += timedelta(days=1)
+        return total
+
+    def add_working_days(self, start: datetime, days: int) -> datetime:
+        """The same local time ``days`` working days later (after moving ``start`` into
+        working time), clipped into that day's working hours."""
+        if days < 0:
+            raise InvalidCommand("working days cannot be negative")
+        begin = self.next_working_instant(start)
+        local = begin.astimezone(self.zone)
+        day = local.date()
+        counted = 0
+        for _ in range(MAX_SEARCH_DAYS):
+            if counted == days:
+                break
+            day += timedelta(days=1)
+            if self.is_working_day(day):
+                counted += 1
+        else:
+            raise InvalidCommand(f"calendar {self.jurisdiction!r} has too few working days")
+        if days == 0:
+            return begin
+        target = datetime.combine(day, local.time().replace(tzinfo=None), self.zone).astimezone(UTC)
+        spans = self.intervals(day)
+        for s, e in spans:
+            if s <= target <= e:
+                return target
+            if target < s:
+                return s  # before the day's (next) opening: its opening
+        return spans[-1][1] if spans else self.next_working_instant(target)
+
+    def next_working_day_start(self, instant: datetime) -> datetime:
+        """Opening time of the first working day after the instant's local date."""
+        day = self.local_date(instant)
+        for _ in range(MAX_SEARCH_DAYS):
+            day += timedelta(days=1)
+            spans = self.intervals(day)
+            if spans:
+                return spans[0][0]
+        raise InvalidCommand(f"calendar {self.jurisdiction!r} has no working day ahead")
+
+
+def _aware(instant: datetime) -> datetime:
+    if instant.tzinfo is None:
+        raise InvalidCommand("time must be timezone-aware")
+    return instant
+
+
+def _fmt_time(t: time) -> str:
+    return "24:00" if t == time.max else t.strftime("%H:%M")
+
+
+def load_calendars(document: Mapping[str, Any]) -> dict[str, BusinessCalendar]:
+    """Every calendar of a calendars file, aliases included (``default: rome``)."""
+    found = {jid: BusinessCalendar.from_dict(jid, doc) for jid, doc in (document.get("calendars") or {}).items()}
+    for alias, target in (document.get("aliases") or {}).items():
+        if target not in found:
+            raise InvalidCommand(f"calendar alias {alias!r} names unknown calendar {target!r}")
+        found[alias] = BusinessCalendar.from_dict(alias, found[target].to_dict())
+    return found
+
+
+# ------------------------------------------------------------------ the aggregate
+def calendar_id(jurisdiction: str) -> uuid.UUID:
+    return derived_id("calendar", jurisdiction)
+
+
+class JurisdictionCalendar(HotlineAggregate):
+    """The business calendar of one jurisdiction, changed by commands."""
+
+    STREAM = "calendar"
+
+    class Defined(HotlineAggregate.Created):
+        jurisdiction: str
+        definition: dict[str, Any]
+
+    class Redefined(HotlineAggregate.Event):
+        definition: dict[str, Any]
+        reason: str | None
+
+        def apply(self, c: JurisdictionCalendar) -> None:
+            c.definition = dict(self.definition)
+
+    class HolidayDeclared(HotlineAggregate.Event):
+        day: str
+        name: str | None
+
+        def apply(self, c: JurisdictionCalendar) -> None:
+            c.definition["holidays"] = sorted({*c.definition.get("holidays", []), self.day})
+
+    class HolidayWithdrawn(HotlineAggregate.Event):
+        day: str
+
+        def apply(self, c: JurisdictionCalendar) -> None:
+            c.definition["holidays"] = [d for d in c.definition.get("holidays", []) if d != self.day]
+
+    class MakeupDayDeclared(HotlineAggregate.Event):
+        day: str
+        hours: list[list[str]]
+
+        def apply(self, c: JurisdictionCalendar) -> None:
+            c.definition.setdefault("makeup_working_days", {})[self.day] = self.hours
+
+    class MakeupDayWithdrawn(HotlineAggregate.Event):
+        day: str
+
+        def apply(self, c: JurisdictionCalendar) -> None:
+            c.definition.get("makeup_working_days", {}).pop(self.day, None)
+
+    def __init__(self, jurisdiction: str, definition: dict[str, Any]) -> None:
+        self.jurisdiction = jurisdiction
+        self.definition = dict(definition)
+
+    @classmethod
+    def define(cls, jurisdiction: str, definition: Mapping[str, Any], ctx: Context) -> JurisdictionCalendar:
+        normal = BusinessCalendar.from_dict(jurisdiction, definition).to_dict()  # validates
+        return cls._start(cls.Defined, calendar_id(jurisdiction), ctx, jurisdiction=jurisdiction, definition=normal)
+
+    @property
+    def calendar(self) -> BusinessCalendar:
+        cached: tuple[int, BusinessCalendar] | None = getattr(self, "_built", None)
+        if cached is None or cached[0] != self.version:
+            cached = (self.version, BusinessCalendar.from_dict(self.jurisdiction, self.definition))
+            self._built = cached
+        return cached[1]
+
+    def redefine(self, definition: Mapping[str, Any], reason: str | None, ctx: Context) -> bool:
+        normal = BusinessCalendar.from_dict(self.jurisdiction, definition).to_dict()
+        if normal == BusinessCalendar.from_dict(self.jurisdiction, self.definition).to_dict():
+            return False  # loading the same file twice changes nothing
+        self._record(self.Redefined, ctx, definition=normal, reason=reason)
+        return True
+
+    def declare_holiday(self, day: date, name: str | None, ctx: Context) -> None:
+        if day.isoformat() in self.definition.get("makeup_working_days", {}):
+            raise InvalidCommand(f"{day} is a make-up working day: withdraw it first")
+        if day.isoformat() in self.definition.get("holidays", []):
+            raise InvalidCommand(f"{day} is already a holiday")
+        self._record(self.HolidayDeclared, ctx, day=day.isoformat(), name=name)
+
+    def withdraw_holiday(self, day: date, ctx: Context) -> None:
+        if day.isoformat() not in self.definition.get("holidays", []):
+            raise InvalidCommand(f"{day} is not a holiday of {self.jurisdiction}")
+        self._record(self.HolidayWithdrawn, ctx, day=day.isoformat())
+
+    def declare_makeup_day(self, day: date, hours: Any, ctx: Context) -> None:
+        if day.isoformat() in self.definition.get("holidays", []):
+            raise InvalidCommand(f"{day} is a holiday: withdraw it first")
+        intervals = _parse_intervals(hours, "hours") or self.calendar.weekly[0]
+        self._record(self.MakeupDayDeclared, ctx, day=day.isoformat(), hours=[[_fmt_time(s), _fmt_time(e)] for s, e in intervals])
+
+    def withdraw_makeup_day(self, day: date, ctx: Context) -> None:
+        if day.isoformat() not in self.definition.get("makeup_working_days", {}):
+            raise InvalidCommand(f"{day} is not a make-up working day of {self.jurisdiction}")
+        self._record(self.MakeupDayWithdrawn, ctx, day=day.isoformat())

@@ -1,0 +1,231 @@
+"""The SLA clock and the timer plan: which timers a request has and when they fall due.
+
+Rules (pure; the request aggregate and the timer process both rely on them):
+
+* **Measures** help desks report: time to acknowledge (dispatch → 签收), time to first
+  response (registration → first interim or final reply), time to resolution
+  (registration → resolved). Time spent waiting for the citizen does not count.
+* **Pause**: while a request waits for the citizen the clock stops; when the citizen
+  answers, the deadline moves by the pause, measured on the deadline's own basis (clock
+  time, or working time on the jurisdiction's calendar). A pause never makes a deadline
+  earlier.
+* **Timer plan**: warnings at configurable fractions of the allowed time, the deadline
+  itself, reminders to the department (催办) every N working days after it, escalation
+  to the control office after N working days overdue, an interim reply due to the
+  citizen when no reply has gone out by a fraction of the allowed time, and the
+  satisfaction callback (回访) the working day after closure.
+
+A timer's key names the deadline it belongs to (``missed:20260102T101500Z``): when the
+deadline moves (extension, pause, re-dispatch) the old keys vanish from the plan and new
+ones appear, and a key fires at most once per request, which the event store enforces.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from typing import Any, Protocol
+
+from domain.base import InvalidCommand
+from domain.deadlines import WorkingTime
+
+APPROACHING = "deadline_approaching"
+MISSED = "deadline_missed"
+REMINDER = "reminder"
+ESCALATION = "escalation"
+INTERIM_DUE = "interim_reply_due"
+CALLBACK = "satisfaction_callback"
+KINDS = (APPROACHING, MISSED, REMINDER, ESCALATION, INTERIM_DUE, CALLBACK)
+# Kinds that only make sense ahead of the deadline: a new one already in the past when
+# it is planned (the deadline moved after its moment) is left out, not fired late.
+AHEAD_OF_DEADLINE = (APPROACHING, INTERIM_DUE)
+# Request states in which the department's clock runs.
+RUNNING_STATES = ("registered", "dispatched", "in_progress", "returned", "awaiting_ruling")
+WAITING = "waiting_citizen"
+DAY = timedelta(days=1)
+
+
+@dataclass(frozen=True)
+class SlaPolicy:
+    """A jurisdiction's timer settings."""
+
+    warning_points: tuple[float, ...] = (0.75, 0.9)
+    interim_reply_at: float | None = 0.9  # fraction of the allowed time; None: never
+    reminders: int = 3  # 催办 after the deadline, one every ``reminder_every_working_days``
+    reminder_every_working_days: int = 1
+    escalate_after_working_days: int = 2
+    satisfaction_callback: bool = True
+
+    def __post_init__(self) -> None:
+        if any(not 0 < p < 1 for p in self.warning_points):
+            raise InvalidCommand("warning points are fractions of the allowed time between 0 and 1")
+        if self.interim_reply_at is not None and not 0 < self.interim_reply_at < 1:
+            raise InvalidCommand("interim_reply_at is a fraction between 0 and 1")
+        if self.reminders < 0 or self.reminder_every_working_days < 1 or self.escalate_after_working_days < 0:
+            raise InvalidCommand("reminders and escalation need non-negative working-day counts")
+
+    @classmethod
+    def from_dict(cls, doc: dict[str, Any] | None) -> SlaPolicy:
+        doc = dict(doc or {})
+        if "warning_points" in doc:
+            doc["warning_points"] = tuple(float(p) for p in doc["warning_points"])
+        return cls(**doc)
+
+
+class _Calendarish(WorkingTime, Protocol):
+    def add_working_days(self, start: datetime, days: int) -> datetime: ...
+
+    def working_time_between(self, start: datetime, end: datetime) -> timedelta: ...
+
+    def next_working_day_start(self, instant: datetime) -> datetime: ...
+
+
+@dataclass(frozen=True)
+class Timer:
+    key: str
+    kind: str
+    at: datetime  # when it falls due
+    deadline: datetime  # the request deadline it belongs to
+    detail: int | None = None  # percent for warnings, number for reminders, days for escalation
+    department_id: str | None = None
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "key": self.key,
+            "kind": self.kind,
+            "at": self.at.isoformat(),
+            "deadline": self.deadline.isoformat(),
+            "detail": self.detail,
+            "department_id": self.department_id,
+        }
+
+    @classmethod
+    def from_dict(cls, d: dict[str, Any]) -> Timer:
+        return cls(
+            key=d["key"],
+            kind=d["kind"],
+            at=datetime.fromisoformat(d["at"]),
+            deadline=datetime.fromisoformat(d["deadline"]),
+            detail=d.get("detail"),
+            department_id=d.get("department_id"),
+        )
+
+
+def stamp(instant: datetime) -> str:
+    return instant.astimezone(UTC).strftime("%Y%m%dT%H%M%SZ")
+
+
+# ------------------------------------------------------------------ working-time helpers
+def add_working_days(calendar: WorkingTime | None, start: datetime, days: int) -> datetime:
+    if calendar is not None and hasattr(calendar, "add_working_days"):
+        return calendar.add_working_days(start, days)  # type: ignore[no-any-return]
+    return start + days * DAY
+
+
+def elapsed(calendar: WorkingTime | None, basis: str, start: datetime, end: datetime) -> timedelta:
+    """Time between two instants on a deadline basis (working time needs a calendar)."""
+    if end <= start:
+        return timedelta(0)
+    if basis == "working" and calendar is not None and hasattr(calendar, "working_time_between"):
+        return calendar.working_time_between(start, end)  # type: ignore[no-any-return]
+    return end - start
+
+
+def resume_due(
+    due_at: datetime, paused_from: datetime, resumed_at: datetime, basis: str, calendar: WorkingTime | None
+) -> datetime:
+    """The deadline after a pause: moved by the pause, measured on the deadline's basis."""
+    if resumed_at < paused_from:
+        raise InvalidCommand("a pause cannot end before it starts")
+    pause = elapsed(calendar, basis, paused_from, resumed_at)
+    if basis == "working" and calendar is not None:
+        if pause == timedelta(0):
+            return due_at  # paused outside working hours: nothing to give back
+        return max(due_at, calendar.add_working_time(due_at, pause))
+    return due_at + pause
+
+
+def paused_within(
+    pauses: Sequence[tuple[datetime, datetime | None]], start: datetime, end: datetime, now: datetime | None = None
+) -> timedelta:
+    """Clock time of the pauses that overlaps [start, end] (an open pause runs to ``now``)."""
+    total = timedelta(0)
+    for p_start, p_end in pauses:
+        p_end = p_end or now or end
+        lo, hi = max(start, p_start), min(end, p_end)
+        if hi > lo:
+            total += hi - lo
+    return total
+
+
+# ------------------------------------------------------------------ measures
+def measures(r: Any, now: datetime | None = None) -> dict[str, Any]:
+    """SLA measures of a request, in seconds with pauses taken out; None until reached."""
+    pauses = list(getattr(r, "pauses", [])) + ([(r.paused_since, None)] if getattr(r, "paused_since", None) else [])
+    registered = r.registered_at
+
+    def span(start: datetime | None, end: datetime | None) -> float | None:
+        if start is None or end is None:
+            return None
+        return max(0.0, ((end - start) - paused_within(pauses, start, end, now)).total_seconds())
+
+    return {
+        "time_to_acknowledge": span(getattr(r, "dispatched_at", None), r.accepted_at),
+        "time_to_first_response": span(registered, r.first_response_at),
+        "time_to_resolution": span(registered, r.resolved_at),
+        "paused_seconds": paused_within(pauses, registered, now or r.modified_on, now).total_seconds(),
+        "due_at": r.due_at.isoformat(),
+        "on_time": None if r.resolved_at is None else r.resolved_at <= r.due_at,
+    }
+
+
+# ------------------------------------------------------------------ the plan
+def plan(r: Any, policy: SlaPolicy, calendar: WorkingTime | None) -> list[Timer]:
+    """Every timer the request has in its current state (fired ones included)."""
+    status = r.status
+    if status == "closed":
+        if not policy.satisfaction_callback or getattr(r, "rated", False) or r.closed_at is None:
+            return []
+        if calendar is not None and hasattr(calendar, "next_working_day_start"):
+            at = calendar.next_working_day_start(r.closed_at)
+        else:
+            at = r.closed_at + DAY
+        return [Timer(f"callback:{stamp(r.closed_at)}", CALLBACK, at, r.due_at, None, r.department_id)]
+    if status not in RUNNING_STATES:
+        return []  # replied, resolved, or waiting for the citizen: the clock does not run
+    due: datetime = r.due_at
+    start: datetime = r.window_start
+    dep = r.department_id
+    key = stamp(due)
+    # Allowed time: the window from the allowance's start to the deadline, pauses taken out.
+    allowed = (due - start) - paused_within(getattr(r, "pauses", []), start, due)
+    timers: list[Timer] = []
+    if allowed > timedelta(0):
+        for point in sorted(set(policy.warning_points)):
+            pct = round(point * 100)
+            timers.append(Timer(f"approaching-{pct}:{key}", APPROACHING, due - (1 - point) * allowed, due, pct, dep))
+        if policy.interim_reply_at is not None and r.interim_replies == 0:
+            at = due - (1 - policy.interim_reply_at) * allowed
+            timers.append(Timer(f"interim-due:{key}", INTERIM_DUE, at, due, None, dep))
+    timers.append(Timer(f"missed:{key}", MISSED, due, due, None, dep))
+    for n in range(1, policy.reminders + 1):
+        at = add_working_days(calendar, due, n * policy.reminder_every_working_days)
+        timers.append(Timer(f"reminder-{n}:{key}", REMINDER, at, due, n, dep))
+    if policy.escalate_after_working_days:
+        days = policy.escalate_after_working_days
+        timers.append(Timer(f"escalation:{key}", ESCALATION, add_working_days(calendar, due, days), due, days, dep))
+    return timers
+
+
+def reschedule(r: Any, policy: SlaPolicy, calendar: WorkingTime | None, now: datetime) -> list[Timer] | None:
+    """The new plan if it differs from the scheduled one, else None.
+
+    Timers already scheduled stay even when past (they are about to fire, or fired); a
+    new warning whose moment is already past is left out."""
+    current: dict[str, Any] = getattr(r, "timers_scheduled", {}) or {}
+    wanted = [t for t in plan(r, policy, calendar) if t.key in current or t.kind not in AHEAD_OF_DEADLINE or t.at > now]
+    wanted.sort(key=lambda t: (t.at, t.key))
+    if [t.key for t in wanted] == list(current) and all(current[t.key] == t.to_dict() for t in wanted):
+        return None
+    return wanted

@@ -1,0 +1,292 @@
+"""SLA scenarios with the injected clock: a week of deadlines in milliseconds."""
+
+from __future__ import annotations
+
+from datetime import UTC, date, datetime, timedelta
+from zoneinfo import ZoneInfo
+
+import pytest
+
+from consumers.timers import TimerProcess
+from domain import commands as c
+from domain import services as s
+from domain.base import SYSTEM, FixedClock, InvalidTransition
+from domain.requests import ServiceRequest
+from domain.sla import measures
+from infra.runtime import Hotline
+from projections import department_workload, sla_breaches, sla_timers
+from tests.sla.conftest import AGENT, ENV, ROADS, SUP, register, request_events, run
+
+SH = ZoneInfo("Asia/Shanghai")
+TIMER_TYPES = {
+    "deadline_approaching",
+    "deadline_missed",
+    "reminder_sent",
+    "escalated",
+    "interim_reply_due",
+    "satisfaction_callback_due",
+}
+
+
+def kinds(h: Hotline, request_id: str) -> list[str]:
+    return [e.type.split(".")[2] for e in request_events(h, request_id)]
+
+
+def timer_events(h: Hotline, request_id: str) -> list[tuple[str, str]]:
+    return [
+        (e.type.split(".")[2], e.data["timer_key"]) for e in request_events(h, request_id) if e.type.split(".")[2] in TIMER_TYPES
+    ]
+
+
+def load(h: Hotline, ref: str) -> ServiceRequest:
+    agg: ServiceRequest = h.store.repository.get(s.request_id_for(ref))
+    return agg
+
+
+def pending_keys(h: Hotline, request_id: str) -> set[str]:
+    with h.read_store.engine.connect() as conn:
+        return {r["key"] for r in sla_timers.request_timers(conn, request_id) if r["state"] == "pending"}
+
+
+def test_urgent_request_friday_1755_before_a_holiday(shanghai: Hotline, clock: FixedClock) -> None:
+    h = shanghai
+    # The jurisdiction declares Monday a holiday (calendars change by command).
+    run(h, s.change_calendar, SUP, "shanghai", c.ChangeCalendar(declare_holidays=[date(2026, 11, 23)], reason="demo"))
+    # "Within 1 working day the operator forms the request": a working-time rule.
+    run(
+        h,
+        s.add_problem_code,
+        SYSTEM,
+        c.AddProblemCode(
+            code="form-request",
+            category_id="road-surface",
+            names=c.Names(zh="形成工单", ar="تكوين الطلب", it="Formare la richiesta", en="Form the request"),
+            work_order_template={"title": {"zh": "形成工单", "ar": "تكوين الطلب", "it": "Formare", "en": "Form"}, "tasks": []},
+            deadlines={"urgent": {"hours": 24, "basis": "clock"}, "normal": {"hours": 8, "basis": "working"}},
+        ),
+    )
+    clock.current = datetime(2026, 11, 20, 17, 55, tzinfo=SH)  # a Friday, five minutes before closing
+    urgent = register(h, urgency="urgent", problem_code="form-request")
+    normal = register(h, urgency="normal", problem_code="form-request")
+    # Urgent counts clock hours: holidays do not stop it.
+    assert datetime.fromisoformat(urgent["due_at"]) == datetime(2026, 11, 21, 17, 55, tzinfo=SH)
+    # Working time: 5 minutes on Friday, the weekend and the holiday skipped, 7 h 55 on Tuesday.
+    assert datetime.fromisoformat(normal["due_at"]) == datetime(2026, 11, 24, 17, 55, tzinfo=SH)
+
+    timers = TimerProcess(h, batch=50)
+    clock.current = datetime(2026, 11, 21, 18, 0, tzinfo=SH)  # Saturday evening
+    timers.tick()
+    assert ("deadline_missed", "missed:20261121T095500Z") in timer_events(h, urgent["id"])
+    assert not any(k == "deadline_missed" for k, _ in timer_events(h, normal["id"]))
+    # Reminders to the department count working days: none on the weekend or the holiday.
+    clock.current = datetime(2026, 11, 23, 23, 0, tzinfo=SH)
+    timers.tick()
+    assert not any(k == "reminder_sent" for k, _ in timer_events(h, urgent["id"]))
+    clock.current = datetime(2026, 11, 25, 9, 0, tzinfo=SH)  # Wednesday opening
+    timers.tick()
+    urgent_events = timer_events(h, urgent["id"])
+    assert ("reminder_sent", "reminder-1:20261121T095500Z") in urgent_events
+    assert ("deadline_missed", "missed:20261124T095500Z") in timer_events(h, normal["id"])
+    # Nothing fires twice, however often the process ticks.
+    timers.tick()
+    timers.tick()
+    assert timer_events(h, urgent["id"]) == urgent_events
+
+
+def test_returned_and_redispatched_request_gets_a_fresh_deadline(rome: Hotline, clock: FixedClock) -> None:
+    h = rome
+    req = register(h, urgency="normal", problem_code="pothole")  # 120 clock hours
+    ref, rid = req["reference"], req["id"]
+    run(h, s.dispatch, AGENT, ref, c.Dispatch())
+    first_due = load(h, ref).due_at
+    old_keys = pending_keys(h, rid)
+    assert f"missed:{first_due.strftime('%Y%m%dT%H%M%SZ')}" in old_keys
+
+    clock.advance(hours=48)
+    run(h, s.return_to_dispatcher, ROADS, ref, c.ReturnToDispatcher(department_id="transport", reason="not a road: private yard"))
+    run(h, s.dispatch, AGENT, ref, c.Dispatch(department_id="environment", provider_id="solid-waste"))
+    r = load(h, ref)
+    assert r.department_id == "environment"
+    assert r.due_at == clock.now() + timedelta(hours=120)  # the new department's full allowance
+    assert r.window_start == clock.now()
+    new_keys = pending_keys(h, rid)
+    assert not (new_keys & old_keys), "timers of the old deadline must be gone"
+    assert f"missed:{r.due_at.strftime('%Y%m%dT%H%M%SZ')}" in new_keys
+    # Warnings count from the re-dispatch: 75 % of 120 h is 90 h after it.
+    clock.advance(hours=89)
+    TimerProcess(h).tick()
+    assert not any(k == "deadline_approaching" for k, _ in timer_events(h, rid))
+    clock.advance(hours=2)
+    TimerProcess(h).tick()
+    assert [k for k, _ in timer_events(h, rid)] == ["deadline_approaching"]
+    # Re-dispatch to the same department does not move the deadline.
+    run(h, s.return_to_dispatcher, ENV, ref, c.ReturnToDispatcher(department_id="environment", reason="wrong again"))
+    # two returns: the control office rules; a ruling to the same owner keeps the deadline
+    run(h, s.rule_ownership, SUP, ref, c.RuleOwnership(department_id="environment", reason="it is waste"))
+    assert load(h, ref).due_at == r.due_at
+    # the workload moved with the request
+    with h.read_store.engine.connect() as conn:
+        loads = department_workload.workloads(conn)
+    assert loads["environment"]["by_state"] == {"dispatched": 1}
+    assert "transport" not in loads or loads["transport"]["open"] == 0
+
+
+def test_extension_approved_after_the_warning_fired(rome: Hotline, clock: FixedClock) -> None:
+    h = rome
+    req = register(h, urgency="urgent", problem_code="pothole")  # 24 clock hours
+    ref, rid = req["reference"], req["id"]
+    registered = clock.now()
+    run(h, s.dispatch, AGENT, ref, c.Dispatch())
+    run(h, s.accept, ROADS, ref, c.Accept(department_id="transport"))
+    timers = TimerProcess(h)
+    clock.advance(hours=19)  # past 75 % (18 h)
+    timers.tick()
+    assert [k for k, _ in timer_events(h, rid)] == ["deadline_approaching"]
+    run(
+        h,
+        s.request_extension,
+        ROADS,
+        ref,
+        c.RequestExtension(requested_due_at=registered + timedelta(hours=72), reason="asphalt plant closed"),
+    )
+    run(h, s.decide_extension, SUP, ref, c.DecideExtension(approve=True, comment="ok"))
+    assert load(h, ref).due_at == registered + timedelta(hours=72)
+    # The old deadline passes: no miss, no 90 % warning for it.
+    clock.advance(hours=10)  # 29 h after registration
+    timers.tick()
+    assert [k for k, _ in timer_events(h, rid)] == ["deadline_approaching"]
+    with h.read_store.engine.connect() as conn:
+        listed = sla_breaches.breaches(conn, clock.now(), due_within=timedelta(hours=4))
+    assert not listed["overdue"] and not listed["due_soon"]
+    # 75 % of the extended allowance (72 h) is 54 h after registration: a new warning.
+    clock.current = registered + timedelta(hours=54, minutes=1)
+    timers.tick()
+    fired = timer_events(h, rid)
+    assert [k for k, _ in fired] == ["deadline_approaching", "deadline_approaching"]
+    assert fired[1][1].endswith(":" + (registered + timedelta(hours=72)).strftime("%Y%m%dT%H%M%SZ"))
+
+
+def test_pause_stops_the_clock_and_moves_the_deadline(rome: Hotline, clock: FixedClock) -> None:
+    h = rome
+    req = register(h, urgency="urgent", problem_code="pothole")
+    ref, rid = req["reference"], req["id"]
+    due = load(h, ref).due_at
+    run(h, s.dispatch, AGENT, ref, c.Dispatch())
+    clock.advance(hours=2)
+    run(h, s.accept, ROADS, ref, c.Accept(department_id="transport"))
+    clock.advance(hours=1)
+    run(h, s.wait_for_citizen, ROADS, ref, c.WaitForCitizen(reason="need a photo of the pothole"))
+    assert load(h, ref).status == "waiting_citizen"
+    assert pending_keys(h, rid) == set(), "a paused request has no running timers"
+    with pytest.raises(InvalidTransition):
+        run(h, s.final_reply, ROADS, ref, c.FinalReply(message="done"))
+    clock.advance(hours=30)  # well past the original deadline, but the clock is stopped
+    TimerProcess(h).tick()
+    assert timer_events(h, rid) == []
+    with h.read_store.engine.connect() as conn:
+        assert sla_breaches.breaches(conn, clock.now())["overdue"] == []
+        aged = sla_breaches.ageing(conn, clock.now())
+        assert aged[0]["waiting_citizen"] == 1 and aged[0]["overdue"] == 0
+        assert department_workload.workloads(conn)["transport"]["by_state"] == {"waiting_citizen": 1}
+    run(h, s.citizen_responded, AGENT, ref, c.CitizenResponded(note="photo sent"))
+    r = load(h, ref)
+    assert r.status == "in_progress"
+    assert r.due_at == due + timedelta(hours=30)
+    m = measures(r, clock.now())
+    assert m["paused_seconds"] == 30 * 3600
+    assert m["time_to_acknowledge"] == 2 * 3600
+    with h.read_store.engine.connect() as conn:
+        assert department_workload.workloads(conn)["transport"]["by_state"] == {"in_progress": 1}
+        row = next(iter(sla_breaches.breaches(conn, clock.now(), due_within=timedelta(hours=48))["due_soon"]))
+        assert row["due_at"] == r.due_at
+    # the 90 % warning is at 90 % of the running time: 21.6 h of clock time ran before
+    # the pause plus after it; 3 h ran before, so 18.6 h after the resume.
+    clock.advance(hours=18, minutes=30)
+    TimerProcess(h).tick()
+    assert [k for k, _ in timer_events(h, rid)] == ["deadline_approaching"]  # the 75 % one
+    clock.advance(minutes=10)
+    TimerProcess(h).tick()
+    assert [k for k, _ in timer_events(h, rid)][:2] == ["deadline_approaching", "deadline_approaching"]
+
+
+def test_overdue_request_escalated_reminded_then_closed_in_order(rome: Hotline, clock: FixedClock) -> None:
+    h = rome
+    req = register(h, urgency="urgent", problem_code="pothole")
+    ref, rid = req["reference"], req["id"]
+    run(h, s.dispatch, AGENT, ref, c.Dispatch())
+    run(h, s.accept, ROADS, ref, c.Accept(department_id="transport"))
+    timers = TimerProcess(h)
+    for _ in range(7 * 24):  # a week, hour by hour
+        clock.advance(hours=1)
+        timers.tick()
+    order = [k for k, _ in timer_events(h, rid)]
+    assert order == [
+        "deadline_approaching",  # 75 %
+        "deadline_approaching",  # 90 %
+        "interim_reply_due",
+        "deadline_missed",
+        "reminder_sent",  # 1 working day overdue
+        "escalated",  # 2 working days overdue
+        "reminder_sent",
+        "reminder_sent",
+    ]
+    assert load(h, ref).supervised and load(h, ref).escalated
+    with h.read_store.engine.connect() as conn:
+        watch = sla_breaches.breaches(conn, clock.now())["overdue"]
+        assert watch[0]["escalated"] and watch[0]["supervised"]
+    run(h, s.final_reply, ROADS, ref, c.FinalReply(message="Repaired"))
+    run(h, s.close, AGENT, ref, c.Close())
+    closed_at = clock.now()
+    clock.advance(days=4)
+    timers.tick()
+    all_kinds = kinds(h, rid)
+    tail = [k for k in all_kinds if k in TIMER_TYPES or k in ("final_replied", "closed")]
+    assert tail[-3:] == ["final_replied", "closed", "satisfaction_callback_due"]
+    # the events are in time order and every timer fired no earlier than planned
+    events = request_events(h, rid)
+    assert [e.time for e in events] == sorted(e.time for e in events)
+    plan = {}
+    for e in events:
+        if e.type.endswith("timers_scheduled.v1"):
+            plan.update({t["key"]: datetime.fromisoformat(t["at"]) for t in e.data["timers"]})
+        if e.type.split(".")[2] in TIMER_TYPES:
+            assert e.time >= plan[e.data["timer_key"]]
+            assert e.meta["correlation_id"] == rid and e.meta["causation_id"] == "timer:" + e.data["timer_key"]
+    # reminders and escalation fall on Rome working days
+    import yaml
+
+    from domain.calendars import load_calendars
+    from tests.sla.conftest import CALENDARS
+
+    cal = load_calendars(yaml.safe_load(CALENDARS.read_text("utf-8")))["rome"]
+    for e in events:
+        if e.type.split(".")[2] in ("reminder_sent", "escalated", "satisfaction_callback_due"):
+            assert cal.is_working_time(plan[e.data["timer_key"]])
+    callback = next(e for e in events if e.type.endswith("satisfaction_callback_due.v1"))
+    assert plan[callback.data["timer_key"]] == cal.next_working_day_start(closed_at)
+
+
+def test_refire_after_the_table_lags_changes_nothing(rome: Hotline, clock: FixedClock) -> None:
+    """The timer table may lag the log: a fast-path refire conflicts, the slow path sees
+    the key fired, and nothing is recorded twice."""
+    h = rome
+    req = register(h, urgency="urgent", problem_code="pothole")
+    clock.advance(hours=25)
+    process = TimerProcess(h)
+    with h.read_store.engine.connect() as conn:
+        stale = sla_timers.due_timers(conn, clock.now())  # read before firing
+    assert process.tick() > 0
+    before = timer_events(h, req["id"])
+    assert process._fire(stale, clock.now()) == 0
+    assert process.stats.conflicts >= 1
+    assert timer_events(h, req["id"]) == before
+    assert len({k for _, k in before}) == len(before)
+
+
+def test_timer_command_refuses_early_firing(rome: Hotline, clock: FixedClock) -> None:
+    h = rome
+    req = register(h, urgency="urgent", problem_code="pothole")
+    key = next(iter(load(h, req["reference"]).timers_scheduled))
+    with pytest.raises(InvalidTransition):
+        run(h, s.fire_timers, SYSTEM, c.FireTimers(timers=[c.DueTimer(request_id=req["id"], key=key)]))
+    assert datetime.now(UTC).tzinfo is UTC
