@@ -29,7 +29,7 @@ CITIZENS = [
     {"name": "John Smith", "phone": "+1 202 555 0143", "email": "john.smith@example.com", "language": "en"},
     {"name": "Aisha Khan", "phone": "+44 20 7946 0958", "language": "en"},
 ]
-CASES = [
+CASES: list[tuple[str, str, str, str, dict[str, Any]]] = [
     ("pothole", "action", "complaint", "Deep pothole in front of number 12, cars swerve into the bike lane", {"size": "large"}),
     ("streetlight-out", "action", "complaint", "路灯已经三天不亮了，晚上很危险", {"pole_number": "A-117"}),
     ("appliance-removal", "action", "application", "Ritiro di un frigorifero vecchio", {"appliance_type": "fridge", "pickup_address": "Via Roma 10"}),
@@ -100,7 +100,12 @@ def _generate(hotline: Hotline, clock: FixedClock, now: datetime, rnd: random.Ra
             r = run(
                 s.register_request,
                 AGENT,
-                c.RegisterRequest(kind="information", subtype="consultation", channel=rnd.choice(["phone", "web", "chat"]), description=rnd.choice(QUESTIONS), contact=contact, language=who["language"]),
+                c.RegisterRequest.model_validate(
+                    {
+                        "kind": "information", "subtype": "consultation", "channel": rnd.choice(["phone", "web", "chat"]),
+                        "description": rnd.choice(QUESTIONS), "contact": contact, "language": who["language"],
+                    }
+                ),
             ).result
             counts["requests"] += 1
             run(s.final_reply, AGENT, r["reference"], c.FinalReply(message="Answered from the knowledge base", channel="phone"))
@@ -112,10 +117,13 @@ def _generate(hotline: Hotline, clock: FixedClock, now: datetime, rnd: random.Ra
         r = run(
             s.register_request,
             AGENT,
-            c.RegisterRequest(
-                kind=kind, subtype=subtype, channel=rnd.choice(["phone", "web", "email", "sms", "chat"]),
-                description=text, contact=contact, language=who["language"], urgency=urgency,
-                problem_code=code, collected=collected, location=c.Location(address="Via Nazionale 1", district="Centro"),
+            c.RegisterRequest.model_validate(
+                {
+                    "kind": kind, "subtype": subtype, "channel": rnd.choice(["phone", "web", "email", "sms", "chat"]),
+                    "description": text, "contact": contact, "language": who["language"], "urgency": urgency,
+                    "problem_code": code, "collected": collected,
+                    "location": {"address": "Via Nazionale 1", "district": "Centro"},
+                }
             ),
         ).result
         counts["requests"] += 1

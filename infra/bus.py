@@ -40,7 +40,7 @@ class CommandBus:
         committer: GroupCommitter,
         deps: Deps,
         clock: Clock,
-        after_commit: Callable[[int], None] | None = None,
+        after_commit: Callable[[int], object] | None = None,
         retries: int = 30,
     ) -> None:
         self.store = store
@@ -104,7 +104,7 @@ class CommandBus:
 
     def _earlier(self, key: str, scope: str, payload_print: str) -> CommandResult | None:
         try:
-            record = self.store.repository.get(idempotency_id(key, scope))
+            record: IdempotencyRecord = self.store.repository.get(idempotency_id(key, scope))
         except AggregateNotFoundError:
             return None
         if record.fingerprint != payload_print:

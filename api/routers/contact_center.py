@@ -1,0 +1,290 @@
+"""Contact center API: queues, agents, contacts, supervisors' commands, wallboard, agent
+desks, and live feeds (server-sent events) for wallboards and agents' consoles."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import os
+from collections.abc import AsyncIterator
+from datetime import datetime
+from typing import Any
+
+from fastapi import APIRouter, Depends, Request, Response
+from fastapi.responses import StreamingResponse
+
+from api.deps import get_actor, get_hotline, run_command, wait_for_position
+from domain.base import Actor, NotFound
+from domain.contact_center import commands as cc
+from domain.contact_center import services as ccs
+from infra.runtime import Hotline
+from projections import agent_desk, wallboard
+
+router = APIRouter(tags=["contact center"])
+LIVE_POLL_SECONDS = 0.5
+LIVE_HEARTBEAT_SECONDS = 15.0
+
+
+# ------------------------------------------------------------------------ queues and agents
+@router.post("/queues", summary="Create a queue or change its settings")
+def define_queue(
+    cmd: cc.DefineQueue,
+    request: Request,
+    response: Response,
+    hotline: Hotline = Depends(get_hotline),
+    actor: Actor = Depends(get_actor),
+) -> dict[str, Any]:
+    return run_command(hotline, ccs.define_queue, actor, cmd, request=request, response=response)
+
+
+@router.post("/agents/login", summary="An agent logs in with skills, languages and queues")
+def login(
+    cmd: cc.LoginAgent,
+    request: Request,
+    response: Response,
+    hotline: Hotline = Depends(get_hotline),
+    actor: Actor = Depends(get_actor),
+) -> dict[str, Any]:
+    return run_command(hotline, ccs.login_agent, actor, cmd, request=request, response=response)
+
+
+@router.post("/agents/{agent_id}/logout", summary="An agent logs out (a supervisor may force it)")
+def logout(
+    agent_id: str,
+    request: Request,
+    response: Response,
+    cmd: cc.LogoutAgent | None = None,
+    hotline: Hotline = Depends(get_hotline),
+    actor: Actor = Depends(get_actor),
+) -> dict[str, Any]:
+    return run_command(hotline, ccs.logout_agent, actor, agent_id, cmd or cc.LogoutAgent(), request=request, response=response)
+
+
+@router.post("/agents/{agent_id}/presence", summary="Available / not ready with a reason (a supervisor may force it)")
+def presence(
+    agent_id: str,
+    cmd: cc.SetPresence,
+    request: Request,
+    response: Response,
+    hotline: Hotline = Depends(get_hotline),
+    actor: Actor = Depends(get_actor),
+) -> dict[str, Any]:
+    return run_command(hotline, ccs.set_presence, actor, agent_id, cmd, request=request, response=response)
+
+
+@router.post("/agents/{agent_id}/queues", summary="Supervisor: move an agent between queues")
+def move(
+    agent_id: str,
+    cmd: cc.MoveAgent,
+    request: Request,
+    response: Response,
+    hotline: Hotline = Depends(get_hotline),
+    actor: Actor = Depends(get_actor),
+) -> dict[str, Any]:
+    return run_command(hotline, ccs.move_agent, actor, agent_id, cmd, request=request, response=response)
+
+
+@router.post("/agents/{agent_id}/skills", summary="Supervisor: change an agent's skills and languages")
+def skills(
+    agent_id: str,
+    cmd: cc.ChangeSkills,
+    request: Request,
+    response: Response,
+    hotline: Hotline = Depends(get_hotline),
+    actor: Actor = Depends(get_actor),
+) -> dict[str, Any]:
+    return run_command(hotline, ccs.change_skills, actor, agent_id, cmd, request=request, response=response)
+
+
+# ------------------------------------------------------------------------ contacts
+@router.post("/contacts", status_code=201, summary="A call, chat, email or web session arrives and joins its queue")
+def arrive(
+    cmd: cc.ContactArrives,
+    request: Request,
+    response: Response,
+    hotline: Hotline = Depends(get_hotline),
+    actor: Actor = Depends(get_actor),
+) -> dict[str, Any]:
+    return run_command(hotline, ccs.contact_arrives, actor, cmd, request=request, response=response)
+
+
+@router.post("/callbacks", status_code=201, summary="Schedule an outbound callback (answer, or satisfaction survey 回访)")
+def schedule_callback(
+    cmd: cc.ScheduleCallback,
+    request: Request,
+    response: Response,
+    hotline: Hotline = Depends(get_hotline),
+    actor: Actor = Depends(get_actor),
+) -> dict[str, Any]:
+    return run_command(hotline, ccs.schedule_callback, actor, cmd, request=request, response=response)
+
+
+_CONTACT_COMMANDS: dict[str, tuple[Any, type[Any], str]] = {
+    "answer": (ccs.answer_contact, cc.Answer, "The offered agent takes the contact"),
+    "decline": (ccs.decline_offer, cc.Decline, "The offered agent declines: back to the queue at its place"),
+    "grab": (ccs.grab_contact, cc.Grab, "Pick a waiting contact of a grab-mode queue (first one wins)"),
+    "hold": (ccs.hold_contact, cc.Hold, "Put on hold"),
+    "resume": (ccs.resume_contact, cc.Resume, "Take off hold"),
+    "transfer": (ccs.transfer_contact, cc.Transfer, "Transfer to a queue, an agent or an expert seat (cold or warm)"),
+    "invite": (ccs.invite_agent, cc.Invite, "Conference another agent in"),
+    "complete-transfer": (ccs.complete_transfer, cc.CompleteTransfer, "Warm transfer: hand over to the consulted agent"),
+    "leave": (ccs.leave_contact, cc.Leave, "A consulted / conferenced agent leaves"),
+    "end": (ccs.end_contact, cc.End, "The conversation ends"),
+    "wrap-up": (ccs.wrap_up_contact, cc.WrapUp, "Finish wrap-up with a disposition"),
+    "abandon": (ccs.abandon_contact, cc.Abandon, "The waiting citizen hung up"),
+    "overflow": (ccs.overflow_contact, cc.OverflowContact, "Supervisor: send a waiting contact to the queue's overflow"),
+    "link-request": (ccs.link_request, cc.LinkRequest, "Link the request registered during this contact"),
+    "callback-outcome": (ccs.callback_outcome, cc.CallbackOutcome, "The dialler's result for a callback"),
+    "supervise": (ccs.supervise_contact, cc.Supervise, "Supervisor: monitor, whisper, barge in, stop, take over"),
+}
+
+
+def _contact_route(name: str, handler: Any, model: type[Any], summary: str) -> None:
+    def endpoint(
+        contact_id: str,
+        cmd: Any,
+        request: Request,
+        response: Response,
+        hotline: Hotline = Depends(get_hotline),
+        actor: Actor = Depends(get_actor),
+    ) -> dict[str, Any]:
+        return run_command(hotline, handler, actor, contact_id, cmd, request=request, response=response)
+
+    endpoint.__annotations__["cmd"] = model
+    endpoint.__name__ = f"contact_{name.replace('-', '_')}"
+    router.add_api_route(f"/contacts/{{contact_id}}/{name}", endpoint, methods=["POST"], summary=summary)
+
+
+for _name, (_handler, _model, _summary) in _CONTACT_COMMANDS.items():
+    _contact_route(_name, _handler, _model, _summary)
+
+
+# ------------------------------------------------------------------------ views
+@router.get("/wallboard", summary="Agents by state; per queue: waiting, longest wait, service level and abandons today")
+def get_wallboard(hotline: Hotline = Depends(get_hotline), min_position: int | None = None) -> dict[str, Any]:
+    wait_for_position(hotline, min_position)
+    with hotline.read_store.engine.connect() as conn:
+        return wallboard.wallboard(conn, hotline.clock.now())
+
+
+@router.get("/queues/{queue_id}/waiting", summary="A queue's waiting contacts in the order they will be served")
+def waiting(queue_id: str, hotline: Hotline = Depends(get_hotline), min_position: int | None = None) -> list[dict[str, Any]]:
+    wait_for_position(hotline, min_position)
+    with hotline.read_store.engine.connect() as conn:
+        return wallboard.waiting_contacts(conn, hotline.clock.now(), queue_id)
+
+
+@router.get("/contacts/{contact_id}/position", summary="Where a waiting contact is in its queue")
+def position(contact_id: str, hotline: Hotline = Depends(get_hotline), min_position: int | None = None) -> dict[str, Any]:
+    wait_for_position(hotline, min_position)
+    with hotline.read_store.engine.connect() as conn:
+        found = wallboard.queue_position(conn, hotline.clock.now(), contact_id)
+    if found is None:
+        raise NotFound(f"contact {contact_id} is not waiting in a queue")
+    return found
+
+
+@router.get("/agents", summary="Logged-in agents with state and time in state")
+def list_agents(hotline: Hotline = Depends(get_hotline), state: str | None = None) -> list[dict[str, Any]]:
+    with hotline.read_store.engine.connect() as conn:
+        return wallboard.agents(conn, hotline.clock.now(), state)
+
+
+@router.get("/agents/{agent_id}/desk", summary="An agent's console: current offer, contacts, wrap-ups, grabbable work")
+def desk(agent_id: str, hotline: Hotline = Depends(get_hotline), min_position: int | None = None) -> dict[str, Any]:
+    wait_for_position(hotline, min_position)
+    with hotline.read_store.engine.connect() as conn:
+        return agent_desk.desk(conn, agent_id, hotline.clock.now())
+
+
+# ------------------------------------------------------------------------ live feeds (SSE)
+def _sse(event: str, data: Any) -> str:
+    return f"event: {event}\ndata: {json.dumps(data, default=_json_default, ensure_ascii=False)}\n\n"
+
+
+def _json_default(value: Any) -> Any:
+    if isinstance(value, datetime):
+        return value.isoformat()
+    return str(value)
+
+
+async def _live(request: Request, hotline: Hotline, event: str, read: Any, *, once: bool) -> AsyncIterator[str]:
+    """Pushes ``read()`` whenever it changes (polled after new events), with heartbeats.
+
+    The figures that only depend on time (longest wait) change every second; they are
+    recomputed when something else changes or at the heartbeat."""
+    last: str | None = None
+    idle = 0.0
+    while True:
+        if await request.is_disconnected():
+            return
+        if hotline.projector is not None:
+            await asyncio.to_thread(hotline.projector.catch_up)
+        data = await asyncio.to_thread(read)
+        body = json.dumps(data, default=_json_default, sort_keys=True)
+        if body != last or idle >= LIVE_HEARTBEAT_SECONDS:
+            last, idle = body, 0.0
+            yield _sse(event, data)
+            if once:
+                return
+        await asyncio.sleep(LIVE_POLL_SECONDS)
+        idle += LIVE_POLL_SECONDS
+
+
+def _stream(generator: AsyncIterator[str]) -> StreamingResponse:
+    return StreamingResponse(
+        generator, media_type="text/event-stream", headers={"Cache-Control": "no-cache", "X-Accel-Buffering": "no"}
+    )
+
+
+@router.get("/live/wallboard", summary="Server-sent events: the wallboard, pushed on every change")
+async def live_wallboard(request: Request, hotline: Hotline = Depends(get_hotline), once: bool = False) -> StreamingResponse:
+    def read() -> dict[str, Any]:
+        with hotline.read_store.engine.connect() as conn:
+            board = wallboard.wallboard(conn, hotline.clock.now())
+        board.pop("at", None)
+        for q in board["queues"]:
+            q["longest_wait_seconds"] = round(q["longest_wait_seconds"])  # no push per tenth of a second
+        return board
+
+    return _stream(_live(request, hotline, "wallboard", read, once=once))
+
+
+@router.get("/live/agents/{agent_id}", summary="Server-sent events: offers and changes on one agent's desk")
+async def live_agent(
+    agent_id: str, request: Request, hotline: Hotline = Depends(get_hotline), once: bool = False
+) -> StreamingResponse:
+    def read() -> dict[str, Any]:
+        with hotline.read_store.engine.connect() as conn:
+            d = agent_desk.desk(conn, agent_id, hotline.clock.now())
+        d["agent"].pop("seconds_in_state", None)
+        for w in d["grabbable"]:
+            w.pop("wait_seconds", None)
+        return d
+
+    return _stream(_live(request, hotline, "desk", read, once=once))
+
+
+# ------------------------------------------------------------------------ the router in `hotline serve`
+def start_router(hotline: Hotline) -> Any:
+    """Startup hook: the ACD router in a background thread (embedded or PostgreSQL, where
+    the advisory lock keeps one active). Off with HOTLINE_ROUTER_INPROCESS=0, and not with
+    a fixed (test) clock, whose time only the test moves."""
+    from domain.base import SystemClock
+
+    if os.environ.get("HOTLINE_ROUTER_INPROCESS", "1") == "0" or not isinstance(hotline.clock, SystemClock):
+        return None
+    from consumers.router import enable_aggregate_cache, start_embedded
+
+    enable_aggregate_cache(hotline.store)
+    return start_embedded(hotline).stop
+
+
+def _register_startup_hook() -> None:
+    from api import app as app_module
+
+    if start_router not in app_module.STARTUP_HOOKS:
+        app_module.STARTUP_HOOKS.append(start_router)
+
+
+_register_startup_hook()

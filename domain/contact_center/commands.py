@@ -1,0 +1,182 @@
+"""Contact-center commands: typed, validated, transport-free (API bodies, CLI, PBX adapter,
+simulator and router all build these)."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field
+
+from domain.commands import Command
+
+ContactChannel = Literal["phone", "callback", "chat", "social", "sms", "email", "web"]
+Media = Literal["voice", "chat", "email", "web"]
+Strategy = Literal["longest_idle", "best_proficiency", "round_robin", "fewest_contacts", "ring_all"]
+
+
+class Overflow(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    to: Literal["queue", "voicemail", "callback"]
+    queue_id: str | None = None
+
+
+class DefineQueue(Command):
+    """Creates the queue, or changes the settings given (others keep their values)."""
+
+    queue_id: str = Field(min_length=1, max_length=64)
+    names: dict[str, str] = Field(default_factory=dict)
+    media: Media | None = None
+    required_skills: dict[str, int] | None = None
+    priority: int | None = None
+    strategy: Strategy | None = None
+    sl_percent: float | None = None
+    sl_seconds: int | None = None
+    max_wait_seconds: int | None = None
+    overflow: Overflow | None = None
+    opening_hours: dict[str, list[list[str]]] | None = None
+    timezone: str | None = None
+    grab: bool | None = None
+    wrap_seconds: int | None = None
+    offer_timeout_seconds: int | None = None
+    max_missed_offers: int | None = None
+    relaxation: list[list[int]] | None = None
+    ageing_per_minute: float | None = None
+    join_when_empty: bool | None = None
+
+    def config(self) -> dict[str, Any]:
+        data = self.model_dump(exclude={"queue_id", "names", "expected_version"}, exclude_unset=True)
+        if self.overflow is not None:
+            data["overflow"] = self.overflow.model_dump(exclude_none=True)
+        return data
+
+
+class LoginAgent(Command):
+    agent_id: str = Field(min_length=1, max_length=64)
+    name: str | None = None
+    skills: dict[str, int] = Field(default_factory=dict)
+    languages: list[str] = Field(default_factory=list)
+    departments: list[str] = Field(default_factory=list)
+    queues: list[str] = Field(default_factory=list)
+    capacity: dict[str, int] | None = None
+    ready: bool = Field(default=True, description="Available at once (else not ready, reason 'login')")
+
+
+class LogoutAgent(Command):
+    pass
+
+
+class SetPresence(Command):
+    presence: Literal["available", "not_ready"]
+    reason: str | None = None
+
+
+class MoveAgent(Command):
+    queues: list[str]
+
+
+class ChangeSkills(Command):
+    skills: dict[str, int]
+    languages: list[str]
+
+
+class ContactArrives(Command):
+    channel: ContactChannel
+    queue_id: str
+    language: str | None = None
+    priority: int = 0
+    phone: str | None = Field(default=None, max_length=40, description="The citizen's number (personal data)")
+    email: str | None = Field(default=None, max_length=254)
+    direction: Literal["inbound", "outbound"] = "inbound"
+    citizen_id: str | None = None
+    external_id: str | None = Field(default=None, description="PBX channel / chat session id: makes arrival idempotent")
+    subject: str | None = Field(default=None, max_length=500)
+
+
+class AgentCommand(Command):
+    agent_id: str
+
+
+class Answer(AgentCommand):
+    pass
+
+
+class Decline(AgentCommand):
+    pass
+
+
+class Grab(AgentCommand):
+    pass
+
+
+class Hold(AgentCommand):
+    pass
+
+
+class Resume(AgentCommand):
+    pass
+
+
+class Transfer(AgentCommand):
+    to_queue_id: str | None = None
+    to_agent_id: str | None = None
+    mode: Literal["cold", "warm"] = "cold"
+    expert: bool = Field(default=False, description="The target is an expert seat (专家坐席)")
+
+
+class Invite(AgentCommand):
+    invitee_id: str
+
+
+class CompleteTransfer(AgentCommand):
+    pass
+
+
+class Leave(AgentCommand):
+    pass
+
+
+class End(Command):
+    agent_id: str | None = None
+    ended_by: Literal["citizen", "agent", "supervisor", "system"] = "agent"
+
+
+class WrapUp(Command):
+    agent_id: str | None = None
+    disposition: str | None = Field(default=None, max_length=100)
+    timed_out: bool = False
+
+
+class Abandon(Command):
+    pass
+
+
+class OverflowContact(Command):
+    reason: Literal["max_wait", "closed", "no_agents", "supervisor"] = "max_wait"
+
+
+class LinkRequest(Command):
+    request_id: str
+
+
+class ScheduleCallback(Command):
+    queue_id: str
+    phone: str = Field(min_length=3, max_length=40)
+    due_at: datetime
+    reason: Literal["answer", "survey", "virtual_hold", "other"] = "answer"
+    request_id: str | None = None
+    language: str | None = None
+    priority: int = 0
+    max_attempts: int = Field(default=3, ge=1, le=10)
+    retry_seconds: int = Field(default=600, ge=0)
+    citizen_id: str | None = None
+    external_id: str | None = None
+
+
+class CallbackOutcome(Command):
+    outcome: Literal["answered", "no_answer", "busy", "failed"]
+
+
+class Supervise(Command):
+    supervisor_id: str
+    mode: Literal["monitor", "whisper", "barge", "stop", "take_over"]

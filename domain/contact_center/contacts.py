@@ -1,0 +1,671 @@
+"""Contacts: one interaction with a citizen (call, chat, email, web session, callback).
+
+Life of a contact::
+
+    arrived → queued ⇄ offered → connected (⇄ held) → wrap_up → closed
+                 │         └→ (offer timed out / declined: back to its old place)
+                 ├→ abandoned            (caller hung up while waiting)
+                 ├→ overflowed → another queue │ voicemail │ callback (keeps the place)
+    scheduled (callback due) → offered → dialing → connected │ scheduled again │ failed
+
+A contact is offered to at most one agent at a time and handled by one primary agent;
+consulted experts and conference members join as participants. It ends in exactly one
+terminal state: closed, abandoned, voicemail or failed. Waits, talk and hold times are
+computed from the injected clock and stored in the events.
+"""
+
+from __future__ import annotations
+
+import uuid
+from datetime import datetime, timedelta
+from typing import Any
+
+from domain.base import Context, HotlineAggregate, InvalidCommand, InvalidTransition, derived_id
+from domain.contact_center.rules import media_of
+
+TERMINAL = ("closed", "abandoned", "voicemail", "failed")
+WAITING = ("queued", "scheduled")
+DIRECTIONS = ("inbound", "outbound")
+OFFER_KINDS = ("route", "transfer", "consult", "conference")
+# A caller who chose a callback instead of waiting ("virtual hold"): dial attempts.
+VIRTUAL_HOLD_ATTEMPTS = 3
+VIRTUAL_HOLD_RETRY = 300
+
+
+def contact_uuid_for(external_id: str) -> uuid.UUID:
+    """A contact's id from the PBX channel / chat session id: a re-delivered StasisStart
+    creates nothing twice."""
+    return derived_id("contact", external_id)
+
+
+def _seconds(a: datetime, b: datetime) -> float:
+    return round(max(0.0, (b - a).total_seconds()), 3)
+
+
+class Contact(HotlineAggregate):
+    STREAM = "contact"
+
+    class Arrived(HotlineAggregate.Created):
+        channel: str
+        media: str
+        queue_id: str
+        language: str | None
+        priority: int
+        personal: dict[str, Any] | None  # the citizen's phone / address: personal data
+        direction: str
+        citizen_id: str | None
+        external_id: str | None
+        subject: str | None
+
+    class Queued(HotlineAggregate.Event):
+        queue_id: str
+        priority: int
+        since: datetime  # the place in line: kept when an offer fails or a callback waits
+        reason: str  # arrival / transfer / overflow / callback_answered
+
+        def apply(self, c: Contact) -> None:
+            c.status, c.queue_id, c.priority, c.since = "queued", self.queue_id, self.priority, self.since
+
+    class Offered(HotlineAggregate.Event):
+        agent_id: str
+        queue_id: str
+        kind: str  # route / transfer / consult / conference
+
+        def apply(self, c: Contact) -> None:
+            c.offered_to, c.offer_kind = self.agent_id, self.kind
+            if self.kind in ("route", "transfer"):
+                c.status = "offered"
+
+    class OfferTimedOut(HotlineAggregate.Event):
+        agent_id: str
+
+        def apply(self, c: Contact) -> None:
+            c._offer_failed()
+
+    class OfferDeclined(HotlineAggregate.Event):
+        agent_id: str
+
+        def apply(self, c: Contact) -> None:
+            c._offer_failed()
+
+    class Answered(HotlineAggregate.Event):
+        agent_id: str
+        queue_id: str
+        wait_seconds: float
+        grabbed: bool
+
+        def apply(self, c: Contact) -> None:
+            c.status, c.agent_id, c.answered_at = "connected", self.agent_id, self.timestamp
+            c.participants = {self.agent_id: "primary"}
+            c.offered_to = c.offer_kind = None
+
+    class Held(HotlineAggregate.Event):
+        agent_id: str
+
+        def apply(self, c: Contact) -> None:
+            c.held_since = self.timestamp
+
+    class Resumed(HotlineAggregate.Event):
+        agent_id: str
+        hold_seconds: float
+
+        def apply(self, c: Contact) -> None:
+            c.held_since = None
+            c.hold_seconds += self.hold_seconds
+
+    class Transferred(HotlineAggregate.Event):
+        from_agent_id: str
+        to_queue_id: str | None
+        to_agent_id: str | None
+        mode: str  # cold / warm
+        expert: bool
+        talk_seconds: float  # the transferring agent's leg (cold transfers)
+
+        def apply(self, c: Contact) -> None:
+            if self.mode == "cold":
+                # Between legs the contact waits again: for the named agent or a queue.
+                c.participants.pop(self.from_agent_id, None)
+                c.agent_id = None
+                c.legs_talk += self.talk_seconds
+                c.answered_at = None
+                c.status, c.since = "queued", self.timestamp
+
+    class ParticipantJoined(HotlineAggregate.Event):
+        agent_id: str
+        role: str  # consult / conference
+
+        def apply(self, c: Contact) -> None:
+            c.participants[self.agent_id] = self.role
+            c.offered_to = c.offer_kind = None
+
+    class ParticipantLeft(HotlineAggregate.Event):
+        agent_id: str
+        new_primary: str | None  # a warm transfer completed: the expert now handles it
+
+        def apply(self, c: Contact) -> None:
+            c.participants.pop(self.agent_id, None)
+            if self.new_primary:
+                c.agent_id = self.new_primary
+                c.participants[self.new_primary] = "primary"
+
+    class Abandoned(HotlineAggregate.Event):
+        queue_id: str
+        wait_seconds: float
+        offered_to: str | None
+
+        def apply(self, c: Contact) -> None:
+            c.status, c.offered_to = "abandoned", None
+
+    class Overflowed(HotlineAggregate.Event):
+        from_queue_id: str
+        to: str  # queue / voicemail / callback
+        to_queue_id: str | None
+        wait_seconds: float
+        reason: str  # max_wait / closed / no_agents
+
+        def apply(self, c: Contact) -> None:
+            if self.to == "voicemail":
+                c.status = "voicemail"
+            elif self.to == "callback":
+                c.virtual = True  # the caller hangs up; the contact keeps its place
+                c.callback = {"attempt": 1, "max_attempts": VIRTUAL_HOLD_ATTEMPTS, "retry_seconds": VIRTUAL_HOLD_RETRY}
+            else:
+                c.queue_id = self.to_queue_id or c.queue_id
+
+    class Ended(HotlineAggregate.Event):
+        agent_id: str | None
+        talk_seconds: float
+        hold_seconds: float
+        ended_by: str  # citizen / agent / supervisor / system
+        participants: list[str]
+
+        def apply(self, c: Contact) -> None:
+            c.status, c.held_since = "wrap_up", None
+            c.hold_seconds = self.hold_seconds
+            c.ended_at = self.timestamp
+
+    class WrappedUp(HotlineAggregate.Event):
+        agent_id: str | None
+        wrap_seconds: float
+        disposition: str | None
+        timed_out: bool
+
+        def apply(self, c: Contact) -> None:
+            c.status, c.disposition = "closed", self.disposition
+
+    class RequestLinked(HotlineAggregate.Event):
+        request_id: str
+
+        def apply(self, c: Contact) -> None:
+            c.request_ids.append(self.request_id)
+
+    class CallbackScheduled(HotlineAggregate.Event):
+        queue_id: str
+        due_at: datetime
+        attempt: int  # the attempt this schedules (1 = first)
+        max_attempts: int
+        retry_seconds: int
+        reason: str  # answer / survey / virtual_hold / retry
+        request_id: str | None
+
+        def apply(self, c: Contact) -> None:
+            c.status, c.queue_id, c.due_at, c.since = "scheduled", self.queue_id, self.due_at, self.due_at
+            c.callback = {"attempt": self.attempt, "max_attempts": self.max_attempts, "retry_seconds": self.retry_seconds}
+            c.virtual = True
+            c.offered_to = c.offer_kind = None
+
+    class CallbackAttempted(HotlineAggregate.Event):
+        """The agent accepted the callback: the citizen is being dialled."""
+
+        attempt: int
+        agent_id: str
+
+        def apply(self, c: Contact) -> None:
+            c.status, c.agent_id = "dialing", self.agent_id
+            c.offered_to = c.offer_kind = None
+
+    class CallbackUnanswered(HotlineAggregate.Event):
+        attempt: int
+        agent_id: str
+        outcome: str  # no_answer / busy / failed
+
+        def apply(self, c: Contact) -> None:
+            c.agent_id = None
+
+    class CallbackConnected(HotlineAggregate.Event):
+        agent_id: str
+        queue_id: str
+        wait_seconds: float
+        attempt: int
+
+        def apply(self, c: Contact) -> None:
+            c.status, c.answered_at = "connected", self.timestamp
+            c.participants = {self.agent_id: "primary"}
+
+    class CallbackGaveUp(HotlineAggregate.Event):
+        attempts: int
+
+        def apply(self, c: Contact) -> None:
+            c.status = "failed"
+
+    class SupervisorJoined(HotlineAggregate.Event):
+        supervisor_id: str
+        mode: str  # monitor / whisper / barge
+
+        def apply(self, c: Contact) -> None:
+            c.supervisors[self.supervisor_id] = self.mode
+
+    class SupervisorLeft(HotlineAggregate.Event):
+        supervisor_id: str
+
+        def apply(self, c: Contact) -> None:
+            c.supervisors.pop(self.supervisor_id, None)
+
+    class TakenOver(HotlineAggregate.Event):
+        supervisor_id: str
+        from_agent_id: str | None
+
+        def apply(self, c: Contact) -> None:
+            c.participants.pop(self.from_agent_id or "", None)
+            c.participants[self.supervisor_id] = "primary"
+            c.agent_id = self.supervisor_id
+            c.supervisors.pop(self.supervisor_id, None)
+            c.taken_over = True
+
+    # ------------------------------------------------------------------ state
+    def __init__(
+        self,
+        channel: str,
+        media: str,
+        queue_id: str,
+        language: str | None,
+        priority: int,
+        personal: dict[str, Any] | None,
+        direction: str,
+        citizen_id: str | None,
+        external_id: str | None,
+        subject: str | None,
+    ) -> None:
+        self.channel, self.media, self.queue_id, self.language = channel, media, queue_id, language
+        self.priority, self.personal, self.direction = priority, personal, direction
+        self.citizen_id, self.external_id, self.subject = citizen_id, external_id, subject
+        self.status = "arrived"
+        self.since: datetime | None = None
+        self.offered_to: str | None = None
+        self.offer_kind: str | None = None
+        self.agent_id: str | None = None
+        self.participants: dict[str, str] = {}
+        self.supervisors: dict[str, str] = {}
+        self.answered_at: datetime | None = None
+        self.ended_at: datetime | None = None
+        self.held_since: datetime | None = None
+        self.hold_seconds = 0.0
+        self.legs_talk = 0.0
+        self.disposition: str | None = None
+        self.request_ids: list[str] = []
+        self.virtual = False  # no citizen on the line: a callback is due instead
+        self.due_at: datetime | None = None
+        self.callback: dict[str, int] | None = None
+        self.taken_over = False
+
+    def _offer_failed(self) -> None:
+        if self.offer_kind in ("route", "transfer"):
+            # Back to the queue at its old place (``since`` is unchanged).
+            self.status = "queued"
+        self.offered_to = self.offer_kind = None
+
+    @property
+    def is_terminal(self) -> bool:
+        return self.status in TERMINAL
+
+    @property
+    def is_callback(self) -> bool:
+        return self.virtual
+
+    def wait_seconds(self, now: datetime) -> float:
+        return _seconds(self.since or self.created_on, now)
+
+    # ------------------------------------------------------------------ creation
+    @classmethod
+    def arrive(
+        cls,
+        *,
+        channel: str,
+        queue_id: str,
+        language: str | None,
+        priority: int,
+        personal: dict[str, Any] | None,
+        direction: str,
+        citizen_id: str | None,
+        external_id: str | None,
+        subject: str | None,
+        ctx: Context,
+    ) -> Contact:
+        if direction not in DIRECTIONS:
+            raise InvalidCommand(f"direction must be one of {DIRECTIONS}")
+        if not -100 <= priority <= 100:
+            raise InvalidCommand("priority must be between -100 and 100")
+        media = media_of(channel)
+        contact_id = contact_uuid_for(external_id) if external_id else uuid.uuid4()
+        return cls._start(
+            cls.Arrived,
+            contact_id,
+            ctx,
+            channel=channel,
+            media=media,
+            queue_id=queue_id,
+            language=language,
+            priority=priority,
+            personal=personal,
+            direction=direction,
+            citizen_id=citizen_id,
+            external_id=external_id,
+            subject=subject,
+        )
+
+    def enqueue(
+        self, queue_id: str, ctx: Context, *, reason: str = "arrival", priority: int | None = None, keep_place: bool = False
+    ) -> None:
+        if self.status not in ("arrived", "connected", "dialing") and not (reason == "overflow" and self.status == "queued"):
+            raise InvalidTransition(f"contact {self.id} is {self.status}: it cannot join a queue")
+        since = self.since if keep_place and self.since else ctx.now
+        self._record(
+            self.Queued,
+            ctx,
+            queue_id=queue_id,
+            priority=self.priority if priority is None else priority,
+            since=since,
+            reason=reason,
+        )
+
+    # ------------------------------------------------------------------ routing
+    def why_not_offer(self, now: datetime) -> str | None:
+        if self.offered_to is not None:
+            return f"contact {self.id} is already offered to {self.offered_to}"
+        if self.status == "scheduled":
+            if self.due_at is not None and self.due_at > now:
+                return f"callback {self.id} is due at {self.due_at.isoformat()}"
+            return None
+        if self.status != "queued":
+            return f"contact {self.id} is {self.status}, not waiting"
+        return None
+
+    def offer(self, agent_id: str, ctx: Context, *, kind: str = "route") -> None:
+        if kind in ("route", "transfer"):
+            why = self.why_not_offer(ctx.now)
+            if why:
+                raise InvalidTransition(why, code="not_offerable")
+        else:
+            if self.status != "connected":
+                raise InvalidTransition(f"contact {self.id} is {self.status}: only a connected contact can be shared")
+            if self.offered_to is not None:
+                raise InvalidTransition(f"contact {self.id} is already offered to {self.offered_to}", code="not_offerable")
+            if agent_id in self.participants:
+                raise InvalidTransition(f"agent {agent_id} is already on contact {self.id}")
+        self._record(self.Offered, ctx, agent_id=agent_id, queue_id=self.queue_id, kind=kind)
+
+    def fail_offer(self, agent_id: str, outcome: str, ctx: Context) -> None:
+        if self.offered_to != agent_id:
+            raise InvalidTransition(f"contact {self.id} is not offered to agent {agent_id}", code="not_offered")
+        self._record(self.OfferTimedOut if outcome == "timed_out" else self.OfferDeclined, ctx, agent_id=agent_id)
+
+    def accept(self, agent_id: str, ctx: Context) -> str:
+        """The offered agent takes it. Returns how: 'answered', 'dialing' or 'joined'."""
+        if self.offered_to != agent_id:
+            raise InvalidTransition(f"contact {self.id} is not offered to agent {agent_id}", code="not_offered")
+        if self.offer_kind in ("consult", "conference"):
+            self._record(self.ParticipantJoined, ctx, agent_id=agent_id, role=self.offer_kind)
+            return "joined"
+        if self.virtual:
+            attempt = (self.callback or {}).get("attempt", 1)
+            self._record(self.CallbackAttempted, ctx, attempt=attempt, agent_id=agent_id)
+            return "dialing"
+        self._record(
+            self.Answered, ctx, agent_id=agent_id, queue_id=self.queue_id, wait_seconds=self.wait_seconds(ctx.now), grabbed=False
+        )
+        return "answered"
+
+    def grab(self, agent_id: str, grab_allowed: bool, ctx: Context) -> str:
+        """An agent picks waiting work themselves (grab mode); first one wins."""
+        if not grab_allowed:
+            raise InvalidTransition(f"queue {self.queue_id} does not let agents pick work", code="grab_not_allowed")
+        why = self.why_not_offer(ctx.now)
+        if why:
+            raise InvalidTransition(why, code="not_offerable")
+        if self.virtual:
+            attempt = (self.callback or {}).get("attempt", 1)
+            self._record(self.CallbackAttempted, ctx, attempt=attempt, agent_id=agent_id)
+            return "dialing"
+        self._record(
+            self.Answered, ctx, agent_id=agent_id, queue_id=self.queue_id, wait_seconds=self.wait_seconds(ctx.now), grabbed=True
+        )
+        return "answered"
+
+    # ------------------------------------------------------------------ callbacks
+    def schedule_callback(
+        self,
+        queue_id: str,
+        due_at: datetime,
+        max_attempts: int,
+        retry_seconds: int,
+        reason: str,
+        request_id: str | None,
+        ctx: Context,
+    ) -> None:
+        if self.status not in ("arrived", "queued"):
+            raise InvalidTransition(f"contact {self.id} is {self.status}: a callback cannot be scheduled")
+        if max_attempts < 1 or retry_seconds < 0:
+            raise InvalidCommand("max_attempts >= 1 and retry_seconds >= 0")
+        self._record(
+            self.CallbackScheduled,
+            ctx,
+            queue_id=queue_id,
+            due_at=max(due_at, ctx.now),
+            attempt=1,
+            max_attempts=max_attempts,
+            retry_seconds=retry_seconds,
+            reason=reason,
+            request_id=request_id,
+        )
+
+    def callback_outcome(self, outcome: str, ctx: Context) -> str:
+        """The dialled citizen answered or not. Returns the contact's new status."""
+        if self.status != "dialing" or self.agent_id is None:
+            raise InvalidTransition(f"contact {self.id} is {self.status}: no callback is being dialled")
+        cb = self.callback or {"attempt": 1, "max_attempts": 3, "retry_seconds": 300}
+        agent_id = self.agent_id
+        if outcome == "answered":
+            self._record(
+                self.CallbackConnected,
+                ctx,
+                agent_id=agent_id,
+                queue_id=self.queue_id,
+                wait_seconds=self.wait_seconds(ctx.now),
+                attempt=cb["attempt"],
+            )
+            return self.status
+        if outcome not in ("no_answer", "busy", "failed"):
+            raise InvalidCommand("callback outcome is answered, no_answer, busy or failed")
+        self._record(self.CallbackUnanswered, ctx, attempt=cb["attempt"], agent_id=agent_id, outcome=outcome)
+        if cb["attempt"] >= cb["max_attempts"]:
+            self._record(self.CallbackGaveUp, ctx, attempts=cb["attempt"])
+        else:
+            self._record(
+                self.CallbackScheduled,
+                ctx,
+                queue_id=self.queue_id,
+                due_at=ctx.now + timedelta(seconds=cb["retry_seconds"]),
+                attempt=cb["attempt"] + 1,
+                max_attempts=cb["max_attempts"],
+                retry_seconds=cb["retry_seconds"],
+                reason="retry",
+                request_id=None,
+            )
+        return self.status
+
+    # ------------------------------------------------------------------ leaving the queue
+    def abandon(self, ctx: Context) -> str | None:
+        """The waiting caller hung up. Returns the agent whose offer is withdrawn, if any."""
+        if self.status not in ("queued", "offered") or self.virtual:
+            raise InvalidTransition(f"contact {self.id} is {self.status}: only a waiting caller can abandon")
+        offered_to = self.offered_to if self.offer_kind in ("route", "transfer") else None
+        self._record(self.Abandoned, ctx, queue_id=self.queue_id, wait_seconds=self.wait_seconds(ctx.now), offered_to=offered_to)
+        return offered_to
+
+    def overflow(self, to: str, to_queue_id: str | None, reason: str, ctx: Context) -> None:
+        if self.status != "queued" or self.offered_to is not None:
+            raise InvalidTransition(f"contact {self.id} is {self.status}: only a waiting, unoffered contact overflows")
+        if to == "callback" and self.virtual:
+            raise InvalidTransition(f"contact {self.id} already waits for a callback")
+        if to == "callback" and not (self.personal or {}).get("phone"):
+            to = "voicemail"  # no number to call back: leave a message instead
+        self._record(
+            self.Overflowed,
+            ctx,
+            from_queue_id=self.queue_id,
+            to=to,
+            to_queue_id=to_queue_id if to == "queue" else None,
+            wait_seconds=self.wait_seconds(ctx.now),
+            reason=reason,
+        )
+
+    # ------------------------------------------------------------------ handling
+    def _require_handler(self, agent_id: str) -> None:
+        if self.status != "connected":
+            raise InvalidTransition(f"contact {self.id} is {self.status}, not connected")
+        if self.agent_id != agent_id:
+            raise InvalidTransition(f"agent {agent_id} is not handling contact {self.id}", code="not_handler")
+
+    def hold(self, agent_id: str, ctx: Context) -> None:
+        self._require_handler(agent_id)
+        if self.held_since is not None:
+            raise InvalidTransition(f"contact {self.id} is already on hold")
+        self._record(self.Held, ctx, agent_id=agent_id)
+
+    def resume(self, agent_id: str, ctx: Context) -> None:
+        self._require_handler(agent_id)
+        if self.held_since is None:
+            raise InvalidTransition(f"contact {self.id} is not on hold")
+        self._record(self.Resumed, ctx, agent_id=agent_id, hold_seconds=_seconds(self.held_since, ctx.now))
+
+    def _talk(self, now: datetime) -> float:
+        held = self.hold_seconds + (_seconds(self.held_since, now) if self.held_since else 0.0)
+        connected = _seconds(self.answered_at, now) if self.answered_at else 0.0
+        return round(max(0.0, connected - held), 3)
+
+    def transfer(
+        self, from_agent_id: str, *, to_queue_id: str | None, to_agent_id: str | None, mode: str, expert: bool, ctx: Context
+    ) -> None:
+        self._require_handler(from_agent_id)
+        if (to_queue_id is None) == (to_agent_id is None):
+            raise InvalidCommand("transfer to a queue or to an agent (exactly one)")
+        if mode not in ("cold", "warm"):
+            raise InvalidCommand("transfer mode is cold or warm")
+        if mode == "warm" and to_agent_id is None:
+            raise InvalidCommand("a warm transfer consults an agent first: name the agent or expert seat")
+        if to_agent_id == from_agent_id:
+            raise InvalidCommand("an agent cannot transfer to themselves")
+        if self.offered_to is not None:
+            raise InvalidTransition(f"contact {self.id} already has a pending offer to {self.offered_to}")
+        if self.held_since is not None and mode == "cold":
+            self._record(self.Resumed, ctx, agent_id=from_agent_id, hold_seconds=_seconds(self.held_since, ctx.now))
+        talk = self._talk(ctx.now) if mode == "cold" else 0.0
+        self._record(
+            self.Transferred,
+            ctx,
+            from_agent_id=from_agent_id,
+            to_queue_id=to_queue_id,
+            to_agent_id=to_agent_id,
+            mode=mode,
+            expert=expert,
+            talk_seconds=talk,
+        )
+        if mode == "cold" and to_queue_id is not None:
+            self._record(self.Queued, ctx, queue_id=to_queue_id, priority=self.priority, since=ctx.now, reason="transfer")
+        elif mode == "cold":
+            self._record(self.Offered, ctx, agent_id=to_agent_id, queue_id=self.queue_id, kind="transfer")
+        else:
+            self._record(self.Offered, ctx, agent_id=to_agent_id, queue_id=self.queue_id, kind="consult")
+
+    def invite(self, by_agent_id: str, agent_id: str, ctx: Context) -> None:
+        """Conference: another agent joins the contact."""
+        self._require_handler(by_agent_id)
+        self.offer(agent_id, ctx, kind="conference")
+
+    def complete_transfer(self, agent_id: str, ctx: Context) -> str:
+        """Warm transfer: the consulted agent takes over and the first one leaves."""
+        self._require_handler(agent_id)
+        consulted = [a for a, role in self.participants.items() if role == "consult"]
+        if not consulted:
+            raise InvalidTransition(f"contact {self.id} has no consulted agent to hand over to")
+        self._record(self.ParticipantLeft, ctx, agent_id=agent_id, new_primary=consulted[0])
+        return consulted[0]
+
+    def leave(self, agent_id: str, ctx: Context) -> None:
+        """A consulted or conferenced agent leaves; the primary agent stays."""
+        if self.status != "connected" or agent_id not in self.participants or self.participants[agent_id] == "primary":
+            raise InvalidTransition(f"agent {agent_id} is not a participant who can leave contact {self.id}")
+        self._record(self.ParticipantLeft, ctx, agent_id=agent_id, new_primary=None)
+
+    def end(self, ended_by: str, ctx: Context) -> list[str]:
+        """The conversation ends. Returns every agent on it (they all go to wrap-up)."""
+        if self.status == "dialing":
+            raise InvalidTransition(f"contact {self.id} is being dialled: report the callback outcome instead")
+        if self.status != "connected":
+            raise InvalidTransition(f"contact {self.id} is {self.status}, not connected")
+        participants = list(self.participants)
+        hold = self.hold_seconds + (_seconds(self.held_since, ctx.now) if self.held_since else 0.0)
+        self._record(
+            self.Ended,
+            ctx,
+            agent_id=self.agent_id,
+            talk_seconds=self._talk(ctx.now),
+            hold_seconds=round(hold, 3),
+            ended_by=ended_by,
+            participants=participants,
+        )
+        return participants
+
+    def wrap_up(self, agent_id: str | None, disposition: str | None, ctx: Context, *, timed_out: bool = False) -> None:
+        if self.status != "wrap_up":
+            raise InvalidTransition(f"contact {self.id} is {self.status}, not in wrap-up")
+        if agent_id is not None and self.agent_id is not None and agent_id != self.agent_id:
+            raise InvalidTransition(f"agent {agent_id} did not handle contact {self.id}", code="not_handler")
+        wrap = _seconds(self.ended_at, ctx.now) if self.ended_at else 0.0
+        self._record(self.WrappedUp, ctx, agent_id=self.agent_id, wrap_seconds=wrap, disposition=disposition, timed_out=timed_out)
+
+    def link_request(self, request_id: str, ctx: Context) -> None:
+        if request_id in self.request_ids:
+            return
+        self._record(self.RequestLinked, ctx, request_id=request_id)
+
+    # ------------------------------------------------------------------ supervisors
+    def supervise(self, supervisor_id: str, mode: str, ctx: Context) -> None:
+        if mode not in ("monitor", "whisper", "barge"):
+            raise InvalidCommand("supervision mode is monitor, whisper or barge")
+        if self.status != "connected":
+            raise InvalidTransition(f"contact {self.id} is {self.status}: only a live contact can be supervised")
+        if self.supervisors.get(supervisor_id) != mode:
+            self._record(self.SupervisorJoined, ctx, supervisor_id=supervisor_id, mode=mode)
+
+    def stop_supervising(self, supervisor_id: str, ctx: Context) -> None:
+        if supervisor_id not in self.supervisors:
+            raise InvalidTransition(f"{supervisor_id} is not supervising contact {self.id}")
+        self._record(self.SupervisorLeft, ctx, supervisor_id=supervisor_id)
+
+    def take_over(self, supervisor_id: str, ctx: Context) -> str | None:
+        if self.status != "connected":
+            raise InvalidTransition(f"contact {self.id} is {self.status}: only a live contact can be taken over")
+        previous = self.agent_id
+        self._record(self.TakenOver, ctx, supervisor_id=supervisor_id, from_agent_id=previous)
+        return previous
+
+    def summary(self) -> dict[str, Any]:
+        return {
+            "id": str(self.id),
+            "status": self.status,
+            "queue_id": self.queue_id,
+            "agent_id": self.agent_id,
+            "offered_to": self.offered_to,
+            "version": self.version,
+        }

@@ -1,0 +1,176 @@
+"""Queue rules as pure code: who may serve a queue, how priority ages, when a queue is open.
+
+A queue requires skills at a minimum proficiency (1–5). While a contact waits, the
+requirement relaxes in steps (``relaxation``: after N seconds, accept agents K levels
+below the minimum), like Asterisk's penalty rules or "bullseye" routing. A contact's
+priority grows with its wait (``ageing_per_minute``), so low-priority work is not
+starved. Everything here is a function of its inputs: no clock, no I/O.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import datetime, time
+from typing import Any
+from zoneinfo import ZoneInfo
+
+from domain.base import InvalidCommand
+
+MEDIA = ("voice", "chat", "email", "web")
+# Which medium a contact's channel occupies on the agent's desk.
+CHANNEL_MEDIA = {
+    "phone": "voice",
+    "callback": "voice",
+    "chat": "chat",
+    "social": "chat",
+    "sms": "chat",
+    "email": "email",
+    "web": "web",
+}
+STRATEGIES = ("longest_idle", "best_proficiency", "round_robin", "fewest_contacts", "ring_all")
+OVERFLOW_TARGETS = ("queue", "voicemail", "callback")
+DEFAULT_CAPACITY = {"voice": 1, "chat": 3, "email": 5, "web": 2}
+WEEKDAYS = ("mon", "tue", "wed", "thu", "fri", "sat", "sun")
+MAX_PROFICIENCY = 5
+
+
+def media_of(channel: str) -> str:
+    try:
+        return CHANNEL_MEDIA[channel]
+    except KeyError:
+        raise InvalidCommand(f"unknown contact channel {channel!r}", channels=sorted(CHANNEL_MEDIA)) from None
+
+
+def check_skills(skills: dict[str, int], what: str = "skill") -> dict[str, int]:
+    for name, level in skills.items():
+        if not isinstance(level, int) or not 1 <= level <= MAX_PROFICIENCY:
+            raise InvalidCommand(f"{what} {name!r} must have a proficiency from 1 to 5, not {level!r}")
+    return dict(skills)
+
+
+@dataclass(frozen=True)
+class QueueRules:
+    """A queue's configuration, validated. Stored as a plain dict in the queue's events."""
+
+    queue_id: str
+    media: str = "voice"
+    required_skills: dict[str, int] = field(default_factory=dict)
+    priority: int = 0  # added to every contact's priority: a queue's weight
+    strategy: str = "longest_idle"
+    sl_percent: float = 80.0
+    sl_seconds: int = 20
+    max_wait_seconds: int | None = None  # then overflow
+    overflow: dict[str, Any] | None = None  # {"to": "queue"|"voicemail"|"callback", "queue_id": ...}
+    opening_hours: dict[str, list[list[str]]] | None = None  # {"mon": [["08:00", "20:00"]]}; None = 24 h
+    timezone: str = "UTC"
+    grab: bool = False  # agents may pick waiting work themselves (话务抢答)
+    wrap_seconds: int = 30
+    offer_timeout_seconds: int = 15
+    max_missed_offers: int = 2  # then the agent goes not-ready
+    relaxation: list[list[int]] = field(default_factory=list)  # [[after_seconds, levels_down], ...]
+    ageing_per_minute: float = 0.0
+    join_when_empty: bool = True  # with no agent logged in who could serve it: queue anyway?
+
+    @classmethod
+    def parse(cls, queue_id: str, config: dict[str, Any]) -> QueueRules:
+        known = set(cls.__dataclass_fields__) - {"queue_id"}
+        unknown = set(config) - known
+        if unknown:
+            raise InvalidCommand(f"unknown queue settings {sorted(unknown)}", known=sorted(known))
+        rules = cls(queue_id=queue_id, **config)
+        rules.validate()
+        return rules
+
+    def validate(self) -> None:
+        if self.media not in MEDIA:
+            raise InvalidCommand(f"media must be one of {MEDIA}")
+        check_skills(self.required_skills, "required skill")
+        if self.strategy not in STRATEGIES:
+            raise InvalidCommand(f"strategy must be one of {STRATEGIES}")
+        if self.strategy == "ring_all" and not self.grab:
+            raise InvalidCommand("ring_all offers work to every agent at once: it needs grab mode")
+        if not 0 < self.sl_percent <= 100 or self.sl_seconds < 0:
+            raise InvalidCommand("service level target: 0 < percent <= 100 and seconds >= 0")
+        if self.max_wait_seconds is not None and self.max_wait_seconds < 0:
+            raise InvalidCommand("max_wait_seconds must be >= 0")
+        if self.overflow is not None:
+            to = self.overflow.get("to")
+            if to not in OVERFLOW_TARGETS:
+                raise InvalidCommand(f"overflow 'to' must be one of {OVERFLOW_TARGETS}")
+            if to == "queue" and not self.overflow.get("queue_id"):
+                raise InvalidCommand("overflow to a queue needs its queue_id")
+            if to == "queue" and self.overflow.get("queue_id") == self.queue_id:
+                raise InvalidCommand("a queue cannot overflow to itself")
+        if self.wrap_seconds < 0 or self.offer_timeout_seconds <= 0 or self.max_missed_offers < 1:
+            raise InvalidCommand("wrap_seconds >= 0, offer_timeout_seconds > 0, max_missed_offers >= 1")
+        last = -1
+        for step in self.relaxation:
+            if len(step) != 2 or step[0] <= last or not 1 <= step[1] <= MAX_PROFICIENCY - 1:
+                raise InvalidCommand("relaxation is [[after_seconds, levels_down], ...] with growing seconds, levels 1-4")
+            last = step[0]
+        try:
+            ZoneInfo(self.timezone)
+        except Exception:
+            raise InvalidCommand(f"unknown timezone {self.timezone!r}") from None
+        for day, spans in (self.opening_hours or {}).items():
+            if day not in WEEKDAYS:
+                raise InvalidCommand(f"opening hours: unknown day {day!r}, use {WEEKDAYS}")
+            for span in spans:
+                try:
+                    start, end = time.fromisoformat(span[0]), time.fromisoformat(span[1])
+                except (ValueError, IndexError, TypeError):
+                    raise InvalidCommand(f"opening hours: bad span {span!r}, use ['08:00', '20:00']") from None
+                if start >= end:
+                    raise InvalidCommand(f"opening hours: {span[0]} is not before {span[1]}")
+
+    def as_config(self) -> dict[str, Any]:
+        return {k: getattr(self, k) for k in self.__dataclass_fields__ if k != "queue_id"}
+
+    # ------------------------------------------------------------------ rules
+    def levels_relaxed(self, wait_seconds: float) -> int:
+        """How many proficiency levels below the minimum are accepted after this wait."""
+        down = 0
+        for after, levels in self.relaxation:
+            if wait_seconds >= after:
+                down = levels
+        return down
+
+    def next_relaxation_after(self, wait_seconds: float) -> float | None:
+        """The wait (seconds) at which the requirement next relaxes, if it ever does."""
+        for after, _ in self.relaxation:
+            if after > wait_seconds:
+                return float(after)
+        return None
+
+    def margin(self, skills: dict[str, int]) -> int | None:
+        """How far an agent's skills exceed the requirement (its worst skill); None when
+        a required skill is missing altogether: relaxation lowers levels, it never
+        lets an agent without the skill take the contact."""
+        if not self.required_skills:
+            return 0
+        worst: int | None = None
+        for skill, minimum in self.required_skills.items():
+            level = skills.get(skill)
+            if not level:
+                return None
+            worst = level - minimum if worst is None else min(worst, level - minimum)
+        return worst
+
+    def proficiency_score(self, skills: dict[str, int]) -> int:
+        return sum(skills.get(s, 0) for s in self.required_skills)
+
+    def is_open(self, at: datetime) -> bool:
+        if self.opening_hours is None:
+            return True
+        local = at.astimezone(ZoneInfo(self.timezone))
+        spans = self.opening_hours.get(WEEKDAYS[local.weekday()], [])
+        now = local.time()
+        return any(time.fromisoformat(s) <= now < time.fromisoformat(e) for s, e in spans)
+
+    def effective_priority(self, priority: int, waited_seconds: float) -> float:
+        return self.priority + priority + self.ageing_per_minute * waited_seconds / 60.0
+
+
+def queue_rules(queue_id: str, config: dict[str, Any]) -> QueueRules:
+    """Rules from a stored config dict (already validated when it was written)."""
+    return QueueRules(queue_id=queue_id, **config)

@@ -1,0 +1,484 @@
+"""Contact-center command handlers (the service layer), one small function per command.
+
+Same shape as :mod:`domain.services`: ``handler(uow, ctx, deps, *args) -> dict``. A handler
+that assigns work changes the Contact and the Agent in one transaction; if either was
+changed by someone else since it was loaded, the commit conflicts and nothing is
+written. The rules (may this agent take this contact?) live in the aggregates.
+"""
+
+from __future__ import annotations
+
+import uuid
+from typing import Any
+
+from domain.base import Context, InvalidCommand, InvalidTransition, NotFound
+from domain.citizens import check_language
+from domain.contact_center import commands as cc
+from domain.contact_center.agents import Agent, agent_uuid
+from domain.contact_center.contacts import Contact, contact_uuid_for
+from domain.contact_center.queues import Queue, queue_uuid
+from domain.contact_center.rules import QueueRules
+from domain.services import Deps, UnitOfWork, require_role
+
+STAFF = ("agent", "expert", "supervisor", "system")
+SUPERVISION = ("supervisor", "system")
+
+
+# ------------------------------------------------------------------------ loading
+def load_queue(uow: UnitOfWork, queue_id: str) -> Queue:
+    """A queue's rules, read-only: shared and briefly cached (queues change rarely)."""
+    queue = uow.read(Queue, queue_uuid(queue_id))
+    if queue is None:
+        raise NotFound(f"no queue {queue_id}", code="queue_not_found")
+    return queue
+
+
+def load_agent(uow: UnitOfWork, agent_id: str) -> Agent:
+    agent = uow.find(Agent, agent_uuid(agent_id))
+    if agent is None:
+        raise NotFound(f"no agent {agent_id}", code="agent_not_found")
+    return agent
+
+
+def find_agent(uow: UnitOfWork, agent_id: str | None) -> Agent | None:
+    """The agent aggregate, or None for a handler who is not an agent (a supervisor who took over)."""
+    return uow.find(Agent, agent_uuid(agent_id)) if agent_id else None
+
+
+def load_contact(uow: UnitOfWork, contact_id: str) -> Contact:
+    try:
+        cid = uuid.UUID(contact_id)
+    except ValueError:
+        cid = contact_uuid_for(contact_id)  # a PBX channel id
+    contact = uow.find(Contact, cid)
+    if contact is None:
+        raise NotFound(f"no contact {contact_id}", code="contact_not_found")
+    return contact
+
+
+def acting_as(ctx: Context, agent_id: str) -> None:
+    """Agents act for themselves; supervisors and system processes for anyone."""
+    require_role(ctx, *STAFF)
+    if ctx.actor.role in ("agent", "expert") and ctx.actor.id != agent_id:
+        raise InvalidTransition(f"{ctx.actor.id} cannot act for agent {agent_id}", code="forbidden")
+
+
+def _contact_result(contact: Contact, **extra: Any) -> dict[str, Any]:
+    return {**contact.summary(), **extra}
+
+
+# ------------------------------------------------------------------------ queues
+def define_queue(uow: UnitOfWork, ctx: Context, deps: Deps, cmd: cc.DefineQueue) -> dict[str, Any]:
+    require_role(ctx, *SUPERVISION)
+    queue = uow.find(Queue, queue_uuid(cmd.queue_id))
+    config = cmd.config()
+    if queue is None:
+        queue = Queue.define(cmd.queue_id, cmd.names, config, ctx)
+        uow.add(queue)
+    else:
+        queue.expect_version(cmd.expected_version)
+        queue.reconfigure(config, ctx)
+    overflow = queue.rules.overflow
+    if overflow and overflow.get("to") == "queue":
+        target = load_queue(uow, overflow["queue_id"])
+        if target.rules.media != queue.rules.media:
+            raise InvalidCommand(f"queue {queue.queue_id} ({queue.rules.media}) cannot overflow to a {target.rules.media} queue")
+    return {"queue_id": queue.queue_id, "version": queue.version, "config": queue.config}
+
+
+# ------------------------------------------------------------------------ agents
+def login_agent(uow: UnitOfWork, ctx: Context, deps: Deps, cmd: cc.LoginAgent) -> dict[str, Any]:
+    acting_as(ctx, cmd.agent_id)
+    agent = uow.find(Agent, agent_uuid(cmd.agent_id))
+    if agent is None:
+        agent = Agent.enrol(cmd.agent_id, cmd.name, ctx)
+        uow.add(agent)
+    agent.expect_version(cmd.expected_version)
+    for queue_id in cmd.queues:
+        load_queue(uow, queue_id)
+    agent.log_in(
+        skills=cmd.skills,
+        languages=cmd.languages,
+        departments=cmd.departments,
+        queues=cmd.queues,
+        capacity=cmd.capacity,
+        ready=cmd.ready,
+        ctx=ctx,
+    )
+    return agent.summary()
+
+
+def logout_agent(uow: UnitOfWork, ctx: Context, deps: Deps, agent_id: str, cmd: cc.LogoutAgent) -> dict[str, Any]:
+    acting_as(ctx, agent_id)
+    agent = load_agent(uow, agent_id)
+    agent.expect_version(cmd.expected_version)
+    agent.log_out(ctx, forced_by=ctx.actor.id if ctx.actor.role == "supervisor" else None)
+    return agent.summary()
+
+
+def set_presence(uow: UnitOfWork, ctx: Context, deps: Deps, agent_id: str, cmd: cc.SetPresence) -> dict[str, Any]:
+    """An agent goes available / not ready; a supervisor forcing it is recorded as such."""
+    acting_as(ctx, agent_id)
+    agent = load_agent(uow, agent_id)
+    agent.expect_version(cmd.expected_version)
+    forced = ctx.actor.id if ctx.actor.role == "supervisor" else None
+    agent.set_presence(cmd.presence, cmd.reason, ctx, forced_by=forced)
+    return agent.summary()
+
+
+def move_agent(uow: UnitOfWork, ctx: Context, deps: Deps, agent_id: str, cmd: cc.MoveAgent) -> dict[str, Any]:
+    require_role(ctx, *SUPERVISION)
+    agent = load_agent(uow, agent_id)
+    agent.expect_version(cmd.expected_version)
+    for queue_id in cmd.queues:
+        load_queue(uow, queue_id)
+    agent.change_queues(cmd.queues, ctx, changed_by=ctx.actor.id)
+    return {**agent.summary(), "queues": agent.queues}
+
+
+def change_skills(uow: UnitOfWork, ctx: Context, deps: Deps, agent_id: str, cmd: cc.ChangeSkills) -> dict[str, Any]:
+    require_role(ctx, *SUPERVISION)
+    agent = load_agent(uow, agent_id)
+    agent.expect_version(cmd.expected_version)
+    agent.change_skills(cmd.skills, cmd.languages, ctx)
+    return agent.summary()
+
+
+# ------------------------------------------------------------------------ arrivals
+def contact_arrives(uow: UnitOfWork, ctx: Context, deps: Deps, cmd: cc.ContactArrives) -> dict[str, Any]:
+    """A call, chat, email or web session comes in and joins its queue (or overflows at
+    once when the queue is closed). Re-delivery with the same external id is a no-op."""
+    if cmd.external_id:
+        existing = uow.find(Contact, contact_uuid_for(cmd.external_id))
+        if existing is not None:
+            return _contact_result(existing, duplicate=True)
+    queue = load_queue(uow, cmd.queue_id)
+    rules = queue.rules
+    language = check_language(cmd.language) if cmd.language else None
+    personal = {k: v for k, v in {"phone": cmd.phone, "email": cmd.email}.items() if v} or None
+    contact = Contact.arrive(
+        channel=cmd.channel,
+        queue_id=cmd.queue_id,
+        language=language,
+        priority=cmd.priority,
+        personal=personal,
+        direction=cmd.direction,
+        citizen_id=cmd.citizen_id,
+        external_id=cmd.external_id,
+        subject=cmd.subject,
+        ctx=ctx,
+    )
+    if contact.media != rules.media:
+        raise InvalidCommand(f"a {contact.channel} contact cannot join the {rules.media} queue {cmd.queue_id}")
+    uow.add(contact)
+    contact.enqueue(cmd.queue_id, ctx)
+    if not rules.is_open(ctx.now):
+        _overflow(uow, ctx, contact, rules, "closed")
+    return _contact_result(contact)
+
+
+def _overflow(uow: UnitOfWork, ctx: Context, contact: Contact, rules: QueueRules, reason: str) -> None:
+    target = rules.overflow or {"to": "voicemail"}
+    to = target["to"]
+    to_queue = target.get("queue_id")
+    if to == "queue":
+        next_rules = load_queue(uow, str(to_queue)).rules
+        if not next_rules.is_open(ctx.now):
+            to, to_queue = "voicemail", None  # the overflow queue is closed too: take a message
+    contact.overflow(to, to_queue, reason, ctx)
+
+
+def overflow_contact(uow: UnitOfWork, ctx: Context, deps: Deps, contact_id: str, cmd: cc.OverflowContact) -> dict[str, Any]:
+    """Waited too long (or the supervisor says so): on to the queue's overflow target."""
+    require_role(ctx, *SUPERVISION)
+    contact = load_contact(uow, contact_id)
+    contact.expect_version(cmd.expected_version)
+    _overflow(uow, ctx, contact, load_queue(uow, contact.queue_id).rules, cmd.reason)
+    return _contact_result(contact)
+
+
+def abandon_contact(uow: UnitOfWork, ctx: Context, deps: Deps, contact_id: str, cmd: cc.Abandon) -> dict[str, Any]:
+    contact = load_contact(uow, contact_id)
+    contact.expect_version(cmd.expected_version)
+    withdrawn = contact.abandon(ctx)
+    agent = find_agent(uow, withdrawn)
+    if agent is not None and str(contact.id) in agent.offers:
+        agent.lose_offer(str(contact.id), "withdrawn", 1_000_000, ctx)
+    return _contact_result(contact)
+
+
+# ------------------------------------------------------------------------ routing
+def _offer(uow: UnitOfWork, ctx: Context, contact: Contact, agent: Agent) -> None:
+    queue = load_queue(uow, contact.queue_id)
+    if agent.agent_id and contact.queue_id not in agent.queues:
+        raise InvalidTransition(f"agent {agent.agent_id} does not serve queue {contact.queue_id}", code="not_in_queue")
+    if queue.rules.strategy == "ring_all":
+        raise InvalidTransition(f"queue {contact.queue_id} rings all agents: they grab its contacts", code="grab_queue")
+    contact.offer(agent.agent_id, ctx)
+    agent.reserve(str(contact.id), contact.queue_id, contact.media, ctx)
+
+
+def offer_contact(uow: UnitOfWork, ctx: Context, deps: Deps, contact_id: str, agent_id: str) -> dict[str, Any]:
+    """One routing decision: reserve the agent and offer the contact, both or neither."""
+    require_role(ctx, *SUPERVISION)
+    contact = load_contact(uow, contact_id)
+    agent = load_agent(uow, agent_id)
+    _offer(uow, ctx, contact, agent)
+    return _contact_result(contact)
+
+
+def offer_contacts(uow: UnitOfWork, ctx: Context, deps: Deps, decisions: list[tuple[str, str]]) -> dict[str, Any]:
+    """Several routing decisions in one transaction (the router's batch). A decision that
+    is no longer possible (somebody else took the contact or the agent) is skipped, the
+    others are written. A concurrent writer makes the whole commit conflict: the bus then
+    reruns this handler on fresh state and the lost decisions are skipped."""
+    require_role(ctx, *SUPERVISION)
+    offered: list[tuple[str, str]] = []
+    skipped: list[dict[str, str]] = []
+    for contact_id, agent_id in decisions:
+        try:
+            contact = load_contact(uow, contact_id)
+            agent = load_agent(uow, agent_id)
+            # Check both before changing either: a skipped decision writes nothing.
+            why = contact.why_not_offer(ctx.now) or agent.why_not(contact.media)
+            if why is None and contact.queue_id not in agent.queues:
+                why = f"agent {agent_id} does not serve queue {contact.queue_id}"
+            if why is not None:
+                skipped.append({"contact_id": contact_id, "agent_id": agent_id, "why": why})
+                continue
+            _offer(uow, ctx, contact, agent)
+            offered.append((contact_id, agent_id))
+        except (NotFound, InvalidTransition) as exc:
+            skipped.append({"contact_id": contact_id, "agent_id": agent_id, "why": exc.message})
+    return {"offered": offered, "skipped": skipped}
+
+
+def answer_contact(uow: UnitOfWork, ctx: Context, deps: Deps, contact_id: str, cmd: cc.Answer) -> dict[str, Any]:
+    """The offered agent takes the contact (for a callback: the citizen is dialled)."""
+    acting_as(ctx, cmd.agent_id)
+    contact = load_contact(uow, contact_id)
+    contact.expect_version(cmd.expected_version)
+    agent = load_agent(uow, cmd.agent_id)
+    kind = contact.offer_kind
+    how = contact.accept(cmd.agent_id, ctx)
+    agent.start_contact(
+        str(contact.id), contact.media, contact.queue_id, "consult" if kind in ("consult", "conference") else "offer", ctx
+    )
+    return _contact_result(contact, how=how)
+
+
+def decline_offer(uow: UnitOfWork, ctx: Context, deps: Deps, contact_id: str, cmd: cc.Decline) -> dict[str, Any]:
+    acting_as(ctx, cmd.agent_id)
+    return _fail_offer(uow, ctx, contact_id, cmd.agent_id, "declined")
+
+
+def time_out_offer(uow: UnitOfWork, ctx: Context, deps: Deps, contact_id: str, agent_id: str) -> dict[str, Any]:
+    """Nobody answered the offer in time: the contact goes back to its old place and the
+    agent, after too many misses, to not ready."""
+    require_role(ctx, *SUPERVISION)
+    return _fail_offer(uow, ctx, contact_id, agent_id, "timed_out")
+
+
+def _fail_offer(uow: UnitOfWork, ctx: Context, contact_id: str, agent_id: str, outcome: str) -> dict[str, Any]:
+    contact = load_contact(uow, contact_id)
+    agent = load_agent(uow, agent_id)
+    contact.fail_offer(agent_id, outcome, ctx)
+    max_missed = load_queue(uow, contact.queue_id).rules.max_missed_offers
+    agent.lose_offer(str(contact.id), outcome, max_missed, ctx)
+    return _contact_result(contact, agent_state=agent.state)
+
+
+def grab_contact(uow: UnitOfWork, ctx: Context, deps: Deps, contact_id: str, cmd: cc.Grab) -> dict[str, Any]:
+    """An agent picks a waiting contact of a grab queue (话务抢答): the first one wins, the
+    others get a conflict and nothing is written for them."""
+    acting_as(ctx, cmd.agent_id)
+    contact = load_contact(uow, contact_id)
+    agent = load_agent(uow, cmd.agent_id)
+    rules = load_queue(uow, contact.queue_id).rules
+    if contact.queue_id not in agent.queues:
+        raise InvalidTransition(f"agent {cmd.agent_id} does not serve queue {contact.queue_id}", code="not_in_queue")
+    why = agent.why_not(contact.media)
+    if why:
+        raise InvalidTransition(why, code="agent_unavailable")
+    if rules.margin(agent.skills) is None:
+        raise InvalidTransition(f"agent {cmd.agent_id} lacks the skills queue {contact.queue_id} requires", code="unskilled")
+    how = contact.grab(cmd.agent_id, rules.grab, ctx)
+    agent.start_contact(str(contact.id), contact.media, contact.queue_id, "grab", ctx)
+    return _contact_result(contact, how=how)
+
+
+# ------------------------------------------------------------------------ handling
+def hold_contact(uow: UnitOfWork, ctx: Context, deps: Deps, contact_id: str, cmd: cc.Hold) -> dict[str, Any]:
+    acting_as(ctx, cmd.agent_id)
+    contact = load_contact(uow, contact_id)
+    contact.hold(cmd.agent_id, ctx)
+    return _contact_result(contact)
+
+
+def resume_contact(uow: UnitOfWork, ctx: Context, deps: Deps, contact_id: str, cmd: cc.Resume) -> dict[str, Any]:
+    acting_as(ctx, cmd.agent_id)
+    contact = load_contact(uow, contact_id)
+    contact.resume(cmd.agent_id, ctx)
+    return _contact_result(contact)
+
+
+def _finish(uow: UnitOfWork, ctx: Context, contact: Contact, agent_id: str | None, wrap: bool = True) -> None:
+    agent = find_agent(uow, agent_id)
+    if agent is not None and str(contact.id) in agent.active:
+        seconds = load_queue(uow, contact.queue_id).rules.wrap_seconds if wrap else 0
+        agent.finish_contact(str(contact.id), seconds, ctx)
+
+
+def transfer_contact(uow: UnitOfWork, ctx: Context, deps: Deps, contact_id: str, cmd: cc.Transfer) -> dict[str, Any]:
+    """Cold: the agent leaves at once and the contact goes to the queue or agent. Warm:
+    the target (often an expert seat) is offered a consultation first; the agent hands
+    over with ``complete_transfer`` once the target has joined."""
+    acting_as(ctx, cmd.agent_id)
+    contact = load_contact(uow, contact_id)
+    contact.expect_version(cmd.expected_version)
+    if cmd.to_queue_id is not None:
+        target_rules = load_queue(uow, cmd.to_queue_id).rules
+        if target_rules.media != contact.media:
+            raise InvalidCommand(f"a {contact.media} contact cannot go to the {target_rules.media} queue {cmd.to_queue_id}")
+    target = load_agent(uow, cmd.to_agent_id) if cmd.to_agent_id else None
+    leaving_queue = contact.queue_id
+    contact.transfer(
+        cmd.agent_id, to_queue_id=cmd.to_queue_id, to_agent_id=cmd.to_agent_id, mode=cmd.mode, expert=cmd.expert, ctx=ctx
+    )
+    if target is not None:
+        target.reserve(str(contact.id), leaving_queue, contact.media, ctx)
+    if cmd.mode == "cold":
+        _finish(uow, ctx, contact, cmd.agent_id)
+    return _contact_result(contact)
+
+
+def invite_agent(uow: UnitOfWork, ctx: Context, deps: Deps, contact_id: str, cmd: cc.Invite) -> dict[str, Any]:
+    """Conference: another agent is offered to join the conversation."""
+    acting_as(ctx, cmd.agent_id)
+    contact = load_contact(uow, contact_id)
+    invitee = load_agent(uow, cmd.invitee_id)
+    contact.invite(cmd.agent_id, cmd.invitee_id, ctx)
+    invitee.reserve(str(contact.id), contact.queue_id, contact.media, ctx)
+    return _contact_result(contact)
+
+
+def complete_transfer(uow: UnitOfWork, ctx: Context, deps: Deps, contact_id: str, cmd: cc.CompleteTransfer) -> dict[str, Any]:
+    acting_as(ctx, cmd.agent_id)
+    contact = load_contact(uow, contact_id)
+    new_primary = contact.complete_transfer(cmd.agent_id, ctx)
+    _finish(uow, ctx, contact, cmd.agent_id)
+    return _contact_result(contact, new_agent_id=new_primary)
+
+
+def leave_contact(uow: UnitOfWork, ctx: Context, deps: Deps, contact_id: str, cmd: cc.Leave) -> dict[str, Any]:
+    acting_as(ctx, cmd.agent_id)
+    contact = load_contact(uow, contact_id)
+    contact.leave(cmd.agent_id, ctx)
+    _finish(uow, ctx, contact, cmd.agent_id)
+    return _contact_result(contact)
+
+
+def end_contact(uow: UnitOfWork, ctx: Context, deps: Deps, contact_id: str, cmd: cc.End) -> dict[str, Any]:
+    """The conversation ends (either side hangs up): every agent on it goes to wrap-up."""
+    if cmd.agent_id:
+        acting_as(ctx, cmd.agent_id)
+    contact = load_contact(uow, contact_id)
+    contact.expect_version(cmd.expected_version)
+    if cmd.agent_id and cmd.agent_id not in contact.participants:
+        raise InvalidTransition(f"agent {cmd.agent_id} is not on contact {contact_id}", code="not_handler")
+    pending = contact.offered_to
+    participants = contact.end(cmd.ended_by, ctx)
+    for agent_id in participants:
+        _finish(uow, ctx, contact, agent_id)
+    if pending:  # a consult / conference offer still ringing: withdraw it
+        invitee = find_agent(uow, pending)
+        if invitee is not None and str(contact.id) in invitee.offers:
+            invitee.lose_offer(str(contact.id), "withdrawn", 1_000_000, ctx)
+    no_wrap = load_queue(uow, contact.queue_id).rules.wrap_seconds == 0
+    if no_wrap or (contact.taken_over and contact.agent_id and find_agent(uow, contact.agent_id) is None):
+        contact.wrap_up(contact.agent_id, None, ctx, timed_out=no_wrap)  # nothing to wrap up: closed at once
+    return _contact_result(contact)
+
+
+def wrap_up_contact(uow: UnitOfWork, ctx: Context, deps: Deps, contact_id: str, cmd: cc.WrapUp) -> dict[str, Any]:
+    """The agent finishes wrap-up with a disposition (or its time ran out)."""
+    if cmd.agent_id:
+        acting_as(ctx, cmd.agent_id)
+    contact = load_contact(uow, contact_id)
+    agent_id = cmd.agent_id or contact.agent_id
+    agent = find_agent(uow, agent_id)
+    cid = str(contact.id)
+    done = False
+    if agent is not None and cid in agent.wrapping:
+        agent.complete_wrap_up(cid, ctx, timed_out=cmd.timed_out)
+        done = True
+    if contact.status == "wrap_up" and agent_id == contact.agent_id:
+        contact.wrap_up(agent_id, cmd.disposition, ctx, timed_out=cmd.timed_out)
+        done = True
+    if not done:
+        raise InvalidTransition(f"agent {agent_id} is not wrapping up contact {contact_id}")
+    return _contact_result(contact)
+
+
+def link_request(uow: UnitOfWork, ctx: Context, deps: Deps, contact_id: str, cmd: cc.LinkRequest) -> dict[str, Any]:
+    """The request registered during this contact: the citizen's history joins them."""
+    contact = load_contact(uow, contact_id)
+    contact.link_request(cmd.request_id, ctx)
+    return _contact_result(contact, request_ids=contact.request_ids)
+
+
+# ------------------------------------------------------------------------ callbacks
+def schedule_callback(uow: UnitOfWork, ctx: Context, deps: Deps, cmd: cc.ScheduleCallback) -> dict[str, Any]:
+    """An outbound call to make later: return an answer, or a satisfaction survey (回访)."""
+    require_role(ctx, *STAFF)
+    if cmd.external_id:
+        existing = uow.find(Contact, contact_uuid_for(cmd.external_id))
+        if existing is not None:
+            return _contact_result(existing, duplicate=True)
+    rules = load_queue(uow, cmd.queue_id).rules
+    if rules.media != "voice":
+        raise InvalidCommand(f"callbacks are calls: queue {cmd.queue_id} is a {rules.media} queue")
+    contact = Contact.arrive(
+        channel="callback",
+        queue_id=cmd.queue_id,
+        language=check_language(cmd.language) if cmd.language else None,
+        priority=cmd.priority,
+        personal={"phone": cmd.phone},
+        direction="outbound",
+        citizen_id=cmd.citizen_id,
+        external_id=cmd.external_id,
+        subject=cmd.reason,
+        ctx=ctx,
+    )
+    uow.add(contact)
+    contact.schedule_callback(cmd.queue_id, cmd.due_at, cmd.max_attempts, cmd.retry_seconds, cmd.reason, cmd.request_id, ctx)
+    if cmd.request_id:
+        contact.link_request(cmd.request_id, ctx)
+    return _contact_result(contact, due_at=cmd.due_at.isoformat())
+
+
+def callback_outcome(uow: UnitOfWork, ctx: Context, deps: Deps, contact_id: str, cmd: cc.CallbackOutcome) -> dict[str, Any]:
+    """The dialler reports: the citizen answered (the agent is connected) or not (retry
+    later, or give up after the last attempt; the agent is free again at once)."""
+    require_role(ctx, *STAFF)
+    contact = load_contact(uow, contact_id)
+    agent_id = contact.agent_id
+    status = contact.callback_outcome(cmd.outcome, ctx)
+    if status != "connected":
+        _finish(uow, ctx, contact, agent_id, wrap=False)
+    return _contact_result(contact)
+
+
+# ------------------------------------------------------------------------ supervisors
+def supervise_contact(uow: UnitOfWork, ctx: Context, deps: Deps, contact_id: str, cmd: cc.Supervise) -> dict[str, Any]:
+    """Monitor, whisper, barge in, stop, or take over (the agent leaves to wrap-up)."""
+    require_role(ctx, *SUPERVISION)
+    contact = load_contact(uow, contact_id)
+    if cmd.mode == "stop":
+        contact.stop_supervising(cmd.supervisor_id, ctx)
+    elif cmd.mode == "take_over":
+        previous = contact.take_over(cmd.supervisor_id, ctx)
+        _finish(uow, ctx, contact, previous)
+    else:
+        contact.supervise(cmd.supervisor_id, cmd.mode, ctx)
+    return _contact_result(contact, supervisors=contact.supervisors)

@@ -1,0 +1,194 @@
+"""Each agent's desk: the contact offered to them now, the contacts they handle, those in
+wrap-up, and the waiting work they may grab (grab-mode queues). The live feed pushes it.
+
+The citizen's number and other personal data are not copied here (they stay in the
+events' ``personal`` fields, where crypto-shredding can erase them): the desk shows the
+citizen id, from which the CRM view (citizen history) is opened.
+"""
+
+from __future__ import annotations
+
+import json
+from datetime import datetime
+from typing import Any
+
+import sqlalchemy as sa
+from sqlalchemy.engine import Connection
+
+from domain.contact_center.agents import Agent as A
+from domain.contact_center.contacts import Contact as C
+from domain.envelope import Envelope
+from projections import wallboard
+from projections.base import Projection, Rows, UtcDateTime
+
+projection = Projection("agent_desk")
+DESK = projection.table(
+    "cc_desk",
+    sa.Column("agent_id", sa.String(64), primary_key=True),
+    sa.Column("contact_id", sa.String(36), primary_key=True),
+    sa.Column("role", sa.String(10), index=True),  # offer / active / wrap_up
+    sa.Column("queue_id", sa.String(64)),
+    sa.Column("media", sa.String(10)),
+    sa.Column("since", UtcDateTime),
+    sa.Column("wrap_until", UtcDateTime),
+)
+CONTACTS = projection.table(
+    "cc_desk_contacts",
+    sa.Column("contact_id", sa.String(36), primary_key=True),
+    sa.Column("channel", sa.String(20)),
+    sa.Column("direction", sa.String(10)),
+    sa.Column("language", sa.String(5)),
+    sa.Column("subject", sa.String(500)),
+    sa.Column("citizen_id", sa.String(36)),
+    sa.Column("status", sa.String(20)),
+    sa.Column("on_hold", sa.Boolean),
+    sa.Column("offer_kind", sa.String(12)),
+    sa.Column("request_ids", sa.Text),  # JSON list
+)
+
+
+def _desk(env: Envelope, rows: Rows, role: str, **extra: Any) -> None:
+    d = env.data
+    row = rows.get(DESK.name, d["agent_id"], d["contact_id"]) or {
+        "agent_id": d["agent_id"],
+        "contact_id": d["contact_id"],
+        "queue_id": d.get("queue_id"),
+        "media": d.get("media"),
+        "wrap_until": None,
+    }
+    row.update(role=role, since=env.time, **extra)
+    rows.put(DESK.name, row)
+
+
+@projection.on(A.Reserved)
+def reserved(env: Envelope, rows: Rows) -> None:
+    _desk(env, rows, "offer")
+
+
+@projection.on(A.ContactStarted)
+def started(env: Envelope, rows: Rows) -> None:
+    _desk(env, rows, "active")
+
+
+@projection.on(A.OfferLost, A.WrapUpCompleted)
+def gone(env: Envelope, rows: Rows) -> None:
+    rows.delete(DESK.name, env.data["agent_id"], env.data["contact_id"])
+
+
+@projection.on(A.ContactFinished)
+def finished(env: Envelope, rows: Rows) -> None:
+    until = datetime.fromisoformat(env.data["wrap_until"])
+    if until > env.time:
+        _desk(env, rows, "wrap_up", wrap_until=until)
+    else:
+        rows.delete(DESK.name, env.data["agent_id"], env.data["contact_id"])
+
+
+def _contact_set(env: Envelope, rows: Rows, **changes: Any) -> None:
+    row = rows.get(CONTACTS.name, env.aggregate_id)
+    if row is not None:
+        row.update(changes)
+        rows.put(CONTACTS.name, row)
+
+
+@projection.on(C.Arrived)
+def arrived(env: Envelope, rows: Rows) -> None:
+    d = env.data
+    rows.put(
+        CONTACTS.name,
+        {
+            "contact_id": env.aggregate_id,
+            "channel": d["channel"],
+            "direction": d["direction"],
+            "language": d["language"],
+            "subject": d["subject"],
+            "citizen_id": d["citizen_id"],
+            "status": "arrived",
+            "on_hold": False,
+            "offer_kind": None,
+            "request_ids": "[]",
+        },
+    )
+
+
+@projection.on(C.Queued, C.Answered, C.CallbackAttempted, C.CallbackConnected, C.Ended, C.CallbackScheduled)
+def status(env: Envelope, rows: Rows) -> None:
+    new = {
+        "queued": "queued",
+        "answered": "connected",
+        "callback_attempted": "dialing",
+        "callback_connected": "connected",
+        "ended": "wrap_up",
+        "callback_scheduled": "scheduled",
+    }[env.type.split(".")[2]]
+    _contact_set(env, rows, status=new, on_hold=False)
+
+
+@projection.on(C.Offered)
+def offered(env: Envelope, rows: Rows) -> None:
+    _contact_set(env, rows, offer_kind=env.data["kind"])
+
+
+@projection.on(C.Held, C.Resumed)
+def hold(env: Envelope, rows: Rows) -> None:
+    _contact_set(env, rows, on_hold=env.type.split(".")[2] == "held")
+
+
+@projection.on(C.RequestLinked)
+def request_linked(env: Envelope, rows: Rows) -> None:
+    row = rows.get(CONTACTS.name, env.aggregate_id)
+    if row is not None:
+        ids = json.loads(row["request_ids"] or "[]")
+        ids.append(env.data["request_id"])
+        _contact_set(env, rows, request_ids=json.dumps(ids))
+
+
+@projection.on(C.WrappedUp, C.Abandoned, C.CallbackGaveUp)
+def closed(env: Envelope, rows: Rows) -> None:
+    rows.delete(CONTACTS.name, env.aggregate_id)
+
+
+@projection.on(C.Overflowed)
+def overflowed(env: Envelope, rows: Rows) -> None:
+    if env.data["to"] == "voicemail":
+        rows.delete(CONTACTS.name, env.aggregate_id)
+
+
+# ------------------------------------------------------------------------ queries
+def desk(conn: Connection, agent_id: str, now: datetime) -> dict[str, Any]:
+    """What the agent's console shows: state, offer(s), contacts, wrap-ups, grabbable work."""
+    agent = next((a for a in wallboard.agents(conn, now) if a["agent_id"] == agent_id), None)
+    if agent is None:
+        row = conn.execute(sa.select(wallboard.AGENTS).where(wallboard.AGENTS.c.agent_id == agent_id)).mappings().first()
+        agent = {"agent_id": agent_id, "state": row["state"] if row else "unknown"}
+    q = (
+        sa.select(
+            DESK,
+            CONTACTS.c.channel,
+            CONTACTS.c.direction,
+            CONTACTS.c.language,
+            CONTACTS.c.subject,
+            CONTACTS.c.citizen_id,
+            CONTACTS.c.status,
+            CONTACTS.c.on_hold,
+            CONTACTS.c.offer_kind,
+            CONTACTS.c.request_ids,
+        )
+        .select_from(DESK.outerjoin(CONTACTS, CONTACTS.c.contact_id == DESK.c.contact_id))
+        .where(DESK.c.agent_id == agent_id)
+        .order_by(DESK.c.since)
+    )
+    offers: list[dict[str, Any]] = []
+    active: list[dict[str, Any]] = []
+    wrapping: list[dict[str, Any]] = []
+    for r in conn.execute(q).mappings():
+        item = dict(r)
+        item["request_ids"] = json.loads(item["request_ids"] or "[]")
+        {"offer": offers, "active": active, "wrap_up": wrapping}[item["role"]].append(item)
+    grabbable: list[dict[str, Any]] = []
+    grab_queues = {
+        r.queue_id for r in conn.execute(sa.select(wallboard.QUEUES.c.queue_id).where(wallboard.QUEUES.c.grab.is_(True)))
+    }
+    for queue_id in sorted(grab_queues & set(agent.get("queues") or [])):
+        grabbable.extend(r for r in wallboard.waiting_contacts(conn, now, queue_id) if r["status"] == "queued")
+    return {"agent": agent, "offers": offers, "contacts": active, "wrapping": wrapping, "grabbable": grabbable}

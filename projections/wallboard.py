@@ -1,0 +1,414 @@
+"""The live wallboard: agents by state, and per queue the waiting count, the longest wait,
+today's service level and abandoned calls.
+
+Rows change with the events only; "longest wait" and anything else that depends on the
+current time is computed at query time from ``since``, so the board is right without a
+timer. Service level today = answered within the queue's threshold ÷ (answered +
+abandoned), per UTC day, the threshold being the queue's ``sl_seconds`` when answered.
+"""
+
+from __future__ import annotations
+
+import json
+from datetime import datetime
+from typing import Any
+
+import sqlalchemy as sa
+from sqlalchemy.engine import Connection
+
+from domain.contact_center.agents import Agent as A
+from domain.contact_center.contacts import Contact as C
+from domain.contact_center.queues import Queue as Q
+from domain.envelope import Envelope
+from projections.base import Projection, Rows, UtcDateTime
+
+projection = Projection("wallboard")
+QUEUES = projection.table(
+    "cc_queues",
+    sa.Column("queue_id", sa.String(64), primary_key=True),
+    sa.Column("media", sa.String(10)),
+    sa.Column("names", sa.Text),
+    sa.Column("sl_percent", sa.Float),
+    sa.Column("sl_seconds", sa.Integer),
+    sa.Column("grab", sa.Boolean),
+    sa.Column("priority", sa.Integer),
+    sa.Column("ageing_per_minute", sa.Float),
+)
+AGENTS = projection.table(
+    "cc_agents",
+    sa.Column("agent_id", sa.String(64), primary_key=True),
+    sa.Column("name", sa.String(200)),
+    sa.Column("state", sa.String(20), index=True),
+    sa.Column("presence", sa.String(20)),
+    sa.Column("reason", sa.String(40)),
+    sa.Column("state_since", UtcDateTime),
+    sa.Column("queues", sa.Text),  # JSON list
+    sa.Column("skills", sa.Text),  # JSON object
+    sa.Column("languages", sa.Text),  # JSON list
+)
+WAITING = projection.table(
+    "cc_waiting",
+    sa.Column("contact_id", sa.String(36), primary_key=True),
+    sa.Column("queue_id", sa.String(64), index=True),
+    sa.Column("channel", sa.String(20)),
+    sa.Column("language", sa.String(5)),
+    sa.Column("priority", sa.Integer),
+    sa.Column("since", UtcDateTime),
+    sa.Column("status", sa.String(20)),  # queued / offered / scheduled
+    sa.Column("offered_to", sa.String(64)),
+    sa.Column("virtual", sa.Boolean),  # a callback keeps this place
+)
+DAY = projection.table(
+    "cc_queue_day",
+    sa.Column("queue_id", sa.String(64), primary_key=True),
+    sa.Column("day", sa.String(10), primary_key=True),
+    sa.Column("arrived", sa.Integer),
+    sa.Column("answered", sa.Integer),
+    sa.Column("answered_in_sl", sa.Integer),
+    sa.Column("abandoned", sa.Integer),
+    sa.Column("overflowed", sa.Integer),
+    sa.Column("wait_seconds", sa.Float),  # total wait of answered contacts (ASA = / answered)
+    sa.Column("talk_seconds", sa.Float),
+    sa.Column("handled", sa.Integer),
+)
+# Which queue a live contact belongs to (for the end-of-call figures).
+LIVE = projection.table(
+    "cc_live",
+    sa.Column("contact_id", sa.String(36), primary_key=True),
+    sa.Column("queue_id", sa.String(64)),
+    sa.Column("channel", sa.String(20)),
+    sa.Column("language", sa.String(5)),
+)
+
+
+def _live(env: Envelope, rows: Rows, queue_id: str) -> dict[str, Any]:
+    row = rows.get(LIVE.name, env.aggregate_id) or {"contact_id": env.aggregate_id, "channel": None, "language": None}
+    row["queue_id"] = queue_id
+    rows.put(LIVE.name, row)
+    return row
+
+
+def _day(env: Envelope) -> str:
+    return env.time.date().isoformat()
+
+
+def _bump(rows: Rows, queue_id: str, day: str, **inc: float) -> None:
+    row = rows.get(DAY.name, queue_id, day) or {
+        "queue_id": queue_id,
+        "day": day,
+        "arrived": 0,
+        "answered": 0,
+        "answered_in_sl": 0,
+        "abandoned": 0,
+        "overflowed": 0,
+        "wait_seconds": 0.0,
+        "talk_seconds": 0.0,
+        "handled": 0,
+    }
+    for k, v in inc.items():
+        row[k] = (row[k] or 0) + v
+    rows.put(DAY.name, row)
+
+
+# ------------------------------------------------------------------------ queues
+@projection.on(Q.Defined, Q.Reconfigured)
+def queue_defined(env: Envelope, rows: Rows) -> None:
+    d = env.data
+    old = rows.get(QUEUES.name, d["queue_id"]) or {}
+    cfg = d["config"]
+    rows.put(
+        QUEUES.name,
+        {
+            "queue_id": d["queue_id"],
+            "media": cfg["media"],
+            "names": json.dumps(d.get("names", json.loads(old.get("names") or "{}")), ensure_ascii=False),
+            "sl_percent": cfg["sl_percent"],
+            "sl_seconds": cfg["sl_seconds"],
+            "grab": cfg["grab"],
+            "priority": cfg["priority"],
+            "ageing_per_minute": cfg["ageing_per_minute"],
+        },
+    )
+
+
+# ------------------------------------------------------------------------ agents
+@projection.on(A.Enrolled)
+def agent_enrolled(env: Envelope, rows: Rows) -> None:
+    rows.put(
+        AGENTS.name,
+        {
+            "agent_id": env.data["agent_id"],
+            "name": env.data["name"],
+            "state": "logged_out",
+            "presence": "logged_out",
+            "reason": None,
+            "state_since": env.time,
+            "queues": "[]",
+            "skills": "{}",
+            "languages": "[]",
+        },
+    )
+
+
+def _agent_set(env: Envelope, rows: Rows, **changes: Any) -> None:
+    row = rows.get(AGENTS.name, env.data["agent_id"])
+    if row is not None:
+        row.update(changes)
+        rows.put(AGENTS.name, row)
+
+
+@projection.on(A.LoggedIn)
+def agent_logged_in(env: Envelope, rows: Rows) -> None:
+    d = env.data
+    _agent_set(env, rows, queues=json.dumps(d["queues"]), skills=json.dumps(d["skills"]), languages=json.dumps(d["languages"]))
+
+
+@projection.on(A.StateChanged)
+def agent_state(env: Envelope, rows: Rows) -> None:
+    d = env.data
+    _agent_set(env, rows, state=d["state"], presence=d["presence"], reason=d["reason"], state_since=env.time)
+
+
+@projection.on(A.QueuesChanged)
+def agent_moved(env: Envelope, rows: Rows) -> None:
+    _agent_set(env, rows, queues=json.dumps(env.data["queues"]))
+
+
+@projection.on(A.SkillsChanged)
+def agent_skills(env: Envelope, rows: Rows) -> None:
+    _agent_set(env, rows, skills=json.dumps(env.data["skills"]), languages=json.dumps(env.data["languages"]))
+
+
+# ------------------------------------------------------------------------ contacts
+def _waiting_set(env: Envelope, rows: Rows, **changes: Any) -> None:
+    row = rows.get(WAITING.name, env.aggregate_id)
+    if row is not None:
+        row.update(changes)
+        rows.put(WAITING.name, row)
+
+
+@projection.on(C.Arrived)
+def contact_arrived(env: Envelope, rows: Rows) -> None:
+    d = env.data
+    rows.put(
+        LIVE.name, {"contact_id": env.aggregate_id, "queue_id": d["queue_id"], "channel": d["channel"], "language": d["language"]}
+    )
+    if d["direction"] == "inbound":
+        _bump(rows, d["queue_id"], _day(env), arrived=1)
+
+
+@projection.on(C.Queued)
+def contact_queued(env: Envelope, rows: Rows) -> None:
+    d = env.data
+    live = _live(env, rows, d["queue_id"])
+    rows.put(
+        WAITING.name,
+        {
+            "contact_id": env.aggregate_id,
+            "queue_id": d["queue_id"],
+            "channel": live["channel"],
+            "language": live["language"],
+            "priority": d["priority"],
+            "since": datetime.fromisoformat(d["since"]),
+            "status": "queued",
+            "offered_to": None,
+            "virtual": False,
+        },
+    )
+
+
+@projection.on(C.Offered)
+def contact_offered(env: Envelope, rows: Rows) -> None:
+    if env.data["kind"] in ("route", "transfer"):
+        _waiting_set(env, rows, status="offered", offered_to=env.data["agent_id"])
+
+
+@projection.on(C.OfferTimedOut, C.OfferDeclined)
+def offer_failed(env: Envelope, rows: Rows) -> None:
+    _waiting_set(env, rows, status="queued", offered_to=None)
+
+
+@projection.on(C.Answered)
+def contact_answered(env: Envelope, rows: Rows) -> None:
+    d = env.data
+    rows.delete(WAITING.name, env.aggregate_id)
+    queue = rows.get(QUEUES.name, d["queue_id"])
+    threshold = queue["sl_seconds"] if queue else 20
+    _bump(
+        rows,
+        d["queue_id"],
+        _day(env),
+        answered=1,
+        answered_in_sl=int(d["wait_seconds"] <= threshold),
+        wait_seconds=d["wait_seconds"],
+    )
+
+
+@projection.on(C.CallbackAttempted)
+def callback_dialing(env: Envelope, rows: Rows) -> None:
+    rows.delete(WAITING.name, env.aggregate_id)
+
+
+@projection.on(C.Transferred)
+def contact_transferred(env: Envelope, rows: Rows) -> None:
+    d = env.data
+    live = rows.get(LIVE.name, env.aggregate_id)
+    if d["mode"] == "cold" and live is not None:
+        _bump(rows, live["queue_id"], _day(env), talk_seconds=d["talk_seconds"], handled=1)
+
+
+@projection.on(C.Abandoned)
+def contact_abandoned(env: Envelope, rows: Rows) -> None:
+    rows.delete(WAITING.name, env.aggregate_id)
+    rows.delete(LIVE.name, env.aggregate_id)
+    _bump(rows, env.data["queue_id"], _day(env), abandoned=1)
+
+
+@projection.on(C.Overflowed)
+def contact_overflowed(env: Envelope, rows: Rows) -> None:
+    d = env.data
+    _bump(rows, d["from_queue_id"], _day(env), overflowed=1)
+    if d["to"] == "voicemail":
+        rows.delete(WAITING.name, env.aggregate_id)
+        rows.delete(LIVE.name, env.aggregate_id)
+    elif d["to"] == "callback":
+        _waiting_set(env, rows, virtual=True)
+    else:
+        _waiting_set(env, rows, queue_id=d["to_queue_id"])
+        _live(env, rows, d["to_queue_id"])
+
+
+@projection.on(C.CallbackScheduled)
+def callback_scheduled(env: Envelope, rows: Rows) -> None:
+    d = env.data
+    live = _live(env, rows, d["queue_id"])
+    rows.put(
+        WAITING.name,
+        {
+            "contact_id": env.aggregate_id,
+            "queue_id": d["queue_id"],
+            "channel": live["channel"],
+            "language": live["language"],
+            "priority": 0,
+            "since": datetime.fromisoformat(d["due_at"]),
+            "status": "scheduled",
+            "offered_to": None,
+            "virtual": True,
+        },
+    )
+
+
+@projection.on(C.Ended)
+def contact_ended(env: Envelope, rows: Rows) -> None:
+    live = rows.get(LIVE.name, env.aggregate_id)
+    if live is not None:
+        _bump(rows, live["queue_id"], _day(env), talk_seconds=env.data["talk_seconds"], handled=1)
+
+
+@projection.on(C.WrappedUp, C.CallbackGaveUp)
+def contact_done(env: Envelope, rows: Rows) -> None:
+    rows.delete(WAITING.name, env.aggregate_id)
+    rows.delete(LIVE.name, env.aggregate_id)
+
+
+# ------------------------------------------------------------------------ queries
+def _aware(value: datetime, now: datetime) -> datetime:
+    return value if value.tzinfo else value.replace(tzinfo=now.tzinfo)
+
+
+def wallboard(conn: Connection, now: datetime) -> dict[str, Any]:
+    """Everything a supervisor's wallboard shows, as of ``now``."""
+    agents: dict[str, int] = {}
+    for state, n in conn.execute(
+        sa.select(AGENTS.c.state, sa.func.count()).where(AGENTS.c.state != "logged_out").group_by(AGENTS.c.state)
+    ):
+        agents[state] = n
+    today = now.date().isoformat()
+    day_rows = {r.queue_id: r for r in conn.execute(sa.select(DAY).where(DAY.c.day == today))}
+    waiting: dict[str, list[datetime]] = {}
+    for r in conn.execute(sa.select(WAITING.c.queue_id, WAITING.c.since).where(WAITING.c.status.in_(("queued", "offered")))):
+        waiting.setdefault(r.queue_id, []).append(_aware(r.since, now))
+    scheduled: dict[str, int] = dict(
+        conn.execute(
+            sa.select(WAITING.c.queue_id, sa.func.count()).where(WAITING.c.status == "scheduled").group_by(WAITING.c.queue_id)
+        ).all()
+    )
+    queues = []
+    for q in conn.execute(sa.select(QUEUES).order_by(QUEUES.c.queue_id)):
+        d = day_rows.get(q.queue_id)
+        since = waiting.get(q.queue_id, [])
+        answered = d.answered if d else 0
+        abandoned = d.abandoned if d else 0
+        offered = answered + abandoned
+        queues.append(
+            {
+                "queue_id": q.queue_id,
+                "media": q.media,
+                "waiting": len(since),
+                "longest_wait_seconds": round(max((now - s).total_seconds() for s in since), 1) if since else 0.0,
+                "callbacks_scheduled": scheduled.get(q.queue_id, 0),
+                "arrived_today": d.arrived if d else 0,
+                "answered_today": answered,
+                "abandoned_today": abandoned,
+                "overflowed_today": d.overflowed if d else 0,
+                "service_level_today": round(d.answered_in_sl / offered, 4) if d and offered else None,
+                "sl_target": {"percent": q.sl_percent, "seconds": q.sl_seconds},
+                "asa_seconds": round(d.wait_seconds / answered, 1) if d and answered else None,
+                "aht_talk_seconds": round(d.talk_seconds / d.handled, 1) if d and d.handled else None,
+            }
+        )
+    return {"at": now.isoformat(), "agents_by_state": agents, "agents_logged_in": sum(agents.values()), "queues": queues}
+
+
+def agents(conn: Connection, now: datetime, state: str | None = None) -> list[dict[str, Any]]:
+    q = sa.select(AGENTS).where(AGENTS.c.state != "logged_out").order_by(AGENTS.c.agent_id)
+    if state:
+        q = q.where(AGENTS.c.state == state)
+    out = []
+    for r in conn.execute(q).mappings():
+        row = dict(r)
+        row["queues"] = json.loads(row["queues"] or "[]")
+        row["skills"] = json.loads(row["skills"] or "{}")
+        row["languages"] = json.loads(row["languages"] or "[]")
+        row["seconds_in_state"] = (
+            round((now - _aware(row["state_since"], now)).total_seconds(), 1) if row["state_since"] else None
+        )
+        out.append(row)
+    return out
+
+
+def waiting_contacts(conn: Connection, now: datetime, queue_id: str) -> list[dict[str, Any]]:
+    """The queue's waiting contacts in the order they will be served, with positions.
+
+    The order is effective priority (queue weight + contact priority + ageing), then place.
+    With one ageing rate per queue it is ``priority − rate × since`` and needs no clock."""
+    queue = conn.execute(sa.select(QUEUES).where(QUEUES.c.queue_id == queue_id)).mappings().first()
+    rate = queue["ageing_per_minute"] if queue else 0.0
+    rows = [
+        dict(r)
+        for r in conn.execute(
+            sa.select(WAITING).where(WAITING.c.queue_id == queue_id, WAITING.c.status != "scheduled")
+        ).mappings()
+    ]
+    for r in rows:
+        r["since"] = _aware(r["since"], now)
+        r["wait_seconds"] = round((now - r["since"]).total_seconds(), 1)
+    rows.sort(key=lambda r: (-(r["priority"] + rate * r["wait_seconds"] / 60.0), r["since"], r["contact_id"]))
+    for i, r in enumerate(rows, 1):
+        r["position"] = i
+    return rows
+
+
+def queue_position(conn: Connection, now: datetime, contact_id: str) -> dict[str, Any] | None:
+    row = conn.execute(sa.select(WAITING.c.queue_id).where(WAITING.c.contact_id == contact_id)).first()
+    if row is None:
+        return None
+    for r in waiting_contacts(conn, now, row.queue_id):
+        if r["contact_id"] == contact_id:
+            return {
+                "contact_id": contact_id,
+                "queue_id": row.queue_id,
+                "position": r["position"],
+                "wait_seconds": r["wait_seconds"],
+            }
+    return None

@@ -1,0 +1,474 @@
+"""Traffic simulator (``hotline simulate``): a realistic contact-center day through the real
+command path.
+
+Arrivals per queue follow a Poisson process whose rate changes by hour of day; handle
+times are lognormal (or exponential, for checking against Erlang C); callers give up
+after an exponential patience; agents ring for a moment before answering, take breaks,
+and wrap up. The simulator is a discrete-event loop over an injected
+:class:`~domain.base.FixedClock`: it jumps from one event (its own, or the router's next
+timer) to the next, so a day runs in seconds, or at ``speed`` × real time for a live demo.
+
+It drives the system the way the PBX and the agents' consoles would: it issues
+commands on the :class:`~infra.bus.CommandBus` and reacts to the events it reads back
+(an offer rings the agent, an answer starts the talk), and the real
+:class:`~consumers.router.Router` makes every routing decision.
+"""
+
+from __future__ import annotations
+
+import heapq
+import itertools
+import math
+import random
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+from consumers.router import Router
+from domain.base import Actor, DomainError, FixedClock
+from domain.contact_center import commands as cc
+from domain.contact_center import services as ccs
+from domain.envelope import Envelope
+from infra.bus import CommandBus
+from infra.eventstore import EventStore
+
+PBX = Actor("pbx", "system", "Simulated PBX")
+SUPERVISOR = Actor("sim-supervisor", "supervisor", "Simulation")
+
+# A city hotline's weekday: calls per hour relative to the peak hour (08:00-20:00).
+DAY_SHAPE = {8: 0.55, 9: 0.9, 10: 1.0, 11: 0.95, 12: 0.7, 13: 0.6, 14: 0.8, 15: 0.9, 16: 0.8, 17: 0.65, 18: 0.45, 19: 0.3}
+
+
+@dataclass
+class QueueSpec:
+    queue_id: str
+    peak_per_hour: float  # arrivals in the peak hour; other hours follow ``shape``
+    aht_seconds: float = 240.0
+    handle_sigma: float = 0.6  # lognormal shape; ignored for exponential handle times
+    patience_seconds: float | None = 120.0  # mean; None: nobody abandons
+    channel: str = "phone"
+    skills: dict[str, int] = field(default_factory=dict)
+    config: dict[str, Any] = field(default_factory=dict)  # DefineQueue settings
+    languages: dict[str, float] = field(default_factory=lambda: {"it": 0.85, "en": 0.1, "zh": 0.05})
+    shape: dict[int, float] | None = None  # hour -> share of the peak; None: DAY_SHAPE
+    flat: bool = False  # the same rate every hour (theory checks)
+
+    def rate(self, hour: int) -> float:
+        if self.flat:
+            return self.peak_per_hour
+        return self.peak_per_hour * (self.shape or DAY_SHAPE).get(hour, 0.0)
+
+
+@dataclass
+class SimConfig:
+    start: datetime = field(default_factory=lambda: datetime(2025, 3, 3, 8, 0, tzinfo=UTC))
+    hours: float = 12.0
+    agents: int = 20
+    seed: int = 12345
+    queues: list[QueueSpec] = field(default_factory=list)
+    handle: str = "lognormal"  # or "exponential"
+    ring_seconds: float = 3.0  # mean time an agent takes to answer an offer
+    miss_rate: float = 0.02  # offers an agent lets ring out
+    acw_seconds: float | None = 20.0  # mean time to finish wrap-up (None: wait for the timeout)
+    breaks: bool = True  # 15 minutes every 2 hours, staggered
+    callback_answer_rate: float = 0.75
+    speed: float | None = None  # None: as fast as possible; 60: one simulated minute per second
+    agent_languages: list[list[str]] = field(default_factory=lambda: [["it"], ["it", "en"], ["it", "zh"], ["it", "en", "ar"]])
+
+    @classmethod
+    def default_day(cls, hours: float = 12.0, agents: int = 24, seed: int = 12345, speed: float | None = None) -> SimConfig:
+        """Several queues and skills: general information, taxes (skilled, relaxing),
+        environment complaints with overflow to the general queue, an expert seat pool,
+        web chat, and an outbound queue for callbacks."""
+        return cls(
+            hours=hours,
+            agents=agents,
+            seed=seed,
+            speed=speed,
+            queues=[
+                QueueSpec(
+                    "general",
+                    90,
+                    210,
+                    skills={"general": 1},
+                    config={
+                        "required_skills": {"general": 1},
+                        "wrap_seconds": 30,
+                        "max_wait_seconds": 300,
+                        "overflow": {"to": "callback"},
+                    },
+                ),
+                QueueSpec(
+                    "tax",
+                    35,
+                    330,
+                    skills={"tax": 3},
+                    config={
+                        "required_skills": {"tax": 4},
+                        "relaxation": [[30, 1], [90, 2]],
+                        "strategy": "best_proficiency",
+                        "wrap_seconds": 45,
+                        "priority": 1,
+                    },
+                ),
+                QueueSpec(
+                    "environment",
+                    30,
+                    260,
+                    skills={"environment": 2},
+                    config={
+                        "required_skills": {"environment": 2},
+                        "wrap_seconds": 40,
+                        "max_wait_seconds": 90,
+                        "overflow": {"to": "queue", "queue_id": "general"},
+                    },
+                ),
+                QueueSpec(
+                    "chat",
+                    40,
+                    420,
+                    channel="chat",
+                    patience_seconds=300,
+                    skills={"chat": 1},
+                    config={"media": "chat", "required_skills": {"chat": 1}, "wrap_seconds": 15, "sl_seconds": 60},
+                ),
+                QueueSpec(
+                    "urgent",
+                    6,
+                    300,
+                    patience_seconds=60,
+                    skills={"general": 3},
+                    config={
+                        "required_skills": {"general": 3},
+                        "grab": True,
+                        "strategy": "ring_all",
+                        "wrap_seconds": 30,
+                        "priority": 5,
+                    },
+                ),
+            ],
+        )
+
+
+@dataclass
+class SimReport:
+    simulated_seconds: float
+    wall_seconds: float
+    commands: int
+    events: int
+    queues: dict[str, dict[str, Any]]
+
+    def as_dict(self) -> dict[str, Any]:
+        return {
+            "simulated_hours": round(self.simulated_seconds / 3600, 2),
+            "wall_seconds": round(self.wall_seconds, 2),
+            "speed_up": round(self.simulated_seconds / self.wall_seconds, 1) if self.wall_seconds else None,
+            "commands": self.commands,
+            "events": self.events,
+            "queues": self.queues,
+        }
+
+
+class Simulator:
+    def __init__(
+        self,
+        store: EventStore,
+        bus: CommandBus,
+        clock: FixedClock,
+        config: SimConfig,
+        router: Router | None = None,
+        on_progress: Callable[[datetime], None] | None = None,
+    ) -> None:
+        self.store, self.bus, self.clock, self.config = store, bus, clock, config
+        self.router = router or Router(store, bus)
+        self.rng = random.Random(config.seed)
+        self.agenda: list[tuple[float, int, str, tuple[Any, ...]]] = []
+        self._seq = itertools.count()
+        self.position = store.max_position()
+        self.commands = 0
+        self.events = 0
+        self.specs = {q.queue_id: q for q in config.queues}
+        self.agent_ids: list[str] = []
+        self.on_break: set[str] = set()
+        self.on_progress = on_progress
+        self.stats: dict[str, dict[str, Any]] = {}
+
+    # ------------------------------------------------------------------ commands
+    def _run(self, handler: Any, *args: Any, actor: Actor = PBX) -> dict[str, Any] | None:
+        self.commands += 1
+        try:
+            return self.bus.execute(handler, actor, *args).result
+        except DomainError:
+            return None  # the world moved on (answered just as the caller hung up …)
+
+    def _at(self, when: float, kind: str, *payload: Any) -> None:
+        heapq.heappush(self.agenda, (when, next(self._seq), kind, payload))
+
+    # ------------------------------------------------------------------ set-up
+    def setup(self) -> None:
+        cfg = self.config
+        self.clock.current = max(self.clock.current, cfg.start)
+        for spec in sorted(cfg.queues, key=lambda q: "overflow" in q.config and q.config["overflow"].get("to") == "queue"):
+            self._run(ccs.define_queue, cc.DefineQueue(queue_id=spec.queue_id, **spec.config), actor=SUPERVISOR)
+        queue_ids = [q.queue_id for q in cfg.queues]
+        all_skills = sorted({s for q in cfg.queues for s in q.skills})
+        for i in range(cfg.agents):
+            agent_id = f"sim-{i + 1:03d}"
+            skills = {s: self.rng.randint(1, 5) for s in all_skills if s == "general" or self.rng.random() < 0.55}
+            for spec in cfg.queues:  # every queue needs some agents who can serve it
+                if i % max(1, len(cfg.queues)) == queue_ids.index(spec.queue_id):
+                    for s, lvl in spec.skills.items():
+                        skills[s] = max(skills.get(s, 0), lvl, spec.config.get("required_skills", {}).get(s, 0))
+            skills = {s: min(5, max(1, v)) for s, v in skills.items()}
+            languages = cfg.agent_languages[i % len(cfg.agent_languages)]
+            capacity = {"chat": 3}
+            self._run(
+                ccs.login_agent,
+                cc.LoginAgent(
+                    agent_id=agent_id,
+                    name=f"Simulated agent {i + 1}",
+                    skills=skills,
+                    languages=languages,
+                    queues=queue_ids,
+                    capacity=capacity,
+                ),
+                actor=Actor(agent_id, "agent"),
+            )
+            self.agent_ids.append(agent_id)
+            if cfg.breaks:
+                first = 90 * 60 + (i * 7 * 60) % (60 * 60)
+                for k in range(int(cfg.hours * 3600 // (2 * 3600)) + 1):
+                    self._at(self._t0 + first + k * 2 * 3600, "break", agent_id)
+        for spec in cfg.queues:
+            self._schedule_arrivals(spec)
+
+    @property
+    def _t0(self) -> float:
+        return self.config.start.timestamp()
+
+    def _schedule_arrivals(self, spec: QueueSpec) -> None:
+        end = self._t0 + self.config.hours * 3600
+        t = self._t0
+        while t < end:
+            hour_start = t - (t - self._t0) % 3600
+            hour = datetime.fromtimestamp(hour_start, UTC).hour
+            rate = spec.rate(hour) / 3600.0
+            hour_end = min(hour_start + 3600, end)
+            if rate <= 0:
+                t = hour_end
+                continue
+            t += self.rng.expovariate(rate)
+            if t < hour_end:
+                self._at(t, "arrival", spec.queue_id)
+            else:
+                t = hour_end  # memoryless: restart at the hour with the next hour's rate
+
+    # ------------------------------------------------------------------ the loop
+    def run(self) -> SimReport:
+        started = time.perf_counter()
+        self.setup()
+        end = self._t0 + self.config.hours * 3600
+        last_wall, last_sim = time.perf_counter(), self.clock.current.timestamp()
+        while True:
+            self.router.run_until_idle()
+            self._observe()
+            nxt = self.agenda[0][0] if self.agenda else None
+            timer = self.router.view.next_timer()
+            candidates = [x for x in (nxt, timer) if x is not None]
+            if not candidates:
+                break
+            t = min(candidates)
+            if t > end and not self.router.view.contacts:
+                break  # the day is over and every contact has ended
+            if t > end + 4 * 3600:
+                break  # nothing but far-off callbacks left
+            now = self.clock.current.timestamp()
+            t = max(t, now)
+            if self.config.speed:
+                ahead = (t - last_sim) / self.config.speed - (time.perf_counter() - last_wall)
+                if ahead > 0:
+                    time.sleep(min(ahead, 5.0))
+            self.clock.current = datetime.fromtimestamp(t, UTC)
+            if self.on_progress:
+                self.on_progress(self.clock.current)
+            while self.agenda and self.agenda[0][0] <= t:
+                _, _, kind, payload = heapq.heappop(self.agenda)
+                getattr(self, f"_do_{kind}")(*payload)
+        self._observe()
+        return SimReport(
+            self.clock.current.timestamp() - self._t0, time.perf_counter() - started, self.commands, self.events, self.report()
+        )
+
+    def _now(self) -> float:
+        return self.clock.current.timestamp()
+
+    # ------------------------------------------------------------------ what happens
+    def _do_arrival(self, queue_id: str) -> None:
+        spec = self.specs[queue_id]
+        langs = list(spec.languages)
+        lang = self.rng.choices(langs, weights=[spec.languages[x] for x in langs])[0]
+        phone = f"+39 06 {self.rng.randint(1000000, 9999999)}"
+        result = self._run(
+            ccs.contact_arrives,
+            cc.ContactArrives.model_validate(
+                {
+                    "channel": spec.channel,
+                    "queue_id": queue_id,
+                    "language": lang,
+                    "phone": phone,
+                    "priority": self.rng.choice([0, 0, 0, 0, 1]),
+                }
+            ),
+        )
+        if result and spec.patience_seconds:
+            self._at(self._now() + self.rng.expovariate(1.0 / spec.patience_seconds), "patience", result["id"])
+
+    def _do_patience(self, contact_id: str) -> None:
+        c = self.router.view.contacts.get(contact_id)
+        if c is not None and c.status in ("queued", "offered") and not c.virtual:
+            self._run(ccs.abandon_contact, contact_id, cc.Abandon())
+
+    def _do_answer(self, contact_id: str, agent_id: str) -> None:
+        self._run(ccs.answer_contact, contact_id, cc.Answer(agent_id=agent_id), actor=Actor(agent_id, "agent"))
+
+    def _do_end(self, contact_id: str, agent_id: str) -> None:
+        self._run(
+            ccs.end_contact,
+            contact_id,
+            cc.End(agent_id=agent_id, ended_by=self.rng.choice(["citizen", "agent"])),
+            actor=Actor(agent_id, "agent"),
+        )
+
+    def _do_wrap(self, contact_id: str, agent_id: str) -> None:
+        disposition = self.rng.choice(["information_given", "request_registered", "transferred_to_department", "resolved"])
+        self._run(
+            ccs.wrap_up_contact, contact_id, cc.WrapUp(agent_id=agent_id, disposition=disposition), actor=Actor(agent_id, "agent")
+        )
+
+    def _do_callback(self, contact_id: str) -> None:
+        outcome = "answered" if self.rng.random() < self.config.callback_answer_rate else self.rng.choice(["no_answer", "busy"])
+        self._run(ccs.callback_outcome, contact_id, cc.CallbackOutcome.model_validate({"outcome": outcome}))
+
+    def _do_break(self, agent_id: str) -> None:
+        if self._now() >= self._t0 + self.config.hours * 3600:
+            return
+        if self._run(
+            ccs.set_presence, agent_id, cc.SetPresence(presence="not_ready", reason="break"), actor=Actor(agent_id, "agent")
+        ):
+            self._at(self._now() + 15 * 60, "back", agent_id)
+
+    def _do_back(self, agent_id: str) -> None:
+        self._run(ccs.set_presence, agent_id, cc.SetPresence(presence="available"), actor=Actor(agent_id, "agent"))
+
+    def _do_grab(self, contact_id: str) -> None:
+        view = self.router.view
+        c = view.contacts.get(contact_id)
+        if c is None or c.status != "queued":
+            return
+        for agent_id in sorted(self.agent_ids, key=lambda _: self.rng.random()):
+            a = view.agents.get(agent_id)
+            free = a is not None and a.can_take(c.media) and c.queue_id in a.queues
+            if free and self._run(ccs.grab_contact, contact_id, cc.Grab(agent_id=agent_id), actor=Actor(agent_id, "agent")):
+                return
+        self._at(self._now() + 5, "grab", contact_id)  # nobody free: look again shortly
+
+    def _handle_time(self, queue_id: str) -> float:
+        spec = self.specs.get(queue_id)
+        aht = spec.aht_seconds if spec else 240.0
+        if self.config.handle == "exponential":
+            return self.rng.expovariate(1.0 / aht)
+        sigma = spec.handle_sigma if spec else 0.6
+        mu = math.log(aht) - sigma * sigma / 2  # so that the mean is the AHT
+        return self.rng.lognormvariate(mu, sigma)
+
+    def _observe(self) -> None:
+        """Reads what happened, as the PBX and the agents' consoles would, and reacts."""
+        while True:
+            envelopes = self.store.envelopes(self.position, 5000)
+            if not envelopes:
+                return
+            for env in envelopes:
+                self.position = env.position
+                self.events += 1
+                self._react(env)
+
+    def _react(self, env: Envelope) -> None:
+        kind = env.type.split(".")[2] if env.stream == "contact" else None
+        if kind is None:
+            return
+        now, d, cid = self._now(), env.data, env.aggregate_id
+        cfg = self.config
+        if kind == "offered":
+            if self.rng.random() >= cfg.miss_rate:
+                ring = self.rng.expovariate(1.0 / cfg.ring_seconds) if cfg.ring_seconds > 0 else 0.0
+                self._at(now + ring, "answer", cid, d["agent_id"])
+        elif kind in ("answered", "callback_connected"):
+            self._at(now + self._handle_time(d["queue_id"]), "end", cid, d["agent_id"])
+            self._count(d["queue_id"], "answered", d["wait_seconds"])
+        elif kind == "callback_attempted":
+            self._at(now + self.rng.uniform(8, 25), "callback", cid)
+        elif kind == "ended" and cfg.acw_seconds is not None and d["agent_id"]:
+            self._at(now + self.rng.expovariate(1.0 / cfg.acw_seconds), "wrap", cid, d["agent_id"])
+        elif kind == "queued":
+            c = self.router.view.contacts.get(cid)
+            rules = self.router.view.queues.get(d["queue_id"])
+            if rules is not None and rules.strategy == "ring_all" and c is not None:
+                self._at(now + self.rng.uniform(1, 6), "grab", cid)
+        elif kind == "arrived" and d["direction"] == "inbound":
+            self._count(d["queue_id"], "arrived")
+        elif kind == "abandoned":
+            self._count(d["queue_id"], "abandoned", d["wait_seconds"])
+        elif kind == "overflowed":
+            self._count(d["from_queue_id"], f"overflowed_{d['to']}")
+
+    def _count(self, queue_id: str, what: str, wait: float | None = None) -> None:
+        s = self.stats.setdefault(queue_id, {"arrived": 0, "answered": 0, "abandoned": 0, "waits": [], "abandon_waits": []})
+        s[what] = s.get(what, 0) + 1
+        if what == "answered" and wait is not None:
+            s["waits"].append(wait)
+        elif what == "abandoned" and wait is not None:
+            s["abandon_waits"].append(wait)
+
+    def report(self) -> dict[str, dict[str, Any]]:
+        out: dict[str, dict[str, Any]] = {}
+        for queue_id, s in sorted(self.stats.items()):
+            spec = self.specs.get(queue_id)
+            threshold = spec.config.get("sl_seconds", 20) if spec else 20
+            waits = s["waits"]
+            answered, abandoned = len(waits), s["abandoned"]
+            out[queue_id] = {
+                "arrived": s["arrived"],
+                "answered": answered,
+                "abandoned": abandoned,
+                **{k: v for k, v in s.items() if k.startswith("overflowed_")},
+                "service_level": round(sum(1 for w in waits if w <= threshold) / (answered + abandoned), 4)
+                if answered + abandoned
+                else None,
+                "sl_threshold_seconds": threshold,
+                "asa_seconds": round(sum(waits) / answered, 2) if answered else None,
+                "p_wait": round(sum(1 for w in waits if w > 0) / answered, 4) if answered else None,
+            }
+        return out
+
+
+def simulate(store: EventStore, bus: CommandBus, clock: FixedClock, config: SimConfig, **kw: Any) -> SimReport:
+    return Simulator(store, bus, clock, config, **kw).run()
+
+
+def erlang_c(arrivals_per_second: float, aht_seconds: float, agents: int) -> float:
+    """Probability that a call waits (Erlang C), for staffing checks."""
+    a = arrivals_per_second * aht_seconds
+    if a >= agents:
+        return 1.0
+    term, total = 1.0, 1.0
+    for k in range(1, agents):
+        term *= a / k
+        total += term
+    top = term * a / agents * agents / (agents - a)
+    return top / (total + top)
+
+
+def day_start(at: datetime) -> datetime:
+    return at.replace(hour=0, minute=0, second=0, microsecond=0) + timedelta(hours=8)

@@ -1,0 +1,77 @@
+"""The contact-center HTTP API and its live feed, on an embedded (SQLite) hotline."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from fastapi.testclient import TestClient
+
+from api.app import create_app
+from domain.base import FixedClock
+from infra.runtime import Hotline
+from infra.settings import Settings
+from tests.contact_center.harness import START
+
+SUP = {"X-Actor-Id": "sup1", "X-Actor-Role": "supervisor"}
+PBX = {"X-Actor-Id": "pbx", "X-Actor-Role": "system"}
+
+
+def agent(agent_id: str) -> dict[str, str]:
+    return {"X-Actor-Id": agent_id, "X-Actor-Role": "agent"}
+
+
+@pytest.fixture
+def api(tmp_path: Path) -> Iterator[tuple[TestClient, Hotline]]:
+    hotline = Hotline.start(Settings(data_dir=tmp_path), clock=FixedClock(START))
+    try:
+        with TestClient(create_app(hotline=hotline)) as client:
+            yield client, hotline
+    finally:
+        hotline.close()
+
+
+def test_queue_agent_contact_and_wallboard(api: tuple[TestClient, Hotline]) -> None:
+    from consumers.router import Router
+
+    client, hotline = api
+    r = client.post("/queues", json={"queue_id": "general", "sl_seconds": 20, "wrap_seconds": 0}, headers=SUP)
+    assert r.status_code == 200, r.text
+    r = client.post("/agents/login", json={"agent_id": "A1", "queues": ["general"], "languages": ["it"]}, headers=agent("A1"))
+    assert r.status_code == 200 and r.json()["state"] == "available"
+    r = client.post(
+        "/contacts", json={"channel": "phone", "queue_id": "general", "language": "it", "phone": "+39061"}, headers=PBX
+    )
+    assert r.status_code == 201, r.text
+    cid = r.json()["id"]
+    assert client.get(f"/contacts/{cid}/position").json()["position"] == 1
+    Router(hotline.store, hotline.bus).run_until_idle()  # the router (a thread in `hotline serve`)
+    desk = client.get("/agents/A1/desk").json()
+    assert [o["contact_id"] for o in desk["offers"]] == [cid]
+    live = client.get("/live/agents/A1?once=true")
+    assert live.status_code == 200 and live.headers["content-type"].startswith("text/event-stream")
+    assert "event: desk" in live.text and cid in live.text
+    r = client.post(f"/contacts/{cid}/answer", json={"agent_id": "A1"}, headers=agent("A1"))
+    assert r.status_code == 200 and r.json()["status"] == "connected"
+    r = client.post(f"/contacts/{cid}/answer", json={"agent_id": "A1"}, headers=agent("A1"))
+    assert r.status_code == 409  # no second answer
+    r = client.post(f"/contacts/{cid}/end", json={"agent_id": "B9"}, headers=agent("A1"))
+    assert r.status_code == 409  # an agent acts only for themselves
+    r = client.post(f"/contacts/{cid}/end", json={"agent_id": "A1"}, headers=agent("A1"))
+    assert r.status_code == 200 and r.json()["status"] == "closed"
+    board = client.get("/wallboard").json()
+    q = board["queues"][0]
+    assert q["answered_today"] == 1 and q["service_level_today"] == 1.0
+    live = client.get("/live/wallboard?once=true")
+    assert "event: wallboard" in live.text and '"answered_today": 1' in live.text
+
+
+def test_errors_are_clear(api: tuple[TestClient, Hotline]) -> None:
+    client, _ = api
+    r = client.post("/contacts", json={"channel": "phone", "queue_id": "nope"}, headers=PBX)
+    assert r.status_code == 404
+    r = client.post("/queues", json={"queue_id": "x", "required_skills": {"a": 9}}, headers=SUP)
+    assert r.status_code == 422
+    r = client.post("/queues", json={"queue_id": "x"}, headers=agent("A1"))
+    assert r.status_code == 409  # forbidden for agents
