@@ -53,6 +53,9 @@ def _department(dep: str) -> Actor:
     return Actor(f"dept-{dep}", "department", dep)
 
 
+CONTACT_CENTER_HOURS = 2.0  # the last hours of the demo: simulated calls and chats
+
+
 def load_demo(settings: Settings, *, only_if_empty: bool, console: Any = None, days: int = 5, seed: int = 12345) -> dict[str, int]:
     now = datetime.now(timezone.utc).replace(microsecond=0)
     clock = FixedClock(now - timedelta(days=days))
@@ -62,7 +65,10 @@ def load_demo(settings: Settings, *, only_if_empty: bool, console: Any = None, d
             if console:
                 console.print("demo: the store already holds events; nothing loaded")
             return {"events": 0}
-        counts = _generate(hotline, clock, now, random.Random(seed), console)
+        # Requests over the days before; the contact center's traffic in the last hours.
+        sim_start = now - timedelta(hours=CONTACT_CENTER_HOURS)
+        counts = _generate(hotline, clock, sim_start, random.Random(seed), console)
+        counts.update(_simulate_contact_center(hotline, clock, sim_start, console, seed))
         for hook in DEMO_HOOKS:
             hook(hotline, clock, now, console)
         if hotline.projector:
@@ -173,6 +179,20 @@ def _generate(hotline: Hotline, clock: FixedClock, now: datetime, rnd: random.Ra
             run(s.rate, Actor("citizen", "citizen"), ref, c.Rate(score=rnd.choice([3, 4, 5, 5, 2]), comment="Quick service"))
     clock.current = now
     return counts
+
+
+def _simulate_contact_center(hotline: Hotline, clock: FixedClock, start: datetime, console: Any, seed: int) -> dict[str, int]:
+    """A few hours of calls and chats through the real router (``hotline simulate``)."""
+    from consumers.router import Router
+    from telephony_adapter.simulator import SimConfig, Simulator
+
+    clock.current = start
+    config = SimConfig.default_day(hours=CONTACT_CENTER_HOURS, agents=14, seed=seed)
+    config.start = start
+    if console:
+        console.print(f"demo: simulating {CONTACT_CENTER_HOURS:g} hours of contact-center traffic …")
+    report = Simulator(hotline.store, hotline.bus, clock, config, router=Router(hotline.store, hotline.bus)).run()
+    return {"contact_center_events": report.events}
 
 
 def _department_of(hotline: Hotline, ref: str) -> str:
