@@ -1,0 +1,473 @@
+"""The hotline's KPIs, with the field's standard definitions (see README "Analytics").
+
+Every function takes a DuckDB connection (usually read-only, on the snapshot), a window
+``[start, end)`` in UTC and optionally ``by``: a time bucket (``hour``, ``interval``
+(30 min), ``day``, ``week``, ``month``, ``total``) or a dimension (``queue``, ``channel``,
+``agent``, ``language`` for contacts; ``department``, ``category``, ``problem_code``,
+``channel``, ``kind``, ``urgency`` for requests). Functions return rows as dicts.
+
+Definitions (T = service-level threshold, S = short-abandon threshold):
+
+* offered: inbound contacts that reached a queue (queued, answered or abandoned);
+* answered: offered contacts an agent answered; abandoned: the caller hung up before an
+  answer; short abandon: abandoned after waiting less than S seconds;
+* service level = answered within T / answered; service level (offered) = answered
+  within T / (answered + abandoned − short abandons);
+* ASA = mean wait of answered contacts; AHT = (talk + hold + wrap-up) / handled contacts;
+* abandonment rate = (abandoned − short) / (offered − short); answer rate (接通率) =
+  answered / offered;
+* occupancy = handle time / staffed time (agents logged in and not in an aux state);
+* on-time completion (按时办结率) = closures on time / closures; satisfaction = mean
+  rating (1–5) and share of ratings ≥ 4; FCR = share of requests after which the same
+  citizen registers no other request with the same problem code within N days;
+  repeat complaint = a complaint whose citizen complained about the same problem code
+  in the N days before;
+* backlog as of the window's end: requests registered and not yet resolved or closed,
+  with their age and whether they are past due;
+* knowledge-base answer rate = searches marked answered / searches.
+"""
+
+from __future__ import annotations
+
+import re
+import time as _time
+from dataclasses import asdict, dataclass
+from datetime import UTC, date, datetime, timedelta
+from typing import Any
+
+import duckdb
+
+# The contacts that started in the window (callers may pass a table of their own instead).
+CONTACTS_IN_WINDOW = "contacts_between($from, $to)"
+TIME_BUCKETS = {"hour": "1 hour", "interval": "30 minutes", "day": "1 day", "week": "1 week", "month": "1 month"}
+CONTACT_DIMENSIONS = {"queue": "queue_id", "channel": "channel", "agent": "agent_id", "language": "language"}
+REQUEST_DIMENSIONS = {
+    "department": "department_id",
+    "category": "category_id",
+    "problem_code": "problem_code",
+    "channel": "channel",
+    "kind": "kind",
+    "urgency": "urgency",
+}
+
+
+@dataclass(frozen=True)
+class KpiParams:
+    sl_threshold_seconds: float = 20.0
+    short_abandon_seconds: float = 5.0
+    fcr_days: int = 7
+    repeat_days: int = 30
+    satisfied_score: int = 4
+    top: int = 10
+
+    def as_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+def as_utc_naive(value: datetime | date | str) -> datetime:
+    """Window bounds: dates mean midnight UTC; aware datetimes are converted to UTC."""
+    if isinstance(value, str):
+        value = datetime.fromisoformat(value) if "T" in value or " " in value else date.fromisoformat(value)
+    if not isinstance(value, datetime):
+        return datetime(value.year, value.month, value.day)
+    if value.tzinfo is not None:
+        value = value.astimezone(UTC).replace(tzinfo=None)
+    return value
+
+
+def _bucket(by: str | None, column: str) -> str:
+    if by in (None, "", "total"):
+        return "'total'"
+    if by == "interval":
+        return f"time_bucket(INTERVAL '30 minutes', {column})"
+    if by in TIME_BUCKETS:
+        return f"date_trunc('{by}', {column})"
+    raise ValueError(f"cannot group by {by!r} here")
+
+
+def _ratio(n: Any, d: Any) -> float | None:
+    return None if not d else float(n) / float(d)
+
+
+def _rows(conn: duckdb.DuckDBPyConnection, sql: str, params: dict[str, Any]) -> list[dict[str, Any]]:
+    # Only the parameters the statement uses (DuckDB refuses extra ones).
+    cur = conn.execute(sql, {k: v for k, v in params.items() if re.search(rf"\${k}\b", sql)})
+    names = [d[0] for d in cur.description]
+    return [dict(zip(names, r, strict=True)) for r in cur.fetchall()]
+
+
+def _window(start: Any, end: Any) -> dict[str, datetime]:
+    s, e = as_utc_naive(start), as_utc_naive(end)
+    if e <= s:
+        raise ValueError("the window's end must be after its start")
+    return {"from": s, "to": e}
+
+
+# ------------------------------------------------------------------------ contacts
+def contact_kpis(
+    conn: duckdb.DuckDBPyConnection,
+    start: Any,
+    end: Any,
+    by: str | None = "total",
+    p: KpiParams = KpiParams(),
+    source: str = CONTACTS_IN_WINDOW,
+) -> list[dict[str, Any]]:
+    """Service level, ASA, AHT, abandonment, answer rate (and occupancy for time buckets and agents)."""
+    w = _window(start, end)
+    key = CONTACT_DIMENSIONS.get(by or "")
+    bucket = key if key else _bucket(by, "started_at")
+    rows = _rows(
+        conn,
+        f"""
+        SELECT {bucket} AS bucket,
+            count(*) FILTER (offered) AS offered,
+            count(*) FILTER (offered AND answered) AS answered,
+            count(*) FILTER (offered AND abandoned) AS abandoned,
+            count(*) FILTER (offered AND abandoned AND wait_seconds < $short) AS short_abandoned,
+            count(*) FILTER (offered AND answered AND wait_seconds <= $t) AS answered_within_threshold,
+            count(*) FILTER (handled) AS handled,
+            avg(wait_seconds) FILTER (offered AND answered) AS asa_seconds,
+            max(wait_seconds) FILTER (offered AND answered) AS longest_wait_seconds,
+            sum(handle_seconds) FILTER (handled) AS handle_seconds,
+            avg(talk_seconds) FILTER (handled) AS avg_talk_seconds,
+            avg(hold_seconds) FILTER (handled) AS avg_hold_seconds,
+            avg(wrap_seconds) FILTER (handled) AS avg_wrap_seconds,
+            sum(transfers) AS transfers
+        FROM {source}
+        WHERE direction = 'inbound'
+        GROUP BY ALL ORDER BY bucket NULLS LAST
+        """,
+        {**w, "t": p.sl_threshold_seconds, "short": p.short_abandon_seconds},
+    )
+    staffed: dict[Any, float] = {}
+    if by == "agent":
+        staffed = {r["bucket"]: r["staffed_seconds"] for r in staffed_time(conn, w["from"], w["to"], "agent")}
+    elif key is None:
+        staffed = {r["bucket"]: r["staffed_seconds"] for r in staffed_time(conn, w["from"], w["to"], by)}
+    if key is None:  # time buckets where agents were staffed but nobody called
+        have = {r["bucket"] for r in rows}
+        zero = dict.fromkeys(
+            ("offered", "answered", "abandoned", "short_abandoned", "answered_within_threshold", "handled", "transfers"), 0
+        )
+        rows += [{"bucket": b, **zero} for b in staffed if b not in have]
+        rows.sort(key=lambda r: (r["bucket"] is None, r["bucket"]))
+    for r in rows:
+        real_abandons = r["abandoned"] - r["short_abandoned"]
+        r["service_level"] = _ratio(r["answered_within_threshold"], r["answered"])
+        r["service_level_offered"] = _ratio(r["answered_within_threshold"], r["answered"] + real_abandons)
+        r["abandonment_rate"] = _ratio(real_abandons, r["offered"] - r["short_abandoned"])
+        r["answer_rate"] = _ratio(r["answered"], r["offered"])
+        r["aht_seconds"] = _ratio(r.get("handle_seconds") or 0, r["handled"])
+        s = staffed.get(r["bucket"])
+        r["staffed_seconds"] = s
+        r["occupancy"] = _ratio(r.get("handle_seconds") or 0, s) if s else None
+    return rows
+
+
+def staffed_time(conn: duckdb.DuckDBPyConnection, start: Any, end: Any, by: str | None = "total") -> list[dict[str, Any]]:
+    """Seconds agents were logged in and not in an aux state, cut to the window (and buckets)."""
+    w = _window(start, end)
+    if by == "agent":
+        return _rows(
+            conn,
+            """
+            SELECT agent_id AS bucket,
+                sum(epoch(least(coalesce(ended_at, $to), $to) - greatest(started_at, $from))) AS staffed_seconds
+            FROM agent_states
+            WHERE staffed AND started_at < $to AND coalesce(ended_at, $to) > $from
+            GROUP BY ALL
+            """,
+            w,
+        )
+    if by in (None, "", "total"):
+        return _rows(
+            conn,
+            """
+            SELECT 'total' AS bucket,
+                sum(epoch(least(coalesce(ended_at, $to), $to) - greatest(started_at, $from))) AS staffed_seconds
+            FROM agent_states
+            WHERE staffed AND started_at < $to AND coalesce(ended_at, $to) > $from
+            """,
+            w,
+        )
+    if by not in TIME_BUCKETS:
+        return []
+    step = TIME_BUCKETS[by]
+    first = "time_bucket(INTERVAL '30 minutes', $from)" if by == "interval" else f"date_trunc('{by}', $from)"
+    return _rows(
+        conn,
+        f"""
+        WITH b AS (SELECT unnest(generate_series({first}, $to, INTERVAL '{step}')) AS bs),
+        s AS (SELECT started_at, coalesce(ended_at, $to) AS ended_at FROM agent_states
+              WHERE staffed AND started_at < $to AND coalesce(ended_at, $to) > $from)
+        SELECT bs AS bucket,
+            sum(epoch(least(s.ended_at, bs + INTERVAL '{step}', $to) - greatest(s.started_at, bs, $from))) AS staffed_seconds
+        FROM b JOIN s ON s.started_at < bs + INTERVAL '{step}' AND s.ended_at > bs
+        WHERE bs < $to
+        GROUP BY ALL ORDER BY bucket
+        """,
+        w,
+    )
+
+
+# ------------------------------------------------------------------------ requests
+def _request_bucket(by: str | None) -> tuple[str, str]:
+    """(bucket expression, extra join) for request_events rows ``e``."""
+    if by in REQUEST_DIMENSIONS:
+        col = REQUEST_DIMENSIONS[by]
+        dims = """JOIN (SELECT request_id,
+                coalesce(arg_max(department_id, time) FILTER (name = 'dispatched'),
+                         arg_max(department_id, time) FILTER (name = 'classified')) AS department_id,
+                arg_max(category_id, time) FILTER (name = 'classified') AS category_id,
+                arg_max(problem_code, time) FILTER (name = 'classified') AS problem_code,
+                any_value(channel) FILTER (name = 'registered') AS channel,
+                coalesce(arg_max(kind, time) FILTER (name = 'kind_changed'),
+                         any_value(kind) FILTER (name = 'registered')) AS kind,
+                any_value(urgency) FILTER (name = 'registered') AS urgency
+            FROM request_events GROUP BY request_id) d USING (request_id)"""
+        return f"d.{col}", dims
+    return _bucket(by, "e.time"), ""
+
+
+def request_kpis(
+    conn: duckdb.DuckDBPyConnection, start: Any, end: Any, by: str | None = "total", p: KpiParams = KpiParams()
+) -> list[dict[str, Any]]:
+    """Intake, dispatches, closures on time, reopenings and satisfaction, each counted when it happened."""
+    w = _window(start, end)
+    bucket, join = _request_bucket(by)
+    rows = _rows(
+        conn,
+        f"""
+        SELECT {bucket} AS bucket,
+            count(*) FILTER (e.name = 'registered') AS requests_registered,
+            count(*) FILTER (e.name = 'dispatched') AS dispatches,
+            count(*) FILTER (e.name = 'returned_to_dispatcher') AS returns,
+            count(*) FILTER (e.name = 'closed') AS closed,
+            count(*) FILTER (e.name = 'closed' AND e.on_time) AS closed_on_time,
+            count(*) FILTER (e.name = 'reopened') AS reopened,
+            count(*) FILTER (e.name = 'rated') AS ratings,
+            avg(e.score) FILTER (e.name = 'rated') AS satisfaction_avg,
+            count(*) FILTER (e.name = 'rated' AND e.score >= $sat) AS satisfied
+        FROM request_events e {join}
+        WHERE e.time >= $from AND e.time < $to
+        GROUP BY ALL ORDER BY bucket NULLS LAST
+        """,
+        {**w, "sat": p.satisfied_score},
+    )
+    for r in rows:
+        r["on_time_rate"] = _ratio(r["closed_on_time"], r["closed"])
+        r["satisfaction_rate"] = _ratio(r["satisfied"], r["ratings"])
+    return rows
+
+
+def fcr(
+    conn: duckdb.DuckDBPyConnection, start: Any, end: Any, by: str | None = "total", p: KpiParams = KpiParams()
+) -> list[dict[str, Any]]:
+    """First contact resolution over requests registered in the window (citizen and problem code known)."""
+    w = _window(start, end)
+    col = REQUEST_DIMENSIONS.get(by or "")
+    bucket = col if col else _bucket(by, "registered_at")
+    rows = _rows(
+        conn,
+        f"""
+        WITH r AS (
+            SELECT request_id, citizen_id, problem_code, registered_at, department_id, category_id, channel, kind, urgency,
+                lead(registered_at) OVER (PARTITION BY citizen_id, problem_code ORDER BY registered_at, request_id) AS next_at
+            FROM requests_between($from, $to + INTERVAL (CAST($days AS INTEGER)) DAY)
+            WHERE citizen_id IS NOT NULL AND problem_code IS NOT NULL
+        )
+        SELECT {bucket} AS bucket, count(*) AS eligible_requests,
+            count(*) FILTER (next_at IS NULL OR next_at > registered_at + INTERVAL (CAST($days AS INTEGER)) DAY)
+                AS resolved_first_contact
+        FROM r WHERE registered_at >= $from AND registered_at < $to
+        GROUP BY ALL ORDER BY bucket NULLS LAST
+        """,
+        {**w, "days": p.fcr_days},
+    )
+    for r in rows:
+        r["fcr_rate"] = _ratio(r["resolved_first_contact"], r["eligible_requests"])
+    return rows
+
+
+def repeat_complaints(
+    conn: duckdb.DuckDBPyConnection, start: Any, end: Any, by: str | None = "total", p: KpiParams = KpiParams()
+) -> list[dict[str, Any]]:
+    """Complaints in the window, and those repeating the same citizen's complaint about the same problem."""
+    w = _window(start, end)
+    col = REQUEST_DIMENSIONS.get(by or "")
+    bucket = col if col else _bucket(by, "registered_at")
+    rows = _rows(
+        conn,
+        f"""
+        WITH c AS (
+            SELECT request_id, citizen_id, problem_code, registered_at, department_id, category_id, channel, kind, urgency,
+                lag(registered_at) OVER (PARTITION BY citizen_id, problem_code ORDER BY registered_at, request_id) AS previous_at
+            FROM requests_between($from - INTERVAL (CAST($days AS INTEGER)) DAY, $to)
+            WHERE subtype = 'complaint'
+        )
+        SELECT {bucket} AS bucket, count(*) AS complaints,
+            count(*) FILTER (citizen_id IS NOT NULL AND problem_code IS NOT NULL AND previous_at IS NOT NULL
+                             AND previous_at >= registered_at - INTERVAL (CAST($days AS INTEGER)) DAY) AS repeat_complaints
+        FROM c WHERE registered_at >= $from AND registered_at < $to
+        GROUP BY ALL ORDER BY bucket NULLS LAST
+        """,
+        {**w, "days": p.repeat_days},
+    )
+    for r in rows:
+        r["repeat_rate"] = _ratio(r["repeat_complaints"], r["complaints"])
+    return rows
+
+
+AGE_BUCKETS = (("under_1d", 0, 1), ("d1_3", 1, 3), ("d3_7", 3, 7), ("d7_30", 7, 30), ("over_30d", 30, None))
+
+
+def backlog(conn: duckdb.DuckDBPyConnection, as_of: Any, by: str | None = "department") -> list[dict[str, Any]]:
+    """Open requests as of a moment, by department / category: count, past due, ageing."""
+    t = as_utc_naive(as_of)
+    dims = {"department": "department_id", "category": "category_id", "problem_code": "problem_code", "urgency": "urgency"}
+    if by in ("department_category", "department,category"):
+        group = "department_id AS department, category_id AS category"
+    elif by in (None, "", "total"):
+        group = "'total' AS bucket"
+    elif by in dims:
+        group = f"{dims[by]} AS {by}"
+    else:
+        raise ValueError(f"backlog cannot be grouped by {by!r}")
+    ages = ",\n".join(
+        f"count(*) FILTER (age_days >= {lo}{f' AND age_days < {hi}' if hi else ''}) AS {name}" for name, lo, hi in AGE_BUCKETS
+    )
+    return _rows(
+        conn,
+        f"""
+        SELECT {group}, count(*) AS open_requests,
+            count(*) FILTER (due_at < $t) AS past_due,
+            {ages},
+            avg(age_days) AS avg_age_days, max(age_days) AS oldest_days
+        FROM (SELECT *, epoch($t - registered_at) / 86400.0 AS age_days FROM requests_open_at($t))
+        GROUP BY ALL ORDER BY open_requests DESC
+        """,
+        {"t": t},
+    )
+
+
+def top_problems(conn: duckdb.DuckDBPyConnection, start: Any, end: Any, p: KpiParams = KpiParams()) -> list[dict[str, Any]]:
+    w = _window(start, end)
+    rows = _rows(
+        conn,
+        """
+        SELECT problem_code, any_value(category_id) AS category_id, any_value(department_id) AS department_id,
+            count(*) AS requests, count(*) FILTER (subtype = 'complaint') AS complaints
+        FROM requests_between($from, $to)
+        WHERE problem_code IS NOT NULL
+        GROUP BY problem_code ORDER BY requests DESC, problem_code LIMIT $top
+        """,
+        {**w, "top": p.top},
+    )
+    total = sum(r["requests"] for r in rows) or 0
+    registered = conn.execute(
+        "SELECT count(*) FROM request_events WHERE name = 'registered' AND time >= $from AND time < $to", w
+    ).fetchone()[0]  # type: ignore[index]
+    for r in rows:
+        r["share"] = _ratio(r["requests"], registered or total)
+    return rows
+
+
+def heatmap(
+    conn: duckdb.DuckDBPyConnection, start: Any, end: Any, p: KpiParams = KpiParams(), source: str = CONTACTS_IN_WINDOW
+) -> list[dict[str, Any]]:
+    """Offered contacts by ISO weekday (1 = Monday) and hour of day, with service level."""
+    w = _window(start, end)
+    rows = _rows(
+        conn,
+        f"""
+        SELECT isodow(started_at) AS weekday, hour(started_at) AS hour,
+            count(*) AS offered,
+            count(*) FILTER (answered) AS answered,
+            count(*) FILTER (abandoned) AS abandoned,
+            count(*) FILTER (answered AND wait_seconds <= $t) AS answered_within_threshold,
+            avg(wait_seconds) FILTER (answered) AS asa_seconds
+        FROM {source}
+        WHERE direction = 'inbound' AND offered
+        GROUP BY ALL ORDER BY weekday, hour
+        """,
+        {**w, "t": p.sl_threshold_seconds},
+    )
+    for r in rows:
+        r["service_level"] = _ratio(r["answered_within_threshold"], r["answered"])
+    return rows
+
+
+def knowledge(conn: duckdb.DuckDBPyConnection, start: Any, end: Any, by: str | None = "total") -> list[dict[str, Any]]:
+    """Knowledge-base answer rate: searches with an answer / searches (events hotline.knowledge.search_performed.v1)."""
+    w = _window(start, end)
+    bucket = "language" if by == "language" else _bucket(by, "time")
+    rows = _rows(
+        conn,
+        f"""
+        SELECT {bucket} AS bucket, count(*) AS searches, count(*) FILTER (answered) AS answered,
+            count(*) FILTER (coalesce(results, 0) = 0) AS no_results
+        FROM knowledge_searches WHERE time >= $from AND time < $to
+        GROUP BY ALL ORDER BY bucket NULLS LAST
+        """,
+        w,
+    )
+    for r in rows:
+        r["answer_rate"] = _ratio(r["answered"], r["searches"])
+    return rows
+
+
+def arrivals(conn: duckdb.DuckDBPyConnection, start: Any, end: Any, by: str = "interval") -> list[dict[str, Any]]:
+    """Offered contacts and AHT per interval: the input to staffing."""
+    w = _window(start, end)
+    return _rows(
+        conn,
+        f"""
+        SELECT {_bucket(by, "started_at")} AS bucket, count(*) FILTER (offered) AS offered,
+            avg(handle_seconds) FILTER (handled) AS aht_seconds
+        FROM contacts_between($from, $to) WHERE direction = 'inbound'
+        GROUP BY ALL ORDER BY bucket
+        """,
+        w,
+    )
+
+
+def kpi_suite(
+    conn: duckdb.DuckDBPyConnection, start: Any, end: Any, p: KpiParams = KpiParams(), by: str = "total"
+) -> dict[str, Any]:
+    """Every standard KPI for a window; ``timings`` says how long each part took."""
+    timings: dict[str, float] = {}
+    out: dict[str, Any] = {}
+
+    def timed(name: str, fn: Any, *args: Any) -> None:
+        t0 = _time.perf_counter()
+        out[name] = fn(*args)
+        timings[name] = _time.perf_counter() - t0
+
+    # (Materialising the window's contact facts once in a temp table was measured slower
+    # over a year than aggregating twice: 21 s vs 4 s + 2.6 s.)
+    timed("contacts", contact_kpis, conn, start, end, by, p)
+    timed("requests", request_kpis, conn, start, end, by, p)
+    timed("fcr", fcr, conn, start, end, by, p)
+    timed("repeat_complaints", repeat_complaints, conn, start, end, by, p)
+    timed("backlog", backlog, conn, end, "department")
+    timed("top_problems", top_problems, conn, start, end, p)
+    timed("heatmap", heatmap, conn, start, end, p)
+    timed("knowledge", knowledge, conn, start, end, by)
+    out["timings"] = timings
+    return out
+
+
+def data_range(conn: duckdb.DuckDBPyConnection) -> tuple[datetime | None, datetime | None]:
+    """First and last event time in the database (to choose sensible default windows)."""
+    row = conn.execute("SELECT min(time), max(time) FROM events").fetchone()
+    return (row[0], row[1]) if row else (None, None)
+
+
+def default_window(conn: duckdb.DuckDBPyConnection, days: int = 7) -> tuple[datetime, datetime]:
+    """The last ``days`` days that have data (ending with the day of the latest event)."""
+    _, last = data_range(conn)
+    if last is None:
+        today = datetime.now(UTC).replace(tzinfo=None)
+        last = today
+    end = datetime(last.year, last.month, last.day) + timedelta(days=1)
+    return end - timedelta(days=days), end

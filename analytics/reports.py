@@ -1,0 +1,671 @@
+"""Standard reports and the report builder.
+
+A report turns a window (``from``/``to``, UTC) and a grouping (``by``) into a table with
+column formats and a chart. Standard reports are written in Python over
+:mod:`analytics.kpis`; *saved* reports are parameterised SQL over the fact views that a
+user stores under a name, with their own formulas (extra columns computed from the
+result), formats and chart.
+
+Safety of saved reports (checked before saving and again on every run):
+
+* the SQL (with its formulas) must parse as exactly one SELECT / WITH statement;
+* it runs on a read-only connection to the analytics snapshot with file access disabled
+  and configuration locked (no ``read_csv('/etc/passwd')``, no ``ATTACH``, no ``COPY``);
+* it runs under a time limit: a timer thread calls ``conn.interrupt()``;
+* parameters are bound, never pasted: ``$from``, ``$to``, ``$by`` and the KPI thresholds.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+import re
+import threading
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from dataclasses import asdict, dataclass, field
+from datetime import date, datetime, timedelta
+from decimal import Decimal
+from pathlib import Path
+from typing import Any
+
+import duckdb
+import sqlalchemy as sa
+
+from analytics import erlang, kpis
+from analytics.ingest import snapshot_path_for
+from analytics.kpis import KpiParams
+
+DEFAULT_TIMEOUT = 10.0
+MAX_ROWS = 100_000
+NAME_RE = re.compile(r"^[a-z][a-z0-9_]{0,62}$")
+FORMATS = ("percent", "seconds", "number", "integer", "text", "datetime")
+CHARTS = ("line", "bar", "heatmap", "none")
+
+
+class ReportError(Exception):
+    """A report cannot run or be saved: ``status`` is the HTTP status to answer with."""
+
+    def __init__(self, message: str, status: int = 422, code: str = "report_invalid") -> None:
+        super().__init__(message)
+        self.message, self.status, self.code = message, status, code
+
+
+# ------------------------------------------------------------------------ connections
+def connect_reader(path: Path | str) -> duckdb.DuckDBPyConnection:
+    """A read-only connection to the latest snapshot (or the database itself when no
+    writer has it open), with file access disabled for whatever SQL runs on it."""
+    path = Path(path)
+    snapshot = snapshot_path_for(path)
+    target = snapshot.resolve() if snapshot.exists() else path
+    if not target.exists():
+        raise ReportError(
+            f"no analytics data at {path}: run `hotline ingest` (or start the API) first", status=404, code="no_analytics"
+        )
+    try:
+        conn = duckdb.connect(str(target), read_only=True)
+    except duckdb.IOException as e:
+        raise ReportError(
+            f"the analytics database is busy and has no snapshot yet: {e}", status=503, code="analytics_busy"
+        ) from e
+    # Another connection of this process to the same file shares its (already locked) settings.
+    if not conn.execute("SELECT current_setting('lock_configuration')").fetchone()[0]:  # type: ignore[index]
+        conn.execute("SET TimeZone = 'UTC'")
+        conn.execute("SET enable_external_access = false")
+        conn.execute("SET lock_configuration = true")
+    return conn
+
+
+@contextmanager
+def time_limit(conn: duckdb.DuckDBPyConnection, seconds: float) -> Iterator[None]:
+    """Interrupts whatever the connection runs after ``seconds``."""
+    fired = threading.Event()
+
+    def stop() -> None:
+        fired.set()
+        conn.interrupt()
+
+    timer = threading.Timer(seconds, stop)
+    timer.daemon = True
+    timer.start()
+    try:
+        yield
+    except duckdb.InterruptException as e:
+        raise ReportError(f"the report ran longer than {seconds:g} s and was stopped", status=422, code="report_timeout") from e
+    except duckdb.Error as e:
+        if fired.is_set():
+            raise ReportError(f"the report ran longer than {seconds:g} s and was stopped", code="report_timeout") from e
+        raise
+    finally:
+        timer.cancel()
+
+
+# ------------------------------------------------------------------------ results
+@dataclass
+class Chart:
+    kind: str = "bar"  # line | bar | heatmap | none
+    x: str | None = None
+    y: list[str] = field(default_factory=list)
+    title: str | None = None
+
+
+@dataclass
+class ReportResult:
+    name: str
+    title: str
+    columns: list[str]
+    rows: list[list[Any]]
+    formats: dict[str, str] = field(default_factory=dict)
+    chart: Chart | None = None
+    params: dict[str, Any] = field(default_factory=dict)
+
+    def records(self) -> list[dict[str, Any]]:
+        return [dict(zip(self.columns, r, strict=True)) for r in self.rows]
+
+    def to_json(self) -> str:
+        return json.dumps(
+            {
+                "report": self.name,
+                "title": self.title,
+                "params": self.params,
+                "columns": [{"name": c, "format": self.formats.get(c, "number")} for c in self.columns],
+                "rows": self.records(),
+            },
+            default=_json_default,
+            ensure_ascii=False,
+        )
+
+    def to_csv(self) -> str:
+        buf = io.StringIO()
+        w = csv.writer(buf)
+        w.writerow(self.columns)
+        for r in self.rows:
+            w.writerow(["" if v is None else _plain(v) for v in r])
+        return buf.getvalue()
+
+    def to_parquet(self) -> bytes:
+        import pyarrow as pa
+        import pyarrow.parquet as pq
+
+        cols = {c: [_arrow_value(r[i]) for r in self.rows] for i, c in enumerate(self.columns)}
+        table = pa.table(cols) if self.rows else pa.table({c: pa.array([], pa.string()) for c in self.columns})
+        buf = io.BytesIO()
+        pq.write_table(table, buf)
+        return buf.getvalue()
+
+
+def _json_default(v: Any) -> Any:
+    if isinstance(v, datetime | date):
+        return v.isoformat()
+    if isinstance(v, Decimal):
+        return float(v)
+    if isinstance(v, timedelta):
+        return v.total_seconds()
+    return str(v)
+
+
+def _plain(v: Any) -> Any:
+    if isinstance(v, datetime | date):
+        return v.isoformat()
+    if isinstance(v, float):
+        return round(v, 6)
+    return v
+
+
+def _arrow_value(v: Any) -> Any:
+    if isinstance(v, Decimal):
+        return float(v)
+    if isinstance(v, timedelta):
+        return v.total_seconds()
+    return v
+
+
+def format_value(v: Any, fmt: str | None) -> str:
+    """How a value reads in a terminal table or an HTML page."""
+    if v is None:
+        return "–"
+    if fmt == "percent" and isinstance(v, int | float | Decimal):
+        return f"{float(v) * 100:.1f}%"
+    if fmt == "seconds" and isinstance(v, int | float | Decimal):
+        return f"{float(v):.1f} s"
+    if isinstance(v, datetime):
+        return v.strftime("%Y-%m-%d %H:%M") if (v.hour or v.minute) else v.strftime("%Y-%m-%d")
+    if isinstance(v, float | Decimal):
+        return f"{float(v):,.2f}"
+    if isinstance(v, int) and not isinstance(v, bool):
+        return f"{v:,}"
+    return str(v)
+
+
+# ------------------------------------------------------------------------ standard reports
+@dataclass
+class Window:
+    start: datetime
+    end: datetime
+    by: str | None
+    params: KpiParams
+    extra: dict[str, Any]
+
+
+PCT = "percent"
+SEC = "seconds"
+CONTACT_FORMATS = {
+    "service_level": PCT,
+    "service_level_offered": PCT,
+    "abandonment_rate": PCT,
+    "answer_rate": PCT,
+    "occupancy": PCT,
+    "asa_seconds": SEC,
+    "aht_seconds": SEC,
+    "longest_wait_seconds": SEC,
+    "avg_talk_seconds": SEC,
+    "avg_hold_seconds": SEC,
+    "avg_wrap_seconds": SEC,
+    "on_time_rate": PCT,
+    "satisfaction_rate": PCT,
+    "fcr_rate": PCT,
+    "repeat_rate": PCT,
+    "share": PCT,
+    "avg_age_days": "number",
+    "oldest_days": "number",
+}
+
+
+def _table(name: str, title: str, rows: list[dict[str, Any]], columns: list[str], chart: Chart | None, w: Window) -> ReportResult:
+    return ReportResult(
+        name=name,
+        title=title,
+        columns=columns,
+        rows=[[r.get(c) for c in columns] for r in rows],
+        formats={c: CONTACT_FORMATS.get(c, "number") for c in columns},
+        chart=chart,
+        params={"from": w.start, "to": w.end, "by": w.by, **w.params.as_dict(), **w.extra},
+    )
+
+
+def _daily(conn: duckdb.DuckDBPyConnection, w: Window) -> ReportResult:
+    by = w.by or "day"
+    c = {r["bucket"]: r for r in kpis.contact_kpis(conn, w.start, w.end, by, w.params)}
+    r = {x["bucket"]: x for x in kpis.request_kpis(conn, w.start, w.end, by, w.params)}
+    rows = []
+    for key in sorted(set(c) | set(r), key=lambda k: (k is None, str(k))):
+        rows.append({"bucket": key, **(c.get(key) or {}), **(r.get(key) or {})})
+    cols = [
+        "bucket", "offered", "answered", "abandoned", "short_abandoned", "service_level", "service_level_offered",
+        "asa_seconds", "aht_seconds", "abandonment_rate", "answer_rate", "occupancy",
+        "requests_registered", "closed", "on_time_rate", "satisfaction_avg", "satisfaction_rate",
+    ]  # fmt: skip
+    return _table("daily", "Daily statistics", rows, cols, Chart("bar", "bucket", ["offered", "answered", "abandoned"]), w)
+
+
+def _contacts(conn: duckdb.DuckDBPyConnection, w: Window) -> ReportResult:
+    rows = kpis.contact_kpis(conn, w.start, w.end, w.by or "hour", w.params)
+    cols = [
+        "bucket", "offered", "answered", "abandoned", "short_abandoned", "answered_within_threshold", "service_level",
+        "service_level_offered", "asa_seconds", "longest_wait_seconds", "aht_seconds", "avg_talk_seconds",
+        "avg_hold_seconds", "avg_wrap_seconds", "abandonment_rate", "answer_rate", "transfers", "occupancy",
+    ]  # fmt: skip
+    return _table(
+        "service_level",
+        "Service level, ASA, AHT, abandonment",
+        rows,
+        cols,
+        Chart("line", "bucket", ["service_level", "answer_rate"]),
+        w,
+    )
+
+
+def _agents(conn: duckdb.DuckDBPyConnection, w: Window) -> ReportResult:
+    rows = [r for r in kpis.contact_kpis(conn, w.start, w.end, "agent", w.params) if r["bucket"] is not None]
+    for r in rows:
+        r["agent_id"] = r["bucket"]
+    cols = ["agent_id", "answered", "handled", "asa_seconds", "aht_seconds", "avg_talk_seconds", "avg_hold_seconds",
+            "avg_wrap_seconds", "transfers", "staffed_seconds", "occupancy"]  # fmt: skip
+    return _table("agents", "Agents: handled contacts, AHT and occupancy", rows, cols, Chart("bar", "agent_id", ["handled"]), w)
+
+
+def _requests(conn: duckdb.DuckDBPyConnection, w: Window) -> ReportResult:
+    rows = kpis.request_kpis(conn, w.start, w.end, w.by or "department", w.params)
+    cols = ["bucket", "requests_registered", "dispatches", "returns", "closed", "closed_on_time", "on_time_rate",
+            "reopened", "ratings", "satisfaction_avg", "satisfaction_rate"]  # fmt: skip
+    return _table(
+        "requests",
+        "Requests: intake, on-time completion, satisfaction",
+        rows,
+        cols,
+        Chart("bar", "bucket", ["requests_registered", "closed"]),
+        w,
+    )
+
+
+def _fcr(conn: duckdb.DuckDBPyConnection, w: Window) -> ReportResult:
+    rows = kpis.fcr(conn, w.start, w.end, w.by or "total", w.params)
+    title = f"First contact resolution (no repeat within {w.params.fcr_days} days)"
+    cols = ["bucket", "eligible_requests", "resolved_first_contact", "fcr_rate"]
+    return _table("fcr", title, rows, cols, Chart("bar", "bucket", ["fcr_rate"]), w)
+
+
+def _repeats(conn: duckdb.DuckDBPyConnection, w: Window) -> ReportResult:
+    rows = kpis.repeat_complaints(conn, w.start, w.end, w.by or "total", w.params)
+    title = f"Repeat complaints (same citizen and problem within {w.params.repeat_days} days)"
+    cols = ["bucket", "complaints", "repeat_complaints", "repeat_rate"]
+    return _table("repeat_complaints", title, rows, cols, Chart("bar", "bucket", ["complaints", "repeat_complaints"]), w)
+
+
+def _backlog(conn: duckdb.DuckDBPyConnection, w: Window) -> ReportResult:
+    by = w.by or "department"
+    rows = kpis.backlog(conn, w.end, by)
+    keys = (
+        ["department", "category"]
+        if by in ("department_category", "department,category")
+        else [by if by != "total" else "bucket"]
+    )
+    cols = [*keys, "open_requests", "past_due", *(a[0] for a in kpis.AGE_BUCKETS), "avg_age_days", "oldest_days"]
+    return _table(
+        "backlog",
+        f"Backlog and ageing as of {w.end:%Y-%m-%d %H:%M}",
+        rows,
+        cols,
+        Chart("bar", keys[0], ["open_requests", "past_due"]),
+        w,
+    )
+
+
+def _problems(conn: duckdb.DuckDBPyConnection, w: Window) -> ReportResult:
+    rows = kpis.top_problems(conn, w.start, w.end, w.params)
+    cols = ["problem_code", "category_id", "department_id", "requests", "complaints", "share"]
+    return _table("problems", "Most common problem codes", rows, cols, Chart("bar", "problem_code", ["requests"]), w)
+
+
+def _heatmap(conn: duckdb.DuckDBPyConnection, w: Window) -> ReportResult:
+    rows = kpis.heatmap(conn, w.start, w.end, w.params)
+    cols = ["weekday", "hour", "offered", "answered", "abandoned", "service_level", "asa_seconds"]
+    return _table("heatmap", "Offered contacts by weekday and hour", rows, cols, Chart("heatmap", "hour", ["offered"]), w)
+
+
+def _knowledge(conn: duckdb.DuckDBPyConnection, w: Window) -> ReportResult:
+    rows = kpis.knowledge(conn, w.start, w.end, w.by or "total")
+    cols = ["bucket", "searches", "answered", "no_results", "answer_rate"]
+    return _table("knowledge", "Knowledge-base answer rate", rows, cols, Chart("bar", "bucket", ["answer_rate"]), w)
+
+
+def _staffing(conn: duckdb.DuckDBPyConnection, w: Window) -> ReportResult:
+    """Agents needed per interval from the offered contacts and AHT actually seen."""
+    by = w.by or "interval"
+    seconds = {"interval": 1800, "hour": 3600, "day": 86400}.get(by)
+    if seconds is None:
+        raise ReportError("staffing is computed per interval, hour or day")
+    target = float(w.extra.get("target_sl", 0.8))
+    shrink = float(w.extra.get("shrinkage", 0.3))
+    default_aht = float(w.extra.get("aht_seconds", 0) or 0)
+    rows = []
+    for r in kpis.arrivals(conn, w.start, w.end, by):
+        aht = r["aht_seconds"] or default_aht or 180.0
+        s = erlang.agents_needed(r["offered"], seconds, aht, target, w.params.sl_threshold_seconds, shrink)
+        rows.append({"bucket": r["bucket"], "offered": r["offered"], "aht_seconds": aht, "traffic_erlangs": s.traffic_erlangs,
+                     "agents": s.agents, "scheduled_agents": s.scheduled_agents, "service_level": s.service_level,
+                     "asa_seconds": s.asa_seconds, "occupancy": s.occupancy})  # fmt: skip
+    cols = [
+        "bucket",
+        "offered",
+        "aht_seconds",
+        "traffic_erlangs",
+        "agents",
+        "scheduled_agents",
+        "service_level",
+        "asa_seconds",
+        "occupancy",
+    ]
+    w.extra.update(target_sl=target, shrinkage=shrink)
+    title = f"Erlang C staffing for {target:.0%} in {w.params.sl_threshold_seconds:g} s, shrinkage {shrink:.0%}"
+    return _table("staffing", title, rows, cols, Chart("bar", "bucket", ["agents", "scheduled_agents"]), w)
+
+
+@dataclass(frozen=True)
+class StandardReport:
+    name: str
+    title: str
+    run: Callable[[duckdb.DuckDBPyConnection, Window], ReportResult]
+    by: tuple[str, ...]
+    default_by: str
+    default_days: int = 7
+
+
+_TIME = ("hour", "interval", "day", "week", "month", "total")
+STANDARD: dict[str, StandardReport] = {
+    r.name: r
+    for r in (
+        StandardReport(
+            "daily", "Daily statistics: contacts and requests", _daily, ("day", "week", "month", "hour", "total"), "day"
+        ),
+        StandardReport(
+            "service_level",
+            "Service level, ASA, AHT, abandonment, answer rate",
+            _contacts,
+            (*_TIME, *kpis.CONTACT_DIMENSIONS),
+            "hour",
+            1,
+        ),
+        StandardReport("agents", "Agents: handled contacts, AHT, occupancy", _agents, ("agent",), "agent", 1),
+        StandardReport(
+            "requests",
+            "Requests: intake, on-time completion, satisfaction",
+            _requests,
+            (*_TIME, *kpis.REQUEST_DIMENSIONS),
+            "department",
+        ),
+        StandardReport("fcr", "First contact resolution", _fcr, (*_TIME, *kpis.REQUEST_DIMENSIONS), "total", 30),
+        StandardReport("repeat_complaints", "Repeat complaints", _repeats, (*_TIME, *kpis.REQUEST_DIMENSIONS), "total", 30),
+        StandardReport(
+            "backlog",
+            "Backlog and ageing by department and category",
+            _backlog,
+            ("department", "category", "department_category", "problem_code", "urgency", "total"),
+            "department",
+        ),
+        StandardReport("problems", "Most common problem codes", _problems, ("total",), "total", 30),
+        StandardReport("heatmap", "Hourly and weekday heat map", _heatmap, ("total",), "total", 28),
+        StandardReport(
+            "knowledge", "Knowledge-base answer rate", _knowledge, ("total", "day", "week", "month", "language"), "total", 30
+        ),
+        StandardReport("staffing", "Erlang C staffing from history", _staffing, ("interval", "hour", "day"), "interval", 1),
+    )
+}
+
+
+# ------------------------------------------------------------------------ saved reports
+@dataclass
+class SavedReport:
+    name: str
+    sql: str
+    title: str | None = None
+    description: str | None = None
+    formulas: dict[str, str] = field(default_factory=dict)  # column -> SQL expression over the result
+    formats: dict[str, str] = field(default_factory=dict)  # column -> percent | seconds | …
+    chart: dict[str, Any] | None = None  # {"kind": "line", "x": "day", "y": ["sl"]}
+    owner: str | None = None
+
+    def composed_sql(self) -> str:
+        if not self.formulas:
+            return self.sql.strip().rstrip(";")
+        extra = ", ".join(f"({expr}) AS {col}" for col, expr in self.formulas.items())
+        return f"SELECT report.*, {extra} FROM ({self.sql.strip().rstrip(';')}) AS report"
+
+    def as_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+PARAMETERS = {"from", "to", "by", "sl_threshold", "short_abandon"}
+
+
+def check_saved_report(report: SavedReport) -> list[str]:
+    """Static checks; returns the named parameters the SQL uses. Raises ReportError."""
+    if not NAME_RE.match(report.name):
+        raise ReportError("a report name is 1–63 lower-case letters, digits or _ and starts with a letter")
+    if report.name in STANDARD or report.name in ("list", "save", "delete", "show"):
+        raise ReportError(f"{report.name!r} is a standard report or a command: choose another name")
+    if not report.sql or not report.sql.strip():
+        raise ReportError("the report needs SQL")
+    for col in (*report.formulas, *report.formats):
+        if not NAME_RE.match(col):
+            raise ReportError(f"column name {col!r} must be lower-case letters, digits or _")
+    for col, fmt in report.formats.items():
+        if fmt not in FORMATS:
+            raise ReportError(f"format {fmt!r} of {col} must be one of {list(FORMATS)}")
+    if report.chart and report.chart.get("kind", "bar") not in CHARTS:
+        raise ReportError(f"chart kind must be one of {list(CHARTS)}")
+    try:
+        statements = duckdb.connect().extract_statements(report.composed_sql())
+    except duckdb.Error as e:
+        raise ReportError(f"the SQL does not parse: {e}") from e
+    if len(statements) != 1:
+        raise ReportError(f"a report is exactly one SELECT statement, not {len(statements)}", code="report_not_read_only")
+    if statements[0].type != duckdb.StatementType.SELECT:
+        raise ReportError(
+            f"a report may only read (SELECT or WITH … SELECT); this is a {statements[0].type.name} statement",
+            code="report_not_read_only",
+        )
+    unknown = set(statements[0].named_parameters) - PARAMETERS
+    if unknown:
+        raise ReportError(f"unknown parameters {sorted(unknown)}: use {sorted(PARAMETERS)}")
+    return sorted(statements[0].named_parameters)
+
+
+def run_saved(conn: duckdb.DuckDBPyConnection, report: SavedReport, w: Window, timeout: float = DEFAULT_TIMEOUT) -> ReportResult:
+    used = check_saved_report(report)
+    values = {"from": w.start, "to": w.end, "by": w.by or "day", "sl_threshold": w.params.sl_threshold_seconds,
+              "short_abandon": w.params.short_abandon_seconds}  # fmt: skip
+    with time_limit(conn, timeout):
+        try:
+            cur = conn.execute(report.composed_sql(), {k: values[k] for k in used})
+            columns = [d[0] for d in cur.description]
+            rows = [list(r) for r in cur.fetchmany(MAX_ROWS)]
+        except duckdb.InterruptException:
+            raise
+        except duckdb.Error as e:
+            if isinstance(e, duckdb.PermissionException):
+                raise ReportError(
+                    f"the report tried to reach outside the analytics database: {e}", code="report_not_read_only"
+                ) from e
+            raise ReportError(f"the report failed: {e}") from e
+    chart = None
+    if report.chart and report.chart.get("kind", "bar") != "none":
+        chart = Chart(
+            report.chart.get("kind", "bar"), report.chart.get("x") or columns[0], list(report.chart.get("y") or columns[1:2])
+        )
+    formats = {c: report.formats.get(c, "number") for c in columns}
+    return ReportResult(report.name, report.title or report.name, columns, rows, formats, chart,
+                        {"from": w.start, "to": w.end, "by": w.by})  # fmt: skip
+
+
+class SavedReports:
+    """Saved reports live in a table of the read store (SQLite or PostgreSQL), so every
+    API node and the CLI see the same ones, and saving never needs the DuckDB writer."""
+
+    def __init__(self, engine: sa.Engine) -> None:
+        self.engine = engine
+        md = sa.MetaData()
+        self.table = sa.Table(
+            "analytics_saved_reports",
+            md,
+            sa.Column("name", sa.String(63), primary_key=True),
+            sa.Column("definition", sa.Text, nullable=False),
+            sa.Column("saved_at", sa.String(40), nullable=False),
+        )
+        md.create_all(engine)
+
+    def save(self, report: SavedReport) -> None:
+        doc = json.dumps(report.as_dict(), ensure_ascii=False)
+        with self.engine.begin() as c:
+            c.execute(sa.delete(self.table).where(self.table.c.name == report.name))
+            c.execute(sa.insert(self.table).values(name=report.name, definition=doc, saved_at=datetime.utcnow().isoformat()))
+
+    def get(self, name: str) -> SavedReport | None:
+        with self.engine.connect() as c:
+            row = c.execute(sa.select(self.table.c.definition).where(self.table.c.name == name)).first()
+        return SavedReport(**json.loads(row[0])) if row else None
+
+    def all(self) -> list[SavedReport]:
+        with self.engine.connect() as c:
+            return [
+                SavedReport(**json.loads(r[0])) for r in c.execute(sa.select(self.table.c.definition).order_by(self.table.c.name))
+            ]
+
+    def delete(self, name: str) -> bool:
+        with self.engine.begin() as c:
+            return bool(c.execute(sa.delete(self.table).where(self.table.c.name == name)).rowcount)
+
+
+# ------------------------------------------------------------------------ the service
+class Reports:
+    """What the CLI and the API call: list, run and save reports."""
+
+    def __init__(self, duckdb_path: Path | str, saved: SavedReports | None = None, timeout: float = DEFAULT_TIMEOUT) -> None:
+        self.duckdb_path = Path(duckdb_path)
+        self.saved = saved
+        self.timeout = timeout
+
+    def list(self) -> list[dict[str, Any]]:
+        out: list[dict[str, Any]] = [
+            {"name": r.name, "title": r.title, "kind": "standard", "by": list(r.by), "default_by": r.default_by}
+            for r in STANDARD.values()
+        ]
+        if self.saved:
+            out += [{"name": s.name, "title": s.title or s.name, "kind": "saved", "description": s.description, "sql": s.sql}
+                    for s in self.saved.all()]  # fmt: skip
+        return out
+
+    def window(
+        self,
+        conn: duckdb.DuckDBPyConnection,
+        name: str,
+        start: Any = None,
+        end: Any = None,
+        by: str | None = None,
+        params: KpiParams | None = None,
+        extra: dict[str, Any] | None = None,
+    ) -> Window:
+        std = STANDARD.get(name)
+        days = std.default_days if std else 7
+        if start is None and end is None:
+            s, e = kpis.default_window(conn, days)
+        else:
+            e = kpis.as_utc_naive(end) if end is not None else kpis.as_utc_naive(start) + timedelta(days=days)
+            s = kpis.as_utc_naive(start) if start is not None else e - timedelta(days=days)
+        if e <= s:
+            raise ReportError("--to must be after --from")
+        if std:
+            by = by or std.default_by
+            if by not in std.by:
+                raise ReportError(f"report {name} can be grouped by {list(std.by)}, not {by!r}")
+        return Window(s, e, by, params or KpiParams(), dict(extra or {}))
+
+    def run(
+        self,
+        name: str,
+        start: Any = None,
+        end: Any = None,
+        by: str | None = None,
+        params: KpiParams | None = None,
+        extra: dict[str, Any] | None = None,
+    ) -> ReportResult:
+        saved = None if name in STANDARD else (self.saved.get(name) if self.saved else None)
+        if name not in STANDARD and saved is None:
+            raise ReportError(f"no report {name!r}: see `hotline report list`", status=404, code="not_found")
+        conn = connect_reader(self.duckdb_path)
+        try:
+            w = self.window(conn, name, start, end, by, params, extra)
+            if saved is not None:
+                return run_saved(conn, saved, w, self.timeout)
+            with time_limit(conn, self.timeout):
+                try:
+                    return STANDARD[name].run(conn, w)
+                except ValueError as e:
+                    raise ReportError(str(e)) from e
+        finally:
+            conn.close()
+
+    def validate(self, report: SavedReport) -> ReportResult:
+        """Checks and test-runs a report on the latest data (the default window)."""
+        check_saved_report(report)
+        conn = connect_reader(self.duckdb_path)
+        try:
+            return run_saved(conn, report, self.window(conn, report.name), self.timeout)
+        finally:
+            conn.close()
+
+    def save(self, report: SavedReport) -> ReportResult:
+        if self.saved is None:
+            raise ReportError("saving reports needs the read store", status=503)
+        sample = self.validate(report)
+        self.saved.save(report)
+        return sample
+
+
+def render(result: ReportResult, fmt: str) -> bytes:
+    """The report as bytes in ``fmt``: csv, json, parquet, png or html."""
+    if fmt == "csv":
+        return result.to_csv().encode()
+    if fmt == "json":
+        return result.to_json().encode()
+    if fmt == "parquet":
+        return result.to_parquet()
+    if fmt == "png":
+        from analytics.charts import png
+
+        return png(result)
+    if fmt == "html":
+        from analytics.charts import html_page
+
+        return html_page(result).encode()
+    raise ReportError(f"format {fmt!r} must be one of table, csv, json, parquet, png, html")
+
+
+MEDIA_TYPES = {
+    "csv": "text/csv; charset=utf-8",
+    "json": "application/json",
+    "parquet": "application/vnd.apache.parquet",
+    "png": "image/png",
+    "html": "text/html; charset=utf-8",
+}

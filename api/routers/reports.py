@@ -1,0 +1,168 @@
+"""Reports over the analytics database, the report builder, and Erlang C staffing.
+
+Reports read the analytics *snapshot* read-only, never the event store or the operators'
+read models, so nothing an analyst runs here can slow down the operators.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any
+
+from fastapi import APIRouter, Body, Depends, Query
+from fastapi.responses import JSONResponse, Response
+from pydantic import BaseModel, Field
+
+from analytics import erlang
+from analytics.kpis import KpiParams
+from analytics.reports import MEDIA_TYPES, ReportError, Reports, SavedReport, SavedReports, render
+from api.deps import get_actor, get_hotline
+from domain.base import Actor, DomainError
+from infra.runtime import Hotline
+
+router = APIRouter(tags=["reports"])
+READERS = ("analyst", "supervisor", "auditor", "control_office", "system")
+AUTHORS = ("analyst", "supervisor", "system")
+_saved_cache: dict[int, SavedReports] = {}
+
+
+def _require(actor: Actor, roles: tuple[str, ...]) -> None:
+    if actor.role not in roles:
+        raise _domain_error(403, "forbidden", f"a {actor.role} may not do this; it needs one of {list(roles)}")
+
+
+def _domain_error(status: int, code: str, message: str) -> DomainError:
+    # DomainError becomes the API's JSON error body (api/errors.py).
+    err = DomainError(message, code=code)
+    err.status = status
+    return err
+
+
+def get_reports(hotline: Hotline = Depends(get_hotline)) -> Reports:
+    engine = hotline.read_store.engine
+    saved = _saved_cache.get(id(engine))
+    if saved is None:
+        saved = _saved_cache[id(engine)] = SavedReports(engine)
+    return Reports(hotline.settings.duckdb_path, saved)
+
+
+def _error(e: ReportError) -> DomainError:
+    return _domain_error(e.status, e.code, e.message)
+
+
+@router.get("/reports", summary="Standard and saved reports")
+def list_reports(reports: Reports = Depends(get_reports), actor: Actor = Depends(get_actor)) -> list[dict[str, Any]]:
+    _require(actor, READERS)
+    return reports.list()
+
+
+@router.get(
+    "/reports/{name}",
+    summary="Run a report",
+    responses={200: {"content": {t: {} for t in MEDIA_TYPES.values()}}},
+)
+def run_report(
+    name: str,
+    from_: datetime | None = Query(None, alias="from", description="Start (UTC); default: a window ending with the latest data"),
+    to: datetime | None = Query(None, description="End (UTC), exclusive"),
+    by: str | None = Query(None, description="hour, interval, day, week, month, total, queue, channel, agent, department …"),
+    format: str = Query("json", pattern="^(json|csv|parquet|png|html)$"),
+    sl_threshold: float = Query(20.0, gt=0),
+    short_abandon: float = Query(5.0, ge=0),
+    fcr_days: int = Query(7, ge=1, le=365),
+    repeat_days: int = Query(30, ge=1, le=365),
+    target_sl: float = Query(0.8, gt=0, lt=1),
+    shrinkage: float = Query(0.3, ge=0, lt=1),
+    reports: Reports = Depends(get_reports),
+    actor: Actor = Depends(get_actor),
+) -> Response:
+    _require(actor, READERS)
+    params = KpiParams(
+        sl_threshold_seconds=sl_threshold, short_abandon_seconds=short_abandon, fcr_days=fcr_days, repeat_days=repeat_days
+    )
+    try:
+        result = reports.run(name, from_, to, by, params, {"target_sl": target_sl, "shrinkage": shrinkage})
+        body = render(result, format)
+    except ReportError as e:
+        raise _error(e) from None
+    headers = {}
+    if format in ("csv", "parquet", "png"):
+        headers["Content-Disposition"] = f'attachment; filename="{name}.{format}"'
+    return Response(body, media_type=MEDIA_TYPES[format], headers=headers)
+
+
+class SaveReport(BaseModel):
+    name: str = Field(..., description="lower-case letters, digits and _")
+    sql: str = Field(..., description="One SELECT over the fact views; parameters $from, $to, $by, $sl_threshold, $short_abandon")
+    title: str | None = None
+    description: str | None = None
+    formulas: dict[str, str] = Field(default_factory=dict, description="column → SQL expression over the result's columns")
+    formats: dict[str, str] = Field(
+        default_factory=dict, description="column → percent | seconds | number | integer | text | datetime"
+    )
+    chart: dict[str, Any] | None = Field(None, description='{"kind": "line|bar|heatmap|none", "x": column, "y": [columns]}')
+
+
+@router.post("/reports", status_code=201, summary="Save a report (validated: read-only and time-limited test run)")
+def save_report(
+    body: SaveReport = Body(...),
+    reports: Reports = Depends(get_reports),
+    actor: Actor = Depends(get_actor),
+) -> JSONResponse:
+    _require(actor, AUTHORS)
+    report = SavedReport(**body.model_dump(), owner=actor.id)
+    try:
+        sample = reports.save(report)
+    except ReportError as e:
+        raise _error(e) from None
+    return JSONResponse(
+        {"name": report.name, "columns": sample.columns, "sample_rows": len(sample.rows), "url": f"/reports/{report.name}"},
+        status_code=201,
+    )
+
+
+@router.get("/staffing/erlang-c", summary="Erlang C: agents needed (or the figures for a given number of agents)")
+def erlang_c(
+    calls: float = Query(..., ge=0, description="Contacts arriving per interval"),
+    aht: float = Query(..., gt=0, description="Average handle time, seconds"),
+    interval: float = Query(1800, gt=0, description="Interval length, seconds"),
+    agents: int | None = Query(None, ge=0, description="Evaluate this many agents instead of finding the number needed"),
+    target_sl: float = Query(0.8, gt=0, lt=1),
+    target_seconds: float = Query(20.0, ge=0),
+    shrinkage: float = Query(0.0, ge=0, lt=1),
+    max_occupancy: float | None = Query(None, gt=0, le=1),
+    actor: Actor = Depends(get_actor),
+) -> dict[str, Any]:
+    try:
+        if agents is not None:
+            s = erlang.evaluate(calls, interval, aht, agents, target_seconds, shrinkage)
+        else:
+            s = erlang.agents_needed(calls, interval, aht, target_sl, target_seconds, shrinkage, max_occupancy)
+    except ValueError as e:
+        raise _domain_error(422, "invalid_command", str(e)) from None
+    out = s.as_dict()
+    if out["asa_seconds"] == float("inf"):
+        out["asa_seconds"] = None  # JSON has no infinity: the queue never empties
+    return out
+
+
+def _start_analytics_ingest(hotline: Hotline) -> Any:
+    """API startup hook: in the embedded mode with the real clock, events reach DuckDB
+    from a background thread, so commits never wait for analytics. (In the distributed
+    mode ``python -m consumers.analytics_ingest`` does it from Kafka.)"""
+    from analytics.ingest import start_background
+    from domain.base import SystemClock
+
+    if hotline.settings.mode != "embedded" or not isinstance(hotline.clock, SystemClock):
+        return None
+    return start_background(hotline.store, hotline.settings.duckdb_path)
+
+
+def _register_ingest_hook() -> None:
+    from api import app as app_module
+
+    if _start_analytics_ingest not in app_module.STARTUP_HOOKS:
+        app_module.STARTUP_HOOKS.append(_start_analytics_ingest)
+
+
+_register_ingest_hook()
