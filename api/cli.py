@@ -104,7 +104,7 @@ def status() -> None:
 
 
 # Modules that add commands: each exposes ``register(app)``.
-SUBCOMMANDS: list[str] = []
+SUBCOMMANDS: list[str] = ["cli_sla", "cli_reports", "cli_kafka", "cli_contact_center"]
 
 
 def _register_subcommands() -> None:

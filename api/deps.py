@@ -88,8 +88,14 @@ def wait_for_position(hotline: Hotline, position: int | None, timeout: float = 5
 
     deadline = time.monotonic() + timeout
     while True:
+        if hotline.settings.kafka_bootstrap_servers:
+            # Kafka: per-partition positions; a minimum over them would wait for quiet partitions.
+            from consumers.kafka_projections import position_visible
+
+            if position_visible(hotline.read_store, position):
+                return
         applied = hotline.read_store.applied_position()
-        if applied >= position:
+        if applied >= position and not hotline.settings.kafka_bootstrap_servers:
             return
         if time.monotonic() >= deadline:
             from domain.base import DomainError

@@ -6,6 +6,8 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 bash infra/bootstrap.sh test
+# kcat: the integrators' command-line consumer, used by one Kafka test.
+command -v kcat >/dev/null || { apt-get update -qq && apt-get install -y -qq kcat; } || echo "test.sh: kcat not installed" >&2
 bash infra/postgres.sh start
 bash infra/kafka.sh start
 # A missing service is a failure in CI, not a skip (tests/conftest.py reads CI).

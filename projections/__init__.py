@@ -23,7 +23,7 @@ def all_projections() -> list[Projection]:
 
 
 # Projections of later capabilities (contact center, timers …) add their module name here.
-_EXTRA: list[str] = []
+_EXTRA: list[str] = ["sla_timers", "notifications", "wallboard", "agent_desk"]
 
 
 def by_name(name: str) -> Projection:

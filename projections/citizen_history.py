@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from datetime import datetime
 from typing import Any
 
 import sqlalchemy as sa
@@ -60,38 +61,52 @@ SUMMARIES = {
 }
 
 
+# Kafka keeps order per aggregate only: a citizen's first request may be applied before
+# the citizen's own registration. Every handler below is therefore order-independent
+# across aggregates: rows are created by whichever event comes first, counters are sums,
+# times are min/max, channels a sorted set.
+def _citizen_row(rows: Rows, citizen_id: str, at: datetime) -> dict[str, Any]:
+    return rows.get(C, citizen_id) or {
+        "id": citizen_id,
+        "name": None,
+        "phone": None,
+        "email": None,
+        "address": None,
+        "language": None,
+        "first_seen": at,
+        "last_seen": at,
+        "requests": 0,
+        "open_requests": 0,
+        "channels": [],
+    }
+
+
+def _seen(row: dict[str, Any], at: datetime) -> None:
+    row["first_seen"] = min(row["first_seen"], at)
+    row["last_seen"] = max(row["last_seen"], at)
+
+
 @projection.on(Citizen.Registered)
 def citizen_registered(env: Envelope, rows: Rows) -> None:
-    p = env.data["personal"]
-    rows.put(
-        C,
-        {
-            "id": env.aggregate_id,
-            **{k: p.get(k) for k in ("name", "phone", "email", "address")},
-            "language": env.data["language"],
-            "first_seen": env.time,
-            "last_seen": env.time,
-            "requests": 0,
-            "open_requests": 0,
-            "channels": [],
-        },
-    )
+    p = env.data["personal"] or {}
+    row = _citizen_row(rows, env.aggregate_id, env.time)
+    row.update({k: p.get(k) for k in ("name", "phone", "email", "address")}, language=env.data["language"])
+    _seen(row, env.time)
+    rows.put(C, row)
 
 
 @projection.on(Citizen.IdentifierAdded, Citizen.ContactDetailsChanged)
 def details_changed(env: Envelope, rows: Rows) -> None:
-    row = rows.get(C, env.aggregate_id)
-    if row is not None:
-        row.update({k: v for k, v in env.data["personal"].items() if v is not None})
-        rows.put(C, row)
+    row = _citizen_row(rows, env.aggregate_id, env.time)
+    row.update({k: v for k, v in (env.data["personal"] or {}).items() if v is not None})
+    rows.put(C, row)
 
 
 @projection.on(Citizen.LanguagePreferred)
 def language(env: Envelope, rows: Rows) -> None:
-    row = rows.get(C, env.aggregate_id)
-    if row is not None:
-        row["language"] = env.data["language"]
-        rows.put(C, row)
+    row = _citizen_row(rows, env.aggregate_id, env.time)
+    row["language"] = env.data["language"]
+    rows.put(C, row)
 
 
 @projection.on(R.Registered)
@@ -100,18 +115,14 @@ def request_registered(env: Envelope, rows: Rows) -> None:
     if citizen_id is None:
         return  # anonymous: no history to keep
     rows.put(O, {"request_id": env.aggregate_id, "citizen_id": citizen_id, "reference": env.data["reference"]})
-    row = rows.get(C, citizen_id)
-    if row is not None:
-        channels = list(row["channels"] or [])
-        if env.data["channel"] not in channels:
-            channels.append(env.data["channel"])
-        row.update(
-            requests=row["requests"] + 1,
-            open_requests=row["open_requests"] + 1,
-            last_seen=env.time,
-            channels=channels,
-        )
-        rows.put(C, row)
+    row = _citizen_row(rows, citizen_id, env.time)
+    row.update(
+        requests=row["requests"] + 1,
+        open_requests=row["open_requests"] + 1,
+        channels=sorted(set(row["channels"] or []) | {env.data["channel"]}),
+    )
+    _seen(row, env.time)
+    rows.put(C, row)
     _interaction(env, rows, citizen_id, env.data["reference"], env.data["channel"])
 
 
@@ -122,10 +133,9 @@ def request_step(env: Envelope, rows: Rows) -> None:
         return
     name = env.type.split(".")[2]
     if name in ("closed", "reopened"):
-        row = rows.get(C, owner["citizen_id"])
-        if row is not None:
-            row["open_requests"] += -1 if name == "closed" else 1
-            rows.put(C, row)
+        row = _citizen_row(rows, owner["citizen_id"], env.time)
+        row["open_requests"] += -1 if name == "closed" else 1
+        rows.put(C, row)
     _interaction(env, rows, owner["citizen_id"], owner["reference"], env.data.get("channel"))
 
 

@@ -62,6 +62,8 @@ class MemoryUnitOfWork:
         agg = self.seen[id]
         return agg if isinstance(agg, cls) else None
 
+    read = find
+
     def get(self, cls: type, id: uuid.UUID) -> Any:
         from domain.base import NotFound
 
