@@ -3,11 +3,12 @@
 from __future__ import annotations
 
 import importlib
+import time
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from typing import Any
 
-from fastapi import FastAPI
+from fastapi import FastAPI, Request
 
 from api import errors
 from api.routers import ROUTERS
@@ -42,6 +43,23 @@ def create_app(settings: Settings | None = None, hotline: Hotline | None = None,
 
     app = FastAPI(title="Hotline", version="0.1.0", description=DESCRIPTION, lifespan=lifespan)
     errors.install(app)
+
+    @app.middleware("http")
+    async def server_timing(request: Request, call_next: Any) -> Any:
+        # Server-Timing says where a request's time went: the command (domain and event
+        # store, group commit included) and the whole application (FastAPI, validation,
+        # serialisation, thread hand-off). The rest of what a client sees is the server
+        # loop and the network.
+        started = time.perf_counter()
+        response = await call_next(request)
+        total = (time.perf_counter() - started) * 1000
+        timing = f"app;dur={total:.2f}"
+        command = request.scope.get("state", {}).get("command_ms")
+        if command is not None:
+            timing += f", command;dur={command:.2f}"
+        response.headers["Server-Timing"] = timing
+        return response
+
     for name in ROUTERS:
         module = importlib.import_module(f"api.routers.{name}")
         app.include_router(module.router)

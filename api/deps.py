@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import time
 from collections.abc import Callable
 from typing import Any
 
@@ -55,6 +56,7 @@ def run_command(
         for a in args:
             if hasattr(a, "expected_version") and a.expected_version is None:
                 a.expected_version = expected
+    started = time.perf_counter()
     result: CommandResult = hotline.bus.execute(
         handler,
         actor,
@@ -63,6 +65,7 @@ def run_command(
         idempotency_scope=f"{request.method} {request.url.path} {actor.id}",
         correlation_id=request.headers.get("x-correlation-id"),
     )
+    request.state.command_ms = (time.perf_counter() - started) * 1000
     if response is not None:
         if result.replayed:
             response.headers["Idempotent-Replayed"] = "true"
@@ -84,7 +87,6 @@ def wait_for_position(hotline: Hotline, position: int | None, timeout: float = 5
     if hotline.projector is not None:
         hotline.projector.catch_up(until=position)
         return
-    import time
 
     deadline = time.monotonic() + timeout
     while True:

@@ -133,6 +133,12 @@ def bench_http(settings: Settings, clients: int, seconds: float) -> dict[str, An
                 time.sleep(0.2)
         local = threading.local()
         refs: list[str] = []
+        timings: list[tuple[float, float]] = []  # (app ms, command ms) from Server-Timing
+
+        def note_timing(r: httpx.Response) -> None:
+            parts = dict(p.strip().split(";dur=") for p in r.headers.get("server-timing", "").split(",") if ";dur=" in p)
+            if "app" in parts and "command" in parts:
+                timings.append((float(parts["app"]), float(parts["command"])))
         offset = random.randrange(10**6)
         headers = {"X-Actor-Id": "bench", "X-Actor-Role": "agent"}
 
@@ -142,13 +148,24 @@ def bench_http(settings: Settings, clients: int, seconds: float) -> dict[str, An
             if i % 2 == 0 or not refs:
                 r = local.client.post("/requests", json=_register_body(offset + n * 100_000 + i))
                 r.raise_for_status()
+                note_timing(r)
                 refs.append(r.json()["reference"])
                 return 4
             r = local.client.post(f"/requests/{refs[random.randrange(len(refs))]}/notes", json={"text": f"note {i}"})
             r.raise_for_status()
+            note_timing(r)
             return 1
 
-        return run_clients(clients, seconds, work)
+        result = run_clients(clients, seconds, work)
+        if timings:
+            apps = sorted(t[0] for t in timings)
+            commands = sorted(t[1] for t in timings)
+            # Where a request's time goes (medians): the command inside the app, the rest of
+            # the app (FastAPI, validation, JSON), and outside the app (uvicorn, network, client).
+            result["p50_command_ms"] = round(commands[len(commands) // 2], 2)
+            result["p50_app_other_ms"] = round(apps[len(apps) // 2] - commands[len(commands) // 2], 2)
+            result["p50_outside_app_ms"] = round(result["p50_ms"] - apps[len(apps) // 2], 2)
+        return result
     finally:
         server.terminate()
         server.wait(timeout=20)
