@@ -184,6 +184,28 @@ def is_applied(conn: Connection, position: int, projection_names: Sequence[str],
     return True
 
 
+def applied_frontier(conn: Connection, projection_names: Sequence[str], relay: str = RELAY_NAME) -> int:
+    """The highest position P with ``is_applied(P)`` (the same rule, evaluated once for all
+    positions): a route holding events a projection has not applied makes every position
+    from ``max(first, applied + 1)`` on invisible."""
+    frontier = relay_position(conn, relay)
+    by_feed, floor = effective_positions(conn, projection_names)
+    lowest = min(floor.values(), default=0)
+    if lowest >= frontier:
+        return frontier
+    routes = conn.execute(
+        sa.select(relay_routes.c.feed, relay_routes.c.first_position, relay_routes.c.last_position).where(
+            relay_routes.c.first_position <= frontier, relay_routes.c.last_position > lowest
+        )
+    ).all()
+    for feed, first, last in routes:
+        for name in projection_names:
+            applied = max(by_feed.get((name, int(feed)), 0), floor[name])
+            if applied < last:
+                frontier = min(frontier, max(int(first), applied + 1) - 1)
+    return max(frontier, lowest)
+
+
 def prune_routes(conn: Connection, projection_names: Sequence[str], feeds: Iterable[int]) -> int:
     """Forget routes every projection has applied (they can no longer make anyone wait)."""
     by_feed, floor = effective_positions(conn, projection_names)

@@ -50,7 +50,18 @@ from infra.settings import Settings
 log = logging.getLogger("hotline.relay")
 
 
+try:  # orjson: the same compact UTF-8 JSON, several times faster
+    from orjson import dumps as _dumps
+except ImportError:  # pragma: no cover
+    _dumps = None  # type: ignore[assignment]
+
+
 def encode(value: dict[str, Any]) -> bytes:
+    if _dumps is not None:
+        try:
+            return _dumps(value)
+        except TypeError:  # something orjson does not serialise (e.g. a big int): the standard way
+            pass
     return json.dumps(value, separators=(",", ":"), ensure_ascii=False).encode()
 
 

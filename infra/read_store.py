@@ -8,7 +8,7 @@ second delivery is at or below the recorded position and is skipped.
 from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from typing import Any
 
 import sqlalchemy as sa
@@ -16,7 +16,7 @@ from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.engine import Connection, Engine
 
 from domain.envelope import Envelope
-from projections.base import Key, Projection, UtcDateTime, primary_key
+from projections.base import Key, Projection, UtcDateTime
 
 tracking_md = sa.MetaData()
 positions = sa.Table(
@@ -36,6 +36,8 @@ schemas = sa.Table(
 )
 WHOLE_LOG = -1
 _DELETED = object()
+_PK_NAMES: dict[str, list[str]] = {}  # table name -> primary-key column names (SqlRows.put)
+_GETS: dict[sa.Table, tuple[Any, list[str]]] = {}  # table -> (SELECT by primary key, its parameter names)
 
 
 def make_engine(url: str, pool_size: int = 10) -> Engine:
@@ -69,15 +71,24 @@ class SqlRows:
             row = self.cache[ck]
             return None if row is _DELETED or row is None else dict(row)
         t = self.tables[table]
-        cond = sa.and_(*[c == v for c, v in zip(t.primary_key.columns, key, strict=True)])
-        found = self.conn.execute(sa.select(t).where(cond)).mappings().first()
+        lookup = _GETS.get(t)
+        if lookup is None:
+            # Built once per table: building the statement per call cost 3x the query.
+            names = [f"k_{c.name}" for c in t.primary_key.columns]
+            stmt = sa.select(t).where(sa.and_(*[c == sa.bindparam(n) for c, n in zip(t.primary_key.columns, names, strict=True)]))
+            lookup = _GETS[t] = (stmt, names)
+        stmt, names = lookup
+        found = self.conn.execute(stmt, dict(zip(names, key, strict=True))).mappings().first()
         self.cache[ck] = dict(found) if found is not None else None
         return dict(found) if found is not None else None
 
     def put(self, table: str, row: dict[str, Any]) -> None:
-        ck = (table, primary_key(self.tables[table], row))
-        self.cache[ck] = dict(row)
-        self.dirty[ck] = dict(row)
+        names = _PK_NAMES.get(table)
+        if names is None:
+            names = _PK_NAMES[table] = [c.name for c in self.tables[table].primary_key.columns]
+        ck = (table, tuple([row[n] for n in names]))
+        # One copy serves both: ``get`` hands out copies, so nobody mutates it.
+        self.cache[ck] = self.dirty[ck] = dict(row)
 
     def delete(self, table: str, *key: Any) -> None:
         ck = (table, tuple(key))
@@ -173,7 +184,7 @@ class ReadStore:
             rows = SqlRows(conn, self.tables)
             starts = read_positions(conn, [p.name for p in projections], partition, for_update=True)
             moved: list[dict[str, Any]] = []
-            now = datetime.now(timezone.utc)
+            now = datetime.now(UTC)
             for p in projections:
                 start = starts.get(p.name, 0)
                 last = start
@@ -227,5 +238,5 @@ def write_position(conn: Connection, name: str, partition: int, position: int) -
     _upsert(
         conn,
         positions,
-        [{"name": name, "partition": partition, "position": position, "updated_at": datetime.now(timezone.utc)}],
+        [{"name": name, "partition": partition, "position": position, "updated_at": datetime.now(UTC)}],
     )

@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import queue
 import sys
 import threading
 import time
@@ -58,7 +57,8 @@ def generate(url: str, events: int, data_dir: Path) -> int:
     serial = 0
     with psycopg.connect(url) as conn:
         while written < events:
-            with conn.cursor() as cur, cur.copy("COPY hotline_events (originator_id, originator_version, topic, state) FROM STDIN") as cp:
+            copy_sql = "COPY hotline_events (originator_id, originator_version, topic, state) FROM STDIN"
+            with conn.cursor() as cur, cur.copy(copy_sql) as cp:
                 batch = 0
                 while batch < 50_000 and written < events:
                     for evs in templates:
@@ -114,18 +114,84 @@ def bench_relay(args: argparse.Namespace) -> dict[str, Any]:
         relay.run(until=lambda r: r.position >= total)
         seconds = time.perf_counter() - t
         relay.close()
-        result = {"events": total, "published": relay.published, "seconds": round(seconds, 2), "events_per_second": round(total / seconds)}
+        result = {
+            "events": total,
+            "published": relay.published,
+            "seconds": round(seconds, 2),
+            "events_per_second": round(total / seconds),
+        }
         print(result)
         return result
     finally:
         drop_pg_database(url)
 
 
+def _writer_process(settings_json: str, seed: int, threads: int, rate: float, seconds: float, out: Any, start_at: float) -> None:
+    """A load generator in its own process (its own GIL): ``threads`` writers share one
+    hotline, so their commits are group-committed; sends ``(position, commit time)``."""
+    import gc
+
+    gc.freeze()
+    settings = Settings.model_validate_json(settings_json)
+    h = Hotline.start(settings, SystemClock())
+    done = threading.Event()
+    sent: list[tuple[int, float]] = []
+    lock = threading.Lock()
+
+    def writer(i: int) -> None:
+        work = Workload(h, seed=seed * 100 + i)
+        interval = threads / rate if rate > 0 else 0.0
+        # Spread the writers' ticks over one interval so that commands arrive evenly.
+        next_at = start_at + (interval * i / threads)
+        while time.time() < next_at:
+            time.sleep(0.001)
+        while not done.is_set():
+            position = work.step()
+            if position:
+                with lock:
+                    sent.append((position, time.time()))  # after the commit returned
+            if interval:
+                next_at += interval
+                delay = next_at - time.time()
+                if delay > 0:
+                    time.sleep(delay)
+
+    def sender() -> None:
+        while not done.is_set() or sent:
+            time.sleep(0.002)
+            with lock:
+                batch = sent[:]
+                sent.clear()
+            if batch:
+                out.send(batch)
+
+    pool = [threading.Thread(target=writer, args=(i,)) for i in range(threads)]
+    ship = threading.Thread(target=sender)
+    ship.start()
+    for t in pool:
+        t.start()
+    time.sleep(max(0.0, start_at + seconds - time.time()))
+    done.set()
+    for t in pool:
+        t.join()
+    ship.join()
+    out.send(None)
+    out.close()
+    h.close()
+
+
 def bench_lag(args: argparse.Namespace) -> dict[str, Any]:
-    """Commit -> read-model visibility (read-your-writes check) under a steady command rate."""
+    """Commit -> read-model visibility (read-your-writes check) under a steady command rate.
+
+    The writers run in separate processes (``--procs``, each with ``--writers`` threads and
+    group commit) so that generating the load competes as little as possible with the
+    measurement; each command's lag runs from the moment its commit returned (wall clock,
+    sent to this process) to the moment ``position_visible`` first reports it applied."""
+    import multiprocessing as mp
+
     import numpy as np
 
-    from consumers.kafka_projections import position_visible
+    from consumers.kafka_projections import position_visible, visible_position
 
     url = create_pg_database("b_lag")
     data = Path(f"/tmp/hotline-bench-{uuid.uuid4().hex[:6]}")
@@ -135,87 +201,88 @@ def bench_lag(args: argparse.Namespace) -> dict[str, Any]:
     logs = data / "logs"
     logs.mkdir(parents=True, exist_ok=True)
     relay = Proc("consumers.relay", settings, logs)
-    consumers = [Proc("consumers.kafka_projections", settings, logs) for _ in range(args.consumers)]
-    committed: queue.Queue[tuple[int, float]] = queue.Queue()
+    consumers = [Proc("consumers.kafka_projections", settings, logs, *args.consumer_args.split()) for _ in range(args.consumers)]
     lags: list[float] = []
-    stop = threading.Event()
-    count = [0]
-    lock = threading.Lock()
+    procs: list[Any] = []
     try:
         # Warm up: topics exist, the consumers own their partitions.
         w0 = Workload(h, seed=99)
         pos = w0.step()
         wait_until(lambda: position_visible(h.read_store, pos), 60, "warm-up")
+        for _ in range(20):
+            pos = w0.step()
+        wait_until(lambda: position_visible(h.read_store, pos), 60, "warm-up")
 
-        def writer(seed: int, rate: float) -> None:
-            work = Workload(h, seed=seed)
-            interval = 1.0 / rate if rate > 0 else 0.0
-            next_at = time.monotonic()
-            while not stop.is_set():
-                position = work.step()
-                if position:
-                    committed.put((position, time.monotonic()))
-                    with lock:
-                        count[0] += 1
-                if interval:
-                    next_at += interval
-                    delay = next_at - time.monotonic()
-                    if delay > 0:
-                        time.sleep(delay)
-
-        def watcher() -> None:
-            pending: list[tuple[int, float]] = []
-            while not stop.is_set() or pending or not committed.empty():
-                while True:
-                    try:
-                        pending.append(committed.get_nowait())
-                    except queue.Empty:
+        ctx = mp.get_context("spawn")
+        pipes = []
+        start_at = time.time() + 3.0  # every writer process is up and connected by then
+        per_proc = args.rate / args.procs if args.rate else 0.0
+        for i in range(args.procs):
+            recv, send = ctx.Pipe(duplex=False)
+            proc = ctx.Process(
+                target=_writer_process,
+                args=(settings.model_dump_json(), i + 1, args.writers, per_proc, args.seconds, send, start_at),
+            )
+            proc.start()
+            send.close()
+            procs.append(proc)
+            pipes.append(recv)
+        pending: list[tuple[int, float]] = []
+        commands = 0
+        open_pipes = list(pipes)
+        last_check = 0.0
+        checks = 0
+        while open_pipes or pending:
+            for r in list(open_pipes):
+                while r.poll():
+                    item = r.recv()
+                    if item is None:
+                        open_pipes.remove(r)
                         break
-                if not pending:
-                    time.sleep(0.002)
-                    continue
-                highest = max(p for p, _ in pending)
-                if position_visible(h.read_store, highest):
-                    seen = time.monotonic()
-                    lags.extend(seen - t for _, t in pending)
-                    pending = []
-                else:
-                    # The oldest may already be visible: check it alone, so that a steady
-                    # stream does not make every command wait for the newest.
-                    oldest = min(pending)
-                    if position_visible(h.read_store, oldest[0]):
-                        seen = time.monotonic()
-                        done = [p for p in pending if p[0] <= oldest[0]]
-                        lags.extend(seen - t for _, t in done)
-                        pending = [p for p in pending if p[0] > oldest[0]]
-                    time.sleep(0.003)
-
-        threads = [threading.Thread(target=writer, args=(i, args.rate / args.writers if args.rate else 0)) for i in range(args.writers)]
-        watch = threading.Thread(target=watcher)
-        watch.start()
-        t0 = time.monotonic()
-        for t in threads:
-            t.start()
-        time.sleep(args.seconds)
-        stop.set()
-        for t in threads:
-            t.join()
-        elapsed = time.monotonic() - t0
-        watch.join(120)
+                    pending.extend(item)
+                    commands += len(item)
+            if not pending:
+                time.sleep(0.002)
+                continue
+            if time.time() - last_check < 0.002:
+                time.sleep(0.001)
+                continue
+            last_check = time.time()
+            # One evaluation of the read-your-writes rule gives the highest visible position:
+            # every pending command at or below it became visible now.
+            frontier = visible_position(h.read_store)
+            seen = time.time()
+            done = [t for p, t in pending if p <= frontier]
+            if done:
+                lags.extend(seen - t for t in done)
+                pending = [p for p in pending if p[0] > frontier]
+                checks += 1
+                if checks % 50 == 0:  # the frontier agrees with the per-position check
+                    assert position_visible(h.read_store, frontier)
+            if time.time() > start_at + args.seconds + 120:
+                raise RuntimeError("the read models did not catch up within 120 s")
+        for proc in procs:
+            proc.join(30)
+        elapsed = args.seconds
         arr = np.array(lags) * 1000
         result = {
             "target_rate": args.rate or "max",
-            "achieved_commands_per_second": round(count[0] / elapsed, 1),
-            "commands": count[0],
+            "achieved_commands_per_second": round(commands / elapsed, 1),
+            "commands": commands,
+            "writer_processes": args.procs,
+            "writers_per_process": args.writers,
             "consumers": args.consumers,
             "lag_ms_p50": round(float(np.percentile(arr, 50)), 1),
+            "lag_ms_p90": round(float(np.percentile(arr, 90)), 1),
             "lag_ms_p99": round(float(np.percentile(arr, 99)), 1),
             "lag_ms_max": round(float(arr.max()), 1),
         }
         print(result)
         return result
     finally:
-        stop.set()
+        for proc in procs:
+            if proc.is_alive():
+                proc.terminate()
         relay.stop()
         for c in consumers:
             c.stop()
@@ -235,8 +302,10 @@ def main() -> None:
     lg = sub.add_parser("lag")
     lg.add_argument("--rate", type=float, default=500)
     lg.add_argument("--seconds", type=float, default=30)
-    lg.add_argument("--writers", type=int, default=4)
+    lg.add_argument("--writers", type=int, default=4, help="writer threads per writer process")
+    lg.add_argument("--procs", type=int, default=1, help="writer processes")
     lg.add_argument("--consumers", type=int, default=1)
+    lg.add_argument("--consumer-args", default="", help="extra arguments of consumers.kafka_projections")
     args = parser.parse_args()
     print(f"Kafka {KAFKA}")
     fn = {"replay": bench_replay, "relay": bench_relay, "lag": bench_lag}[args.what]
