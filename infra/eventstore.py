@@ -13,8 +13,9 @@ from collections.abc import Iterator, Sequence
 from typing import Any
 from urllib.parse import unquote, urlparse
 
-from eventsourcing.application import Application
-from eventsourcing.persistence import Notification
+from eventsourcing.application import Application, ProcessingEvent
+from eventsourcing.domain import DomainEvent
+from eventsourcing.persistence import Notification, Recording
 
 from domain.envelope import Envelope, envelope_of
 from infra.settings import Settings
@@ -84,6 +85,40 @@ class ReferenceCache:
                 self._entries.pop(key, None)
 
 
+def _insert_in_binary(recorder: Any) -> None:
+    """Sends the inserted events to PostgreSQL in binary (``%b``) instead of text.
+
+    The library's statement passes the array of composite ``stored_event`` values with
+    ``%s``, which psycopg dumps as text: every event's bytes escaped by regular
+    expressions, the largest single cost of a big insert (about half the committer's
+    time in the routing benchmark). The binary dumper of the same registered composite
+    sends them as they are. The statement is otherwise the library's own."""
+    from psycopg.sql import SQL
+
+    statement = getattr(recorder, "insert_events_statement", None)
+    if statement is None or not hasattr(statement, "as_string"):
+        return
+    text = statement.as_string(None)
+    if text.count("%s") == 1 and "%b" not in text:
+        recorder.insert_events_statement = SQL(text.replace("%s", "%b"))  # type: ignore[arg-type]
+
+
+class _Collected(ProcessingEvent[Any]):
+    """``ProcessingEvent`` that recognises pre-built events by their class.
+
+    The library tests every saved object against a runtime-checkable Protocol, which
+    costs more than encoding the event on Python 3.11; the timer process saves
+    thousands of pre-built events at a time. Aggregates take the library's path."""
+
+    def collect_events(self, *objs: Any, **kwargs: Any) -> None:
+        for obj in objs:
+            if isinstance(obj, DomainEvent):
+                self.events.append(obj)
+            else:
+                super().collect_events(obj)
+        self.saved_kwargs.update(kwargs)
+
+
 class EventStore(Application):
     """The hotline's one write model. Aggregates are loaded and saved through it."""
 
@@ -98,8 +133,20 @@ class EventStore(Application):
         finally:
             os.environ.update(saved)
         self.is_postgres = settings.database_url is not None
+        if self.is_postgres:
+            _insert_in_binary(self.recorder)
         self._new_events = threading.Condition()
         self.reference_cache = ReferenceCache()
+
+    def save(self, *objs: Any, **kwargs: Any) -> list[Recording[Any]]:
+        """``Application.save`` (eventsourcing 9.5) with the faster collection above."""
+        processing_event = _Collected()
+        processing_event.collect_events(*objs, **kwargs)
+        recordings = self._record(processing_event)
+        self._take_snapshots(processing_event)
+        self._notify(recordings)
+        self.notify(processing_event.events)  # deprecated hook, kept as the library calls it
+        return recordings
 
     def _notify(self, recordings: Any) -> None:
         self.reference_cache.forget(r.domain_event.originator_id for r in recordings)
