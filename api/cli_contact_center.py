@@ -73,9 +73,7 @@ def simulate(
     for queue_id, q in summary["queues"].items():
         overflowed = sum(v for k, v in q.items() if k.startswith("overflowed_"))
         sl = f"{q['service_level']:.1%} in {q['sl_threshold_seconds']} s" if q["service_level"] is not None else "-"
-        table.add_row(
-            queue_id, str(q["arrived"]), str(q["answered"]), str(q["abandoned"]), str(overflowed), sl, str(q["asa_seconds"])
-        )
+        table.add_row(queue_id, str(q["arrived"]), str(q["answered"]), str(q["abandoned"]), str(overflowed), sl, str(q["asa_seconds"]))
     console.print(table)
 
 
@@ -93,7 +91,7 @@ def router(
     settings = get_settings()
     hotline = Hotline.start(settings)
     enable_aggregate_cache(hotline.store)
-    acd = Router(hotline.store, hotline.bus, batch=batch, leadership=leadership_for(settings.database_url), name=name)
+    acd = Router(hotline.store, hotline.bus, batch=batch, leadership=leadership_for(settings.database_url), name=name, freeze_heap=True)
     stop = threading.Event()
     for sig in (signal.SIGINT, signal.SIGTERM):
         signal.signal(sig, lambda *_: stop.set())
@@ -103,8 +101,7 @@ def router(
         while not stop.wait(5):
             s = acd.stats
             console.print(
-                f"{name}: leader={acd.is_leader} offered={s.offered} skipped={s.skipped} actions={s.actions} "
-                f"position={acd.view.position}"
+                f"{name}: leader={acd.is_leader} offered={s.offered} skipped={s.skipped} actions={s.actions} position={acd.view.position}"
             )
     finally:
         acd.stop()

@@ -59,10 +59,7 @@ def kafka_status() -> None:
         create_relay_tables(engine)
         head = store.max_position()
         with engine.connect() as conn:
-            relays = {
-                r.name: {"position": r.position, "lag": max(0, head - r.position)}
-                for r in conn.execute(sa.select(relay_positions))
-            }
+            relays = {r.name: {"position": r.position, "lag": max(0, head - r.position)} for r in conn.execute(sa.select(relay_positions))}
             groups = lag_report(conn)
         console.print_json(json.dumps({"event_store_position": head, "relays": relays, "consumer_groups": groups}))
     finally:

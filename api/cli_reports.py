@@ -40,9 +40,7 @@ class _ReportGroup(TyperGroup):
         return super().resolve_command(ctx, args)
 
 
-report_app = typer.Typer(
-    cls=_ReportGroup, help="Reports over the analytics database (run `hotline report list`).", no_args_is_help=True
-)
+report_app = typer.Typer(cls=_ReportGroup, help="Reports over the analytics database (run `hotline report list`).", no_args_is_help=True)
 
 
 def _saved_store(settings: Settings) -> SavedReports:
@@ -86,9 +84,7 @@ def catch_up(settings: Settings, *, show_progress: bool = True, parquet: Path | 
                     console=console,
                 ) as bar:
                     task = bar.add_task("ingest", total=target - start)
-                    position = ingest.catch_up(
-                        progress=lambda pos, tgt: bar.update(task, completed=pos - start, total=tgt - start)
-                    )
+                    position = ingest.catch_up(progress=lambda pos, tgt: bar.update(task, completed=pos - start, total=tgt - start))
             else:
                 position = ingest.catch_up()
             ingest.analytics.publish_snapshot(force=True)
@@ -121,9 +117,7 @@ def print_table(result: Any) -> None:
 @report_app.command("run", hidden=True)
 def run_report(
     name: str = typer.Argument(..., help="Report name (see `hotline report list`)"),
-    from_: str | None = typer.Option(
-        None, "--from", help="Start (date or ISO time, UTC). Default: a window ending with the latest data"
-    ),
+    from_: str | None = typer.Option(None, "--from", help="Start (date or ISO time, UTC). Default: a window ending with the latest data"),
     to: str | None = typer.Option(None, "--to", help="End, exclusive"),
     by: str | None = typer.Option(
         None, "--by", help="hour, interval, day, week, month, total, queue, channel, agent, department, category …"
@@ -142,9 +136,7 @@ def run_report(
     settings = get_settings()
     if refresh and settings.kafka_bootstrap_servers is None:
         catch_up(settings)
-    params = KpiParams(
-        sl_threshold_seconds=sl_threshold, short_abandon_seconds=short_abandon, fcr_days=fcr_days, repeat_days=repeat_days
-    )
+    params = KpiParams(sl_threshold_seconds=sl_threshold, short_abandon_seconds=short_abandon, fcr_days=fcr_days, repeat_days=repeat_days)
     try:
         result = _reports(settings).run(name, from_, to, by, params, {"target_sl": target_sl, "shrinkage": shrinkage})
         if fmt == "table":

@@ -77,9 +77,7 @@ def notify(
     from consumers.timers import configure_sla
     from infra.runtime import Hotline
 
-    updates = {
-        k: v for k, v in {"smtp_host": smtp_host, "smtp_port": smtp_port, "sms_gateway_url": gateway_url}.items() if v is not None
-    }
+    updates = {k: v for k, v in {"smtp_host": smtp_host, "smtp_port": smtp_port, "sms_gateway_url": gateway_url}.items() if v is not None}
     settings = get_settings().model_copy(update=updates)
     hotline = Hotline.start(settings, _clock(clock))
     configure_sla(hotline)

@@ -8,7 +8,7 @@ timelines look like those of a real service.
 from __future__ import annotations
 
 import random
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import yaml
@@ -32,7 +32,13 @@ CITIZENS = [
 CASES: list[tuple[str, str, str, str, dict[str, Any]]] = [
     ("pothole", "action", "complaint", "Deep pothole in front of number 12, cars swerve into the bike lane", {"size": "large"}),
     ("streetlight-out", "action", "complaint", "路灯已经三天不亮了，晚上很危险", {"pole_number": "A-117"}),
-    ("appliance-removal", "action", "application", "Ritiro di un frigorifero vecchio", {"appliance_type": "fridge", "pickup_address": "Via Roma 10"}),
+    (
+        "appliance-removal",
+        "action",
+        "application",
+        "Ritiro di un frigorifero vecchio",
+        {"appliance_type": "fridge", "pickup_address": "Via Roma 10"},
+    ),
     ("missed-collection", "action", "complaint", "لم يتم جمع النفايات منذ أسبوع", {"bin_type": "general"}),
     ("illegal-dumping", "action", "complaint", "Mattresses dumped behind the school", {}),
     ("bus-complaint", "action", "complaint", "Bus 64 skipped the stop twice this morning", {"line": "64"}),
@@ -57,7 +63,7 @@ CONTACT_CENTER_HOURS = 2.0  # the last hours of the demo: simulated calls and ch
 
 
 def load_demo(settings: Settings, *, only_if_empty: bool, console: Any = None, days: int = 5, seed: int = 12345) -> dict[str, int]:
-    now = datetime.now(timezone.utc).replace(microsecond=0)
+    now = datetime.now(UTC).replace(microsecond=0)
     clock = FixedClock(now - timedelta(days=days))
     hotline = Hotline.start(settings, clock)
     try:
@@ -108,8 +114,12 @@ def _generate(hotline: Hotline, clock: FixedClock, now: datetime, rnd: random.Ra
                 AGENT,
                 c.RegisterRequest.model_validate(
                     {
-                        "kind": "information", "subtype": "consultation", "channel": rnd.choice(["phone", "web", "chat"]),
-                        "description": rnd.choice(QUESTIONS), "contact": contact, "language": who["language"],
+                        "kind": "information",
+                        "subtype": "consultation",
+                        "channel": rnd.choice(["phone", "web", "chat"]),
+                        "description": rnd.choice(QUESTIONS),
+                        "contact": contact,
+                        "language": who["language"],
                     }
                 ),
             ).result
@@ -125,9 +135,15 @@ def _generate(hotline: Hotline, clock: FixedClock, now: datetime, rnd: random.Ra
             AGENT,
             c.RegisterRequest.model_validate(
                 {
-                    "kind": kind, "subtype": subtype, "channel": rnd.choice(["phone", "web", "email", "sms", "chat"]),
-                    "description": text, "contact": contact, "language": who["language"], "urgency": urgency,
-                    "problem_code": code, "collected": collected,
+                    "kind": kind,
+                    "subtype": subtype,
+                    "channel": rnd.choice(["phone", "web", "email", "sms", "chat"]),
+                    "description": text,
+                    "contact": contact,
+                    "language": who["language"],
+                    "urgency": urgency,
+                    "problem_code": code,
+                    "collected": collected,
                     "location": {"address": "Via Nazionale 1", "district": "Centro"},
                 }
             ),
@@ -146,7 +162,12 @@ def _generate(hotline: Hotline, clock: FixedClock, now: datetime, rnd: random.Ra
         if fate < 0.2:
             continue  # dispatched, not yet accepted: some of these go overdue
         if fate < 0.27:
-            run(s.return_to_dispatcher, _department(dep), ref, c.ReturnToDispatcher(department_id=dep, reason="Not our competence: private road"))
+            run(
+                s.return_to_dispatcher,
+                _department(dep),
+                ref,
+                c.ReturnToDispatcher(department_id=dep, reason="Not our competence: private road"),
+            )
             run(s.dispatch, AGENT, ref, c.Dispatch())
             run(s.return_to_dispatcher, _department(dep), ref, c.ReturnToDispatcher(department_id=dep, reason="Still not ours"))
             counts["awaiting_ruling"] += 1
@@ -162,12 +183,24 @@ def _generate(hotline: Hotline, clock: FixedClock, now: datetime, rnd: random.Ra
                 run(s.supervise, SUPERVISOR, ref, c.Supervise(reason="Repeated complaints from the same street"))
             if rnd.random() < 0.4 and clock.now() < datetime.fromisoformat(d["due_at"]):
                 due = datetime.fromisoformat(d["due_at"])
-                run(s.request_extension, _department(dep), ref, c.RequestExtension(requested_due_at=due + timedelta(days=2), reason="Spare parts on order", department_id=dep))
+                run(
+                    s.request_extension,
+                    _department(dep),
+                    ref,
+                    c.RequestExtension(requested_due_at=due + timedelta(days=2), reason="Spare parts on order", department_id=dep),
+                )
                 run(s.decide_extension, SUPERVISOR, ref, c.DecideExtension(approve=True, comment="Granted once"))
             continue
         run(s.start_work_order, _department(dep), wo["id"], c.StartWorkOrder(crew="Crew 3"))
         if fate < 0.55:
-            run(s.interim_reply, AGENT, ref, c.InterimReply(message="Work has started", delay_reason="Waiting for the crew", expected_at=clock.now() + timedelta(days=2)))
+            run(
+                s.interim_reply,
+                AGENT,
+                ref,
+                c.InterimReply(
+                    message="Work has started", delay_reason="Waiting for the crew", expected_at=clock.now() + timedelta(days=2)
+                ),
+            )
             continue
         run(s.complete_work_order, _department(dep), wo["id"], c.CompleteWorkOrder(outcome="Fixed on site"))
         open_orders.pop(code, None)

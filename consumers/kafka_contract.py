@@ -213,9 +213,7 @@ def prune_routes(conn: Connection, projection_names: Sequence[str], feeds: Itera
     for feed in feeds:
         applied = min(max(by_feed.get((n, feed), 0), floor[n]) for n in projection_names)
         if applied > 0:
-            result = conn.execute(
-                sa.delete(relay_routes).where(relay_routes.c.feed == feed, relay_routes.c.last_position <= applied)
-            )
+            result = conn.execute(sa.delete(relay_routes).where(relay_routes.c.feed == feed, relay_routes.c.last_position <= applied))
             removed += result.rowcount or 0
     return removed
 

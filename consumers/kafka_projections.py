@@ -108,12 +108,9 @@ class _PgTable:
         q = [f'"{c}"' for c in self.columns]
         pk = [f'"{c}"' for c in self.pk]
         rest = [c for c in self.columns if c not in self.pk]
-        conflict = (
-            "DO UPDATE SET " + ", ".join(f'"{c}" = EXCLUDED."{c}"' for c in rest) if rest else "DO NOTHING"
-        )
+        conflict = "DO UPDATE SET " + ", ".join(f'"{c}" = EXCLUDED."{c}"' for c in rest) if rest else "DO NOTHING"
         self.upsert_sql = (
-            f'INSERT INTO "{table.name}" ({", ".join(q)}) VALUES ({", ".join(["%s"] * len(q))}) '
-            f"ON CONFLICT ({', '.join(pk)}) {conflict}"
+            f'INSERT INTO "{table.name}" ({", ".join(q)}) VALUES ({", ".join(["%s"] * len(q))}) ON CONFLICT ({", ".join(pk)}) {conflict}'
         )
         self.delete_sql = f'DELETE FROM "{table.name}" WHERE ' + " AND ".join(f"{c} = %s" for c in pk)
         if len(pk) == 1:
@@ -121,9 +118,7 @@ class _PgTable:
         else:
             types = [c.type.compile(dialect=dialect) for c in table.primary_key.columns]
             arrays = ", ".join(f"%s::{t}[]" for t in types)
-            self.select_sql = (
-                f'SELECT {", ".join(q)} FROM "{table.name}" WHERE ({", ".join(pk)}) IN (SELECT * FROM unnest({arrays}))'
-            )
+            self.select_sql = f'SELECT {", ".join(q)} FROM "{table.name}" WHERE ({", ".join(pk)}) IN (SELECT * FROM unnest({arrays}))'
         self.binds: list[tuple[int, Callable[[Any], Any]]] = []
         self.results: list[tuple[int, Callable[[Any], Any]]] = []
         for i, c in enumerate(table.columns):
@@ -371,9 +366,7 @@ def apply_feeds(
     """
     projections = list(projections or read_store.projections)
     names = [p.name for p in projections]
-    merged = list(
-        heapq.merge(*([(env.position, feed, env) for env in envs] for feed, envs in batches.items()), key=lambda t: t[0])
-    )
+    merged = list(heapq.merge(*([(env.position, feed, env) for env in envs] for feed, envs in batches.items()), key=lambda t: t[0]))
     envelopes = [env for _, _, env in merged]
     feeds = sorted(batches)
     reached: dict[int, int] = {}
@@ -385,9 +378,7 @@ def apply_feeds(
             if raw is None:  # SQLite
                 lock_projections(conn, names)
                 found["floors"] = conn.execute(
-                    sa.select(positions.c.name, positions.c.position).where(
-                        positions.c.name.in_(names), positions.c.partition == WHOLE_LOG
-                    )
+                    sa.select(positions.c.name, positions.c.position).where(positions.c.name.in_(names), positions.c.partition == WHOLE_LOG)
                 ).all()
                 found["recorded"] = conn.execute(
                     sa.select(positions.c.name, positions.c.partition, positions.c.position).where(
@@ -698,9 +689,7 @@ def main(group: str | None = None, once: bool = False, settings: Settings | None
     from infra.settings import get_settings
 
     logging.basicConfig(level=os.environ.get("HOTLINE_LOG_LEVEL", "INFO").upper(), format="%(asctime)s %(name)s %(message)s")
-    consumer = ProjectionConsumer(
-        settings or get_settings(), group=group, max_records=max_records, before_commit=_fault_injection()
-    )
+    consumer = ProjectionConsumer(settings or get_settings(), group=group, max_records=max_records, before_commit=_fault_injection())
     signal.signal(signal.SIGTERM, lambda *_: consumer.stopping.set())
     try:
         consumer.run(once=once)

@@ -219,15 +219,11 @@ class NotificationConsumer:
         if msg.channel == "email":
             if self.email is None:
                 raise DeliveryError("no SMTP server configured")
-            return self.email.send(
-                to=msg.to, subject=msg.subject, body=msg.body, html=msg.html, language=msg.language, key=msg.key
-            )
+            return self.email.send(to=msg.to, subject=msg.subject, body=msg.body, html=msg.html, language=msg.language, key=msg.key)
         if self.gateway is None:
             raise DeliveryError(f"no gateway configured for {msg.channel} (HOTLINE_SMS_GATEWAY_URL)")
         text = msg.body if msg.channel != "fax" else f"{msg.subject}\n\n{msg.body}"
-        return self.gateway.send(
-            channel=msg.channel, to=msg.to, body=text, language=msg.language, key=msg.key, reference=msg.request_id
-        )
+        return self.gateway.send(channel=msg.channel, to=msg.to, body=text, language=msg.language, key=msg.key, reference=msg.request_id)
 
     # -------------------------------------------------------------- running
     def run_once(self) -> int:

@@ -74,9 +74,7 @@ def _fast_select(store: EventStore) -> Callable[[int, int, int | None], list[Not
         with recorder.datastore.get_connection() as conn:
             cur = conn.cursor(row_factory=tuple_row)
             cur.execute(sql, (after, stop if stop is not None else 2**62, limit))
-            return [
-                Notification(id=r[0], originator_id=r[1], originator_version=r[2], topic=r[3], state=bytes(r[4])) for r in cur
-            ]
+            return [Notification(id=r[0], originator_id=r[1], originator_version=r[2], topic=r[3], state=bytes(r[4])) for r in cur]
 
     return fetch
 

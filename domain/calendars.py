@@ -180,9 +180,7 @@ class BusinessCalendar:
         for start, end in self.hours_of(day):
             s = datetime.combine(day, start, self.zone).astimezone(UTC)
             e = (
-                datetime.combine(day + timedelta(days=1), time(0), self.zone)
-                if end == time.max
-                else datetime.combine(day, end, self.zone)
+                datetime.combine(day + timedelta(days=1), time(0), self.zone) if end == time.max else datetime.combine(day, end, self.zone)
             ).astimezone(UTC)
             if e > s:  # an interval swallowed by a daylight-saving jump is skipped
                 found.append((s, e))

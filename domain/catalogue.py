@@ -112,9 +112,7 @@ def check_template(template: Any) -> dict[str, Any]:
         raise InvalidCommand("work_order_template.tasks must be a list of {names}")
     return {
         "title": check_names(template.get("title"), "work order title"),
-        "instructions": check_names(template["instructions"], "work order instructions")
-        if template.get("instructions")
-        else None,
+        "instructions": check_names(template["instructions"], "work order instructions") if template.get("instructions") else None,
         "tasks": [check_names(t.get("names"), "work order task") for t in tasks],
         "crew_size": int(template.get("crew_size", 1)),
     }
@@ -247,13 +245,21 @@ class Catalogue(HotlineAggregate):
         check_id(provider_id, "provider")
         self._require_new("provider", provider_id)
         self._require("department", department_id)
-        self._record(self.ProviderAdded, ctx, provider_id=provider_id, department_id=department_id, names=check_names(names, f"provider {provider_id}"))
+        self._record(
+            self.ProviderAdded,
+            ctx,
+            provider_id=provider_id,
+            department_id=department_id,
+            names=check_names(names, f"provider {provider_id}"),
+        )
 
     def add_category(self, category_id: str, provider_id: str, names: dict[str, str], ctx: Context) -> None:
         check_id(category_id, "category")
         self._require_new("category", category_id)
         self._require("provider", provider_id)
-        self._record(self.CategoryAdded, ctx, category_id=category_id, provider_id=provider_id, names=check_names(names, f"category {category_id}"))
+        self._record(
+            self.CategoryAdded, ctx, category_id=category_id, provider_id=provider_id, names=check_names(names, f"category {category_id}")
+        )
 
     def add_problem_code(
         self,
@@ -340,11 +346,7 @@ class Catalogue(HotlineAggregate):
                 for cat_id, cat in self.categories.items():
                     if cat["provider_id"] != prov_id:
                         continue
-                    codes = [
-                        {"code": code, **pc}
-                        for code, pc in self.problem_codes.items()
-                        if pc["category_id"] == cat_id
-                    ]
+                    codes = [{"code": code, **pc} for code, pc in self.problem_codes.items() if pc["category_id"] == cat_id]
                     cats.append({"id": cat_id, **cat, "problem_codes": codes})
                 providers.append({"id": prov_id, **prov, "categories": cats})
             tree.append({"id": dep_id, **dep, "providers": providers})

@@ -134,11 +134,7 @@ class Citizen(HotlineAggregate):
         """Adds identifiers and details the citizen gave on a new contact; returns new identifiers."""
         known = set(ContactDetails(**{k: self.personal.get(k) for k in ("name", "phone", "email", "address")}).identifiers())
         new = [i for i in contact.identifiers() if i not in known]
-        fresh = {
-            k: v
-            for k, v in contact.as_personal().items()
-            if v and not self.personal.get(k)
-        }
+        fresh = {k: v for k, v in contact.as_personal().items() if v and not self.personal.get(k)}
         if fresh:
             self._record(self.IdentifierAdded, ctx, personal=fresh)
         return new

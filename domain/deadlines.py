@@ -10,8 +10,8 @@ from __future__ import annotations
 from datetime import datetime, timedelta
 from typing import Any, Protocol
 
-from domain.catalogue import DEFAULT_DEADLINES, URGENCIES
 from domain.base import InvalidCommand
+from domain.catalogue import DEFAULT_DEADLINES, URGENCIES
 
 
 class WorkingTime(Protocol):

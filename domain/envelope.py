@@ -102,4 +102,4 @@ def envelope_of(event: Any, position: int) -> Envelope:
     )
 
 
-__all__ = ["Envelope", "envelope_of", "to_jsonable", "stream_topic"]
+__all__ = ["Envelope", "envelope_of", "stream_topic", "to_jsonable"]

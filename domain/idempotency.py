@@ -37,6 +37,4 @@ class IdempotencyRecord(HotlineAggregate):
 
     @classmethod
     def record(cls, key: str, scope: str, payload_fingerprint: str, response: dict[str, Any], ctx: Context) -> IdempotencyRecord:
-        return cls._start(
-            cls.Recorded, idempotency_id(key, scope), ctx, scope=scope, fingerprint=payload_fingerprint, response=response
-        )
+        return cls._start(cls.Recorded, idempotency_id(key, scope), ctx, scope=scope, fingerprint=payload_fingerprint, response=response)

@@ -354,9 +354,7 @@ def messages_for(
             return []
         lang, subject, body, html = render(templates, purpose, staff_language, values)
         return [
-            MessageSpec(
-                f"{key_base}:{purpose}", purpose, "email", to, lang, subject, body, html, envelope.aggregate_id, envelope.event_id
-            )
+            MessageSpec(f"{key_base}:{purpose}", purpose, "email", to, lang, subject, body, html, envelope.aggregate_id, envelope.event_id)
         ]
     return []
 

@@ -28,9 +28,7 @@ class IntakePolicy:
         if wants_anonymity or contact.is_anonymous:
             if not self.allow_anonymous:
                 raise InvalidCommand(
-                    "anonymous requests are not registered here: the citizen's "
-                    + " and ".join(self.required_contact)
-                    + " are required",
+                    "anonymous requests are not registered here: the citizen's " + " and ".join(self.required_contact) + " are required",
                     code="anonymous_refused",
                     required=list(self.required_contact),
                 )

@@ -544,9 +544,7 @@ class ServiceRequest(HotlineAggregate):
             ruled=False,
         )
 
-    def _due_on_dispatch(
-        self, department_id: str, ctx: Context, calendar: WorkingTime | None, problem: dict[str, Any] | None
-    ) -> datetime:
+    def _due_on_dispatch(self, department_id: str, ctx: Context, calendar: WorkingTime | None, problem: dict[str, Any] | None) -> datetime:
         """Re-dispatched to another department: it gets the full allowance from now
         (the deadline is recalculated); the citizen's deadline is never shortened."""
         if self.dispatch_count == 0 or department_id == self.department_id:
@@ -699,9 +697,7 @@ class ServiceRequest(HotlineAggregate):
         if self.work_order_id is not None:
             raise InvalidTransition(f"request {self.reference} already has work order {self.work_order_id}")
         if work_order_problem_code != self.problem_code:
-            raise InvalidCommand(
-                f"work order is for {work_order_problem_code}, the request for {self.problem_code}: not a duplicate"
-            )
+            raise InvalidCommand(f"work order is for {work_order_problem_code}, the request for {self.problem_code}: not a duplicate")
         self._record(self.WorkOrderLinked, ctx, work_order_id=str(work_order_id), as_duplicate=as_duplicate)
 
     def record_work_order_outcome(self, work_order_id: uuid.UUID, outcome: str, completed: bool, ctx: Context) -> None:

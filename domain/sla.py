@@ -132,9 +132,7 @@ def elapsed(calendar: WorkingTime | None, basis: str, start: datetime, end: date
     return end - start
 
 
-def resume_due(
-    due_at: datetime, paused_from: datetime, resumed_at: datetime, basis: str, calendar: WorkingTime | None
-) -> datetime:
+def resume_due(due_at: datetime, paused_from: datetime, resumed_at: datetime, basis: str, calendar: WorkingTime | None) -> datetime:
     """The deadline after a pause: moved by the pause, measured on the deadline's basis."""
     if resumed_at < paused_from:
         raise InvalidCommand("a pause cannot end before it starts")

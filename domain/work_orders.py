@@ -125,9 +125,7 @@ class WorkOrder(HotlineAggregate):
         if not self.is_open:
             raise InvalidTransition(f"work order {self.id} is {self.status}: duplicates link to open orders only")
         if request_problem_code != self.problem_code:
-            raise InvalidCommand(
-                f"the request is for {request_problem_code}, the work order for {self.problem_code}: not a duplicate"
-            )
+            raise InvalidCommand(f"the request is for {request_problem_code}, the work order for {self.problem_code}: not a duplicate")
         if str(request_id) in self.request_ids:
             raise InvalidTransition(f"request {request_id} is already linked to work order {self.id}")
         self._record(self.DuplicateLinked, ctx, request_id=str(request_id))

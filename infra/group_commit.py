@@ -79,10 +79,10 @@ class GroupCommitter:
             for events, future in batch:
                 try:
                     future.set_result(self.store.save(*events))
-                except Exception as one_exc:  # noqa: BLE001 - handed to the waiting command
+                except Exception as one_exc:
                     future.set_exception(one_exc)
             return
-        except BaseException as exc:  # noqa: BLE001 - every waiter must hear of it
+        except BaseException as exc:
             for _, future in batch:
                 future.set_exception(exc)
             return

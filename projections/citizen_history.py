@@ -47,7 +47,7 @@ OWNERS = projection.table(
     sa.Column("citizen_id", sa.String(36)),
     sa.Column("reference", sa.String(32)),
 )
-C, I, O = CITIZENS.name, INTERACTIONS.name, OWNERS.name
+C, INTER, OWN = CITIZENS.name, INTERACTIONS.name, OWNERS.name
 # Steps of a request worth showing in the citizen's history.
 SUMMARIES = {
     "registered": lambda d: f"{d['kind']} request registered: {d['description'][:200]}",
@@ -114,7 +114,7 @@ def request_registered(env: Envelope, rows: Rows) -> None:
     citizen_id = env.data["citizen_id"]
     if citizen_id is None:
         return  # anonymous: no history to keep
-    rows.put(O, {"request_id": env.aggregate_id, "citizen_id": citizen_id, "reference": env.data["reference"]})
+    rows.put(OWN, {"request_id": env.aggregate_id, "citizen_id": citizen_id, "reference": env.data["reference"]})
     row = _citizen_row(rows, citizen_id, env.time)
     row.update(
         requests=row["requests"] + 1,
@@ -128,7 +128,7 @@ def request_registered(env: Envelope, rows: Rows) -> None:
 
 @projection.on(R.Dispatched, R.InterimReplied, R.FinalReplied, R.Closed, R.Reopened, R.Rated, R.WorkOrderOutcomeRecorded)
 def request_step(env: Envelope, rows: Rows) -> None:
-    owner = rows.get(O, env.aggregate_id)
+    owner = rows.get(OWN, env.aggregate_id)
     if owner is None:
         return
     name = env.type.split(".")[2]
@@ -142,7 +142,7 @@ def request_step(env: Envelope, rows: Rows) -> None:
 def _interaction(env: Envelope, rows: Rows, citizen_id: str, reference: str, channel: str | None) -> None:
     name = env.type.split(".")[2]
     rows.put(
-        I,
+        INTER,
         {
             "citizen_id": citizen_id,
             "position": env.position,
@@ -172,10 +172,5 @@ def find(conn: Connection, *, phone: str | None = None, email: str | None = None
 
 
 def history(conn: Connection, citizen_id: str, limit: int = 200) -> list[dict[str, Any]]:
-    q = (
-        sa.select(INTERACTIONS)
-        .where(INTERACTIONS.c.citizen_id == citizen_id)
-        .order_by(INTERACTIONS.c.position.desc())
-        .limit(limit)
-    )
+    q = sa.select(INTERACTIONS).where(INTERACTIONS.c.citizen_id == citizen_id).order_by(INTERACTIONS.c.position.desc()).limit(limit)
     return [dict(r) for r in conn.execute(q).mappings()]

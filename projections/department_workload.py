@@ -189,7 +189,9 @@ def workloads(conn: Connection) -> dict[str, dict[str, Any]]:
         if r["provider_id"]:
             prov = dep["providers"].setdefault(r["provider_id"], {})
             prov[r["state"]] = prov.get(r["state"], 0) + r["count"]
-    q = sa.select(WORK_ORDERS.c.department_id, WORK_ORDERS.c.status, sa.func.count()).group_by(WORK_ORDERS.c.department_id, WORK_ORDERS.c.status)
+    q = sa.select(WORK_ORDERS.c.department_id, WORK_ORDERS.c.status, sa.func.count()).group_by(
+        WORK_ORDERS.c.department_id, WORK_ORDERS.c.status
+    )
     for dep_id, status, n in conn.execute(q):
         dep = result.setdefault(dep_id, {"department_id": dep_id, "by_state": {}, "providers": {}, "open": 0})
         dep.setdefault("work_orders", {})[status] = n

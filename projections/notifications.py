@@ -81,9 +81,7 @@ def sent(env: Envelope, rows: Rows) -> None:
 @projection.on(N.AttemptFailed)
 def failed(env: Envelope, rows: Rows) -> None:
     retry = env.data["retry_at"]
-    _set(
-        env, rows, status="failed", last_error=env.data["error"], next_attempt_at=datetime.fromisoformat(retry) if retry else None
-    )
+    _set(env, rows, status="failed", last_error=env.data["error"], next_attempt_at=datetime.fromisoformat(retry) if retry else None)
 
 
 @projection.on(N.DeadLettered)
@@ -113,9 +111,7 @@ def due(conn: Connection, now: datetime, limit: int = 100) -> list[dict[str, Any
     return [dict(r) for r in conn.execute(q).mappings()]
 
 
-def listing(
-    conn: Connection, *, status: str | None = None, request_id: str | None = None, limit: int = 100
-) -> list[dict[str, Any]]:
+def listing(conn: Connection, *, status: str | None = None, request_id: str | None = None, limit: int = 100) -> list[dict[str, Any]]:
     q = sa.select(MESSAGES)
     if status:
         q = q.where(MESSAGES.c.status == status)

@@ -209,9 +209,7 @@ def by_reference(conn: Connection, reference: str) -> dict[str, Any] | None:
 
 
 def timeline(conn: Connection, request_id: str) -> list[dict[str, Any]]:
-    rows = conn.execute(
-        sa.select(TIMELINE).where(TIMELINE.c.request_id == request_id).order_by(TIMELINE.c.version)
-    ).mappings()
+    rows = conn.execute(sa.select(TIMELINE).where(TIMELINE.c.request_id == request_id).order_by(TIMELINE.c.version)).mappings()
     return [dict(r) for r in rows]
 
 

@@ -260,8 +260,16 @@ def ageing(conn: Connection, now: datetime, *, by: str = "provider") -> list[dic
         key = tuple(r[: len(cols)])
         g = groups.setdefault(
             key,
-            {"department_id": key[0], **({"provider_id": key[1]} if by == "provider" else {}), "open": 0,
-             "waiting_citizen": 0, "overdue": 0, "due_soon": 0, "escalated": 0} | {n: 0 for n in names},
+            {
+                "department_id": key[0],
+                **({"provider_id": key[1]} if by == "provider" else {}),
+                "open": 0,
+                "waiting_citizen": 0,
+                "overdue": 0,
+                "due_soon": 0,
+                "escalated": 0,
+            }
+            | {n: 0 for n in names},
         )
         g["open"] += 1
         if r.escalated:

@@ -11,7 +11,7 @@ import os
 import socket
 import uuid
 from collections.abc import Iterator
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
@@ -26,7 +26,7 @@ PG_PORT = int(os.environ.get("HOTLINE_PG_PORT", "55432"))
 KAFKA_BOOTSTRAP = f"127.0.0.1:{os.environ.get('HOTLINE_KAFKA_PORT', '59092')}"
 IN_CI = os.environ.get("CI", "").lower() in ("1", "true", "yes")
 CATALOGUE = Path(__file__).resolve().parent.parent / "infra" / "data" / "catalogue.yaml"
-START = datetime(2026, 11, 16, 9, 0, tzinfo=timezone.utc)  # a Monday morning
+START = datetime(2026, 11, 16, 9, 0, tzinfo=UTC)  # a Monday morning
 
 
 def _port_open(host: str, port: int) -> bool:

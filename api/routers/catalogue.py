@@ -41,7 +41,9 @@ def problem_code(code: str, hotline: Hotline = Depends(get_hotline)) -> dict[str
 
 
 def _post(path: str, handler: Any, model: type, summary: str) -> None:
-    def endpoint(cmd: Any, request: Request, response: Response, hotline: Hotline = Depends(get_hotline), actor: Actor = Depends(get_actor)) -> dict[str, Any]:
+    def endpoint(
+        cmd: Any, request: Request, response: Response, hotline: Hotline = Depends(get_hotline), actor: Actor = Depends(get_actor)
+    ) -> dict[str, Any]:
         return run_command(hotline, handler, actor, cmd, request=request, response=response)
 
     endpoint.__annotations__["cmd"] = model
@@ -56,15 +58,38 @@ _post("/problem-codes", s.add_problem_code, c.AddProblemCode, "Add a service pro
 
 
 @router.post("/problem-codes/{code}/revision", response_model=Accepted, summary="Revise template, fields or deadlines")
-def revise(code: str, cmd: c.ReviseProblemCode, request: Request, response: Response, hotline: Hotline = Depends(get_hotline), actor: Actor = Depends(get_actor)) -> dict[str, Any]:
+def revise(
+    code: str,
+    cmd: c.ReviseProblemCode,
+    request: Request,
+    response: Response,
+    hotline: Hotline = Depends(get_hotline),
+    actor: Actor = Depends(get_actor),
+) -> dict[str, Any]:
     return run_command(hotline, s.revise_problem_code, actor, code, cmd, request=request, response=response)
 
 
 @router.post("/{level}/{entry_id}/names", response_model=Accepted, summary="Rename an entry")
-def rename(level: Level, entry_id: str, cmd: c.RenameEntry, request: Request, response: Response, hotline: Hotline = Depends(get_hotline), actor: Actor = Depends(get_actor)) -> dict[str, Any]:
+def rename(
+    level: Level,
+    entry_id: str,
+    cmd: c.RenameEntry,
+    request: Request,
+    response: Response,
+    hotline: Hotline = Depends(get_hotline),
+    actor: Actor = Depends(get_actor),
+) -> dict[str, Any]:
     return run_command(hotline, s.rename_entry, actor, level, entry_id, cmd, request=request, response=response)
 
 
 @router.post("/{level}/{entry_id}/retirement", response_model=Accepted, summary="Retire an entry")
-def retire(level: Level, entry_id: str, cmd: c.RetireEntry, request: Request, response: Response, hotline: Hotline = Depends(get_hotline), actor: Actor = Depends(get_actor)) -> dict[str, Any]:
+def retire(
+    level: Level,
+    entry_id: str,
+    cmd: c.RetireEntry,
+    request: Request,
+    response: Response,
+    hotline: Hotline = Depends(get_hotline),
+    actor: Actor = Depends(get_actor),
+) -> dict[str, Any]:
     return run_command(hotline, s.retire_entry, actor, level, entry_id, cmd, request=request, response=response)

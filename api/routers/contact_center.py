@@ -232,9 +232,7 @@ async def _live(request: Request, hotline: Hotline, event: str, read: Any, *, on
 
 
 def _stream(generator: AsyncIterator[str]) -> StreamingResponse:
-    return StreamingResponse(
-        generator, media_type="text/event-stream", headers={"Cache-Control": "no-cache", "X-Accel-Buffering": "no"}
-    )
+    return StreamingResponse(generator, media_type="text/event-stream", headers={"Cache-Control": "no-cache", "X-Accel-Buffering": "no"})
 
 
 @router.get("/live/wallboard", summary="Server-sent events: the wallboard, pushed on every change")
@@ -251,9 +249,7 @@ async def live_wallboard(request: Request, hotline: Hotline = Depends(get_hotlin
 
 
 @router.get("/live/agents/{agent_id}", summary="Server-sent events: offers and changes on one agent's desk")
-async def live_agent(
-    agent_id: str, request: Request, hotline: Hotline = Depends(get_hotline), once: bool = False
-) -> StreamingResponse:
+async def live_agent(agent_id: str, request: Request, hotline: Hotline = Depends(get_hotline), once: bool = False) -> StreamingResponse:
     def read() -> dict[str, Any]:
         with hotline.read_store.engine.connect() as conn:
             d = agent_desk.desk(conn, agent_id, hotline.clock.now())

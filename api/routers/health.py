@@ -16,7 +16,7 @@ def healthz(response: Response, hotline: Hotline = Depends(get_hotline)) -> Heal
     try:
         position = hotline.store.max_position()
         applied = hotline.read_store.positions()
-    except Exception as exc:  # noqa: BLE001 - a health check reports, it does not raise
+    except Exception as exc:
         response.status_code = 503
         return Health(status=f"unavailable: {exc}", mode=hotline.settings.mode, event_store="unreachable", position=0, projections={})
     return Health(

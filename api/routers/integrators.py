@@ -37,8 +37,6 @@ def kafka_status(hotline: Hotline = Depends(get_hotline)) -> dict[str, Any]:
         return {"mode": hotline.settings.mode, "event_store_position": head, "relays": {}, "consumer_groups": {}}
     create_relay_tables(hotline.read_store.engine)
     with hotline.read_store.engine.connect() as conn:
-        relays = {
-            r.name: {"position": r.position, "lag": max(0, head - r.position)} for r in conn.execute(sa.select(relay_positions))
-        }
+        relays = {r.name: {"position": r.position, "lag": max(0, head - r.position)} for r in conn.execute(sa.select(relay_positions))}
         groups = lag_report(conn)
     return {"mode": hotline.settings.mode, "event_store_position": head, "relays": relays, "consumer_groups": groups}

@@ -77,9 +77,7 @@ def run_report(
     actor: Actor = Depends(get_actor),
 ) -> Response:
     _require(actor, READERS)
-    params = KpiParams(
-        sl_threshold_seconds=sl_threshold, short_abandon_seconds=short_abandon, fcr_days=fcr_days, repeat_days=repeat_days
-    )
+    params = KpiParams(sl_threshold_seconds=sl_threshold, short_abandon_seconds=short_abandon, fcr_days=fcr_days, repeat_days=repeat_days)
     try:
         result = reports.run(name, from_, to, by, params, {"target_sl": target_sl, "shrinkage": shrinkage})
         body = render(result, format)
@@ -97,9 +95,7 @@ class SaveReport(BaseModel):
     title: str | None = None
     description: str | None = None
     formulas: dict[str, str] = Field(default_factory=dict, description="column → SQL expression over the result's columns")
-    formats: dict[str, str] = Field(
-        default_factory=dict, description="column → percent | seconds | number | integer | text | datetime"
-    )
+    formats: dict[str, str] = Field(default_factory=dict, description="column → percent | seconds | number | integer | text | datetime")
     chart: dict[str, Any] | None = Field(None, description='{"kind": "line|bar|heatmap|none", "x": column, "y": [columns]}')
 
 

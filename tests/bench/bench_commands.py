@@ -27,12 +27,12 @@ from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
 
-from domain import commands as c  # noqa: E402
-from domain import services as s  # noqa: E402
-from domain.base import Actor  # noqa: E402
-from infra.runtime import Hotline  # noqa: E402
-from infra.settings import Settings  # noqa: E402
-from tests.conftest import create_pg_database, drop_pg_database, load_catalogue  # noqa: E402
+from domain import commands as c
+from domain import services as s
+from domain.base import Actor
+from infra.runtime import Hotline
+from infra.settings import Settings
+from tests.conftest import create_pg_database, drop_pg_database, load_catalogue
 
 AGENT = Actor("bench", "agent")
 
@@ -61,7 +61,7 @@ def run_clients(clients: int, seconds: float, work: Any) -> dict[str, Any]:
             t0 = time.perf_counter()
             try:
                 events[n] += work(n, i)
-            except Exception:  # noqa: BLE001 - counted and reported
+            except Exception:
                 errors[n] += 1
             latencies[n].append(time.perf_counter() - t0)
             i += 1
@@ -139,6 +139,7 @@ def bench_http(settings: Settings, clients: int, seconds: float) -> dict[str, An
             parts = dict(p.strip().split(";dur=") for p in r.headers.get("server-timing", "").split(",") if ";dur=" in p)
             if "app" in parts and "command" in parts:
                 timings.append((float(parts["app"]), float(parts["command"])))
+
         offset = random.randrange(10**6)
         headers = {"X-Actor-Id": "bench", "X-Actor-Role": "agent"}
 
@@ -193,7 +194,9 @@ def main() -> None:
                 tmp = Path(tempfile.mkdtemp(prefix="hotline-bench-"))
                 url = create_pg_database("bench") if store == "postgres" else None
                 try:
-                    settings = Settings(data_dir=tmp, database_url=url, pg_pool_size=40, inprocess_projections=args.projections == "inprocess")
+                    settings = Settings(
+                        data_dir=tmp, database_url=url, pg_pool_size=40, inprocess_projections=args.projections == "inprocess"
+                    )
                     fn = bench_domain if layer == "domain" else bench_http
                     row = {"store": store, "layer": layer, "projections": args.projections, **fn(settings, clients, args.seconds)}
                 finally:
@@ -204,7 +207,8 @@ def main() -> None:
     print("\n| store | layer | projections | clients | commands/s | events/s | p50 ms | p99 ms | cmds/txn |")
     print("|---|---|---|---|---|---|---|---|---|")
     for r in results:
-        print(f"| {r['store']} | {r['layer']} | {r['projections']} | {r['clients']} | {r['commands_per_s']} | {r['events_per_s']} | {r['p50_ms']} | {r['p99_ms']} | {r.get('commands_per_transaction', '')} |")
+        cells = [r["store"], r["layer"], r["projections"], r["clients"], r["commands_per_s"], r["events_per_s"], r["p50_ms"], r["p99_ms"]]
+        print("| " + " | ".join(str(c) for c in [*cells, r.get("commands_per_transaction", "")]) + " |")
 
 
 if __name__ == "__main__":

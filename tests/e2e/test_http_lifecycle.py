@@ -35,7 +35,9 @@ def client(hotline: Hotline) -> Iterator[TestClient]:
         yield c
 
 
-def post(client: TestClient, path: str, body: dict[str, Any] | None = None, headers: dict[str, str] = AGENT, status: int = 200) -> dict[str, Any]:
+def post(
+    client: TestClient, path: str, body: dict[str, Any] | None = None, headers: dict[str, str] = AGENT, status: int = 200
+) -> dict[str, Any]:
     r = client.post(path, json=body or {}, headers=headers)
     assert r.status_code == status, r.text
     return r.json()
@@ -58,7 +60,11 @@ def test_full_lifecycle(client: TestClient, hotline: Hotline, clock: Any) -> Non
     post(client, f"/requests/{dup['reference']}/link-duplicate", {"work_order_id": wo["id"]})
     post(client, f"/requests/{ref}/supervision", {"reason": "school street"}, headers=SUP)
     post(client, f"/requests/{ref}/notes", {"text": "citizen called again"})
-    post(client, f"/requests/{ref}/interim-reply", {"message": "crew booked", "delay_reason": "asphalt plant closed", "expected_at": (clock.now() + timedelta(hours=20)).isoformat()})
+    post(
+        client,
+        f"/requests/{ref}/interim-reply",
+        {"message": "crew booked", "delay_reason": "asphalt plant closed", "expected_at": (clock.now() + timedelta(hours=20)).isoformat()},
+    )
 
     # Supervisors' views.
     loads = client.get("/departments/workloads").json()
@@ -82,8 +88,21 @@ def test_full_lifecycle(client: TestClient, hotline: Hotline, clock: Any) -> Non
     detail = client.get(f"/requests/{ref}").json()
     assert detail["status"] == "closed" and detail["rating"] == 5 and detail["closed_on_time"] is False
     assert detail["work_order_outcome"] == "Filled with asphalt"
-    steps = ["registered", "classified", "dispatched", "accepted", "work_order_linked", "supervision_started", "note_added",
-             "interim_replied", "work_order_outcome_recorded", "final_replied", "resolved", "closed", "rated"]
+    steps = [
+        "registered",
+        "classified",
+        "dispatched",
+        "accepted",
+        "work_order_linked",
+        "supervision_started",
+        "note_added",
+        "interim_replied",
+        "work_order_outcome_recorded",
+        "final_replied",
+        "resolved",
+        "closed",
+        "rated",
+    ]
     types = [t["type"].split(".")[2] for t in detail["timeline"]]
     assert [t for t in types if t in steps] == steps  # every step, in order (timers may come between)
     assert {t["actor_role"] for t in detail["timeline"]} >= {"agent", "department", "supervisor", "citizen"}
@@ -91,7 +110,7 @@ def test_full_lifecycle(client: TestClient, hotline: Hotline, clock: Any) -> Non
 
     citizen = client.get(f"/citizens/{reg['citizen_id']}").json()
     assert citizen["requests"] == 1 and citizen["open_requests"] == 0
-    assert [h["type"].split(".")[2] for h in citizen["history"]][0] == "rated"
+    assert next(h["type"].split(".")[2] for h in citizen["history"]) == "rated"
     found = client.get("/citizens", params={"phone": "06 1234 5678"}).json()
     assert [c["id"] for c in found] == [reg["citizen_id"]]
 

@@ -17,7 +17,9 @@ AGENT = Actor("op", "agent")
 
 
 def _register(h: Hotline, i: int) -> str:
-    cmd = c.RegisterRequest(kind="action", channel="phone", description=f"d{i}", contact=c.Contact(name="N", phone=f"+39 06 {20_000_000 + i}"))
+    cmd = c.RegisterRequest(
+        kind="action", channel="phone", description=f"d{i}", contact=c.Contact(name="N", phone=f"+39 06 {20_000_000 + i}")
+    )
     return str(h.bus.execute(s.register_request, AGENT, cmd).result["reference"])
 
 

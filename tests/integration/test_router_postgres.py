@@ -62,9 +62,7 @@ def _wait(predicate: object, timeout: float, what: str) -> float:
 
 
 def _offers(hotline: Hotline) -> list[tuple[str, str]]:
-    return [
-        (e.aggregate_id, e.data["agent_id"]) for e in hotline.store.iter_envelopes() if e.type == "hotline.contact.offered.v1"
-    ]
+    return [(e.aggregate_id, e.data["agent_id"]) for e in hotline.store.iter_envelopes() if e.type == "hotline.contact.offered.v1"]
 
 
 def test_one_leader_and_failover_within_seconds(cc_pg_url: str, tmp_path: Path) -> None:

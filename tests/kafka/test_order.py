@@ -75,9 +75,7 @@ def test_per_aggregate_order_is_kept_end_to_end(order_hotline: Hotline, steps: l
     for versions in seen.values():
         assert versions == list(range(1, len(versions) + 1))
     assert all(len(p) == 1 for p in partitions.values()), "one aggregate, one partition"
-    requests = {
-        r for r, evs in seen.items() if any(e["subject"] == r and e["type"].startswith("hotline.request.") for e in events)
-    }
+    requests = {r for r, evs in seen.items() if any(e["subject"] == r and e["type"].startswith("hotline.request.") for e in events)}
     assert len(requests) >= len(refs)
 
 

@@ -52,9 +52,7 @@ def test_events_reach_kafka_as_cloudevents_and_projections_match(distributed: Ho
         relay.close()
     consumer = ProjectionConsumer(h.settings)
     try:
-        wait_until(
-            lambda: consumer.poll_once() >= 0 and position_visible(h.read_store, h.store.max_position()), 60, "projections"
-        )
+        wait_until(lambda: consumer.poll_once() >= 0 and position_visible(h.read_store, h.store.max_position()), 60, "projections")
         assert consumer.total_lag() == 0
     finally:
         consumer.close()
@@ -123,9 +121,7 @@ def test_consumer_killed_between_transaction_and_offset_commit(distributed: Hotl
         relay.close()
     # Small batches so the kill lands in the middle; the process dies after its 3rd
     # transaction, before committing that batch's offsets.
-    crashing = Proc(
-        "consumers.kafka_projections", h.settings, tmp_path, "--max-records", "50", HOTLINE_FAULT_KILL_BEFORE_COMMIT="3"
-    )
+    crashing = Proc("consumers.kafka_projections", h.settings, tmp_path, "--max-records", "50", HOTLINE_FAULT_KILL_BEFORE_COMMIT="3")
     try:
         wait_until(lambda: not crashing.alive(), 60, "the injected crash")
     finally:

@@ -70,18 +70,14 @@ def test_working_time_deadline_never_falls_outside_working_time(cal: BusinessCal
 
 @settings(max_examples=200, deadline=None)
 @given(calendars(), instants, durations, durations)
-def test_deadlines_are_monotonic_in_the_allowed_duration(
-    cal: BusinessCalendar, start: datetime, a: timedelta, b: timedelta
-) -> None:
+def test_deadlines_are_monotonic_in_the_allowed_duration(cal: BusinessCalendar, start: datetime, a: timedelta, b: timedelta) -> None:
     short, long_ = sorted((a, b))
     assert cal.add_working_time(start, short) <= cal.add_working_time(start, long_)
 
 
 @settings(max_examples=200, deadline=None)
 @given(calendars(), instants, rules, st.integers(0, 500))
-def test_policy_deadlines_are_monotonic_in_hours_and_start(
-    cal: BusinessCalendar, start: datetime, rule: dict, extra: int
-) -> None:
+def test_policy_deadlines_are_monotonic_in_hours_and_start(cal: BusinessCalendar, start: datetime, rule: dict, extra: int) -> None:
     longer = dict(rule, hours=rule["hours"] + extra)
     assert compute_due(start, rule, cal) <= compute_due(start, longer, cal)
     assert compute_due(start, rule, cal) <= compute_due(start + timedelta(minutes=extra), rule, cal)
@@ -91,9 +87,7 @@ def test_policy_deadlines_are_monotonic_in_hours_and_start(
 
 @settings(max_examples=200, deadline=None)
 @given(calendars(), instants, rules, st.integers(0, 20_000), st.integers(0, 20_000))
-def test_a_pause_never_makes_a_deadline_earlier(
-    cal: BusinessCalendar, start: datetime, rule: dict, off: int, length: int
-) -> None:
+def test_a_pause_never_makes_a_deadline_earlier(cal: BusinessCalendar, start: datetime, rule: dict, off: int, length: int) -> None:
     due = compute_due(start, rule, cal)
     paused_from = start + timedelta(minutes=off)
     resumed = paused_from + timedelta(minutes=length)
@@ -149,9 +143,7 @@ def test_rome_easter_and_lunch_break(shipped: dict[str, BusinessCalendar]) -> No
 
 
 def test_daylight_saving_day_counts_real_hours() -> None:
-    cal = BusinessCalendar.from_dict(
-        "dst", {"time_zone": "Europe/Rome", "working_hours": {d: [["00:00", "24:00"]] for d in WEEKDAYS}}
-    )
+    cal = BusinessCalendar.from_dict("dst", {"time_zone": "Europe/Rome", "working_hours": {d: [["00:00", "24:00"]] for d in WEEKDAYS}})
     # 29 March 2026 has 23 hours in Rome: a whole-day interval is 23 real hours
     day = cal.intervals(date(2026, 3, 29))
     assert day[0][1] - day[0][0] == timedelta(hours=23)

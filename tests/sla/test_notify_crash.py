@@ -51,9 +51,7 @@ def test_killed_notification_consumer_sends_nothing_twice_and_loses_nothing(tmp_
     settings = Settings(data_dir=tmp_path, jurisdiction="rome")
     h = start(settings, FixedClock(START))
     for i in range(EMAILS + SMSES):
-        req = register(
-            h, problem_code="pothole", reply_channel="email" if i < EMAILS else "sms", language=["it", "ar", "zh", "en"][i % 4]
-        )
+        req = register(h, problem_code="pothole", reply_channel="email" if i < EMAILS else "sms", language=["it", "ar", "zh", "en"][i % 4])
         run(h, s.dispatch, AGENT, req["reference"], c.Dispatch())
         run(h, s.accept, ROADS, req["reference"], c.Accept(department_id="transport"))
         run(h, s.final_reply, ROADS, req["reference"], c.FinalReply(message=f"answer {i}"))

@@ -33,9 +33,7 @@ def kinds(h: Hotline, request_id: str) -> list[str]:
 
 
 def timer_events(h: Hotline, request_id: str) -> list[tuple[str, str]]:
-    return [
-        (e.type.split(".")[2], e.data["timer_key"]) for e in request_events(h, request_id) if e.type.split(".")[2] in TIMER_TYPES
-    ]
+    return [(e.type.split(".")[2], e.data["timer_key"]) for e in request_events(h, request_id) if e.type.split(".")[2] in TIMER_TYPES]
 
 
 def load(h: Hotline, ref: str) -> ServiceRequest:

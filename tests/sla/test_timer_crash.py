@@ -95,9 +95,7 @@ def test_killed_timer_process_loses_and_duplicates_nothing(tmp_path: Path, path:
                 keys = Counter(e.data["timer_key"] for e in events if e.type.split(".")[2] in TIMER_TYPES)
                 assert keys and max(keys.values()) == 1
         # every timer event in the store names a distinct (request, key): nothing fired twice
-        all_keys = Counter(
-            (e.aggregate_id, e.data["timer_key"]) for e in h.store.iter_envelopes() if e.type.split(".")[2] in TIMER_TYPES
-        )
+        all_keys = Counter((e.aggregate_id, e.data["timer_key"]) for e in h.store.iter_envelopes() if e.type.split(".")[2] in TIMER_TYPES)
         assert max(all_keys.values()) == 1
         assert sum(all_keys.values()) == fired_total == REQUESTS * 8
         with h.read_store.engine.connect() as conn:

@@ -130,7 +130,9 @@ class RequestLifecycle(RuleBasedStateMachine):
         out = self.run(
             s.register_request,
             AGENT,
-            c.RegisterRequest(kind=kind, channel="phone", description="d", urgency=urgency, problem_code=code, contact=c.Contact(name="N", phone=phone)),
+            c.RegisterRequest(
+                kind=kind, channel="phone", description="d", urgency=urgency, problem_code=code, contact=c.Contact(name="N", phone=phone)
+            ),
         )
         assert out is not None, "a complete registration is never refused"
         return str(out["reference"])
@@ -157,7 +159,9 @@ class RequestLifecycle(RuleBasedStateMachine):
 
     @rule(ref=requests, days=st.integers(1, 10))
     def interim(self, ref: str, days: int) -> None:
-        self.run(s.interim_reply, AGENT, ref, c.InterimReply(message="m", delay_reason="r", expected_at=self.clock.now() + timedelta(days=days)))
+        self.run(
+            s.interim_reply, AGENT, ref, c.InterimReply(message="m", delay_reason="r", expected_at=self.clock.now() + timedelta(days=days))
+        )
 
     @rule(ref=requests)
     def reply(self, ref: str) -> None:

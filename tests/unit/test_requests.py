@@ -192,8 +192,16 @@ def test_reply_channel_needs_the_contact(hotline: Hotline) -> None:
 def test_interim_reply_sets_expected_date(hotline: Hotline, clock) -> None:  # type: ignore[no-untyped-def]
     ref = to_in_progress(hotline)
     with pytest.raises(InvalidCommand):
-        run(hotline, s.interim_reply, AGENT, ref, c.InterimReply(message="m", delay_reason="r", expected_at=clock.now() - timedelta(hours=1)))
-    run(hotline, s.interim_reply, AGENT, ref, c.InterimReply(message="m", delay_reason="parts", expected_at=clock.now() + timedelta(days=3)))
+        run(
+            hotline,
+            s.interim_reply,
+            AGENT,
+            ref,
+            c.InterimReply(message="m", delay_reason="r", expected_at=clock.now() - timedelta(hours=1)),
+        )
+    run(
+        hotline, s.interim_reply, AGENT, ref, c.InterimReply(message="m", delay_reason="parts", expected_at=clock.now() + timedelta(days=3))
+    )
     from projections import request_status
 
     with hotline.read_store.engine.connect() as conn:
