@@ -81,6 +81,7 @@ def run_clients(clients: int, seconds: float, work: Any) -> dict[str, Any]:
         "errors": sum(errors),
         "commands_per_s": round(commands / elapsed, 1),
         "events_per_s": round(sum(events) / elapsed, 1),
+        "elapsed_s": elapsed,
         "p50_ms": round(flat[len(flat) // 2] * 1000, 2) if flat else None,
         "p99_ms": round(flat[int(len(flat) * 0.99)] * 1000, 2) if flat else None,
     }
@@ -105,7 +106,10 @@ def bench_domain(settings: Settings, clients: int, seconds: float) -> dict[str, 
 
     try:
         batches0, cmds0 = hotline.committer.batches, hotline.committer.commands
+        position0 = hotline.store.max_position()
         result = run_clients(clients, seconds, work)
+        # Real events written (timer plans and other policies add to what commands emit).
+        result["events_per_s"] = round((hotline.store.max_position() - position0) / result["elapsed_s"], 1)
         batches = hotline.committer.batches - batches0
         result["commands_per_transaction"] = round((hotline.committer.commands - cmds0) / max(1, batches), 2)
         return result
@@ -157,7 +161,9 @@ def bench_http(settings: Settings, clients: int, seconds: float) -> dict[str, An
             note_timing(r)
             return 1
 
+        position0 = httpx.get(f"{base}/healthz").json()["position"]
         result = run_clients(clients, seconds, work)
+        result["events_per_s"] = round((httpx.get(f"{base}/healthz").json()["position"] - position0) / result["elapsed_s"], 1)
         if timings:
             apps = sorted(t[0] for t in timings)
             commands = sorted(t[1] for t in timings)
