@@ -169,6 +169,15 @@ def agent_state(env: Envelope, rows: Rows) -> None:
     _agent_set(env, rows, state=d["state"], presence=d["presence"], reason=d["reason"], state_since=env.time)
 
 
+@projection.on(A.Reserved)
+def agent_reserved(env: Envelope, rows: Rows) -> None:
+    # A reservation carries the state it leads to (no state_changed follows it); older
+    # reservations carry none and are followed by a state_changed.
+    d = env.data
+    if d.get("state") is not None and d["state"] != d.get("previous"):
+        _agent_set(env, rows, state=d["state"], state_since=env.time)
+
+
 @projection.on(A.QueuesChanged)
 def agent_moved(env: Envelope, rows: Rows) -> None:
     _agent_set(env, rows, queues=json.dumps(env.data["queues"]))

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import uuid
 from typing import Any
 
@@ -9,7 +10,9 @@ from domain.base import Context, HotlineAggregate, InvalidCommand, derived_id
 from domain.contact_center.rules import QueueRules, queue_rules
 
 
+@functools.lru_cache(maxsize=4096)
 def queue_uuid(queue_id: str) -> uuid.UUID:
+    # Cached: a name-based UUID costs a SHA-1, and routing asks for each decision.
     return derived_id("queue", queue_id)
 
 

@@ -80,12 +80,19 @@ class AgentView:
         """Mirrors :meth:`Agent.why_not`; also counts this router's pending decisions."""
         if self.presence != "available":
             return False
-        load = self.load()
-        if load.get("voice"):
+        if not (self.offers or self.active or self.wrapping or self.pending):
+            return self.capacity.get(media, 0) > 0  # an idle agent: the common case, kept cheap
+        # Busy: voice on the desk excludes everything, any contact excludes voice, else
+        # count this medium (without building the per-medium counts of :meth:`load`).
+        same = 0
+        for held in (*self.offers.values(), *self.active.values(), *self.pending.values(), *(m for m, _ in self.wrapping.values())):
+            if held == "voice":
+                return False
+            if held == media:
+                same += 1
+        if media == "voice":
             return False
-        if media == "voice" and load:
-            return False
-        return load.get(media, 0) < self.capacity.get(media, 0)
+        return same < self.capacity.get(media, 0)
 
 
 @dataclass
@@ -220,6 +227,8 @@ class RoutingView:
     def _on_agent__reserved(self, env: Envelope) -> None:
         a = self._agent(env)
         a.offers[env.data["contact_id"]] = env.data["media"]
+        if env.data.get("state") is not None:  # the state it leads to (older ones: a state_changed follows)
+            a.state = env.data["state"]
         if env.data.get("queue_id"):
             a.last_offer[env.data["queue_id"]] = next(self._offer_seq)
         self._touch_agent(a)
@@ -576,18 +585,32 @@ class RoutingView:
                 decisions.append(self._pend(c, chosen))
             if len(decisions) >= limit:
                 self.dirty_agents.add(agent_id)
+        if len(decisions) >= limit:
+            # The batch is full: the changed contacts wait for the next call as they are
+            # (ranking thousands of them only to put them all back costs milliseconds).
+            return decisions
         contacts, self.dirty_contacts = self.dirty_contacts, set()
         ordered = sorted(
             (c for c in (self.contacts.get(i) for i in contacts) if c is not None and c.waiting(t)),
             key=lambda c: self._rank(c, t),
         )
+        # Buckets found without any free agent stay so for the rest of this call (a
+        # decision only takes agents away), so thousands of waiting contacts cost a
+        # set lookup each when nobody is free, not a search each.
+        nobody: set[tuple[str, str, int]] = set()
         for c in ordered:
             if len(decisions) >= limit:
                 self.dirty_contacts.add(c.contact_id)
                 continue
+            rules = self.queues.get(c.queue_id)
+            bucket = (c.queue_id, c.language or ANY_LANGUAGE, rules.levels_relaxed(t - c.since) if rules else 0)
+            if bucket in nobody:
+                continue
             a = self.best_agent_for(c, t)
             if a is not None:
                 decisions.append(self._pend(c, a))
+            else:
+                nobody.add(bucket)
         return decisions
 
     def _rank(self, c: ContactView, now: float) -> tuple[float, float]:

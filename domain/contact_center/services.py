@@ -208,11 +208,11 @@ def abandon_contact(uow: UnitOfWork, ctx: Context, deps: Deps, contact_id: str, 
 
 
 # ------------------------------------------------------------------------ routing
-def _offer(uow: UnitOfWork, ctx: Context, contact: Contact, agent: Agent) -> None:
-    queue = load_queue(uow, contact.queue_id)
+def _offer(uow: UnitOfWork, ctx: Context, contact: Contact, agent: Agent, rules: QueueRules | None = None) -> None:
+    rules = rules or load_queue(uow, contact.queue_id).rules
     if agent.agent_id and contact.queue_id not in agent.queues:
         raise InvalidTransition(f"agent {agent.agent_id} does not serve queue {contact.queue_id}", code="not_in_queue")
-    if queue.rules.strategy == "ring_all":
+    if rules.strategy == "ring_all":
         raise InvalidTransition(f"queue {contact.queue_id} rings all agents: they grab its contacts", code="grab_queue")
     contact.offer(agent.agent_id, ctx)
     agent.reserve(str(contact.id), contact.queue_id, contact.media, ctx)
@@ -235,6 +235,7 @@ def offer_contacts(uow: UnitOfWork, ctx: Context, deps: Deps, decisions: list[tu
     require_role(ctx, *SUPERVISION)
     offered: list[tuple[str, str]] = []
     skipped: list[dict[str, str]] = []
+    rules_of: dict[str, QueueRules] = {}  # per queue, once per batch
     for contact_id, agent_id in decisions:
         try:
             contact = load_contact(uow, contact_id)
@@ -246,7 +247,10 @@ def offer_contacts(uow: UnitOfWork, ctx: Context, deps: Deps, decisions: list[tu
             if why is not None:
                 skipped.append({"contact_id": contact_id, "agent_id": agent_id, "why": why})
                 continue
-            _offer(uow, ctx, contact, agent)
+            rules = rules_of.get(contact.queue_id)
+            if rules is None:
+                rules = rules_of[contact.queue_id] = load_queue(uow, contact.queue_id).rules
+            _offer(uow, ctx, contact, agent, rules)
             offered.append((contact_id, agent_id))
         except (NotFound, InvalidTransition) as exc:
             skipped.append({"contact_id": contact_id, "agent_id": agent_id, "why": exc.message})

@@ -7,7 +7,10 @@
 2. End to end: the same population on a real store (PostgreSQL by default); agents come
    back from a break all at once and the router writes the offers through the
    CommandBus (``offer_contacts`` batches, optimistic concurrency on every Contact and
-   Agent). Assignments/s = offers persisted per second of routing.
+   Agent; two events per assignment). Assignments/s = offers persisted per second of
+   routing. Each round also reports the CPU seconds of this process (router and group
+   committer threads, not the database server), and the router's time by phase: on a
+   shared machine the wall clock varies with the neighbours' load, the CPU much less.
 
 Run:  python tests/bench/bench_routing.py [--store postgres|sqlite|memory] [--agents 1000] [--contacts 10000]
   or: python -m pytest tests/bench/bench_routing.py -s   (smaller sizes, PostgreSQL if up)
@@ -17,6 +20,7 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import gc
 import random
 import sys
 import tempfile
@@ -320,9 +324,9 @@ def bench_end_to_end(
             list(range(contacts)),
         )
         clock.advance(seconds=30)
-        router = Router(es, bus, batch=batch)
+        router = Router(es, bus, batch=batch, freeze_heap=True)  # as `hotline router` runs it
         started = time.perf_counter()
-        router.catch_up()
+        router.rebuild()
         timings["router_rebuild_s"] = time.perf_counter() - started
         timings["events_read_at_rebuild"] = router.view.position
         per_round = []
@@ -335,11 +339,14 @@ def bench_end_to_end(
             )
             router.catch_up()
             before = router.stats.offered
-            started = time.perf_counter()
+            started, cpu_started = time.perf_counter(), time.process_time()
             router.run_until_idle()
             elapsed = time.perf_counter() - started
+            cpu = time.process_time() - cpu_started  # this process (router + committer threads), not the server
             made = router.stats.offered - before
-            per_round.append({"offers": made, "seconds": round(elapsed, 3), "assignments_per_s": round(made / elapsed, 1)})
+            per_round.append(
+                {"offers": made, "seconds": round(elapsed, 3), "assignments_per_s": round(made / elapsed, 1), "cpu_s": round(cpu, 3)}
+            )
             # The agents decline (untimed): their contacts go back to their places.
             offered = [(cid, c.offered_to) for cid, c in router.view.contacts.items() if c.offered_to]
 
@@ -362,7 +369,9 @@ def bench_end_to_end(
         timings["assignments_per_s"] = round(sum(r["offers"] for r in per_round) / sum(r["seconds"] for r in per_round), 1)
         timings["decide_ms_per_batch_p50"] = round(percentile(router.stats.decide_seconds, 50) * 1000, 2)
         timings["skipped"] = router.stats.skipped
+        timings["phases_s"] = {k: round(v, 3) for k, v in router.stats.phases.items()}
     finally:
+        gc.unfreeze()  # the router froze the heap after its rebuild (as `hotline router` does)
         closer()
         if url:
             from tests.conftest import drop_pg_database
@@ -391,6 +400,7 @@ def print_report(decisions: dict[str, Any], e2e: dict[str, Any] | None) -> None:
             f"router rebuild from {e2e['events_read_at_rebuild']} events {e2e['router_rebuild_s']:.2f} s; "
             f"skipped {e2e['skipped']}"
         )
+        print(f"  router time by phase (s, all rounds): {e2e['phases_s']}")
 
 
 def test_bench_routing() -> None:
