@@ -8,10 +8,15 @@ Layers:
 * typed event tables, one per stream the KPIs need (``contact_events``, ``request_events``,
   ``agent_events``, ``knowledge_events``): the fields extracted once at ingest, so KPI
   queries never parse JSON.
-* fact views (one row per contact / request / agent state interval) and table macros
-  ``contacts_between(a, b)`` / ``requests_between(a, b)`` that compute the same rows only
-  for what started in a window (the time filter reaches the scan, so a day out of a
-  year reads a day of data).
+* fact tables ``contact_facts`` / ``request_facts``: one row per contact / request, the
+  aggregate of all its events (``_CONTACT_AGG`` / ``_REQUEST_AGG``), kept current by ingest
+  in the same transaction as the events (:func:`refresh_facts`: only the contacts and
+  requests a batch touched are recomputed). KPIs aggregate one row per contact instead
+  of re-aggregating ten million events on every query.
+* fact views (one row per contact / request / agent state interval) over them, and table
+  macros ``contacts_between(a, b)`` / ``requests_between(a, b)`` for what started in a
+  window (facts are appended in log order, so the time filter prunes by zone maps and a
+  day out of a year reads about a day of rows).
 
 Times are ``TIMESTAMP`` in UTC. Personal data (name, phone, email) never reaches DuckDB:
 ingest keeps only ``citizen_key``, the citizen id or an MD5 of the phone number / email.
@@ -19,9 +24,11 @@ ingest keeps only ``citizen_key``, the citizen id or an MD5 of the phone number 
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 import duckdb
 
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2
 
 # Agent states that count as "not staffed" for occupancy (breaks and other aux work).
 AUX_STATES = ("logged_out", "offline", "break", "away", "not_ready", "aux", "lunch", "training", "meeting", "paused")
@@ -39,8 +46,6 @@ BUSY_STATES = (
     "after_call_work",
     "wrapping_up",
 )
-# A contact's events are looked up this far on either side of a window.
-CONTACT_MARGIN = "INTERVAL 2 DAY"
 
 TABLES = """
 CREATE TABLE IF NOT EXISTS schema_info (key VARCHAR PRIMARY KEY, value VARCHAR);
@@ -221,32 +226,52 @@ _REQUEST_AGG = """
     max(time) AS last_event_at
 """
 
+# Bookkeeping columns of the fact tables (not part of the fact views).
+_FACT_EXTRA = "min(position) AS first_position, max(position) AS last_position, min(time) AS first_event_at"
+_FACT_HIDDEN = "EXCLUDE (first_position, last_position, first_event_at)"
+
+
+@dataclass(frozen=True)
+class FactTable:
+    """A fact table kept by ingest: one row per ``key`` of the typed event table ``events``."""
+
+    name: str
+    events: str
+    key: str
+    aggregate: str
+
+    def select(self, source: str, where: str = "TRUE") -> str:
+        return f"SELECT {self.aggregate}, {_FACT_EXTRA} FROM {source} WHERE {where} GROUP BY {self.key}"
+
+
+CONTACT_FACTS = FactTable("contact_facts", "contact_events", "contact_id", _CONTACT_AGG)
+REQUEST_FACTS = FactTable("request_facts", "request_events", "request_id", _REQUEST_AGG)
+FACT_TABLES = (CONTACT_FACTS, REQUEST_FACTS)
+
 VIEWS = f"""
 CREATE OR REPLACE VIEW contacts AS
-SELECT {_CONTACT_AGG} FROM contact_events GROUP BY contact_id;
+SELECT * {_FACT_HIDDEN} FROM contact_facts;
 
 CREATE OR REPLACE MACRO contacts_between(a, b) AS TABLE
-SELECT * FROM (
-    SELECT {_CONTACT_AGG} FROM contact_events
-    WHERE time >= CAST(a AS TIMESTAMP) - {CONTACT_MARGIN} AND time < CAST(b AS TIMESTAMP) + {CONTACT_MARGIN}
-    GROUP BY contact_id
-) WHERE started_at >= CAST(a AS TIMESTAMP) AND started_at < CAST(b AS TIMESTAMP);
+SELECT * {_FACT_HIDDEN} FROM contact_facts
+WHERE started_at >= CAST(a AS TIMESTAMP) AND started_at < CAST(b AS TIMESTAMP);
 
 CREATE OR REPLACE VIEW requests AS
-SELECT {_REQUEST_AGG} FROM request_events GROUP BY request_id;
+SELECT * {_FACT_HIDDEN} FROM request_facts;
 
 CREATE OR REPLACE MACRO requests_between(a, b) AS TABLE
-SELECT {_REQUEST_AGG} FROM request_events
-WHERE request_id IN (
-    SELECT request_id FROM request_events
-    WHERE name = 'registered' AND time >= CAST(a AS TIMESTAMP) AND time < CAST(b AS TIMESTAMP)
-)
-GROUP BY request_id;
+SELECT * {_FACT_HIDDEN} FROM request_facts
+WHERE registered_at >= CAST(a AS TIMESTAMP) AND registered_at < CAST(b AS TIMESTAMP);
 
 -- The status of every request as of a moment: its last status-changing event by then.
+-- A request whose events all happened by t is in that state now (its facts row); only
+-- those with events on both sides of t (in flight at t) are replayed from their events.
 CREATE OR REPLACE MACRO requests_open_at(t) AS TABLE
 SELECT request_id, registered_at, last_step, due_at, department_id, category_id, problem_code, urgency
 FROM (
+    SELECT request_id, registered_at, last_step, due_at, department_id, category_id, problem_code, urgency
+    FROM request_facts WHERE last_event_at <= CAST(t AS TIMESTAMP)
+    UNION ALL
     SELECT request_id,
         min(time) FILTER (name = 'registered') AS registered_at,
         arg_max(name, time) FILTER (name IN ('registered', 'dispatched', 'accepted', 'returned_to_dispatcher',
@@ -257,7 +282,10 @@ FROM (
         arg_max(category_id, time) FILTER (name = 'classified') AS category_id,
         arg_max(problem_code, time) FILTER (name = 'classified') AS problem_code,
         any_value(urgency) FILTER (name = 'registered') AS urgency
-    FROM request_events WHERE time <= CAST(t AS TIMESTAMP)
+    FROM request_events
+    WHERE time <= CAST(t AS TIMESTAMP) AND request_id IN (
+        SELECT request_id FROM request_facts
+        WHERE first_event_at <= CAST(t AS TIMESTAMP) AND last_event_at > CAST(t AS TIMESTAMP))
     GROUP BY request_id
 ) WHERE registered_at IS NOT NULL AND last_step NOT IN ('resolved', 'closed');
 
@@ -276,8 +304,9 @@ FROM (
         time AS started_at,
         lead(time) OVER (PARTITION BY agent_id ORDER BY time, version) AS ended_at
     FROM agent_events
-    -- Only these change the state (the Agent emits state_changed for every derived change).
-    WHERE name IN ('logged_in', 'state_changed', 'logged_out')
+    -- Only these change the state (the Agent emits state_changed for every derived change,
+    -- except that a reservation carries the state it leads to; older ones carry none).
+    WHERE name IN ('logged_in', 'state_changed', 'logged_out') OR (name = 'reserved' AND state IS NOT NULL)
 );
 
 CREATE OR REPLACE VIEW knowledge_searches AS
@@ -291,8 +320,77 @@ TABLE_NAMES = ("events", "contact_events", "request_events", "agent_events", "kn
 
 def create_schema(conn: duckdb.DuckDBPyConnection) -> None:
     conn.execute(TABLES)
+    for f in FACT_TABLES:
+        # A database from schema version 1 gets its facts computed once from its events.
+        conn.execute(f"CREATE TABLE IF NOT EXISTS {f.name} AS {f.select(f.events)} ORDER BY first_position")
     conn.execute(VIEWS)
     conn.execute(
         "INSERT OR REPLACE INTO schema_info VALUES ('schema_version', ?)",
         [str(SCHEMA_VERSION)],
     )
+
+
+# Facts rows are looked up among the newest ones first: a contact or request a batch
+# continues almost always began a little earlier in the log.
+RECENT_POSITIONS = 2_000_000
+
+
+def refresh_facts(conn: duckdb.DuckDBPyConnection, f: FactTable, new_events: str) -> int:
+    """Brings ``f`` up to date with the typed rows of one batch (table ``new_events``,
+    already inserted into ``f.events``), inside the caller's transaction.
+
+    Keys the batch starts (first seen) get a row aggregated from the batch alone. Keys
+    that already have a row are recomputed from all their events: their rows are found
+    among the recent facts (positions) and, for a batch continuing an older key (its
+    first version here is above 1), in the whole table; their events are read from the
+    first position of the oldest such key on, a few row groups. Returns the keys touched.
+    """
+    k = f.key
+    conn.execute(
+        f"""CREATE OR REPLACE TEMP TABLE fact_touched AS
+        SELECT {k} AS id, min(version) AS min_version, min(position) AS lo, count(position) = count(*) AS positioned
+        FROM {new_events} GROUP BY {k}"""
+    )
+    lo, touched, positioned = conn.execute("SELECT min(lo), count(*), bool_and(positioned) FROM fact_touched").fetchall()[0]
+    if not touched:
+        return 0
+    # Events without a position (CloudEvents lacking ``sequence``) cannot use the position
+    # bounds: look everywhere.
+    recent = (lo - RECENT_POSITIONS) if positioned and lo is not None else None
+    conn.execute(
+        f"""CREATE OR REPLACE TEMP TABLE fact_matched AS
+        SELECT {k} AS id, first_position FROM {f.name}
+        WHERE {"TRUE" if recent is None else f"first_position >= {int(recent)}"}
+          AND {k} IN (SELECT id FROM fact_touched)"""
+    )
+    if recent is not None:
+        older = conn.execute(
+            """SELECT count(*) FROM fact_touched
+               WHERE min_version > 1 AND id NOT IN (SELECT id FROM fact_matched)"""
+        ).fetchall()[0][0]
+        if older:
+            conn.execute(
+                f"""INSERT INTO fact_matched SELECT {k}, first_position FROM {f.name}
+                WHERE (first_position < {int(recent)} OR first_position IS NULL) AND {k} IN (
+                    SELECT id FROM fact_touched WHERE min_version > 1 AND id NOT IN (SELECT id FROM fact_matched))"""
+            )
+    first, matched, all_positioned = conn.execute(
+        "SELECT min(first_position), count(*), count(first_position) = count(*) FROM fact_matched"
+    ).fetchall()[0]
+    if matched:
+        bounded = recent is not None and all_positioned and first is not None
+        # The batch's own events of a key may come before its stored ones (out of order).
+        bound = f"position >= {min(int(first), int(lo))}" if bounded else "TRUE"
+        conn.execute(
+            f"DELETE FROM {f.name} WHERE {'first_' + bound if bounded else 'TRUE'} AND {k} IN (SELECT id FROM fact_matched)"
+        )
+        conn.execute(
+            f"""INSERT INTO {f.name}
+            {f.select(f.events, f"{bound} AND {k} IN (SELECT id FROM fact_matched)")}
+            UNION ALL
+            {f.select(new_events, f"{k} NOT IN (SELECT id FROM fact_matched)")}
+            ORDER BY first_position"""
+        )
+    else:
+        conn.execute(f"INSERT INTO {f.name} {f.select(new_events)} ORDER BY first_position")
+    return int(touched)
