@@ -318,8 +318,10 @@ def backlog(conn: duckdb.DuckDBPyConnection, as_of: Any, by: str | None = "depar
     """Open requests as of a moment, by department / category: count, past due, ageing."""
     t = as_utc_naive(as_of)
     dims = {"department": "department_id", "category": "category_id", "problem_code": "problem_code", "urgency": "urgency"}
+    order = "1"  # ties in a stable order
     if by in ("department_category", "department,category"):
         group = "department_id AS department, category_id AS category"
+        order = "1, 2"
     elif by in (None, "", "total"):
         group = "'total' AS bucket"
     elif by in dims:
@@ -335,9 +337,12 @@ def backlog(conn: duckdb.DuckDBPyConnection, as_of: Any, by: str | None = "depar
         SELECT {group}, count(*) AS open_requests,
             count(*) FILTER (due_at < $t) AS past_due,
             {ages},
-            avg(age_days) AS avg_age_days, max(age_days) AS oldest_days
-        FROM (SELECT *, epoch($t - registered_at) / 86400.0 AS age_days FROM requests_open_at($t))
-        GROUP BY ALL ORDER BY open_requests DESC
+            -- The mean of integer microseconds is exact, so it does not depend on the order
+            -- in which parallel threads add the rows up (a mean of doubles does).
+            avg(age_us) / 86400e6 AS avg_age_days, max(age_days) AS oldest_days
+        FROM (SELECT *, epoch($t - registered_at) / 86400.0 AS age_days, epoch_us($t) - epoch_us(registered_at) AS age_us
+              FROM requests_open_at($t))
+        GROUP BY ALL ORDER BY open_requests DESC, {order}
         """,
         {"t": t},
     )

@@ -381,9 +381,7 @@ def refresh_facts(conn: duckdb.DuckDBPyConnection, f: FactTable, new_events: str
         bounded = recent is not None and all_positioned and first is not None
         # The batch's own events of a key may come before its stored ones (out of order).
         bound = f"position >= {min(int(first), int(lo))}" if bounded else "TRUE"
-        conn.execute(
-            f"DELETE FROM {f.name} WHERE {'first_' + bound if bounded else 'TRUE'} AND {k} IN (SELECT id FROM fact_matched)"
-        )
+        conn.execute(f"DELETE FROM {f.name} WHERE {'first_' + bound if bounded else 'TRUE'} AND {k} IN (SELECT id FROM fact_matched)")
         conn.execute(
             f"""INSERT INTO {f.name}
             {f.select(f.events, f"{bound} AND {k} IN (SELECT id FROM fact_matched)")}

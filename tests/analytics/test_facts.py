@@ -90,9 +90,7 @@ def test_facts_survive_out_of_order_and_cloudevents(tmp_path: Path, traffic: lis
     store.close()
 
 
-def test_an_old_contact_continued_long_after_is_found(
-    tmp_path: Path, traffic: list[Envelope], monkeypatch: pytest.MonkeyPatch
-) -> None:
+def test_an_old_contact_continued_long_after_is_found(tmp_path: Path, traffic: list[Envelope], monkeypatch: pytest.MonkeyPatch) -> None:
     # With a tiny "recent" window every continuation must be found by the full lookup.
     monkeypatch.setattr(schema, "RECENT_POSITIONS", 3)
     store = AnalyticsStore(tmp_path / "a.duckdb")
@@ -158,37 +156,4 @@ def test_requests_open_at_replays_requests_in_flight(tmp_path: Path, traffic: li
             "SELECT count(*) FROM request_facts WHERE first_event_at <= $t AND last_event_at > $t", {"t": t}
         ).fetchone()[0]  # type: ignore[index]
     assert in_flight_seen > 50  # the replay branch was exercised
-    store.close()
-
-
-def test_interleaved_sources_are_deduplicated_below_the_watermark(tmp_path: Path, traffic: list[Envelope]) -> None:
-    """Kafka partitions interleave: a batch may hold events below the highest position stored."""
-    store = AnalyticsStore(tmp_path / "a.duckdb")
-    evens, odds = traffic[0::2], traffic[1::2]
-    assert store.ingest_envelopes(evens[:800]) == 800
-    # Positions below the watermark, new ones mixed with redelivered ones.
-    assert store.ingest_envelopes(odds[:600] + evens[700:800]) == 600
-    docs = [json.dumps(e.to_cloudevent()) for e in odds[500:900] + evens[750:900]]
-    assert store.ingest_cloudevents(docs) == 300 + 100
-    assert store.ingest_envelopes(traffic) == len(traffic) - 1800
-    n = store.conn.execute("SELECT count(*), count(DISTINCT event_id) FROM events").fetchone()
-    assert n == (len(traffic), len(traffic))
-    _assert_facts_exact(store.conn)
-    store.close()
-
-
-def test_cloudevents_without_sequence_are_still_deduplicated(tmp_path: Path, traffic: list[Envelope]) -> None:
-    store = AnalyticsStore(tmp_path / "a.duckdb")
-    store.ingest_envelopes(traffic[:1000])
-
-    def doc(e: Envelope) -> str:
-        ce = e.to_cloudevent()
-        del ce["sequence"]  # a producer that does not send the position
-        return json.dumps(ce)
-
-    assert store.ingest_cloudevents([doc(e) for e in traffic[900:1100]]) == 100
-    assert store.ingest_cloudevents([doc(e) for e in traffic[900:1100]]) == 0
-    assert store.counts()["events"] == 1100
-    assert store.conn.execute("SELECT count(*) - count(DISTINCT event_id) FROM events").fetchone() == (0,)
-    _assert_facts_exact(store.conn)
     store.close()
