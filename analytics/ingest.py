@@ -56,6 +56,9 @@ WHOLE_LOG = -1
 CHECKPOINT_BYTES = 1 << 30
 CHECKPOINT_THRESHOLD = "4GB"
 WRITER_THREADS = 1
+# Events per transaction when catching up with the log. Each batch costs about 25 short
+# statements and a commit: measured 64,000 events/s with 5,000 a batch, 118,000 with 50,000.
+DEFAULT_BATCH = 50_000
 STORE_SOURCE = "store"
 
 _FRESH_SCHEMA = pa.schema(
@@ -566,7 +569,7 @@ class InProcessAnalytics:
         self,
         store: Any,
         duckdb_path: Path | str,
-        batch: int = 5000,
+        batch: int = DEFAULT_BATCH,
         snapshot_interval: float = 5.0,
     ) -> None:
         self.store = store
@@ -636,7 +639,7 @@ def start_background(store: Any, duckdb_path: Path | str, interval: float = 2.0)
     return stop
 
 
-def ingest_envelopes_once(path: Path | str, envelopes: Iterable[Envelope], batch: int = 5000) -> int:
+def ingest_envelopes_once(path: Path | str, envelopes: Iterable[Envelope], batch: int = DEFAULT_BATCH) -> int:
     """Convenience for scripts and tests: ingest an iterable and publish a snapshot."""
     store = AnalyticsStore(path)
     try:

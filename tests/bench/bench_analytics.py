@@ -313,9 +313,8 @@ def ingest(path: Path, args: argparse.Namespace) -> dict[str, object]:
 def kpi_timings(path: Path, args: argparse.Namespace, result: dict[str, object]) -> None:
     load_before = os.getloadavg()
     conn = connect_reader(path)
-    result.setdefault(
-        "tables", {t: conn.execute(f"SELECT count(*) FROM {t}").fetchone()[0] for t in ("events", "contact_events")}
-    )  # type: ignore[index]
+    counts = {t: conn.execute(f"SELECT count(*) FROM {t}").fetchall()[0][0] for t in ("events", "contact_events")}
+    result.setdefault("tables", counts)
     day = (YEAR + timedelta(days=180)).replace(tzinfo=None)
 
     def suite(start: datetime, end: datetime) -> tuple[float, dict[str, float]]:
