@@ -104,9 +104,7 @@ def html_page(result: ReportResult) -> str:
     head = "".join(f"<th>{html.escape(c)}</th>" for c in result.columns)
     body = "\n".join(
         "<tr>"
-        + "".join(
-            f"<td>{html.escape(format_value(v, result.formats.get(c)))}</td>" for c, v in zip(result.columns, r, strict=True)
-        )
+        + "".join(f"<td>{html.escape(format_value(v, result.formats.get(c)))}</td>" for c, v in zip(result.columns, r, strict=True))
         + "</tr>"
         for r in result.rows
     )

@@ -429,9 +429,7 @@ def arrivals(conn: duckdb.DuckDBPyConnection, start: Any, end: Any, by: str = "i
     )
 
 
-def kpi_suite(
-    conn: duckdb.DuckDBPyConnection, start: Any, end: Any, p: KpiParams = KpiParams(), by: str = "total"
-) -> dict[str, Any]:
+def kpi_suite(conn: duckdb.DuckDBPyConnection, start: Any, end: Any, p: KpiParams = KpiParams(), by: str = "total") -> dict[str, Any]:
     """Every standard KPI for a window; ``timings`` says how long each part took."""
     timings: dict[str, float] = {}
     out: dict[str, Any] = {}

@@ -60,15 +60,11 @@ def connect_reader(path: Path | str) -> duckdb.DuckDBPyConnection:
     snapshot = snapshot_path_for(path)
     target = snapshot.resolve() if snapshot.exists() else path
     if not target.exists():
-        raise ReportError(
-            f"no analytics data at {path}: run `hotline ingest` (or start the API) first", status=404, code="no_analytics"
-        )
+        raise ReportError(f"no analytics data at {path}: run `hotline ingest` (or start the API) first", status=404, code="no_analytics")
     try:
         conn = duckdb.connect(str(target), read_only=True)
     except duckdb.IOException as e:
-        raise ReportError(
-            f"the analytics database is busy and has no snapshot yet: {e}", status=503, code="analytics_busy"
-        ) from e
+        raise ReportError(f"the analytics database is busy and has no snapshot yet: {e}", status=503, code="analytics_busy") from e
     # Another connection of this process to the same file shares its (already locked) settings.
     if not conn.execute("SELECT current_setting('lock_configuration')").fetchone()[0]:  # type: ignore[index]
         conn.execute("SET TimeZone = 'UTC'")
@@ -316,11 +312,7 @@ def _repeats(conn: duckdb.DuckDBPyConnection, w: Window) -> ReportResult:
 def _backlog(conn: duckdb.DuckDBPyConnection, w: Window) -> ReportResult:
     by = w.by or "department"
     rows = kpis.backlog(conn, w.end, by)
-    keys = (
-        ["department", "category"]
-        if by in ("department_category", "department,category")
-        else [by if by != "total" else "bucket"]
-    )
+    keys = ["department", "category"] if by in ("department_category", "department,category") else [by if by != "total" else "bucket"]
     cols = [*keys, "open_requests", "past_due", *(a[0] for a in kpis.AGE_BUCKETS), "avg_age_days", "oldest_days"]
     return _table(
         "backlog",
@@ -396,9 +388,7 @@ _TIME = ("hour", "interval", "day", "week", "month", "total")
 STANDARD: dict[str, StandardReport] = {
     r.name: r
     for r in (
-        StandardReport(
-            "daily", "Daily statistics: contacts and requests", _daily, ("day", "week", "month", "hour", "total"), "day"
-        ),
+        StandardReport("daily", "Daily statistics: contacts and requests", _daily, ("day", "week", "month", "hour", "total"), "day"),
         StandardReport(
             "service_level",
             "Service level, ASA, AHT, abandonment, answer rate",
@@ -426,9 +416,7 @@ STANDARD: dict[str, StandardReport] = {
         ),
         StandardReport("problems", "Most common problem codes", _problems, ("total",), "total", 30),
         StandardReport("heatmap", "Hourly and weekday heat map", _heatmap, ("total",), "total", 28),
-        StandardReport(
-            "knowledge", "Knowledge-base answer rate", _knowledge, ("total", "day", "week", "month", "language"), "total", 30
-        ),
+        StandardReport("knowledge", "Knowledge-base answer rate", _knowledge, ("total", "day", "week", "month", "language"), "total", 30),
         StandardReport("staffing", "Erlang C staffing from history", _staffing, ("interval", "hour", "day"), "interval", 1),
     )
 }
@@ -505,15 +493,11 @@ def run_saved(conn: duckdb.DuckDBPyConnection, report: SavedReport, w: Window, t
             raise
         except duckdb.Error as e:
             if isinstance(e, duckdb.PermissionException):
-                raise ReportError(
-                    f"the report tried to reach outside the analytics database: {e}", code="report_not_read_only"
-                ) from e
+                raise ReportError(f"the report tried to reach outside the analytics database: {e}", code="report_not_read_only") from e
             raise ReportError(f"the report failed: {e}") from e
     chart = None
     if report.chart and report.chart.get("kind", "bar") != "none":
-        chart = Chart(
-            report.chart.get("kind", "bar"), report.chart.get("x") or columns[0], list(report.chart.get("y") or columns[1:2])
-        )
+        chart = Chart(report.chart.get("kind", "bar"), report.chart.get("x") or columns[0], list(report.chart.get("y") or columns[1:2]))
     formats = {c: report.formats.get(c, "number") for c in columns}
     return ReportResult(report.name, report.title or report.name, columns, rows, formats, chart,
                         {"from": w.start, "to": w.end, "by": w.by})  # fmt: skip
@@ -548,9 +532,7 @@ class SavedReports:
 
     def all(self) -> list[SavedReport]:
         with self.engine.connect() as c:
-            return [
-                SavedReport(**json.loads(r[0])) for r in c.execute(sa.select(self.table.c.definition).order_by(self.table.c.name))
-            ]
+            return [SavedReport(**json.loads(r[0])) for r in c.execute(sa.select(self.table.c.definition).order_by(self.table.c.name))]
 
     def delete(self, name: str) -> bool:
         with self.engine.begin() as c:
@@ -568,8 +550,7 @@ class Reports:
 
     def list(self) -> list[dict[str, Any]]:
         out: list[dict[str, Any]] = [
-            {"name": r.name, "title": r.title, "kind": "standard", "by": list(r.by), "default_by": r.default_by}
-            for r in STANDARD.values()
+            {"name": r.name, "title": r.title, "kind": "standard", "by": list(r.by), "default_by": r.default_by} for r in STANDARD.values()
         ]
         if self.saved:
             out += [{"name": s.name, "title": s.title or s.name, "kind": "saved", "description": s.description, "sql": s.sql}

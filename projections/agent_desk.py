@@ -186,9 +186,7 @@ def desk(conn: Connection, agent_id: str, now: datetime) -> dict[str, Any]:
         item["request_ids"] = json.loads(item["request_ids"] or "[]")
         {"offer": offers, "active": active, "wrap_up": wrapping}[item["role"]].append(item)
     grabbable: list[dict[str, Any]] = []
-    grab_queues = {
-        r.queue_id for r in conn.execute(sa.select(wallboard.QUEUES.c.queue_id).where(wallboard.QUEUES.c.grab.is_(True)))
-    }
+    grab_queues = {r.queue_id for r in conn.execute(sa.select(wallboard.QUEUES.c.queue_id).where(wallboard.QUEUES.c.grab.is_(True)))}
     for queue_id in sorted(grab_queues & set(agent.get("queues") or [])):
         grabbable.extend(r for r in wallboard.waiting_contacts(conn, now, queue_id) if r["status"] == "queued")
     return {"agent": agent, "offers": offers, "contacts": active, "wrapping": wrapping, "grabbable": grabbable}

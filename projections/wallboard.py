@@ -199,9 +199,7 @@ def _waiting_set(env: Envelope, rows: Rows, **changes: Any) -> None:
 @projection.on(C.Arrived)
 def contact_arrived(env: Envelope, rows: Rows) -> None:
     d = env.data
-    rows.put(
-        LIVE.name, {"contact_id": env.aggregate_id, "queue_id": d["queue_id"], "channel": d["channel"], "language": d["language"]}
-    )
+    rows.put(LIVE.name, {"contact_id": env.aggregate_id, "queue_id": d["queue_id"], "channel": d["channel"], "language": d["language"]})
     if d["direction"] == "inbound":
         _bump(rows, d["queue_id"], _day(env), arrived=1)
 
@@ -328,9 +326,7 @@ def _aware(value: datetime, now: datetime) -> datetime:
 def wallboard(conn: Connection, now: datetime) -> dict[str, Any]:
     """Everything a supervisor's wallboard shows, as of ``now``."""
     agents: dict[str, int] = {}
-    for state, n in conn.execute(
-        sa.select(AGENTS.c.state, sa.func.count()).where(AGENTS.c.state != "logged_out").group_by(AGENTS.c.state)
-    ):
+    for state, n in conn.execute(sa.select(AGENTS.c.state, sa.func.count()).where(AGENTS.c.state != "logged_out").group_by(AGENTS.c.state)):
         agents[state] = n
     today = now.date().isoformat()
     day_rows = {r.queue_id: r for r in conn.execute(sa.select(DAY).where(DAY.c.day == today))}
@@ -379,9 +375,7 @@ def agents(conn: Connection, now: datetime, state: str | None = None) -> list[di
         row["queues"] = json.loads(row["queues"] or "[]")
         row["skills"] = json.loads(row["skills"] or "{}")
         row["languages"] = json.loads(row["languages"] or "[]")
-        row["seconds_in_state"] = (
-            round((now - _aware(row["state_since"], now)).total_seconds(), 1) if row["state_since"] else None
-        )
+        row["seconds_in_state"] = round((now - _aware(row["state_since"], now)).total_seconds(), 1) if row["state_since"] else None
         out.append(row)
     return out
 
@@ -394,10 +388,7 @@ def waiting_contacts(conn: Connection, now: datetime, queue_id: str) -> list[dic
     queue = conn.execute(sa.select(QUEUES).where(QUEUES.c.queue_id == queue_id)).mappings().first()
     rate = queue["ageing_per_minute"] if queue else 0.0
     rows = [
-        dict(r)
-        for r in conn.execute(
-            sa.select(WAITING).where(WAITING.c.queue_id == queue_id, WAITING.c.status != "scheduled")
-        ).mappings()
+        dict(r) for r in conn.execute(sa.select(WAITING).where(WAITING.c.queue_id == queue_id, WAITING.c.status != "scheduled")).mappings()
     ]
     for r in rows:
         r["since"] = _aware(r["since"], now)

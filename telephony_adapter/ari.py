@@ -158,9 +158,7 @@ class AriAdapter:
             return None
 
 
-def actions_for(
-    event_type: str, contact_id: str, data: dict[str, Any], legs: dict[str, Leg] | None = None
-) -> list[dict[str, Any]]:
+def actions_for(event_type: str, contact_id: str, data: dict[str, Any], legs: dict[str, Leg] | None = None) -> list[dict[str, Any]]:
     """ARI requests that carry out a contact event on the PBX (a domain decision → PBX)."""
     kind = event_type.split(".")[2]
     caller = next((ch for ch, leg in (legs or {}).items() if leg.contact_id == contact_id and leg.kind == "caller"), None)

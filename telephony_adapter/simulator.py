@@ -343,9 +343,7 @@ class Simulator:
 
     def _do_wrap(self, contact_id: str, agent_id: str) -> None:
         disposition = self.rng.choice(["information_given", "request_registered", "transferred_to_department", "resolved"])
-        self._run(
-            ccs.wrap_up_contact, contact_id, cc.WrapUp(agent_id=agent_id, disposition=disposition), actor=Actor(agent_id, "agent")
-        )
+        self._run(ccs.wrap_up_contact, contact_id, cc.WrapUp(agent_id=agent_id, disposition=disposition), actor=Actor(agent_id, "agent"))
 
     def _do_callback(self, contact_id: str) -> None:
         outcome = "answered" if self.rng.random() < self.config.callback_answer_rate else self.rng.choice(["no_answer", "busy"])
@@ -354,9 +352,7 @@ class Simulator:
     def _do_break(self, agent_id: str) -> None:
         if self._now() >= self._t0 + self.config.hours * 3600:
             return
-        if self._run(
-            ccs.set_presence, agent_id, cc.SetPresence(presence="not_ready", reason="break"), actor=Actor(agent_id, "agent")
-        ):
+        if self._run(ccs.set_presence, agent_id, cc.SetPresence(presence="not_ready", reason="break"), actor=Actor(agent_id, "agent")):
             self._at(self._now() + 15 * 60, "back", agent_id)
 
     def _do_back(self, agent_id: str) -> None:

@@ -209,9 +209,7 @@ class Agent(HotlineAggregate):
     def can_take(self, media: str) -> bool:
         return self.why_not(media) is None
 
-    def _settle(
-        self, ctx: Context, reason: str | None = None, forced_by: str | None = None, *, presence: str | None = None
-    ) -> None:
+    def _settle(self, ctx: Context, reason: str | None = None, forced_by: str | None = None, *, presence: str | None = None) -> None:
         """Record a state change if presence or work changed what the agent is doing."""
         new_presence = presence or self.presence
         saved = self.presence
@@ -327,9 +325,7 @@ class Agent(HotlineAggregate):
             why = self.why_not(media)
             if why:
                 raise InvalidTransition(why, code="agent_unavailable")
-        self._record(
-            self.ContactStarted, ctx, agent_id=self.agent_id, contact_id=contact_id, media=media, queue_id=queue_id, how=how
-        )
+        self._record(self.ContactStarted, ctx, agent_id=self.agent_id, contact_id=contact_id, media=media, queue_id=queue_id, how=how)
         self._settle(ctx)
 
     def finish_contact(self, contact_id: str, wrap_seconds: int, ctx: Context) -> None:

@@ -420,9 +420,7 @@ class Contact(HotlineAggregate):
             attempt = (self.callback or {}).get("attempt", 1)
             self._record(self.CallbackAttempted, ctx, attempt=attempt, agent_id=agent_id)
             return "dialing"
-        self._record(
-            self.Answered, ctx, agent_id=agent_id, queue_id=self.queue_id, wait_seconds=self.wait_seconds(ctx.now), grabbed=False
-        )
+        self._record(self.Answered, ctx, agent_id=agent_id, queue_id=self.queue_id, wait_seconds=self.wait_seconds(ctx.now), grabbed=False)
         return "answered"
 
     def grab(self, agent_id: str, grab_allowed: bool, ctx: Context) -> str:
@@ -436,9 +434,7 @@ class Contact(HotlineAggregate):
             attempt = (self.callback or {}).get("attempt", 1)
             self._record(self.CallbackAttempted, ctx, attempt=attempt, agent_id=agent_id)
             return "dialing"
-        self._record(
-            self.Answered, ctx, agent_id=agent_id, queue_id=self.queue_id, wait_seconds=self.wait_seconds(ctx.now), grabbed=True
-        )
+        self._record(self.Answered, ctx, agent_id=agent_id, queue_id=self.queue_id, wait_seconds=self.wait_seconds(ctx.now), grabbed=True)
         return "answered"
 
     # ------------------------------------------------------------------ callbacks

@@ -476,9 +476,7 @@ class RoutingView:
         if c.status == "scheduled" and c.due > self.now:
             return  # its "due" timer touches it again
         self.dirty_contacts.add(c.contact_id)
-        heapq.heappush(
-            self.waiting.setdefault((c.queue_id, c.language or ANY_LANGUAGE), []), (*self._contact_key(c, rules), c.token)
-        )
+        heapq.heappush(self.waiting.setdefault((c.queue_id, c.language or ANY_LANGUAGE), []), (*self._contact_key(c, rules), c.token))
 
     def _valid_agent(self, entry: tuple[Any, ...], rules: QueueRules) -> AgentView | None:
         a = self.agents.get(entry[2])
@@ -544,9 +542,7 @@ class RoutingView:
                     best, best_rank = found, rank
         return best
 
-    def _first_eligible(
-        self, heap: list[tuple[Any, ...]] | None, rules: QueueRules, margin: int, now: float
-    ) -> ContactView | None:
+    def _first_eligible(self, heap: list[tuple[Any, ...]] | None, rules: QueueRules, margin: int, now: float) -> ContactView | None:
         if not heap:
             return None
         skipped: list[tuple[Any, ...]] = []

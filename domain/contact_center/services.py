@@ -265,9 +265,7 @@ def answer_contact(uow: UnitOfWork, ctx: Context, deps: Deps, contact_id: str, c
     agent = load_agent(uow, cmd.agent_id)
     kind = contact.offer_kind
     how = contact.accept(cmd.agent_id, ctx)
-    agent.start_contact(
-        str(contact.id), contact.media, contact.queue_id, "consult" if kind in ("consult", "conference") else "offer", ctx
-    )
+    agent.start_contact(str(contact.id), contact.media, contact.queue_id, "consult" if kind in ("consult", "conference") else "offer", ctx)
     return _contact_result(contact, how=how)
 
 
@@ -346,9 +344,7 @@ def transfer_contact(uow: UnitOfWork, ctx: Context, deps: Deps, contact_id: str,
             raise InvalidCommand(f"a {contact.media} contact cannot go to the {target_rules.media} queue {cmd.to_queue_id}")
     target = load_agent(uow, cmd.to_agent_id) if cmd.to_agent_id else None
     leaving_queue = contact.queue_id
-    contact.transfer(
-        cmd.agent_id, to_queue_id=cmd.to_queue_id, to_agent_id=cmd.to_agent_id, mode=cmd.mode, expert=cmd.expert, ctx=ctx
-    )
+    contact.transfer(cmd.agent_id, to_queue_id=cmd.to_queue_id, to_agent_id=cmd.to_agent_id, mode=cmd.mode, expert=cmd.expert, ctx=ctx)
     if target is not None:
         target.reserve(str(contact.id), leaving_queue, contact.media, ctx)
     if cmd.mode == "cold":

@@ -52,9 +52,7 @@ def test_api_lists_and_runs_reports(client: TestClient) -> None:
     assert r.status_code == 200, r.text
     doc = r.json()
     assert len(doc["rows"]) == 2 and doc["rows"][0]["offered"] > 300
-    csv_ = client.get(
-        "/reports/service_level", params={"by": "queue", "format": "csv", "from": "2024-05-06T00:00:00Z"}, headers=ANALYST
-    )
+    csv_ = client.get("/reports/service_level", params={"by": "queue", "format": "csv", "from": "2024-05-06T00:00:00Z"}, headers=ANALYST)
     assert csv_.headers["content-type"].startswith("text/csv") and "q-tax" in csv_.text
     pq_ = client.get("/reports/agents", params={"format": "parquet", "from": "2024-05-06T00:00:00Z"}, headers=ANALYST)
     assert pq.read_table(io.BytesIO(pq_.content)).num_rows == 10
@@ -75,8 +73,7 @@ def test_api_errors_are_clear(client: TestClient) -> None:
 def test_api_report_builder(client: TestClient) -> None:
     body = {
         "name": "queue_asa",
-        "sql": "SELECT queue_id, avg(wait_seconds) FILTER (answered) AS asa "
-        "FROM contacts_between($from, $to) GROUP BY ALL ORDER BY 1",
+        "sql": "SELECT queue_id, avg(wait_seconds) FILTER (answered) AS asa FROM contacts_between($from, $to) GROUP BY ALL ORDER BY 1",
         "formats": {"asa": "seconds"},
         "chart": {"kind": "bar", "x": "queue_id", "y": ["asa"]},
     }
@@ -91,9 +88,7 @@ def test_api_report_builder(client: TestClient) -> None:
 def test_api_erlang_c(client: TestClient) -> None:
     r = client.get("/staffing/erlang-c", params={"calls": 100, "aht": 180, "agents": 14}, headers=ANALYST).json()
     assert round(r["probability_of_waiting"], 4) == 0.1741 and round(r["service_level"], 3) == 0.888
-    need = client.get(
-        "/staffing/erlang-c", params={"calls": 100, "aht": 180, "target_sl": 0.8, "shrinkage": 0.3}, headers=ANALYST
-    ).json()
+    need = client.get("/staffing/erlang-c", params={"calls": 100, "aht": 180, "target_sl": 0.8, "shrinkage": 0.3}, headers=ANALYST).json()
     assert (need["agents"], need["scheduled_agents"]) == (14, 20)
     assert client.get("/staffing/erlang-c", params={"calls": 100, "aht": 0}, headers=ANALYST).status_code == 422
 
@@ -153,9 +148,7 @@ def test_cli_save_and_run(cli: typer.Typer) -> None:
         ],
     )
     assert r.exit_code == 0, r.output
-    r = runner.invoke(
-        cli, ["report", "abandons", "--from", "2024-05-06", "--to", "2024-05-08", "--no-catch-up", "--format", "csv"]
-    )
+    r = runner.invoke(cli, ["report", "abandons", "--from", "2024-05-06", "--to", "2024-05-08", "--no-catch-up", "--format", "csv"])
     assert r.exit_code == 0, r.output
     assert r.stdout.splitlines()[0] == "day,n,ab,rate"
     r = runner.invoke(cli, ["report", "save", "bad", "--sql", "UPDATE events SET type = 'x'"])

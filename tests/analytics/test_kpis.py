@@ -203,11 +203,7 @@ def test_heatmap_and_knowledge_match_plain_python(reader: duckdb.DuckDBPyConnect
     for evs in by_aggregate(traffic, "contact").values():
         a = evs[0]
         names = {e.type.split(".")[2] for e in evs}
-        if (
-            START <= a.time < END + timedelta(days=1)
-            and a.data["direction"] == "inbound"
-            and names & {"queued", "answered", "abandoned"}
-        ):
+        if START <= a.time < END + timedelta(days=1) and a.data["direction"] == "inbound" and names & {"queued", "answered", "abandoned"}:
             cells[(a.time.isoweekday(), a.time.hour)] += 1
     got = {(r["weekday"], r["hour"]): r["offered"] for r in kpis.heatmap(reader, START, END + timedelta(days=1), P)}
     assert got == dict(cells)

@@ -121,9 +121,7 @@ def test_a_saved_report_that_writes_is_refused(reports: Reports, sql: str) -> No
 
 
 def test_formula_injection_is_refused(reports: Reports) -> None:
-    bad = SavedReport(
-        name="evil", sql="SELECT 1 AS a", formulas={"b": "a) AS b FROM (SELECT 1 AS a) x; DELETE FROM events; SELECT (1"}
-    )
+    bad = SavedReport(name="evil", sql="SELECT 1 AS a", formulas={"b": "a) AS b FROM (SELECT 1 AS a) x; DELETE FROM events; SELECT (1"})
     with pytest.raises(ReportError, match="exactly one"):
         reports.save(bad)
 

@@ -49,9 +49,7 @@ class Traffic:
         return self.envelopes
 
 
-def generate(
-    day: datetime, seed: int = 7, contacts: int = 400, requests: int = 150, agents: int = 10, days: int = 1
-) -> list[Envelope]:
+def generate(day: datetime, seed: int = 7, contacts: int = 400, requests: int = 150, agents: int = 10, days: int = 1) -> list[Envelope]:
     """``days`` days of traffic starting at ``day`` (UTC midnight)."""
     rng = random.Random(seed)
     t = Traffic()

@@ -68,13 +68,9 @@ class Gen:
             out.append(self.env("agent", "logged_in", a, v + 1, login, {"state": "available"}))
             brk = day + timedelta(hours=12, minutes=int(rng.integers(0, 90)))
             out.append(self.env("agent", "state_changed", a, v + 2, brk, {"state": "break", "reason": "lunch"}))
+            out.append(self.env("agent", "state_changed", a, v + 3, brk + timedelta(minutes=30), {"state": "available", "reason": None}))
             out.append(
-                self.env("agent", "state_changed", a, v + 3, brk + timedelta(minutes=30), {"state": "available", "reason": None})
-            )
-            out.append(
-                self.env(
-                    "agent", "logged_out", a, v + 4, day + timedelta(hours=19, minutes=int(rng.integers(0, 60))), {"reason": None}
-                )
+                self.env("agent", "logged_out", a, v + 4, day + timedelta(hours=19, minutes=int(rng.integers(0, 60))), {"reason": None})
             )
         # Arrivals follow a two-peak day (10:00 and 15:00).
         secs = np.clip(
@@ -117,9 +113,7 @@ class Gen:
             out.append(self.env("contact", "queued", cid, 2, q_at, {"queue_id": q, "priority": 1}))
             if abandon[i]:
                 out.append(
-                    self.env(
-                        "contact", "abandoned", cid, 3, q_at + timedelta(seconds=w), {"queue_id": q, "wait_seconds": round(w, 2)}
-                    )
+                    self.env("contact", "abandoned", cid, 3, q_at + timedelta(seconds=w), {"queue_id": q, "wait_seconds": round(w, 2)})
                 )
                 self.contact_events += 3
                 continue
@@ -223,12 +217,8 @@ class Gen:
             out.append(self.env("request", "accepted", rid, 4, t, {"department_id": dept}))
             t += timedelta(hours=float(hours[i]))
             out.append(self.env("request", "final_replied", rid, 5, t, {"message": "ok", "channel": "phone"}))
-            out.append(
-                self.env("request", "closed", rid, 6, t + timedelta(minutes=5), {"on_time": t + timedelta(minutes=5) <= due})
-            )
-            out.append(
-                self.env("request", "rated", rid, 7, t + timedelta(hours=3), {"score": int(rng.integers(1, 6)), "comment": None})
-            )
+            out.append(self.env("request", "closed", rid, 6, t + timedelta(minutes=5), {"on_time": t + timedelta(minutes=5) <= due}))
+            out.append(self.env("request", "rated", rid, 7, t + timedelta(hours=3), {"score": int(rng.integers(1, 6)), "comment": None}))
             self.request_events += 7
         return out
 

@@ -146,9 +146,7 @@ def bench_decisions(agents: int = 1000, contacts: int = 10_000, rounds: int = 20
     for r in range(min(rounds, agents)):
         agent_id = order[r]
         view.apply(
-            feed.env(
-                "state_changed", "agent", agent_id, now, agent_id=agent_id, state="available", presence="available", reason=None
-            )
+            feed.env("state_changed", "agent", agent_id, now, agent_id=agent_id, state="available", presence="available", reason=None)
         )
         started = time.perf_counter()
         decisions = view.decide(now, limit=1)
@@ -238,9 +236,7 @@ def bench_decisions(agents: int = 1000, contacts: int = 10_000, rounds: int = 20
         decisions = view2.decide(now2, limit=1)
         lat2.append(time.perf_counter() - started)
         for d in decisions:
-            view2.apply(
-                feed2.env("offered", "contact", d.contact_id, now2, agent_id=d.agent_id, queue_id=d.queue_id, kind="route")
-            )
+            view2.apply(feed2.env("offered", "contact", d.contact_id, now2, agent_id=d.agent_id, queue_id=d.queue_id, kind="route"))
             view2.apply(
                 feed2.env(
                     "reserved",
@@ -292,9 +288,7 @@ def bench_end_to_end(
     timings: dict[str, Any] = {"store": store, "agents": agents, "contacts_waiting": contacts, "batch": batch}
     try:
         for skill in SKILLS:
-            bus.execute(
-                ccs.define_queue, sup, cc.DefineQueue(queue_id=skill, required_skills={skill: 2}, offer_timeout_seconds=3600)
-            )
+            bus.execute(ccs.define_queue, sup, cc.DefineQueue(queue_id=skill, required_skills={skill: 2}, offer_timeout_seconds=3600))
         people = population(rng, agents)
 
         def parallel(fn: Any, items: list[Any]) -> float:
@@ -307,9 +301,7 @@ def bench_end_to_end(
             lambda p: bus.execute(
                 ccs.login_agent,
                 Actor(p["agent_id"], "agent"),
-                cc.LoginAgent(
-                    agent_id=p["agent_id"], queues=p["queues"], skills=p["skills"], languages=p["languages"], ready=False
-                ),
+                cc.LoginAgent(agent_id=p["agent_id"], queues=p["queues"], skills=p["skills"], languages=p["languages"], ready=False),
             ),
             people,
         )
@@ -317,9 +309,7 @@ def bench_end_to_end(
             lambda i: bus.execute(
                 ccs.contact_arrives,
                 pbx,
-                cc.ContactArrives(
-                    channel="phone", queue_id=rng.choice(SKILLS), language=rng.choice(LANGS), priority=rng.choice([0, 0, 1])
-                ),
+                cc.ContactArrives(channel="phone", queue_id=rng.choice(SKILLS), language=rng.choice(LANGS), priority=rng.choice([0, 0, 1])),
             ),
             list(range(contacts)),
         )
@@ -332,9 +322,7 @@ def bench_end_to_end(
         per_round = []
         for _ in range(rounds):
             parallel(
-                lambda p: bus.execute(
-                    ccs.set_presence, Actor(p["agent_id"], "agent"), p["agent_id"], cc.SetPresence(presence="available")
-                ),
+                lambda p: bus.execute(ccs.set_presence, Actor(p["agent_id"], "agent"), p["agent_id"], cc.SetPresence(presence="available")),
                 people,
             )
             router.catch_up()

@@ -73,11 +73,7 @@ class Center:
 
     def arrive(self, queue_id: str, channel: str = "phone", **kw: Any) -> str:
         kw.setdefault("phone", "+390612345678")
-        return str(
-            self.run(ccs.contact_arrives, cc.ContactArrives.model_validate({"channel": channel, "queue_id": queue_id, **kw}))[
-                "id"
-            ]
-        )
+        return str(self.run(ccs.contact_arrives, cc.ContactArrives.model_validate({"channel": channel, "queue_id": queue_id, **kw}))["id"])
 
     def as_agent(self, agent_id: str, handler: Any, *args: Any) -> dict[str, Any]:
         return self.run(handler, *args, actor=Actor(agent_id, "agent"))
@@ -92,9 +88,7 @@ class Center:
         return self.as_agent(agent_id, ccs.wrap_up_contact, contact_id, cc.WrapUp(agent_id=agent_id, disposition=disposition))
 
     def presence(self, agent_id: str, presence: str, reason: str | None = None) -> dict[str, Any]:
-        return self.as_agent(
-            agent_id, ccs.set_presence, agent_id, cc.SetPresence.model_validate({"presence": presence, "reason": reason})
-        )
+        return self.as_agent(agent_id, ccs.set_presence, agent_id, cc.SetPresence.model_validate({"presence": presence, "reason": reason}))
 
     def route(self) -> int:
         return self.router.run_until_idle()

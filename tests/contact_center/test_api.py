@@ -40,9 +40,7 @@ def test_queue_agent_contact_and_wallboard(api: tuple[TestClient, Hotline]) -> N
     assert r.status_code == 200, r.text
     r = client.post("/agents/login", json={"agent_id": "A1", "queues": ["general"], "languages": ["it"]}, headers=agent("A1"))
     assert r.status_code == 200 and r.json()["state"] == "available"
-    r = client.post(
-        "/contacts", json={"channel": "phone", "queue_id": "general", "language": "it", "phone": "+39061"}, headers=PBX
-    )
+    r = client.post("/contacts", json={"channel": "phone", "queue_id": "general", "language": "it", "phone": "+39061"}, headers=PBX)
     assert r.status_code == 201, r.text
     cid = r.json()["id"]
     assert client.get(f"/contacts/{cid}/position").json()["position"] == 1

@@ -74,12 +74,10 @@ def _kept_matches_store(router: Router, center: Center) -> int:
 def _view_state(view: RoutingView) -> dict[str, Any]:
     return {
         "contacts": {
-            cid: (c.status, c.queue_id, c.offered_to, c.offer_kind, c.agent_id, c.virtual, c.since)
-            for cid, c in view.contacts.items()
+            cid: (c.status, c.queue_id, c.offered_to, c.offer_kind, c.agent_id, c.virtual, c.since) for cid, c in view.contacts.items()
         },
         "agents": {
-            aid: (a.presence, a.state, dict(a.offers), dict(a.active), dict(a.wrapping), a.idle_since)
-            for aid, a in view.agents.items()
+            aid: (a.presence, a.state, dict(a.offers), dict(a.active), dict(a.wrapping), a.idle_since) for aid, a in view.agents.items()
         },
         "position": view.position,
     }

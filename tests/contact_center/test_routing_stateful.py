@@ -48,9 +48,7 @@ class LogChecker:
                 if kind == "arrived":
                     self.contacts.add(cid)
                 elif kind == "offered":
-                    assert self.offer.get(cid) is None, (
-                        f"{cid} offered to {e.data['agent_id']} while offered to {self.offer[cid]}"
-                    )
+                    assert self.offer.get(cid) is None, f"{cid} offered to {e.data['agent_id']} while offered to {self.offer[cid]}"
                     self.offer[cid] = e.data["agent_id"]
                 elif kind in ("offer_timed_out", "offer_declined", "participant_joined", "callback_attempted"):
                     self.offer[cid] = None
@@ -92,9 +90,7 @@ class ContactCenterMachine(RuleBasedStateMachine):
             max_wait_seconds=200,
             overflow={"to": "callback"},
         )
-        self.center.queue(
-            "q1", wrap_seconds=5, offer_timeout_seconds=8, max_wait_seconds=120, overflow={"to": "queue", "queue_id": "q2"}
-        )
+        self.center.queue("q1", wrap_seconds=5, offer_timeout_seconds=8, max_wait_seconds=120, overflow={"to": "queue", "queue_id": "q2"})
         self.center.queue("g", grab=True, strategy="ring_all", wrap_seconds=3, max_wait_seconds=90, overflow={"to": "voicemail"})
         self.stale = Router(self.center.store, self.center.bus, name="stale")
         self.checker = LogChecker()
@@ -205,9 +201,7 @@ class ContactCenterMachine(RuleBasedStateMachine):
         dialing = self._contacts("dialing")
         if dialing:
             outcome = data.draw(st.sampled_from(["answered", "no_answer", "busy"]))
-            self._try(
-                ccs.callback_outcome, data.draw(st.sampled_from(dialing)), cc.CallbackOutcome.model_validate({"outcome": outcome})
-            )
+            self._try(ccs.callback_outcome, data.draw(st.sampled_from(dialing)), cc.CallbackOutcome.model_validate({"outcome": outcome}))
 
     @precondition(lambda self: bool(self.logged))
     @rule()

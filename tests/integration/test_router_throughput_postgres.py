@@ -49,7 +49,7 @@ def test_events_inserted_in_binary_read_back_equal(cc_hotline: Hotline) -> None:
         queue_id="q",
         language="ar",
         priority=2,
-        personal={"phone": "+390612345678", "name": "محمد 李雷 O'Brien \\ \"quoted\" \x01"},
+        personal={"phone": "+390612345678", "name": 'محمد 李雷 O\'Brien \\ "quoted" \x01'},
         direction="inbound",
         citizen_id=None,
         external_id=f"chan-{uuid.uuid4()}",
@@ -80,8 +80,7 @@ def test_a_burst_assigns_each_contact_and_agent_once_and_a_restart_sees_the_same
         )
         contacts = list(
             pool.map(
-                lambda i: bus.execute(ccs.contact_arrives, PBX, cc.ContactArrives(channel="phone", queue_id=f"q{1 + i % 2}"))
-                .result["id"],
+                lambda i: bus.execute(ccs.contact_arrives, PBX, cc.ContactArrives(channel="phone", queue_id=f"q{1 + i % 2}")).result["id"],
                 range(80),
             )
         )
