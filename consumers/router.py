@@ -235,6 +235,14 @@ class _PrefetchedStore:
         found = self.prefetched.pop(aggregate_id, None)
         return found if found is not None else self._store.repository.get(aggregate_id, **kw)
 
+    def load(self, aggregate_id: uuid.UUID, *, fresh: bool = False, copy: bool = True) -> Any:
+        found = self.prefetched.pop(aggregate_id, None)
+        return found if found is not None else self._store.load(aggregate_id, fresh=fresh, copy=copy)
+
+    def remember(self, aggregates: Any) -> None:
+        """The batch loader keeps the router's aggregates; the shared cache must not hold
+        the same objects (the router goes on changing them)."""
+
 
 class _KeepingCommitter:
     """The group committer as the router's write bus sees it: keeps the recordings of
@@ -481,9 +489,7 @@ class Router:
             if action.kind == "offer_timeout":
                 self.bus.execute(ccs.time_out_offer, ROUTER_ACTOR, action.contact_id, action.agent_id)
             elif action.kind == "wrap_timeout":
-                self.bus.execute(
-                    ccs.wrap_up_contact, ROUTER_ACTOR, action.contact_id, cc.WrapUp(agent_id=action.agent_id, timed_out=True)
-                )
+                self.bus.execute(ccs.wrap_up_contact, ROUTER_ACTOR, action.contact_id, cc.WrapUp(agent_id=action.agent_id, timed_out=True))
             elif action.kind == "overflow":
                 self.bus.execute(
                     ccs.overflow_contact,

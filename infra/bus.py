@@ -18,7 +18,7 @@ from typing import Any
 from eventsourcing.application import AggregateNotFoundError
 from eventsourcing.persistence import IntegrityError
 
-from domain.base import Actor, Clock, ConcurrencyConflict, Context, InvalidCommand
+from domain.base import Actor, Clock, ConcurrencyConflict, Context, DomainError, InvalidCommand
 from domain.idempotency import IdempotencyRecord, fingerprint, idempotency_id
 from domain.services import Deps
 from infra.eventstore import EventStore
@@ -75,7 +75,14 @@ class CommandBus:
                 causation_id=causation_id or str(uuid.uuid4()),
             )
             uow = EventStoreUnitOfWork(self.store)
-            result = handler(uow, ctx, self.deps, *args)
+            try:
+                result = handler(uow, ctx, self.deps, *args)
+            except DomainError:
+                # Refused on cached copies: refuse only what the stored state refuses.
+                if attempt > 0 or not uow.seen:
+                    raise
+                self.store.forget_aggregates(list(uow.seen))
+                continue
             events = uow.collect_events()
             if idempotency_key:
                 record = IdempotencyRecord.record(idempotency_key, scope, payload_print, result, ctx)
@@ -83,6 +90,8 @@ class CommandBus:
             try:
                 recordings = self.committer.commit(events)
             except IntegrityError:
+                # A cached copy was stale (or another writer won the race): reload.
+                self.store.forget_aggregates(list(uow.seen))
                 # Somebody else created what we thought absent: forget cached reference
                 # data so that the retry sees it.
                 self.store.reference_cache.clear()
@@ -95,6 +104,7 @@ class CommandBus:
                 # Jittered backoff so that writers racing for one hot aggregate spread out.
                 time.sleep(random.uniform(0, 0.002 * (attempt + 1)))
                 continue
+            self.store.remember(uow.changed)
             position = recordings[-1].notification.id if recordings else 0
             result = dict(result)
             if self.after_commit and position:

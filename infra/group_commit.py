@@ -6,15 +6,17 @@ comes from putting the events of every command that is waiting into one transact
 A single committer thread drains the queue: under load, batches grow by themselves;
 with one client, a batch is one command and nothing waits.
 
-If a batch fails on a conflict (two commands changed the same aggregate), each command
-of the batch is committed on its own, so only the loser gets the conflict.
+If a batch fails on a conflict (two commands changed the same aggregate), only the
+commands that wrote the conflicting key get the conflict; the rest commit together.
 """
 
 from __future__ import annotations
 
 import queue
+import re
 import threading
 import time
+import uuid
 from concurrent.futures import Future
 from typing import Any
 
@@ -70,23 +72,64 @@ class GroupCommitter:
     def _commit_batch(self, batch: list[tuple[list[Any], Future[Any]]]) -> None:
         self.batches += 1
         self.commands += len(batch)
-        try:
-            recordings = self.store.save(*[e for events, _ in batch for e in events])
-        except IntegrityError as exc:
-            if len(batch) == 1:
-                batch[0][1].set_exception(exc)
+        # Two commands of one batch that wrote the same version of an aggregate cannot
+        # both win: the later one loses now, without a round trip (the bus retries it).
+        batch = self._refuse_duplicates(batch)
+        # A conflict with what is already stored names the key that lost; only the
+        # commands that wrote it fail, and the rest are committed again together, so one
+        # stale command does not cost a transaction per command of its batch.
+        while batch:
+            try:
+                recordings = self.store.save(*[e for events, _ in batch for e in events])
+            except IntegrityError as exc:
+                losers = _conflicting(batch, exc)
+                if not losers:  # the error did not say which: settle each on its own
+                    for events, future in batch:
+                        self._commit_one(events, future)
+                    return
+                for _events, future in losers:
+                    future.set_exception(exc)
+                batch = [item for item in batch if item not in losers]
+                continue
+            except BaseException as exc:
+                for _, future in batch:
+                    future.set_exception(exc)
                 return
+            start = 0
             for events, future in batch:
-                try:
-                    future.set_result(self.store.save(*events))
-                except Exception as one_exc:
-                    future.set_exception(one_exc)
+                future.set_result(recordings[start : start + len(events)])
+                start += len(events)
             return
+
+    def _commit_one(self, events: list[Any], future: Future[Any]) -> None:
+        try:
+            future.set_result(self.store.save(*events))
         except BaseException as exc:
-            for _, future in batch:
-                future.set_exception(exc)
-            return
-        start = 0
+            future.set_exception(exc)
+
+    @staticmethod
+    def _refuse_duplicates(batch: list[tuple[list[Any], Future[Any]]]) -> list[tuple[list[Any], Future[Any]]]:
+        if len(batch) == 1:
+            return batch
+        taken: set[tuple[Any, int]] = set()
+        kept = []
         for events, future in batch:
-            future.set_result(recordings[start : start + len(events)])
-            start += len(events)
+            keys = {(e.originator_id, e.originator_version) for e in events}
+            if keys & taken:
+                future.set_exception(IntegrityError("another command of the same transaction changed this aggregate first"))
+                continue
+            taken |= keys
+            kept.append((events, future))
+        return kept
+
+
+_KEY = re.compile(r"\(originator_id, originator_version\)=\(([0-9a-fA-F-]{36}), (\d+)\)")
+
+
+def _conflicting(batch: list[tuple[list[Any], Future[Any]]], exc: IntegrityError) -> list[tuple[list[Any], Future[Any]]]:
+    """The commands of the batch that wrote the key PostgreSQL's error names."""
+    match = _KEY.search(str(exc))
+    if match is None:
+        return []
+    key = (uuid.UUID(match.group(1)), int(match.group(2)))
+    return [item for item in batch if any((e.originator_id, e.originator_version) == key for e in item[0])]

@@ -17,13 +17,14 @@ class EventStoreUnitOfWork:
     def __init__(self, store: EventStore) -> None:
         self.store = store
         self.seen: dict[uuid.UUID, HotlineAggregate] = {}
+        self.changed: list[HotlineAggregate] = []  # by collect_events: to cache once committed
 
     def find(self, cls: type[A], id: uuid.UUID) -> A | None:
         if id in self.seen:
             agg = self.seen[id]
         else:
             try:
-                agg = self.store.repository.get(id)
+                agg = self.store.load(id)
             except AggregateNotFoundError:
                 return None
             self.seen[id] = agg
@@ -40,7 +41,7 @@ class EventStoreUnitOfWork:
 
     def _load_shared(self, id: uuid.UUID) -> Any:
         try:
-            return self.store.repository.get(id, deepcopy_from_cache=False)
+            return self.store.load(id, fresh=True, copy=False)
         except AggregateNotFoundError:
             return None
 
@@ -55,6 +56,10 @@ class EventStoreUnitOfWork:
 
     def collect_events(self) -> list[Any]:
         events: list[Any] = []
+        self.changed = []
         for agg in self.seen.values():
-            events.extend(agg.collect_events())
+            pending = agg.collect_events()
+            if pending:
+                events.extend(pending)
+                self.changed.append(agg)
         return events

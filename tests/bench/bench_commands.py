@@ -73,30 +73,34 @@ def run_clients(clients: int, seconds: float, work: Any) -> dict[str, Any]:
     for t in threads:
         t.join()
     elapsed = time.perf_counter() - started
-    flat = sorted(x for lat in latencies for x in lat)
-    commands = len(flat)
+    return summarise([x for lat in latencies for x in lat], sum(errors), sum(events), elapsed) | {"clients": clients}
+
+
+def summarise(latencies: list[float], errors: int, events: int, elapsed: float) -> dict[str, Any]:
+    flat = sorted(latencies)
     return {
-        "clients": clients,
-        "commands": commands,
-        "errors": sum(errors),
-        "commands_per_s": round(commands / elapsed, 1),
-        "events_per_s": round(sum(events) / elapsed, 1),
+        "commands": len(flat),
+        "errors": errors,
+        "commands_per_s": round(len(flat) / elapsed, 1),
+        "events_per_s": round(events / elapsed, 1),
         "elapsed_s": elapsed,
+        "latencies": flat,
         "p50_ms": round(flat[len(flat) // 2] * 1000, 2) if flat else None,
         "p99_ms": round(flat[int(len(flat) * 0.99)] * 1000, 2) if flat else None,
     }
 
 
-def bench_domain(settings: Settings, clients: int, seconds: float) -> dict[str, Any]:
+def domain_clients(settings: Settings, clients: int, seconds: float, first: int = 0) -> dict[str, Any]:
+    """``clients`` threads on one command bus (one process, one group committer)."""
     hotline = Hotline.start(settings)
-    load_catalogue(hotline)
     refs: list[str] = []
     lock = threading.Lock()
     offset = random.randrange(10**6)
 
     def work(n: int, i: int) -> int:
         if i % 2 == 0 or not refs:
-            out = hotline.bus.execute(s.register_request, AGENT, c.RegisterRequest(**_register_body(offset + n * 100_000 + i)))
+            body = _register_body(offset + (first + n) * 100_000 + i)
+            out = hotline.bus.execute(s.register_request, AGENT, c.RegisterRequest(**body))
             with lock:
                 refs.append(out.result["reference"])
             return 4  # citizen, identity claim, request registered, classified
@@ -106,12 +110,54 @@ def bench_domain(settings: Settings, clients: int, seconds: float) -> dict[str, 
 
     try:
         batches0, cmds0 = hotline.committer.batches, hotline.committer.commands
-        position0 = hotline.store.max_position()
         result = run_clients(clients, seconds, work)
+        result["batches"] = hotline.committer.batches - batches0
+        result["batched_commands"] = hotline.committer.commands - cmds0
+        return result
+    finally:
+        hotline.close()
+
+
+def _domain_process(settings: Settings, clients: int, seconds: float, first: int, start_at: float, out: Any) -> None:
+    # Processes start together so that their windows overlap (wall clock, not perf_counter).
+    time.sleep(max(0.0, start_at - time.time()))
+    out.put(domain_clients(settings, clients, seconds, first))
+
+
+def bench_domain(settings: Settings, clients: int, seconds: float, procs: int = 1) -> dict[str, Any]:
+    """The command bus in ``procs`` processes (like ``hotline serve --workers``), the
+    clients spread over them; events are counted from the store's positions."""
+    import multiprocessing
+
+    hotline = Hotline.start(settings)
+    load_catalogue(hotline)
+    position0 = hotline.store.max_position()
+    try:
+        if procs == 1:
+            result = domain_clients(settings, clients, seconds)
+            parts = [result]
+        else:
+            ctx = multiprocessing.get_context("spawn")
+            queue = ctx.Queue()
+            start_at = time.time() + 3.0  # time for every process to import and connect
+            shares = [clients // procs + (1 if k < clients % procs else 0) for k in range(procs)]
+            workers = [
+                ctx.Process(target=_domain_process, args=(settings, shares[k], seconds, sum(shares[:k]), start_at, queue))
+                for k in range(procs)
+            ]
+            for w in workers:
+                w.start()
+            parts = [queue.get() for _ in workers]
+            for w in workers:
+                w.join()
+            elapsed = max(p["elapsed_s"] for p in parts)
+            result = summarise([x for p in parts for x in p["latencies"]], sum(p["errors"] for p in parts), 0, elapsed)
+            result["clients"] = clients
+        result["processes"] = procs
         # Real events written (timer plans and other policies add to what commands emit).
         result["events_per_s"] = round((hotline.store.max_position() - position0) / result["elapsed_s"], 1)
-        batches = hotline.committer.batches - batches0
-        result["commands_per_transaction"] = round((hotline.committer.commands - cmds0) / max(1, batches), 2)
+        batches = sum(p["batches"] for p in parts)
+        result["commands_per_transaction"] = round(sum(p["batched_commands"] for p in parts) / max(1, batches), 2)
         return result
     finally:
         hotline.close()
@@ -184,6 +230,7 @@ def main() -> None:
     parser.add_argument("--layer", choices=["domain", "http", "all"], default="all")
     parser.add_argument("--clients", default="1,32")
     parser.add_argument("--seconds", type=float, default=10)
+    parser.add_argument("--procs", type=int, default=1, help="domain layer: processes sharing the clients (like serve --workers)")
     parser.add_argument(
         "--projections",
         choices=["inprocess", "off"],
@@ -203,17 +250,22 @@ def main() -> None:
                     settings = Settings(
                         data_dir=tmp, database_url=url, pg_pool_size=40, inprocess_projections=args.projections == "inprocess"
                     )
-                    fn = bench_domain if layer == "domain" else bench_http
-                    row = {"store": store, "layer": layer, "projections": args.projections, **fn(settings, clients, args.seconds)}
+                    if layer == "domain":
+                        out = bench_domain(settings, clients, args.seconds, args.procs)
+                    else:
+                        out = bench_http(settings, clients, args.seconds)
+                    out.pop("latencies", None)
+                    row = {"store": store, "layer": layer, "projections": args.projections, **out}
                 finally:
                     if url:
                         drop_pg_database(url)
                 results.append(row)
                 print(json.dumps(row), flush=True)
-    print("\n| store | layer | projections | clients | commands/s | events/s | p50 ms | p99 ms | cmds/txn |")
-    print("|---|---|---|---|---|---|---|---|---|")
+    print("\n| store | layer | projections | processes | clients | commands/s | events/s | p50 ms | p99 ms | cmds/txn |")
+    print("|---|---|---|---|---|---|---|---|---|---|")
     for r in results:
-        cells = [r["store"], r["layer"], r["projections"], r["clients"], r["commands_per_s"], r["events_per_s"], r["p50_ms"], r["p99_ms"]]
+        cells = [r["store"], r["layer"], r["projections"], r.get("processes", 1), r["clients"], r["commands_per_s"], r["events_per_s"]]
+        cells += [r["p50_ms"], r["p99_ms"]]
         print("| " + " | ".join(str(c) for c in [*cells, r.get("commands_per_transaction", "")]) + " |")
 
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import itertools
 import threading
 from concurrent.futures import ThreadPoolExecutor
 
@@ -24,6 +25,10 @@ def _register(h: Hotline, i: int) -> str:
 
 
 def test_concurrent_commands_share_transactions(hotline: Hotline) -> None:
+    # Distinct reference numbers: a random one may collide (then the bus retries the
+    # command, and it would be counted twice below).
+    numbers = itertools.count(1)
+    hotline.bus.deps.new_reference = lambda now: now.strftime("%y%m%d") + f"{next(numbers):06d}"
     batches0, commands0 = hotline.committer.batches, hotline.committer.commands
     start = threading.Barrier(32)
 
@@ -92,3 +97,72 @@ def test_committer_reports_store_errors_to_every_waiter(hotline: Hotline, n: int
     committer.close()
     hotline.committer = GroupCommitter(hotline.store)
     hotline.bus.committer = hotline.committer
+
+
+def test_a_stale_cached_copy_never_decides_a_command(hotline: Hotline) -> None:
+    """Two API processes on one store: each caches aggregates as it last saw them."""
+    other = Hotline.start(hotline.settings, hotline.clock)
+    try:
+        ref = _register(hotline, 3)
+        version = other.store.repository.get(request_id_for(ref)).version  # now cached over there
+        other.bus.execute(s.add_note, AGENT, ref, c.AddNote(text="seen everywhere"))
+        hotline.bus.execute(s.add_note, AGENT, ref, c.AddNote(text="here"))  # cached copy is stale
+        # Written on a stale copy: the insert conflicts and the command runs again on the new state.
+        other.bus.execute(s.add_note, AGENT, ref, c.AddNote(text="there"))
+        # Refused on a stale copy (the client knows a newer version): checked on the stored state.
+        out = other.bus.execute(s.add_note, AGENT, ref, c.AddNote(text="latest", expected_version=version + 3))
+        assert out.result["version"] == version + 4
+        # A version that really is old stays refused.
+        with pytest.raises(ConcurrencyConflict):
+            hotline.bus.execute(s.add_note, AGENT, ref, c.AddNote(text="old", expected_version=version))
+        req: ServiceRequest = hotline.store.load(request_id_for(ref), fresh=True)
+        assert req.notes == 4 and req.version == version + 4
+    finally:
+        other.close()
+
+
+def test_a_batch_with_a_stale_command_commits_the_others_together() -> None:
+    from concurrent.futures import Future
+
+    from eventsourcing.persistence import IntegrityError
+
+    from infra.group_commit import GroupCommitter
+
+    class Event:
+        def __init__(self, originator_id: object, originator_version: int) -> None:
+            self.originator_id, self.originator_version = originator_id, originator_version
+
+    class Store:
+        """Refuses the key that is already stored, naming it as PostgreSQL does."""
+
+        def __init__(self) -> None:
+            self.stored: set[tuple[object, int]] = set()
+            self.transactions = 0
+
+        def save(self, *events: Event) -> list[object]:
+            self.transactions += 1
+            for e in events:
+                if (e.originator_id, e.originator_version) in self.stored:
+                    key = f"({e.originator_id}, {e.originator_version})"
+                    raise IntegrityError(f"Key (originator_id, originator_version)={key} already exists.")
+            self.stored |= {(e.originator_id, e.originator_version) for e in events}
+            return list(events)
+
+    import uuid as _u
+
+    ids = {name: _u.uuid5(_u.NAMESPACE_URL, name) for name in "abcd"}
+
+    store = Store()
+    store.stored = {(ids["a"], 1)}
+    committer = GroupCommitter(store)  # type: ignore[arg-type]
+    batch: list[tuple[list[object], Future[object]]] = [
+        ([Event(ids["b"], 1)], Future()),
+        ([Event(ids["a"], 1)], Future()),  # stale: version 1 of a is stored
+        ([Event(ids["c"], 1), Event(ids["d"], 1)], Future()),
+        ([Event(ids["c"], 1)], Future()),  # same key as the command before it in this batch
+    ]
+    committer._commit_batch(batch)  # type: ignore[arg-type]
+    committer.close()
+    assert [f.exception() is None for _, f in batch] == [True, False, True, False]
+    assert all(isinstance(f.exception(), IntegrityError) for _, f in batch[1::2])
+    assert store.transactions == 2  # the failed one and the retry of the other two together
