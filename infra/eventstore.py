@@ -36,6 +36,7 @@ def store_env(settings: Settings) -> dict[str, str]:
             "POSTGRES_MAX_OVERFLOW": "8",
             "POSTGRES_LOCK_TIMEOUT": "10",
             "CREATE_TABLE": "y",
+            "APPLICATION_RECORDER_TOPIC": "infra.pg_recorder:HotlinePostgresRecorder",
             **CACHE,
         }
     settings.data_dir.mkdir(parents=True, exist_ok=True)
@@ -90,24 +91,6 @@ class ReferenceCache:
                 self._entries.pop(key, None)
 
 
-def _insert_in_binary(recorder: Any) -> None:
-    """Sends the inserted events to PostgreSQL in binary (``%b``) instead of text.
-
-    The library's statement passes the array of composite ``stored_event`` values with
-    ``%s``, which psycopg dumps as text: every event's bytes escaped by regular
-    expressions, the largest single cost of a big insert (about half the committer's
-    time in the routing benchmark). The binary dumper of the same registered composite
-    sends them as they are. The statement is otherwise the library's own."""
-    from psycopg.sql import SQL
-
-    statement = getattr(recorder, "insert_events_statement", None)
-    if statement is None or not hasattr(statement, "as_string"):
-        return
-    text = statement.as_string(None)
-    if text.count("%s") == 1 and "%b" not in text:
-        recorder.insert_events_statement = SQL(text.replace("%s", "%b"))  # type: ignore[arg-type]
-
-
 class _Collected(ProcessingEvent[Any]):
     """``ProcessingEvent`` that recognises pre-built events by their class.
 
@@ -138,8 +121,6 @@ class EventStore(Application):
         finally:
             os.environ.update(saved)
         self.is_postgres = settings.database_url is not None
-        if self.is_postgres:
-            _insert_in_binary(self.recorder)
         self._new_events = threading.Condition()
         self.reference_cache = ReferenceCache()
         self._cache_lock = threading.Lock()

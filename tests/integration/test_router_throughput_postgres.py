@@ -40,9 +40,10 @@ def cc_hotline(tmp_path: Path) -> Iterator[Hotline]:
         drop_pg_database(url)
 
 
-def test_events_inserted_in_binary_read_back_equal(cc_hotline: Hotline) -> None:
-    recorder: Any = cc_hotline.store.recorder
-    assert "%b" in recorder.insert_events_statement.as_string(None)
+def test_events_appended_in_one_round_trip_read_back_equal(cc_hotline: Hotline) -> None:
+    from infra.pg_recorder import HotlinePostgresRecorder
+
+    assert isinstance(cc_hotline.store.recorder, HotlinePostgresRecorder)
     ctx = Context(PBX, T0)
     contact = Contact.arrive(
         channel="phone",
