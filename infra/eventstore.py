@@ -20,6 +20,7 @@ from eventsourcing.persistence import Notification, Recording
 
 from domain.envelope import Envelope, envelope_of
 from infra.settings import Settings
+from infra.transcoder import FastJSONTranscoder
 
 
 def store_env(settings: Settings) -> dict[str, str]:
@@ -124,6 +125,11 @@ class EventStore(Application):
         self._new_events = threading.Condition()
         self.reference_cache = ReferenceCache()
         self._cache_lock = threading.Lock()
+
+    def construct_transcoder(self) -> FastJSONTranscoder:
+        transcoder = FastJSONTranscoder()
+        self.register_transcodings(transcoder)
+        return transcoder
 
     def save(self, *objs: Any, **kwargs: Any) -> list[Recording[Any]]:
         """``Application.save`` (eventsourcing 9.5) with the faster collection above."""

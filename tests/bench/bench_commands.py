@@ -110,7 +110,9 @@ def domain_clients(settings: Settings, clients: int, seconds: float, first: int 
 
     try:
         batches0, cmds0 = hotline.committer.batches, hotline.committer.commands
+        cpu0 = time.process_time()
         result = run_clients(clients, seconds, work)
+        result["cpu_s"] = time.process_time() - cpu0  # all threads of this process
         result["batches"] = hotline.committer.batches - batches0
         result["batched_commands"] = hotline.committer.commands - cmds0
         return result
@@ -154,6 +156,9 @@ def bench_domain(settings: Settings, clients: int, seconds: float, procs: int = 
             result = summarise([x for p in parts for x in p["latencies"]], sum(p["errors"] for p in parts), 0, elapsed)
             result["clients"] = clients
         result["processes"] = procs
+        # CPU of the command processes per command: the figure that load on the machine
+        # does not move (PostgreSQL's own CPU is not in it).
+        result["cpu_ms_per_command"] = round(sum(p["cpu_s"] for p in parts) * 1000 / max(1, result["commands"]), 3)
         # Real events written (timer plans and other policies add to what commands emit).
         result["events_per_s"] = round((hotline.store.max_position() - position0) / result["elapsed_s"], 1)
         batches = sum(p["batches"] for p in parts)
