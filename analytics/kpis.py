@@ -253,11 +253,25 @@ def request_kpis(
     return rows
 
 
-def fcr(
-    conn: duckdb.DuckDBPyConnection, start: Any, end: Any, by: str | None = "total", p: KpiParams = KpiParams()
+# N days as a DuckDB interval ($days is bound as a parameter).
+_DAYS = "INTERVAL (CAST($days AS INTEGER)) DAY"
+
+
+@dataclass(frozen=True)
+class _SameProblemQuery:
+    """Requests registered in the window, each with ``neighbour_at``: when the same citizen
+    registered the next (``lead``) or previous (``lag``) request with the same problem code."""
+
+    neighbour: str  # lead or lag
+    source: str  # the arguments of requests_between: the window widened by N days
+    where: str  # which requests take part
+    counts: str  # the SELECT's aggregates
+    rate: tuple[str, str, str]  # (name, numerator, denominator) of the ratio added to each row
+
+
+def _same_problem(
+    conn: duckdb.DuckDBPyConnection, start: Any, end: Any, by: str | None, days: int, q: _SameProblemQuery
 ) -> list[dict[str, Any]]:
-    """First contact resolution over requests registered in the window (citizen and problem code known)."""
-    w = _window(start, end)
     col = REQUEST_DIMENSIONS.get(by or "")
     bucket = col if col else _bucket(by, "registered_at")
     rows = _rows(
@@ -265,50 +279,53 @@ def fcr(
         f"""
         WITH r AS (
             SELECT request_id, citizen_id, problem_code, registered_at, department_id, category_id, channel, kind, urgency,
-                lead(registered_at) OVER (PARTITION BY citizen_id, problem_code ORDER BY registered_at, request_id) AS next_at
-            FROM requests_between($from, $to + INTERVAL (CAST($days AS INTEGER)) DAY)
-            WHERE citizen_id IS NOT NULL AND problem_code IS NOT NULL
+                {q.neighbour}(registered_at) OVER (PARTITION BY citizen_id, problem_code ORDER BY registered_at, request_id) AS neighbour_at
+            FROM requests_between({q.source})
+            WHERE {q.where}
         )
-        SELECT {bucket} AS bucket, count(*) AS eligible_requests,
-            count(*) FILTER (next_at IS NULL OR next_at > registered_at + INTERVAL (CAST($days AS INTEGER)) DAY)
-                AS resolved_first_contact
+        SELECT {bucket} AS bucket, {q.counts}
         FROM r WHERE registered_at >= $from AND registered_at < $to
         GROUP BY ALL ORDER BY bucket NULLS LAST
         """,
-        {**w, "days": p.fcr_days},
+        {**_window(start, end), "days": days},
     )
+    name, numerator, denominator = q.rate
     for r in rows:
-        r["fcr_rate"] = _ratio(r["resolved_first_contact"], r["eligible_requests"])
+        r[name] = _ratio(r[numerator], r[denominator])
     return rows
+
+
+_FCR = _SameProblemQuery(
+    neighbour="lead",
+    source=f"$from, $to + {_DAYS}",
+    where="citizen_id IS NOT NULL AND problem_code IS NOT NULL",
+    counts=f"""count(*) AS eligible_requests,
+        count(*) FILTER (neighbour_at IS NULL OR neighbour_at > registered_at + {_DAYS}) AS resolved_first_contact""",
+    rate=("fcr_rate", "resolved_first_contact", "eligible_requests"),
+)
+_REPEAT_COMPLAINTS = _SameProblemQuery(
+    neighbour="lag",
+    source=f"$from - {_DAYS}, $to",
+    where="subtype = 'complaint'",
+    counts=f"""count(*) AS complaints,
+        count(*) FILTER (citizen_id IS NOT NULL AND problem_code IS NOT NULL AND neighbour_at IS NOT NULL
+                         AND neighbour_at >= registered_at - {_DAYS}) AS repeat_complaints""",
+    rate=("repeat_rate", "repeat_complaints", "complaints"),
+)
+
+
+def fcr(
+    conn: duckdb.DuckDBPyConnection, start: Any, end: Any, by: str | None = "total", p: KpiParams = KpiParams()
+) -> list[dict[str, Any]]:
+    """First contact resolution over requests registered in the window (citizen and problem code known)."""
+    return _same_problem(conn, start, end, by, p.fcr_days, _FCR)
 
 
 def repeat_complaints(
     conn: duckdb.DuckDBPyConnection, start: Any, end: Any, by: str | None = "total", p: KpiParams = KpiParams()
 ) -> list[dict[str, Any]]:
     """Complaints in the window, and those repeating the same citizen's complaint about the same problem."""
-    w = _window(start, end)
-    col = REQUEST_DIMENSIONS.get(by or "")
-    bucket = col if col else _bucket(by, "registered_at")
-    rows = _rows(
-        conn,
-        f"""
-        WITH c AS (
-            SELECT request_id, citizen_id, problem_code, registered_at, department_id, category_id, channel, kind, urgency,
-                lag(registered_at) OVER (PARTITION BY citizen_id, problem_code ORDER BY registered_at, request_id) AS previous_at
-            FROM requests_between($from - INTERVAL (CAST($days AS INTEGER)) DAY, $to)
-            WHERE subtype = 'complaint'
-        )
-        SELECT {bucket} AS bucket, count(*) AS complaints,
-            count(*) FILTER (citizen_id IS NOT NULL AND problem_code IS NOT NULL AND previous_at IS NOT NULL
-                             AND previous_at >= registered_at - INTERVAL (CAST($days AS INTEGER)) DAY) AS repeat_complaints
-        FROM c WHERE registered_at >= $from AND registered_at < $to
-        GROUP BY ALL ORDER BY bucket NULLS LAST
-        """,
-        {**w, "days": p.repeat_days},
-    )
-    for r in rows:
-        r["repeat_rate"] = _ratio(r["repeat_complaints"], r["complaints"])
-    return rows
+    return _same_problem(conn, start, end, by, p.repeat_days, _REPEAT_COMPLAINTS)
 
 
 AGE_BUCKETS = (("under_1d", 0, 1), ("d1_3", 1, 3), ("d3_7", 3, 7), ("d7_30", 7, 30), ("over_30d", 30, None))

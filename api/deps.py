@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
+import inspect
+import re
 import time
-from collections.abc import Callable
-from typing import Any
+from collections.abc import Callable, Iterable
+from typing import Any, NamedTuple
 
-from fastapi import Header, Request, Response
+from fastapi import APIRouter, Depends, Header, Request, Response
+from pydantic import BaseModel
 
 from domain.base import ROLES, Actor, InvalidCommand
 from infra.bus import CommandResult
@@ -74,6 +77,63 @@ def run_command(
     body = dict(result.result)
     body["position"] = result.position or body.get("position", 0)
     return body
+
+
+class CommandRoute(NamedTuple):
+    """A POST endpoint whose body is a command: ``handler(uow, ctx, deps, *path_params, cmd)``."""
+
+    path: str  # under the base path of add_command_routes, e.g. "dispatch"; "" for the base itself
+    handler: Callable[..., dict[str, Any]]
+    model: type[BaseModel]
+    summary: str
+    name: str | None = None  # the endpoint's name and OpenAPI operation id; the handler's name by default
+    status_code: int | None = None
+    body_optional: bool = False  # no body: the command with its defaults
+
+
+def _command_endpoint(route: CommandRoute, params: list[str], name: str) -> Callable[..., dict[str, Any]]:
+    def endpoint(**values: Any) -> dict[str, Any]:
+        ids = [values[p] for p in params]
+        cmd = route.model() if values["cmd"] is None else values["cmd"]
+        return run_command(
+            values["hotline"], route.handler, values["actor"], *ids, cmd, request=values["request"], response=values["response"]
+        )
+
+    # FastAPI reads the parameters (path, body, dependencies) from the signature.
+    kw = inspect.Parameter.KEYWORD_ONLY
+    endpoint.__signature__ = inspect.Signature(  # type: ignore[attr-defined]
+        [inspect.Parameter(p, kw, annotation=str) for p in params]
+        + [
+            inspect.Parameter("cmd", kw, annotation=route.model | None, default=None)
+            if route.body_optional
+            else inspect.Parameter("cmd", kw, annotation=route.model),
+            inspect.Parameter("request", kw, annotation=Request),
+            inspect.Parameter("response", kw, annotation=Response),
+            inspect.Parameter("hotline", kw, default=Depends(get_hotline), annotation=Hotline),
+            inspect.Parameter("actor", kw, default=Depends(get_actor), annotation=Actor),
+        ],
+        return_annotation=dict[str, Any],
+    )
+    endpoint.__name__ = endpoint.__qualname__ = name
+    return endpoint
+
+
+def add_command_routes(router: APIRouter, base: str, routes: Iterable[CommandRoute], response_model: Any = None) -> None:
+    """Adds one typed POST endpoint per command at ``base/route.path`` (e.g. ``/{ref}/dispatch``).
+
+    The path's ``{parameters}`` (strings) go to the handler in order, before the command;
+    the endpoint's signature names them and the command model, so /docs shows them as for
+    a hand-written route.
+    """
+    for route in routes:
+        path = f"{base}/{route.path}" if route.path else base
+        name = route.name or route.handler.__name__
+        endpoint = _command_endpoint(route, re.findall(r"{(\w+)}", path), name)
+        # Unset options keep FastAPI's defaults (200; the response model from the return annotation).
+        options = {"status_code": route.status_code, "response_model": response_model}
+        router.add_api_route(
+            path, endpoint, methods=["POST"], summary=route.summary, name=name, **{k: v for k, v in options.items() if v is not None}
+        )
 
 
 def wait_for_position(hotline: Hotline, position: int | None, timeout: float = 5.0) -> None:

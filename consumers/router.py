@@ -235,9 +235,9 @@ class _PrefetchedStore:
         found = self.prefetched.pop(aggregate_id, None)
         return found if found is not None else self._store.repository.get(aggregate_id, **kw)
 
-    def load(self, aggregate_id: uuid.UUID, *, fresh: bool = False, copy: bool = True) -> Any:
+    def checkout(self, aggregate_id: uuid.UUID) -> Any:
         found = self.prefetched.pop(aggregate_id, None)
-        return found if found is not None else self._store.load(aggregate_id, fresh=fresh, copy=copy)
+        return found if found is not None else self._store.checkout(aggregate_id)
 
     def remember(self, aggregates: Any) -> None:
         """The batch loader keeps the router's aggregates; the shared cache must not hold

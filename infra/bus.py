@@ -79,9 +79,9 @@ class CommandBus:
                 result = handler(uow, ctx, self.deps, *args)
             except DomainError:
                 # Refused on cached copies: refuse only what the stored state refuses.
+                # (What the handler checked out is dropped, possibly half changed.)
                 if attempt > 0 or not uow.seen:
                     raise
-                self.store.forget_aggregates(list(uow.seen))
                 continue
             events = uow.collect_events()
             if idempotency_key:
@@ -90,8 +90,8 @@ class CommandBus:
             try:
                 recordings = self.committer.commit(events)
             except IntegrityError:
-                # A cached copy was stale (or another writer won the race): reload.
-                self.store.forget_aggregates(list(uow.seen))
+                # A cached copy was stale (or another writer won the race): what the
+                # command checked out is dropped, and the rerun loads from the store.
                 # Somebody else created what we thought absent: forget cached reference
                 # data so that the retry sees it.
                 self.store.reference_cache.clear()
@@ -104,7 +104,7 @@ class CommandBus:
                 # Jittered backoff so that writers racing for one hot aggregate spread out.
                 time.sleep(random.uniform(0, 0.002 * (attempt + 1)))
                 continue
-            self.store.remember(uow.changed)
+            self.store.remember(uow.seen.values())
             position = recordings[-1].notification.id if recordings else 0
             result = dict(result)
             if self.after_commit and position:

@@ -14,7 +14,7 @@ from collections.abc import Iterator, Sequence
 from typing import Any
 from urllib.parse import unquote, urlparse
 
-from eventsourcing.application import Application, ProcessingEvent
+from eventsourcing.application import Application, LRUCache, ProcessingEvent, project_aggregate
 from eventsourcing.domain import DomainEvent
 from eventsourcing.persistence import Notification, Recording
 
@@ -92,6 +92,15 @@ class ReferenceCache:
                 self._entries.pop(key, None)
 
 
+def _peek(cache: Any, key: Any) -> Any:
+    """The cached value without touching its recency (most saved aggregates are new
+    and not cached: no lock, no exception for them)."""
+    link = cache.cache.get(key)
+    if link is None:
+        return None
+    return link[3] if isinstance(cache, LRUCache) else link
+
+
 class _Collected(ProcessingEvent[Any]):
     """``ProcessingEvent`` that recognises pre-built events by their class.
 
@@ -142,31 +151,37 @@ class EventStore(Application):
         return recordings
 
     # ------------------------------------------------------------------ aggregate cache
-    def load(self, aggregate_id: Any, *, fresh: bool = False, copy: bool = True) -> Any:
-        """The aggregate as cached, or from the store; ``fresh`` reads events newer than the
-        cached copy first. Raises ``AggregateNotFoundError``."""
+    def load(self, aggregate_id: Any, *, fresh: bool = False) -> Any:
+        """A private copy of the aggregate, as cached or from the store; ``fresh`` reads
+        events newer than the cached copy first. Raises ``AggregateNotFoundError``."""
         cache = self.repository.cache
         if fresh and cache is not None:
-            try:
-                cached = cache.get(aggregate_id)
-            except KeyError:
-                pass
-            else:
-                if any(True for _ in self.events.get(aggregate_id, gt=cached.version, limit=1)):
-                    self.forget_aggregates([aggregate_id])
-        return self.repository.get(aggregate_id, deepcopy_from_cache=copy)
+            cached = _peek(cache, aggregate_id)
+            if cached is not None and any(True for _ in self.events.get(aggregate_id, gt=cached.version, limit=1)):
+                self.forget_aggregates([aggregate_id])
+        return self.repository.get(aggregate_id)
+
+    def checkout(self, aggregate_id: Any) -> Any:
+        """The aggregate for a command to change: taken out of the cache, not copied (a
+        copy of a busy request cost more than the rest of a command). Until the bus puts
+        it back with ``remember`` after the commit, other commands load it from the store.
+        Raises ``AggregateNotFoundError``."""
+        cache = self.repository.cache
+        if cache is not None:
+            with self._cache_lock:
+                if _peek(cache, aggregate_id) is not None:
+                    return cache.get(aggregate_id, evict=True)
+        return self.repository._reconstruct_aggregate(aggregate_id, None, project_aggregate)
 
     def remember(self, aggregates: Any) -> None:
-        """Committed aggregates become the cached copies, unless a newer one is there."""
+        """Committed (or checked out and left unchanged) aggregates go back into the
+        cache, unless a newer copy is there."""
         cache = self.repository.cache
         if cache is None:
             return
         with self._cache_lock:
             for aggregate in aggregates:
-                try:
-                    cached = cache.get(aggregate.id)
-                except KeyError:
-                    cached = None
+                cached = _peek(cache, aggregate.id)
                 if cached is None or cached.version < aggregate.version:
                     cache.put(aggregate.id, aggregate)
 
@@ -176,8 +191,9 @@ class EventStore(Application):
             return
         with self._cache_lock:
             for aggregate_id in ids:
-                with contextlib.suppress(KeyError):
-                    cache.get(aggregate_id, evict=True)
+                if _peek(cache, aggregate_id) is not None:
+                    with contextlib.suppress(KeyError):
+                        cache.get(aggregate_id, evict=True)
 
     def _notify(self, recordings: Any) -> None:
         # Whoever saved (the bus, the timers, the router) the cached copies are now old;

@@ -9,13 +9,15 @@ statement with four binary arrays: one round trip, one commit, the same guarante
 EXCLUSIVE table lock still makes commit order equal notification order, so readers of the
 notification log never pass over a gap that fills in later).
 
-The table, its indexes and every read are the library's own.
+The table and its indexes are the library's own; the reads are the library's queries,
+composed once.
 """
 
 from __future__ import annotations
 
 from collections.abc import Sequence
 from typing import Any
+from uuid import UUID
 
 from eventsourcing.persistence import StoredEvent
 from eventsourcing.postgres import PostgresApplicationRecorder
@@ -50,9 +52,42 @@ class HotlinePostgresRecorder(PostgresApplicationRecorder):
                 lock_timeout=self.datastore.lock_timeout,
             )
         )
+        self._selects: dict[tuple[bool, bool, bool, bool], bytes] = {}
+        self.select_events_statement = SQL(
+            "SELECT originator_version, topic, state FROM {schema}.{table} WHERE originator_id = %s"
+        ).format(schema=schema, table=Identifier(self.events_table_name))
         self.append_statement = SQL("SELECT * FROM {schema}.{function}(%b::uuid[], %b::integer[], %b::text[], %b::bytea[])").format(
             schema=schema, function=function
         )
+
+    def select_events(
+        self,
+        originator_id: UUID | str,
+        *,
+        gt: int | None = None,
+        lte: int | None = None,
+        desc: bool = False,
+        limit: int | None = None,
+    ) -> Sequence[StoredEvent]:
+        """The library's query, composed once per shape instead of on every call (every
+        load of an aggregate not cached, every "is this phone number known?")."""
+        shape = (gt is not None, lte is not None, desc, limit is not None)
+        statement = self._selects.get(shape)
+        if statement is None:
+            sql = self.select_events_statement
+            if gt is not None:
+                sql += SQL(" AND originator_version > %s")
+            if lte is not None:
+                sql += SQL(" AND originator_version <= %s")
+            sql += SQL(" ORDER BY originator_version DESC" if desc else " ORDER BY originator_version ASC")
+            if limit is not None:
+                sql += SQL(" LIMIT %s")
+            statement = self._selects[shape] = sql.as_bytes(None)
+        params = [originator_id, *(p for p in (gt, lte, limit) if p is not None)]
+        oid = originator_id if isinstance(originator_id, UUID) else UUID(originator_id)
+        with self.datastore.get_connection() as conn, conn.cursor(row_factory=tuple_row) as curs:
+            curs.execute(statement, params, prepare=True)
+            return [StoredEvent(oid, version, topic, bytes(state)) for version, topic, state in curs.fetchall()]
 
     def insert_events(self, stored_events: Sequence[StoredEvent], **kwargs: Any) -> Sequence[int] | None:
         if not stored_events:

@@ -17,14 +17,13 @@ class EventStoreUnitOfWork:
     def __init__(self, store: EventStore) -> None:
         self.store = store
         self.seen: dict[uuid.UUID, HotlineAggregate] = {}
-        self.changed: list[HotlineAggregate] = []  # by collect_events: to cache once committed
 
     def find(self, cls: type[A], id: uuid.UUID) -> A | None:
         if id in self.seen:
             agg = self.seen[id]
         else:
             try:
-                agg = self.store.load(id)
+                agg = self.store.checkout(id)
             except AggregateNotFoundError:
                 return None
             self.seen[id] = agg
@@ -41,7 +40,9 @@ class EventStoreUnitOfWork:
 
     def _load_shared(self, id: uuid.UUID) -> Any:
         try:
-            return self.store.load(id, fresh=True, copy=False)
+            # A private copy per entry: the commands that read it share it, and nothing
+            # that a command checks out for changing is ever this object.
+            return self.store.load(id, fresh=True)
         except AggregateNotFoundError:
             return None
 
@@ -56,10 +57,6 @@ class EventStoreUnitOfWork:
 
     def collect_events(self) -> list[Any]:
         events: list[Any] = []
-        self.changed = []
         for agg in self.seen.values():
-            pending = agg.collect_events()
-            if pending:
-                events.extend(pending)
-                self.changed.append(agg)
+            events.extend(agg.collect_events())
         return events

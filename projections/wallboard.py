@@ -150,11 +150,16 @@ def agent_enrolled(env: Envelope, rows: Rows) -> None:
     )
 
 
-def _agent_set(env: Envelope, rows: Rows, **changes: Any) -> None:
-    row = rows.get(AGENTS.name, env.data["agent_id"])
+def _update(rows: Rows, table: str, key: str, changes: dict[str, Any]) -> None:
+    """Changes some columns of a row, if the row is there."""
+    row = rows.get(table, key)
     if row is not None:
         row.update(changes)
-        rows.put(AGENTS.name, row)
+        rows.put(table, row)
+
+
+def _agent_set(env: Envelope, rows: Rows, **changes: Any) -> None:
+    _update(rows, AGENTS.name, env.data["agent_id"], changes)
 
 
 @projection.on(A.LoggedIn)
@@ -190,10 +195,7 @@ def agent_skills(env: Envelope, rows: Rows) -> None:
 
 # ------------------------------------------------------------------------ contacts
 def _waiting_set(env: Envelope, rows: Rows, **changes: Any) -> None:
-    row = rows.get(WAITING.name, env.aggregate_id)
-    if row is not None:
-        row.update(changes)
-        rows.put(WAITING.name, row)
+    _update(rows, WAITING.name, env.aggregate_id, changes)
 
 
 @projection.on(C.Arrived)
@@ -204,24 +206,28 @@ def contact_arrived(env: Envelope, rows: Rows) -> None:
         _bump(rows, d["queue_id"], _day(env), arrived=1)
 
 
-@projection.on(C.Queued)
-def contact_queued(env: Envelope, rows: Rows) -> None:
-    d = env.data
-    live = _live(env, rows, d["queue_id"])
+def _put_waiting(env: Envelope, rows: Rows, queue_id: str, *, priority: int, since: str, status: str, virtual: bool) -> None:
+    live = _live(env, rows, queue_id)
     rows.put(
         WAITING.name,
         {
             "contact_id": env.aggregate_id,
-            "queue_id": d["queue_id"],
+            "queue_id": queue_id,
             "channel": live["channel"],
             "language": live["language"],
-            "priority": d["priority"],
-            "since": datetime.fromisoformat(d["since"]),
-            "status": "queued",
+            "priority": priority,
+            "since": datetime.fromisoformat(since),
+            "status": status,
             "offered_to": None,
-            "virtual": False,
+            "virtual": virtual,
         },
     )
+
+
+@projection.on(C.Queued)
+def contact_queued(env: Envelope, rows: Rows) -> None:
+    d = env.data
+    _put_waiting(env, rows, d["queue_id"], priority=d["priority"], since=d["since"], status="queued", virtual=False)
 
 
 @projection.on(C.Offered)
@@ -287,22 +293,8 @@ def contact_overflowed(env: Envelope, rows: Rows) -> None:
 
 @projection.on(C.CallbackScheduled)
 def callback_scheduled(env: Envelope, rows: Rows) -> None:
-    d = env.data
-    live = _live(env, rows, d["queue_id"])
-    rows.put(
-        WAITING.name,
-        {
-            "contact_id": env.aggregate_id,
-            "queue_id": d["queue_id"],
-            "channel": live["channel"],
-            "language": live["language"],
-            "priority": 0,
-            "since": datetime.fromisoformat(d["due_at"]),
-            "status": "scheduled",
-            "offered_to": None,
-            "virtual": True,
-        },
-    )
+    # A callback waits, virtually, from when it is due.
+    _put_waiting(env, rows, env.data["queue_id"], priority=0, since=env.data["due_at"], status="scheduled", virtual=True)
 
 
 @projection.on(C.Ended)

@@ -10,11 +10,11 @@ from collections.abc import AsyncIterator
 from datetime import datetime
 from typing import Any
 
-from fastapi import APIRouter, Depends, Request, Response
+from fastapi import APIRouter, Depends, Request
 from fastapi.responses import StreamingResponse
 
-from api.deps import get_actor, get_hotline, run_command, wait_for_position
-from domain.base import Actor, NotFound
+from api.deps import CommandRoute, add_command_routes, get_hotline, wait_for_position
+from domain.base import NotFound
 from domain.contact_center import commands as cc
 from domain.contact_center import services as ccs
 from infra.runtime import Hotline
@@ -26,97 +26,54 @@ LIVE_HEARTBEAT_SECONDS = 15.0
 
 
 # ------------------------------------------------------------------------ queues and agents
-@router.post("/queues", summary="Create a queue or change its settings")
-def define_queue(
-    cmd: cc.DefineQueue,
-    request: Request,
-    response: Response,
-    hotline: Hotline = Depends(get_hotline),
-    actor: Actor = Depends(get_actor),
-) -> dict[str, Any]:
-    return run_command(hotline, ccs.define_queue, actor, cmd, request=request, response=response)
+add_command_routes(
+    router,
+    "",
+    [
+        CommandRoute("queues", ccs.define_queue, cc.DefineQueue, "Create a queue or change its settings"),
+        CommandRoute("agents/login", ccs.login_agent, cc.LoginAgent, "An agent logs in with skills, languages and queues", name="login"),
+    ],
+)
 
 
-@router.post("/agents/login", summary="An agent logs in with skills, languages and queues")
-def login(
-    cmd: cc.LoginAgent,
-    request: Request,
-    response: Response,
-    hotline: Hotline = Depends(get_hotline),
-    actor: Actor = Depends(get_actor),
-) -> dict[str, Any]:
-    return run_command(hotline, ccs.login_agent, actor, cmd, request=request, response=response)
-
-
-@router.post("/agents/{agent_id}/logout", summary="An agent logs out (a supervisor may force it)")
-def logout(
-    agent_id: str,
-    request: Request,
-    response: Response,
-    cmd: cc.LogoutAgent | None = None,
-    hotline: Hotline = Depends(get_hotline),
-    actor: Actor = Depends(get_actor),
-) -> dict[str, Any]:
-    return run_command(hotline, ccs.logout_agent, actor, agent_id, cmd or cc.LogoutAgent(), request=request, response=response)
-
-
-@router.post("/agents/{agent_id}/presence", summary="Available / not ready with a reason (a supervisor may force it)")
-def presence(
-    agent_id: str,
-    cmd: cc.SetPresence,
-    request: Request,
-    response: Response,
-    hotline: Hotline = Depends(get_hotline),
-    actor: Actor = Depends(get_actor),
-) -> dict[str, Any]:
-    return run_command(hotline, ccs.set_presence, actor, agent_id, cmd, request=request, response=response)
-
-
-@router.post("/agents/{agent_id}/queues", summary="Supervisor: move an agent between queues")
-def move(
-    agent_id: str,
-    cmd: cc.MoveAgent,
-    request: Request,
-    response: Response,
-    hotline: Hotline = Depends(get_hotline),
-    actor: Actor = Depends(get_actor),
-) -> dict[str, Any]:
-    return run_command(hotline, ccs.move_agent, actor, agent_id, cmd, request=request, response=response)
-
-
-@router.post("/agents/{agent_id}/skills", summary="Supervisor: change an agent's skills and languages")
-def skills(
-    agent_id: str,
-    cmd: cc.ChangeSkills,
-    request: Request,
-    response: Response,
-    hotline: Hotline = Depends(get_hotline),
-    actor: Actor = Depends(get_actor),
-) -> dict[str, Any]:
-    return run_command(hotline, ccs.change_skills, actor, agent_id, cmd, request=request, response=response)
+add_command_routes(
+    router,
+    "/agents/{agent_id}",
+    [
+        CommandRoute(
+            "logout", ccs.logout_agent, cc.LogoutAgent, "An agent logs out (a supervisor may force it)", name="logout", body_optional=True
+        ),
+        CommandRoute(
+            "presence", ccs.set_presence, cc.SetPresence, "Available / not ready with a reason (a supervisor may force it)", name="presence"
+        ),
+        CommandRoute("queues", ccs.move_agent, cc.MoveAgent, "Supervisor: move an agent between queues", name="move"),
+        CommandRoute("skills", ccs.change_skills, cc.ChangeSkills, "Supervisor: change an agent's skills and languages", name="skills"),
+    ],
+)
 
 
 # ------------------------------------------------------------------------ contacts
-@router.post("/contacts", status_code=201, summary="A call, chat, email or web session arrives and joins its queue")
-def arrive(
-    cmd: cc.ContactArrives,
-    request: Request,
-    response: Response,
-    hotline: Hotline = Depends(get_hotline),
-    actor: Actor = Depends(get_actor),
-) -> dict[str, Any]:
-    return run_command(hotline, ccs.contact_arrives, actor, cmd, request=request, response=response)
-
-
-@router.post("/callbacks", status_code=201, summary="Schedule an outbound callback (answer, or satisfaction survey 回访)")
-def schedule_callback(
-    cmd: cc.ScheduleCallback,
-    request: Request,
-    response: Response,
-    hotline: Hotline = Depends(get_hotline),
-    actor: Actor = Depends(get_actor),
-) -> dict[str, Any]:
-    return run_command(hotline, ccs.schedule_callback, actor, cmd, request=request, response=response)
+add_command_routes(
+    router,
+    "",
+    [
+        CommandRoute(
+            "contacts",
+            ccs.contact_arrives,
+            cc.ContactArrives,
+            "A call, chat, email or web session arrives and joins its queue",
+            name="arrive",
+            status_code=201,
+        ),
+        CommandRoute(
+            "callbacks",
+            ccs.schedule_callback,
+            cc.ScheduleCallback,
+            "Schedule an outbound callback (answer, or satisfaction survey 回访)",
+            status_code=201,
+        ),
+    ],
+)
 
 
 _CONTACT_COMMANDS: dict[str, tuple[Any, type[Any], str]] = {
@@ -139,24 +96,14 @@ _CONTACT_COMMANDS: dict[str, tuple[Any, type[Any], str]] = {
 }
 
 
-def _contact_route(name: str, handler: Any, model: type[Any], summary: str) -> None:
-    def endpoint(
-        contact_id: str,
-        cmd: Any,
-        request: Request,
-        response: Response,
-        hotline: Hotline = Depends(get_hotline),
-        actor: Actor = Depends(get_actor),
-    ) -> dict[str, Any]:
-        return run_command(hotline, handler, actor, contact_id, cmd, request=request, response=response)
-
-    endpoint.__annotations__["cmd"] = model
-    endpoint.__name__ = f"contact_{name.replace('-', '_')}"
-    router.add_api_route(f"/contacts/{{contact_id}}/{name}", endpoint, methods=["POST"], summary=summary)
-
-
-for _name, (_handler, _model, _summary) in _CONTACT_COMMANDS.items():
-    _contact_route(_name, _handler, _model, _summary)
+add_command_routes(
+    router,
+    "/contacts/{contact_id}",
+    [
+        CommandRoute(path, handler, model, summary, name=f"contact_{path.replace('-', '_')}")
+        for path, (handler, model, summary) in _CONTACT_COMMANDS.items()
+    ],
+)
 
 
 # ------------------------------------------------------------------------ views

@@ -7,12 +7,11 @@ quote, or the request id.
 
 from __future__ import annotations
 
-from collections.abc import Callable
 from typing import Any
 
 from fastapi import APIRouter, Depends, Query, Request, Response
 
-from api.deps import get_actor, get_hotline, run_command, wait_for_position
+from api.deps import CommandRoute, add_command_routes, get_actor, get_hotline, run_command, wait_for_position
 from api.schemas import RequestAccepted, RequestDetail, RequestView, TimelineEntry
 from domain import commands as c
 from domain import services as s
@@ -75,51 +74,43 @@ def get_request(
         return row
 
 
-def _command_route(path: str, handler: Callable[..., dict[str, Any]], model: type, summary: str) -> None:
-    def endpoint(
-        ref: str,
-        cmd: Any,
-        request: Request,
-        response: Response,
-        hotline: Hotline = Depends(get_hotline),
-        actor: Actor = Depends(get_actor),
-    ) -> dict[str, Any]:
-        return run_command(hotline, handler, actor, ref, cmd, request=request, response=response)
-
-    endpoint.__annotations__["cmd"] = model
-    endpoint.__name__ = handler.__name__
-    router.add_api_route(f"/{{ref}}/{path}", endpoint, methods=["POST"], response_model=RequestAccepted, summary=summary)
-
-
-for _path, _handler, _model, _summary in [
-    ("classify", s.classify, c.Classify, "Classify with a problem code"),
-    ("kind", s.change_kind, c.ChangeKind, "Change the kind (information → action …)"),
-    ("dispatch", s.dispatch, c.Dispatch, "Dispatch to a department (派单)"),
-    ("accept", s.accept, c.Accept, "The department accepts it (签收)"),
-    ("return", s.return_to_dispatcher, c.ReturnToDispatcher, "The department returns it with a reason (退单)"),
-    ("ruling", s.rule_ownership, c.RuleOwnership, "The control office rules on ownership"),
-    ("interim-reply", s.interim_reply, c.InterimReply, "Interim reply: reason for delay, new expected date"),
-    ("reply", s.final_reply, c.FinalReply, "Final reply to the citizen (回复)"),
-    ("resolve", s.resolve, c.Resolve, "Resolve"),
-    ("close", s.close, c.Close, "Close (办结)"),
-    ("reopen", s.reopen, c.Reopen, "Reopen"),
-    ("rating", s.rate, c.Rate, "Satisfaction rating 1-5 (评价)"),
-    ("extension", s.request_extension, c.RequestExtension, "Request a deadline extension (延期)"),
-    ("extension/decision", s.decide_extension, c.DecideExtension, "Approve or refuse the pending extension"),
-    ("supervision", s.supervise, c.Supervise, "Start or end supervision (督办)"),
-    ("notes", s.add_note, c.AddNote, "Add a note"),
-    ("link-duplicate", s.link_duplicate, c.LinkDuplicate, "Link to an existing open work order as a duplicate"),
-]:
-    _command_route(_path, _handler, _model, _summary)
+add_command_routes(
+    router,
+    "/{ref}",
+    [
+        CommandRoute("classify", s.classify, c.Classify, "Classify with a problem code"),
+        CommandRoute("kind", s.change_kind, c.ChangeKind, "Change the kind (information → action …)"),
+        CommandRoute("dispatch", s.dispatch, c.Dispatch, "Dispatch to a department (派单)"),
+        CommandRoute("accept", s.accept, c.Accept, "The department accepts it (签收)"),
+        CommandRoute("return", s.return_to_dispatcher, c.ReturnToDispatcher, "The department returns it with a reason (退单)"),
+        CommandRoute("ruling", s.rule_ownership, c.RuleOwnership, "The control office rules on ownership"),
+        CommandRoute("interim-reply", s.interim_reply, c.InterimReply, "Interim reply: reason for delay, new expected date"),
+        CommandRoute("reply", s.final_reply, c.FinalReply, "Final reply to the citizen (回复)"),
+        CommandRoute("resolve", s.resolve, c.Resolve, "Resolve"),
+        CommandRoute("close", s.close, c.Close, "Close (办结)"),
+        CommandRoute("reopen", s.reopen, c.Reopen, "Reopen"),
+        CommandRoute("rating", s.rate, c.Rate, "Satisfaction rating 1-5 (评价)"),
+        CommandRoute("extension", s.request_extension, c.RequestExtension, "Request a deadline extension (延期)"),
+        CommandRoute("extension/decision", s.decide_extension, c.DecideExtension, "Approve or refuse the pending extension"),
+        CommandRoute("supervision", s.supervise, c.Supervise, "Start or end supervision (督办)"),
+        CommandRoute("notes", s.add_note, c.AddNote, "Add a note"),
+        CommandRoute("link-duplicate", s.link_duplicate, c.LinkDuplicate, "Link to an existing open work order as a duplicate"),
+    ],
+    response_model=RequestAccepted,
+)
 
 
-@router.post("/{ref}/work-order", status_code=201, summary="Create the work order from the problem code's template")
-def create_work_order(
-    ref: str,
-    request: Request,
-    response: Response,
-    cmd: c.CreateWorkOrder | None = None,
-    hotline: Hotline = Depends(get_hotline),
-    actor: Actor = Depends(get_actor),
-) -> dict[str, Any]:
-    return run_command(hotline, s.create_work_order, actor, ref, cmd or c.CreateWorkOrder(), request=request, response=response)
+add_command_routes(
+    router,
+    "/{ref}",
+    [
+        CommandRoute(
+            "work-order",
+            s.create_work_order,
+            c.CreateWorkOrder,
+            "Create the work order from the problem code's template",
+            status_code=201,
+            body_optional=True,
+        )
+    ],
+)

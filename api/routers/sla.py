@@ -9,7 +9,7 @@ from typing import Any
 from fastapi import APIRouter, Depends, Query, Request, Response
 from pydantic import BaseModel, Field
 
-from api.deps import get_actor, get_hotline, run_command, wait_for_position
+from api.deps import CommandRoute, add_command_routes, get_actor, get_hotline, run_command, wait_for_position
 from domain import commands as c
 from domain import notifications as n
 from domain import services as s
@@ -40,16 +40,11 @@ def get_calendar(jurisdiction: str, hotline: Hotline = Depends(get_hotline)) -> 
     return {"jurisdiction": jurisdiction, **_calendar(hotline, jurisdiction).to_dict()}
 
 
-@router.post("/calendars/{jurisdiction}", summary="Change a calendar: whole definition, holidays, make-up days")
-def change_calendar(
-    jurisdiction: str,
-    cmd: c.ChangeCalendar,
-    request: Request,
-    response: Response,
-    hotline: Hotline = Depends(get_hotline),
-    actor: Actor = Depends(get_actor),
-) -> dict[str, Any]:
-    return run_command(hotline, s.change_calendar, actor, jurisdiction, cmd, request=request, response=response)
+add_command_routes(
+    router,
+    "/calendars/{jurisdiction}",
+    [CommandRoute("", s.change_calendar, c.ChangeCalendar, "Change a calendar: whole definition, holidays, make-up days")],
+)
 
 
 @router.get("/calendars/{jurisdiction}/deadline", summary="Working-time arithmetic: start + hours of working time")
@@ -67,28 +62,16 @@ def deadline(
 
 
 # ------------------------------------------------------------------ the SLA clock
-@router.post("/requests/{ref}/wait-for-citizen", summary="Stop the SLA clock: waiting for the citizen")
-def wait_for_citizen(
-    ref: str,
-    cmd: c.WaitForCitizen,
-    request: Request,
-    response: Response,
-    hotline: Hotline = Depends(get_hotline),
-    actor: Actor = Depends(get_actor),
-) -> dict[str, Any]:
-    return run_command(hotline, s.wait_for_citizen, actor, ref, cmd, request=request, response=response)
-
-
-@router.post("/requests/{ref}/citizen-responded", summary="Restart the SLA clock; the deadline moves by the pause")
-def citizen_responded(
-    ref: str,
-    cmd: c.CitizenResponded,
-    request: Request,
-    response: Response,
-    hotline: Hotline = Depends(get_hotline),
-    actor: Actor = Depends(get_actor),
-) -> dict[str, Any]:
-    return run_command(hotline, s.citizen_responded, actor, ref, cmd, request=request, response=response)
+add_command_routes(
+    router,
+    "/requests/{ref}",
+    [
+        CommandRoute("wait-for-citizen", s.wait_for_citizen, c.WaitForCitizen, "Stop the SLA clock: waiting for the citizen"),
+        CommandRoute(
+            "citizen-responded", s.citizen_responded, c.CitizenResponded, "Restart the SLA clock; the deadline moves by the pause"
+        ),
+    ],
+)
 
 
 @router.get("/requests/{ref}/sla", summary="SLA measures and timers of one request")

@@ -4,13 +4,13 @@ from __future__ import annotations
 
 from typing import Any
 
-from fastapi import APIRouter, Depends, Query, Request, Response
+from fastapi import APIRouter, Depends, Query
 
-from api.deps import get_actor, get_hotline, run_command, wait_for_position
+from api.deps import CommandRoute, add_command_routes, get_hotline, wait_for_position
 from api.schemas import Accepted, WorkOrderView
 from domain import commands as c
 from domain import services as s
-from domain.base import Actor, NotFound
+from domain.base import NotFound
 from infra.runtime import Hotline
 from projections import department_workload
 
@@ -41,26 +41,14 @@ def get_work_order(order_id: str, hotline: Hotline = Depends(get_hotline), min_p
     return row
 
 
-def _route(path: str, handler: Any, model: type, summary: str) -> None:
-    def endpoint(
-        order_id: str,
-        cmd: Any,
-        request: Request,
-        response: Response,
-        hotline: Hotline = Depends(get_hotline),
-        actor: Actor = Depends(get_actor),
-    ) -> dict[str, Any]:
-        return run_command(hotline, handler, actor, order_id, cmd, request=request, response=response)
-
-    endpoint.__annotations__["cmd"] = model
-    endpoint.__name__ = handler.__name__
-    router.add_api_route(f"/{{order_id}}/{path}", endpoint, methods=["POST"], response_model=Accepted, summary=summary)
-
-
-for _p, _h, _m, _s in [
-    ("start", s.start_work_order, c.StartWorkOrder, "Start work"),
-    ("tasks", s.complete_work_order_task, c.CompleteWorkOrderTask, "Mark a template task done"),
-    ("complete", s.complete_work_order, c.CompleteWorkOrder, "Complete: every linked request is told the outcome"),
-    ("cancel", s.cancel_work_order, c.CancelWorkOrder, "Cancel"),
-]:
-    _route(_p, _h, _m, _s)
+add_command_routes(
+    router,
+    "/{order_id}",
+    [
+        CommandRoute("start", s.start_work_order, c.StartWorkOrder, "Start work"),
+        CommandRoute("tasks", s.complete_work_order_task, c.CompleteWorkOrderTask, "Mark a template task done"),
+        CommandRoute("complete", s.complete_work_order, c.CompleteWorkOrder, "Complete: every linked request is told the outcome"),
+        CommandRoute("cancel", s.cancel_work_order, c.CancelWorkOrder, "Cancel"),
+    ],
+    response_model=Accepted,
+)

@@ -26,6 +26,7 @@ import sys
 import tempfile
 import time
 import uuid
+from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -35,7 +36,7 @@ ROOT = Path(__file__).resolve().parents[2]
 if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
 
-from domain.contact_center.routing import RoutingView  # noqa: E402
+from domain.contact_center.routing import Decision, RoutingView  # noqa: E402
 from domain.contact_center.rules import QueueRules  # noqa: E402
 from domain.envelope import Envelope  # noqa: E402
 
@@ -74,15 +75,18 @@ def population(rng: random.Random, agents: int) -> list[dict[str, Any]]:
     return people
 
 
-def bench_decisions(agents: int = 1000, contacts: int = 10_000, rounds: int = 2000, seed: int = 7) -> dict[str, Any]:
-    rng = random.Random(seed)
+def staffed_view(
+    people: list[dict[str, Any]], rules: Callable[[str], QueueRules], *, available: bool, seconds_apart: float = 0.0
+) -> tuple[RoutingView, Feed, datetime]:
+    """A routing view with one queue per skill (``rules(skill)``) and ``people`` logged in,
+    all available or all on a break; returns it, its feed and the last login's time."""
     view, feed = RoutingView(), Feed()
-    at = T0
     for skill in SKILLS:
-        cfg = QueueRules(skill, required_skills={skill: 2}, relaxation=[[60, 1]], ageing_per_minute=0.5).as_config()
-        view.apply(feed.env("defined", "queue", skill, at, queue_id=skill, names={}, config=cfg))
-    people = population(rng, agents)
-    for p in people:
+        view.apply(feed.env("defined", "queue", skill, T0, queue_id=skill, names={}, config=rules(skill).as_config()))
+    at = T0
+    presence = "available" if available else "not_ready"
+    for i, p in enumerate(people):
+        at = T0 + timedelta(seconds=i * seconds_apart)
         view.apply(
             feed.env(
                 "logged_in",
@@ -104,11 +108,31 @@ def bench_decisions(agents: int = 1000, contacts: int = 10_000, rounds: int = 20
                 p["agent_id"],
                 at,
                 agent_id=p["agent_id"],
-                state="not_ready",
-                presence="not_ready",
-                reason="break",
+                state=presence,
+                presence=presence,
+                reason=None if available else "break",
             )
         )
+    return view, feed, at
+
+
+def assign(view: RoutingView, feed: Feed, d: Decision, at: datetime) -> None:
+    """Applies a routing decision as the router's offer would: contact offered, agent reserved."""
+    view.apply(feed.env("offered", "contact", d.contact_id, at, agent_id=d.agent_id, queue_id=d.queue_id, kind="route"))
+    view.apply(
+        feed.env("reserved", "agent", d.agent_id, at, agent_id=d.agent_id, contact_id=d.contact_id, queue_id=d.queue_id, media="voice")
+    )
+    view.settle([d])
+
+
+def bench_decisions(agents: int = 1000, contacts: int = 10_000, rounds: int = 2000, seed: int = 7) -> dict[str, Any]:
+    rng = random.Random(seed)
+    people = population(rng, agents)
+    view, feed, at = staffed_view(
+        people,
+        lambda skill: QueueRules(skill, required_skills={skill: 2}, relaxation=[[60, 1]], ageing_per_minute=0.5),
+        available=False,
+    )
     for i in range(contacts):
         at = T0 + timedelta(seconds=i * 0.1)
         cid = str(uuid.UUID(int=i + 1))
@@ -153,20 +177,7 @@ def bench_decisions(agents: int = 1000, contacts: int = 10_000, rounds: int = 20
         latencies.append(time.perf_counter() - started)
         for d in decisions:
             made += 1
-            view.apply(feed.env("offered", "contact", d.contact_id, now, agent_id=d.agent_id, queue_id=d.queue_id, kind="route"))
-            view.apply(
-                feed.env(
-                    "reserved",
-                    "agent",
-                    d.agent_id,
-                    now,
-                    agent_id=d.agent_id,
-                    contact_id=d.contact_id,
-                    queue_id=d.queue_id,
-                    media="voice",
-                )
-            )
-            view.settle([d])
+            assign(view, feed, d, now)
     agent_free = {
         "decisions": made,
         "p50_ms": percentile(latencies, 50) * 1000,
@@ -175,42 +186,13 @@ def bench_decisions(agents: int = 1000, contacts: int = 10_000, rounds: int = 20
         "decisions_per_s": made / sum(latencies),
     }
     # Reverse: agents free, contacts arriving one at a time.
-    view2, feed2 = RoutingView(), Feed()
-    for skill in SKILLS:
-        cfg = QueueRules(
-            skill,
-            required_skills={skill: 2},
-            strategy=rng.choice(["longest_idle", "best_proficiency", "round_robin", "fewest_contacts"]),
-        ).as_config()
-        view2.apply(feed2.env("defined", "queue", skill, T0, queue_id=skill, names={}, config=cfg))
-    for i, p in enumerate(people):
-        at = T0 + timedelta(seconds=i)
-        view2.apply(
-            feed2.env(
-                "logged_in",
-                "agent",
-                p["agent_id"],
-                at,
-                agent_id=p["agent_id"],
-                skills=p["skills"],
-                languages=p["languages"],
-                queues=p["queues"],
-                departments=[],
-                capacity={"voice": 1},
-            )
-        )
-        view2.apply(
-            feed2.env(
-                "state_changed",
-                "agent",
-                p["agent_id"],
-                at,
-                agent_id=p["agent_id"],
-                state="available",
-                presence="available",
-                reason=None,
-            )
-        )
+    strategies = ["longest_idle", "best_proficiency", "round_robin", "fewest_contacts"]
+    view2, feed2, at = staffed_view(
+        people,
+        lambda skill: QueueRules(skill, required_skills={skill: 2}, strategy=rng.choice(strategies)),
+        available=True,
+        seconds_apart=1,
+    )
     view2.decide(at)
     lat2: list[float] = []
     for i in range(min(rounds, agents // 2)):
@@ -236,20 +218,7 @@ def bench_decisions(agents: int = 1000, contacts: int = 10_000, rounds: int = 20
         decisions = view2.decide(now2, limit=1)
         lat2.append(time.perf_counter() - started)
         for d in decisions:
-            view2.apply(feed2.env("offered", "contact", d.contact_id, now2, agent_id=d.agent_id, queue_id=d.queue_id, kind="route"))
-            view2.apply(
-                feed2.env(
-                    "reserved",
-                    "agent",
-                    d.agent_id,
-                    now2,
-                    agent_id=d.agent_id,
-                    contact_id=d.contact_id,
-                    queue_id=d.queue_id,
-                    media="voice",
-                )
-            )
-            view2.settle([d])
+            assign(view2, feed2, d, now2)
     contact_arrives = {"p50_ms": percentile(lat2, 50) * 1000, "p99_ms": percentile(lat2, 99) * 1000, "max_ms": max(lat2) * 1000}
     return {"agents": agents, "contacts_waiting": contacts, "agent_becomes_free": agent_free, "contact_arrives": contact_arrives}
 

@@ -52,7 +52,7 @@ def test_concurrent_commands_share_transactions(hotline: Hotline) -> None:
 
 def test_conflict_in_a_batch_fails_only_the_loser(hotline: Hotline) -> None:
     ref = _register(hotline, 1)
-    version = hotline.store.repository.get(request_id_for(ref)).version
+    version: int = hotline.store.repository.get(request_id_for(ref)).version
     outcomes: list[str] = []
     start = threading.Barrier(16)
 
@@ -104,7 +104,7 @@ def test_a_stale_cached_copy_never_decides_a_command(hotline: Hotline) -> None:
     other = Hotline.start(hotline.settings, hotline.clock)
     try:
         ref = _register(hotline, 3)
-        version = other.store.repository.get(request_id_for(ref)).version  # now cached over there
+        version: int = other.store.repository.get(request_id_for(ref)).version  # now cached over there
         other.bus.execute(s.add_note, AGENT, ref, c.AddNote(text="seen everywhere"))
         hotline.bus.execute(s.add_note, AGENT, ref, c.AddNote(text="here"))  # cached copy is stale
         # Written on a stale copy: the insert conflicts and the command runs again on the new state.

@@ -126,7 +126,7 @@ class RequestLifecycle(RuleBasedStateMachine):
         code=st.none() | st.sampled_from(CODES),
         phone=st.sampled_from(PHONES),
     )
-    def register(self, kind: str, urgency: str, code: str | None, phone: str) -> str:
+    def register(self, kind: c.Kind, urgency: c.Urgency, code: str | None, phone: str) -> str:
         out = self.run(
             s.register_request,
             AGENT,

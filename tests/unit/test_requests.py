@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from datetime import timedelta
+from datetime import datetime, timedelta
 
 import pytest
 
@@ -68,7 +68,8 @@ def test_anonymous_allowed_hides_contact(tmp_path, clock) -> None:  # type: igno
         from projections import request_status
 
         with h.read_store.engine.connect() as conn:
-            assert request_status.by_reference(conn, hidden["reference"])["contact_hidden"] is True
+            row = request_status.by_reference(conn, hidden["reference"])
+        assert row is not None and row["contact_hidden"] is True
     finally:
         h.close()
 
@@ -82,6 +83,7 @@ def test_one_citizen_across_channels(hotline: Hotline) -> None:
 
     with hotline.read_store.engine.connect() as conn:
         citizen = citizen_history.get(conn, a["citizen_id"])
+        assert citizen is not None
         assert citizen["requests"] == 3
         assert set(citizen["channels"]) == {"phone", "email", "web"}
         assert citizen["phone"] == "+390612345678"
@@ -206,13 +208,14 @@ def test_interim_reply_sets_expected_date(hotline: Hotline, clock) -> None:  # t
 
     with hotline.read_store.engine.connect() as conn:
         row = request_status.by_reference(conn, ref)
+    assert row is not None
     assert row["expected_at"] == clock.now() + timedelta(days=3)
     assert row["first_response_at"] == clock.now()
 
 
 def test_extension_before_deadline_and_approval(hotline: Hotline, clock) -> None:  # type: ignore[no-untyped-def]
     ref = to_in_progress(hotline)
-    due = hotline.store.repository.get(s.load_request(_Uow(hotline), ref).id).due_at
+    due: datetime = hotline.store.repository.get(s.load_request(_Uow(hotline), ref).id).due_at
     with pytest.raises(InvalidCommand):
         run(hotline, s.request_extension, ROADS, ref, c.RequestExtension(requested_due_at=due - timedelta(hours=1), reason="r"))
     run(hotline, s.request_extension, ROADS, ref, c.RequestExtension(requested_due_at=due + timedelta(days=2), reason="parts"))
@@ -264,8 +267,10 @@ def test_work_order_and_duplicates_share_outcome(hotline: Hotline) -> None:
 
     with hotline.read_store.engine.connect() as conn:
         for ref in (first, second):
-            assert request_status.by_reference(conn, ref)["work_order_outcome"] == "Filled with asphalt"
+            row = request_status.by_reference(conn, ref)
+            assert row is not None and row["work_order_outcome"] == "Filled with asphalt"
         order = department_workload.work_order(conn, wo["id"])
+    assert order is not None
     assert order["status"] == "completed" and len(order["request_ids"]) == 2 and order["tasks_done"] == 1
 
 
