@@ -60,6 +60,13 @@ class HotlinePostgresRecorder(PostgresApplicationRecorder):
             schema=schema, function=function
         )
 
+    def _create_table(self, curs: Any) -> None:
+        # Several processes (API workers, consumers) start at once: CREATE OR REPLACE
+        # FUNCTION run concurrently fails with "tuple concurrently updated", so the
+        # schema statements take turns under a transaction-scoped advisory lock.
+        curs.execute(SQL("SELECT pg_advisory_xact_lock(hashtext({name}))").format(name=self.events_table_name), prepare=False)
+        super()._create_table(curs)
+
     def select_events(
         self,
         originator_id: UUID | str,

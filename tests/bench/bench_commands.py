@@ -131,7 +131,7 @@ def bench_domain(settings: Settings, clients: int, seconds: float, procs: int = 
     clients spread over them; events are counted from the store's positions."""
     import multiprocessing
 
-    hotline = Hotline.start(settings)
+    hotline = Hotline.start(settings.model_copy(update={"pg_pool_size": 4}))  # loads the catalogue, reads positions
     load_catalogue(hotline)
     position0 = hotline.store.max_position()
     try:
@@ -144,12 +144,23 @@ def bench_domain(settings: Settings, clients: int, seconds: float, procs: int = 
             start_at = time.time() + 3.0  # time for every process to import and connect
             shares = [clients // procs + (1 if k < clients % procs else 0) for k in range(procs)]
             workers = [
-                ctx.Process(target=_domain_process, args=(settings, shares[k], seconds, sum(shares[:k]), start_at, queue))
+                ctx.Process(
+                    # Connections: one per client thread and a few for the committer and reads.
+                    target=_domain_process,
+                    args=(settings.model_copy(update={"pg_pool_size": shares[k] + 4}), shares[k], seconds, sum(shares[:k]), start_at, queue),
+                )
                 for k in range(procs)
             ]
             for w in workers:
                 w.start()
-            parts = [queue.get() for _ in workers]
+            parts = []
+            while len(parts) < procs:
+                try:
+                    parts.append(queue.get(timeout=1))
+                except Exception:
+                    dead = [w.exitcode for w in workers if w.exitcode not in (None, 0)]
+                    if dead or all(w.exitcode is not None for w in workers) and queue.empty():
+                        raise RuntimeError(f"a command process died (exit codes {[w.exitcode for w in workers]})") from None
             for w in workers:
                 w.join()
             elapsed = max(p["elapsed_s"] for p in parts)
