@@ -13,6 +13,7 @@
 
 from __future__ import annotations
 
+import functools
 import re
 import uuid
 from dataclasses import dataclass, field, fields
@@ -27,7 +28,10 @@ from eventsourcing.domain import Aggregate
 HOTLINE_NS = uuid.UUID("6f1d3c1e-2f7a-4c55-9a51-1a0c8e6b5d21")
 
 
+@functools.lru_cache(maxsize=4096)
 def derived_id(kind: str, natural_key: str) -> uuid.UUID:
+    # Cached: a name-based UUID costs a SHA-1, and every command asks for the
+    # catalogue's and the calendar's.
     return uuid.uuid5(HOTLINE_NS, f"{kind}:{natural_key}")
 
 

@@ -71,8 +71,8 @@ class CommandBus:
             ctx = Context(
                 actor=actor,
                 now=self.clock.now(),
-                correlation_id=correlation_id or str(uuid.uuid4()),
-                causation_id=causation_id or str(uuid.uuid4()),
+                correlation_id=correlation_id or _new_id(),
+                causation_id=causation_id or _new_id(),
             )
             uow = EventStoreUnitOfWork(self.store)
             try:
@@ -92,9 +92,9 @@ class CommandBus:
             except IntegrityError:
                 # A cached copy was stale (or another writer won the race): what the
                 # command checked out is dropped, and the rerun loads from the store.
-                # Somebody else created what we thought absent: forget cached reference
-                # data so that the retry sees it.
-                self.store.reference_cache.clear()
+                # Somebody else may have created what we thought absent: reference data
+                # is checked against the store before the retry reads it.
+                self.store.reference_cache.expire()
                 if idempotency_key:
                     earlier = self._earlier(idempotency_key, scope, payload_print)
                     if earlier is not None:
@@ -123,6 +123,12 @@ class CommandBus:
                 code="idempotency_key_reused",
             )
         return CommandResult(dict(record.response), position=0, replayed=True)
+
+
+def _new_id() -> str:
+    """A random (version 4) UUID for correlation and causation: these only tell commands
+    apart, so the fast generator will do (``uuid4`` asks the kernel, twice per command)."""
+    return str(uuid.UUID(int=random.getrandbits(128), version=4))
 
 
 def _plain(value: Any) -> Any:

@@ -14,7 +14,7 @@ from collections.abc import Iterator, Sequence
 from typing import Any
 from urllib.parse import unquote, urlparse
 
-from eventsourcing.application import Application, LRUCache, ProcessingEvent, project_aggregate
+from eventsourcing.application import AggregateNotFoundError, Application, LRUCache, ProcessingEvent, project_aggregate
 from eventsourcing.domain import DomainEvent
 from eventsourcing.persistence import Notification, Recording
 
@@ -63,28 +63,37 @@ class ReferenceCache:
     """Reference data (catalogue, calendars, identity claims) as commands read it.
 
     Entries live ``ttl`` seconds and are dropped at once when this process saves events
-    of that aggregate; another API node's change is seen within ``ttl``. Absent
-    aggregates are cached too, so "is there a calendar?" costs no query per command.
+    of that aggregate; another API node's change is seen within ``ttl``. An expired entry
+    is kept until it is checked: if the store has nothing newer it lives on, so the
+    catalogue is not rebuilt every ``ttl``. Absent aggregates are cached too, so "is there
+    a calendar?" costs no query per command.
     """
 
-    def __init__(self, ttl: float = 2.0) -> None:
+    def __init__(self, ttl: float = 2.0, max_entries: int = 50_000) -> None:
         self.ttl = ttl
+        self.max_entries = max_entries  # identity claims of every caller would pile up
         self._entries: dict[Any, tuple[float, Any]] = {}
         self._lock = threading.Lock()
 
     def get(self, key: Any, load: Any) -> Any:
+        """``load(previous)`` gives the current value; ``previous`` is the expired one or None."""
         now = time.monotonic()
         entry = self._entries.get(key)
         if entry is not None and entry[0] > now:
             return entry[1]
-        value = load()
+        value = load(entry[1] if entry is not None else None)
         with self._lock:
+            if len(self._entries) >= self.max_entries:
+                self._entries = {k: e for k, e in self._entries.items() if e[0] > now}
+                if len(self._entries) >= self.max_entries:
+                    self._entries.clear()
             self._entries[key] = (now + self.ttl, value)
         return value
 
-    def clear(self) -> None:
+    def expire(self) -> None:
+        """Every entry is checked against the store when next read."""
         with self._lock:
-            self._entries.clear()
+            self._entries = {key: (0.0, value) for key, (_, value) in self._entries.items()}
 
     def forget(self, keys: Any) -> None:
         with self._lock:
@@ -161,6 +170,22 @@ class EventStore(Application):
                 self.forget_aggregates([aggregate_id])
         return self.repository.get(aggregate_id)
 
+    def read_reference(self, aggregate_id: Any, previous: Any = None) -> Any:
+        """Reference data for the :class:`ReferenceCache`: ``previous`` if the store has
+        nothing newer, else rebuilt from the store; None if absent. Never an object of
+        the aggregate cache, which commands check out and change."""
+        if previous is not None and not any(True for _ in self.events.get(aggregate_id, gt=previous.version, limit=1)):
+            return previous
+        try:
+            return self._rebuild(aggregate_id)
+        except AggregateNotFoundError:
+            return None
+
+    def _rebuild(self, aggregate_id: Any) -> Any:
+        """From the store, bypassing the cache (the library's own reconstruction)."""
+        repository: Any = self.repository
+        return repository._reconstruct_aggregate(aggregate_id, None, project_aggregate)
+
     def checkout(self, aggregate_id: Any) -> Any:
         """The aggregate for a command to change: taken out of the cache, not copied (a
         copy of a busy request cost more than the rest of a command). Until the bus puts
@@ -171,7 +196,7 @@ class EventStore(Application):
             with self._cache_lock:
                 if _peek(cache, aggregate_id) is not None:
                     return cache.get(aggregate_id, evict=True)
-        return self.repository._reconstruct_aggregate(aggregate_id, None, project_aggregate)
+        return self._rebuild(aggregate_id)
 
     def remember(self, aggregates: Any) -> None:
         """Committed (or checked out and left unchanged) aggregates go back into the

@@ -53,9 +53,9 @@ class HotlinePostgresRecorder(PostgresApplicationRecorder):
             )
         )
         self._selects: dict[tuple[bool, bool, bool, bool], bytes] = {}
-        self.select_events_statement = SQL(
-            "SELECT originator_version, topic, state FROM {schema}.{table} WHERE originator_id = %s"
-        ).format(schema=schema, table=Identifier(self.events_table_name))
+        self.select_events_statement = SQL("SELECT originator_version, topic, state FROM {schema}.{table} WHERE originator_id = %s").format(
+            schema=schema, table=Identifier(self.events_table_name)
+        )
         self.append_statement = SQL("SELECT * FROM {schema}.{function}(%b::uuid[], %b::integer[], %b::text[], %b::bytea[])").format(
             schema=schema, function=function
         )

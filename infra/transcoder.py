@@ -34,10 +34,10 @@ class FastJSONTranscoder(JSONTranscoder):
         kind = type(value)
         if kind in _PLAIN:
             return value
-        if kind is dict:
-            return {k: self._tag(v) for k, v in value.items()}
+        if kind is dict:  # plain values inline: most of an event is plain
+            return {k: v if type(v) in _PLAIN else self._tag(v) for k, v in value.items()}
         if kind is list or kind is tuple:
-            return [self._tag(v) for v in value]
+            return [v if type(v) in _PLAIN else self._tag(v) for v in value]
         if kind is uuid.UUID:
             return {"_type_": "uuid_hex", "_data_": value.hex}
         if kind is datetime:

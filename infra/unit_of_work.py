@@ -35,16 +35,8 @@ class EventStoreUnitOfWork:
         if id in self.seen:
             agg: Any = self.seen[id]
         else:
-            agg = self.store.reference_cache.get(id, lambda: self._load_shared(id))
+            agg = self.store.reference_cache.get(id, lambda previous: self.store.read_reference(id, previous))
         return agg if isinstance(agg, cls) else None
-
-    def _load_shared(self, id: uuid.UUID) -> Any:
-        try:
-            # A private copy per entry: the commands that read it share it, and nothing
-            # that a command checks out for changing is ever this object.
-            return self.store.load(id, fresh=True)
-        except AggregateNotFoundError:
-            return None
 
     def get(self, cls: type[A], id: uuid.UUID) -> A:
         agg = self.find(cls, id)

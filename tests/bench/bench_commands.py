@@ -126,6 +126,10 @@ def _domain_process(settings: Settings, clients: int, seconds: float, first: int
     out.put(domain_clients(settings, clients, seconds, first))
 
 
+def _with_pool(settings: Settings, size: int) -> Settings:
+    return settings.model_copy(update={"pg_pool_size": size})
+
+
 def bench_domain(settings: Settings, clients: int, seconds: float, procs: int = 1) -> dict[str, Any]:
     """The command bus in ``procs`` processes (like ``hotline serve --workers``), the
     clients spread over them; events are counted from the store's positions."""
@@ -147,7 +151,7 @@ def bench_domain(settings: Settings, clients: int, seconds: float, procs: int = 
                 ctx.Process(
                     # Connections: one per client thread and a few for the committer and reads.
                     target=_domain_process,
-                    args=(settings.model_copy(update={"pg_pool_size": shares[k] + 4}), shares[k], seconds, sum(shares[:k]), start_at, queue),
+                    args=(_with_pool(settings, shares[k] + 4), shares[k], seconds, sum(shares[:k]), start_at, queue),
                 )
                 for k in range(procs)
             ]
@@ -159,7 +163,7 @@ def bench_domain(settings: Settings, clients: int, seconds: float, procs: int = 
                     parts.append(queue.get(timeout=1))
                 except Exception:
                     dead = [w.exitcode for w in workers if w.exitcode not in (None, 0)]
-                    if dead or all(w.exitcode is not None for w in workers) and queue.empty():
+                    if dead or (all(w.exitcode is not None for w in workers) and queue.empty()):
                         raise RuntimeError(f"a command process died (exit codes {[w.exitcode for w in workers]})") from None
             for w in workers:
                 w.join()

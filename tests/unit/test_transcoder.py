@@ -5,7 +5,7 @@ from __future__ import annotations
 import uuid
 from datetime import UTC, datetime, timedelta, timezone
 from decimal import Decimal
-from enum import Enum
+from enum import StrEnum
 from typing import Any
 
 import pytest
@@ -56,7 +56,7 @@ def test_typed_values_come_back_typed() -> None:
 
 
 def test_enum_values_are_written_as_their_value_and_unknown_types_are_refused() -> None:
-    class Channel(str, Enum):
+    class Channel(StrEnum):
         PHONE = "phone"
 
     _, fast = _pair()
