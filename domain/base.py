@@ -161,6 +161,13 @@ def _snake(name: str) -> str:
 T = TypeVar("T", bound="HotlineAggregate")
 
 
+def aggregate_state(aggregate: Any) -> dict[str, Any]:
+    """What the aggregate's events made it: its attributes without the library's pending
+    events and without memos (``_memo_*``: answers derived from that state, kept to save
+    work, and rebuilt when missing)."""
+    return {k: v for k, v in vars(aggregate).items() if k != "_pending_events" and not k.startswith("_memo_")}
+
+
 class HotlineAggregate(Aggregate):
     """Base aggregate: explicit event classes, injected time, metadata on every event.
 

@@ -222,8 +222,27 @@ def reschedule(r: Any, policy: SlaPolicy, calendar: WorkingTime | None, now: dat
     Timers already scheduled stay even when past (they are about to fire, or fired); a
     new warning whose moment is already past is left out."""
     current: dict[str, Any] = getattr(r, "timers_scheduled", {}) or {}
+    # Most commands (notes, contacts) change nothing the plan depends on: when the inputs
+    # and the scheduled timers are those of the last check, the answer is the same (a
+    # warning left out as past stays past). Kept on the aggregate as a memo (see
+    # domain.base.aggregate_state), not in its events.
+    inputs = (
+        r.status,
+        r.due_at,
+        r.window_start,
+        r.department_id,
+        r.interim_replies,
+        getattr(r, "closed_at", None),
+        getattr(r, "rated", False),
+        len(getattr(r, "pauses", ())),
+        getattr(r, "paused_since", None),
+    )
+    checked = r.__dict__.get("_memo_timer_plan")
+    if checked is not None and checked[0] == inputs and checked[1] is policy and checked[2] is calendar and checked[3] is current:
+        return None
     wanted = [t for t in plan(r, policy, calendar) if t.key in current or t.kind not in AHEAD_OF_DEADLINE or t.at > now]
     wanted.sort(key=lambda t: (t.at, t.key))
     if [t.key for t in wanted] == list(current) and all(current[t.key] == t.to_dict() for t in wanted):
+        r.__dict__["_memo_timer_plan"] = (inputs, policy, calendar, current)  # held, so never a reused id
         return None
     return wanted

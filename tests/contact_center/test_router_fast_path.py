@@ -17,6 +17,7 @@ from pathlib import Path
 from typing import Any
 
 from consumers.router import Router, own_envelope
+from domain.base import aggregate_state
 from domain.contact_center import commands as cc
 from domain.contact_center import services as ccs
 from domain.contact_center.agents import agent_uuid
@@ -64,8 +65,8 @@ def _kept_matches_store(router: Router, center: Center) -> int:
     checked = 0
     for aggregate_id, kept in router.loader.cache.items():
         stored: Any = center.store.repository.get(aggregate_id)
-        mine = {k: v for k, v in vars(kept).items() if k != "_pending_events"}
-        theirs = {k: v for k, v in vars(stored).items() if k != "_pending_events"}
+        mine = aggregate_state(kept)
+        theirs = aggregate_state(stored)
         assert mine == theirs, f"kept {type(kept).__name__} {aggregate_id} differs from the store"
         checked += 1
     return checked

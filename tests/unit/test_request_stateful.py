@@ -19,7 +19,7 @@ from hypothesis.stateful import Bundle, RuleBasedStateMachine, invariant, rule
 
 from domain import commands as c
 from domain import services as s
-from domain.base import SYSTEM, Actor, Context, DomainError, FixedClock, HotlineAggregate
+from domain.base import SYSTEM, Actor, Context, DomainError, FixedClock, HotlineAggregate, aggregate_state
 from domain.requests import STATES, ServiceRequest
 from domain.work_orders import WorkOrder
 from tests.conftest import CATALOGUE, START
@@ -34,7 +34,7 @@ PHONES = [f"+39 06 1234 56{i:02d}" for i in range(6)]
 
 
 def _state(agg: HotlineAggregate) -> dict[str, Any]:
-    return {k: v for k, v in vars(agg).items() if k != "_pending_events"}
+    return aggregate_state(agg)
 
 
 class MemoryLog:
