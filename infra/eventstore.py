@@ -19,6 +19,7 @@ from eventsourcing.domain import DomainEvent
 from eventsourcing.persistence import Notification, Recording
 
 from domain.envelope import Envelope, envelope_of
+from infra.group_read import GroupReader
 from infra.settings import Settings
 from infra.transcoder import FastJSONTranscoder
 
@@ -142,6 +143,9 @@ class EventStore(Application):
         self.is_postgres = settings.database_url is not None
         self._new_events = threading.Condition()
         self.reference_cache = ReferenceCache()
+        # Lookups of reference data that is not cached (mostly "is this caller known?")
+        # share queries under load; SQLite answers in-process and needs no batching.
+        self.group_reader = GroupReader(self.recorder) if self.is_postgres else None
         self._cache_lock = threading.Lock()
 
     def construct_transcoder(self) -> FastJSONTranscoder:
@@ -176,6 +180,9 @@ class EventStore(Application):
         the aggregate cache, which commands check out and change."""
         if previous is not None and not any(True for _ in self.events.get(aggregate_id, gt=previous.version, limit=1)):
             return previous
+        if self.group_reader is not None:
+            stored = self.group_reader.stored_events(aggregate_id)
+            return project_aggregate(None, (self.mapper.to_domain_event(e) for e in stored)) if stored else None
         try:
             return self._rebuild(aggregate_id)
         except AggregateNotFoundError:
@@ -257,4 +264,6 @@ class EventStore(Application):
             position = page[-1].id
 
     def close(self) -> None:
+        if self.group_reader is not None:
+            self.group_reader.close()
         super().close()
