@@ -22,7 +22,7 @@ from domain.citizens import Citizen, CitizenIdentity, ContactDetails, check_lang
 from domain.deadlines import WorkingTime
 from domain.policies import IntakePolicy
 from domain.requests import ServiceRequest, request_id_for
-from domain.sla import SlaPolicy, reschedule
+from domain.sla import SlaPolicy, plan_kept, reschedule
 from domain.work_orders import WorkOrder
 
 A = TypeVar("A", bound=HotlineAggregate)
@@ -101,9 +101,11 @@ def keep_timers(uow: UnitOfWork, ctx: Context, deps: Deps, request: ServiceReque
     """Replans the request's timers when what they depend on changed (domain/sla.py)."""
     if not request.timers_scheduled and not request.is_open and request.status != "closed":
         return
-    timers = reschedule(request, deps.sla, jurisdiction_calendar(uow, deps), ctx.now)
+    calendar = jurisdiction_calendar(uow, deps)
+    timers = reschedule(request, deps.sla, calendar, ctx.now)
     if timers is not None:
         request.schedule_timers(timers, ctx)
+        plan_kept(request, deps.sla, calendar)
 
 
 def _summary(request: ServiceRequest) -> dict[str, Any]:

@@ -226,7 +226,27 @@ def reschedule(r: Any, policy: SlaPolicy, calendar: WorkingTime | None, now: dat
     # and the scheduled timers are those of the last check, the answer is the same (a
     # warning left out as past stays past). Kept on the aggregate as a memo (see
     # domain.base.aggregate_state), not in its events.
-    inputs = (
+    checked = r.__dict__.get("_memo_timer_plan")
+    if checked is not None and checked[1] is policy and checked[2] is calendar and checked[3] is current and checked[0] == _plan_inputs(r):
+        return None
+    wanted = [t for t in plan(r, policy, calendar) if t.key in current or t.kind not in AHEAD_OF_DEADLINE or t.at > now]
+    wanted.sort(key=lambda t: (t.at, t.key))
+    if [t.key for t in wanted] == list(current) and all(current[t.key] == t.to_dict() for t in wanted):
+        plan_kept(r, policy, calendar)
+        return None
+    return wanted
+
+
+def plan_kept(r: Any, policy: SlaPolicy, calendar: WorkingTime | None) -> None:
+    """The scheduled timers are the plan for the request as it is now (after a check, or
+    once a new plan is scheduled)."""
+    # The objects are held, not their ids, so a later object can never pass for them.
+    r.__dict__["_memo_timer_plan"] = (_plan_inputs(r), policy, calendar, getattr(r, "timers_scheduled", None))
+
+
+def _plan_inputs(r: Any) -> tuple[Any, ...]:
+    """Everything of the request that ``plan`` reads."""
+    return (
         r.status,
         r.due_at,
         r.window_start,
@@ -237,12 +257,3 @@ def reschedule(r: Any, policy: SlaPolicy, calendar: WorkingTime | None, now: dat
         len(getattr(r, "pauses", ())),
         getattr(r, "paused_since", None),
     )
-    checked = r.__dict__.get("_memo_timer_plan")
-    if checked is not None and checked[0] == inputs and checked[1] is policy and checked[2] is calendar and checked[3] is current:
-        return None
-    wanted = [t for t in plan(r, policy, calendar) if t.key in current or t.kind not in AHEAD_OF_DEADLINE or t.at > now]
-    wanted.sort(key=lambda t: (t.at, t.key))
-    if [t.key for t in wanted] == list(current) and all(current[t.key] == t.to_dict() for t in wanted):
-        r.__dict__["_memo_timer_plan"] = (inputs, policy, calendar, current)  # held, so never a reused id
-        return None
-    return wanted
