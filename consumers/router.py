@@ -255,8 +255,8 @@ class _KeepingCommitter:
     def __getattr__(self, name: str) -> Any:
         return getattr(self._committer, name)
 
-    def commit(self, events: list[Any]) -> list[Recording[Any]]:
-        recordings = self._committer.commit(events)
+    def commit(self, events: list[Any], *, was_preparing: bool = False) -> list[Recording[Any]]:
+        recordings = self._committer.commit(events, was_preparing=was_preparing)
         self.kept = list(recordings)
         return recordings
 

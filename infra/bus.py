@@ -75,20 +75,25 @@ class CommandBus:
                 causation_id=causation_id or _new_id(),
             )
             uow = EventStoreUnitOfWork(self.store)
+            self.committer.preparing(+1)
             try:
                 result = handler(uow, ctx, self.deps, *args)
+                events = uow.collect_events()
+                if idempotency_key:
+                    record = IdempotencyRecord.record(idempotency_key, scope, payload_print, result, ctx)
+                    events.extend(record.collect_events())
             except DomainError:
+                self.committer.preparing(-1)
                 # Refused on cached copies: refuse only what the stored state refuses.
                 # (What the handler checked out is dropped, possibly half changed.)
                 if attempt > 0 or not uow.seen:
                     raise
                 continue
-            events = uow.collect_events()
-            if idempotency_key:
-                record = IdempotencyRecord.record(idempotency_key, scope, payload_print, result, ctx)
-                events.extend(record.collect_events())
+            except BaseException:
+                self.committer.preparing(-1)
+                raise
             try:
-                recordings = self.committer.commit(events)
+                recordings = self.committer.commit(events, was_preparing=True)
             except IntegrityError:
                 # A cached copy was stale (or another writer won the race): what the
                 # command checked out is dropped, and the rerun loads from the store.

@@ -28,7 +28,7 @@ _STOP = object()
 
 
 class GroupCommitter:
-    def __init__(self, store: EventStore, max_batch: int = 500, max_wait_ms: float = 0.0) -> None:
+    def __init__(self, store: EventStore, max_batch: int = 500, max_wait_ms: float = 3.0) -> None:
         self.store = store
         self.max_batch = max_batch
         self.max_wait = max_wait_ms / 1000
@@ -37,13 +37,27 @@ class GroupCommitter:
         self._thread.start()
         self.batches = 0
         self.commands = 0
+        # Commands being prepared (handler running) that will commit soon: while there
+        # are some, the committer waits up to max_wait for them to join its batch.
+        self._preparing = 0
+        self._preparing_lock = threading.Lock()
 
-    def commit(self, events: list[Any]) -> list[Recording[Any]]:
-        """Blocks until the events are durably stored; returns their recordings."""
+    def preparing(self, delta: int) -> None:
+        """The bus says a command started (+1) or stopped (-1) preparing its events."""
+        with self._preparing_lock:
+            self._preparing += delta
+
+    def commit(self, events: list[Any], *, was_preparing: bool = False) -> list[Recording[Any]]:
+        """Blocks until the events are durably stored; returns their recordings.
+        ``was_preparing``: the command had said ``preparing(+1)``; it is done preparing
+        once its events are queued (not before, or the batch could close without them)."""
+        future: Future[list[Recording[Any]]] = Future()
+        if events:
+            self._queue.put((events, future))
+        if was_preparing:
+            self.preparing(-1)
         if not events:
             return []
-        future: Future[list[Recording[Any]]] = Future()
-        self._queue.put((events, future))
         return future.result()
 
     def close(self) -> None:
@@ -60,7 +74,10 @@ class GroupCommitter:
             while len(batch) < self.max_batch:
                 try:
                     timeout = deadline - time.monotonic()
-                    nxt = self._queue.get(timeout=timeout) if timeout > 0 else self._queue.get_nowait()
+                    if timeout > 0 and self._preparing > 0:
+                        nxt = self._queue.get(timeout=timeout)
+                    else:
+                        nxt = self._queue.get_nowait()
                 except queue.Empty:
                     break
                 if nxt is _STOP:

@@ -30,7 +30,9 @@ class Settings(BaseSettings):
     default_region: str = "IT"
     default_language: str = "it"
     group_commit_max_batch: int = 500
-    group_commit_max_wait_ms: float = 0.0  # extra wait to fill a batch; 0 = batch what is queued
+    # How long a batch may wait for commands that are still being prepared (their handlers
+    # running) to join it; with nothing in preparation it never waits. 0 = batch what is queued.
+    group_commit_max_wait_ms: float = 3.0
     pg_pool_size: int = 16
     host: str = "127.0.0.1"
     port: int = 8000
