@@ -198,11 +198,16 @@ def applied_frontier(conn: Connection, projection_names: Sequence[str], relay: s
             relay_routes.c.first_position <= frontier, relay_routes.c.last_position > lowest
         )
     ).all()
+    # Per feed, the projection furthest behind decides (max(first, applied + 1) grows with
+    # applied): one pass over the routes instead of one per route and projection.
+    behind: dict[int, int] = {}
     for feed, first, last in routes:
-        for name in projection_names:
-            applied = max(by_feed.get((name, int(feed)), 0), floor[name])
-            if applied < last:
-                frontier = min(frontier, max(int(first), applied + 1) - 1)
+        feed = int(feed)
+        applied = behind.get(feed)
+        if applied is None:
+            applied = behind[feed] = min(max(by_feed.get((name, feed), 0), floor[name]) for name in projection_names)
+        if applied < last:
+            frontier = min(frontier, max(int(first), applied + 1) - 1)
     return max(frontier, lowest)
 
 
