@@ -164,16 +164,6 @@ class EventStore(Application):
         return recordings
 
     # ------------------------------------------------------------------ aggregate cache
-    def load(self, aggregate_id: Any, *, fresh: bool = False) -> Any:
-        """A private copy of the aggregate, as cached or from the store; ``fresh`` reads
-        events newer than the cached copy first. Raises ``AggregateNotFoundError``."""
-        cache = self.repository.cache
-        if fresh and cache is not None:
-            cached = _peek(cache, aggregate_id)
-            if cached is not None and any(True for _ in self.events.get(aggregate_id, gt=cached.version, limit=1)):
-                self.forget_aggregates([aggregate_id])
-        return self.repository.get(aggregate_id)
-
     def read_reference(self, aggregate_id: Any, previous: Any = None) -> Any:
         """Reference data for the :class:`ReferenceCache`: ``previous`` if the store has
         nothing newer, else rebuilt from the store; None if absent. Never an object of

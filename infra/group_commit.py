@@ -12,35 +12,28 @@ commands that wrote the conflicting key get the conflict; the rest commit togeth
 
 from __future__ import annotations
 
-import queue
 import re
 import threading
-import time
 import uuid
 from concurrent.futures import Future
 from typing import Any
 
 from eventsourcing.persistence import IntegrityError, Recording
 
+from infra.batching import BatchingThread
 from infra.eventstore import EventStore
 
-_STOP = object()
 
-
-class GroupCommitter:
+class GroupCommitter(BatchingThread):
     def __init__(self, store: EventStore, max_batch: int = 500, max_wait_ms: float = 3.0) -> None:
         self.store = store
-        self.max_batch = max_batch
-        self.max_wait = max_wait_ms / 1000
-        self._queue: queue.Queue[Any] = queue.Queue()
-        self._thread = threading.Thread(target=self._run, name="group-commit", daemon=True)
-        self._thread.start()
         self.batches = 0
         self.commands = 0
         # Commands being prepared (handler running) that will commit soon: while there
         # are some, the committer waits up to max_wait for them to join its batch.
         self._preparing = 0
         self._preparing_lock = threading.Lock()
+        super().__init__("group-commit", max_batch, max_wait_ms)
 
     def preparing(self, delta: int) -> None:
         """The bus says a command started (+1) or stopped (-1) preparing its events."""
@@ -60,31 +53,11 @@ class GroupCommitter:
             return []
         return future.result()
 
-    def close(self) -> None:
-        self._queue.put(_STOP)
-        self._thread.join(timeout=10)
+    def _keep_waiting(self) -> bool:
+        return self._preparing > 0
 
-    def _run(self) -> None:
-        while True:
-            item = self._queue.get()
-            if item is _STOP:
-                return
-            batch = [item]
-            deadline = time.monotonic() + self.max_wait
-            while len(batch) < self.max_batch:
-                try:
-                    timeout = deadline - time.monotonic()
-                    if timeout > 0 and self._preparing > 0:
-                        nxt = self._queue.get(timeout=timeout)
-                    else:
-                        nxt = self._queue.get_nowait()
-                except queue.Empty:
-                    break
-                if nxt is _STOP:
-                    self._queue.put(_STOP)
-                    break
-                batch.append(nxt)
-            self._commit_batch(batch)
+    def _handle(self, batch: list[Any]) -> None:
+        self._commit_batch(batch)
 
     def _commit_batch(self, batch: list[tuple[list[Any], Future[Any]]]) -> None:
         self.batches += 1

@@ -10,8 +10,6 @@ one client a batch is one lookup and nothing waits.
 
 from __future__ import annotations
 
-import queue
-import threading
 from concurrent.futures import Future
 from typing import Any
 
@@ -19,22 +17,19 @@ from eventsourcing.persistence import StoredEvent
 from psycopg.rows import tuple_row
 from psycopg.sql import SQL, Identifier
 
-_STOP = object()
+from infra.batching import BatchingThread
 
 
-class GroupReader:
+class GroupReader(BatchingThread):
     def __init__(self, recorder: Any, max_batch: int = 500) -> None:
         self.recorder = recorder
-        self.max_batch = max_batch
         self.statement = SQL(
             "SELECT originator_id, originator_version, topic, state FROM {schema}.{table} "
             "WHERE originator_id = ANY(%b::uuid[]) ORDER BY originator_id, originator_version"
         ).format(schema=Identifier(recorder.datastore.schema), table=Identifier(recorder.events_table_name))
-        self._queue: queue.Queue[Any] = queue.Queue()
-        self._thread = threading.Thread(target=self._run, name="group-read", daemon=True)
-        self._thread.start()
         self.queries = 0
         self.lookups = 0
+        super().__init__("group-read", max_batch)
 
     def stored_events(self, aggregate_id: Any) -> list[StoredEvent]:
         """The aggregate's stored events, in order (empty if it does not exist)."""
@@ -42,26 +37,8 @@ class GroupReader:
         self._queue.put((aggregate_id, future))
         return future.result()
 
-    def close(self) -> None:
-        self._queue.put(_STOP)
-        self._thread.join(timeout=10)
-
-    def _run(self) -> None:
-        while True:
-            item = self._queue.get()
-            if item is _STOP:
-                return
-            batch = [item]
-            while len(batch) < self.max_batch:
-                try:
-                    nxt = self._queue.get_nowait()
-                except queue.Empty:
-                    break
-                if nxt is _STOP:
-                    self._queue.put(_STOP)
-                    break
-                batch.append(nxt)
-            self._read(batch)
+    def _handle(self, batch: list[Any]) -> None:
+        self._read(batch)
 
     def _read(self, batch: list[tuple[Any, Future[list[StoredEvent]]]]) -> None:
         self.queries += 1

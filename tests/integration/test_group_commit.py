@@ -115,7 +115,7 @@ def test_a_stale_cached_copy_never_decides_a_command(hotline: Hotline) -> None:
         # A version that really is old stays refused.
         with pytest.raises(ConcurrencyConflict):
             hotline.bus.execute(s.add_note, AGENT, ref, c.AddNote(text="old", expected_version=version))
-        req: ServiceRequest = hotline.store.load(request_id_for(ref), fresh=True)
+        req: ServiceRequest = hotline.store.read_reference(request_id_for(ref))  # rebuilt from the store
         assert req.notes == 4 and req.version == version + 4
     finally:
         other.close()

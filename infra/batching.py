@@ -1,0 +1,56 @@
+"""One thread that takes whatever requests are waiting and handles them as one batch.
+
+The group committer and the group reader share it: under load batches grow by
+themselves, and with one caller a batch is one request and nothing waits.
+"""
+
+from __future__ import annotations
+
+import queue
+import threading
+import time
+from typing import Any
+
+_STOP = object()
+
+
+class BatchingThread:
+    def __init__(self, name: str, max_batch: int, max_wait_ms: float = 0.0) -> None:
+        self.max_batch = max_batch
+        self.max_wait = max_wait_ms / 1000
+        self._queue: queue.Queue[Any] = queue.Queue()
+        self._thread = threading.Thread(target=self._run, name=name, daemon=True)
+        self._thread.start()
+
+    def close(self) -> None:
+        self._queue.put(_STOP)
+        self._thread.join(timeout=10)
+
+    def _keep_waiting(self) -> bool:
+        """Whether an open batch should wait (up to max_wait) for more requests."""
+        return False
+
+    def _handle(self, batch: list[Any]) -> None:
+        raise NotImplementedError
+
+    def _run(self) -> None:
+        while True:
+            item = self._queue.get()
+            if item is _STOP:
+                return
+            batch = [item]
+            deadline = time.monotonic() + self.max_wait
+            while len(batch) < self.max_batch:
+                try:
+                    timeout = deadline - time.monotonic()
+                    if timeout > 0 and self._keep_waiting():
+                        nxt = self._queue.get(timeout=timeout)
+                    else:
+                        nxt = self._queue.get_nowait()
+                except queue.Empty:
+                    break
+                if nxt is _STOP:
+                    self._queue.put(_STOP)
+                    break
+                batch.append(nxt)
+            self._handle(batch)
