@@ -164,6 +164,8 @@ def is_applied(conn: Connection, position: int, projection_names: Sequence[str],
     """Has every projection named applied every published event at or below ``position``?"""
     if position <= 0:
         return True
+    if conn.dialect.name == "postgresql":
+        return applied_frontier(conn, projection_names, relay) >= position
     if relay_position(conn, relay) < position:
         return False
     by_feed, floor = effective_positions(conn, projection_names)
@@ -184,10 +186,56 @@ def is_applied(conn: Connection, position: int, projection_names: Sequence[str],
     return True
 
 
+# ``applied_frontier`` in one statement: the rule below, evaluated by PostgreSQL next to the
+# rows (the Python form reads every position row and every open route on each check, and
+# API waiters and the lag benchmark check every few milliseconds).
+_FRONTIER_SQL = """
+WITH relay AS (
+    SELECT coalesce((SELECT position FROM relay_positions WHERE name = %(relay)s), 0) AS frontier
+), floors AS (
+    SELECT n.name, coalesce(p.position, 0) AS floor
+    FROM unnest(%(names)s::text[]) AS n(name)
+    LEFT JOIN projection_positions p ON p.name = n.name AND p.partition = %(whole_log)s
+), lowest AS (
+    SELECT coalesce(min(floor), 0) AS lowest FROM floors
+), open_routes AS (
+    SELECT r.feed, r.first_position, r.last_position
+    FROM relay_routes r, relay, lowest
+    WHERE r.first_position <= relay.frontier AND r.last_position > lowest.lowest
+), behind AS (
+    SELECT f.feed, min(greatest(coalesce(p.position, 0), fl.floor)) AS applied
+    FROM (SELECT DISTINCT feed FROM open_routes) f
+    CROSS JOIN floors fl
+    LEFT JOIN projection_positions p ON p.name = fl.name AND p.partition = f.feed
+    GROUP BY f.feed
+)
+SELECT CASE
+    WHEN lowest.lowest >= relay.frontier THEN relay.frontier
+    ELSE greatest(
+        least(relay.frontier, coalesce((
+            SELECT min(greatest(r.first_position, b.applied + 1) - 1)
+            FROM open_routes r JOIN behind b ON b.feed = r.feed
+            WHERE b.applied < r.last_position
+        ), relay.frontier)),
+        lowest.lowest)
+    END
+FROM relay, lowest
+"""
+
+
 def applied_frontier(conn: Connection, projection_names: Sequence[str], relay: str = RELAY_NAME) -> int:
     """The highest position P with ``is_applied(P)`` (the same rule, evaluated once for all
     positions): a route holding events a projection has not applied makes every position
     from ``max(first, applied + 1)`` on invisible."""
+    if conn.dialect.name == "postgresql":
+        params = {"relay": relay, "names": list(projection_names), "whole_log": WHOLE_LOG}
+        return int(conn.exec_driver_sql(_FRONTIER_SQL, params).scalar_one())
+    return applied_frontier_by_rows(conn, projection_names, relay)
+
+
+def applied_frontier_by_rows(conn: Connection, projection_names: Sequence[str], relay: str = RELAY_NAME) -> int:
+    """``applied_frontier`` computed here from the rows (SQLite; and the reference the SQL
+    form is tested against)."""
     frontier = relay_position(conn, relay)
     by_feed, floor = effective_positions(conn, projection_names)
     lowest = min(floor.values(), default=0)
