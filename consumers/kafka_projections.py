@@ -54,9 +54,13 @@ from projections.base import Projection
 log = logging.getLogger("hotline.consumer")
 
 try:  # orjson parses the CloudEvents about twice as fast
+    from orjson import OPT_NON_STR_KEYS as _NON_STR_KEYS
+    from orjson import dumps as _orjson_dumps
     from orjson import loads as _loads
 except ImportError:  # pragma: no cover
     _loads = json.loads  # type: ignore[assignment]
+    _orjson_dumps = None  # type: ignore[assignment]
+    _NON_STR_KEYS = 0
 
 
 def projection_lock_key(name: str) -> int:
@@ -109,16 +113,23 @@ class _PgTable:
         pk = [f'"{c}"' for c in self.pk]
         rest = [c for c in self.columns if c not in self.pk]
         conflict = "DO UPDATE SET " + ", ".join(f'"{c}" = EXCLUDED."{c}"' for c in rest) if rest else "DO NOTHING"
-        self.upsert_sql = (
-            f'INSERT INTO "{table.name}" ({", ".join(q)}) VALUES ({", ".join(["%s"] * len(q))}) ON CONFLICT ({", ".join(pk)}) {conflict}'
+        # Set-based forms: one statement per table and batch, whatever the number of rows
+        # (a statement per row cost PostgreSQL more than the rows' work itself). The rows
+        # arrive as one array per column; the batch holds each key once (a dict), so an
+        # upsert never touches a row twice. Arrays go in binary (%b): psycopg's text-format
+        # array dumper escapes every element with a regular expression, in Python.
+        all_types = [c.type.compile(dialect=dialect) for c in table.columns]
+        pk_types = [c.type.compile(dialect=dialect) for c in table.primary_key.columns]
+        self.upsert_many_sql = (
+            f'INSERT INTO "{table.name}" ({", ".join(q)}) SELECT * FROM unnest({", ".join(f"%b::{t}[]" for t in all_types)}) '
+            f"ON CONFLICT ({', '.join(pk)}) {conflict}"
         )
-        self.delete_sql = f'DELETE FROM "{table.name}" WHERE ' + " AND ".join(f"{c} = %s" for c in pk)
+        keys_in = f"({', '.join(pk)}) IN (SELECT * FROM unnest({', '.join(f'%b::{t}[]' for t in pk_types)}))"
+        self.delete_many_sql = f'DELETE FROM "{table.name}" WHERE {keys_in}'
         if len(pk) == 1:
-            self.select_sql = f'SELECT {", ".join(q)} FROM "{table.name}" WHERE {pk[0]} = ANY(%s)'
+            self.select_sql = f'SELECT {", ".join(q)} FROM "{table.name}" WHERE {pk[0]} = ANY(%b)'
         else:
-            types = [c.type.compile(dialect=dialect) for c in table.primary_key.columns]
-            arrays = ", ".join(f"%s::{t}[]" for t in types)
-            self.select_sql = f'SELECT {", ".join(q)} FROM "{table.name}" WHERE ({", ".join(pk)}) IN (SELECT * FROM unnest({arrays}))'
+            self.select_sql = f'SELECT {", ".join(q)} FROM "{table.name}" WHERE {keys_in}'
         self.binds: list[tuple[int, Callable[[Any], Any]]] = []
         self.results: list[tuple[int, Callable[[Any], Any]]] = []
         for i, c in enumerate(table.columns):
@@ -162,11 +173,22 @@ class _PgTable:
         return tuple([out[i] for i in self.key_index]), dict(zip(self.columns, out, strict=True))
 
 
-def _json_bind(none_as_null: bool, wrap: Callable[[Any], Any]) -> Callable[[Any], Any]:
+def _json_bind(none_as_null: bool, wrap: Callable[..., Any]) -> Callable[[Any], Any]:
     def bind(value: Any) -> Any:
-        return None if value is None and none_as_null else wrap(value)
+        return None if value is None and none_as_null else wrap(value, dumps=_dumps_json)
 
     return bind
+
+
+def _dumps_json(value: Any) -> bytes | str:
+    """JSON columns as orjson writes them (several times faster than the standard library);
+    what orjson refuses (an integer beyond 64 bits …) the standard way."""
+    if _orjson_dumps is not None:
+        try:
+            return _orjson_dumps(value, option=_NON_STR_KEYS)
+        except TypeError:
+            pass
+    return json.dumps(value)
 
 
 _PG_TABLES: dict[sa.Table, _PgTable] = {}
@@ -314,11 +336,16 @@ class PrefetchRows(SqlRows):
         raw = self.raw()
         with raw.pipeline(), raw.cursor() as cur:
             for table, values in deletes.items():
-                cur.executemany(_pg_table(self.tables[table], dialect).delete_sql, values)
+                cur.execute(_pg_table(self.tables[table], dialect).delete_many_sql, _columns(values))
             for table, values in upserts.items():
                 t = positions if table == positions.name else self.tables[table]
-                cur.executemany(_pg_table(t, dialect).upsert_sql, values)
+                cur.execute(_pg_table(t, dialect).upsert_many_sql, _columns(values))
         self.dirty.clear()
+
+
+def _columns(rows: list[list[Any]]) -> list[list[Any]]:
+    """Rows to one list per column (the arrays of an ``unnest``)."""
+    return [list(col) for col in zip(*rows, strict=True)]
 
 
 class _Probe:
@@ -553,7 +580,10 @@ class ProjectionConsumer:
         self.batches += 1
         if self.before_commit is not None:
             self.before_commit(offsets)  # tests: a crash between the transaction and the commit
-        self.consumer.commit({tp: OffsetAndMetadata(o, "", -1) for tp, o in offsets.items()})
+        # Asynchronous: the positions in the read-model transaction are what makes a
+        # redelivery harmless; the offsets only spare a restart re-reading what was applied,
+        # so the next batch need not wait a broker round trip for them.
+        self.consumer.commit_async({tp: OffsetAndMetadata(o, "", -1) for tp, o in offsets.items()}, callback=_offsets_committed)
         self.applied_events += count
         self._maybe_report()
         return count
@@ -620,6 +650,11 @@ class ProjectionConsumer:
             self.read_store.engine.dispose()
             if self.store is not None:
                 self.store.close()
+
+
+def _offsets_committed(offsets: dict[TopicPartition, OffsetAndMetadata], result: Any) -> None:
+    if isinstance(result, Exception):  # e.g. a rebalance took the partitions: they are re-read and skipped
+        log.warning("offset commit failed (%s): %s", result, sorted(offsets.items())[:3])
 
 
 class _Listener(ConsumerRebalanceListener):

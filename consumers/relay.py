@@ -111,6 +111,19 @@ def ensure_topics(settings: Settings, topics: list[str], admin: KafkaAdminClient
             admin.close()
 
 
+_RECORD_SQL = """
+WITH routes AS (
+    INSERT INTO relay_routes (feed, first_position, last_position)
+    SELECT * FROM unnest(%(feeds)s::integer[], %(firsts)s::bigint[], %(lasts)s::bigint[])
+    ON CONFLICT (feed, last_position) DO UPDATE SET first_position = EXCLUDED.first_position
+)
+INSERT INTO relay_positions (name, position, published, updated_at)
+VALUES (%(name)s, %(position)s, %(published)s, now())
+ON CONFLICT (name) DO UPDATE
+SET position = EXCLUDED.position, published = EXCLUDED.published, updated_at = EXCLUDED.updated_at
+"""
+
+
 class Relay:
     """Follows the notification log and publishes to Kafka; one active relay per store."""
 
@@ -141,6 +154,7 @@ class Relay:
         self.published = 0  # messages sent by this process
         self.stopping = threading.Event()
         self._listener: Any = None
+        self._bookkeeping: Any = None  # PostgreSQL: the connection _record_pg writes on
 
     # ----------------------------------------------------------------- bookkeeping
     def _load_position(self) -> int:
@@ -151,6 +165,9 @@ class Relay:
         return max(0, self.store.max_position() - self.position)
 
     def _record(self, position: int, routes: dict[int, tuple[int, int]], sent: int) -> None:
+        if self.store.is_postgres and self.settings.database_url:
+            self._record_pg(position, routes, sent)
+            return
         with self.engine.begin() as conn:
             if routes:
                 _upsert(
@@ -163,6 +180,29 @@ class Relay:
                 relay_positions,
                 [{"name": self.name, "position": position, "published": sent, "updated_at": now()}],
             )
+
+    def _record_pg(self, position: int, routes: dict[int, tuple[int, int]], sent: int) -> None:
+        """Routes and position in one statement, one round trip (autocommit: a statement is
+        atomic on its own). The record is on the path of every read-your-writes wait."""
+        import psycopg
+
+        if self._bookkeeping is None:
+            self._bookkeeping = psycopg.connect(self.settings.database_url or "", autocommit=True, prepare_threshold=0)
+        feeds = list(routes)
+        params = {
+            "feeds": feeds,
+            "firsts": [routes[f][0] for f in feeds],
+            "lasts": [routes[f][1] for f in feeds],
+            "name": self.name,
+            "position": position,
+            "published": sent,
+        }
+        try:
+            self._bookkeeping.execute(_RECORD_SQL, params)
+        except psycopg.OperationalError:
+            self._bookkeeping.close()  # reconnect on the next batch
+            self._bookkeeping = None
+            raise
 
     # ----------------------------------------------------------------- publishing
     def _producer(self) -> KafkaProducer:
@@ -277,6 +317,8 @@ class Relay:
             self.producer = None
         if self._listener:
             self._listener.close()
+        if self._bookkeeping is not None:
+            self._bookkeeping.close()
         self.engine.dispose()
         if self._own_store:
             self.store.close()

@@ -204,6 +204,7 @@ def bench_lag(args: argparse.Namespace) -> dict[str, Any]:
     relay = Proc("consumers.relay", settings, logs)
     consumers = [Proc("consumers.kafka_projections", settings, logs, *args.consumer_args.split()) for _ in range(args.consumers)]
     lags: list[float] = []
+    series: list[tuple[float, int, float]] = []  # (commit time, position, lag) for --series
     procs: list[Any] = []
     try:
         # Warm up: topics exist, the consumers own their partitions.
@@ -261,7 +262,9 @@ def bench_lag(args: argparse.Namespace) -> dict[str, Any]:
             frontier = applied_frontier(visibility, [p.name for p in h.read_store.projections])
             seen = time.time()
             while pending and pending[0][0] <= frontier:
-                lags.append(seen - heapq.heappop(pending)[1])
+                position, committed = heapq.heappop(pending)
+                lags.append(seen - committed)
+                series.append((committed, position, seen - committed))
             checks += 1
             if checks % 200 == 0:  # the frontier agrees with the per-position check
                 assert position_visible(h.read_store, frontier)
@@ -285,6 +288,9 @@ def bench_lag(args: argparse.Namespace) -> dict[str, Any]:
             "lag_ms_max": round(float(arr.max()), 1),
         }
         print(result)
+        if args.series:
+            with open(args.series, "w") as f:
+                f.writelines(f"{t:.4f} {p} {lag * 1000:.1f}\n" for t, p, lag in sorted(series))
         return result
     finally:
         for proc in procs:
@@ -313,6 +319,7 @@ def main() -> None:
     lg.add_argument("--procs", type=int, default=1, help="writer processes")
     lg.add_argument("--consumers", type=int, default=1)
     lg.add_argument("--check-ms", type=float, default=10.0, help="how often the measuring process evaluates visibility")
+    lg.add_argument("--series", default="", help="write 'commit-time position lag-ms' per command to this file")
     lg.add_argument("--consumer-args", default="", help="extra arguments of consumers.kafka_projections")
     args = parser.parse_args()
     print(f"Kafka {KAFKA}")
