@@ -14,6 +14,7 @@ place personal data lives (so that it can be crypto-shredded).
 
 from __future__ import annotations
 
+import contextlib
 import heapq
 import json
 import logging
@@ -495,6 +496,7 @@ class ProjectionConsumer:
         max_records: int = 2000,
         poll_ms: int = 50,
         before_commit: Callable[[dict[TopicPartition, int]], None] | None = None,
+        offset_commit_interval: float = 1.0,
     ) -> None:
         from projections import all_projections
 
@@ -539,6 +541,9 @@ class ProjectionConsumer:
         ensure_topics(settings, self.topics)
         self.consumer.subscribe(topics=self.topics, listener=_Listener(self))
         self._last_lag = 0.0
+        self.offset_commit_interval = offset_commit_interval
+        self._uncommitted: dict[TopicPartition, int] = {}
+        self._last_commit = 0.0
 
     # ----------------------------------------------------------------- one step
     def poll_once(self, gather_ms: float = 0.0) -> int:
@@ -580,13 +585,28 @@ class ProjectionConsumer:
         self.batches += 1
         if self.before_commit is not None:
             self.before_commit(offsets)  # tests: a crash between the transaction and the commit
-        # Asynchronous: the positions in the read-model transaction are what makes a
-        # redelivery harmless; the offsets only spare a restart re-reading what was applied,
-        # so the next batch need not wait a broker round trip for them.
-        self.consumer.commit_async({tp: OffsetAndMetadata(o, "", -1) for tp, o in offsets.items()}, callback=_offsets_committed)
+        self._uncommitted.update(offsets)
+        self.commit_offsets()
         self.applied_events += count
         self._maybe_report()
         return count
+
+    def commit_offsets(self, force: bool = False) -> None:
+        """Commits the offsets of applied batches, at most every ``offset_commit_interval``.
+
+        The positions in the read-model transaction are what makes a redelivery harmless;
+        the offsets only spare a restarted member re-reading (and skipping) what was applied.
+        So they are committed asynchronously and not after every batch: each commit is a
+        broker request, and on a 2-core machine the broker's CPU is the read models' too."""
+        if not self._uncommitted or (not force and time.monotonic() - self._last_commit < self.offset_commit_interval):
+            return
+        offsets = {tp: OffsetAndMetadata(o, "", -1) for tp, o in self._uncommitted.items()}
+        self._uncommitted = {}
+        self._last_commit = time.monotonic()
+        if force:
+            self.consumer.commit(offsets, timeout_ms=5_000)
+        else:
+            self.consumer.commit_async(offsets, callback=_offsets_committed)
 
     def _maybe_report(self, every: float = 2.0) -> None:
         if time.monotonic() - self._last_lag < every:
@@ -645,6 +665,8 @@ class ProjectionConsumer:
     def close(self) -> None:
         self.stopping.set()
         try:
+            with contextlib.suppress(KafkaError):
+                self.commit_offsets(force=True)
             self.consumer.close(autocommit=False)
         finally:
             self.read_store.engine.dispose()
@@ -662,6 +684,11 @@ class _Listener(ConsumerRebalanceListener):
         self.owner = owner
 
     def on_partitions_revoked(self, revoked: Any) -> None:
+        # Hand over what was applied, so the next owner does not re-read it.
+        try:
+            self.owner.commit_offsets(force=True)
+        except KafkaError as exc:
+            log.warning("offset commit on revocation failed: %s", exc)
         log.info("revoked %s", sorted((tp.topic, tp.partition) for tp in revoked))
 
     def on_partitions_assigned(self, assigned: Any) -> None:
