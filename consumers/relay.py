@@ -303,6 +303,11 @@ class Relay:
                 return
             if not moved:
                 self._wait_for_events()
+                if self.settings.relay_gather_ms > 0:
+                    self.stopping.wait(self.settings.relay_gather_ms / 1000)
+            elif moved < self.batch and self.settings.relay_gather_ms > 0:
+                # Caught up: let the next commits gather before the next read.
+                self.stopping.wait(self.settings.relay_gather_ms / 1000)
 
     def _reset_producer(self) -> None:
         if self.producer is not None:
