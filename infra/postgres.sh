@@ -169,6 +169,11 @@ fsync = on
 synchronous_commit = on
 full_page_writes = on
 shared_buffers = 256MB
+# Read-model rows (a request's status, its timers, positions) are updated many times a
+# second: vacuum them soon, or scans wade through dead versions (the default naptime is 1 min).
+autovacuum_naptime = 5s
+autovacuum_vacuum_scale_factor = 0.05
+autovacuum_vacuum_insert_scale_factor = 0.1
 log_timezone = 'UTC'
 timezone = 'UTC'
 log_line_prefix = '%m [%p] %q%u@%d '
