@@ -9,16 +9,47 @@ from __future__ import annotations
 import queue
 import threading
 import time
-from typing import Any
+from typing import Any, Generic, TypeVar
 
 _STOP = object()
+T = TypeVar("T")
+
+
+class Reply(Generic[T]):
+    """A one-shot answer from the batching thread to one waiting caller.
+
+    A pre-acquired lock that the batching thread releases: the cheapest hand-over there is.
+    ``concurrent.futures.Future`` does the same with a condition variable, a waiter list and
+    callbacks, and at thousands of answers a second that was a sixth of the committer's time."""
+
+    __slots__ = ("_done", "_error", "_value")
+
+    def __init__(self) -> None:
+        self._done = threading.Lock()
+        self._done.acquire()
+        self._value: T | None = None
+        self._error: BaseException | None = None
+
+    def set_result(self, value: T) -> None:
+        self._value = value
+        self._done.release()
+
+    def set_exception(self, error: BaseException) -> None:
+        self._error = error
+        self._done.release()
+
+    def result(self) -> T:
+        self._done.acquire()
+        if self._error is not None:
+            raise self._error
+        return self._value  # type: ignore[return-value]
 
 
 class BatchingThread:
     def __init__(self, name: str, max_batch: int, max_wait_ms: float = 0.0) -> None:
         self.max_batch = max_batch
         self.max_wait = max_wait_ms / 1000
-        self._queue: queue.Queue[Any] = queue.Queue()
+        self._queue: queue.SimpleQueue[Any] = queue.SimpleQueue()  # C-implemented: cheaper than Queue
         self._thread = threading.Thread(target=self._run, name=name, daemon=True)
         self._thread.start()
 

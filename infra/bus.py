@@ -61,7 +61,8 @@ class CommandBus:
         causation_id: str | None = None,
     ) -> CommandResult:
         scope = idempotency_scope or handler.__name__
-        payload_print = fingerprint((handler.__name__, [_plain(a) for a in args]))
+        # Only an idempotent command needs its payload's fingerprint (a dump and a hash).
+        payload_print = fingerprint((handler.__name__, [_plain(a) for a in args])) if idempotency_key else ""
         if idempotency_key:
             earlier = self._earlier(idempotency_key, scope, payload_print)
             if earlier is not None:

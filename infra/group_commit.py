@@ -15,17 +15,16 @@ from __future__ import annotations
 import re
 import threading
 import uuid
-from concurrent.futures import Future
 from typing import Any
 
 from eventsourcing.persistence import IntegrityError, Recording
 
-from infra.batching import BatchingThread
+from infra.batching import BatchingThread, Reply
 from infra.eventstore import EventStore
 
 
 class GroupCommitter(BatchingThread):
-    def __init__(self, store: EventStore, max_batch: int = 500, max_wait_ms: float = 3.0) -> None:
+    def __init__(self, store: EventStore, max_batch: int = 500, max_wait_ms: float = 6.0) -> None:
         self.store = store
         self.batches = 0
         self.commands = 0
@@ -44,7 +43,7 @@ class GroupCommitter(BatchingThread):
         """Blocks until the events are durably stored; returns their recordings.
         ``was_preparing``: the command had said ``preparing(+1)``; it is done preparing
         once its events are queued (not before, or the batch could close without them)."""
-        future: Future[list[Recording[Any]]] = Future()
+        future: Reply[list[Recording[Any]]] = Reply()
         if events:
             self._queue.put((events, future))
         if was_preparing:
@@ -59,7 +58,7 @@ class GroupCommitter(BatchingThread):
     def _handle(self, batch: list[Any]) -> None:
         self._commit_batch(batch)
 
-    def _commit_batch(self, batch: list[tuple[list[Any], Future[Any]]]) -> None:
+    def _commit_batch(self, batch: list[tuple[list[Any], Reply[Any]]]) -> None:
         self.batches += 1
         self.commands += len(batch)
         # Two commands of one batch that wrote the same version of an aggregate cannot
@@ -91,14 +90,14 @@ class GroupCommitter(BatchingThread):
                 start += len(events)
             return
 
-    def _commit_one(self, events: list[Any], future: Future[Any]) -> None:
+    def _commit_one(self, events: list[Any], future: Reply[Any]) -> None:
         try:
             future.set_result(self.store.save(*events))
         except BaseException as exc:
             future.set_exception(exc)
 
     @staticmethod
-    def _refuse_duplicates(batch: list[tuple[list[Any], Future[Any]]]) -> list[tuple[list[Any], Future[Any]]]:
+    def _refuse_duplicates(batch: list[tuple[list[Any], Reply[Any]]]) -> list[tuple[list[Any], Reply[Any]]]:
         if len(batch) == 1:
             return batch
         taken: set[tuple[Any, int]] = set()
@@ -116,7 +115,7 @@ class GroupCommitter(BatchingThread):
 _KEY = re.compile(r"\(originator_id, originator_version\)=\(([0-9a-fA-F-]{36}), (\d+)\)")
 
 
-def _conflicting(batch: list[tuple[list[Any], Future[Any]]], exc: IntegrityError) -> list[tuple[list[Any], Future[Any]]]:
+def _conflicting(batch: list[tuple[list[Any], Reply[Any]]], exc: IntegrityError) -> list[tuple[list[Any], Reply[Any]]]:
     """The commands of the batch that wrote the key PostgreSQL's error names."""
     match = _KEY.search(str(exc))
     if match is None:

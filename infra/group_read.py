@@ -10,14 +10,13 @@ one client a batch is one lookup and nothing waits.
 
 from __future__ import annotations
 
-from concurrent.futures import Future
 from typing import Any
 
 from eventsourcing.persistence import StoredEvent
 from psycopg.rows import tuple_row
 from psycopg.sql import SQL, Identifier
 
-from infra.batching import BatchingThread
+from infra.batching import BatchingThread, Reply
 
 
 class GroupReader(BatchingThread):
@@ -33,14 +32,14 @@ class GroupReader(BatchingThread):
 
     def stored_events(self, aggregate_id: Any) -> list[StoredEvent]:
         """The aggregate's stored events, in order (empty if it does not exist)."""
-        future: Future[list[StoredEvent]] = Future()
+        future: Reply[list[StoredEvent]] = Reply()
         self._queue.put((aggregate_id, future))
         return future.result()
 
     def _handle(self, batch: list[Any]) -> None:
         self._read(batch)
 
-    def _read(self, batch: list[tuple[Any, Future[list[StoredEvent]]]]) -> None:
+    def _read(self, batch: list[tuple[Any, Reply[list[StoredEvent]]]]) -> None:
         self.queries += 1
         self.lookups += len(batch)
         try:

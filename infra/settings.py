@@ -35,7 +35,9 @@ class Settings(BaseSettings):
     group_commit_max_batch: int = 500
     # How long a batch may wait for commands that are still being prepared (their handlers
     # running) to join it; with nothing in preparation it never waits. 0 = batch what is queued.
-    group_commit_max_wait_ms: float = 3.0
+    # 6 ms: about the time the commands answered by one batch take to prepare their next one
+    # (measured with 32 clients: fuller batches, fewer commits, and the best throughput).
+    group_commit_max_wait_ms: float = 6.0
     pg_pool_size: int = 16
     host: str = "127.0.0.1"
     port: int = 8000
