@@ -752,6 +752,9 @@ def main(group: str | None = None, once: bool = False, settings: Settings | None
 
     logging.basicConfig(level=os.environ.get("HOTLINE_LOG_LEVEL", "INFO").upper(), format="%(asctime)s %(name)s %(message)s")
     consumer = ProjectionConsumer(settings or get_settings(), group=group, max_records=max_records, before_commit=_fault_injection())
+    from infra.runtime import tune_gc
+
+    tune_gc(consumer.settings)
     signal.signal(signal.SIGTERM, lambda *_: consumer.stopping.set())
     try:
         consumer.run(once=once)

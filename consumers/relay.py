@@ -335,6 +335,9 @@ def main(settings: Settings | None = None) -> None:
 
     logging.basicConfig(level=os.environ.get("HOTLINE_LOG_LEVEL", "INFO").upper(), format="%(asctime)s %(name)s %(message)s")
     relay = Relay(settings or get_settings())
+    from infra.runtime import tune_gc
+
+    tune_gc(relay.settings)
     signal.signal(signal.SIGTERM, lambda *_: relay.stopping.set())
 
     def report(r: Relay) -> None:

@@ -16,6 +16,15 @@ from infra.read_store import ReadStore, make_engine
 from infra.settings import Settings, get_settings
 
 
+def tune_gc(settings: Settings) -> None:
+    """Collect garbage less often in a process that runs commands or applies events."""
+    import gc
+
+    if settings.gc_young_threshold > 0:
+        _, older, oldest = gc.get_threshold()
+        gc.set_threshold(settings.gc_young_threshold, max(older, 20), max(oldest, 100))
+
+
 @dataclass
 class Hotline:
     settings: Settings
@@ -54,6 +63,7 @@ class Hotline:
         configure_sla(hotline)
         if projector:
             projector.catch_up()
+        tune_gc(settings)
         return hotline
 
     def close(self) -> None:

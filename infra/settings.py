@@ -39,6 +39,10 @@ class Settings(BaseSettings):
     # (measured with 32 clients: fuller batches, fewer commits, and the best throughput).
     group_commit_max_wait_ms: float = 6.0
     pg_pool_size: int = 16
+    # Python's young-generation GC threshold (0: Python's default, 700). A command allocates
+    # hundreds of objects, so at the default a collection ran every few commands; scanning
+    # less often gave the write path 5% (the older generations are collected as before).
+    gc_young_threshold: int = 50_000
     host: str = "127.0.0.1"
     port: int = 8000
     log_level: str = "info"
