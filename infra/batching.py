@@ -64,7 +64,20 @@ class BatchingThread:
     def _handle(self, batch: list[Any]) -> None:
         raise NotImplementedError
 
+    def _started(self) -> None:
+        """Runs first in the batching thread (e.g. to take a connection for its life)."""
+
+    def _stopping(self) -> None:
+        """Runs last in the batching thread."""
+
     def _run(self) -> None:
+        self._started()
+        try:
+            self._serve()
+        finally:
+            self._stopping()
+
+    def _serve(self) -> None:
         while True:
             item = self._queue.get()
             if item is _STOP:

@@ -52,6 +52,16 @@ class GroupCommitter(BatchingThread):
             return []
         return future.result()
 
+    def _started(self) -> None:
+        hold = getattr(self.store.recorder, "hold_connection", None)
+        if hold is not None:  # PostgreSQL: the committer keeps one connection (see HeldConnection)
+            hold()
+
+    def _stopping(self) -> None:
+        release = getattr(self.store.recorder, "release_connection", None)
+        if release is not None:
+            release()
+
     def _keep_waiting(self) -> bool:
         return self._preparing > 0
 

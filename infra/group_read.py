@@ -17,6 +17,7 @@ from psycopg.rows import tuple_row
 from psycopg.sql import SQL, Identifier
 
 from infra.batching import BatchingThread, Reply
+from infra.pg_recorder import HeldConnection
 
 
 class GroupReader(BatchingThread):
@@ -26,9 +27,13 @@ class GroupReader(BatchingThread):
             "SELECT originator_id, originator_version, topic, state FROM {schema}.{table} "
             "WHERE originator_id = ANY(%b::uuid[]) ORDER BY originator_id, originator_version"
         ).format(schema=Identifier(recorder.datastore.schema), table=Identifier(recorder.events_table_name))
+        self.held = HeldConnection(recorder.datastore)
         self.queries = 0
         self.lookups = 0
         super().__init__("group-read", max_batch)
+
+    def _stopping(self) -> None:
+        self.held.release()
 
     def stored_events(self, aggregate_id: Any) -> list[StoredEvent]:
         """The aggregate's stored events, in order (empty if it does not exist)."""
@@ -44,7 +49,7 @@ class GroupReader(BatchingThread):
         self.lookups += len(batch)
         try:
             found: dict[Any, list[StoredEvent]] = {}
-            with self.recorder.datastore.get_connection() as conn, conn.cursor(row_factory=tuple_row) as curs:
+            with self.held.connection() as conn, conn.cursor(row_factory=tuple_row) as curs:
                 curs.execute(self.statement, ([aggregate_id for aggregate_id, _ in batch],), prepare=True)
                 for originator_id, version, topic, state in curs.fetchall():
                     found.setdefault(originator_id, []).append(StoredEvent(originator_id, version, topic, bytes(state)))

@@ -15,14 +15,65 @@ composed once.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+import threading
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
 from typing import Any
 from uuid import UUID
 
+import psycopg
+from eventsourcing import persistence
 from eventsourcing.persistence import StoredEvent
-from eventsourcing.postgres import PostgresApplicationRecorder
+from eventsourcing.postgres import PostgresApplicationRecorder, PostgresDatastore
+from psycopg import pq
 from psycopg.rows import tuple_row
 from psycopg.sql import SQL, Identifier
+
+# psycopg's errors as the library's (what its get_connection raises), most specific first.
+_ERRORS: list[tuple[type[Exception], type[Exception]]] = [
+    (psycopg.IntegrityError, persistence.IntegrityError),
+    (psycopg.OperationalError, persistence.OperationalError),
+    (psycopg.InterfaceError, persistence.InterfaceError),
+    (psycopg.DataError, persistence.DataError),
+    (psycopg.InternalError, persistence.InternalError),
+    (psycopg.ProgrammingError, persistence.ProgrammingError),
+    (psycopg.NotSupportedError, persistence.NotSupportedError),
+    (psycopg.DatabaseError, persistence.DatabaseError),
+    (psycopg.Error, persistence.PersistenceError),
+]
+
+
+class HeldConnection:
+    """One pooled connection kept by one long-lived thread (the group committer, the group
+    reader), which queries hundreds of times a second: checking a connection out of the
+    pool and back in, with the library's context managers around it, cost more of that
+    thread's time than building the query. A broken connection goes back to the pool
+    (which replaces it) and the next query takes another."""
+
+    def __init__(self, datastore: PostgresDatastore) -> None:
+        self.datastore = datastore
+        self._conn: Any = None
+
+    @contextmanager
+    def connection(self) -> Iterator[Any]:
+        if self._conn is None:
+            self.datastore.pool.open(True, self.datastore.pool_open_timeout or 30.0)
+            self._conn = self.datastore.pool.getconn()
+        conn = self._conn
+        try:
+            yield conn
+        except psycopg.Error as exc:
+            if conn.broken or conn.closed or conn.info.transaction_status != pq.TransactionStatus.IDLE:
+                self.release()
+            for theirs, ours in _ERRORS:
+                if isinstance(exc, theirs):
+                    raise ours(str(exc)) from exc
+            raise
+
+    def release(self) -> None:
+        conn, self._conn = self._conn, None
+        if conn is not None:
+            self.datastore.pool.putconn(conn)  # the pool resets or replaces it
 
 
 class HotlinePostgresRecorder(PostgresApplicationRecorder):
@@ -52,6 +103,7 @@ class HotlinePostgresRecorder(PostgresApplicationRecorder):
                 lock_timeout=self.datastore.lock_timeout,
             )
         )
+        self._held = threading.local()  # per thread: a HeldConnection, see hold_connection
         self._selects: dict[tuple[bool, bool, bool, bool], bytes] = {}
         self.select_events_statement = SQL("SELECT originator_version, topic, state FROM {schema}.{table} WHERE originator_id = %s").format(
             schema=schema, table=Identifier(self.events_table_name)
@@ -105,8 +157,20 @@ class HotlinePostgresRecorder(PostgresApplicationRecorder):
             [e.topic for e in stored_events],
             [e.state for e in stored_events],
         )
-        # get_connection turns psycopg's errors into the library's (IntegrityError for a
-        # version somebody else wrote first), which the group committer and the bus handle.
-        with self.datastore.get_connection() as conn, conn.cursor(row_factory=tuple_row) as curs:
+        # Both turn psycopg's errors into the library's (IntegrityError for a version
+        # somebody else wrote first), which the group committer and the bus handle.
+        held: HeldConnection | None = getattr(self._held, "connection", None)
+        connection = held.connection() if held is not None else self.datastore.get_connection()
+        with connection as conn, conn.cursor(row_factory=tuple_row) as curs:
             curs.execute(self.append_statement, params, prepare=True)
             return [row[0] for row in curs.fetchall()]
+
+    def hold_connection(self) -> None:
+        """The calling thread (the group committer) keeps one pooled connection for its inserts."""
+        self._held.connection = HeldConnection(self.datastore)
+
+    def release_connection(self) -> None:
+        held: HeldConnection | None = getattr(self._held, "connection", None)
+        if held is not None:
+            held.release()
+            self._held.connection = None
