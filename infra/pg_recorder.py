@@ -63,8 +63,15 @@ class HeldConnection:
         try:
             yield conn
         except psycopg.Error as exc:
-            if conn.broken or conn.closed or conn.info.transaction_status != pq.TransactionStatus.IDLE:
+            # A lost server connection is not always marked broken yet ("terminating
+            # connection due to administrator command" arrives as an error result).
+            lost = isinstance(exc, psycopg.OperationalError | psycopg.InterfaceError) or conn.broken or conn.closed
+            if lost or conn.info.transaction_status != pq.TransactionStatus.IDLE:
                 self.release()
+            if lost:
+                # The server went away for the pool's idle connections too: have the pool
+                # test and replace them now, not one failed command each.
+                self.datastore.pool.check()
             for theirs, ours in _ERRORS:
                 if isinstance(exc, theirs):
                     raise ours(str(exc)) from exc

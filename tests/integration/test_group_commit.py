@@ -5,14 +5,18 @@ from __future__ import annotations
 import itertools
 import threading
 from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
 
+import psycopg
 import pytest
+from eventsourcing.persistence import PersistenceError
 
 from domain import commands as c
 from domain import services as s
-from domain.base import Actor, ConcurrencyConflict
+from domain.base import Actor, ConcurrencyConflict, FixedClock
 from domain.requests import ServiceRequest, request_id_for
 from infra.runtime import Hotline
+from infra.settings import Settings
 
 AGENT = Actor("op", "agent")
 
@@ -166,3 +170,32 @@ def test_a_batch_with_a_stale_command_commits_the_others_together() -> None:
     assert [f.exception() is None for _, f in batch] == [True, False, True, False]
     assert all(isinstance(f.exception(), IntegrityError) for _, f in batch[1::2])
     assert store.transactions == 2  # the failed one and the retry of the other two together
+
+
+@pytest.mark.postgres
+def test_connections_lost_by_the_committer_and_reader_are_replaced(pg_url: str, tmp_path: Path, clock: FixedClock) -> None:
+    """On PostgreSQL the group committer and group reader keep one connection each; when
+    the server drops every connection (a restart, an administrator), at most the commands
+    that met a dead one fail, with the library's persistence error, and the next ones run."""
+    hotline = Hotline.start(Settings(data_dir=tmp_path / "data", database_url=pg_url), clock)
+    try:
+        _register(hotline, 1)  # both threads have taken their connection
+        with psycopg.connect(pg_url, autocommit=True) as admin:
+            killed = admin.execute(
+                "SELECT count(pg_terminate_backend(pid)) FROM pg_stat_activity "
+                "WHERE datname = current_database() AND pid <> pg_backend_pid()"
+            ).fetchone()
+        assert killed and killed[0] >= 2
+        failures = 0
+        refs = []
+        for i in range(2, 8):
+            try:
+                refs.append(_register(hotline, i))
+            except PersistenceError:
+                failures += 1
+        assert failures <= 2, "only the commands that met a dead connection may fail"
+        assert len(refs) >= 4
+        for ref in refs:  # what was answered is stored
+            assert hotline.store.repository.get(request_id_for(ref)).reference == ref
+    finally:
+        hotline.close()
