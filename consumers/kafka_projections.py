@@ -49,6 +49,7 @@ from consumers.kafka_contract import (
 from domain.envelope import Envelope
 from infra.eventstore import EventStore
 from infra.read_store import _DELETED, WHOLE_LOG, ReadStore, SqlRows, _upsert, make_engine, positions
+from infra.runtime import tune_gc
 from infra.settings import Settings
 from projections.base import Projection
 
@@ -752,8 +753,6 @@ def main(group: str | None = None, once: bool = False, settings: Settings | None
 
     logging.basicConfig(level=os.environ.get("HOTLINE_LOG_LEVEL", "INFO").upper(), format="%(asctime)s %(name)s %(message)s")
     consumer = ProjectionConsumer(settings or get_settings(), group=group, max_records=max_records, before_commit=_fault_injection())
-    from infra.runtime import tune_gc
-
     tune_gc(consumer.settings)
     signal.signal(signal.SIGTERM, lambda *_: consumer.stopping.set())
     try:

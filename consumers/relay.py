@@ -45,6 +45,7 @@ from consumers.kafka_contract import (
 )
 from infra.eventstore import EventStore
 from infra.read_store import _upsert, make_engine
+from infra.runtime import tune_gc
 from infra.settings import Settings
 
 log = logging.getLogger("hotline.relay")
@@ -165,7 +166,7 @@ class Relay:
         return max(0, self.store.max_position() - self.position)
 
     def _record(self, position: int, routes: dict[int, tuple[int, int]], sent: int) -> None:
-        if self.store.is_postgres and self.settings.database_url:
+        if self.store.is_postgres:
             self._record_pg(position, routes, sent)
             return
         with self.engine.begin() as conn:
@@ -335,8 +336,6 @@ def main(settings: Settings | None = None) -> None:
 
     logging.basicConfig(level=os.environ.get("HOTLINE_LOG_LEVEL", "INFO").upper(), format="%(asctime)s %(name)s %(message)s")
     relay = Relay(settings or get_settings())
-    from infra.runtime import tune_gc
-
     tune_gc(relay.settings)
     signal.signal(signal.SIGTERM, lambda *_: relay.stopping.set())
 

@@ -9,6 +9,7 @@ from __future__ import annotations
 import queue
 import threading
 import time
+from abc import ABC, abstractmethod
 from typing import Any, Generic, TypeVar
 
 _STOP = object()
@@ -45,7 +46,7 @@ class Reply(Generic[T]):
         return self._value  # type: ignore[return-value]
 
 
-class BatchingThread:
+class BatchingThread(ABC):
     def __init__(self, name: str, max_batch: int, max_wait_ms: float = 0.0) -> None:
         self.max_batch = max_batch
         self.max_wait = max_wait_ms / 1000
@@ -61,14 +62,17 @@ class BatchingThread:
         """Whether an open batch should wait (up to max_wait) for more requests."""
         return False
 
+    @abstractmethod
     def _handle(self, batch: list[Any]) -> None:
-        raise NotImplementedError
+        """Handles one batch; answers each request of it through its Reply."""
 
     def _started(self) -> None:
         """Runs first in the batching thread (e.g. to take a connection for its life)."""
+        return None  # an optional hook: nothing by default
 
     def _stopping(self) -> None:
         """Runs last in the batching thread."""
+        return None  # an optional hook: nothing by default
 
     def _run(self) -> None:
         self._started()
