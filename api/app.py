@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import importlib
 import time
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
@@ -12,6 +11,7 @@ from fastapi import FastAPI, Request
 
 from api import errors
 from api.routers import ROUTERS
+from consumers.background import start_background
 from infra.runtime import Hotline
 from infra.settings import Settings, get_settings
 
@@ -31,13 +31,13 @@ def create_app(settings: Settings | None = None, hotline: Hotline | None = None,
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         own = hotline is None
         app.state.hotline = hotline or Hotline.start(settings or get_settings(), **start_kw)
-        started = [hook(app.state.hotline) for hook in STARTUP_HOOKS]
+        # The router, timers, notifier and analytics ingest, as the settings ask.
+        stops = start_background(app.state.hotline)
         try:
             yield
         finally:
-            for stop in reversed(started):
-                if callable(stop):
-                    stop()
+            for stop in reversed(stops):
+                stop()
             if own:
                 app.state.hotline.close()
 
@@ -60,12 +60,6 @@ def create_app(settings: Settings | None = None, hotline: Hotline | None = None,
         response.headers["Server-Timing"] = timing
         return response
 
-    for name in ROUTERS:
-        module = importlib.import_module(f"api.routers.{name}")
+    for module in ROUTERS:
         app.include_router(module.router)
     return app
-
-
-# Background work started with the API (router, timers …): each hook takes the running
-# Hotline and returns a callable that stops what it started (or None).
-STARTUP_HOOKS: list[Any] = []

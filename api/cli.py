@@ -49,14 +49,14 @@ def serve(
 @app.command("load-catalogue")
 def load_catalogue(path: Path = typer.Argument(DEFAULT_CATALOGUE, exists=True, readable=True)) -> None:
     """Load a catalogue file (YAML or JSON) as events; entries already present are kept."""
-    from domain import services as s
     from domain.base import SYSTEM
+    from domain.catalogue import commands as catc
     from infra.runtime import Hotline
 
     document = yaml.safe_load(path.read_text(encoding="utf-8"))
     hotline = Hotline.start(get_settings())
     try:
-        result = hotline.bus.execute(s.import_catalogue, SYSTEM, document)
+        result = hotline.bus.execute(catc.ImportCatalogue(document=document), SYSTEM)
     finally:
         hotline.close()
     console.print(f"catalogue: {result.result['added']} entries added (version {result.result['version']})")

@@ -97,13 +97,13 @@ def notify(
 
 def load_calendars(path: Path = typer.Argument(DEFAULT_CALENDARS, exists=True, readable=True)) -> None:
     """Load business calendars (YAML) as events; unchanged calendars stay as they are."""
-    from domain import services as s
     from domain.base import SYSTEM
+    from domain.calendars import commands as calc
     from infra.runtime import Hotline
 
     hotline = Hotline.start(get_settings())
     try:
-        result = hotline.bus.execute(s.import_calendars, SYSTEM, yaml.safe_load(path.read_text("utf-8")))
+        result = hotline.bus.execute(calc.ImportCalendars(document=yaml.safe_load(path.read_text("utf-8"))), SYSTEM)
     finally:
         hotline.close()
     console.print(f"calendars changed: {result.result['changed'] or 'none'}")

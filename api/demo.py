@@ -13,9 +13,11 @@ from typing import Any
 
 import yaml
 
-from domain import commands as c
-from domain import services as s
 from domain.base import SYSTEM, Actor, FixedClock
+from domain.calendars import commands as calc
+from domain.catalogue import commands as catc
+from domain.requests import commands as c
+from domain.work_orders import commands as woc
 from infra.runtime import Hotline
 from infra.settings import Settings
 
@@ -97,9 +99,9 @@ def _generate(hotline: Hotline, clock: FixedClock, now: datetime, rnd: random.Ra
 
     catalogue = yaml.safe_load((Path(__file__).resolve().parent.parent / "infra" / "data" / "catalogue.yaml").read_text("utf-8"))
     run = hotline.bus.execute
-    run(s.import_catalogue, SYSTEM, catalogue)
+    run(catc.ImportCatalogue(document=catalogue), SYSTEM)
     calendars = yaml.safe_load((Path(__file__).resolve().parent.parent / "infra" / "data" / "calendars.yaml").read_text("utf-8"))
-    run(s.import_calendars, SYSTEM, calendars)
+    run(calc.ImportCalendars(document=calendars), SYSTEM)
     counts = {"requests": 0, "closed": 0, "work_orders": 0, "duplicates": 0, "awaiting_ruling": 0}
     open_orders: dict[str, str] = {}
     total_minutes = int((now - clock.now()).total_seconds() // 60)
@@ -110,8 +112,6 @@ def _generate(hotline: Hotline, clock: FixedClock, now: datetime, rnd: random.Ra
         contact = c.Contact(name=who["name"], phone=who["phone"], email=who.get("email"))
         if i % 6 == 0:
             r = run(
-                s.register_request,
-                AGENT,
                 c.RegisterRequest.model_validate(
                     {
                         "kind": "information",
@@ -122,17 +122,16 @@ def _generate(hotline: Hotline, clock: FixedClock, now: datetime, rnd: random.Ra
                         "language": who["language"],
                     }
                 ),
+                AGENT,
             ).result
             counts["requests"] += 1
-            run(s.final_reply, AGENT, r["reference"], c.FinalReply(message="Answered from the knowledge base", channel="phone"))
-            run(s.close, AGENT, r["reference"], c.Close())
+            run(c.FinalReply(ref=r["reference"], message="Answered from the knowledge base", channel="phone"), AGENT)
+            run(c.Close(ref=r["reference"]), AGENT)
             counts["closed"] += 1
             continue
         code, kind, subtype, text, collected = rnd.choice(CASES)
         urgency = rnd.choices(["normal", "urgent", "control"], [6, 2, 2])[0]
         r = run(
-            s.register_request,
-            AGENT,
             c.RegisterRequest.model_validate(
                 {
                     "kind": kind,
@@ -147,69 +146,61 @@ def _generate(hotline: Hotline, clock: FixedClock, now: datetime, rnd: random.Ra
                     "location": {"address": "Via Nazionale 1", "district": "Centro"},
                 }
             ),
+            AGENT,
         ).result
         counts["requests"] += 1
         ref = r["reference"]
         if code in open_orders and rnd.random() < 0.6:
-            run(s.link_duplicate, AGENT, ref, c.LinkDuplicate(work_order_id=open_orders[code]))
+            run(woc.LinkDuplicate(ref=ref, work_order_id=open_orders[code]), AGENT)
             counts["duplicates"] += 1
             continue
         fate = rnd.random()
         if fate < 0.1:
             continue  # still waiting for dispatch
-        d = run(s.dispatch, AGENT, ref, c.Dispatch()).result
+        d = run(c.Dispatch(ref=ref), AGENT).result
         dep = _department_of(hotline, ref)
         if fate < 0.2:
             continue  # dispatched, not yet accepted: some of these go overdue
         if fate < 0.27:
-            run(
-                s.return_to_dispatcher,
-                _department(dep),
-                ref,
-                c.ReturnToDispatcher(department_id=dep, reason="Not our competence: private road"),
-            )
-            run(s.dispatch, AGENT, ref, c.Dispatch())
-            run(s.return_to_dispatcher, _department(dep), ref, c.ReturnToDispatcher(department_id=dep, reason="Still not ours"))
+            run(c.ReturnToDispatcher(ref=ref, department_id=dep, reason="Not our competence: private road"), _department(dep))
+            run(c.Dispatch(ref=ref), AGENT)
+            run(c.ReturnToDispatcher(ref=ref, department_id=dep, reason="Still not ours"), _department(dep))
             counts["awaiting_ruling"] += 1
             if fate < 0.24:
-                run(s.rule_ownership, CONTROL, ref, c.RuleOwnership(department_id=dep, reason="Municipal road register lists it as public"))
+                run(c.RuleOwnership(ref=ref, department_id=dep, reason="Municipal road register lists it as public"), CONTROL)
             continue
-        run(s.accept, _department(dep), ref, c.Accept(department_id=dep))
-        wo = run(s.create_work_order, AGENT, ref, c.CreateWorkOrder()).result
+        run(c.Accept(ref=ref, department_id=dep), _department(dep))
+        wo = run(woc.CreateWorkOrder(ref=ref), AGENT).result
         counts["work_orders"] += 1
         open_orders[code] = wo["id"]
         if fate < 0.4:
             if rnd.random() < 0.5:
-                run(s.supervise, SUPERVISOR, ref, c.Supervise(reason="Repeated complaints from the same street"))
+                run(c.Supervise(ref=ref, reason="Repeated complaints from the same street"), SUPERVISOR)
             if rnd.random() < 0.4 and clock.now() < datetime.fromisoformat(d["due_at"]):
                 due = datetime.fromisoformat(d["due_at"])
                 run(
-                    s.request_extension,
+                    c.RequestExtension(ref=ref, requested_due_at=due + timedelta(days=2), reason="Spare parts on order", department_id=dep),
                     _department(dep),
-                    ref,
-                    c.RequestExtension(requested_due_at=due + timedelta(days=2), reason="Spare parts on order", department_id=dep),
                 )
-                run(s.decide_extension, SUPERVISOR, ref, c.DecideExtension(approve=True, comment="Granted once"))
+                run(c.DecideExtension(ref=ref, approve=True, comment="Granted once"), SUPERVISOR)
             continue
-        run(s.start_work_order, _department(dep), wo["id"], c.StartWorkOrder(crew="Crew 3"))
+        run(woc.StartWorkOrder(order_id=wo["id"], crew="Crew 3"), _department(dep))
         if fate < 0.55:
             run(
-                s.interim_reply,
-                AGENT,
-                ref,
                 c.InterimReply(
-                    message="Work has started", delay_reason="Waiting for the crew", expected_at=clock.now() + timedelta(days=2)
+                    ref=ref, message="Work has started", delay_reason="Waiting for the crew", expected_at=clock.now() + timedelta(days=2)
                 ),
+                AGENT,
             )
             continue
-        run(s.complete_work_order, _department(dep), wo["id"], c.CompleteWorkOrder(outcome="Fixed on site"))
+        run(woc.CompleteWorkOrder(order_id=wo["id"], outcome="Fixed on site"), _department(dep))
         open_orders.pop(code, None)
-        run(s.final_reply, AGENT, ref, c.FinalReply(message="The problem has been fixed. Thank you for reporting it."))
-        run(s.resolve, AGENT, ref, c.Resolve(resolution="Fixed by the crew"))
-        run(s.close, AGENT, ref, c.Close())
+        run(c.FinalReply(ref=ref, message="The problem has been fixed. Thank you for reporting it."), AGENT)
+        run(c.Resolve(ref=ref, resolution="Fixed by the crew"), AGENT)
+        run(c.Close(ref=ref), AGENT)
         counts["closed"] += 1
         if rnd.random() < 0.7:
-            run(s.rate, Actor("citizen", "citizen"), ref, c.Rate(score=rnd.choice([3, 4, 5, 5, 2]), comment="Quick service"))
+            run(c.Rate(ref=ref, score=rnd.choice([3, 4, 5, 5, 2]), comment="Quick service"), Actor("citizen", "citizen"))
     clock.current = now
     return counts
 
@@ -229,7 +220,7 @@ def _simulate_contact_center(hotline: Hotline, clock: FixedClock, start: datetim
 
 
 def _department_of(hotline: Hotline, ref: str) -> str:
-    from domain.requests import ServiceRequest, request_id_for
+    from domain.requests.aggregate import ServiceRequest, request_id_for
 
     req: ServiceRequest = hotline.store.repository.get(request_id_for(ref))
     assert req.department_id is not None

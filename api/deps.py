@@ -9,9 +9,11 @@ from collections.abc import Callable, Iterable
 from typing import Any, NamedTuple
 
 from fastapi import APIRouter, Depends, Header, Request, Response
-from pydantic import BaseModel
 
+from api.errors import ProjectionLagging
 from domain.base import ROLES, Actor, InvalidCommand
+from domain.contexts import HANDLERS
+from domain.handling import Command
 from infra.bus import CommandResult
 from infra.runtime import Hotline
 
@@ -33,14 +35,7 @@ def get_actor(
     return Actor(id=x_actor_id, role=x_actor_role, name=x_actor_name)
 
 
-def run_command(
-    hotline: Hotline,
-    handler: Callable[..., dict[str, Any]],
-    actor: Actor,
-    *args: Any,
-    request: Request,
-    response: Response | None = None,
-) -> dict[str, Any]:
+def run_command(hotline: Hotline, cmd: Command, actor: Actor, *, request: Request, response: Response | None = None) -> dict[str, Any]:
     """Runs a command; adds ``position`` (for read-your-writes) to the answer.
 
     ``Idempotency-Key``: a retry with the same key and body returns the first answer and
@@ -56,14 +51,12 @@ def run_command(
             expected = int(if_match.strip('"W/ '))
         except ValueError:
             raise InvalidCommand("If-Match must be the aggregate version, a whole number") from None
-        for a in args:
-            if hasattr(a, "expected_version") and a.expected_version is None:
-                a.expected_version = expected
+        if cmd.expected_version is None:
+            cmd.expected_version = expected
     started = time.perf_counter()
     result: CommandResult = hotline.bus.execute(
-        handler,
+        cmd,
         actor,
-        *args,
         idempotency_key=key,
         idempotency_scope=f"{request.method} {request.url.path} {actor.id}",
         correlation_id=request.headers.get("x-correlation-id"),
@@ -80,11 +73,11 @@ def run_command(
 
 
 class CommandRoute(NamedTuple):
-    """A POST endpoint whose body is a command: ``handler(uow, ctx, deps, *path_params, cmd)``."""
+    """A POST endpoint whose body is a command; the path's ``{parameters}`` fill the
+    command's :data:`~domain.handling.Target` fields of the same names."""
 
     path: str  # under the base path of add_command_routes, e.g. "dispatch"; "" for the base itself
-    handler: Callable[..., dict[str, Any]]
-    model: type[BaseModel]
+    model: type[Command]
     summary: str
     name: str | None = None  # the endpoint's name and OpenAPI operation id; the handler's name by default
     status_code: int | None = None
@@ -93,16 +86,17 @@ class CommandRoute(NamedTuple):
 
 def _command_endpoint(route: CommandRoute, params: list[str], name: str) -> Callable[..., dict[str, Any]]:
     def endpoint(**values: Any) -> dict[str, Any]:
-        ids = [values[p] for p in params]
         cmd = route.model() if values["cmd"] is None else values["cmd"]
-        return run_command(
-            values["hotline"], route.handler, values["actor"], *ids, cmd, request=values["request"], response=values["response"]
-        )
+        sent = sorted(set(params) & cmd.model_fields_set)
+        if sent:
+            raise InvalidCommand(f"{', '.join(sent)} comes from the URL path, not the body", fields=sent)
+        cmd = cmd.model_copy(update={p: values[p] for p in params})
+        return run_command(values["hotline"], cmd, values["actor"], request=values["request"], response=values["response"])
 
     # FastAPI reads the parameters (path, body, dependencies) from the signature.
     kw = inspect.Parameter.KEYWORD_ONLY
     endpoint.__signature__ = inspect.Signature(  # type: ignore[attr-defined]
-        [inspect.Parameter(p, kw, annotation=str) for p in params]
+        [inspect.Parameter(p, kw, annotation=route.model.model_fields[p].annotation) for p in params]
         + [
             inspect.Parameter("cmd", kw, annotation=route.model | None, default=None)
             if route.body_optional
@@ -121,14 +115,18 @@ def _command_endpoint(route: CommandRoute, params: list[str], name: str) -> Call
 def add_command_routes(router: APIRouter, base: str, routes: Iterable[CommandRoute], response_model: Any = None) -> None:
     """Adds one typed POST endpoint per command at ``base/route.path`` (e.g. ``/{ref}/dispatch``).
 
-    The path's ``{parameters}`` (strings) go to the handler in order, before the command;
-    the endpoint's signature names them and the command model, so /docs shows them as for
-    a hand-written route.
+    Each ``{parameter}`` of the path must be a :data:`~domain.handling.Target` field of the
+    command (checked here, at start-up); the endpoint's signature names them and the
+    command model, so /docs shows them as for a hand-written route.
     """
     for route in routes:
         path = f"{base}/{route.path}" if route.path else base
-        name = route.name or route.handler.__name__
-        endpoint = _command_endpoint(route, re.findall(r"{(\w+)}", path), name)
+        params = re.findall(r"{(\w+)}", path)
+        missing = set(params) - set(route.model.targets())
+        if missing:
+            raise TypeError(f"{route.model.__name__} has no target field for {sorted(missing)} of {path}")
+        name = route.name or HANDLERS.registration(route.model).handler.__name__
+        endpoint = _command_endpoint(route, params, name)
         # Unset options keep FastAPI's defaults (200; the response model from the return annotation).
         options = {"status_code": route.status_code, "response_model": response_model}
         router.add_api_route(
@@ -160,13 +158,7 @@ def wait_for_position(hotline: Hotline, position: int | None, timeout: float = 5
         if applied >= position and not hotline.settings.kafka_bootstrap_servers:
             return
         if time.monotonic() >= deadline:
-            from domain.base import DomainError
-
-            class NotYetVisible(DomainError):
-                status = 504
-                code = "projection_lagging"
-
-            raise NotYetVisible(
+            raise ProjectionLagging(
                 f"the read models have applied position {applied}, not yet {position}; retry shortly",
                 applied_position=applied,
                 wanted_position=position,

@@ -1,4 +1,9 @@
-"""Every error a user can cause is JSON that says what is wrong."""
+"""Every error a user can cause is JSON that says what is wrong.
+
+This module is the one place that decides which HTTP status answers which refusal:
+the domain raises what happened (:class:`~domain.base.Forbidden`, ``NotFound`` …) and
+knows nothing of HTTP.
+"""
 
 from __future__ import annotations
 
@@ -10,7 +15,33 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
-from domain.base import DomainError
+from analytics.reports import ReportError
+from domain.base import ConcurrencyConflict, DomainError, Forbidden, InvalidCommand, InvalidTransition, NotFound
+
+
+class ProjectionLagging(DomainError):
+    """Read-your-writes: the read models have not applied the position asked for in time."""
+
+    code = "projection_lagging"
+
+
+# The most specific class in an error's MRO decides.
+STATUS: dict[type[DomainError], int] = {
+    Forbidden: 403,
+    NotFound: 404,
+    InvalidTransition: 409,
+    ConcurrencyConflict: 409,
+    InvalidCommand: 422,
+    ProjectionLagging: 504,
+    DomainError: 422,
+}
+
+
+def status_of(exc: DomainError) -> int:
+    for cls in type(exc).__mro__:
+        if cls in STATUS:
+            return STATUS[cls]  # type: ignore[index]
+    return 422
 
 
 def error_body(status: int, code: str, message: str, details: dict[str, Any] | None = None) -> dict[str, Any]:
@@ -20,7 +51,13 @@ def error_body(status: int, code: str, message: str, details: dict[str, Any] | N
 def install(app: FastAPI) -> None:
     @app.exception_handler(DomainError)
     async def domain_error(_: Request, exc: DomainError) -> JSONResponse:
-        return JSONResponse(jsonable_encoder(error_body(exc.status, exc.code, exc.message, exc.details)), status_code=exc.status)
+        status = status_of(exc)
+        return JSONResponse(jsonable_encoder(error_body(status, exc.code, exc.message, exc.details)), status_code=status)
+
+    @app.exception_handler(ReportError)
+    async def report_error(_: Request, exc: ReportError) -> JSONResponse:
+        # The analytics layer says how a report failed (no data yet 404, busy 503, invalid 422).
+        return JSONResponse(error_body(exc.status, exc.code, exc.message), status_code=exc.status)
 
     @app.exception_handler(RequestValidationError)
     async def validation_error(_: Request, exc: RequestValidationError) -> JSONResponse:

@@ -730,10 +730,10 @@ def wait_until_applied(read_store: ReadStore, position: int, timeout: float, pol
         time.sleep(poll)
 
 
-def _fault_injection() -> Callable[[dict[TopicPartition, int]], None] | None:
+def _fault_injection(settings: Settings) -> Callable[[dict[TopicPartition, int]], None] | None:
     """Tests set HOTLINE_FAULT_KILL_BEFORE_COMMIT=N: the process SIGKILLs itself after writing
     its N-th batch to the read models and before committing the Kafka offsets."""
-    after = int(os.environ.get("HOTLINE_FAULT_KILL_BEFORE_COMMIT", "0"))
+    after = settings.fault_kill_before_commit
     if after <= 0:
         return None
     seen = [0]
@@ -752,7 +752,8 @@ def main(group: str | None = None, once: bool = False, settings: Settings | None
     from infra.settings import get_settings
 
     logging.basicConfig(level=os.environ.get("HOTLINE_LOG_LEVEL", "INFO").upper(), format="%(asctime)s %(name)s %(message)s")
-    consumer = ProjectionConsumer(settings or get_settings(), group=group, max_records=max_records, before_commit=_fault_injection())
+    settings = settings or get_settings()
+    consumer = ProjectionConsumer(settings, group=group, max_records=max_records, before_commit=_fault_injection(settings))
     tune_gc(consumer.settings)
     signal.signal(signal.SIGTERM, lambda *_: consumer.stopping.set())
     try:

@@ -4,7 +4,7 @@ and voicemail.
 It follows the event log like the in-process projector (its position is kept in the
 read store's ``projection_positions`` under ``notifier``). For each request event that
 calls for a message (a reply to the citizen, an SLA alert to a department, the
-satisfaction callback) it queues a :class:`~domain.notifications.Notification` whose id
+satisfaction callback) it queues a :class:`~domain.notifications.aggregate.Notification` whose id
 is derived from the message's idempotency key: a restarted consumer that reads the same
 events again queues nothing new. It then works through the queue (read model
 ``projections/notifications.py``): attempt started (an event) → send → sent or failed
@@ -18,6 +18,7 @@ from __future__ import annotations
 import logging
 import threading
 import uuid
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import timedelta
 from pathlib import Path
@@ -26,10 +27,12 @@ from typing import Any
 import yaml
 from eventsourcing.application import AggregateNotFoundError
 
-from domain import notifications as n
 from domain.base import Actor, DomainError
-from domain.catalogue import Catalogue, catalogue_id
-from domain.requests import ServiceRequest
+from domain.catalogue.aggregate import Catalogue, catalogue_id
+from domain.notifications import aggregate as n
+from domain.notifications import commands as nc
+from domain.notifications import messages
+from domain.requests.aggregate import ServiceRequest
 from infra.read_store import read_position, write_position
 from infra.runtime import Hotline
 from infra.sms_gateway import GatewaySender
@@ -126,8 +129,7 @@ class NotificationConsumer:
                 write_position(conn, POSITION_NAME, -1, position)
 
     def _queue_for(self, env: Any) -> int:
-        name = env.type.split(".")[2]
-        if name not in n.CITIZEN_PURPOSES and name not in n.DEPARTMENT_PURPOSES:
+        if env.type not in messages.CITIZEN_PURPOSES and env.type not in messages.DEPARTMENT_PURPOSES:
             return 0
         try:
             r: ServiceRequest = self.hotline.store.repository.get(uuid.UUID(env.aggregate_id))
@@ -143,7 +145,7 @@ class NotificationConsumer:
             "due_at": r.due_at.isoformat(),
         }
         department = env.data.get("department_id") or r.department_id
-        specs = n.messages_for(
+        specs = messages.messages_for(
             env,
             request,
             self.templates,
@@ -154,7 +156,7 @@ class NotificationConsumer:
         count = 0
         for spec in specs:
             result = self.hotline.bus.execute(
-                n.queue_notification, NOTIFIER, spec, correlation_id=env.meta.get("correlation_id"), causation_id=env.event_id
+                nc.QueueNotification(message=spec), NOTIFIER, correlation_id=env.meta.get("correlation_id"), causation_id=env.event_id
             ).result
             count += int(result["queued"])
         self.stats.queued += count
@@ -190,7 +192,7 @@ class NotificationConsumer:
             try:
                 if row["status"] == "sending":
                     if row["id"] not in self._started:  # an earlier run died mid-attempt
-                        self.hotline.bus.execute(n.resolve_in_doubt, NOTIFIER, nid, self.retry)
+                        self.hotline.bus.execute(nc.ResolveInDoubt(notification_id=str(nid), retry=self.retry), NOTIFIER)
                         self.stats.in_doubt += 1
                     continue
                 sent += self._attempt(nid)
@@ -199,18 +201,21 @@ class NotificationConsumer:
         return sent
 
     def _attempt(self, nid: uuid.UUID) -> int:
-        self.hotline.bus.execute(n.start_attempt, NOTIFIER, nid)
+        self.hotline.bus.execute(nc.StartAttempt(notification_id=str(nid)), NOTIFIER)
         self._started.add(str(nid))
         msg: n.Notification = self.hotline.store.repository.get(nid)
         try:
             ref = self._deliver(msg)
         except DeliveryError as exc:
-            result = self.hotline.bus.execute(n.record_outcome, NOTIFIER, nid, False, str(exc), exc.permanent, self.retry).result
+            result = self.hotline.bus.execute(
+                nc.RecordOutcome(notification_id=str(nid), delivered=False, detail=str(exc), permanent=exc.permanent, retry=self.retry),
+                NOTIFIER,
+            ).result
             self.stats.failed += 1
             if result["status"] == "dead_lettered":
                 self.stats.dead_lettered += 1
             return 0
-        self.hotline.bus.execute(n.record_outcome, NOTIFIER, nid, True, ref, False, self.retry)
+        self.hotline.bus.execute(nc.RecordOutcome(notification_id=str(nid), delivered=True, detail=ref, retry=self.retry), NOTIFIER)
         self.stats.sent += 1
         self.stats.by_channel[msg.channel] = self.stats.by_channel.get(msg.channel, 0) + 1
         return 1
@@ -257,3 +262,18 @@ class NotificationConsumer:
             "position": position,
             "lag": self.hotline.store.max_position() - position,
         }
+
+
+def start_in_process(hotline: Hotline, poll_seconds: float = 1.0) -> Callable[[], None]:
+    """Runs the notifier in a thread of this process; returns the function that stops it."""
+    notifier = NotificationConsumer.from_settings(hotline)
+    stop = threading.Event()
+    thread = threading.Thread(target=notifier.run, args=(stop, poll_seconds), name="notifier", daemon=True)
+    thread.start()
+    hotline.extras["notifier"] = notifier
+
+    def halt() -> None:
+        stop.set()
+        thread.join(timeout=10)
+
+    return halt

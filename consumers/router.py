@@ -38,12 +38,13 @@ from typing import Any, Protocol
 from eventsourcing.persistence import Notification, Recording
 
 from consumers.fast_decode import decoder_for
-from domain.base import Actor, DomainError, _owner_of, event_type_name
+from domain.base import Actor, Context, DomainError, _owner_of, event_type_name
 from domain.contact_center import commands as cc
-from domain.contact_center import services as ccs
+from domain.contact_center import handlers as contact_center
 from domain.contact_center.agents import agent_uuid
 from domain.contact_center.routing import Action, Decision, RoutingView
 from domain.envelope import Envelope, to_jsonable
+from domain.handling import CommandHandlers, Handlers, UnitOfWork
 from infra.bus import CommandBus
 from infra.eventstore import EventStore
 from infra.group_commit import GroupCommitter
@@ -334,7 +335,20 @@ class Router:
         self.loader = BatchLoader(store)
         self._prefetch = _PrefetchedStore(store)
         self._committer = _KeepingCommitter(bus.committer)
-        self.write_bus = CommandBus(self._prefetch, self._committer, bus.deps, bus.clock, after_commit=bus.after_commit)  # type: ignore[arg-type]
+        # The bus of decisions knows one command: the batch of offers, timed (attempts and
+        # time in the handler) for the router's statistics.
+        timed = Handlers("router")
+        timed(cc.OfferContacts)(self._offer_contacts)
+        self.write_bus = CommandBus(
+            self._prefetch,  # type: ignore[arg-type]
+            self._committer,  # type: ignore[arg-type]
+            bus.deps,
+            bus.clock,
+            after_commit=bus.after_commit,
+            handlers=CommandHandlers(timed),
+        )
+        self._attempts = 0
+        self._handling = 0.0
         self._decoder = decoder_for(store)
         self._own: dict[int, Envelope] = {}  # own events not applied yet, by position
         self.is_leader = False
@@ -444,28 +458,19 @@ class Router:
         self.stats.batches += 1
         self.stats.decisions += len(decisions)
         ids = [uuid.UUID(d.contact_id) for d in decisions] + list({agent_uuid(d.agent_id) for d in decisions})
-        attempts = 0
-        handling = 0.0
-
-        def offer_contacts(uow: Any, ctx: Any, deps: Any, pairs: list[tuple[str, str]]) -> dict[str, Any]:
-            nonlocal attempts, handling
-            attempts += 1
-            began = time.perf_counter()
-            try:
-                return ccs.offer_contacts(uow, ctx, deps, pairs)
-            finally:
-                handling += time.perf_counter() - began
-
+        self._attempts, self._handling = 0, 0.0
         clean = False
         self._committer.kept = []
         started = time.perf_counter()
         try:
             self._prefetch.prefetched = self.loader.load(ids)
             started = self.stats.timed("load", started)
-            result = self.write_bus.execute(offer_contacts, ROUTER_ACTOR, [(d.contact_id, d.agent_id) for d in decisions]).result
+            result = self.write_bus.execute(
+                cc.OfferContacts(decisions=[(d.contact_id, d.agent_id) for d in decisions]), ROUTER_ACTOR
+            ).result
             self.stats.offered += len(result["offered"])
             self.stats.skipped += len(result["skipped"])
-            clean = attempts == 1
+            clean = self._attempts == 1
         except DomainError as exc:
             log.info("routing batch refused: %s", exc.message)
             self.stats.skipped += len(decisions)
@@ -476,26 +481,32 @@ class Router:
             recordings, self._committer.kept = self._committer.kept, []
             # "handle": the aggregates decide and record; "commit": the rest of the
             # command (the group committer's transaction, retries).
-            self.stats.phases["handle"] = self.stats.phases.get("handle", 0.0) + handling
-            started = self.stats.timed("commit", started + handling)
+            self.stats.phases["handle"] = self.stats.phases.get("handle", 0.0) + self._handling
+            started = self.stats.timed("commit", started + self._handling)
         self._absorb(recordings)
         self.catch_up()
         self.view.settle(decisions)
         self.stats.timed("readback", started)
 
+    def _offer_contacts(self, uow: UnitOfWork, ctx: Context, cmd: cc.OfferContacts) -> dict[str, Any]:
+        self._attempts += 1
+        began = time.perf_counter()
+        try:
+            return contact_center.offer_contacts(uow, ctx, cmd)
+        finally:
+            self._handling += time.perf_counter() - began
+
     def _run(self, action: Action) -> None:
         self.stats.actions += 1
         try:
-            if action.kind == "offer_timeout":
-                self.bus.execute(ccs.time_out_offer, ROUTER_ACTOR, action.contact_id, action.agent_id)
+            if action.kind == "offer_timeout" and action.agent_id is not None:
+                self.bus.execute(cc.TimeOutOffer(contact_id=action.contact_id, agent_id=action.agent_id), ROUTER_ACTOR)
             elif action.kind == "wrap_timeout":
-                self.bus.execute(ccs.wrap_up_contact, ROUTER_ACTOR, action.contact_id, cc.WrapUp(agent_id=action.agent_id, timed_out=True))
+                self.bus.execute(cc.WrapUp(contact_id=action.contact_id, agent_id=action.agent_id, timed_out=True), ROUTER_ACTOR)
             elif action.kind == "overflow":
                 self.bus.execute(
-                    ccs.overflow_contact,
+                    cc.OverflowContact.model_validate({"contact_id": action.contact_id, "reason": action.reason or "max_wait"}),
                     ROUTER_ACTOR,
-                    action.contact_id,
-                    cc.OverflowContact.model_validate({"reason": action.reason or "max_wait"}),
                 )
         except DomainError as exc:
             # The world moved on (the agent answered just in time, the caller hung up).

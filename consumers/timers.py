@@ -42,11 +42,10 @@ from typing import Any
 import sqlalchemy as sa
 from eventsourcing.persistence import IntegrityError
 
-from domain import commands as c
-from domain import services as s
 from domain.base import Actor, Context
 from domain.envelope import Envelope
-from domain.requests import TIMER_EVENTS
+from domain.requests import commands as c
+from domain.requests.aggregate import TIMER_EVENTS
 from infra.read_store import WHOLE_LOG, SqlRows, read_position, write_position
 from infra.runtime import Hotline
 from projections import sla_timers
@@ -294,7 +293,7 @@ class TimerProcess:
         for i in range(0, len(rows), SLOW_CHUNK):
             chunk = rows[i : i + SLOW_CHUNK]
             cmd = c.FireTimers(timers=[c.DueTimer(request_id=r["request_id"], key=r["key"]) for r in chunk])
-            result = self.hotline.bus.execute(s.fire_timers, TIMER_ACTOR, cmd).result
+            result = self.hotline.bus.execute(cmd, TIMER_ACTOR).result
             fired += len(result["fired"])
             self.stats.skipped += len(result["skipped"])
         self.stats.slow += fired
@@ -352,8 +351,8 @@ def configure_sla(hotline: Hotline) -> None:
 
     import yaml
 
-    from domain.calendars import load_calendars
-    from domain.sla import SlaPolicy
+    from domain.calendars.aggregate import load_calendars
+    from domain.requests.sla import SlaPolicy
 
     settings = hotline.settings
     deps = hotline.bus.deps

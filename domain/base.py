@@ -16,11 +16,14 @@ from __future__ import annotations
 import functools
 import re
 import uuid
-from dataclasses import dataclass, field, fields
+from dataclasses import dataclass, field, fields, replace
 from datetime import UTC, datetime
-from typing import Any, ClassVar, Protocol, TypeVar
+from typing import TYPE_CHECKING, Any, ClassVar, Protocol, TypeVar
 
 from eventsourcing.domain import Aggregate
+
+if TYPE_CHECKING:
+    from domain.config import Deps
 
 # Namespace for ids derived from natural keys (reference numbers, phone numbers,
 # idempotency keys): deriving the id makes "create if absent" an atomic insert that
@@ -37,9 +40,9 @@ def derived_id(kind: str, natural_key: str) -> uuid.UUID:
 
 # ---------------------------------------------------------------------------- errors
 class DomainError(Exception):
-    """A command was refused. ``code`` is stable and machine-readable."""
+    """A command was refused. ``code`` is stable and machine-readable; how each kind of
+    refusal is answered over HTTP is decided in ``api/errors.py``."""
 
-    status = 422
     code = "invalid_command"
 
     def __init__(self, message: str, *, code: str | None = None, **details: Any) -> None:
@@ -51,25 +54,28 @@ class DomainError(Exception):
 
 
 class InvalidCommand(DomainError):
-    """The command's content is wrong whatever the state (HTTP 422)."""
+    """The command's content is wrong whatever the state."""
 
 
 class InvalidTransition(DomainError):
-    """The command makes no sense in the aggregate's current state (HTTP 409)."""
+    """The command makes no sense in the aggregate's current state."""
 
-    status = 409
     code = "invalid_state"
 
 
+class Forbidden(DomainError):
+    """The acting user's role or scope does not allow this."""
+
+    code = "forbidden"
+
+
 class NotFound(DomainError):
-    status = 404
     code = "not_found"
 
 
 class ConcurrencyConflict(DomainError):
-    """Somebody else changed the aggregate first: reload and retry (HTTP 409)."""
+    """Somebody else changed the aggregate first: reload and retry."""
 
-    status = 409
     code = "version_conflict"
 
 
@@ -127,14 +133,22 @@ class FixedClock:
         return self.current
 
 
+def _default_deps() -> Deps:
+    from domain.config import Deps
+
+    return Deps()
+
+
 @dataclass(frozen=True)
 class Context:
-    """Who issues a command, when, and as part of what."""
+    """Who issues a command, when, as part of what, and in which jurisdiction."""
 
     actor: Actor
     now: datetime
     correlation_id: str = field(default_factory=lambda: str(uuid.uuid4()))
     causation_id: str = field(default_factory=lambda: str(uuid.uuid4()))
+    # The jurisdiction's configuration the handlers need (intake policy, calendar, SLA).
+    deps: Deps = field(default_factory=_default_deps, compare=False, repr=False)
 
     def __post_init__(self) -> None:
         if self.now.tzinfo is None:
@@ -150,7 +164,7 @@ class Context:
         }
 
     def caused_by(self, causation_id: str) -> Context:
-        return Context(self.actor, self.now, self.correlation_id, causation_id)
+        return replace(self, causation_id=causation_id)
 
 
 # ---------------------------------------------------------------------------- aggregates

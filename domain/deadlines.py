@@ -11,7 +11,7 @@ from datetime import datetime, timedelta
 from typing import Any, Protocol
 
 from domain.base import InvalidCommand
-from domain.catalogue import DEFAULT_DEADLINES, URGENCIES
+from domain.catalogue.aggregate import DEFAULT_DEADLINES, URGENCIES
 
 
 class WorkingTime(Protocol):

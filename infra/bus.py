@@ -1,7 +1,8 @@
-"""The command bus: runs a service-layer handler as one atomic, idempotent command.
+"""The command bus: runs a command as one atomic, idempotent unit of work.
 
-For each command: build the context (actor, injected time, correlation), run the handler
-against a fresh unit of work, commit all its events through the group committer, and
+For each command: find its handler by the command's class (``domain/contexts.py``),
+build the context (actor, injected time, correlation, the jurisdiction's configuration),
+run the handler against a fresh unit of work, commit all its events through the group committer, and
 tell the read side the new position. A write that lost a race is retried from a fresh
 load, unless the client named the version it expected (then it gets the 409).
 """
@@ -19,8 +20,10 @@ from eventsourcing.application import AggregateNotFoundError
 from eventsourcing.persistence import IntegrityError
 
 from domain.base import Actor, Clock, ConcurrencyConflict, Context, DomainError, InvalidCommand
+from domain.config import Deps
+from domain.contexts import HANDLERS
+from domain.handling import Command, CommandHandlers
 from domain.idempotency import IdempotencyRecord, fingerprint, idempotency_id
-from domain.services import Deps
 from infra.eventstore import EventStore
 from infra.group_commit import GroupCommitter
 from infra.unit_of_work import EventStoreUnitOfWork
@@ -42,6 +45,7 @@ class CommandBus:
         clock: Clock,
         after_commit: Callable[[int], object] | None = None,
         retries: int = 30,
+        handlers: CommandHandlers = HANDLERS,
     ) -> None:
         self.store = store
         self.committer = committer
@@ -49,36 +53,41 @@ class CommandBus:
         self.clock = clock
         self.after_commit = after_commit
         self.retries = retries
+        self.handlers = handlers
 
     def execute(
         self,
-        handler: Callable[..., dict[str, Any]],
+        cmd: Command,
         actor: Actor,
-        *args: Any,
+        *,
         idempotency_key: str | None = None,
         idempotency_scope: str | None = None,
         correlation_id: str | None = None,
         causation_id: str | None = None,
     ) -> CommandResult:
-        scope = idempotency_scope or handler.__name__
+        """Runs ``cmd`` as ``actor``: its handler is the one registered for its class."""
+        handler = self.handlers.for_command(cmd)
+        name = type(cmd).__name__
+        scope = idempotency_scope or name
         # Only an idempotent command needs its payload's fingerprint (a dump and a hash).
-        payload_print = fingerprint((handler.__name__, [_plain(a) for a in args])) if idempotency_key else ""
+        payload_print = fingerprint((name, cmd.model_dump(mode="json"))) if idempotency_key else ""
         if idempotency_key:
             earlier = self._earlier(idempotency_key, scope, payload_print)
             if earlier is not None:
                 return earlier
-        expects_version = any(getattr(a, "expected_version", None) is not None for a in args)
+        expects_version = cmd.expected_version is not None
         for attempt in range(self.retries):
             ctx = Context(
                 actor=actor,
                 now=self.clock.now(),
                 correlation_id=correlation_id or _new_id(),
                 causation_id=causation_id or _new_id(),
+                deps=self.deps,
             )
             uow = EventStoreUnitOfWork(self.store)
             self.committer.preparing(+1)
             try:
-                result = handler(uow, ctx, self.deps, *args)
+                result = handler(uow, ctx, cmd)
                 events = uow.collect_events()
                 if idempotency_key:
                     record = IdempotencyRecord.record(idempotency_key, scope, payload_print, result, ctx)
@@ -135,8 +144,3 @@ def _new_id() -> str:
     """A random (version 4) UUID for correlation and causation: these only tell commands
     apart, so the fast generator will do (``uuid4`` asks the kernel, twice per command)."""
     return str(uuid.UUID(int=random.getrandbits(128), version=4))
-
-
-def _plain(value: Any) -> Any:
-    dump = getattr(value, "model_dump", None)
-    return dump(mode="json") if dump else value

@@ -7,8 +7,8 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from domain.base import Clock, SystemClock
-from domain.policies import IntakePolicy
-from domain.services import Deps
+from domain.config import Deps
+from domain.requests.intake import IntakePolicy
 from infra.bus import CommandBus
 from infra.eventstore import EventStore
 from infra.group_commit import GroupCommitter

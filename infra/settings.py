@@ -51,7 +51,11 @@ class Settings(BaseSettings):
     inprocess_projections: bool | None = None
     # SLA timers and notifications (consumers/timers.py, consumers/notifications.py)
     calendars_file: Path | None = None  # default: infra/data/calendars.yaml
-    timers_inprocess: bool = True  # embedded API runs the timer process in a thread (real clock only)
+    # What `hotline serve` runs beside the API (consumers/background.py; real clock only).
+    timers_inprocess: bool = True  # the SLA timer process, in the embedded mode
+    router_inprocess: bool = True  # the ACD router (with PostgreSQL, one active across processes)
+    analytics_inprocess: bool = True  # DuckDB ingest from the event store, in the embedded mode
+    notifier_inprocess: bool = False  # replies and alerts (else `hotline notify`)
     timers_poll_seconds: float = 1.0
     timers_batch: int = 1000
     sla_policy: dict[str, Any] = {}  # SlaPolicy fields: warning_points, reminders, escalate_after_working_days …
@@ -70,6 +74,8 @@ class Settings(BaseSettings):
     notify_max_attempts: int = 5
     notify_retry_seconds: float = 60.0  # first retry after this, doubling
     notify_poll_seconds: float = 1.0
+    # Fault injection for the Kafka tests: the projection consumer dies before its Nth commit.
+    fault_kill_before_commit: int = 0
 
     @property
     def mode(self) -> str:

@@ -10,7 +10,7 @@ from dataclasses import dataclass
 from email.message import EmailMessage
 from email.utils import formatdate
 
-from domain.notifications import message_id
+from domain.notifications.aggregate import message_id
 
 
 class DeliveryError(Exception):

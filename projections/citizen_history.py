@@ -8,9 +8,9 @@ from typing import Any
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection
 
-from domain.citizens import Citizen
+from domain.citizens.aggregate import Citizen
 from domain.envelope import Envelope
-from domain.requests import ServiceRequest as R
+from domain.requests.aggregate import ServiceRequest as R
 from projections.base import Projection, Rows, UtcDateTime
 
 projection = Projection("citizen_history")

@@ -9,8 +9,8 @@ import sqlalchemy as sa
 from sqlalchemy.engine import Connection
 
 from domain.envelope import Envelope
-from domain.requests import ServiceRequest as R
-from domain.work_orders import WorkOrder as WO
+from domain.requests.aggregate import ServiceRequest as R
+from domain.work_orders.aggregate import WorkOrder as WO
 from projections.base import Projection, Rows, UtcDateTime
 
 projection = Projection("department_workload")

@@ -10,7 +10,7 @@ import sqlalchemy as sa
 from sqlalchemy.engine import Connection
 
 from domain.envelope import Envelope
-from domain.notifications import Notification as N
+from domain.notifications.aggregate import Notification as N
 from projections.base import Projection, Rows, UtcDateTime
 
 projection = Projection("notifications")

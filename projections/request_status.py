@@ -11,7 +11,7 @@ from sqlalchemy.engine import Connection
 
 from domain.base import event_classes
 from domain.envelope import Envelope
-from domain.requests import ServiceRequest as R
+from domain.requests.aggregate import ServiceRequest as R
 from projections.base import Projection, Rows, UtcDateTime
 
 projection = Projection("request_status")

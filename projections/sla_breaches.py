@@ -14,7 +14,7 @@ import sqlalchemy as sa
 from sqlalchemy.engine import Connection
 
 from domain.envelope import Envelope
-from domain.requests import ServiceRequest as R
+from domain.requests.aggregate import ServiceRequest as R
 from projections.base import Projection, Rows, UtcDateTime
 
 projection = Projection("sla_breaches")

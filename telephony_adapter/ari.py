@@ -30,7 +30,8 @@ from typing import Any
 
 from domain.base import Actor, DomainError
 from domain.contact_center import commands as cc
-from domain.contact_center import services as ccs
+from domain.contact_center.handlers import load_contact
+from domain.handling import Command
 from infra.bus import CommandBus
 
 ARI_ACTOR = Actor("asterisk-ari", "system", "Asterisk ARI adapter")
@@ -67,8 +68,8 @@ class AriAdapter:
             self.ignored.append(f"{kind}: {exc.message}")
             return None
 
-    def _run(self, handler: Any, *args: Any) -> dict[str, Any]:
-        return self.bus.execute(handler, ARI_ACTOR, *args).result
+    def _run(self, cmd: Command) -> dict[str, Any]:
+        return self.bus.execute(cmd, ARI_ACTOR).result
 
     # ------------------------------------------------------------------ events
     def _on_StasisStart(self, event: dict[str, Any]) -> dict[str, Any] | None:
@@ -85,7 +86,6 @@ class AriAdapter:
         priority = int(args[2]) if len(args) > 2 and args[2] else 0
         caller = (channel.get("caller") or {}).get("number") or None
         result = self._run(
-            ccs.contact_arrives,
             cc.ContactArrives(
                 channel="phone",
                 queue_id=queue_id,
@@ -93,7 +93,7 @@ class AriAdapter:
                 priority=priority,
                 phone=caller,
                 external_id=f"ari:{channel['id']}",
-            ),
+            )
         )
         self.legs[channel["id"]] = Leg(contact_id=result["id"])
         return result
@@ -104,9 +104,9 @@ class AriAdapter:
         if leg is None or channel.get("state") != "Up":
             return None
         if leg.kind == "agent" and leg.agent_id:
-            return self._run(ccs.answer_contact, leg.contact_id, cc.Answer(agent_id=leg.agent_id))
+            return self._run(cc.Answer(contact_id=leg.contact_id, agent_id=leg.agent_id))
         if leg.kind == "callback":
-            return self._run(ccs.callback_outcome, leg.contact_id, cc.CallbackOutcome(outcome="answered"))
+            return self._run(cc.CallbackOutcome(contact_id=leg.contact_id, outcome="answered"))
         return None
 
     def _on_ChannelDestroyed(self, event: dict[str, Any]) -> dict[str, Any] | None:
@@ -115,20 +115,20 @@ class AriAdapter:
             cause = int(event.get("cause", 0))
             outcome = "busy" if cause in BUSY_CAUSES else "no_answer" if cause in NO_ANSWER_CAUSES else "failed"
             self.legs.pop(event["channel"]["id"], None)
-            return self._run(ccs.callback_outcome, leg.contact_id, cc.CallbackOutcome.model_validate({"outcome": outcome}))
+            return self._run(cc.CallbackOutcome.model_validate({"contact_id": leg.contact_id, "outcome": outcome}))
         return self._hangup(event)
 
     def _on_ChannelHold(self, event: dict[str, Any]) -> dict[str, Any] | None:
         leg = self.legs.get(event["channel"]["id"])
         if leg is None or leg.agent_id is None:
             return None
-        return self._run(ccs.hold_contact, leg.contact_id, cc.Hold(agent_id=leg.agent_id))
+        return self._run(cc.Hold(contact_id=leg.contact_id, agent_id=leg.agent_id))
 
     def _on_ChannelUnhold(self, event: dict[str, Any]) -> dict[str, Any] | None:
         leg = self.legs.get(event["channel"]["id"])
         if leg is None or leg.agent_id is None:
             return None
-        return self._run(ccs.resume_contact, leg.contact_id, cc.Resume(agent_id=leg.agent_id))
+        return self._run(cc.Resume(contact_id=leg.contact_id, agent_id=leg.agent_id))
 
     def _on_ChannelHangupRequest(self, event: dict[str, Any]) -> dict[str, Any] | None:
         return self._hangup(event)
@@ -142,10 +142,10 @@ class AriAdapter:
             return None
         contact = self._status(leg.contact_id)
         if contact in ("queued", "offered") and leg.kind == "caller":
-            return self._run(ccs.abandon_contact, leg.contact_id, cc.Abandon())
+            return self._run(cc.Abandon(contact_id=leg.contact_id))
         if contact == "connected":
             ended_by = "citizen" if leg.kind in ("caller", "callback") else "agent"
-            return self._run(ccs.end_contact, leg.contact_id, cc.End.model_validate({"ended_by": ended_by}))
+            return self._run(cc.End.model_validate({"contact_id": leg.contact_id, "ended_by": ended_by}))
         return None
 
     def _status(self, contact_id: str) -> str | None:
@@ -153,7 +153,7 @@ class AriAdapter:
 
         uow = EventStoreUnitOfWork(self.bus.store)
         try:
-            return ccs.load_contact(uow, contact_id).status
+            return load_contact(uow, contact_id).status
         except DomainError:
             return None
 

@@ -29,8 +29,8 @@ from typing import Any
 from consumers.router import Router
 from domain.base import Actor, DomainError, FixedClock
 from domain.contact_center import commands as cc
-from domain.contact_center import services as ccs
 from domain.envelope import Envelope
+from domain.handling import Command
 from infra.bus import CommandBus
 from infra.eventstore import EventStore
 
@@ -196,10 +196,10 @@ class Simulator:
         self.stats: dict[str, dict[str, Any]] = {}
 
     # ------------------------------------------------------------------ commands
-    def _run(self, handler: Any, *args: Any, actor: Actor = PBX) -> dict[str, Any] | None:
+    def _run(self, cmd: Command, actor: Actor = PBX) -> dict[str, Any] | None:
         self.commands += 1
         try:
-            return self.bus.execute(handler, actor, *args).result
+            return self.bus.execute(cmd, actor).result
         except DomainError:
             return None  # the world moved on (answered just as the caller hung up …)
 
@@ -211,7 +211,7 @@ class Simulator:
         cfg = self.config
         self.clock.current = max(self.clock.current, cfg.start)
         for spec in sorted(cfg.queues, key=lambda q: "overflow" in q.config and q.config["overflow"].get("to") == "queue"):
-            self._run(ccs.define_queue, cc.DefineQueue(queue_id=spec.queue_id, **spec.config), actor=SUPERVISOR)
+            self._run(cc.DefineQueue(queue_id=spec.queue_id, **spec.config), actor=SUPERVISOR)
         queue_ids = [q.queue_id for q in cfg.queues]
         all_skills = sorted({s for q in cfg.queues for s in q.skills})
         for i in range(cfg.agents):
@@ -225,7 +225,6 @@ class Simulator:
             languages = cfg.agent_languages[i % len(cfg.agent_languages)]
             capacity = {"chat": 3}
             self._run(
-                ccs.login_agent,
                 cc.LoginAgent(
                     agent_id=agent_id,
                     name=f"Simulated agent {i + 1}",
@@ -311,7 +310,6 @@ class Simulator:
         lang = self.rng.choices(langs, weights=[spec.languages[x] for x in langs])[0]
         phone = f"+39 06 {self.rng.randint(1000000, 9999999)}"
         result = self._run(
-            ccs.contact_arrives,
             cc.ContactArrives.model_validate(
                 {
                     "channel": spec.channel,
@@ -320,7 +318,7 @@ class Simulator:
                     "phone": phone,
                     "priority": self.rng.choice([0, 0, 0, 0, 1]),
                 }
-            ),
+            )
         )
         if result and spec.patience_seconds:
             self._at(self._now() + self.rng.expovariate(1.0 / spec.patience_seconds), "patience", result["id"])
@@ -328,35 +326,32 @@ class Simulator:
     def _do_patience(self, contact_id: str) -> None:
         c = self.router.view.contacts.get(contact_id)
         if c is not None and c.status in ("queued", "offered") and not c.virtual:
-            self._run(ccs.abandon_contact, contact_id, cc.Abandon())
+            self._run(cc.Abandon(contact_id=contact_id))
 
     def _do_answer(self, contact_id: str, agent_id: str) -> None:
-        self._run(ccs.answer_contact, contact_id, cc.Answer(agent_id=agent_id), actor=Actor(agent_id, "agent"))
+        self._run(cc.Answer(contact_id=contact_id, agent_id=agent_id), actor=Actor(agent_id, "agent"))
 
     def _do_end(self, contact_id: str, agent_id: str) -> None:
         self._run(
-            ccs.end_contact,
-            contact_id,
-            cc.End(agent_id=agent_id, ended_by=self.rng.choice(["citizen", "agent"])),
-            actor=Actor(agent_id, "agent"),
+            cc.End(contact_id=contact_id, agent_id=agent_id, ended_by=self.rng.choice(["citizen", "agent"])), actor=Actor(agent_id, "agent")
         )
 
     def _do_wrap(self, contact_id: str, agent_id: str) -> None:
         disposition = self.rng.choice(["information_given", "request_registered", "transferred_to_department", "resolved"])
-        self._run(ccs.wrap_up_contact, contact_id, cc.WrapUp(agent_id=agent_id, disposition=disposition), actor=Actor(agent_id, "agent"))
+        self._run(cc.WrapUp(contact_id=contact_id, agent_id=agent_id, disposition=disposition), actor=Actor(agent_id, "agent"))
 
     def _do_callback(self, contact_id: str) -> None:
         outcome = "answered" if self.rng.random() < self.config.callback_answer_rate else self.rng.choice(["no_answer", "busy"])
-        self._run(ccs.callback_outcome, contact_id, cc.CallbackOutcome.model_validate({"outcome": outcome}))
+        self._run(cc.CallbackOutcome.model_validate({"contact_id": contact_id, "outcome": outcome}))
 
     def _do_break(self, agent_id: str) -> None:
         if self._now() >= self._t0 + self.config.hours * 3600:
             return
-        if self._run(ccs.set_presence, agent_id, cc.SetPresence(presence="not_ready", reason="break"), actor=Actor(agent_id, "agent")):
+        if self._run(cc.SetPresence(agent_id=agent_id, presence="not_ready", reason="break"), actor=Actor(agent_id, "agent")):
             self._at(self._now() + 15 * 60, "back", agent_id)
 
     def _do_back(self, agent_id: str) -> None:
-        self._run(ccs.set_presence, agent_id, cc.SetPresence(presence="available"), actor=Actor(agent_id, "agent"))
+        self._run(cc.SetPresence(agent_id=agent_id, presence="available"), actor=Actor(agent_id, "agent"))
 
     def _do_grab(self, contact_id: str) -> None:
         view = self.router.view
@@ -366,7 +361,7 @@ class Simulator:
         for agent_id in sorted(self.agent_ids, key=lambda _: self.rng.random()):
             a = view.agents.get(agent_id)
             free = a is not None and a.can_take(c.media) and c.queue_id in a.queues
-            if free and self._run(ccs.grab_contact, contact_id, cc.Grab(agent_id=agent_id), actor=Actor(agent_id, "agent")):
+            if free and self._run(cc.Grab(contact_id=contact_id, agent_id=agent_id), actor=Actor(agent_id, "agent")):
                 return
         self._at(self._now() + 5, "grab", contact_id)  # nobody free: look again shortly
 

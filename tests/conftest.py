@@ -79,9 +79,9 @@ def clock() -> FixedClock:
 
 
 def load_catalogue(hotline: Hotline) -> None:
-    from domain import services as s
+    from domain.catalogue import commands as catc
 
-    hotline.bus.execute(s.import_catalogue, SYSTEM, yaml.safe_load(CATALOGUE.read_text("utf-8")))
+    hotline.bus.execute(catc.ImportCatalogue(document=yaml.safe_load(CATALOGUE.read_text("utf-8"))), SYSTEM)
 
 
 @pytest.fixture(params=["sqlite", "postgres"])

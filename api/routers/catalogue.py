@@ -2,20 +2,18 @@
 
 from __future__ import annotations
 
-from typing import Any, Literal
+from typing import Any
 
-from fastapi import APIRouter, Depends, Request, Response
+from fastapi import APIRouter, Depends
 
-from api.deps import get_actor, get_hotline, run_command
+from api.deps import CommandRoute, add_command_routes, get_hotline
 from api.schemas import Accepted
-from domain import commands as c
-from domain import services as s
-from domain.base import Actor, NotFound
-from domain.catalogue import Catalogue, catalogue_id
+from domain.base import NotFound
+from domain.catalogue import commands as c
+from domain.catalogue.aggregate import Catalogue, catalogue_id
 from infra.runtime import Hotline
 
 router = APIRouter(prefix="/catalogue", tags=["catalogue"])
-Level = Literal["department", "provider", "category", "problem_code"]
 
 
 def _catalogue(hotline: Hotline) -> Catalogue:
@@ -40,56 +38,17 @@ def problem_code(code: str, hotline: Hotline = Depends(get_hotline)) -> dict[str
     return {"code": code, **cat.problem_code(code), "route": cat.route_of(code)}
 
 
-def _post(path: str, handler: Any, model: type, summary: str) -> None:
-    def endpoint(
-        cmd: Any, request: Request, response: Response, hotline: Hotline = Depends(get_hotline), actor: Actor = Depends(get_actor)
-    ) -> dict[str, Any]:
-        return run_command(hotline, handler, actor, cmd, request=request, response=response)
-
-    endpoint.__annotations__["cmd"] = model
-    endpoint.__name__ = handler.__name__
-    router.add_api_route(path, endpoint, methods=["POST"], status_code=201, response_model=Accepted, summary=summary)
-
-
-_post("/departments", s.add_department, c.AddDepartment, "Add a department")
-_post("/providers", s.add_provider, c.AddProvider, "Add a provider")
-_post("/categories", s.add_category, c.AddCategory, "Add a service category")
-_post("/problem-codes", s.add_problem_code, c.AddProblemCode, "Add a service problem code")
-
-
-@router.post("/problem-codes/{code}/revision", response_model=Accepted, summary="Revise template, fields or deadlines")
-def revise(
-    code: str,
-    cmd: c.ReviseProblemCode,
-    request: Request,
-    response: Response,
-    hotline: Hotline = Depends(get_hotline),
-    actor: Actor = Depends(get_actor),
-) -> dict[str, Any]:
-    return run_command(hotline, s.revise_problem_code, actor, code, cmd, request=request, response=response)
-
-
-@router.post("/{level}/{entry_id}/names", response_model=Accepted, summary="Rename an entry")
-def rename(
-    level: Level,
-    entry_id: str,
-    cmd: c.RenameEntry,
-    request: Request,
-    response: Response,
-    hotline: Hotline = Depends(get_hotline),
-    actor: Actor = Depends(get_actor),
-) -> dict[str, Any]:
-    return run_command(hotline, s.rename_entry, actor, level, entry_id, cmd, request=request, response=response)
-
-
-@router.post("/{level}/{entry_id}/retirement", response_model=Accepted, summary="Retire an entry")
-def retire(
-    level: Level,
-    entry_id: str,
-    cmd: c.RetireEntry,
-    request: Request,
-    response: Response,
-    hotline: Hotline = Depends(get_hotline),
-    actor: Actor = Depends(get_actor),
-) -> dict[str, Any]:
-    return run_command(hotline, s.retire_entry, actor, level, entry_id, cmd, request=request, response=response)
+add_command_routes(
+    router,
+    "",
+    [
+        CommandRoute("departments", c.AddDepartment, "Add a department", status_code=201),
+        CommandRoute("providers", c.AddProvider, "Add a provider", status_code=201),
+        CommandRoute("categories", c.AddCategory, "Add a service category", status_code=201),
+        CommandRoute("problem-codes", c.AddProblemCode, "Add a service problem code", status_code=201),
+        CommandRoute("problem-codes/{code}/revision", c.ReviseProblemCode, "Revise template, fields or deadlines", name="revise"),
+        CommandRoute("{level}/{entry_id}/names", c.RenameEntry, "Rename an entry", name="rename"),
+        CommandRoute("{level}/{entry_id}/retirement", c.RetireEntry, "Retire an entry", name="retire"),
+    ],
+    response_model=Accepted,
+)

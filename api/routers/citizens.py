@@ -2,17 +2,15 @@
 
 from __future__ import annotations
 
-import uuid
 from typing import Any
 
-from fastapi import APIRouter, Depends, Request, Response
+from fastapi import APIRouter, Depends
 
-from api.deps import get_actor, get_hotline, run_command, wait_for_position
+from api.deps import CommandRoute, add_command_routes, get_hotline, wait_for_position
 from api.schemas import Accepted, CitizenDetail, CitizenView, HistoryEntry
-from domain import commands as c
-from domain import services as s
-from domain.base import Actor, NotFound
-from domain.citizens import normalise_email, normalise_phone
+from domain.base import NotFound
+from domain.citizens import commands as c
+from domain.citizens.aggregate import normalise_email, normalise_phone
 from infra.runtime import Hotline
 from projections import citizen_history
 
@@ -48,17 +46,9 @@ def get_citizen(citizen_id: str, hotline: Hotline = Depends(get_hotline), min_po
     return row
 
 
-@router.post("/{citizen_id}", response_model=Accepted, summary="Change contact details or language")
-def update(
-    citizen_id: str,
-    cmd: c.UpdateCitizen,
-    request: Request,
-    response: Response,
-    hotline: Hotline = Depends(get_hotline),
-    actor: Actor = Depends(get_actor),
-) -> dict[str, Any]:
-    try:
-        cid = uuid.UUID(citizen_id)
-    except ValueError:
-        raise NotFound(f"no citizen {citizen_id}") from None
-    return run_command(hotline, s.update_citizen, actor, cid, cmd, request=request, response=response)
+add_command_routes(
+    router,
+    "/{citizen_id}",
+    [CommandRoute("", c.UpdateCitizen, "Change contact details or language", name="update")],
+    response_model=Accepted,
+)

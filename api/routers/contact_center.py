@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import asyncio
 import json
-import os
 from collections.abc import AsyncIterator
 from datetime import datetime
 from typing import Any
@@ -16,7 +15,7 @@ from fastapi.responses import StreamingResponse
 from api.deps import CommandRoute, add_command_routes, get_hotline, wait_for_position
 from domain.base import NotFound
 from domain.contact_center import commands as cc
-from domain.contact_center import services as ccs
+from domain.handling import Command
 from infra.runtime import Hotline
 from projections import agent_desk, wallboard
 
@@ -30,8 +29,8 @@ add_command_routes(
     router,
     "",
     [
-        CommandRoute("queues", ccs.define_queue, cc.DefineQueue, "Create a queue or change its settings"),
-        CommandRoute("agents/login", ccs.login_agent, cc.LoginAgent, "An agent logs in with skills, languages and queues", name="login"),
+        CommandRoute("queues", cc.DefineQueue, "Create a queue or change its settings"),
+        CommandRoute("agents/login", cc.LoginAgent, "An agent logs in with skills, languages and queues", name="login"),
     ],
 )
 
@@ -40,14 +39,10 @@ add_command_routes(
     router,
     "/agents/{agent_id}",
     [
-        CommandRoute(
-            "logout", ccs.logout_agent, cc.LogoutAgent, "An agent logs out (a supervisor may force it)", name="logout", body_optional=True
-        ),
-        CommandRoute(
-            "presence", ccs.set_presence, cc.SetPresence, "Available / not ready with a reason (a supervisor may force it)", name="presence"
-        ),
-        CommandRoute("queues", ccs.move_agent, cc.MoveAgent, "Supervisor: move an agent between queues", name="move"),
-        CommandRoute("skills", ccs.change_skills, cc.ChangeSkills, "Supervisor: change an agent's skills and languages", name="skills"),
+        CommandRoute("logout", cc.LogoutAgent, "An agent logs out (a supervisor may force it)", name="logout", body_optional=True),
+        CommandRoute("presence", cc.SetPresence, "Available / not ready with a reason (a supervisor may force it)", name="presence"),
+        CommandRoute("queues", cc.MoveAgent, "Supervisor: move an agent between queues", name="move"),
+        CommandRoute("skills", cc.ChangeSkills, "Supervisor: change an agent's skills and languages", name="skills"),
     ],
 )
 
@@ -59,7 +54,6 @@ add_command_routes(
     [
         CommandRoute(
             "contacts",
-            ccs.contact_arrives,
             cc.ContactArrives,
             "A call, chat, email or web session arrives and joins its queue",
             name="arrive",
@@ -67,7 +61,6 @@ add_command_routes(
         ),
         CommandRoute(
             "callbacks",
-            ccs.schedule_callback,
             cc.ScheduleCallback,
             "Schedule an outbound callback (answer, or satisfaction survey 回访)",
             status_code=201,
@@ -76,33 +69,31 @@ add_command_routes(
 )
 
 
-_CONTACT_COMMANDS: dict[str, tuple[Any, type[Any], str]] = {
-    "answer": (ccs.answer_contact, cc.Answer, "The offered agent takes the contact"),
-    "decline": (ccs.decline_offer, cc.Decline, "The offered agent declines: back to the queue at its place"),
-    "grab": (ccs.grab_contact, cc.Grab, "Pick a waiting contact of a grab-mode queue (first one wins)"),
-    "hold": (ccs.hold_contact, cc.Hold, "Put on hold"),
-    "resume": (ccs.resume_contact, cc.Resume, "Take off hold"),
-    "transfer": (ccs.transfer_contact, cc.Transfer, "Transfer to a queue, an agent or an expert seat (cold or warm)"),
-    "invite": (ccs.invite_agent, cc.Invite, "Conference another agent in"),
-    "complete-transfer": (ccs.complete_transfer, cc.CompleteTransfer, "Warm transfer: hand over to the consulted agent"),
-    "leave": (ccs.leave_contact, cc.Leave, "A consulted / conferenced agent leaves"),
-    "end": (ccs.end_contact, cc.End, "The conversation ends"),
-    "wrap-up": (ccs.wrap_up_contact, cc.WrapUp, "Finish wrap-up with a disposition"),
-    "abandon": (ccs.abandon_contact, cc.Abandon, "The waiting citizen hung up"),
-    "overflow": (ccs.overflow_contact, cc.OverflowContact, "Supervisor: send a waiting contact to the queue's overflow"),
-    "link-request": (ccs.link_request, cc.LinkRequest, "Link the request registered during this contact"),
-    "callback-outcome": (ccs.callback_outcome, cc.CallbackOutcome, "The dialler's result for a callback"),
-    "supervise": (ccs.supervise_contact, cc.Supervise, "Supervisor: monitor, whisper, barge in, stop, take over"),
+_CONTACT_COMMANDS: dict[str, tuple[type[Command], str]] = {
+    "answer": (cc.Answer, "The offered agent takes the contact"),
+    "decline": (cc.Decline, "The offered agent declines: back to the queue at its place"),
+    "grab": (cc.Grab, "Pick a waiting contact of a grab-mode queue (first one wins)"),
+    "hold": (cc.Hold, "Put on hold"),
+    "resume": (cc.Resume, "Take off hold"),
+    "transfer": (cc.Transfer, "Transfer to a queue, an agent or an expert seat (cold or warm)"),
+    "invite": (cc.Invite, "Conference another agent in"),
+    "complete-transfer": (cc.CompleteTransfer, "Warm transfer: hand over to the consulted agent"),
+    "leave": (cc.Leave, "A consulted / conferenced agent leaves"),
+    "end": (cc.End, "The conversation ends"),
+    "wrap-up": (cc.WrapUp, "Finish wrap-up with a disposition"),
+    "abandon": (cc.Abandon, "The waiting citizen hung up"),
+    "overflow": (cc.OverflowContact, "Supervisor: send a waiting contact to the queue's overflow"),
+    "link-request": (cc.LinkRequest, "Link the request registered during this contact"),
+    "callback-outcome": (cc.CallbackOutcome, "The dialler's result for a callback"),
+    "supervise": (cc.Supervise, "Supervisor: monitor, whisper, barge in, stop, take over"),
+    "offer": (cc.OfferContact, "Supervisor: offer a waiting contact to a chosen agent"),
 }
 
 
 add_command_routes(
     router,
     "/contacts/{contact_id}",
-    [
-        CommandRoute(path, handler, model, summary, name=f"contact_{path.replace('-', '_')}")
-        for path, (handler, model, summary) in _CONTACT_COMMANDS.items()
-    ],
+    [CommandRoute(path, model, summary, name=f"contact_{path.replace('-', '_')}") for path, (model, summary) in _CONTACT_COMMANDS.items()],
 )
 
 
@@ -206,28 +197,3 @@ async def live_agent(agent_id: str, request: Request, hotline: Hotline = Depends
         return d
 
     return _stream(_live(request, hotline, "desk", read, once=once))
-
-
-# ------------------------------------------------------------------------ the router in `hotline serve`
-def start_router(hotline: Hotline) -> Any:
-    """Startup hook: the ACD router in a background thread (embedded or PostgreSQL, where
-    the advisory lock keeps one active). Off with HOTLINE_ROUTER_INPROCESS=0, and not with
-    a fixed (test) clock, whose time only the test moves."""
-    from domain.base import SystemClock
-
-    if os.environ.get("HOTLINE_ROUTER_INPROCESS", "1") == "0" or not isinstance(hotline.clock, SystemClock):
-        return None
-    from consumers.router import enable_aggregate_cache, start_embedded
-
-    enable_aggregate_cache(hotline.store)
-    return start_embedded(hotline).stop
-
-
-def _register_startup_hook() -> None:
-    from api import app as app_module
-
-    if start_router not in app_module.STARTUP_HOOKS:
-        app_module.STARTUP_HOOKS.append(start_router)
-
-
-_register_startup_hook()

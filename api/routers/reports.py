@@ -15,9 +15,9 @@ from pydantic import BaseModel, Field
 
 from analytics import erlang
 from analytics.kpis import KpiParams
-from analytics.reports import MEDIA_TYPES, ReportError, Reports, SavedReport, SavedReports, render
+from analytics.reports import MEDIA_TYPES, Reports, SavedReport, SavedReports, render
 from api.deps import get_actor, get_hotline
-from domain.base import Actor, DomainError
+from domain.base import Actor, Forbidden, InvalidCommand
 from infra.runtime import Hotline
 
 router = APIRouter(tags=["reports"])
@@ -28,14 +28,7 @@ _saved_cache: dict[int, SavedReports] = {}
 
 def _require(actor: Actor, roles: tuple[str, ...]) -> None:
     if actor.role not in roles:
-        raise _domain_error(403, "forbidden", f"a {actor.role} may not do this; it needs one of {list(roles)}")
-
-
-def _domain_error(status: int, code: str, message: str) -> DomainError:
-    # DomainError becomes the API's JSON error body (api/errors.py).
-    err = DomainError(message, code=code)
-    err.status = status
-    return err
+        raise Forbidden(f"a {actor.role} may not do this; it needs one of {list(roles)}", required_roles=list(roles))
 
 
 def get_reports(hotline: Hotline = Depends(get_hotline)) -> Reports:
@@ -44,10 +37,6 @@ def get_reports(hotline: Hotline = Depends(get_hotline)) -> Reports:
     if saved is None:
         saved = _saved_cache[id(engine)] = SavedReports(engine)
     return Reports(hotline.settings.duckdb_path, saved)
-
-
-def _error(e: ReportError) -> DomainError:
-    return _domain_error(e.status, e.code, e.message)
 
 
 @router.get("/reports", summary="Standard and saved reports")
@@ -78,11 +67,9 @@ def run_report(
 ) -> Response:
     _require(actor, READERS)
     params = KpiParams(sl_threshold_seconds=sl_threshold, short_abandon_seconds=short_abandon, fcr_days=fcr_days, repeat_days=repeat_days)
-    try:
-        result = reports.run(name, from_, to, by, params, {"target_sl": target_sl, "shrinkage": shrinkage})
-        body = render(result, format)
-    except ReportError as e:
-        raise _error(e) from None
+    # A ReportError is answered by api/errors.py with the status the report layer chose.
+    result = reports.run(name, from_, to, by, params, {"target_sl": target_sl, "shrinkage": shrinkage})
+    body = render(result, format)
     headers = {}
     if format in ("csv", "parquet", "png"):
         headers["Content-Disposition"] = f'attachment; filename="{name}.{format}"'
@@ -107,10 +94,7 @@ def save_report(
 ) -> JSONResponse:
     _require(actor, AUTHORS)
     report = SavedReport(**body.model_dump(), owner=actor.id)
-    try:
-        sample = reports.save(report)
-    except ReportError as e:
-        raise _error(e) from None
+    sample = reports.save(report)
     return JSONResponse(
         {"name": report.name, "columns": sample.columns, "sample_rows": len(sample.rows), "url": f"/reports/{report.name}"},
         status_code=201,
@@ -135,30 +119,8 @@ def erlang_c(
         else:
             s = erlang.agents_needed(calls, interval, aht, target_sl, target_seconds, shrinkage, max_occupancy)
     except ValueError as e:
-        raise _domain_error(422, "invalid_command", str(e)) from None
+        raise InvalidCommand(str(e)) from None
     out = s.as_dict()
     if out["asa_seconds"] == float("inf"):
         out["asa_seconds"] = None  # JSON has no infinity: the queue never empties
     return out
-
-
-def _start_analytics_ingest(hotline: Hotline) -> Any:
-    """API startup hook: in the embedded mode with the real clock, events reach DuckDB
-    from a background thread, so commits never wait for analytics. (In the distributed
-    mode ``python -m consumers.analytics_ingest`` does it from Kafka.)"""
-    from analytics.ingest import start_background
-    from domain.base import SystemClock
-
-    if hotline.settings.mode != "embedded" or not isinstance(hotline.clock, SystemClock):
-        return None
-    return start_background(hotline.store, hotline.settings.duckdb_path)
-
-
-def _register_ingest_hook() -> None:
-    from api import app as app_module
-
-    if _start_analytics_ingest not in app_module.STARTUP_HOOKS:
-        app_module.STARTUP_HOOKS.append(_start_analytics_ingest)
-
-
-_register_ingest_hook()

@@ -13,9 +13,9 @@ from fastapi import APIRouter, Depends, Query, Request, Response
 
 from api.deps import CommandRoute, add_command_routes, get_actor, get_hotline, run_command, wait_for_position
 from api.schemas import RequestAccepted, RequestDetail, RequestView, TimelineEntry
-from domain import commands as c
-from domain import services as s
 from domain.base import Actor, NotFound
+from domain.requests import commands as c
+from domain.work_orders import commands as wo
 from infra.runtime import Hotline
 from projections import request_status
 
@@ -30,7 +30,7 @@ def register(
     hotline: Hotline = Depends(get_hotline),
     actor: Actor = Depends(get_actor),
 ) -> dict[str, Any]:
-    body = run_command(hotline, s.register_request, actor, cmd, request=request, response=response)
+    body = run_command(hotline, cmd, actor, request=request, response=response)
     response.headers["Location"] = f"/requests/{body['reference']}"
     return body
 
@@ -78,23 +78,23 @@ add_command_routes(
     router,
     "/{ref}",
     [
-        CommandRoute("classify", s.classify, c.Classify, "Classify with a problem code"),
-        CommandRoute("kind", s.change_kind, c.ChangeKind, "Change the kind (information → action …)"),
-        CommandRoute("dispatch", s.dispatch, c.Dispatch, "Dispatch to a department (派单)"),
-        CommandRoute("accept", s.accept, c.Accept, "The department accepts it (签收)"),
-        CommandRoute("return", s.return_to_dispatcher, c.ReturnToDispatcher, "The department returns it with a reason (退单)"),
-        CommandRoute("ruling", s.rule_ownership, c.RuleOwnership, "The control office rules on ownership"),
-        CommandRoute("interim-reply", s.interim_reply, c.InterimReply, "Interim reply: reason for delay, new expected date"),
-        CommandRoute("reply", s.final_reply, c.FinalReply, "Final reply to the citizen (回复)"),
-        CommandRoute("resolve", s.resolve, c.Resolve, "Resolve"),
-        CommandRoute("close", s.close, c.Close, "Close (办结)"),
-        CommandRoute("reopen", s.reopen, c.Reopen, "Reopen"),
-        CommandRoute("rating", s.rate, c.Rate, "Satisfaction rating 1-5 (评价)"),
-        CommandRoute("extension", s.request_extension, c.RequestExtension, "Request a deadline extension (延期)"),
-        CommandRoute("extension/decision", s.decide_extension, c.DecideExtension, "Approve or refuse the pending extension"),
-        CommandRoute("supervision", s.supervise, c.Supervise, "Start or end supervision (督办)"),
-        CommandRoute("notes", s.add_note, c.AddNote, "Add a note"),
-        CommandRoute("link-duplicate", s.link_duplicate, c.LinkDuplicate, "Link to an existing open work order as a duplicate"),
+        CommandRoute("classify", c.Classify, "Classify with a problem code"),
+        CommandRoute("kind", c.ChangeKind, "Change the kind (information → action …)"),
+        CommandRoute("dispatch", c.Dispatch, "Dispatch to a department (派单)"),
+        CommandRoute("accept", c.Accept, "The department accepts it (签收)"),
+        CommandRoute("return", c.ReturnToDispatcher, "The department returns it with a reason (退单)"),
+        CommandRoute("ruling", c.RuleOwnership, "The control office rules on ownership"),
+        CommandRoute("interim-reply", c.InterimReply, "Interim reply: reason for delay, new expected date"),
+        CommandRoute("reply", c.FinalReply, "Final reply to the citizen (回复)"),
+        CommandRoute("resolve", c.Resolve, "Resolve"),
+        CommandRoute("close", c.Close, "Close (办结)"),
+        CommandRoute("reopen", c.Reopen, "Reopen"),
+        CommandRoute("rating", c.Rate, "Satisfaction rating 1-5 (评价)"),
+        CommandRoute("extension", c.RequestExtension, "Request a deadline extension (延期)"),
+        CommandRoute("extension/decision", c.DecideExtension, "Approve or refuse the pending extension"),
+        CommandRoute("supervision", c.Supervise, "Start or end supervision (督办)"),
+        CommandRoute("notes", c.AddNote, "Add a note"),
+        CommandRoute("link-duplicate", wo.LinkDuplicate, "Link to an existing open work order as a duplicate"),
     ],
     response_model=RequestAccepted,
 )
@@ -106,8 +106,7 @@ add_command_routes(
     [
         CommandRoute(
             "work-order",
-            s.create_work_order,
-            c.CreateWorkOrder,
+            wo.CreateWorkOrder,
             "Create the work order from the problem code's template",
             status_code=201,
             body_optional=True,

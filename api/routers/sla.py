@@ -2,20 +2,19 @@
 
 from __future__ import annotations
 
-import uuid
 from datetime import datetime, timedelta
 from typing import Any
 
-from fastapi import APIRouter, Depends, Query, Request, Response
-from pydantic import BaseModel, Field
+from fastapi import APIRouter, Depends, Query
 
-from api.deps import CommandRoute, add_command_routes, get_actor, get_hotline, run_command, wait_for_position
-from domain import commands as c
-from domain import notifications as n
-from domain import services as s
-from domain.base import Actor, InvalidCommand, NotFound
-from domain.calendars import BusinessCalendar, JurisdictionCalendar, calendar_id
-from domain.sla import measures
+from api.deps import CommandRoute, add_command_routes, get_hotline, wait_for_position
+from domain.base import InvalidCommand, NotFound
+from domain.calendars import commands as cal
+from domain.calendars.aggregate import BusinessCalendar, JurisdictionCalendar, calendar_id
+from domain.notifications import commands as nc
+from domain.requests import commands as c
+from domain.requests.handlers import load_request
+from domain.requests.sla import measures
 from infra.runtime import Hotline
 from infra.unit_of_work import EventStoreUnitOfWork
 from projections import notifications as notes
@@ -43,7 +42,7 @@ def get_calendar(jurisdiction: str, hotline: Hotline = Depends(get_hotline)) -> 
 add_command_routes(
     router,
     "/calendars/{jurisdiction}",
-    [CommandRoute("", s.change_calendar, c.ChangeCalendar, "Change a calendar: whole definition, holidays, make-up days")],
+    [CommandRoute("", cal.ChangeCalendar, "Change a calendar: whole definition, holidays, make-up days")],
 )
 
 
@@ -66,10 +65,8 @@ add_command_routes(
     router,
     "/requests/{ref}",
     [
-        CommandRoute("wait-for-citizen", s.wait_for_citizen, c.WaitForCitizen, "Stop the SLA clock: waiting for the citizen"),
-        CommandRoute(
-            "citizen-responded", s.citizen_responded, c.CitizenResponded, "Restart the SLA clock; the deadline moves by the pause"
-        ),
+        CommandRoute("wait-for-citizen", c.WaitForCitizen, "Stop the SLA clock: waiting for the citizen"),
+        CommandRoute("citizen-responded", c.CitizenResponded, "Restart the SLA clock; the deadline moves by the pause"),
     ],
 )
 
@@ -77,7 +74,7 @@ add_command_routes(
 @router.get("/requests/{ref}/sla", summary="SLA measures and timers of one request")
 def request_sla(ref: str, hotline: Hotline = Depends(get_hotline), min_position: int | None = None) -> dict[str, Any]:
     wait_for_position(hotline, min_position)
-    r = s.load_request(EventStoreUnitOfWork(hotline.store), ref)
+    r = load_request(EventStoreUnitOfWork(hotline.store), ref)
     with hotline.read_store.engine.connect() as conn:
         timers = sla_timers.request_timers(conn, str(r.id))
     return {
@@ -124,39 +121,8 @@ def list_notifications(
         return {"counts": notes.counts(conn), "messages": notes.listing(conn, status=status, request_id=request_id, limit=limit)}
 
 
-class RetryBody(BaseModel):
-    reason: str | None = Field(default=None, max_length=2000)
-
-
-@router.post("/notifications/{notification_id}/retry", summary="Send a dead-lettered message again")
-def retry_notification(
-    notification_id: uuid.UUID,
-    body: RetryBody,
-    request: Request,
-    response: Response,
-    hotline: Hotline = Depends(get_hotline),
-    actor: Actor = Depends(get_actor),
-) -> dict[str, Any]:
-    return run_command(hotline, n.retry_notification, actor, notification_id, body.reason, request=request, response=response)
-
-
-def _start_timers(hotline: Hotline) -> Any:
-    """API startup hook: the timer process in a thread, in the embedded mode with the real
-    clock (a simulated clock is driven by whoever moves it)."""
-    from consumers.timers import configure_sla, start_in_process
-    from domain.base import SystemClock
-
-    configure_sla(hotline)
-    if hotline.settings.mode != "embedded" or not hotline.settings.timers_inprocess or not isinstance(hotline.clock, SystemClock):
-        return None
-    return start_in_process(hotline, hotline.settings.timers_poll_seconds)
-
-
-def _register_hook() -> None:
-    from api import app as app_module
-
-    if _start_timers not in app_module.STARTUP_HOOKS:
-        app_module.STARTUP_HOOKS.append(_start_timers)
-
-
-_register_hook()
+add_command_routes(
+    router,
+    "/notifications/{notification_id}",
+    [CommandRoute("retry", nc.RetryNotification, "Send a dead-lettered message again", name="retry_notification")],
+)

@@ -8,9 +8,8 @@ from fastapi import APIRouter, Depends, Query
 
 from api.deps import CommandRoute, add_command_routes, get_hotline, wait_for_position
 from api.schemas import Accepted, WorkOrderView
-from domain import commands as c
-from domain import services as s
 from domain.base import NotFound
+from domain.work_orders import commands as c
 from infra.runtime import Hotline
 from projections import department_workload
 
@@ -45,10 +44,10 @@ add_command_routes(
     router,
     "/{order_id}",
     [
-        CommandRoute("start", s.start_work_order, c.StartWorkOrder, "Start work"),
-        CommandRoute("tasks", s.complete_work_order_task, c.CompleteWorkOrderTask, "Mark a template task done"),
-        CommandRoute("complete", s.complete_work_order, c.CompleteWorkOrder, "Complete: every linked request is told the outcome"),
-        CommandRoute("cancel", s.cancel_work_order, c.CancelWorkOrder, "Cancel"),
+        CommandRoute("start", c.StartWorkOrder, "Start work"),
+        CommandRoute("tasks", c.CompleteWorkOrderTask, "Mark a template task done"),
+        CommandRoute("complete", c.CompleteWorkOrder, "Complete: every linked request is told the outcome"),
+        CommandRoute("cancel", c.CancelWorkOrder, "Cancel"),
     ],
     response_model=Accepted,
 )

@@ -7,5 +7,6 @@ queues and the automatic call distribution (ACD) that decides who handles what.
 * :mod:`.rules`: queue rules (skills, relaxation, ageing, opening hours): pure code.
 * :mod:`.routing`: the in-memory matching view the router process keeps: pure code fed
   by event envelopes, answering "who next" in O(log n).
-* :mod:`.services`: command handlers (same style as :mod:`domain.services`).
+* :mod:`.commands` and :mod:`.handlers`: the commands and their handlers, the same
+  shape as every context (:mod:`domain.handling`).
 """

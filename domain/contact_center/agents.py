@@ -23,7 +23,7 @@ from datetime import date, datetime, timedelta
 from typing import Any
 
 from domain.base import Context, HotlineAggregate, InvalidCommand, InvalidTransition, derived_id
-from domain.citizens import check_language
+from domain.citizens.aggregate import check_language
 from domain.contact_center.rules import DEFAULT_CAPACITY, MEDIA, check_skills
 
 PRESENCES = ("logged_out", "available", "not_ready")

@@ -8,7 +8,7 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from domain.commands import Command
+from domain.handling import Command, Target
 
 ContactChannel = Literal["phone", "callback", "chat", "social", "sms", "email", "web"]
 Media = Literal["voice", "chat", "email", "web"]
@@ -62,20 +62,26 @@ class LoginAgent(Command):
     ready: bool = Field(default=True, description="Available at once (else not ready, reason 'login')")
 
 
-class LogoutAgent(Command):
+class AgentStateCommand(Command):
+    """A command on one agent's state or settings, named by the agent's id."""
+
+    agent_id: Target = ""
+
+
+class LogoutAgent(AgentStateCommand):
     pass
 
 
-class SetPresence(Command):
+class SetPresence(AgentStateCommand):
     presence: Literal["available", "not_ready"]
     reason: str | None = None
 
 
-class MoveAgent(Command):
+class MoveAgent(AgentStateCommand):
     queues: list[str]
 
 
-class ChangeSkills(Command):
+class ChangeSkills(AgentStateCommand):
     skills: dict[str, int]
     languages: list[str]
 
@@ -93,7 +99,15 @@ class ContactArrives(Command):
     subject: str | None = Field(default=None, max_length=500)
 
 
-class AgentCommand(Command):
+class ContactCommand(Command):
+    """A command on one contact, named by its id (or the PBX channel id it arrived with)."""
+
+    contact_id: Target = ""
+
+
+class AgentCommand(ContactCommand):
+    """What an agent does on a contact: ``agent_id`` is the agent acting."""
+
     agent_id: str
 
 
@@ -136,26 +150,26 @@ class Leave(AgentCommand):
     pass
 
 
-class End(Command):
+class End(ContactCommand):
     agent_id: str | None = None
     ended_by: Literal["citizen", "agent", "supervisor", "system"] = "agent"
 
 
-class WrapUp(Command):
+class WrapUp(ContactCommand):
     agent_id: str | None = None
     disposition: str | None = Field(default=None, max_length=100)
     timed_out: bool = False
 
 
-class Abandon(Command):
+class Abandon(ContactCommand):
     pass
 
 
-class OverflowContact(Command):
+class OverflowContact(ContactCommand):
     reason: Literal["max_wait", "closed", "no_agents", "supervisor"] = "max_wait"
 
 
-class LinkRequest(Command):
+class LinkRequest(ContactCommand):
     request_id: str
 
 
@@ -173,10 +187,31 @@ class ScheduleCallback(Command):
     external_id: str | None = None
 
 
-class CallbackOutcome(Command):
+class CallbackOutcome(ContactCommand):
     outcome: Literal["answered", "no_answer", "busy", "failed"]
 
 
-class Supervise(Command):
+class Supervise(ContactCommand):
     supervisor_id: str
     mode: Literal["monitor", "whisper", "barge", "stop", "take_over"]
+
+
+# -------------------------------------------------------------------- the router's decisions
+class OfferContact(ContactCommand):
+    """A supervisor assigns a waiting contact to an agent: reserve the agent and offer the
+    contact, both or neither."""
+
+    agent_id: str
+
+
+class OfferContacts(Command):
+    """The router's batch of decisions, (contact id, agent id) pairs, in one transaction."""
+
+    decisions: list[tuple[str, str]] = Field(max_length=10_000)
+
+
+class TimeOutOffer(Command):
+    """Nobody answered the offer in time."""
+
+    contact_id: str
+    agent_id: str

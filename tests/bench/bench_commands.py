@@ -27,9 +27,8 @@ from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
 
-from domain import commands as c
-from domain import services as s
 from domain.base import Actor
+from domain.requests import commands as c
 from infra.runtime import Hotline
 from infra.settings import Settings
 from tests.conftest import create_pg_database, drop_pg_database, load_catalogue
@@ -100,12 +99,12 @@ def domain_clients(settings: Settings, clients: int, seconds: float, first: int 
     def work(n: int, i: int) -> int:
         if i % 2 == 0 or not refs:
             body = _register_body(offset + (first + n) * 100_000 + i)
-            out = hotline.bus.execute(s.register_request, AGENT, c.RegisterRequest(**body))
+            out = hotline.bus.execute(c.RegisterRequest(**body), AGENT)
             with lock:
                 refs.append(out.result["reference"])
             return 4  # citizen, identity claim, request registered, classified
         ref = refs[random.randrange(len(refs))]
-        hotline.bus.execute(s.add_note, AGENT, ref, c.AddNote(text=f"note {i}"))
+        hotline.bus.execute(c.AddNote(ref=ref, text=f"note {i}"), AGENT)
         return 1
 
     try:

@@ -46,7 +46,7 @@ def generate(url: str, events: int, data_dir: Path) -> int:
     h.close()
     by_aggregate: dict[Any, list[Any]] = {}
     for n in notifications:
-        if n.topic.startswith("domain.requests:") or n.topic.startswith("domain.citizens:Citizen."):
+        if n.topic.startswith("domain.requests.aggregate:") or n.topic.startswith("domain.citizens.aggregate:Citizen."):
             by_aggregate.setdefault(n.originator_id, []).append(n)
     templates = [evs for evs in by_aggregate.values() if evs[0].originator_version == 1]
     references = {}

@@ -230,7 +230,6 @@ def bench_end_to_end(
     from consumers.router import Router, enable_aggregate_cache
     from domain.base import Actor, DomainError, FixedClock
     from domain.contact_center import commands as cc
-    from domain.contact_center import services as ccs
     from infra.runtime import Hotline
     from infra.settings import Settings
 
@@ -257,7 +256,7 @@ def bench_end_to_end(
     timings: dict[str, Any] = {"store": store, "agents": agents, "contacts_waiting": contacts, "batch": batch}
     try:
         for skill in SKILLS:
-            bus.execute(ccs.define_queue, sup, cc.DefineQueue(queue_id=skill, required_skills={skill: 2}, offer_timeout_seconds=3600))
+            bus.execute(cc.DefineQueue(queue_id=skill, required_skills={skill: 2}, offer_timeout_seconds=3600), sup)
         people = population(rng, agents)
 
         def parallel(fn: Any, items: list[Any]) -> float:
@@ -268,17 +267,15 @@ def bench_end_to_end(
 
         timings["login_s"] = parallel(
             lambda p: bus.execute(
-                ccs.login_agent,
-                Actor(p["agent_id"], "agent"),
                 cc.LoginAgent(agent_id=p["agent_id"], queues=p["queues"], skills=p["skills"], languages=p["languages"], ready=False),
+                Actor(p["agent_id"], "agent"),
             ),
             people,
         )
         timings["arrivals_s"] = parallel(
             lambda i: bus.execute(
-                ccs.contact_arrives,
-                pbx,
                 cc.ContactArrives(channel="phone", queue_id=rng.choice(SKILLS), language=rng.choice(LANGS), priority=rng.choice([0, 0, 1])),
+                pbx,
             ),
             list(range(contacts)),
         )
@@ -291,7 +288,7 @@ def bench_end_to_end(
         per_round = []
         for _ in range(rounds):
             parallel(
-                lambda p: bus.execute(ccs.set_presence, Actor(p["agent_id"], "agent"), p["agent_id"], cc.SetPresence(presence="available")),
+                lambda p: bus.execute(cc.SetPresence(agent_id=p["agent_id"], presence="available"), Actor(p["agent_id"], "agent")),
                 people,
             )
             router.catch_up()
@@ -309,15 +306,12 @@ def bench_end_to_end(
 
             def decline(item: tuple[str, str]) -> None:
                 with contextlib.suppress(DomainError):
-                    bus.execute(ccs.decline_offer, Actor(item[1], "agent"), item[0], cc.Decline(agent_id=item[1]))
+                    bus.execute(cc.Decline(contact_id=item[0], agent_id=item[1]), Actor(item[1], "agent"))
 
             parallel(decline, offered)
             parallel(
                 lambda p: bus.execute(
-                    ccs.set_presence,
-                    Actor(p["agent_id"], "agent"),
-                    p["agent_id"],
-                    cc.SetPresence(presence="not_ready", reason="break"),
+                    cc.SetPresence(agent_id=p["agent_id"], presence="not_ready", reason="break"), Actor(p["agent_id"], "agent")
                 ),
                 people,
             )

@@ -39,8 +39,8 @@ import sqlalchemy as sa  # noqa: E402
 
 from consumers.timers import TimerProcess  # noqa: E402
 from domain.base import SYSTEM, Context, FixedClock  # noqa: E402
-from domain.requests import ServiceRequest  # noqa: E402
-from domain.sla import MISSED, Timer, stamp  # noqa: E402
+from domain.requests.aggregate import ServiceRequest  # noqa: E402
+from domain.requests.sla import MISSED, Timer, stamp  # noqa: E402
 from infra.read_store import write_position  # noqa: E402
 from infra.runtime import Hotline  # noqa: E402
 from infra.settings import Settings  # noqa: E402

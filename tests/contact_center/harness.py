@@ -11,10 +11,10 @@ from typing import Any
 
 from consumers.router import Router
 from domain.base import Actor, FixedClock
+from domain.config import Deps
 from domain.contact_center import commands as cc
-from domain.contact_center import services as ccs
 from domain.envelope import Envelope
-from domain.services import Deps
+from domain.handling import Command
 from infra import eventstore
 from infra.bus import CommandBus, CommandResult
 from infra.eventstore import EventStore
@@ -57,38 +57,34 @@ class Center:
         self.committer.close()
 
     # ------------------------------------------------------------------ commands
-    def run(self, handler: Any, *args: Any, actor: Actor = SYSTEM) -> dict[str, Any]:
-        result: CommandResult = self.bus.execute(handler, actor, *args)
+    def run(self, cmd: Command, actor: Actor = SYSTEM) -> dict[str, Any]:
+        result: CommandResult = self.bus.execute(cmd, actor)
         return result.result
 
     def queue(self, queue_id: str, **config: Any) -> dict[str, Any]:
-        return self.run(ccs.define_queue, cc.DefineQueue(queue_id=queue_id, **config), actor=SUPERVISOR)
+        return self.run(cc.DefineQueue(queue_id=queue_id, **config), actor=SUPERVISOR)
 
     def login(self, agent_id: str, queues: list[str], skills: dict[str, int] | None = None, **kw: Any) -> dict[str, Any]:
-        return self.run(
-            ccs.login_agent,
-            cc.LoginAgent(agent_id=agent_id, queues=queues, skills=skills or {}, **kw),
-            actor=Actor(agent_id, "agent"),
-        )
+        return self.run(cc.LoginAgent(agent_id=agent_id, queues=queues, skills=skills or {}, **kw), actor=Actor(agent_id, "agent"))
 
     def arrive(self, queue_id: str, channel: str = "phone", **kw: Any) -> str:
         kw.setdefault("phone", "+390612345678")
-        return str(self.run(ccs.contact_arrives, cc.ContactArrives.model_validate({"channel": channel, "queue_id": queue_id, **kw}))["id"])
+        return str(self.run(cc.ContactArrives.model_validate({"channel": channel, "queue_id": queue_id, **kw}))["id"])
 
-    def as_agent(self, agent_id: str, handler: Any, *args: Any) -> dict[str, Any]:
-        return self.run(handler, *args, actor=Actor(agent_id, "agent"))
+    def as_agent(self, agent_id: str, cmd: Command) -> dict[str, Any]:
+        return self.run(cmd, actor=Actor(agent_id, "agent"))
 
     def answer(self, contact_id: str, agent_id: str) -> dict[str, Any]:
-        return self.as_agent(agent_id, ccs.answer_contact, contact_id, cc.Answer(agent_id=agent_id))
+        return self.as_agent(agent_id, cc.Answer(contact_id=contact_id, agent_id=agent_id))
 
     def end(self, contact_id: str, agent_id: str) -> dict[str, Any]:
-        return self.as_agent(agent_id, ccs.end_contact, contact_id, cc.End(agent_id=agent_id))
+        return self.as_agent(agent_id, cc.End(contact_id=contact_id, agent_id=agent_id))
 
     def wrap(self, contact_id: str, agent_id: str, disposition: str | None = "resolved") -> dict[str, Any]:
-        return self.as_agent(agent_id, ccs.wrap_up_contact, contact_id, cc.WrapUp(agent_id=agent_id, disposition=disposition))
+        return self.as_agent(agent_id, cc.WrapUp(contact_id=contact_id, agent_id=agent_id, disposition=disposition))
 
     def presence(self, agent_id: str, presence: str, reason: str | None = None) -> dict[str, Any]:
-        return self.as_agent(agent_id, ccs.set_presence, agent_id, cc.SetPresence.model_validate({"presence": presence, "reason": reason}))
+        return self.as_agent(agent_id, cc.SetPresence.model_validate({"agent_id": agent_id, "presence": presence, "reason": reason}))
 
     def route(self) -> int:
         return self.router.run_until_idle()

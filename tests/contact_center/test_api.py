@@ -55,7 +55,7 @@ def test_queue_agent_contact_and_wallboard(api: tuple[TestClient, Hotline]) -> N
     r = client.post(f"/contacts/{cid}/answer", json={"agent_id": "A1"}, headers=agent("A1"))
     assert r.status_code == 409  # no second answer
     r = client.post(f"/contacts/{cid}/end", json={"agent_id": "B9"}, headers=agent("A1"))
-    assert r.status_code == 409  # an agent acts only for themselves
+    assert r.status_code == 403  # an agent acts only for themselves
     r = client.post(f"/contacts/{cid}/end", json={"agent_id": "A1"}, headers=agent("A1"))
     assert r.status_code == 200 and r.json()["status"] == "closed"
     board = client.get("/wallboard").json()
@@ -72,4 +72,4 @@ def test_errors_are_clear(api: tuple[TestClient, Hotline]) -> None:
     r = client.post("/queues", json={"queue_id": "x", "required_skills": {"a": 9}}, headers=SUP)
     assert r.status_code == 422
     r = client.post("/queues", json={"queue_id": "x"}, headers=agent("A1"))
-    assert r.status_code == 409  # forbidden for agents
+    assert r.status_code == 403  # forbidden for agents

@@ -71,15 +71,12 @@ def test_callback_leg_outcomes(center: Center) -> None:
     from datetime import timedelta
 
     from domain.contact_center import commands as cc
-    from domain.contact_center import services as ccs
     from tests.contact_center.harness import SUPERVISOR
 
     center.queue("out", wrap_seconds=0)
     center.login("A1", ["out"])
     cid = center.run(
-        ccs.schedule_callback,
-        cc.ScheduleCallback(queue_id="out", phone="+39061", due_at=center.clock.now() + timedelta(seconds=1)),
-        actor=SUPERVISOR,
+        cc.ScheduleCallback(queue_id="out", phone="+39061", due_at=center.clock.now() + timedelta(seconds=1)), actor=SUPERVISOR
     )["id"]
     center.tick(2)
     center.answer(cid, "A1")

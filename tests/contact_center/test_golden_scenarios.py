@@ -185,9 +185,8 @@ def test_overflow_to_callback_keeps_the_callers_place(center: Center) -> None:
     result = center.answer(early, "A")
     assert result["how"] == "dialing"
     from domain.contact_center import commands as cc
-    from domain.contact_center import services as ccs
 
-    center.run(ccs.callback_outcome, early, cc.CallbackOutcome(outcome="answered"))
+    center.run(cc.CallbackOutcome(contact_id=early, outcome="answered"))
     kinds = center.events_of(early)
     assert kinds[-2:] == ["callback_attempted", "callback_connected"]
     assert center.offered_to(later) is None

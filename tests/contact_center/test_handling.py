@@ -7,9 +7,8 @@ from datetime import timedelta
 import pytest
 
 from consumers.router import Router
-from domain.base import Actor, ConcurrencyConflict, InvalidCommand, InvalidTransition
+from domain.base import Actor, ConcurrencyConflict, Forbidden, InvalidCommand, InvalidTransition
 from domain.contact_center import commands as cc
-from domain.contact_center import services as ccs
 from tests.contact_center.harness import SUPERVISOR, Center
 
 
@@ -50,7 +49,7 @@ def test_decline_puts_the_contact_back_and_offers_it_elsewhere(center: Center) -
     cid = center.arrive("q")
     center.route()
     assert center.offered_to(cid) == "A"
-    center.as_agent("A", ccs.decline_offer, cid, cc.Decline(agent_id="A"))
+    center.as_agent("A", cc.Decline(contact_id=cid, agent_id="A"))
     center.route()
     assert center.offered_to(cid) == "B"
 
@@ -60,9 +59,9 @@ def test_one_contact_is_never_offered_to_two_agents(center: Center) -> None:
     center.login("A", ["q"])
     center.login("B", ["q"])
     cid = center.arrive("q")
-    center.run(ccs.offer_contact, cid, "A", actor=SUPERVISOR)
+    center.run(cc.OfferContact(contact_id=cid, agent_id="A"), actor=SUPERVISOR)
     with pytest.raises(InvalidTransition):
-        center.run(ccs.offer_contact, cid, "B", actor=SUPERVISOR)
+        center.run(cc.OfferContact(contact_id=cid, agent_id="B"), actor=SUPERVISOR)
     offered = [e for e in center.envelopes() if e.type == "hotline.contact.offered.v1"]
     assert len(offered) == 1
 
@@ -71,12 +70,12 @@ def test_one_voice_agent_is_never_given_two_calls(center: Center) -> None:
     center.queue("q")
     center.login("A", ["q"])
     c1, c2 = center.arrive("q"), center.arrive("q")
-    center.run(ccs.offer_contact, c1, "A", actor=SUPERVISOR)
+    center.run(cc.OfferContact(contact_id=c1, agent_id="A"), actor=SUPERVISOR)
     with pytest.raises(InvalidTransition):
-        center.run(ccs.offer_contact, c2, "A", actor=SUPERVISOR)
+        center.run(cc.OfferContact(contact_id=c2, agent_id="A"), actor=SUPERVISOR)
     center.answer(c1, "A")
     with pytest.raises(InvalidTransition):
-        center.run(ccs.offer_contact, c2, "A", actor=SUPERVISOR)
+        center.run(cc.OfferContact(contact_id=c2, agent_id="A"), actor=SUPERVISOR)
 
 
 def test_chats_up_to_capacity_and_voice_is_exclusive(center: Center) -> None:
@@ -116,8 +115,8 @@ def test_two_routers_racing_never_double_assign(center: Center) -> None:
     d1 = center.router.view.decide(center.clock.now())
     d2 = other.view.decide(center.clock.now())
     assert d1 and {(d.contact_id, d.agent_id) for d in d1} == {(d.contact_id, d.agent_id) for d in d2}
-    r1 = center.run(ccs.offer_contacts, [(d.contact_id, d.agent_id) for d in d1])
-    r2 = center.run(ccs.offer_contacts, [(d.contact_id, d.agent_id) for d in d2])
+    r1 = center.run(cc.OfferContacts(decisions=[(d.contact_id, d.agent_id) for d in d1]))
+    r2 = center.run(cc.OfferContacts(decisions=[(d.contact_id, d.agent_id) for d in d2]))
     assert len(r1["offered"]) == 5 and r2["offered"] == [] and len(r2["skipped"]) == 5
     offered = [e for e in center.envelopes() if e.type == "hotline.contact.offered.v1"]
     assert len(offered) == 5 and len({e.aggregate_id for e in offered}) == 5
@@ -132,13 +131,13 @@ def test_stale_write_conflicts_and_writes_nothing(center: Center) -> None:
     center.login("A", ["q"])
     center.login("B", ["q"])
     cid = center.arrive("q")
-    center.as_agent("A", ccs.grab_contact, cid, cc.Grab(agent_id="A"))
+    center.as_agent("A", cc.Grab(contact_id=cid, agent_id="A"))
     before = len(center.envelopes())
     with pytest.raises(InvalidTransition):
-        center.as_agent("B", ccs.grab_contact, cid, cc.Grab(agent_id="B"))
+        center.as_agent("B", cc.Grab(contact_id=cid, agent_id="B"))
     assert len(center.envelopes()) == before
     with pytest.raises(ConcurrencyConflict):
-        center.run(ccs.end_contact, cid, cc.End(agent_id="A", expected_version=1), actor=SUPERVISOR)
+        center.run(cc.End(contact_id=cid, agent_id="A", expected_version=1), actor=SUPERVISOR)
 
 
 def test_grab_mode_ring_all(center: Center) -> None:
@@ -148,10 +147,10 @@ def test_grab_mode_ring_all(center: Center) -> None:
     cid = center.arrive("g")
     center.route()
     assert center.offers() == {}  # ring-all: nobody is reserved, everyone may grab
-    res = center.as_agent("B", ccs.grab_contact, cid, cc.Grab(agent_id="B"))
+    res = center.as_agent("B", cc.Grab(contact_id=cid, agent_id="B"))
     assert res["status"] == "connected" and res["agent_id"] == "B"
     with pytest.raises(InvalidTransition):
-        center.as_agent("A", ccs.grab_contact, cid, cc.Grab(agent_id="A"))
+        center.as_agent("A", cc.Grab(contact_id=cid, agent_id="A"))
 
 
 def test_grab_refused_on_a_queue_without_grab_mode(center: Center) -> None:
@@ -160,7 +159,7 @@ def test_grab_refused_on_a_queue_without_grab_mode(center: Center) -> None:
     cid = center.arrive("q")
     center.presence("A", "available")
     with pytest.raises(InvalidTransition):
-        center.as_agent("A", ccs.grab_contact, cid, cc.Grab(agent_id="A"))
+        center.as_agent("A", cc.Grab(contact_id=cid, agent_id="A"))
 
 
 def test_round_robin_and_fewest_contacts(center: Center) -> None:
@@ -182,7 +181,7 @@ def test_round_robin_and_fewest_contacts(center: Center) -> None:
     # fewest contacts today: give B two more; then C and A (fewest) come before B
     for _ in range(2):
         cid = center.arrive("few")
-        center.run(ccs.offer_contact, cid, "B", actor=SUPERVISOR)
+        center.run(cc.OfferContact(contact_id=cid, agent_id="B"), actor=SUPERVISOR)
         center.answer(cid, "B")
         center.end(cid, "B")
     cid = center.arrive("few")
@@ -208,9 +207,9 @@ def test_hold_resume_and_talk_times(center: Center) -> None:
     center.tick(12)
     center.answer(cid, "A")
     center.tick(30)
-    center.as_agent("A", ccs.hold_contact, cid, cc.Hold(agent_id="A"))
+    center.as_agent("A", cc.Hold(contact_id=cid, agent_id="A"))
     center.tick(20)
-    center.as_agent("A", ccs.resume_contact, cid, cc.Resume(agent_id="A"))
+    center.as_agent("A", cc.Resume(contact_id=cid, agent_id="A"))
     center.tick(10)
     center.end(cid, "A")
     ev = {e.type.split(".")[2]: e.data for e in center.envelopes() if e.aggregate_id == cid}
@@ -225,7 +224,7 @@ def test_cold_transfer_to_a_queue(center: Center) -> None:
     center.login("A", ["q"])
     center.login("T", ["tax"])
     cid = _connected(center, "A")
-    center.as_agent("A", ccs.transfer_contact, cid, cc.Transfer(agent_id="A", to_queue_id="tax"))
+    center.as_agent("A", cc.Transfer(contact_id=cid, agent_id="A", to_queue_id="tax"))
     center.route()
     assert center.offered_to(cid) == "T"
     assert center.agent_state("A") == "wrap_up"
@@ -240,11 +239,11 @@ def test_warm_transfer_to_an_expert_seat(center: Center) -> None:
     center.login("A", ["q"])
     center.login("X", ["experts"])
     cid = _connected(center, "A")
-    center.as_agent("A", ccs.transfer_contact, cid, cc.Transfer(agent_id="A", to_agent_id="X", mode="warm", expert=True))
+    center.as_agent("A", cc.Transfer(contact_id=cid, agent_id="A", to_agent_id="X", mode="warm", expert=True))
     center.route()
     assert center.agent_state("X") == "reserved" and center.agent_state("A") == "on_contact"
     center.answer(cid, "X")  # the expert joins the conversation
-    res = center.as_agent("A", ccs.complete_transfer, cid, cc.CompleteTransfer(agent_id="A"))
+    res = center.as_agent("A", cc.CompleteTransfer(contact_id=cid, agent_id="A"))
     assert res["agent_id"] == "X"
     center.route()
     assert center.agent_state("A") == "wrap_up" and center.agent_state("X") == "on_contact"
@@ -258,7 +257,7 @@ def test_cold_transfer_to_an_agent_who_does_not_answer_goes_back_to_the_queue(ce
     center.login("A", ["q"])
     center.login("X", ["other"] if False else [])
     cid = _connected(center, "A")
-    center.as_agent("A", ccs.transfer_contact, cid, cc.Transfer(agent_id="A", to_agent_id="X"))
+    center.as_agent("A", cc.Transfer(contact_id=cid, agent_id="A", to_agent_id="X"))
     center.route()
     assert center.offered_to(cid) == "X"
     center.tick(6)
@@ -271,7 +270,7 @@ def test_conference_and_end_sends_everyone_to_wrap_up(center: Center) -> None:
     center.login("A", ["q"])
     center.login("B", [])
     cid = _connected(center, "A")
-    center.as_agent("A", ccs.invite_agent, cid, cc.Invite(agent_id="A", invitee_id="B"))
+    center.as_agent("A", cc.Invite(contact_id=cid, agent_id="A", invitee_id="B"))
     center.answer(cid, "B")
     center.end(cid, "A")
     center.route()
@@ -286,13 +285,13 @@ def test_supervisor_monitor_whisper_barge_and_take_over(center: Center) -> None:
     center.login("A", ["q"])
     cid = _connected(center, "A")
     for mode in ("monitor", "whisper", "barge"):
-        center.run(ccs.supervise_contact, cid, cc.Supervise(supervisor_id="sup1", mode=mode), actor=SUPERVISOR)
-    with pytest.raises(InvalidTransition):  # an agent may not supervise
-        center.run(ccs.supervise_contact, cid, cc.Supervise(supervisor_id="A", mode="monitor"), actor=Actor("A", "agent"))
-    center.run(ccs.supervise_contact, cid, cc.Supervise(supervisor_id="sup1", mode="take_over"), actor=SUPERVISOR)
+        center.run(cc.Supervise(contact_id=cid, supervisor_id="sup1", mode=mode), actor=SUPERVISOR)
+    with pytest.raises(Forbidden):  # an agent may not supervise
+        center.run(cc.Supervise(contact_id=cid, supervisor_id="A", mode="monitor"), actor=Actor("A", "agent"))
+    center.run(cc.Supervise(contact_id=cid, supervisor_id="sup1", mode="take_over"), actor=SUPERVISOR)
     center.route()
     assert center.agent_state("A") == "wrap_up"
-    center.run(ccs.end_contact, cid, cc.End(ended_by="supervisor"), actor=SUPERVISOR)
+    center.run(cc.End(contact_id=cid, ended_by="supervisor"), actor=SUPERVISOR)
     kinds = center.events_of(cid)
     assert kinds.count("supervisor_joined") == 3 and "taken_over" in kinds and kinds[-1] == "wrapped_up"
 
@@ -301,16 +300,16 @@ def test_supervisor_forces_state_and_moves_agents(center: Center) -> None:
     center.queue("q")
     center.queue("r")
     center.login("A", ["q"])
-    center.run(ccs.set_presence, "A", cc.SetPresence(presence="not_ready", reason="meeting"), actor=SUPERVISOR)
+    center.run(cc.SetPresence(agent_id="A", presence="not_ready", reason="meeting"), actor=SUPERVISOR)
     forced = [e for e in center.envelopes() if e.type == "hotline.agent.state_changed.v1"][-1]
     assert forced.data["forced_by"] == "sup1" and forced.data["reason"] == "meeting"
-    center.run(ccs.move_agent, "A", cc.MoveAgent(queues=["r"]), actor=SUPERVISOR)
+    center.run(cc.MoveAgent(agent_id="A", queues=["r"]), actor=SUPERVISOR)
     center.presence("A", "available")
     cid = center.arrive("r")
     center.route()
     assert center.offered_to(cid) == "A"
-    with pytest.raises(InvalidTransition):  # agents act only for themselves
-        center.as_agent("B", ccs.set_presence, "A", cc.SetPresence(presence="not_ready"))
+    with pytest.raises(Forbidden):  # agents act only for themselves
+        center.as_agent("B", cc.SetPresence(agent_id="A", presence="not_ready"))
 
 
 def test_abandon_while_offered_withdraws_the_offer(center: Center) -> None:
@@ -319,7 +318,7 @@ def test_abandon_while_offered_withdraws_the_offer(center: Center) -> None:
     cid = center.arrive("q")
     center.route()
     center.tick(4)
-    center.run(ccs.abandon_contact, cid, cc.Abandon())
+    center.run(cc.Abandon(contact_id=cid))
     center.route()
     assert center.agent_state("A") == "available"
     ab = next(e for e in center.envelopes() if e.type == "hotline.contact.abandoned.v1")
@@ -331,8 +330,8 @@ def test_link_request_and_idempotent_arrival(center: Center) -> None:
     cid = center.arrive("q", external_id="pbx-1")
     again = center.arrive("q", external_id="pbx-1")
     assert again == cid
-    center.run(ccs.link_request, cid, cc.LinkRequest(request_id="r-1"))
-    center.run(ccs.link_request, cid, cc.LinkRequest(request_id="r-1"))
+    center.run(cc.LinkRequest(contact_id=cid, request_id="r-1"))
+    center.run(cc.LinkRequest(contact_id=cid, request_id="r-1"))
     assert center.events_of(cid).count("request_linked") == 1
 
 
@@ -341,7 +340,6 @@ def test_scheduled_callback_with_retries(center: Center) -> None:
     center.login("A", ["out"])
     due = center.clock.now() + timedelta(minutes=30)
     res = center.run(
-        ccs.schedule_callback,
         cc.ScheduleCallback(
             queue_id="out", phone="+390611111", due_at=due, reason="survey", request_id="R1", max_attempts=2, retry_seconds=600
         ),
@@ -353,7 +351,7 @@ def test_scheduled_callback_with_retries(center: Center) -> None:
     center.tick(30 * 60)
     assert center.offered_to(cid) == "A"
     center.answer(cid, "A")
-    center.run(ccs.callback_outcome, cid, cc.CallbackOutcome(outcome="no_answer"))
+    center.run(cc.CallbackOutcome(contact_id=cid, outcome="no_answer"))
     center.route()
     assert center.agent_state("A") == "available"
     center.tick(599)
@@ -361,7 +359,7 @@ def test_scheduled_callback_with_retries(center: Center) -> None:
     center.tick(2)
     assert center.offered_to(cid) == "A"
     center.answer(cid, "A")
-    center.run(ccs.callback_outcome, cid, cc.CallbackOutcome(outcome="busy"))
+    center.run(cc.CallbackOutcome(contact_id=cid, outcome="busy"))
     kinds = center.events_of(cid)
     assert kinds[-1] == "callback_gave_up" and kinds.count("callback_attempted") == 2
     assert center.terminal_counts()[cid] == 1

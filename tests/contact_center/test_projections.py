@@ -5,7 +5,6 @@ from __future__ import annotations
 from pathlib import Path
 
 from domain.contact_center import commands as cc
-from domain.contact_center import services as ccs
 from infra.read_store import ReadStore, make_engine
 from projections import agent_desk, all_projections, wallboard
 from tests.contact_center.harness import Center
@@ -45,7 +44,7 @@ def test_wallboard_and_desk(center: Center, tmp_path: Path) -> None:
     waiting2 = center.arrive("q", priority=3)
     gone = center.arrive("q")
     center.tick(2)
-    center.run(ccs.abandon_contact, gone, cc.Abandon())
+    center.run(cc.Abandon(contact_id=gone))
     grab_me = center.arrive("g")
     center.tick(60)
     center.end(fast, who)

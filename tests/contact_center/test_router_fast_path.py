@@ -19,7 +19,6 @@ from typing import Any
 from consumers.router import Router, own_envelope
 from domain.base import aggregate_state
 from domain.contact_center import commands as cc
-from domain.contact_center import services as ccs
 from domain.contact_center.agents import agent_uuid
 from domain.contact_center.routing import AgentView, RoutingView
 from domain.contact_center.rules import QueueRules
@@ -39,7 +38,7 @@ def _busy_day(center: Center) -> list[str]:
     center.route()
     offers = center.offers()
     first, agent = sorted(offers.items())[0]
-    center.as_agent(agent, ccs.decline_offer, first, cc.Decline(agent_id=agent))
+    center.as_agent(agent, cc.Decline(contact_id=first, agent_id=agent))
     center.route()
     for cid, a in sorted(center.offers().items()):
         center.answer(cid, a)
@@ -48,7 +47,7 @@ def _busy_day(center: Center) -> list[str]:
     if live:
         holder = center.router.view.contacts[live[0]].agent_id
         assert holder is not None
-        center.as_agent(holder, ccs.transfer_contact, live[0], cc.Transfer(agent_id=holder, to_queue_id="q"))
+        center.as_agent(holder, cc.Transfer(contact_id=live[0], agent_id=holder, to_queue_id="q"))
     center.presence("C", "not_ready", "break")
     center.route()
     for cid in live[1:]:

@@ -20,7 +20,7 @@ from hypothesis.stateful import RuleBasedStateMachine, invariant, precondition, 
 from consumers.router import Router
 from domain.base import Actor, DomainError
 from domain.contact_center import commands as cc
-from domain.contact_center import services as ccs
+from domain.handling import Command
 from tests.contact_center.harness import SUPERVISOR, Center
 
 AGENTS = ("A1", "A2", "A3", "A4")
@@ -98,9 +98,9 @@ class ContactCenterMachine(RuleBasedStateMachine):
         self.arrivals = 0
 
     # ------------------------------------------------------------------ helpers
-    def _try(self, handler: Any, *args: Any, actor: Actor = SUPERVISOR) -> bool:
+    def _try(self, cmd: Command, actor: Actor = SUPERVISOR) -> bool:
         try:
-            self.center.run(handler, *args, actor=actor)
+            self.center.run(cmd, actor=actor)
             return True
         except DomainError:
             return False
@@ -122,23 +122,18 @@ class ContactCenterMachine(RuleBasedStateMachine):
 
     @rule(agent=st.sampled_from(AGENTS), tax=st.integers(1, 5))
     def login(self, agent: str, tax: int) -> None:
-        if self._try(
-            ccs.login_agent,
-            cc.LoginAgent(agent_id=agent, queues=["q1", "q2", "g"], skills={"tax": tax}, languages=["it", "en"][: 1 + tax % 2]),
-        ):
+        if self._try(cc.LoginAgent(agent_id=agent, queues=["q1", "q2", "g"], skills={"tax": tax}, languages=["it", "en"][: 1 + tax % 2])):
             self.logged.add(agent)
 
     @rule(agent=st.sampled_from(AGENTS), presence=st.sampled_from(["available", "not_ready"]))
     def presence(self, agent: str, presence: str) -> None:
         self._try(
-            ccs.set_presence,
-            agent,
-            cc.SetPresence.model_validate({"presence": presence, "reason": "break" if presence == "not_ready" else None}),
+            cc.SetPresence.model_validate({"agent_id": agent, "presence": presence, "reason": "break" if presence == "not_ready" else None})
         )
 
     @rule(agent=st.sampled_from(AGENTS))
     def logout(self, agent: str) -> None:
-        self._try(ccs.logout_agent, agent, cc.LogoutAgent())
+        self._try(cc.LogoutAgent(agent_id=agent))
 
     @rule()
     def route(self) -> None:
@@ -154,32 +149,32 @@ class ContactCenterMachine(RuleBasedStateMachine):
         offered = [(cid, c.offered_to) for cid, c in offers if c.offered_to]
         if offered:
             cid, agent = data.draw(st.sampled_from(offered))
-            self._try(ccs.answer_contact, cid, cc.Answer(agent_id=agent))
+            self._try(cc.Answer(contact_id=cid, agent_id=agent))
 
     @rule(data=st.data())
     def decline(self, data: st.DataObject) -> None:
         offered = [(cid, c.offered_to) for cid, c in sorted(self._view().contacts.items()) if c.offered_to]
         if offered:
             cid, agent = data.draw(st.sampled_from(offered))
-            self._try(ccs.decline_offer, cid, cc.Decline(agent_id=agent))
+            self._try(cc.Decline(contact_id=cid, agent_id=agent))
 
     @rule(data=st.data(), agent=st.sampled_from(AGENTS))
     def grab(self, data: st.DataObject, agent: str) -> None:
         waiting = self._contacts("queued")
         if waiting:
-            self._try(ccs.grab_contact, data.draw(st.sampled_from(waiting)), cc.Grab(agent_id=agent))
+            self._try(cc.Grab(contact_id=data.draw(st.sampled_from(waiting)), agent_id=agent))
 
     @rule(data=st.data())
     def end(self, data: st.DataObject) -> None:
         live = self._contacts("connected")
         if live:
-            self._try(ccs.end_contact, data.draw(st.sampled_from(live)), cc.End(ended_by="citizen"))
+            self._try(cc.End(contact_id=data.draw(st.sampled_from(live)), ended_by="citizen"))
 
     @rule(data=st.data())
     def wrap(self, data: st.DataObject) -> None:
         wrapping = self._contacts("wrap_up")
         if wrapping:
-            self._try(ccs.wrap_up_contact, data.draw(st.sampled_from(wrapping)), cc.WrapUp(disposition="done"))
+            self._try(cc.WrapUp(contact_id=data.draw(st.sampled_from(wrapping)), disposition="done"))
 
     @rule(data=st.data(), to=st.sampled_from(["q1", "q2", "A1", "A3"]))
     def transfer(self, data: st.DataObject, to: str) -> None:
@@ -188,20 +183,20 @@ class ContactCenterMachine(RuleBasedStateMachine):
         if live:
             cid, agent = data.draw(st.sampled_from(live))
             target = {"to_queue_id": to} if to.startswith("q") else {"to_agent_id": to}
-            self._try(ccs.transfer_contact, cid, cc.Transfer.model_validate({"agent_id": agent, **target}))
+            self._try(cc.Transfer.model_validate({"contact_id": cid, "agent_id": agent, **target}))
 
     @rule(data=st.data())
     def abandon(self, data: st.DataObject) -> None:
         waiting = [cid for cid, c in sorted(self._view().contacts.items()) if c.status in ("queued", "offered") and not c.virtual]
         if waiting:
-            self._try(ccs.abandon_contact, data.draw(st.sampled_from(waiting)), cc.Abandon())
+            self._try(cc.Abandon(contact_id=data.draw(st.sampled_from(waiting))))
 
     @rule(data=st.data())
     def callback_outcome(self, data: st.DataObject) -> None:
         dialing = self._contacts("dialing")
         if dialing:
             outcome = data.draw(st.sampled_from(["answered", "no_answer", "busy"]))
-            self._try(ccs.callback_outcome, data.draw(st.sampled_from(dialing)), cc.CallbackOutcome.model_validate({"outcome": outcome}))
+            self._try(cc.CallbackOutcome.model_validate({"contact_id": data.draw(st.sampled_from(dialing)), "outcome": outcome}))
 
     @precondition(lambda self: bool(self.logged))
     @rule()
@@ -210,7 +205,7 @@ class ContactCenterMachine(RuleBasedStateMachine):
         # wrong now. The aggregates must refuse whatever is no longer possible.
         decisions = self.stale.view.decide(self.center.clock.now())
         if decisions:
-            self._try(ccs.offer_contacts, [(d.contact_id, d.agent_id) for d in decisions])
+            self._try(cc.OfferContacts(decisions=[(d.contact_id, d.agent_id) for d in decisions]))
         self.stale.view.settle(decisions)
         self.stale.catch_up()
 
@@ -233,30 +228,27 @@ class ContactCenterMachine(RuleBasedStateMachine):
     def _drain(self) -> None:
         """Everyone works until nothing is left: each contact must reach a terminal state."""
         for agent in AGENTS:
-            self._try(
-                ccs.login_agent,
-                cc.LoginAgent(agent_id=agent, queues=["q1", "q2", "g"], skills={"tax": 5}, languages=["it", "en"]),
-            )
+            self._try(cc.LoginAgent(agent_id=agent, queues=["q1", "q2", "g"], skills={"tax": 5}, languages=["it", "en"]))
             # Agents already logged in keep what they had: give them every skill and
             # language too, or a contact only they could serve would wait for ever.
-            self._try(ccs.change_skills, agent, cc.ChangeSkills(skills={"tax": 5}, languages=["it", "en"]))
-            self._try(ccs.set_presence, agent, cc.SetPresence(presence="available"))
+            self._try(cc.ChangeSkills(agent_id=agent, skills={"tax": 5}, languages=["it", "en"]))
+            self._try(cc.SetPresence(agent_id=agent, presence="available"))
         for _ in range(400):
             view = self._view()
             if not view.contacts:
                 return
             for cid, c in sorted(view.contacts.items()):
                 if c.offered_to:
-                    self._try(ccs.answer_contact, cid, cc.Answer(agent_id=c.offered_to))
+                    self._try(cc.Answer(contact_id=cid, agent_id=c.offered_to))
                 elif c.status == "connected":
-                    self._try(ccs.end_contact, cid, cc.End(ended_by="agent"))
+                    self._try(cc.End(contact_id=cid, ended_by="agent"))
                 elif c.status == "dialing":
-                    self._try(ccs.callback_outcome, cid, cc.CallbackOutcome(outcome="answered"))
+                    self._try(cc.CallbackOutcome(contact_id=cid, outcome="answered"))
                 elif c.status == "wrap_up":
-                    self._try(ccs.wrap_up_contact, cid, cc.WrapUp(disposition="done"))
+                    self._try(cc.WrapUp(contact_id=cid, disposition="done"))
                 elif c.status == "queued" and view.queues[c.queue_id].grab:
                     for agent in AGENTS:
-                        if self._try(ccs.grab_contact, cid, cc.Grab(agent_id=agent)):
+                        if self._try(cc.Grab(contact_id=cid, agent_id=agent)):
                             break
             self.center.tick(30)
         raise AssertionError(f"contacts still open after draining: {self._view().contacts}")
@@ -282,7 +274,7 @@ def test_concurrent_grabs_from_threads_assign_each_contact_once(center: Center) 
         barrier.wait()
         for cid in contacts:
             try:
-                center.as_agent(agent, ccs.grab_contact, cid, cc.Grab(agent_id=agent))
+                center.as_agent(agent, cc.Grab(contact_id=cid, agent_id=agent))
                 wins[agent].append(cid)
             except DomainError:
                 pass

@@ -174,7 +174,7 @@ def test_catalogue_over_http(client: TestClient) -> None:
     r = client.post("/catalogue/categories", json={"id": "noise", "provider_id": "solid-waste", "names": names}, headers=SUP)
     assert r.status_code == 409 and r.json()["error"]["code"] == "already_exists"
     r = client.post("/catalogue/departments", json={"id": "x", "names": names}, headers=AGENT)
-    assert r.status_code == 409 and r.json()["error"]["code"] == "forbidden"
+    assert r.status_code == 403 and r.json()["error"]["code"] == "forbidden"
     post(client, "/catalogue/problem-codes/pothole/revision", {"deadlines": {"normal": {"hours": 16, "basis": "working"}}}, headers=SUP)
     assert client.get("/catalogue/problem-codes/pothole").json()["deadlines"]["normal"] == {"hours": 16.0, "basis": "working"}
 

@@ -11,10 +11,9 @@ import psycopg
 import pytest
 from eventsourcing.persistence import PersistenceError
 
-from domain import commands as c
-from domain import services as s
 from domain.base import Actor, ConcurrencyConflict, FixedClock
-from domain.requests import ServiceRequest, request_id_for
+from domain.requests import commands as c
+from domain.requests.aggregate import ServiceRequest, request_id_for
 from infra.runtime import Hotline
 from infra.settings import Settings
 
@@ -25,7 +24,7 @@ def _register(h: Hotline, i: int) -> str:
     cmd = c.RegisterRequest(
         kind="action", channel="phone", description=f"d{i}", contact=c.Contact(name="N", phone=f"+39 06 {20_000_000 + i}")
     )
-    return str(h.bus.execute(s.register_request, AGENT, cmd).result["reference"])
+    return str(h.bus.execute(cmd, AGENT).result["reference"])
 
 
 def test_concurrent_commands_share_transactions(hotline: Hotline) -> None:
@@ -63,7 +62,7 @@ def test_conflict_in_a_batch_fails_only_the_loser(hotline: Hotline) -> None:
     def note(n: int) -> None:
         start.wait()
         try:
-            hotline.bus.execute(s.add_note, AGENT, ref, c.AddNote(text=f"n{n}", expected_version=version))
+            hotline.bus.execute(c.AddNote(ref=ref, text=f"n{n}", expected_version=version), AGENT)
             outcomes.append("ok")
         except ConcurrencyConflict:
             outcomes.append("conflict")
@@ -81,7 +80,7 @@ def test_without_expected_version_conflicts_are_retried(hotline: Hotline) -> Non
 
     def note(n: int) -> None:
         start.wait()
-        hotline.bus.execute(s.add_note, AGENT, ref, c.AddNote(text=f"n{n}"))
+        hotline.bus.execute(c.AddNote(ref=ref, text=f"n{n}"), AGENT)
 
     with ThreadPoolExecutor(16) as pool:
         list(pool.map(note, range(16)))
@@ -109,16 +108,16 @@ def test_a_stale_cached_copy_never_decides_a_command(hotline: Hotline) -> None:
     try:
         ref = _register(hotline, 3)
         version: int = other.store.repository.get(request_id_for(ref)).version  # now cached over there
-        other.bus.execute(s.add_note, AGENT, ref, c.AddNote(text="seen everywhere"))
-        hotline.bus.execute(s.add_note, AGENT, ref, c.AddNote(text="here"))  # cached copy is stale
+        other.bus.execute(c.AddNote(ref=ref, text="seen everywhere"), AGENT)
+        hotline.bus.execute(c.AddNote(ref=ref, text="here"), AGENT)  # cached copy is stale
         # Written on a stale copy: the insert conflicts and the command runs again on the new state.
-        other.bus.execute(s.add_note, AGENT, ref, c.AddNote(text="there"))
+        other.bus.execute(c.AddNote(ref=ref, text="there"), AGENT)
         # Refused on a stale copy (the client knows a newer version): checked on the stored state.
-        out = other.bus.execute(s.add_note, AGENT, ref, c.AddNote(text="latest", expected_version=version + 3))
+        out = other.bus.execute(c.AddNote(ref=ref, text="latest", expected_version=version + 3), AGENT)
         assert out.result["version"] == version + 4
         # A version that really is old stays refused.
         with pytest.raises(ConcurrencyConflict):
-            hotline.bus.execute(s.add_note, AGENT, ref, c.AddNote(text="old", expected_version=version))
+            hotline.bus.execute(c.AddNote(ref=ref, text="old", expected_version=version), AGENT)
         req: ServiceRequest = hotline.store.read_reference(request_id_for(ref))  # rebuilt from the store
         assert req.notes == 4 and req.version == version + 4
     finally:

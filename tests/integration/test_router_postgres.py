@@ -23,7 +23,6 @@ import pytest
 from consumers.router import LOCK_KEY, AdvisoryLockLeadership, Router
 from domain.base import Actor
 from domain.contact_center import commands as cc
-from domain.contact_center import services as ccs
 from infra.runtime import Hotline
 from infra.settings import Settings
 from tests.conftest import create_pg_database, drop_pg_database
@@ -70,9 +69,9 @@ def test_one_leader_and_failover_within_seconds(cc_pg_url: str, tmp_path: Path) 
     leader_proc: subprocess.Popen[bytes] | None = None
     standby: Router | None = None
     try:
-        hotline.bus.execute(ccs.define_queue, SUP, cc.DefineQueue(queue_id="q", wrap_seconds=0, offer_timeout_seconds=300))
+        hotline.bus.execute(cc.DefineQueue(queue_id="q", wrap_seconds=0, offer_timeout_seconds=300), SUP)
         for a in ("A1", "A2"):
-            hotline.bus.execute(ccs.login_agent, Actor(a, "agent"), cc.LoginAgent(agent_id=a, queues=["q"]))
+            hotline.bus.execute(cc.LoginAgent(agent_id=a, queues=["q"]), Actor(a, "agent"))
 
         env = {
             **os.environ,
@@ -96,7 +95,7 @@ def test_one_leader_and_failover_within_seconds(cc_pg_url: str, tmp_path: Path) 
         assert not standby.is_leader  # the lock is taken: it stands by
         assert _lock_holder(cc_pg_url) == first_holder
 
-        c1 = hotline.bus.execute(ccs.contact_arrives, PBX, cc.ContactArrives(channel="phone", queue_id="q")).result["id"]
+        c1 = hotline.bus.execute(cc.ContactArrives(channel="phone", queue_id="q"), PBX).result["id"]
         _wait(lambda: any(cid == c1 for cid, _ in _offers(hotline)), 15, "the leader to offer the first contact")
 
         leader_proc.send_signal(signal.SIGKILL)  # dies without releasing anything
@@ -106,7 +105,7 @@ def test_one_leader_and_failover_within_seconds(cc_pg_url: str, tmp_path: Path) 
         takeover = time.monotonic() - killed_at
         assert takeover < 5.0, f"takeover took {takeover:.1f} s"
 
-        c2 = hotline.bus.execute(ccs.contact_arrives, PBX, cc.ContactArrives(channel="phone", queue_id="q")).result["id"]
+        c2 = hotline.bus.execute(cc.ContactArrives(channel="phone", queue_id="q"), PBX).result["id"]
         _wait(lambda: any(cid == c2 for cid, _ in _offers(hotline)), 15, "the new leader to offer the second contact")
         offers = _offers(hotline)
         assert sorted(cid for cid, _ in offers) == sorted([c1, c2])  # each offered exactly once

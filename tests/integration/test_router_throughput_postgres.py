@@ -17,7 +17,6 @@ import pytest
 from consumers.router import Router, own_envelope
 from domain.base import Actor, Context, FixedClock, aggregate_state
 from domain.contact_center import commands as cc
-from domain.contact_center import services as ccs
 from domain.contact_center.contacts import Contact
 from domain.envelope import envelope_of
 from infra.runtime import Hotline
@@ -70,18 +69,18 @@ def test_events_appended_in_one_round_trip_read_back_equal(cc_hotline: Hotline) 
 def test_a_burst_assigns_each_contact_and_agent_once_and_a_restart_sees_the_same(cc_hotline: Hotline) -> None:
     bus, store = cc_hotline.bus, cc_hotline.store
     for q in ("q1", "q2"):
-        bus.execute(ccs.define_queue, SUP, cc.DefineQueue(queue_id=q, offer_timeout_seconds=600))
+        bus.execute(cc.DefineQueue(queue_id=q, offer_timeout_seconds=600), SUP)
     agents = [f"a{i:02d}" for i in range(30)]
     with ThreadPoolExecutor(8) as pool:
         list(
             pool.map(
-                lambda a: bus.execute(ccs.login_agent, Actor(a, "agent"), cc.LoginAgent(agent_id=a, queues=["q1", "q2"])),
+                lambda a: bus.execute(cc.LoginAgent(agent_id=a, queues=["q1", "q2"]), Actor(a, "agent")),
                 agents,
             )
         )
         contacts = list(
             pool.map(
-                lambda i: bus.execute(ccs.contact_arrives, PBX, cc.ContactArrives(channel="phone", queue_id=f"q{1 + i % 2}")).result["id"],
+                lambda i: bus.execute(cc.ContactArrives(channel="phone", queue_id=f"q{1 + i % 2}"), PBX).result["id"],
                 range(80),
             )
         )
@@ -92,7 +91,7 @@ def test_a_burst_assigns_each_contact_and_agent_once_and_a_restart_sees_the_same
     # Half decline: their contacts go back; the router, fed from the log, routes again.
     declined = sorted((cid, c.offered_to) for cid, c in router.view.contacts.items() if c.offered_to)[:15]
     for cid, agent in declined:
-        bus.execute(ccs.decline_offer, Actor(agent, "agent"), cid, cc.Decline(agent_id=agent))
+        bus.execute(cc.Decline(contact_id=cid, agent_id=agent), Actor(agent, "agent"))
     router.run_until_idle()
     assert router.stats.offered == 45
 

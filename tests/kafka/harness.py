@@ -19,9 +19,8 @@ from typing import Any
 
 import sqlalchemy as sa
 
-from domain import commands as c
-from domain import services as s
 from domain.base import Actor, DomainError
+from domain.requests import commands as c
 from infra.read_store import ReadStore, make_engine
 from infra.runtime import Hotline
 from infra.settings import Settings
@@ -131,13 +130,13 @@ class Workload:
         try:
             stage = self.stage[ref]
             if stage == 0:
-                res = self.h.bus.execute(s.dispatch, AGENT, ref, c.Dispatch())
+                res = self.h.bus.execute(c.Dispatch(ref=ref), AGENT)
             elif stage == 1:
-                res = self.h.bus.execute(s.accept, ROADS, ref, c.Accept(department_id="transport"))
+                res = self.h.bus.execute(c.Accept(ref=ref, department_id="transport"), ROADS)
             elif stage == 2:
-                res = self.h.bus.execute(s.final_reply, ROADS, ref, c.FinalReply(message="Repaired"))
+                res = self.h.bus.execute(c.FinalReply(ref=ref, message="Repaired"), ROADS)
             else:
-                res = self.h.bus.execute(s.close, AGENT, ref, c.Close())
+                res = self.h.bus.execute(c.Close(ref=ref), AGENT)
                 self.open.remove(ref)
             self.stage[ref] = stage + 1
             self.commands += 1
@@ -155,8 +154,6 @@ class Workload:
     def _register(self) -> int:
         phone = self.rng.choice(self.phones)
         res = self.h.bus.execute(
-            s.register_request,
-            AGENT,
             c.RegisterRequest(
                 kind="action",
                 subtype="complaint",
@@ -165,6 +162,7 @@ class Workload:
                 contact=c.Contact(name=f"Citizen {phone[-3:]}", phone=phone),
                 problem_code="pothole",
             ),
+            AGENT,
         )
         ref = res.result["reference"]
         self.open.append(ref)

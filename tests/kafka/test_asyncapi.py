@@ -10,7 +10,7 @@ from api.app import create_app
 from api.asyncapi import committed, generate, render
 from consumers.kafka_contract import INTERNAL_STREAMS
 from domain.base import event_type_name
-from domain.requests import ServiceRequest
+from domain.requests.aggregate import ServiceRequest
 from infra.settings import Settings
 
 

@@ -18,10 +18,9 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from consumers.relay import Relay
-from domain import commands as c
-from domain import services as s
 from domain.base import SystemClock
 from domain.envelope import Envelope
+from domain.requests import commands as c
 from infra.runtime import Hotline
 from infra.settings import Settings
 from projections import all_projections
@@ -54,7 +53,7 @@ def test_per_aggregate_order_is_kept_end_to_end(order_hotline: Hotline, steps: l
         if i not in refs:
             refs[i] = Workload(h, seed=n)._register_reference()
         else:
-            h.bus.execute(s.add_note, AGENT, refs[i], c.AddNote(text=f"step {n}"))
+            h.bus.execute(c.AddNote(ref=refs[i], text=f"step {n}"), AGENT)
     prefix = f"t{uuid.uuid4().hex[:10]}"
     own = Settings(**{**h.settings.model_dump(), "kafka_topic_prefix": prefix})
     relay = Relay(own, h.store, batch=batch, name=f"order-{prefix}")

@@ -9,9 +9,10 @@ from typing import Any
 import pytest
 import yaml
 
-from domain import commands as c
-from domain import services as s
 from domain.base import SYSTEM, Actor, FixedClock
+from domain.calendars import commands as calc
+from domain.handling import Command
+from domain.requests import commands as c
 from infra.runtime import Hotline
 from infra.settings import Settings
 from tests.conftest import load_catalogue
@@ -25,7 +26,7 @@ CONTACT = c.Contact(name="Mario Rossi", phone="+39 06 1234 5678", email="mario@e
 
 
 def load_calendars(h: Hotline) -> None:
-    h.bus.execute(s.import_calendars, SYSTEM, yaml.safe_load(CALENDARS.read_text("utf-8")))
+    h.bus.execute(calc.ImportCalendars(document=yaml.safe_load(CALENDARS.read_text("utf-8"))), SYSTEM)
 
 
 def start(settings: Settings, clock: FixedClock) -> Hotline:
@@ -49,8 +50,8 @@ def rome(store_settings: Settings, clock: FixedClock) -> Iterator[Hotline]:
     h.close()
 
 
-def run(h: Hotline, handler: Any, actor: Actor, *args: Any) -> dict[str, Any]:
-    return h.bus.execute(handler, actor, *args).result
+def run(h: Hotline, cmd: Command, actor: Actor) -> dict[str, Any]:
+    return h.bus.execute(cmd, actor).result
 
 
 def register(h: Hotline, **kw: Any) -> dict[str, Any]:
@@ -62,7 +63,7 @@ def register(h: Hotline, **kw: Any) -> dict[str, Any]:
         "contact": CONTACT,
     }
     fields.update(kw)
-    return run(h, s.register_request, AGENT, c.RegisterRequest(**fields))
+    return run(h, c.RegisterRequest(**fields), AGENT)
 
 
 def request_events(h: Hotline, request_id: str) -> list[Any]:

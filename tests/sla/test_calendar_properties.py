@@ -12,9 +12,9 @@ from hypothesis import assume, given, settings
 from hypothesis import strategies as st
 
 from domain.base import InvalidCommand
-from domain.calendars import WEEKDAYS, BusinessCalendar, load_calendars
+from domain.calendars.aggregate import WEEKDAYS, BusinessCalendar, load_calendars
 from domain.deadlines import compute_due
-from domain.sla import resume_due
+from domain.requests.sla import resume_due
 
 CALENDARS = Path(__file__).resolve().parents[2] / "infra" / "data" / "calendars.yaml"
 ZONES = ["Europe/Rome", "Asia/Shanghai", "America/New_York", "UTC", "Australia/Lord_Howe", "Asia/Kathmandu"]

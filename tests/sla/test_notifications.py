@@ -14,10 +14,11 @@ import sqlalchemy as sa
 
 from consumers.notifications import NOTIFIER, NotificationConsumer
 from consumers.timers import TimerProcess
-from domain import commands as c
-from domain import notifications as n
-from domain import services as s
-from domain.base import Actor, FixedClock, InvalidTransition
+from domain.base import Actor, FixedClock, Forbidden
+from domain.notifications import commands as nc
+from domain.notifications.aggregate import RetryPolicy, message_id
+from domain.notifications.messages import render
+from domain.requests import commands as c
 from infra.read_store import positions
 from infra.runtime import Hotline
 from infra.settings import Settings
@@ -62,9 +63,9 @@ def consumer(h: Hotline, smtp: SmtpServer, provider: Provider, **kw: object) -> 
 
 def replied(h: Hotline, **kw: object) -> dict:
     req = register(h, problem_code="pothole", **kw)
-    run(h, s.dispatch, AGENT, req["reference"], c.Dispatch())
-    run(h, s.accept, ROADS, req["reference"], c.Accept(department_id="transport"))
-    run(h, s.final_reply, ROADS, req["reference"], c.FinalReply(message="La buca è stata riparata."))
+    run(h, c.Dispatch(ref=req["reference"]), AGENT)
+    run(h, c.Accept(ref=req["reference"], department_id="transport"), ROADS)
+    run(h, c.FinalReply(ref=req["reference"], message="La buca è stata riparata."), ROADS)
     return req
 
 
@@ -86,7 +87,7 @@ def test_final_reply_by_email_in_the_citizens_language(hotline: Hotline, smtp: S
     assert mail["To"] == "mario@example.it"
     assert mail["Subject"] == f"La sua richiesta {req['reference']}: risposta"
     assert "La buca è stata riparata." in _part(mail, "plain")
-    assert mail["Message-ID"] == n.message_id(mail["X-Hotline-Idempotency-Key"])
+    assert mail["Message-ID"] == message_id(mail["X-Hotline-Idempotency-Key"])
     assert notification_events(hotline) == ["queued", "attempt_started", "sent"]
     # A restarted consumer that reads the whole log again sends nothing twice.
     with hotline.read_store.engine.begin() as conn:
@@ -113,9 +114,9 @@ def test_chinese_and_fallback_templates() -> None:
 
     templates = load_templates()
     assert set(templates) == {"zh", "ar", "it", "en"}
-    lang, subject, _, _ = n.render(templates, "final_reply", "zh", {"reference": "123"})
+    lang, subject, _, _ = render(templates, "final_reply", "zh", {"reference": "123"})
     assert (lang, subject) == ("zh", "您的诉求 123：答复")
-    lang, subject, _, _ = n.render(templates, "final_reply", "fr", {"reference": "123"})
+    lang, subject, _, _ = render(templates, "final_reply", "fr", {"reference": "123"})
     assert (lang, subject) == ("en", "Your request 123: answer")
     for doc in templates.values():  # every language has every purpose
         assert set(doc["messages"]) == set(templates["en"]["messages"])
@@ -139,7 +140,7 @@ def test_failing_message_is_retried_then_dead_lettered_then_retried_by_an_operat
     assert isinstance(clock, FixedClock)
     replied(hotline, language="en", reply_channel="phone")  # an automatic voicemail
     provider.fail_next = 10_000
-    sender = consumer(hotline, smtp, provider, retry=n.RetryPolicy(max_attempts=3, first_retry=timedelta(minutes=1)))
+    sender = consumer(hotline, smtp, provider, retry=RetryPolicy(max_attempts=3, first_retry=timedelta(minutes=1)))
     assert sender.run_once() == 0
     with hotline.read_store.engine.connect() as conn:
         [row] = read_model.listing(conn)
@@ -158,9 +159,9 @@ def test_failing_message_is_retried_then_dead_lettered_then_retried_by_an_operat
         assert [r["status"] for r in read_model.listing(conn, status="dead_lettered")] == ["dead_lettered"]
     # The provider recovers; an operator retries the dead letter.
     provider.fail_next = 0
-    with pytest.raises(InvalidTransition):
-        hotline.bus.execute(n.retry_notification, ROADS, uuid.UUID(row["id"]), "again")
-    hotline.bus.execute(n.retry_notification, SUP, uuid.UUID(row["id"]), "provider fixed")
+    with pytest.raises(Forbidden):
+        hotline.bus.execute(nc.RetryNotification(notification_id=row["id"], reason="again"), ROADS)
+    hotline.bus.execute(nc.RetryNotification(notification_id=row["id"], reason="provider fixed"), SUP)
     assert sender.run_once() == 1
     assert notification_events(hotline)[-3:] == ["retry_requested", "attempt_started", "sent"]
     assert next(iter(provider.delivered.values()))["channel"] == "voicemail"
@@ -177,7 +178,7 @@ def test_sla_alerts_go_to_the_department_and_the_control_office(hotline: Hotline
     clock = hotline.clock
     assert isinstance(clock, FixedClock)
     req = register(hotline, urgency="urgent", problem_code="pothole")
-    run(hotline, s.dispatch, AGENT, req["reference"], c.Dispatch())
+    run(hotline, c.Dispatch(ref=req["reference"]), AGENT)
     clock.advance(days=5)
     TimerProcess(hotline).tick()
     consumer(hotline, smtp, provider).run_once()
@@ -199,7 +200,7 @@ def test_in_doubt_email_is_dead_lettered_not_resent(hotline: Hotline, smtp: Smtp
     with hotline.read_store.engine.connect() as conn:
         [row] = read_model.due(conn, hotline.clock.now())
     # The first consumer starts the attempt and dies before recording the outcome.
-    hotline.bus.execute(n.start_attempt, NOTIFIER, uuid.UUID(row["id"]))
+    hotline.bus.execute(nc.StartAttempt(notification_id=str(uuid.UUID(row["id"]))), NOTIFIER)
     second = consumer(hotline, smtp, provider)
     second.run_once()
     assert smtp.messages == []

@@ -13,9 +13,8 @@ from pathlib import Path
 
 import pytest
 
-from domain import commands as c
-from domain import services as s
 from domain.base import FixedClock
+from domain.requests import commands as c
 from infra.runtime import Hotline
 from infra.settings import Settings
 from projections import notifications as read_model
@@ -52,9 +51,9 @@ def test_killed_notification_consumer_sends_nothing_twice_and_loses_nothing(tmp_
     h = start(settings, FixedClock(START))
     for i in range(EMAILS + SMSES):
         req = register(h, problem_code="pothole", reply_channel="email" if i < EMAILS else "sms", language=["it", "ar", "zh", "en"][i % 4])
-        run(h, s.dispatch, AGENT, req["reference"], c.Dispatch())
-        run(h, s.accept, ROADS, req["reference"], c.Accept(department_id="transport"))
-        run(h, s.final_reply, ROADS, req["reference"], c.FinalReply(message=f"answer {i}"))
+        run(h, c.Dispatch(ref=req["reference"]), AGENT)
+        run(h, c.Accept(ref=req["reference"], department_id="transport"), ROADS)
+        run(h, c.FinalReply(ref=req["reference"], message=f"answer {i}"), ROADS)
     h.close()
 
     with SmtpServer() as smtp, Provider() as provider:

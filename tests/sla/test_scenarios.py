@@ -8,11 +8,12 @@ from zoneinfo import ZoneInfo
 import pytest
 
 from consumers.timers import TimerProcess
-from domain import commands as c
-from domain import services as s
 from domain.base import SYSTEM, FixedClock, InvalidTransition
-from domain.requests import ServiceRequest
-from domain.sla import measures
+from domain.calendars import commands as calc
+from domain.catalogue import commands as catc
+from domain.requests import commands as c
+from domain.requests.aggregate import ServiceRequest, request_id_for
+from domain.requests.sla import measures
 from infra.runtime import Hotline
 from projections import department_workload, sla_breaches, sla_timers
 from tests.sla.conftest import AGENT, ENV, ROADS, SUP, register, request_events, run
@@ -37,7 +38,7 @@ def timer_events(h: Hotline, request_id: str) -> list[tuple[str, str]]:
 
 
 def load(h: Hotline, ref: str) -> ServiceRequest:
-    agg: ServiceRequest = h.store.repository.get(s.request_id_for(ref))
+    agg: ServiceRequest = h.store.repository.get(request_id_for(ref))
     return agg
 
 
@@ -49,19 +50,18 @@ def pending_keys(h: Hotline, request_id: str) -> set[str]:
 def test_urgent_request_friday_1755_before_a_holiday(shanghai: Hotline, clock: FixedClock) -> None:
     h = shanghai
     # The jurisdiction declares Monday a holiday (calendars change by command).
-    run(h, s.change_calendar, SUP, "shanghai", c.ChangeCalendar(declare_holidays=[date(2026, 11, 23)], reason="demo"))
+    run(h, calc.ChangeCalendar(jurisdiction="shanghai", declare_holidays=[date(2026, 11, 23)], reason="demo"), SUP)
     # "Within 1 working day the operator forms the request": a working-time rule.
     run(
         h,
-        s.add_problem_code,
-        SYSTEM,
-        c.AddProblemCode(
+        catc.AddProblemCode(
             code="form-request",
             category_id="road-surface",
-            names=c.Names(zh="形成工单", ar="تكوين الطلب", it="Formare la richiesta", en="Form the request"),
+            names=catc.Names(zh="形成工单", ar="تكوين الطلب", it="Formare la richiesta", en="Form the request"),
             work_order_template={"title": {"zh": "形成工单", "ar": "تكوين الطلب", "it": "Formare", "en": "Form"}, "tasks": []},
             deadlines={"urgent": {"hours": 24, "basis": "clock"}, "normal": {"hours": 8, "basis": "working"}},
         ),
+        SYSTEM,
     )
     clock.current = datetime(2026, 11, 20, 17, 55, tzinfo=SH)  # a Friday, five minutes before closing
     urgent = register(h, urgency="urgent", problem_code="form-request")
@@ -95,14 +95,14 @@ def test_returned_and_redispatched_request_gets_a_fresh_deadline(rome: Hotline, 
     h = rome
     req = register(h, urgency="normal", problem_code="pothole")  # 120 clock hours
     ref, rid = req["reference"], req["id"]
-    run(h, s.dispatch, AGENT, ref, c.Dispatch())
+    run(h, c.Dispatch(ref=ref), AGENT)
     first_due = load(h, ref).due_at
     old_keys = pending_keys(h, rid)
     assert f"missed:{first_due.strftime('%Y%m%dT%H%M%SZ')}" in old_keys
 
     clock.advance(hours=48)
-    run(h, s.return_to_dispatcher, ROADS, ref, c.ReturnToDispatcher(department_id="transport", reason="not a road: private yard"))
-    run(h, s.dispatch, AGENT, ref, c.Dispatch(department_id="environment", provider_id="solid-waste"))
+    run(h, c.ReturnToDispatcher(ref=ref, department_id="transport", reason="not a road: private yard"), ROADS)
+    run(h, c.Dispatch(ref=ref, department_id="environment", provider_id="solid-waste"), AGENT)
     r = load(h, ref)
     assert r.department_id == "environment"
     assert r.due_at == clock.now() + timedelta(hours=120)  # the new department's full allowance
@@ -118,9 +118,9 @@ def test_returned_and_redispatched_request_gets_a_fresh_deadline(rome: Hotline, 
     TimerProcess(h).tick()
     assert [k for k, _ in timer_events(h, rid)] == ["deadline_approaching"]
     # Re-dispatch to the same department does not move the deadline.
-    run(h, s.return_to_dispatcher, ENV, ref, c.ReturnToDispatcher(department_id="environment", reason="wrong again"))
+    run(h, c.ReturnToDispatcher(ref=ref, department_id="environment", reason="wrong again"), ENV)
     # two returns: the control office rules; a ruling to the same owner keeps the deadline
-    run(h, s.rule_ownership, SUP, ref, c.RuleOwnership(department_id="environment", reason="it is waste"))
+    run(h, c.RuleOwnership(ref=ref, department_id="environment", reason="it is waste"), SUP)
     assert load(h, ref).due_at == r.due_at
     # the workload moved with the request
     with h.read_store.engine.connect() as conn:
@@ -134,20 +134,14 @@ def test_extension_approved_after_the_warning_fired(rome: Hotline, clock: FixedC
     req = register(h, urgency="urgent", problem_code="pothole")  # 24 clock hours
     ref, rid = req["reference"], req["id"]
     registered = clock.now()
-    run(h, s.dispatch, AGENT, ref, c.Dispatch())
-    run(h, s.accept, ROADS, ref, c.Accept(department_id="transport"))
+    run(h, c.Dispatch(ref=ref), AGENT)
+    run(h, c.Accept(ref=ref, department_id="transport"), ROADS)
     timers = TimerProcess(h)
     clock.advance(hours=19)  # past 75 % (18 h)
     timers.tick()
     assert [k for k, _ in timer_events(h, rid)] == ["deadline_approaching"]
-    run(
-        h,
-        s.request_extension,
-        ROADS,
-        ref,
-        c.RequestExtension(requested_due_at=registered + timedelta(hours=72), reason="asphalt plant closed"),
-    )
-    run(h, s.decide_extension, SUP, ref, c.DecideExtension(approve=True, comment="ok"))
+    run(h, c.RequestExtension(ref=ref, requested_due_at=registered + timedelta(hours=72), reason="asphalt plant closed"), ROADS)
+    run(h, c.DecideExtension(ref=ref, approve=True, comment="ok"), SUP)
     assert load(h, ref).due_at == registered + timedelta(hours=72)
     # The old deadline passes: no miss, no 90 % warning for it.
     clock.advance(hours=10)  # 29 h after registration
@@ -169,15 +163,15 @@ def test_pause_stops_the_clock_and_moves_the_deadline(rome: Hotline, clock: Fixe
     req = register(h, urgency="urgent", problem_code="pothole")
     ref, rid = req["reference"], req["id"]
     due = load(h, ref).due_at
-    run(h, s.dispatch, AGENT, ref, c.Dispatch())
+    run(h, c.Dispatch(ref=ref), AGENT)
     clock.advance(hours=2)
-    run(h, s.accept, ROADS, ref, c.Accept(department_id="transport"))
+    run(h, c.Accept(ref=ref, department_id="transport"), ROADS)
     clock.advance(hours=1)
-    run(h, s.wait_for_citizen, ROADS, ref, c.WaitForCitizen(reason="need a photo of the pothole"))
+    run(h, c.WaitForCitizen(ref=ref, reason="need a photo of the pothole"), ROADS)
     assert load(h, ref).status == "waiting_citizen"
     assert pending_keys(h, rid) == set(), "a paused request has no running timers"
     with pytest.raises(InvalidTransition):
-        run(h, s.final_reply, ROADS, ref, c.FinalReply(message="done"))
+        run(h, c.FinalReply(ref=ref, message="done"), ROADS)
     clock.advance(hours=30)  # well past the original deadline, but the clock is stopped
     TimerProcess(h).tick()
     assert timer_events(h, rid) == []
@@ -186,7 +180,7 @@ def test_pause_stops_the_clock_and_moves_the_deadline(rome: Hotline, clock: Fixe
         aged = sla_breaches.ageing(conn, clock.now())
         assert aged[0]["waiting_citizen"] == 1 and aged[0]["overdue"] == 0
         assert department_workload.workloads(conn)["transport"]["by_state"] == {"waiting_citizen": 1}
-    run(h, s.citizen_responded, AGENT, ref, c.CitizenResponded(note="photo sent"))
+    run(h, c.CitizenResponded(ref=ref, note="photo sent"), AGENT)
     r = load(h, ref)
     assert r.status == "in_progress"
     assert r.due_at == due + timedelta(hours=30)
@@ -211,8 +205,8 @@ def test_overdue_request_escalated_reminded_then_closed_in_order(rome: Hotline, 
     h = rome
     req = register(h, urgency="urgent", problem_code="pothole")
     ref, rid = req["reference"], req["id"]
-    run(h, s.dispatch, AGENT, ref, c.Dispatch())
-    run(h, s.accept, ROADS, ref, c.Accept(department_id="transport"))
+    run(h, c.Dispatch(ref=ref), AGENT)
+    run(h, c.Accept(ref=ref, department_id="transport"), ROADS)
     timers = TimerProcess(h)
     for _ in range(7 * 24):  # a week, hour by hour
         clock.advance(hours=1)
@@ -232,8 +226,8 @@ def test_overdue_request_escalated_reminded_then_closed_in_order(rome: Hotline, 
     with h.read_store.engine.connect() as conn:
         watch = sla_breaches.breaches(conn, clock.now())["overdue"]
         assert watch[0]["escalated"] and watch[0]["supervised"]
-    run(h, s.final_reply, ROADS, ref, c.FinalReply(message="Repaired"))
-    run(h, s.close, AGENT, ref, c.Close())
+    run(h, c.FinalReply(ref=ref, message="Repaired"), ROADS)
+    run(h, c.Close(ref=ref), AGENT)
     closed_at = clock.now()
     clock.advance(days=4)
     timers.tick()
@@ -253,7 +247,7 @@ def test_overdue_request_escalated_reminded_then_closed_in_order(rome: Hotline, 
     # reminders and escalation fall on Rome working days
     import yaml
 
-    from domain.calendars import load_calendars
+    from domain.calendars.aggregate import load_calendars
     from tests.sla.conftest import CALENDARS
 
     cal = load_calendars(yaml.safe_load(CALENDARS.read_text("utf-8")))["rome"]
@@ -286,5 +280,5 @@ def test_timer_command_refuses_early_firing(rome: Hotline, clock: FixedClock) ->
     req = register(h, urgency="urgent", problem_code="pothole")
     key = next(iter(load(h, req["reference"]).timers_scheduled))
     with pytest.raises(InvalidTransition):
-        run(h, s.fire_timers, SYSTEM, c.FireTimers(timers=[c.DueTimer(request_id=req["id"], key=key)]))
+        run(h, c.FireTimers(timers=[c.DueTimer(request_id=req["id"], key=key)]), SYSTEM)
     assert datetime.now(UTC).tzinfo is UTC

@@ -16,7 +16,7 @@ from pathlib import Path
 import pytest
 
 from domain.base import FixedClock
-from domain.requests import ServiceRequest
+from domain.requests.aggregate import ServiceRequest
 from infra.runtime import Hotline
 from infra.settings import Settings
 from projections import sla_timers

@@ -11,9 +11,8 @@ import pytest
 import sqlalchemy as sa
 
 from consumers.timers import TimerProcess
-from domain import commands as c
-from domain import services as s
 from domain.base import FixedClock
+from domain.requests import commands as c
 from infra.runtime import Hotline
 from projections import sla_timers
 from projections.base import MemoryRows
@@ -89,7 +88,7 @@ def test_conflicting_page_never_appends_a_timer_the_request_no_longer_has(rome: 
     h = rome
     a = register(h, urgency="urgent", problem_code="pothole")
     b = register(h, urgency="urgent", problem_code="pothole")
-    run(h, s.dispatch, AGENT, a["reference"], c.Dispatch())
+    run(h, c.Dispatch(ref=a["reference"]), AGENT)
     clock.advance(days=7)
     process = TimerProcess(h)
     process.catch_up()
@@ -97,8 +96,8 @@ def test_conflicting_page_never_appends_a_timer_the_request_no_longer_has(rome: 
         stale = sla_timers.due_timers(conn, clock.now())
     a_keys = {r["key"] for r in stale if r["request_id"] == a["id"]}
     assert len(a_keys) == 8 and len(stale) == 16
-    run(h, s.return_to_dispatcher, ROADS, a["reference"], c.ReturnToDispatcher(department_id="transport", reason="not ours"))
-    run(h, s.dispatch, AGENT, a["reference"], c.Dispatch(department_id="environment", provider_id="solid-waste"))
+    run(h, c.ReturnToDispatcher(ref=a["reference"], department_id="transport", reason="not ours"), ROADS)
+    run(h, c.Dispatch(ref=a["reference"], department_id="environment", provider_id="solid-waste"), AGENT)
     assert process._fire(stale, clock.now()) == 8  # b's
     assert process.stats.conflicts >= 1
     assert not set(_timer_keys(h, a["id"])) & a_keys, "an obsolete timer was appended"

@@ -17,11 +17,15 @@ from hypothesis import settings
 from hypothesis import strategies as st
 from hypothesis.stateful import Bundle, RuleBasedStateMachine, invariant, rule
 
-from domain import commands as c
-from domain import services as s
 from domain.base import SYSTEM, Actor, Context, DomainError, FixedClock, HotlineAggregate, aggregate_state
-from domain.requests import STATES, ServiceRequest
-from domain.work_orders import WorkOrder
+from domain.catalogue import commands as catc
+from domain.config import Deps
+from domain.contexts import HANDLERS
+from domain.handling import Command
+from domain.requests import commands as c
+from domain.requests.aggregate import STATES, ServiceRequest
+from domain.work_orders import commands as woc
+from domain.work_orders.aggregate import WorkOrder
 from tests.conftest import CATALOGUE, START
 
 AGENT = Actor("op", "agent")
@@ -91,20 +95,20 @@ class RequestLifecycle(RuleBasedStateMachine):
         super().__init__()
         self.log = MemoryLog()
         self.clock = FixedClock(START)
-        self.deps = s.Deps(new_reference=self._reference)
+        self.deps = Deps(new_reference=self._reference)
         self.counter = 0
         self.refused = 0
-        self.run(s.import_catalogue, SYSTEM, yaml.safe_load(CATALOGUE.read_text("utf-8")))
+        self.run(catc.ImportCatalogue(document=yaml.safe_load(CATALOGUE.read_text("utf-8"))), SYSTEM)
 
     def _reference(self, now: Any) -> str:
         self.counter += 1
         return f"{self.counter:08d}"
 
-    def run(self, handler: Any, actor: Actor, *args: Any) -> dict[str, Any] | None:
+    def run(self, cmd: Command, actor: Actor) -> dict[str, Any] | None:
         uow = MemoryUnitOfWork(self.log)
-        ctx = Context(actor, self.clock.now())
+        ctx = Context(actor, self.clock.now(), deps=self.deps)
         try:
-            result = handler(uow, ctx, self.deps, *args)
+            result = HANDLERS.for_command(cmd)(uow, ctx, cmd)
         except DomainError:
             self.refused += 1  # refused commands write nothing: the unit of work is dropped
             return None
@@ -112,7 +116,7 @@ class RequestLifecycle(RuleBasedStateMachine):
         return result
 
     def request(self, ref: str) -> ServiceRequest:
-        from domain.requests import request_id_for
+        from domain.requests.aggregate import request_id_for
 
         agg = self.log.rebuild(request_id_for(ref))
         assert isinstance(agg, ServiceRequest)
@@ -128,91 +132,88 @@ class RequestLifecycle(RuleBasedStateMachine):
     )
     def register(self, kind: c.Kind, urgency: c.Urgency, code: str | None, phone: str) -> str:
         out = self.run(
-            s.register_request,
-            AGENT,
             c.RegisterRequest(
                 kind=kind, channel="phone", description="d", urgency=urgency, problem_code=code, contact=c.Contact(name="N", phone=phone)
             ),
+            AGENT,
         )
         assert out is not None, "a complete registration is never refused"
         return str(out["reference"])
 
     @rule(ref=requests, code=st.sampled_from(CODES))
     def classify(self, ref: str, code: str) -> None:
-        self.run(s.classify, AGENT, ref, c.Classify(problem_code=code))
+        self.run(c.Classify(ref=ref, problem_code=code), AGENT)
 
     @rule(ref=requests, dep=st.none() | st.sampled_from(DEPARTMENTS))
     def dispatch(self, ref: str, dep: str | None) -> None:
-        self.run(s.dispatch, AGENT, ref, c.Dispatch(department_id=dep))
+        self.run(c.Dispatch(ref=ref, department_id=dep), AGENT)
 
     @rule(ref=requests, dep=st.sampled_from(DEPARTMENTS))
     def accept(self, ref: str, dep: str) -> None:
-        self.run(s.accept, Actor(dep, "department"), ref, c.Accept(department_id=dep))
+        self.run(c.Accept(ref=ref, department_id=dep), Actor(dep, "department"))
 
     @rule(ref=requests, dep=st.sampled_from(DEPARTMENTS))
     def return_it(self, ref: str, dep: str) -> None:
-        self.run(s.return_to_dispatcher, Actor(dep, "department"), ref, c.ReturnToDispatcher(department_id=dep, reason="not ours"))
+        self.run(c.ReturnToDispatcher(ref=ref, department_id=dep, reason="not ours"), Actor(dep, "department"))
 
     @rule(ref=requests, dep=st.sampled_from(DEPARTMENTS))
     def rule_ownership(self, ref: str, dep: str) -> None:
-        self.run(s.rule_ownership, CTRL, ref, c.RuleOwnership(department_id=dep, reason="ruling"))
+        self.run(c.RuleOwnership(ref=ref, department_id=dep, reason="ruling"), CTRL)
 
     @rule(ref=requests, days=st.integers(1, 10))
     def interim(self, ref: str, days: int) -> None:
-        self.run(
-            s.interim_reply, AGENT, ref, c.InterimReply(message="m", delay_reason="r", expected_at=self.clock.now() + timedelta(days=days))
-        )
+        self.run(c.InterimReply(ref=ref, message="m", delay_reason="r", expected_at=self.clock.now() + timedelta(days=days)), AGENT)
 
     @rule(ref=requests)
     def reply(self, ref: str) -> None:
-        self.run(s.final_reply, AGENT, ref, c.FinalReply(message="answer"))
+        self.run(c.FinalReply(ref=ref, message="answer"), AGENT)
 
     @rule(ref=requests)
     def resolve(self, ref: str) -> None:
-        self.run(s.resolve, AGENT, ref, c.Resolve(resolution="done"))
+        self.run(c.Resolve(ref=ref, resolution="done"), AGENT)
 
     @rule(ref=requests)
     def close(self, ref: str) -> None:
-        self.run(s.close, AGENT, ref, c.Close())
+        self.run(c.Close(ref=ref), AGENT)
 
     @rule(ref=requests)
     def reopen(self, ref: str) -> None:
-        self.run(s.reopen, AGENT, ref, c.Reopen(reason="again"))
+        self.run(c.Reopen(ref=ref, reason="again"), AGENT)
 
     @rule(ref=requests, score=st.integers(1, 5))
     def rate(self, ref: str, score: int) -> None:
-        self.run(s.rate, CIT, ref, c.Rate(score=score))
+        self.run(c.Rate(ref=ref, score=score), CIT)
 
     @rule(ref=requests, hours=st.integers(-50, 200))
     def extension(self, ref: str, hours: int) -> None:
         req = self.request(ref)
-        self.run(s.request_extension, AGENT, ref, c.RequestExtension(requested_due_at=req.due_at + timedelta(hours=hours), reason="r"))
+        self.run(c.RequestExtension(ref=ref, requested_due_at=req.due_at + timedelta(hours=hours), reason="r"), AGENT)
 
     @rule(ref=requests, approve=st.booleans())
     def decide(self, ref: str, approve: bool) -> None:
-        self.run(s.decide_extension, SUP, ref, c.DecideExtension(approve=approve, comment="c"))
+        self.run(c.DecideExtension(ref=ref, approve=approve, comment="c"), SUP)
 
     @rule(ref=requests, on=st.booleans())
     def supervise(self, ref: str, on: bool) -> None:
-        self.run(s.supervise, SUP, ref, c.Supervise(supervised=on, reason="r"))
+        self.run(c.Supervise(ref=ref, supervised=on, reason="r"), SUP)
 
     @rule(target=orders, ref=requests)
     def create_order(self, ref: str) -> str:
-        out = self.run(s.create_work_order, AGENT, ref, c.CreateWorkOrder())
+        out = self.run(woc.CreateWorkOrder(ref=ref), AGENT)
         return str(out["id"]) if out else str(uuid.uuid4())  # an unknown id: later commands are refused
 
     @rule(ref=requests, order=orders)
     def link(self, ref: str, order: str) -> None:
-        self.run(s.link_duplicate, AGENT, ref, c.LinkDuplicate(work_order_id=order))
+        self.run(woc.LinkDuplicate(ref=ref, work_order_id=order), AGENT)
 
     @rule(order=orders, action=st.sampled_from(["start", "complete", "cancel"]))
     def work(self, order: str, action: str) -> None:
-        handler, cmd = {
-            "start": (s.start_work_order, c.StartWorkOrder()),
-            "complete": (s.complete_work_order, c.CompleteWorkOrder(outcome="fixed")),
-            "cancel": (s.cancel_work_order, c.CancelWorkOrder(reason="no longer needed")),
+        cmd = {
+            "start": woc.StartWorkOrder(order_id=order),
+            "complete": woc.CompleteWorkOrder(order_id=order, outcome="fixed"),
+            "cancel": woc.CancelWorkOrder(order_id=order, reason="no longer needed"),
         }[action]
-        self.run(handler, Actor("d", "department"), order, cmd)
+        self.run(cmd, Actor("d", "department"))
 
     @rule(hours=st.integers(0, 72))
     def time_passes(self, hours: int) -> None:

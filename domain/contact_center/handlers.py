@@ -1,6 +1,6 @@
-"""Contact-center command handlers (the service layer), one small function per command.
+"""Contact-center command handlers, one small function per command, registered by class.
 
-Same shape as :mod:`domain.services`: ``handler(uow, ctx, deps, *args) -> dict``. A handler
+The one handler shape (:mod:`domain.handling`): ``handler(uow, ctx, cmd) -> dict``. A handler
 that assigns work changes the Contact and the Agent in one transaction; if either was
 changed by someone else since it was loaded, the commit conflicts and nothing is
 written. The rules (may this agent take this contact?) live in the aggregates.
@@ -11,15 +11,16 @@ from __future__ import annotations
 import uuid
 from typing import Any
 
-from domain.base import Context, InvalidCommand, InvalidTransition, NotFound
-from domain.citizens import check_language
+from domain.base import Context, Forbidden, InvalidCommand, InvalidTransition, NotFound
+from domain.citizens.aggregate import check_language
 from domain.contact_center import commands as cc
 from domain.contact_center.agents import Agent, agent_uuid
 from domain.contact_center.contacts import Contact, contact_uuid_for
 from domain.contact_center.queues import Queue, queue_uuid
 from domain.contact_center.rules import QueueRules
-from domain.services import Deps, UnitOfWork, require_role
+from domain.handling import Handlers, UnitOfWork, require_role
 
+handles = Handlers("contact_center")
 STAFF = ("agent", "expert", "supervisor", "system")
 SUPERVISION = ("supervisor", "system")
 
@@ -60,7 +61,7 @@ def acting_as(ctx: Context, agent_id: str) -> None:
     """Agents act for themselves; supervisors and system processes for anyone."""
     require_role(ctx, *STAFF)
     if ctx.actor.role in ("agent", "expert") and ctx.actor.id != agent_id:
-        raise InvalidTransition(f"{ctx.actor.id} cannot act for agent {agent_id}", code="forbidden")
+        raise Forbidden(f"{ctx.actor.id} cannot act for agent {agent_id}")
 
 
 def _contact_result(contact: Contact, **extra: Any) -> dict[str, Any]:
@@ -68,7 +69,8 @@ def _contact_result(contact: Contact, **extra: Any) -> dict[str, Any]:
 
 
 # ------------------------------------------------------------------------ queues
-def define_queue(uow: UnitOfWork, ctx: Context, deps: Deps, cmd: cc.DefineQueue) -> dict[str, Any]:
+@handles(cc.DefineQueue)
+def define_queue(uow: UnitOfWork, ctx: Context, cmd: cc.DefineQueue) -> dict[str, Any]:
     require_role(ctx, *SUPERVISION)
     queue = uow.find(Queue, queue_uuid(cmd.queue_id))
     config = cmd.config()
@@ -87,7 +89,8 @@ def define_queue(uow: UnitOfWork, ctx: Context, deps: Deps, cmd: cc.DefineQueue)
 
 
 # ------------------------------------------------------------------------ agents
-def login_agent(uow: UnitOfWork, ctx: Context, deps: Deps, cmd: cc.LoginAgent) -> dict[str, Any]:
+@handles(cc.LoginAgent)
+def login_agent(uow: UnitOfWork, ctx: Context, cmd: cc.LoginAgent) -> dict[str, Any]:
     acting_as(ctx, cmd.agent_id)
     agent = uow.find(Agent, agent_uuid(cmd.agent_id))
     if agent is None:
@@ -108,27 +111,30 @@ def login_agent(uow: UnitOfWork, ctx: Context, deps: Deps, cmd: cc.LoginAgent) -
     return agent.summary()
 
 
-def logout_agent(uow: UnitOfWork, ctx: Context, deps: Deps, agent_id: str, cmd: cc.LogoutAgent) -> dict[str, Any]:
-    acting_as(ctx, agent_id)
-    agent = load_agent(uow, agent_id)
+@handles(cc.LogoutAgent)
+def logout_agent(uow: UnitOfWork, ctx: Context, cmd: cc.LogoutAgent) -> dict[str, Any]:
+    acting_as(ctx, cmd.agent_id)
+    agent = load_agent(uow, cmd.agent_id)
     agent.expect_version(cmd.expected_version)
     agent.log_out(ctx, forced_by=ctx.actor.id if ctx.actor.role == "supervisor" else None)
     return agent.summary()
 
 
-def set_presence(uow: UnitOfWork, ctx: Context, deps: Deps, agent_id: str, cmd: cc.SetPresence) -> dict[str, Any]:
+@handles(cc.SetPresence)
+def set_presence(uow: UnitOfWork, ctx: Context, cmd: cc.SetPresence) -> dict[str, Any]:
     """An agent goes available / not ready; a supervisor forcing it is recorded as such."""
-    acting_as(ctx, agent_id)
-    agent = load_agent(uow, agent_id)
+    acting_as(ctx, cmd.agent_id)
+    agent = load_agent(uow, cmd.agent_id)
     agent.expect_version(cmd.expected_version)
     forced = ctx.actor.id if ctx.actor.role == "supervisor" else None
     agent.set_presence(cmd.presence, cmd.reason, ctx, forced_by=forced)
     return agent.summary()
 
 
-def move_agent(uow: UnitOfWork, ctx: Context, deps: Deps, agent_id: str, cmd: cc.MoveAgent) -> dict[str, Any]:
+@handles(cc.MoveAgent)
+def move_agent(uow: UnitOfWork, ctx: Context, cmd: cc.MoveAgent) -> dict[str, Any]:
     require_role(ctx, *SUPERVISION)
-    agent = load_agent(uow, agent_id)
+    agent = load_agent(uow, cmd.agent_id)
     agent.expect_version(cmd.expected_version)
     for queue_id in cmd.queues:
         load_queue(uow, queue_id)
@@ -136,16 +142,18 @@ def move_agent(uow: UnitOfWork, ctx: Context, deps: Deps, agent_id: str, cmd: cc
     return {**agent.summary(), "queues": agent.queues}
 
 
-def change_skills(uow: UnitOfWork, ctx: Context, deps: Deps, agent_id: str, cmd: cc.ChangeSkills) -> dict[str, Any]:
+@handles(cc.ChangeSkills)
+def change_skills(uow: UnitOfWork, ctx: Context, cmd: cc.ChangeSkills) -> dict[str, Any]:
     require_role(ctx, *SUPERVISION)
-    agent = load_agent(uow, agent_id)
+    agent = load_agent(uow, cmd.agent_id)
     agent.expect_version(cmd.expected_version)
     agent.change_skills(cmd.skills, cmd.languages, ctx)
     return agent.summary()
 
 
 # ------------------------------------------------------------------------ arrivals
-def contact_arrives(uow: UnitOfWork, ctx: Context, deps: Deps, cmd: cc.ContactArrives) -> dict[str, Any]:
+@handles(cc.ContactArrives)
+def contact_arrives(uow: UnitOfWork, ctx: Context, cmd: cc.ContactArrives) -> dict[str, Any]:
     """A call, chat, email or web session comes in and joins its queue (or overflows at
     once when the queue is closed). Re-delivery with the same external id is a no-op."""
     if cmd.external_id:
@@ -188,17 +196,19 @@ def _overflow(uow: UnitOfWork, ctx: Context, contact: Contact, rules: QueueRules
     contact.overflow(to, to_queue, reason, ctx)
 
 
-def overflow_contact(uow: UnitOfWork, ctx: Context, deps: Deps, contact_id: str, cmd: cc.OverflowContact) -> dict[str, Any]:
+@handles(cc.OverflowContact)
+def overflow_contact(uow: UnitOfWork, ctx: Context, cmd: cc.OverflowContact) -> dict[str, Any]:
     """Waited too long (or the supervisor says so): on to the queue's overflow target."""
     require_role(ctx, *SUPERVISION)
-    contact = load_contact(uow, contact_id)
+    contact = load_contact(uow, cmd.contact_id)
     contact.expect_version(cmd.expected_version)
     _overflow(uow, ctx, contact, load_queue(uow, contact.queue_id).rules, cmd.reason)
     return _contact_result(contact)
 
 
-def abandon_contact(uow: UnitOfWork, ctx: Context, deps: Deps, contact_id: str, cmd: cc.Abandon) -> dict[str, Any]:
-    contact = load_contact(uow, contact_id)
+@handles(cc.Abandon)
+def abandon_contact(uow: UnitOfWork, ctx: Context, cmd: cc.Abandon) -> dict[str, Any]:
+    contact = load_contact(uow, cmd.contact_id)
     contact.expect_version(cmd.expected_version)
     withdrawn = contact.abandon(ctx)
     agent = find_agent(uow, withdrawn)
@@ -218,16 +228,18 @@ def _offer(uow: UnitOfWork, ctx: Context, contact: Contact, agent: Agent, rules:
     agent.reserve(str(contact.id), contact.queue_id, contact.media, ctx)
 
 
-def offer_contact(uow: UnitOfWork, ctx: Context, deps: Deps, contact_id: str, agent_id: str) -> dict[str, Any]:
+@handles(cc.OfferContact)
+def offer_contact(uow: UnitOfWork, ctx: Context, cmd: cc.OfferContact) -> dict[str, Any]:
     """One routing decision: reserve the agent and offer the contact, both or neither."""
     require_role(ctx, *SUPERVISION)
-    contact = load_contact(uow, contact_id)
-    agent = load_agent(uow, agent_id)
+    contact = load_contact(uow, cmd.contact_id)
+    agent = load_agent(uow, cmd.agent_id)
     _offer(uow, ctx, contact, agent)
     return _contact_result(contact)
 
 
-def offer_contacts(uow: UnitOfWork, ctx: Context, deps: Deps, decisions: list[tuple[str, str]]) -> dict[str, Any]:
+@handles(cc.OfferContacts, issued_by=("consumers.router",))
+def offer_contacts(uow: UnitOfWork, ctx: Context, cmd: cc.OfferContacts) -> dict[str, Any]:
     """Several routing decisions in one transaction (the router's batch). A decision that
     is no longer possible (somebody else took the contact or the agent) is skipped, the
     others are written. A concurrent writer makes the whole commit conflict: the bus then
@@ -236,7 +248,7 @@ def offer_contacts(uow: UnitOfWork, ctx: Context, deps: Deps, decisions: list[tu
     offered: list[tuple[str, str]] = []
     skipped: list[dict[str, str]] = []
     rules_of: dict[str, QueueRules] = {}  # per queue, once per batch
-    for contact_id, agent_id in decisions:
+    for contact_id, agent_id in cmd.decisions:
         try:
             contact = load_contact(uow, contact_id)
             agent = load_agent(uow, agent_id)
@@ -257,10 +269,11 @@ def offer_contacts(uow: UnitOfWork, ctx: Context, deps: Deps, decisions: list[tu
     return {"offered": offered, "skipped": skipped}
 
 
-def answer_contact(uow: UnitOfWork, ctx: Context, deps: Deps, contact_id: str, cmd: cc.Answer) -> dict[str, Any]:
+@handles(cc.Answer)
+def answer_contact(uow: UnitOfWork, ctx: Context, cmd: cc.Answer) -> dict[str, Any]:
     """The offered agent takes the contact (for a callback: the citizen is dialled)."""
     acting_as(ctx, cmd.agent_id)
-    contact = load_contact(uow, contact_id)
+    contact = load_contact(uow, cmd.contact_id)
     contact.expect_version(cmd.expected_version)
     agent = load_agent(uow, cmd.agent_id)
     kind = contact.offer_kind
@@ -269,16 +282,18 @@ def answer_contact(uow: UnitOfWork, ctx: Context, deps: Deps, contact_id: str, c
     return _contact_result(contact, how=how)
 
 
-def decline_offer(uow: UnitOfWork, ctx: Context, deps: Deps, contact_id: str, cmd: cc.Decline) -> dict[str, Any]:
+@handles(cc.Decline)
+def decline_offer(uow: UnitOfWork, ctx: Context, cmd: cc.Decline) -> dict[str, Any]:
     acting_as(ctx, cmd.agent_id)
-    return _fail_offer(uow, ctx, contact_id, cmd.agent_id, "declined")
+    return _fail_offer(uow, ctx, cmd.contact_id, cmd.agent_id, "declined")
 
 
-def time_out_offer(uow: UnitOfWork, ctx: Context, deps: Deps, contact_id: str, agent_id: str) -> dict[str, Any]:
+@handles(cc.TimeOutOffer, issued_by=("consumers.router",))
+def time_out_offer(uow: UnitOfWork, ctx: Context, cmd: cc.TimeOutOffer) -> dict[str, Any]:
     """Nobody answered the offer in time: the contact goes back to its old place and the
     agent, after too many misses, to not ready."""
     require_role(ctx, *SUPERVISION)
-    return _fail_offer(uow, ctx, contact_id, agent_id, "timed_out")
+    return _fail_offer(uow, ctx, cmd.contact_id, cmd.agent_id, "timed_out")
 
 
 def _fail_offer(uow: UnitOfWork, ctx: Context, contact_id: str, agent_id: str, outcome: str) -> dict[str, Any]:
@@ -290,11 +305,12 @@ def _fail_offer(uow: UnitOfWork, ctx: Context, contact_id: str, agent_id: str, o
     return _contact_result(contact, agent_state=agent.state)
 
 
-def grab_contact(uow: UnitOfWork, ctx: Context, deps: Deps, contact_id: str, cmd: cc.Grab) -> dict[str, Any]:
+@handles(cc.Grab)
+def grab_contact(uow: UnitOfWork, ctx: Context, cmd: cc.Grab) -> dict[str, Any]:
     """An agent picks a waiting contact of a grab queue (话务抢答): the first one wins, the
     others get a conflict and nothing is written for them."""
     acting_as(ctx, cmd.agent_id)
-    contact = load_contact(uow, contact_id)
+    contact = load_contact(uow, cmd.contact_id)
     agent = load_agent(uow, cmd.agent_id)
     rules = load_queue(uow, contact.queue_id).rules
     if contact.queue_id not in agent.queues:
@@ -310,16 +326,18 @@ def grab_contact(uow: UnitOfWork, ctx: Context, deps: Deps, contact_id: str, cmd
 
 
 # ------------------------------------------------------------------------ handling
-def hold_contact(uow: UnitOfWork, ctx: Context, deps: Deps, contact_id: str, cmd: cc.Hold) -> dict[str, Any]:
+@handles(cc.Hold)
+def hold_contact(uow: UnitOfWork, ctx: Context, cmd: cc.Hold) -> dict[str, Any]:
     acting_as(ctx, cmd.agent_id)
-    contact = load_contact(uow, contact_id)
+    contact = load_contact(uow, cmd.contact_id)
     contact.hold(cmd.agent_id, ctx)
     return _contact_result(contact)
 
 
-def resume_contact(uow: UnitOfWork, ctx: Context, deps: Deps, contact_id: str, cmd: cc.Resume) -> dict[str, Any]:
+@handles(cc.Resume)
+def resume_contact(uow: UnitOfWork, ctx: Context, cmd: cc.Resume) -> dict[str, Any]:
     acting_as(ctx, cmd.agent_id)
-    contact = load_contact(uow, contact_id)
+    contact = load_contact(uow, cmd.contact_id)
     contact.resume(cmd.agent_id, ctx)
     return _contact_result(contact)
 
@@ -331,12 +349,13 @@ def _finish(uow: UnitOfWork, ctx: Context, contact: Contact, agent_id: str | Non
         agent.finish_contact(str(contact.id), seconds, ctx)
 
 
-def transfer_contact(uow: UnitOfWork, ctx: Context, deps: Deps, contact_id: str, cmd: cc.Transfer) -> dict[str, Any]:
+@handles(cc.Transfer)
+def transfer_contact(uow: UnitOfWork, ctx: Context, cmd: cc.Transfer) -> dict[str, Any]:
     """Cold: the agent leaves at once and the contact goes to the queue or agent. Warm:
     the target (often an expert seat) is offered a consultation first; the agent hands
     over with ``complete_transfer`` once the target has joined."""
     acting_as(ctx, cmd.agent_id)
-    contact = load_contact(uow, contact_id)
+    contact = load_contact(uow, cmd.contact_id)
     contact.expect_version(cmd.expected_version)
     if cmd.to_queue_id is not None:
         target_rules = load_queue(uow, cmd.to_queue_id).rules
@@ -352,40 +371,44 @@ def transfer_contact(uow: UnitOfWork, ctx: Context, deps: Deps, contact_id: str,
     return _contact_result(contact)
 
 
-def invite_agent(uow: UnitOfWork, ctx: Context, deps: Deps, contact_id: str, cmd: cc.Invite) -> dict[str, Any]:
+@handles(cc.Invite)
+def invite_agent(uow: UnitOfWork, ctx: Context, cmd: cc.Invite) -> dict[str, Any]:
     """Conference: another agent is offered to join the conversation."""
     acting_as(ctx, cmd.agent_id)
-    contact = load_contact(uow, contact_id)
+    contact = load_contact(uow, cmd.contact_id)
     invitee = load_agent(uow, cmd.invitee_id)
     contact.invite(cmd.agent_id, cmd.invitee_id, ctx)
     invitee.reserve(str(contact.id), contact.queue_id, contact.media, ctx)
     return _contact_result(contact)
 
 
-def complete_transfer(uow: UnitOfWork, ctx: Context, deps: Deps, contact_id: str, cmd: cc.CompleteTransfer) -> dict[str, Any]:
+@handles(cc.CompleteTransfer)
+def complete_transfer(uow: UnitOfWork, ctx: Context, cmd: cc.CompleteTransfer) -> dict[str, Any]:
     acting_as(ctx, cmd.agent_id)
-    contact = load_contact(uow, contact_id)
+    contact = load_contact(uow, cmd.contact_id)
     new_primary = contact.complete_transfer(cmd.agent_id, ctx)
     _finish(uow, ctx, contact, cmd.agent_id)
     return _contact_result(contact, new_agent_id=new_primary)
 
 
-def leave_contact(uow: UnitOfWork, ctx: Context, deps: Deps, contact_id: str, cmd: cc.Leave) -> dict[str, Any]:
+@handles(cc.Leave)
+def leave_contact(uow: UnitOfWork, ctx: Context, cmd: cc.Leave) -> dict[str, Any]:
     acting_as(ctx, cmd.agent_id)
-    contact = load_contact(uow, contact_id)
+    contact = load_contact(uow, cmd.contact_id)
     contact.leave(cmd.agent_id, ctx)
     _finish(uow, ctx, contact, cmd.agent_id)
     return _contact_result(contact)
 
 
-def end_contact(uow: UnitOfWork, ctx: Context, deps: Deps, contact_id: str, cmd: cc.End) -> dict[str, Any]:
+@handles(cc.End)
+def end_contact(uow: UnitOfWork, ctx: Context, cmd: cc.End) -> dict[str, Any]:
     """The conversation ends (either side hangs up): every agent on it goes to wrap-up."""
     if cmd.agent_id:
         acting_as(ctx, cmd.agent_id)
-    contact = load_contact(uow, contact_id)
+    contact = load_contact(uow, cmd.contact_id)
     contact.expect_version(cmd.expected_version)
     if cmd.agent_id and cmd.agent_id not in contact.participants:
-        raise InvalidTransition(f"agent {cmd.agent_id} is not on contact {contact_id}", code="not_handler")
+        raise InvalidTransition(f"agent {cmd.agent_id} is not on contact {cmd.contact_id}", code="not_handler")
     pending = contact.offered_to
     participants = contact.end(cmd.ended_by, ctx)
     for agent_id in participants:
@@ -400,11 +423,12 @@ def end_contact(uow: UnitOfWork, ctx: Context, deps: Deps, contact_id: str, cmd:
     return _contact_result(contact)
 
 
-def wrap_up_contact(uow: UnitOfWork, ctx: Context, deps: Deps, contact_id: str, cmd: cc.WrapUp) -> dict[str, Any]:
+@handles(cc.WrapUp)
+def wrap_up_contact(uow: UnitOfWork, ctx: Context, cmd: cc.WrapUp) -> dict[str, Any]:
     """The agent finishes wrap-up with a disposition (or its time ran out)."""
     if cmd.agent_id:
         acting_as(ctx, cmd.agent_id)
-    contact = load_contact(uow, contact_id)
+    contact = load_contact(uow, cmd.contact_id)
     agent_id = cmd.agent_id or contact.agent_id
     agent = find_agent(uow, agent_id)
     cid = str(contact.id)
@@ -416,19 +440,21 @@ def wrap_up_contact(uow: UnitOfWork, ctx: Context, deps: Deps, contact_id: str, 
         contact.wrap_up(agent_id, cmd.disposition, ctx, timed_out=cmd.timed_out)
         done = True
     if not done:
-        raise InvalidTransition(f"agent {agent_id} is not wrapping up contact {contact_id}")
+        raise InvalidTransition(f"agent {agent_id} is not wrapping up contact {cmd.contact_id}")
     return _contact_result(contact)
 
 
-def link_request(uow: UnitOfWork, ctx: Context, deps: Deps, contact_id: str, cmd: cc.LinkRequest) -> dict[str, Any]:
+@handles(cc.LinkRequest)
+def link_request(uow: UnitOfWork, ctx: Context, cmd: cc.LinkRequest) -> dict[str, Any]:
     """The request registered during this contact: the citizen's history joins them."""
-    contact = load_contact(uow, contact_id)
+    contact = load_contact(uow, cmd.contact_id)
     contact.link_request(cmd.request_id, ctx)
     return _contact_result(contact, request_ids=contact.request_ids)
 
 
 # ------------------------------------------------------------------------ callbacks
-def schedule_callback(uow: UnitOfWork, ctx: Context, deps: Deps, cmd: cc.ScheduleCallback) -> dict[str, Any]:
+@handles(cc.ScheduleCallback)
+def schedule_callback(uow: UnitOfWork, ctx: Context, cmd: cc.ScheduleCallback) -> dict[str, Any]:
     """An outbound call to make later: return an answer, or a satisfaction survey (回访)."""
     require_role(ctx, *STAFF)
     if cmd.external_id:
@@ -457,11 +483,12 @@ def schedule_callback(uow: UnitOfWork, ctx: Context, deps: Deps, cmd: cc.Schedul
     return _contact_result(contact, due_at=cmd.due_at.isoformat())
 
 
-def callback_outcome(uow: UnitOfWork, ctx: Context, deps: Deps, contact_id: str, cmd: cc.CallbackOutcome) -> dict[str, Any]:
+@handles(cc.CallbackOutcome)
+def callback_outcome(uow: UnitOfWork, ctx: Context, cmd: cc.CallbackOutcome) -> dict[str, Any]:
     """The dialler reports: the citizen answered (the agent is connected) or not (retry
     later, or give up after the last attempt; the agent is free again at once)."""
     require_role(ctx, *STAFF)
-    contact = load_contact(uow, contact_id)
+    contact = load_contact(uow, cmd.contact_id)
     agent_id = contact.agent_id
     status = contact.callback_outcome(cmd.outcome, ctx)
     if status != "connected":
@@ -470,10 +497,11 @@ def callback_outcome(uow: UnitOfWork, ctx: Context, deps: Deps, contact_id: str,
 
 
 # ------------------------------------------------------------------------ supervisors
-def supervise_contact(uow: UnitOfWork, ctx: Context, deps: Deps, contact_id: str, cmd: cc.Supervise) -> dict[str, Any]:
+@handles(cc.Supervise)
+def supervise_contact(uow: UnitOfWork, ctx: Context, cmd: cc.Supervise) -> dict[str, Any]:
     """Monitor, whisper, barge in, stop, or take over (the agent leaves to wrap-up)."""
     require_role(ctx, *SUPERVISION)
-    contact = load_contact(uow, contact_id)
+    contact = load_contact(uow, cmd.contact_id)
     if cmd.mode == "stop":
         contact.stop_supervising(cmd.supervisor_id, ctx)
     elif cmd.mode == "take_over":

@@ -5,7 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from domain.base import InvalidCommand
-from domain.citizens import ContactDetails
+from domain.citizens.aggregate import ContactDetails
 
 CONTACT_FIELDS = ("name", "phone", "email")
 

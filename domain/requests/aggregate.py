@@ -19,9 +19,9 @@ from domain.base import (
     InvalidTransition,
     derived_id,
 )
-from domain.catalogue import URGENCIES
+from domain.catalogue.aggregate import URGENCIES
 from domain.deadlines import WorkingTime, compute_due, deadline_rule
-from domain.sla import APPROACHING, CALLBACK, ESCALATION, INTERIM_DUE, MISSED, REMINDER, WAITING, Timer, resume_due
+from domain.requests.sla import APPROACHING, CALLBACK, ESCALATION, INTERIM_DUE, MISSED, REMINDER, WAITING, Timer, resume_due
 
 KINDS = ("information", "action", "feedback")
 SUBTYPES = {

@@ -16,7 +16,7 @@ from typing import Any
 import phonenumbers
 
 from domain.base import Context, HotlineAggregate, InvalidCommand, derived_id
-from domain.catalogue import LANGUAGES
+from domain.catalogue.aggregate import LANGUAGES
 
 _EMAIL = re.compile(r"^[^@\s]+@[^@\s]+\.[^@\s]+$")
 

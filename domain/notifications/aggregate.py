@@ -18,21 +18,21 @@ the idempotency key is simply retried with the same key; email cannot be asked, 
 message goes to the dead-letter state as "in doubt" for an operator to decide — never
 silently sent twice, never silently lost.
 
-Templates per language (zh, ar right-to-left, it, en) live in ``infra/data/templates``;
-:func:`render` picks the citizen's language and falls back to English.
+What to send for which event, and the templates, are in :mod:`domain.notifications.messages`.
 """
 
 from __future__ import annotations
 
 import hashlib
-import string
 import uuid
-from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import datetime, timedelta
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from domain.base import Context, HotlineAggregate, InvalidCommand, InvalidTransition, NotFound, derived_id
+from domain.base import Context, HotlineAggregate, InvalidCommand, InvalidTransition, derived_id
+
+if TYPE_CHECKING:
+    from domain.notifications.messages import MessageSpec
 
 CHANNELS = ("email", "sms", "fax", "voicemail")
 # Channels whose provider deduplicates by idempotency key: an in-doubt attempt is retried.
@@ -232,178 +232,3 @@ class Notification(HotlineAggregate):
         if self.status != "dead_lettered":
             raise InvalidTransition(f"only a dead-lettered message is retried by hand; this one is {self.status}")
         self._record(self.RetryRequested, ctx, reason=reason)
-
-
-# ------------------------------------------------------------------ what to send
-@dataclass(frozen=True)
-class MessageSpec:
-    key: str
-    purpose: str
-    channel: str
-    to: str
-    language: str
-    subject: str
-    body: str
-    html: str | None = None
-    request_id: str | None = None
-    source_event: str | None = None
-
-
-class _Blank(dict[str, Any]):
-    def __missing__(self, key: str) -> str:
-        return ""
-
-
-def render(templates: Mapping[str, Any], purpose: str, language: str, values: Mapping[str, Any]) -> tuple[str, str, str, str]:
-    """(language used, subject, text body, HTML body) from the language's template."""
-    lang = language if language in templates and purpose in (templates[language].get("messages") or {}) else "en"
-    if lang not in templates or purpose not in (templates[lang].get("messages") or {}):
-        raise NotFound(f"no template for {purpose!r}", code="template_missing")
-    doc = templates[lang]
-    tpl = doc["messages"][purpose]
-    fmt = string.Formatter()
-    data = _Blank({k: "" if v is None else v for k, v in values.items()})
-    subject = fmt.vformat(str(tpl.get("subject", "")), (), data).strip()
-    body = fmt.vformat(str(tpl["body"]), (), data).strip()
-    rtl = doc.get("direction") == "rtl" or lang in RTL_LANGUAGES
-    paragraphs = "".join(f"<p>{_escape(p)}</p>" for p in body.split("\n") if p.strip())
-    direction = "rtl" if rtl else "ltr"
-    html = f'<!doctype html><html lang="{lang}" dir="{direction}"><body dir="{direction}">{paragraphs}</body></html>'
-    if rtl:
-        # Plain-text readers get a right-to-left mark on every line, so numbers and Latin
-        # references inside Arabic text keep their place.
-        body = "\n".join("\u200f" + line for line in body.split("\n"))
-    return lang, subject, body, html
-
-
-def _escape(text: str) -> str:
-    return text.replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
-
-
-# Request events that produce messages: purpose, and whether it goes to the citizen.
-CITIZEN_PURPOSES = {
-    "interim_replied": "interim_reply",
-    "final_replied": "final_reply",
-    "satisfaction_callback_due": "satisfaction_callback",
-}
-DEPARTMENT_PURPOSES = {
-    "deadline_approaching": "deadline_approaching",
-    "deadline_missed": "deadline_missed",
-    "reminder_sent": "reminder",
-    "interim_reply_due": "interim_reply_due",
-    "escalated": "escalated",
-}
-
-
-def messages_for(
-    envelope: Any,
-    request: Mapping[str, Any],
-    templates: Mapping[str, Any],
-    *,
-    department_address: str,
-    control_office_address: str,
-    staff_language: str,
-) -> list[MessageSpec]:
-    """The messages one request event causes (pure: the consumer does the sending).
-
-    ``request`` holds what the templates need: reference, language, reply_channel,
-    personal (the citizen's contact), department_id, due_at."""
-    name = envelope.type.split(".")[2]
-    data = dict(envelope.data)
-    values = {
-        "reference": request.get("reference"),
-        "department": data.get("department_id") or request.get("department_id") or "",
-        "due_at": _when(data.get("due_at") or request.get("due_at")),
-        "message": data.get("message"),
-        "delay_reason": data.get("delay_reason"),
-        "expected_at": _when(data.get("expected_at")),
-        "percent": data.get("detail"),
-        "number": data.get("detail"),
-        "days": data.get("detail"),
-    }
-    key_base = f"{envelope.aggregate_id}/{envelope.version}"
-    if name in CITIZEN_PURPOSES:
-        purpose = CITIZEN_PURPOSES[name]
-        reply_channel = data.get("channel") or request.get("reply_channel")
-        personal = request.get("personal") or {}
-        channel = REPLY_CHANNEL_TO_CHANNEL.get(str(reply_channel))
-        if channel is None or (request.get("contact_hidden") and not personal):
-            return []
-        to = personal.get("email") if channel == "email" else personal.get("fax") if channel == "fax" else personal.get("phone")
-        if not to:
-            return []
-        lang, subject, body, html = render(templates, purpose, str(request.get("language") or "en"), values)
-        return [
-            MessageSpec(
-                f"{key_base}:{purpose}",
-                purpose,
-                channel,
-                str(to),
-                lang,
-                subject,
-                body,
-                html if channel == "email" else None,
-                envelope.aggregate_id,
-                envelope.event_id,
-            )
-        ]
-    if name in DEPARTMENT_PURPOSES:
-        purpose = DEPARTMENT_PURPOSES[name]
-        to = control_office_address if name == "escalated" else department_address
-        if not to:
-            return []
-        lang, subject, body, html = render(templates, purpose, staff_language, values)
-        return [
-            MessageSpec(f"{key_base}:{purpose}", purpose, "email", to, lang, subject, body, html, envelope.aggregate_id, envelope.event_id)
-        ]
-    return []
-
-
-def _when(value: Any) -> str:
-    if value is None:
-        return ""
-    if isinstance(value, str):
-        value = datetime.fromisoformat(value)
-    return str(value.strftime("%Y-%m-%d %H:%M %Z").strip())
-
-
-# ------------------------------------------------------------------ command handlers
-def queue_notification(uow: Any, ctx: Context, deps: Any, spec: MessageSpec) -> dict[str, Any]:
-    """Queue once: the id is derived from the key, so a second queueing is a no-op."""
-    existing = uow.find(Notification, notification_id(spec.key))
-    if existing is not None:
-        return {"id": str(existing.id), "queued": False, "status": existing.status}
-    n = Notification.queue(spec, ctx)
-    uow.add(n)
-    return {"id": str(n.id), "queued": True, "status": n.status}
-
-
-def start_attempt(uow: Any, ctx: Context, deps: Any, nid: uuid.UUID) -> dict[str, Any]:
-    n = uow.get(Notification, nid)
-    attempt = n.start_attempt(ctx)
-    return {"id": str(n.id), "attempt": attempt}
-
-
-def record_outcome(
-    uow: Any, ctx: Context, deps: Any, nid: uuid.UUID, ok: bool, detail: str | None, permanent: bool, policy: RetryPolicy
-) -> dict[str, Any]:
-    n = uow.get(Notification, nid)
-    if ok:
-        n.record_sent(detail, ctx)
-    else:
-        n.record_failure(detail or "unknown error", permanent, policy, ctx)
-    return {"id": str(n.id), "status": n.status, "next_attempt_at": n.next_attempt_at.isoformat() if n.next_attempt_at else None}
-
-
-def resolve_in_doubt(uow: Any, ctx: Context, deps: Any, nid: uuid.UUID, policy: RetryPolicy) -> dict[str, Any]:
-    n = uow.get(Notification, nid)
-    n.resolve_in_doubt(policy, ctx)
-    return {"id": str(n.id), "status": n.status}
-
-
-def retry_notification(uow: Any, ctx: Context, deps: Any, nid: uuid.UUID, reason: str | None) -> dict[str, Any]:
-    if ctx.actor.role not in ("supervisor", "agent", "system"):
-        raise InvalidTransition("only operators retry dead-lettered messages", code="forbidden")
-    n = uow.get(Notification, nid)
-    n.retry(reason, ctx)
-    return {"id": str(n.id), "status": n.status, "version": n.version}

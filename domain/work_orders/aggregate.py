@@ -11,7 +11,7 @@ import uuid
 from typing import Any
 
 from domain.base import Context, HotlineAggregate, InvalidCommand, InvalidTransition
-from domain.requests import require_reason
+from domain.requests.aggregate import require_reason
 
 WORK_ORDER_OPEN = ("open", "in_progress")
 

@@ -1,0 +1,70 @@
+"""The work `hotline serve` runs beside the API in its own process, each part switched by
+a ``Settings`` field and started from the app's lifespan (``api/app.py``).
+
+Only with the real clock: a fixed (test or simulation) clock is moved by whoever holds
+it, so a background thread reading it would act at the wrong time.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+from domain.base import SystemClock
+from infra.runtime import Hotline
+
+Stop = Callable[[], None]
+
+
+def start_timers(hotline: Hotline) -> Stop | None:
+    """SLA timers in a thread (the embedded mode; ``hotline timers`` elsewhere)."""
+    from consumers.timers import start_in_process
+
+    if hotline.settings.mode != "embedded" or not hotline.settings.timers_inprocess:
+        return None
+    return start_in_process(hotline, hotline.settings.timers_poll_seconds)
+
+
+def start_router(hotline: Hotline) -> Stop | None:
+    """The ACD router in a thread (embedded or PostgreSQL, where the advisory lock keeps
+    one active across processes)."""
+    from consumers.router import enable_aggregate_cache, start_embedded
+
+    if not hotline.settings.router_inprocess:
+        return None
+    enable_aggregate_cache(hotline.store)
+    return start_embedded(hotline).stop
+
+
+def start_analytics_ingest(hotline: Hotline) -> Stop | None:
+    """Events reach DuckDB from a thread, so commits never wait for analytics (the
+    distributed mode's `hotline ingest --kafka` does it from Kafka instead)."""
+    from analytics.ingest import start_background
+
+    if hotline.settings.mode != "embedded" or not hotline.settings.analytics_inprocess:
+        return None
+    return start_background(hotline.store, hotline.settings.duckdb_path)
+
+
+def start_notifier(hotline: Hotline) -> Stop | None:
+    """Replies and alerts sent from a thread (``hotline notify`` elsewhere)."""
+    from consumers.notifications import start_in_process
+
+    if not hotline.settings.notifier_inprocess:
+        return None
+    return start_in_process(hotline, hotline.settings.notify_poll_seconds)
+
+
+# What `hotline serve` may run beside the API, in start order.
+BACKGROUND: tuple[Callable[[Hotline], Stop | None], ...] = (start_timers, start_router, start_analytics_ingest, start_notifier)
+
+
+def start_background(hotline: Hotline) -> list[Stop]:
+    """Starts what the settings ask for; returns the stop functions, to call in reverse."""
+    if not isinstance(hotline.clock, SystemClock):
+        return []
+    stops = []
+    for start in BACKGROUND:
+        stop = start(hotline)
+        if stop is not None:
+            stops.append(stop)
+    return stops

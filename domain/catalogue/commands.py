@@ -1,0 +1,76 @@
+"""Catalogue commands: departments > providers > categories > problem codes (names in zh, ar, it, en)."""
+
+from __future__ import annotations
+
+from typing import Annotated, Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field
+from pydantic.json_schema import SkipJsonSchema
+
+from domain.handling import FROM_PATH, Command, Target
+
+Level = Literal["department", "provider", "category", "problem_code"]
+
+
+class Names(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    zh: str
+    ar: str
+    it: str
+    en: str
+
+
+class AddDepartment(Command):
+    id: str
+    names: Names
+    is_control_office: bool = False
+
+
+class AddProvider(Command):
+    id: str
+    department_id: str
+    names: Names
+
+
+class AddCategory(Command):
+    id: str
+    provider_id: str
+    names: Names
+
+
+class AddProblemCode(Command):
+    code: str
+    category_id: str
+    names: Names
+    work_order_template: dict[str, Any]
+    fields_to_collect: list[dict[str, Any]] = Field(default_factory=list)
+    deadlines: dict[str, Any] | None = None
+
+
+class ReviseProblemCode(Command):
+    code: Target = ""
+    work_order_template: dict[str, Any] | None = None
+    fields_to_collect: list[dict[str, Any]] | None = None
+    deadlines: dict[str, Any] | None = None
+
+
+class EntryCommand(Command):
+    """A command on one catalogue entry: its level (departments, providers, categories,
+    problem-codes) and its id."""
+
+    level: Annotated[Level, SkipJsonSchema(), FROM_PATH] = "department"
+    entry_id: Target = ""
+
+
+class RenameEntry(EntryCommand):
+    names: Names
+
+
+class RetireEntry(EntryCommand):
+    reason: str = Field(min_length=1)
+
+
+class ImportCatalogue(Command):
+    """Loads a catalogue file (``infra/data/catalogue.yaml``); entries already present are kept."""
+
+    document: dict[str, Any]

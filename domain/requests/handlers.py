@@ -1,0 +1,289 @@
+"""Request handlers: one small function per command, registered against its class.
+
+The rules live in :class:`~domain.requests.aggregate.ServiceRequest`; a handler loads
+what the rule needs (the catalogue, the calendar), calls it, replans the SLA timers, and
+says what happened.
+"""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Callable
+from dataclasses import replace
+from typing import Any, TypeVar
+
+from domain.base import Context, InvalidCommand, NotFound
+from domain.calendars.handlers import jurisdiction_calendar
+from domain.catalogue.handlers import load_catalogue
+from domain.citizens.aggregate import ContactDetails, check_language
+from domain.citizens.handlers import resolve_citizen
+from domain.handling import Handlers, UnitOfWork, parse_id, require_role
+from domain.requests import commands as c
+from domain.requests.aggregate import ServiceRequest, request_id_for
+from domain.requests.sla import plan_kept, reschedule
+
+handles = Handlers("requests")
+R = TypeVar("R", bound=c.RequestCommand)
+
+
+def load_request(uow: UnitOfWork, ref: str) -> ServiceRequest:
+    """By reference number (what citizens quote) or by id."""
+    try:
+        rid = uuid.UUID(ref)
+    except ValueError:
+        rid = request_id_for(ref)
+    request = uow.find(ServiceRequest, rid)
+    if request is None:
+        raise NotFound(f"no request {ref}")
+    return request
+
+
+def _problem(uow: UnitOfWork, ctx: Context, r: ServiceRequest) -> dict[str, Any] | None:
+    return load_catalogue(uow, ctx.deps).problem_code(r.problem_code) if r.problem_code else None
+
+
+def keep_timers(uow: UnitOfWork, ctx: Context, request: ServiceRequest) -> None:
+    """Replans the request's timers when what they depend on changed (domain/requests/sla.py)."""
+    if not request.timers_scheduled and not request.is_open and request.status != "closed":
+        return
+    calendar = jurisdiction_calendar(uow, ctx.deps)
+    timers = reschedule(request, ctx.deps.sla, calendar, ctx.now)
+    if timers is not None:
+        request.schedule_timers(timers, ctx)
+        plan_kept(request, ctx.deps.sla, calendar)
+
+
+def request_summary(request: ServiceRequest) -> dict[str, Any]:
+    return {
+        "id": str(request.id),
+        "reference": request.reference,
+        "status": request.status,
+        "version": request.version,
+        "due_at": request.due_at.isoformat(),
+    }
+
+
+@handles(c.RegisterRequest)
+def register_request(uow: UnitOfWork, ctx: Context, cmd: c.RegisterRequest) -> dict[str, Any]:
+    deps = ctx.deps
+    contact = ContactDetails.parse(cmd.contact.model_dump() if cmd.contact else None, deps.policy.default_region)
+    hidden = deps.policy.check(contact, wants_anonymity=cmd.anonymous)
+    language = check_language(cmd.language or deps.policy.default_language)
+    citizen = resolve_citizen(uow, ctx, contact, language)
+    if cmd.language is None and citizen is not None:
+        language = citizen.language
+    reply_channel = cmd.reply_channel
+    if reply_channel is None and not hidden:
+        reply_channel = "phone" if contact.phone else "email" if contact.email else None
+    personal = None if contact.is_anonymous else contact.as_personal()
+
+    # A reference number already taken makes the insert conflict; the bus then runs the
+    # command again, which draws another number.
+    reference = deps.new_reference(ctx.now)
+    request = ServiceRequest.register(
+        reference=reference,
+        kind=cmd.kind,
+        subtype=cmd.subtype,
+        channel=cmd.channel,
+        description=cmd.description,
+        location=cmd.location.model_dump(exclude_none=True) if cmd.location else None,
+        urgency=cmd.urgency,
+        citizen_id=citizen.id if citizen else None,
+        personal=personal,
+        contact_hidden=hidden,
+        language=language,
+        reply_channel=reply_channel,
+        ctx=ctx,
+        calendar=jurisdiction_calendar(uow, deps),
+        contact_id=cmd.contact_id,
+    )
+    uow.add(request)
+    if cmd.problem_code:
+        _classify(uow, ctx, request, cmd.problem_code, cmd.collected)
+    keep_timers(uow, ctx, request)
+    result = request_summary(request)
+    result["citizen_id"] = str(citizen.id) if citizen else None
+    return result
+
+
+def _classify(uow: UnitOfWork, ctx: Context, request: ServiceRequest, code: str, collected: dict[str, Any] | None) -> None:
+    catalogue = load_catalogue(uow, ctx.deps)
+    problem = catalogue.problem_code(code)
+    request.classify(code, problem, catalogue.route_of(code), collected, ctx, jurisdiction_calendar(uow, ctx.deps))
+
+
+def on_request(
+    action: Callable[[UnitOfWork, Context, ServiceRequest, R], None],
+) -> Callable[[UnitOfWork, Context, R], dict[str, Any]]:
+    """Makes a handler of an action on one request: load it by ``cmd.ref``, check the
+    expected version, act, replan the timers, summarise."""
+
+    def handler(uow: UnitOfWork, ctx: Context, cmd: R) -> dict[str, Any]:
+        request = load_request(uow, cmd.ref)
+        request.expect_version(cmd.expected_version)
+        action(uow, ctx, request, cmd)
+        keep_timers(uow, ctx, request)
+        return request_summary(request)
+
+    handler.__name__ = handler.__qualname__ = action.__name__
+    handler.__doc__ = action.__doc__
+    return handler
+
+
+@handles(c.Classify)
+@on_request
+def classify(uow: UnitOfWork, ctx: Context, r: ServiceRequest, cmd: c.Classify) -> None:
+    _classify(uow, ctx, r, cmd.problem_code, cmd.collected)
+
+
+@handles(c.ChangeKind)
+@on_request
+def change_kind(uow: UnitOfWork, ctx: Context, r: ServiceRequest, cmd: c.ChangeKind) -> None:
+    r.change_kind(cmd.kind, cmd.subtype, cmd.reason, ctx)
+
+
+@handles(c.Dispatch)
+@on_request
+def dispatch(uow: UnitOfWork, ctx: Context, r: ServiceRequest, cmd: c.Dispatch) -> None:
+    require_role(ctx, "agent", "supervisor", "control_office", "system")
+    catalogue = load_catalogue(uow, ctx.deps)
+    department = cmd.department_id or r.suggested_department_id
+    provider = cmd.provider_id if cmd.department_id else (cmd.provider_id or r.suggested_provider_id)
+    if department is None:
+        raise InvalidCommand("no department given and the request has no problem code to route by")
+    catalogue.check_dispatch_target(department, provider)
+    problem = catalogue.problem_code(r.problem_code) if r.problem_code else None
+    r.dispatch(department, provider, cmd.instructions, ctx, jurisdiction_calendar(uow, ctx.deps), problem)
+
+
+@handles(c.Accept)
+@on_request
+def accept(uow: UnitOfWork, ctx: Context, r: ServiceRequest, cmd: c.Accept) -> None:
+    require_role(ctx, "department", "supervisor", "system")
+    r.accept(cmd.department_id, ctx)
+
+
+@handles(c.ReturnToDispatcher)
+@on_request
+def return_to_dispatcher(uow: UnitOfWork, ctx: Context, r: ServiceRequest, cmd: c.ReturnToDispatcher) -> None:
+    require_role(ctx, "department", "supervisor", "system")
+    offices = load_catalogue(uow, ctx.deps).control_offices()
+    r.return_to_dispatcher(cmd.department_id, cmd.reason, ctx, offices[0] if offices else None)
+
+
+@handles(c.RuleOwnership)
+@on_request
+def rule_ownership(uow: UnitOfWork, ctx: Context, r: ServiceRequest, cmd: c.RuleOwnership) -> None:
+    require_role(ctx, "control_office", "supervisor")
+    load_catalogue(uow, ctx.deps).check_dispatch_target(cmd.department_id, cmd.provider_id)
+    calendar = jurisdiction_calendar(uow, ctx.deps)
+    r.rule_ownership(cmd.department_id, cmd.provider_id, cmd.reason, ctx, calendar, _problem(uow, ctx, r))
+
+
+@handles(c.InterimReply)
+@on_request
+def interim_reply(uow: UnitOfWork, ctx: Context, r: ServiceRequest, cmd: c.InterimReply) -> None:
+    r.interim_reply(cmd.message, cmd.delay_reason, cmd.expected_at, _reply_channel(r, cmd.channel), ctx)
+
+
+@handles(c.FinalReply)
+@on_request
+def final_reply(uow: UnitOfWork, ctx: Context, r: ServiceRequest, cmd: c.FinalReply) -> None:
+    r.final_reply(cmd.message, _reply_channel(r, cmd.channel), ctx)
+
+
+def _reply_channel(r: ServiceRequest, channel: str | None) -> str:
+    chosen = channel or r.reply_channel
+    if chosen is None:
+        raise InvalidCommand("no reply channel: the citizen left no phone or email", field="channel")
+    return chosen
+
+
+@handles(c.Resolve)
+@on_request
+def resolve(uow: UnitOfWork, ctx: Context, r: ServiceRequest, cmd: c.Resolve) -> None:
+    r.resolve(cmd.resolution, ctx)
+
+
+@handles(c.Close)
+@on_request
+def close(uow: UnitOfWork, ctx: Context, r: ServiceRequest, cmd: c.Close) -> None:
+    r.close(ctx)
+
+
+@handles(c.Reopen)
+@on_request
+def reopen(uow: UnitOfWork, ctx: Context, r: ServiceRequest, cmd: c.Reopen) -> None:
+    r.reopen(cmd.reason, ctx, jurisdiction_calendar(uow, ctx.deps), _problem(uow, ctx, r))
+
+
+@handles(c.Rate)
+@on_request
+def rate(uow: UnitOfWork, ctx: Context, r: ServiceRequest, cmd: c.Rate) -> None:
+    r.rate(cmd.score, cmd.comment, ctx)
+
+
+@handles(c.RequestExtension)
+@on_request
+def request_extension(uow: UnitOfWork, ctx: Context, r: ServiceRequest, cmd: c.RequestExtension) -> None:
+    r.request_extension(cmd.requested_due_at, cmd.reason, cmd.department_id, ctx)
+
+
+@handles(c.DecideExtension)
+@on_request
+def decide_extension(uow: UnitOfWork, ctx: Context, r: ServiceRequest, cmd: c.DecideExtension) -> None:
+    require_role(ctx, "supervisor", "control_office")
+    if cmd.approve:
+        r.approve_extension(cmd.comment, ctx, cmd.due_at)
+    else:
+        if not cmd.comment:
+            raise InvalidCommand("refusing an extension needs a reason in 'comment'")
+        r.refuse_extension(cmd.comment, ctx)
+
+
+@handles(c.Supervise)
+@on_request
+def supervise(uow: UnitOfWork, ctx: Context, r: ServiceRequest, cmd: c.Supervise) -> None:
+    require_role(ctx, "supervisor", "control_office")
+    if cmd.supervised:
+        r.start_supervision(cmd.reason, ctx)
+    else:
+        r.end_supervision(cmd.reason, ctx)
+
+
+@handles(c.AddNote)
+@on_request
+def add_note(uow: UnitOfWork, ctx: Context, r: ServiceRequest, cmd: c.AddNote) -> None:
+    r.add_note(cmd.text, cmd.internal, ctx)
+
+
+# ------------------------------------------------------------------------ SLA clock and timers
+@handles(c.WaitForCitizen)
+@on_request
+def wait_for_citizen(uow: UnitOfWork, ctx: Context, r: ServiceRequest, cmd: c.WaitForCitizen) -> None:
+    require_role(ctx, "agent", "department", "supervisor", "control_office", "system")
+    r.wait_for_citizen(cmd.reason, ctx)
+
+
+@handles(c.CitizenResponded)
+@on_request
+def citizen_responded(uow: UnitOfWork, ctx: Context, r: ServiceRequest, cmd: c.CitizenResponded) -> None:
+    r.citizen_responded(cmd.note, ctx, jurisdiction_calendar(uow, ctx.deps), _problem(uow, ctx, r))
+
+
+@handles(c.FireTimers, issued_by=("consumers.timers",))
+def fire_timers(uow: UnitOfWork, ctx: Context, cmd: c.FireTimers) -> dict[str, Any]:
+    """The timer process's command: fire due timers, each at most once (the request's
+    stream refuses a second event for the same key: a refire after a crash is a no-op)."""
+    require_role(ctx, "system", "supervisor")
+    fired, skipped = [], []
+    for item in cmd.timers:
+        request = uow.find(ServiceRequest, parse_id(item.request_id, "request"))
+        # The case is the correlation; the timer is the cause (auditors replay by these).
+        item_ctx = replace(ctx, correlation_id=item.request_id, causation_id=f"timer:{item.key}")
+        if request is None or not request.fire_timer(item.key, item_ctx):
+            skipped.append(item.model_dump())
+            continue
+        keep_timers(uow, item_ctx, request)
+        fired.append(item.model_dump())
+    return {"fired": fired, "skipped": skipped}
