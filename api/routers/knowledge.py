@@ -1,0 +1,339 @@
+"""/knowledge: articles (write, review, publish, revise, retire; read any revision), search
+in zh / ar / it / en, suggestions for a request or an agent's current contact, and the
+outcomes of a search (opened, used to answer, deflected, no good answer).
+
+Searching is public (citizen self-service, no sign-in; rate-limited per caller) and every
+search is recorded as an event (``hotline.knowledge.search_performed.v1``) whose id the
+answer carries as ``search_id``: outcomes are posted against it.
+"""
+
+from __future__ import annotations
+
+import json
+import threading
+import time
+from typing import Any
+
+import sqlalchemy as sa
+from fastapi import APIRouter, Depends, HTTPException, Query, Request, Response
+
+from api.deps import CommandRoute, add_command_routes, get_actor, get_hotline, run_command, wait_for_position
+from domain.base import Actor, NotFound
+from domain.knowledge import commands as c
+from domain.knowledge.handlers import WRITERS
+from infra.runtime import Hotline
+from projections import agent_desk, request_status
+from projections import knowledge as kb
+
+router = APIRouter(tags=["knowledge base"])
+
+# Self-service searches per caller (X-Actor-Id, else the client address) and minute.
+CITIZEN_SEARCHES_PER_MINUTE = 30
+
+
+class _RateLimit:
+    """A fixed window per caller: enough to stop a script hammering the public search."""
+
+    def __init__(self, per_minute: int) -> None:
+        self.per_minute = per_minute
+        self.windows: dict[str, tuple[int, int]] = {}
+        self.lock = threading.Lock()
+
+    def check(self, caller: str) -> None:
+        minute = int(time.monotonic() // 60)
+        with self.lock:
+            if len(self.windows) > 100_000:
+                self.windows.clear()
+            window, count = self.windows.get(caller, (minute, 0))
+            count = count + 1 if window == minute else 1
+            self.windows[caller] = (minute, count)
+        if count > self.per_minute:
+            raise HTTPException(429, f"more than {self.per_minute} searches a minute; try again shortly", headers={"Retry-After": "60"})
+
+
+_limit = _RateLimit(CITIZEN_SEARCHES_PER_MINUTE)
+
+
+def _channel(actor: Actor, channel: str | None) -> str:
+    if channel:
+        return channel
+    return {"citizen": "self_service", "system": "ivr"}.get(actor.role, "agent")
+
+
+def _record(
+    hotline: Hotline,
+    actor: Actor,
+    request: Request,
+    *,
+    query: str,
+    language: str | None,
+    channel: str,
+    trigger: str,
+    results: list[dict[str, Any]],
+    contact_id: str | None = None,
+    request_id: str | None = None,
+) -> dict[str, Any]:
+    cmd = c.RecordSearch(
+        query=query[:1000],
+        language=language,  # type: ignore[arg-type]
+        channel=channel,  # type: ignore[arg-type]
+        trigger=trigger,  # type: ignore[arg-type]
+        shown=[c.ShownArticle(article_id=r["id"], revision=r["revision"], rank=i + 1, score=r["score"]) for i, r in enumerate(results)],
+        contact_id=contact_id,
+        request_id=request_id,
+    )
+    answer = run_command(hotline, cmd, actor, request=request)
+    return {"results": results, "search_id": answer["search_id"], "language": language, "position": answer["position"]}
+
+
+@router.get("/knowledge/search", summary="Search published articles (public; the search is recorded)")
+def search(
+    request: Request,
+    q: str = Query(..., min_length=1, max_length=1000),
+    lang: c.Language | None = Query(None, description="The query's language; guessed from its script when absent"),
+    limit: int = Query(5, ge=1, le=50),
+    channel: c.SearchChannel | None = Query(None, description="Default: self_service for citizens, ivr for the system, else agent"),
+    contact_id: str | None = None,
+    request_id: str | None = None,
+    category: list[str] = Query(default_factory=list, description="Catalogue categories or problem codes to favour"),
+    hotline: Hotline = Depends(get_hotline),
+    actor: Actor = Depends(get_actor),
+) -> dict[str, Any]:
+    if actor.role == "citizen":
+        _limit.check(actor.id if actor.id != "anonymous-web" else (request.client.host if request.client else "?"))
+    with hotline.read_store.engine.connect() as conn:
+        results, language = kb.search(conn, q, lang, limit, category)
+    return _record(
+        hotline,
+        actor,
+        request,
+        query=q,
+        language=language,
+        channel=_channel(actor, channel),
+        trigger="search",
+        results=results,
+        contact_id=contact_id,
+        request_id=request_id,
+    )
+
+
+def _visible(row: dict[str, Any] | None, actor: Actor, article_id: str) -> dict[str, Any]:
+    if row is None or (row["published_revision"] is None and actor.role not in WRITERS):
+        raise NotFound(f"no published article {article_id}")
+    return row
+
+
+def _view(article_id: str, summary: dict[str, Any], rev: dict[str, Any], lang: str | None) -> dict[str, Any]:
+    content = rev["content"]
+    translations = content["translations"]
+    chosen = lang if lang in translations else next(iter(sorted(translations)))
+    return {
+        "id": article_id,
+        "status": summary["status"],
+        "revision": rev["revision"],
+        "published_revision": summary["published_revision"],
+        "latest_revision": summary["revision"],
+        "language": chosen,
+        "languages": sorted(translations),
+        "title": translations[chosen]["title"],
+        "body": translations[chosen]["body"],
+        "phones": content["phones"],
+        "url": content["url"],
+        "links": content["links"],
+        "problem_codes": content["problem_codes"],
+        "categories": content["categories"],
+        "tags": content["tags"],
+        "owner": summary["owner"],
+        "revised_at": rev["at"],
+        "revised_by": rev["actor_id"],
+    }
+
+
+@router.get("/knowledge/articles/{article_id}", summary="An article: its published revision (writers also see drafts)")
+def get_article(
+    article_id: str,
+    lang: c.Language | None = None,
+    revision: int | None = Query(None, ge=1, description="A past revision: what the article said then"),
+    min_position: int | None = None,
+    hotline: Hotline = Depends(get_hotline),
+    actor: Actor = Depends(get_actor),
+) -> dict[str, Any]:
+    wait_for_position(hotline, min_position)
+    with hotline.read_store.engine.connect() as conn:
+        summary = _visible(kb.article(conn, article_id), actor, article_id)
+        number = revision or (summary["revision"] if actor.role in WRITERS else summary["published_revision"])
+        rev = kb.revision(conn, article_id, number)
+    if rev is None:
+        raise NotFound(f"article {article_id} has no revision {number}")
+    return _view(article_id, summary, rev, lang)
+
+
+@router.get("/knowledge/articles/{article_id}/revisions", summary="Every revision of an article: when, by whom, why")
+def list_revisions(article_id: str, hotline: Hotline = Depends(get_hotline), actor: Actor = Depends(get_actor)) -> list[dict[str, Any]]:
+    with hotline.read_store.engine.connect() as conn:
+        _visible(kb.article(conn, article_id), actor, article_id)
+        return kb.revisions(conn, article_id)
+
+
+@router.get("/knowledge/articles/{article_id}/revisions/{revision}", summary="One revision, as it was read out")
+def get_revision(
+    article_id: str,
+    revision: int,
+    lang: c.Language | None = None,
+    hotline: Hotline = Depends(get_hotline),
+    actor: Actor = Depends(get_actor),
+) -> dict[str, Any]:
+    return get_article(article_id, lang, revision, None, hotline, actor)
+
+
+@router.get("/knowledge/articles/{article_id}/usage", summary="How often the article was opened, used to answer, and deflected a request")
+def article_usage(article_id: str, hotline: Hotline = Depends(get_hotline)) -> dict[str, Any]:
+    with hotline.read_store.engine.connect() as conn:
+        return kb.usage(conn, article_id)
+
+
+@router.get("/knowledge/unanswered", summary="Queries most often left without a good answer: what to write next")
+def unanswered(
+    lang: c.Language | None = None, limit: int = Query(20, ge=1, le=500), hotline: Hotline = Depends(get_hotline)
+) -> list[dict[str, Any]]:
+    with hotline.read_store.engine.connect() as conn:
+        return kb.unanswered(conn, lang, limit)
+
+
+def _suggest(
+    hotline: Hotline,
+    actor: Actor,
+    request: Request,
+    *,
+    text: str,
+    language: str | None,
+    codes: list[str],
+    limit: int,
+    contact_id: str | None,
+    request_id: str | None,
+) -> dict[str, Any]:
+    with hotline.read_store.engine.connect() as conn:
+        results, searched = kb.search(conn, text, language, limit, codes) if text.strip() else ([], language)
+        if not results:
+            results = kb.by_codes(conn, codes, language, limit)
+    return _record(
+        hotline,
+        actor,
+        request,
+        query=text,
+        language=searched,
+        channel=_channel(actor, None),
+        trigger="suggestion",
+        results=results,
+        contact_id=contact_id,
+        request_id=request_id,
+    )
+
+
+@router.get("/knowledge/suggestions", summary="Articles for a request (from its description and category), or for a text being typed")
+def suggestions(
+    request: Request,
+    ref: str | None = Query(None, description="A request's reference or id: its description, language and category"),
+    text: str | None = Query(None, max_length=10_000, description="Free text (the intake form's description)"),
+    lang: c.Language | None = None,
+    category: list[str] = Query(default_factory=list),
+    limit: int = Query(5, ge=1, le=20),
+    min_position: int | None = None,
+    hotline: Hotline = Depends(get_hotline),
+    actor: Actor = Depends(get_actor),
+) -> dict[str, Any]:
+    wait_for_position(hotline, min_position)
+    codes = list(category)
+    request_id = contact_id = None
+    if ref is not None:
+        with hotline.read_store.engine.connect() as conn:
+            row = request_status.by_reference(conn, ref) or request_status.get(conn, ref)
+        if row is None:
+            raise NotFound(f"no request {ref}")
+        text = text or row["description"] or ""
+        lang = lang or row["language"]
+        codes += [x for x in (row["problem_code"], row["category_id"]) if x]
+        request_id = row["id"]
+    return _suggest(
+        hotline, actor, request, text=text or "", language=lang, codes=codes, limit=limit, contact_id=contact_id, request_id=request_id
+    )
+
+
+@router.get(
+    "/agents/{agent_id}/suggestions", summary="Articles for the agent's current contact: its subject, language and requests' categories"
+)
+def agent_suggestions(
+    agent_id: str,
+    request: Request,
+    limit: int = Query(5, ge=1, le=20),
+    hotline: Hotline = Depends(get_hotline),
+    actor: Actor = Depends(get_actor),
+) -> dict[str, Any]:
+    desk, contacts = agent_desk.DESK, agent_desk.CONTACTS
+    with hotline.read_store.engine.connect() as conn:
+        current = (
+            conn.execute(
+                sa.select(contacts.c.contact_id, contacts.c.subject, contacts.c.language, contacts.c.request_ids)
+                .select_from(desk.join(contacts, contacts.c.contact_id == desk.c.contact_id))
+                .where(desk.c.agent_id == agent_id, desk.c.role == "active")
+                .order_by(desk.c.since.desc())
+            )
+            .mappings()
+            .first()
+        )
+        if current is None:
+            return {"agent_id": agent_id, "contact_id": None, "results": [], "search_id": None}
+        texts, codes, request_id = [current["subject"] or ""], [], None
+        for rid in json.loads(current["request_ids"] or "[]"):
+            row = request_status.get(conn, rid)
+            if row is not None:
+                request_id = row["id"]
+                texts.append(row["description"] or "")
+                codes += [x for x in (row["problem_code"], row["category_id"]) if x]
+    answer = _suggest(
+        hotline,
+        actor,
+        request,
+        text=" ".join(t for t in texts if t),
+        language=current["language"],
+        codes=codes,
+        limit=limit,
+        contact_id=current["contact_id"],
+        request_id=request_id,
+    )
+    return {"agent_id": agent_id, "contact_id": current["contact_id"], **answer}
+
+
+@router.post("/knowledge/articles", status_code=201, summary="Draft an article (supervisors and experts)")
+def draft_article(
+    cmd: c.DraftArticle, request: Request, response: Response, hotline: Hotline = Depends(get_hotline), actor: Actor = Depends(get_actor)
+) -> dict[str, Any]:
+    body = run_command(hotline, cmd, actor, request=request, response=response)
+    response.headers["Location"] = f"/knowledge/articles/{body['id']}"
+    return body
+
+
+add_command_routes(
+    router,
+    "/knowledge/articles/{article_id}",
+    [
+        CommandRoute("review", c.ReviewArticle, "Review the draft", body_optional=True),
+        CommandRoute("publish", c.PublishArticle, "Publish the reviewed revision: searchable and readable by everyone", body_optional=True),
+        CommandRoute(
+            "revise", c.ReviseArticle, "A new revision (the fields given replace the current ones; a published article stays live)"
+        ),
+        CommandRoute("retire", c.RetireArticle, "Retire: out of search, past revisions stay readable"),
+    ],
+)
+add_command_routes(
+    router,
+    "/knowledge/searches/{search_id}",
+    [
+        CommandRoute("opened", c.RecordArticleOpened, "An article shown was opened"),
+        CommandRoute(
+            "used", c.RecordUsedToAnswer, "An article answered the citizen (an information request answered from article X, revision N)"
+        ),
+        CommandRoute("deflected", c.RecordDeflection, "The citizen found the answer and filed nothing", body_optional=True),
+        CommandRoute("no-answer", c.RecordNoGoodAnswer, "Nothing shown answered the question", body_optional=True),
+    ],
+)
