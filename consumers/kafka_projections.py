@@ -499,7 +499,7 @@ class ProjectionConsumer:
         before_commit: Callable[[dict[TopicPartition, int]], None] | None = None,
         offset_commit_interval: float = 1.0,
     ) -> None:
-        from projections import all_projections
+        from infra.wiring import all_projections
 
         if not settings.kafka_bootstrap_servers:
             raise ValueError("the projection consumer needs HOTLINE_KAFKA_BOOTSTRAP_SERVERS")
@@ -748,10 +748,9 @@ def _fault_injection(settings: Settings) -> Callable[[dict[TopicPartition, int]]
 
 
 def main(group: str | None = None, once: bool = False, settings: Settings | None = None, max_records: int = 2000) -> None:
-    """Entry point for ``python -m consumers.kafka_projections`` and ``hotline consume projections``."""
+    """The ``hotline consume projections`` process (the CLI has configured logging)."""
     from infra.settings import get_settings
 
-    logging.basicConfig(level=os.environ.get("HOTLINE_LOG_LEVEL", "INFO").upper(), format="%(asctime)s %(name)s %(message)s")
     settings = settings or get_settings()
     consumer = ProjectionConsumer(settings, group=group, max_records=max_records, before_commit=_fault_injection(settings))
     tune_gc(consumer.settings)
@@ -762,17 +761,6 @@ def main(group: str | None = None, once: bool = False, settings: Settings | None
         pass
     finally:
         consumer.close()
-
-
-if __name__ == "__main__":
-    import argparse
-
-    parser = argparse.ArgumentParser()
-    parser.add_argument("--group", default=None)
-    parser.add_argument("--once", action="store_true")
-    parser.add_argument("--max-records", type=int, default=2000)
-    args = parser.parse_args()
-    main(args.group, args.once, max_records=args.max_records)
 
 
 __all__ = ["ProjectionConsumer", "_upsert", "apply_feeds", "wait_until_applied"]

@@ -17,7 +17,6 @@ from __future__ import annotations
 import contextlib
 import json
 import logging
-import os
 import select
 import signal
 import threading
@@ -331,10 +330,9 @@ class Relay:
 
 
 def main(settings: Settings | None = None) -> None:
-    """Entry point for ``python -m consumers.relay`` and ``hotline relay``."""
+    """The ``hotline relay`` process (the CLI has configured logging)."""
     from infra.settings import get_settings
 
-    logging.basicConfig(level=os.environ.get("HOTLINE_LOG_LEVEL", "INFO").upper(), format="%(asctime)s %(name)s %(message)s")
     relay = Relay(settings or get_settings())
     tune_gc(relay.settings)
     signal.signal(signal.SIGTERM, lambda *_: relay.stopping.set())
@@ -348,7 +346,3 @@ def main(settings: Settings | None = None) -> None:
         pass
     finally:
         relay.close()
-
-
-if __name__ == "__main__":
-    main()

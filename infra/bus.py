@@ -1,14 +1,20 @@
 """The command bus: runs a command as one atomic, idempotent unit of work.
 
-For each command: find its handler by the command's class (``domain/contexts.py``),
+For each command: find its handler by the command's class (``infra/wiring.py``),
 build the context (actor, injected time, correlation, the jurisdiction's configuration),
 run the handler against a fresh unit of work, commit all its events through the group committer, and
 tell the read side the new position. A write that lost a race is retried from a fresh
 load, unless the client named the version it expected (then it gets the 409).
+
+While a command runs, its name, correlation and causation ids and actor are bound to
+structlog's context variables of the calling thread: every log line of its work carries
+them (``infra/logging.py``). Each command's outcome and duration go to the Prometheus
+registry (``infra/metrics.py``).
 """
 
 from __future__ import annotations
 
+import logging
 import random
 import time
 import uuid
@@ -18,15 +24,18 @@ from typing import Any
 
 from eventsourcing.application import AggregateNotFoundError
 from eventsourcing.persistence import IntegrityError
+from structlog.contextvars import bind_contextvars, reset_contextvars
 
 from domain.base import Actor, Clock, ConcurrencyConflict, Context, DomainError, InvalidCommand
 from domain.config import Deps
-from domain.contexts import HANDLERS
 from domain.handling import Command, CommandHandlers
 from domain.idempotency import IdempotencyRecord, fingerprint, idempotency_id
 from infra.eventstore import EventStore
 from infra.group_commit import GroupCommitter
+from infra.metrics import observe_command
 from infra.unit_of_work import EventStoreUnitOfWork
+
+log = logging.getLogger("hotline.bus")
 
 
 @dataclass
@@ -43,9 +52,9 @@ class CommandBus:
         committer: GroupCommitter,
         deps: Deps,
         clock: Clock,
+        handlers: CommandHandlers,
         after_commit: Callable[[int], object] | None = None,
         retries: int = 30,
-        handlers: CommandHandlers = HANDLERS,
     ) -> None:
         self.store = store
         self.committer = committer
@@ -66,8 +75,50 @@ class CommandBus:
         causation_id: str | None = None,
     ) -> CommandResult:
         """Runs ``cmd`` as ``actor``: its handler is the one registered for its class."""
-        handler = self.handlers.for_command(cmd)
         name = type(cmd).__name__
+        # One correlation and causation id for every attempt: the log lines of a command
+        # that is retried after a lost race belong together.
+        correlation_id = correlation_id or _new_id()
+        causation_id = causation_id or _new_id()
+        # Bound in this thread only (the group committer's thread has its own context),
+        # and reset afterwards to what the caller had bound.
+        tokens = bind_contextvars(
+            command=name, correlation_id=correlation_id, causation_id=causation_id, actor_id=actor.id, actor_role=actor.role
+        )
+        started = time.perf_counter()
+        outcome = "error"
+        try:
+            answer = self._execute(cmd, name, actor, idempotency_key, idempotency_scope, correlation_id, causation_id)
+            outcome = "replayed" if answer.replayed else "ok"
+            if log.isEnabledFor(logging.DEBUG):
+                log.debug("command done: position %d%s", answer.position, " (replayed)" if answer.replayed else "")
+            return answer
+        except ConcurrencyConflict as exc:
+            outcome = "conflict"
+            log.debug("command conflict: %s", exc)
+            raise
+        except DomainError as exc:
+            outcome = "refused"
+            log.debug("command refused (%s): %s", exc.code, exc)
+            raise
+        except Exception:
+            log.exception("command failed")
+            raise
+        finally:
+            observe_command(name, outcome, time.perf_counter() - started)
+            reset_contextvars(**tokens)
+
+    def _execute(
+        self,
+        cmd: Command,
+        name: str,
+        actor: Actor,
+        idempotency_key: str | None,
+        idempotency_scope: str | None,
+        correlation_id: str,
+        causation_id: str,
+    ) -> CommandResult:
+        handler = self.handlers.for_command(cmd)
         scope = idempotency_scope or name
         # Only an idempotent command needs its payload's fingerprint (a dump and a hash).
         payload_print = fingerprint((name, cmd.model_dump(mode="json"))) if idempotency_key else ""
@@ -80,8 +131,8 @@ class CommandBus:
             ctx = Context(
                 actor=actor,
                 now=self.clock.now(),
-                correlation_id=correlation_id or _new_id(),
-                causation_id=causation_id or _new_id(),
+                correlation_id=correlation_id,
+                causation_id=causation_id,
                 deps=self.deps,
             )
             uow = EventStoreUnitOfWork(self.store)

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import re
 import threading
+import time
 import uuid
 from typing import Any
 
@@ -21,6 +22,7 @@ from eventsourcing.persistence import IntegrityError, Recording
 
 from infra.batching import BatchingThread, Reply
 from infra.eventstore import EventStore
+from infra.metrics import GROUP_COMMIT_BATCH, GROUP_COMMIT_SECONDS
 
 
 class GroupCommitter(BatchingThread):
@@ -66,7 +68,10 @@ class GroupCommitter(BatchingThread):
         return self._preparing > 0
 
     def _handle(self, batch: list[Any]) -> None:
+        started = time.perf_counter()
         self._commit_batch(batch)
+        GROUP_COMMIT_SECONDS.observe(time.perf_counter() - started)
+        GROUP_COMMIT_BATCH.observe(len(batch))
 
     def _commit_batch(self, batch: list[tuple[list[Any], Reply[Any]]]) -> None:
         self.batches += 1

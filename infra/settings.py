@@ -10,9 +10,14 @@ from __future__ import annotations
 
 from functools import lru_cache
 from pathlib import Path
-from typing import Any
+from typing import Annotated, Any, Literal
 
+from pydantic import BeforeValidator
 from pydantic_settings import BaseSettings, SettingsConfigDict
+
+
+def _lower(value: Any) -> Any:
+    return value.lower() if isinstance(value, str) else value
 
 
 class Settings(BaseSettings):
@@ -45,7 +50,10 @@ class Settings(BaseSettings):
     gc_young_threshold: int = 50_000
     host: str = "127.0.0.1"
     port: int = 8000
-    log_level: str = "info"
+    # Every process logs through infra/logging.py: one JSON object a line on stderr
+    # (``console``: coloured key=value lines for a developer's terminal).
+    log_level: Annotated[Literal["critical", "error", "warning", "info", "debug"], BeforeValidator(_lower)] = "info"
+    log_format: Annotated[Literal["json", "console"], BeforeValidator(_lower)] = "json"
     # In-process projections after each commit (the embedded mode). With Kafka the
     # projection consumers do it instead.
     inprocess_projections: bool | None = None

@@ -1,4 +1,4 @@
-"""Liveness and lag: how far each projection is behind the event store."""
+"""Liveness and lag: how far each projection is behind the event store; Prometheus metrics."""
 
 from __future__ import annotations
 
@@ -6,6 +6,7 @@ from fastapi import APIRouter, Depends, Response
 
 from api.deps import get_hotline
 from api.schemas import Health
+from infra.metrics import CONTENT_TYPE_LATEST, ProjectionPositions, exposition
 from infra.runtime import Hotline
 
 router = APIRouter(tags=["health"])
@@ -29,3 +30,14 @@ def healthz(response: Response, hotline: Hotline = Depends(get_hotline)) -> Heal
             for p in hotline.read_store.projections
         },
     )
+
+
+@router.get("/metrics", include_in_schema=False)
+def metrics(hotline: Hotline = Depends(get_hotline)) -> Response:
+    """Prometheus text format: commands, group commit, HTTP latency, and each projection's
+    position and lag read from the stores now."""
+
+    def positions() -> tuple[int, dict[str, int], list[str]]:
+        return hotline.store.max_position(), hotline.read_store.positions(), [p.name for p in hotline.read_store.projections]
+
+    return Response(exposition(ProjectionPositions(positions)), media_type=CONTENT_TYPE_LATEST)

@@ -191,7 +191,7 @@ def bench_http(settings: Settings, clients: int, seconds: float) -> dict[str, An
     hotline = Hotline.start(settings)
     load_catalogue(hotline)
     hotline.close()
-    server = subprocess.Popen([sys.executable, "-m", "api.cli_entry", "serve"], env=env, cwd=Path(__file__).resolve().parents[2])
+    server = subprocess.Popen([str(Path(sys.executable).parent / "hotline"), "serve"], env=env, cwd=Path(__file__).resolve().parents[2])
     try:
         base = "http://127.0.0.1:18931"
         for _ in range(100):

@@ -1,6 +1,6 @@
 """Leader election and failover of the ACD router on a real PostgreSQL.
 
-A router process (``python -m api.cli_contact_center router``) leads; an in-process
+A router process (``hotline router``) leads; an in-process
 router stands by. The leader routes; then it is killed with SIGKILL (no clean release:
 the server drops its session and its advisory lock) and the standby must take over
 within seconds, rebuild its view from the events, and route the next contact, with
@@ -80,7 +80,7 @@ def test_one_leader_and_failover_within_seconds(cc_pg_url: str, tmp_path: Path) 
             "PYTHONPATH": str(ROOT),
         }
         leader_proc = subprocess.Popen(
-            [sys.executable, "-m", "api.cli_contact_center", "router", "--name", "leader", "--poll", "0.1"],
+            [str(Path(sys.executable).parent / "hotline"), "router", "--name", "leader", "--poll", "0.1"],
             cwd=ROOT,
             env=env,
             stdout=subprocess.DEVNULL,

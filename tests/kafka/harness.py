@@ -26,6 +26,7 @@ from infra.runtime import Hotline
 from infra.settings import Settings
 
 ROOT = Path(__file__).resolve().parents[2]
+HOTLINE = str(Path(sys.executable).parent / "hotline")  # the installed CLI, beside this interpreter
 KAFKA = f"127.0.0.1:{os.environ.get('HOTLINE_KAFKA_PORT', '59092')}"
 AGENT = Actor("op1", "agent")
 ROADS = Actor("transport", "department")
@@ -62,14 +63,15 @@ def settings_env(settings: Settings, **extra: str) -> dict[str, str]:
 
 
 class Proc:
-    """A relay or consumer process, started with ``python -m`` and killable with SIGKILL."""
+    """A relay or consumer process (``hotline relay``, ``hotline consume projections``),
+    started with the installed ``hotline`` script and killable with SIGKILL."""
 
-    def __init__(self, module: str, settings: Settings, log_dir: Path, *args: str, **env: str) -> None:
-        self.module = module
-        self.log_path = log_dir / f"{module.split('.')[-1]}-{uuid.uuid4().hex[:6]}.log"
+    def __init__(self, command: str, settings: Settings, log_dir: Path, *args: str, **env: str) -> None:
+        self.command = command
+        self.log_path = log_dir / f"{command.replace(' ', '-')}-{uuid.uuid4().hex[:6]}.log"
         self.log = self.log_path.open("w")
         self.proc = subprocess.Popen(
-            [sys.executable, "-m", module, *args],
+            [HOTLINE, *command.split(), *args],
             cwd=ROOT,
             env=settings_env(settings, **env),
             stdout=self.log,
@@ -195,7 +197,7 @@ def snapshot(read_store: ReadStore, names: list[str] | None = None) -> dict[str,
 
 def rebuilt_snapshot(hotline: Hotline, tmp: Path) -> dict[str, list[tuple[Any, ...]]]:
     """The read models as the embedded mode builds them: every event in global order."""
-    from projections import all_projections
+    from infra.wiring import all_projections
 
     tmp.mkdir(parents=True, exist_ok=True)
     rs = ReadStore(make_engine(f"sqlite:///{tmp / f'rebuild-{uuid.uuid4().hex[:6]}.sqlite'}"), all_projections())

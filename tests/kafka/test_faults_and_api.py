@@ -47,8 +47,8 @@ def client(distributed: Hotline) -> Iterator[TestClient]:
 
 
 def test_operator_sees_own_registration_at_once(distributed: Hotline, client: TestClient, tmp_path: Path) -> None:
-    relay = Proc("consumers.relay", distributed.settings, tmp_path)
-    consumers = [Proc("consumers.kafka_projections", distributed.settings, tmp_path) for _ in range(2)]
+    relay = Proc("relay", distributed.settings, tmp_path)
+    consumers = [Proc("consume projections", distributed.settings, tmp_path) for _ in range(2)]
     try:
         first = client.post("/requests", json=_body(0), headers=HEADERS)
         assert first.status_code == 201
@@ -81,8 +81,8 @@ def _kafka(cmd: str) -> None:
 
 def test_broker_down_for_ten_seconds(distributed: Hotline, client: TestClient, tmp_path: Path) -> None:
     h = distributed
-    relay = Proc("consumers.relay", h.settings, tmp_path)
-    consumer = Proc("consumers.kafka_projections", h.settings, tmp_path)
+    relay = Proc("relay", h.settings, tmp_path)
+    consumer = Proc("consume projections", h.settings, tmp_path)
     statuses: list[int] = []
     stop = threading.Event()
 

@@ -37,7 +37,7 @@ def _spawn(data_dir: Path, smtp: SmtpServer, provider: Provider) -> subprocess.P
         PYTHONPATH=str(ROOT),
     )
     return subprocess.Popen(
-        [sys.executable, "-m", "api.cli_sla", "notify", "--clock", START.isoformat(), "--once"],
+        [str(Path(sys.executable).parent / "hotline"), "notify", "--clock", START.isoformat(), "--once"],
         cwd=ROOT,
         env=env,
         stdout=subprocess.PIPE,

@@ -1,5 +1,5 @@
 """Crash tests: the timer process killed with SIGKILL mid-run loses nothing and fires
-nothing twice. A real subprocess (``python -m api.cli_sla timers``) on a real store."""
+nothing twice. A real subprocess (``hotline timers``) on a real store."""
 
 from __future__ import annotations
 
@@ -41,7 +41,7 @@ def _timer_rows(db: Path) -> int:
 def _spawn(data_dir: Path, at: str, *extra: str) -> subprocess.Popen[bytes]:
     env = dict(os.environ, HOTLINE_DATA_DIR=str(data_dir), HOTLINE_JURISDICTION="rome", PYTHONPATH=str(ROOT))
     return subprocess.Popen(
-        [sys.executable, "-m", "api.cli_sla", "timers", "--clock", at, "--once", "--batch", "7", *extra],
+        [str(Path(sys.executable).parent / "hotline"), "timers", "--clock", at, "--once", "--batch", "7", *extra],
         cwd=ROOT,
         env=env,
         stdout=subprocess.PIPE,
@@ -92,10 +92,10 @@ def test_killed_timer_process_loses_and_duplicates_nothing(tmp_path: Path, path:
             assert r.timers_fired == due, f"request {rid}: lost timers {due - r.timers_fired}"
             fired_total += len(r.timers_fired)
             if events is not None:
-                keys = Counter(e.data["timer_key"] for e in events if e.type.split(".")[2] in TIMER_TYPES)
+                keys = Counter(e.data["timer_key"] for e in events if e.name in TIMER_TYPES)
                 assert keys and max(keys.values()) == 1
         # every timer event in the store names a distinct (request, key): nothing fired twice
-        all_keys = Counter((e.aggregate_id, e.data["timer_key"]) for e in h.store.iter_envelopes() if e.type.split(".")[2] in TIMER_TYPES)
+        all_keys = Counter((e.aggregate_id, e.data["timer_key"]) for e in h.store.iter_envelopes() if e.name in TIMER_TYPES)
         assert max(all_keys.values()) == 1
         assert sum(all_keys.values()) == fired_total == REQUESTS * 8
         with h.read_store.engine.connect() as conn:

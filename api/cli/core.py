@@ -1,24 +1,20 @@
-"""The one command line: ``hotline``. Subcommands of other areas live in api/cli_*.py."""
+"""``hotline serve``, ``demo``, ``status`` and ``replay``: the API and the read models."""
 
 from __future__ import annotations
 
-import importlib
 import json
-from pathlib import Path
 from typing import Any
 
 import typer
-import yaml
 from rich.console import Console
 
 from infra.settings import get_settings
 
-app = typer.Typer(help="Hotline: citizen-service hotline and contact center backend", no_args_is_help=True)
+commands = typer.Typer()
 console = Console()
-DEFAULT_CATALOGUE = Path(__file__).resolve().parent.parent / "infra" / "data" / "catalogue.yaml"
 
 
-@app.command()
+@commands.command()
 def serve(
     host: str = typer.Option(None, help="Default: HOTLINE_HOST or 127.0.0.1"),
     port: int = typer.Option(None, help="Default: HOTLINE_PORT or 8000"),
@@ -43,26 +39,11 @@ def serve(
         port=port or settings.port,
         workers=workers,
         log_level=settings.log_level,
+        log_config=None,  # uvicorn's loggers go through infra/logging.py like the rest
     )
 
 
-@app.command("load-catalogue")
-def load_catalogue(path: Path = typer.Argument(DEFAULT_CATALOGUE, exists=True, readable=True)) -> None:
-    """Load a catalogue file (YAML or JSON) as events; entries already present are kept."""
-    from domain.base import SYSTEM
-    from domain.catalogue import commands as catc
-    from infra.runtime import Hotline
-
-    document = yaml.safe_load(path.read_text(encoding="utf-8"))
-    hotline = Hotline.start(get_settings())
-    try:
-        result = hotline.bus.execute(catc.ImportCatalogue(document=document), SYSTEM)
-    finally:
-        hotline.close()
-    console.print(f"catalogue: {result.result['added']} entries added (version {result.result['version']})")
-
-
-@app.command()
+@commands.command()
 def demo(reset: bool = typer.Option(False, help="Delete the embedded data folder first")) -> None:
     """Load demo data: the catalogue and a few days of requests in every state."""
     from api.demo import load_demo
@@ -75,11 +56,12 @@ def demo(reset: bool = typer.Option(False, help="Delete the embedded data folder
     load_demo(settings, only_if_empty=False, console=console)
 
 
-@app.command()
+@commands.command()
 def replay(name: str = typer.Argument(..., help="Projection name, or 'all'")) -> None:
     """Rebuild a projection from the event store."""
     from consumers.replay import replay_projection
-    from projections import all_projections, by_name
+    from infra.wiring import all_projections
+    from infra.wiring import projection_named as by_name
 
     settings = get_settings()
     targets = all_projections() if name == "all" else [by_name(name)]
@@ -88,7 +70,7 @@ def replay(name: str = typer.Argument(..., help="Projection name, or 'all'")) ->
         console.print(f"{p.name}: {stats['events']} events in {stats['seconds']:.2f}s ({stats['events_per_second']:,.0f}/s)")
 
 
-@app.command()
+@commands.command()
 def status() -> None:
     """Positions of the event store and of each projection."""
     from infra.runtime import Hotline
@@ -101,18 +83,3 @@ def status() -> None:
         console.print_json(json.dumps(out))
     finally:
         hotline.close()
-
-
-# Modules that add commands: each exposes ``register(app)``.
-SUBCOMMANDS: list[str] = ["cli_sla", "cli_reports", "cli_kafka", "cli_contact_center"]
-
-
-def _register_subcommands() -> None:
-    for name in SUBCOMMANDS:
-        module = importlib.import_module(f"api.{name}")
-        module.register(app)
-
-
-def main() -> None:
-    _register_subcommands()
-    app()

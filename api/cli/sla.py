@@ -15,8 +15,9 @@ from rich.console import Console
 
 from infra.settings import get_settings
 
+commands = typer.Typer()
 console = Console()
-DEFAULT_CALENDARS = Path(__file__).resolve().parent.parent / "infra" / "data" / "calendars.yaml"
+DEFAULT_CALENDARS = Path(__file__).resolve().parents[2] / "infra" / "data" / "calendars.yaml"
 
 
 def _clock(at: str | None) -> Any:
@@ -36,6 +37,7 @@ def _stop_on_signals(stop: threading.Event) -> None:
         signal.signal(sig, lambda *_: stop.set())
 
 
+@commands.command()
 def timers(
     clock: str = typer.Option(None, help="Run at this fixed time (ISO 8601) instead of the real clock"),
     once: bool = typer.Option(False, help="Fire what is due, then exit"),
@@ -64,6 +66,7 @@ def timers(
         hotline.close()
 
 
+@commands.command()
 def notify(
     clock: str = typer.Option(None, help="Run at this fixed time (ISO 8601) instead of the real clock"),
     once: bool = typer.Option(False, help="Send what is due, then exit"),
@@ -95,6 +98,7 @@ def notify(
         hotline.close()
 
 
+@commands.command("load-calendars")
 def load_calendars(path: Path = typer.Argument(DEFAULT_CALENDARS, exists=True, readable=True)) -> None:
     """Load business calendars (YAML) as events; unchanged calendars stay as they are."""
     from domain.base import SYSTEM
@@ -107,15 +111,3 @@ def load_calendars(path: Path = typer.Argument(DEFAULT_CALENDARS, exists=True, r
     finally:
         hotline.close()
     console.print(f"calendars changed: {result.result['changed'] or 'none'}")
-
-
-def register(app: typer.Typer) -> None:
-    app.command("timers")(timers)
-    app.command("notify")(notify)
-    app.command("load-calendars")(load_calendars)
-
-
-if __name__ == "__main__":  # python -m api.cli_sla timers …: the processes without the rest of the CLI
-    standalone = typer.Typer(no_args_is_help=True)
-    register(standalone)
-    standalone()

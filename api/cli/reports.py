@@ -23,7 +23,7 @@ from rich.table import Table
 from typer.core import TyperGroup
 
 from analytics.kpis import KpiParams
-from analytics.reports import STANDARD, ReportError, Reports, SavedReport, SavedReports, format_value, render
+from analytics.reports import ReportError, Reports, SavedReport, SavedReports, format_value, render
 from infra.settings import Settings, get_settings
 
 console = Console(stderr=True)
@@ -40,7 +40,9 @@ class _ReportGroup(TyperGroup):
         return super().resolve_command(ctx, args)
 
 
+commands = typer.Typer()
 report_app = typer.Typer(cls=_ReportGroup, help="Reports over the analytics database (run `hotline report list`).", no_args_is_help=True)
+commands.add_typer(report_app, name="report")
 
 
 def _saved_store(settings: Settings) -> SavedReports:
@@ -112,6 +114,8 @@ def print_table(result: Any) -> None:
     for r in result.rows:
         table.add_row(*(format_value(v, result.formats.get(c)) for c, v in zip(result.columns, r, strict=True)))
     out_console.print(table)
+    for section in getattr(result, "sections", []):  # e.g. the knowledge report's unanswered queries
+        print_table(section)
 
 
 @report_app.command("run", hidden=True)
@@ -223,6 +227,7 @@ def delete_report(name: str) -> None:
         raise typer.Exit(1)
 
 
+@commands.command()
 def ingest(
     parquet: Path | None = typer.Option(None, "--parquet", help="Also export the fact views as Parquet files into this folder"),
 ) -> None:
@@ -234,6 +239,7 @@ def ingest(
     console.print(f"analytics at position {position}: {settings.duckdb_path} (readers: the .snapshot file)")
 
 
+@commands.command("erlang-c")
 def erlang_c(
     calls: float = typer.Option(..., help="Contacts per interval"),
     interval: float = typer.Option(1800, help="Interval length, seconds"),
@@ -256,12 +262,3 @@ def erlang_c(
         console.print(f"[red]{e}[/]")
         raise typer.Exit(2) from None
     out_console.print_json(json.dumps(s.as_dict()))
-
-
-def register(app: typer.Typer) -> None:
-    app.add_typer(report_app, name="report")
-    app.command("ingest")(ingest)
-    app.command("erlang-c")(erlang_c)
-
-
-__all__ = ["STANDARD", "register"]

@@ -1,5 +1,5 @@
 """Distributed-mode commands: ``hotline relay``, ``hotline consume projections``,
-``hotline asyncapi`` and ``hotline kafka-status``."""
+``hotline consume analytics``, ``hotline asyncapi`` and ``hotline kafka-status``."""
 
 from __future__ import annotations
 
@@ -9,10 +9,13 @@ from pathlib import Path
 import typer
 from rich.console import Console
 
+commands = typer.Typer()
+consume = typer.Typer(help="Kafka consumer groups: projections (read models) or analytics (DuckDB)", no_args_is_help=True)
+commands.add_typer(consume, name="consume")
 console = Console()
-consume = typer.Typer(help="Kafka consumer groups", no_args_is_help=True)
 
 
+@commands.command()
 def relay() -> None:
     """Publish the event store to Kafka (CloudEvents, one topic per aggregate type)."""
     from consumers.relay import main
@@ -24,13 +27,25 @@ def relay() -> None:
 def consume_projections(
     group: str = typer.Option(None, help="Consumer group (default: HOTLINE_KAFKA_CONSUMER_GROUP)"),
     once: bool = typer.Option(False, help="Stop when caught up (no new message for 3 s)"),
+    max_records: int = typer.Option(2000, help="Records per poll: one read-model transaction each"),
 ) -> None:
     """Apply events from Kafka to the read models (run several to share the partitions)."""
     from consumers.kafka_projections import main
 
-    main(group=group, once=once)
+    main(group=group, once=once, max_records=max_records)
 
 
+@consume.command("analytics")
+def consume_analytics(
+    group: str = typer.Option("hotline-analytics", help="Consumer group"),
+) -> None:
+    """Feed the analytics database (DuckDB) from Kafka: the distributed mode's ingest."""
+    from consumers.analytics_ingest import main
+
+    main(group=group)
+
+
+@commands.command()
 def asyncapi(out: Path = typer.Option(None, help="Write here instead of printing")) -> None:
     """The AsyncAPI document of the Kafka topics, generated from the event classes."""
     from api.asyncapi import render
@@ -43,6 +58,7 @@ def asyncapi(out: Path = typer.Option(None, help="Write here instead of printing
         console.print(f"wrote {out}")
 
 
+@commands.command("kafka-status")
 def kafka_status() -> None:
     """Relay position and lag, and each consumer group's lag per partition."""
     import sqlalchemy as sa
@@ -65,10 +81,3 @@ def kafka_status() -> None:
     finally:
         engine.dispose()
         store.close()
-
-
-def register(app: typer.Typer) -> None:
-    app.command("relay")(relay)
-    app.add_typer(consume, name="consume")
-    app.command("asyncapi")(asyncapi)
-    app.command("kafka-status")(kafka_status)

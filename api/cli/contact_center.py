@@ -4,11 +4,9 @@
 from __future__ import annotations
 
 import json
-import logging
 import signal
 import threading
 from datetime import UTC, datetime
-from typing import Any
 
 import typer
 from rich.console import Console
@@ -16,9 +14,11 @@ from rich.table import Table
 
 from infra.settings import get_settings
 
+commands = typer.Typer()
 console = Console()
 
 
+@commands.command()
 def simulate(
     hours: float = typer.Option(12.0, help="Simulated hours, from the start time"),
     agents: int = typer.Option(24, help="Agents logged in"),
@@ -77,6 +77,7 @@ def simulate(
     console.print(table)
 
 
+@commands.command()
 def router(
     batch: int = typer.Option(200, help="Routing decisions written per transaction"),
     poll: float = typer.Option(0.2, help="Seconds between looks at the event log when idle"),
@@ -87,7 +88,6 @@ def router(
     from consumers.router import Router, enable_aggregate_cache, leadership_for
     from infra.runtime import Hotline
 
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(levelname)s %(message)s")
     settings = get_settings()
     hotline = Hotline.start(settings)
     enable_aggregate_cache(hotline.store)
@@ -106,14 +106,3 @@ def router(
     finally:
         acd.stop()
         hotline.close()
-
-
-def register(app: Any) -> None:
-    app.command("simulate")(simulate)
-    app.command("router")(router)
-
-
-if __name__ == "__main__":
-    standalone = typer.Typer(no_args_is_help=True)
-    register(standalone)
-    standalone()

@@ -1,0 +1,36 @@
+"""The one command line: ``hotline`` (``pyproject.toml``: ``hotline = "api.cli:main"``).
+
+One module per area, each with its own ``commands`` (a Typer app whose commands join the
+top level), registered here in help order. Every long-running process is a subcommand:
+``serve``, ``relay``, ``consume projections``, ``consume analytics``, ``router``,
+``timers``, ``notify``.
+
+A new area: write ``api/cli/<area>.py`` with ``commands = typer.Typer()`` and its
+``@commands.command()`` functions, and add the module to :data:`AREAS`.
+"""
+
+from __future__ import annotations
+
+import typer
+
+from api.cli import catalogue, contact_center, core, kafka, reports, sla
+from infra.logging import configure_logging
+from infra.settings import get_settings
+
+AREAS = (core, catalogue, sla, contact_center, kafka, reports)
+
+app = typer.Typer(help="Hotline: citizen-service hotline and contact center backend", no_args_is_help=True)
+
+
+@app.callback()
+def _configure() -> None:
+    """Runs before every subcommand: logging as the settings say, once per process."""
+    configure_logging(get_settings())
+
+
+for _area in AREAS:
+    app.add_typer(_area.commands)
+
+
+def main() -> None:
+    app()
