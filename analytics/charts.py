@@ -100,13 +100,21 @@ def svg(result: ReportResult) -> str:
     return text[text.index("<svg") :]  # drop the XML prolog: the page is HTML
 
 
-def html_page(result: ReportResult) -> str:
+def _html_table(result: ReportResult) -> str:
     head = "".join(f"<th>{html.escape(c)}</th>" for c in result.columns)
     body = "\n".join(
         "<tr>"
         + "".join(f"<td>{html.escape(format_value(v, result.formats.get(c)))}</td>" for c, v in zip(result.columns, r, strict=True))
         + "</tr>"
         for r in result.rows
+    )
+    return f"<table><thead><tr>{head}</tr></thead><tbody>\n{body}\n</tbody></table>"
+
+
+def html_page(result: ReportResult) -> str:
+    """The chart, the main table and the report's further sections, each with its title."""
+    sections = "".join(
+        f"\n<h2>{html.escape(s.title)}</h2>\n{_html_table(s) if s.rows else '<p>none in this window</p>'}" for s in result.sections
     )
     params = ", ".join(f"{k}={html.escape(_label(v))}" for k, v in result.params.items() if k in ("from", "to", "by"))
     return f"""<!doctype html>
@@ -122,8 +130,6 @@ th {{ background: #f3f3f3; }} td:first-child, th:first-child {{ text-align: left
 <h1>{html.escape(result.title)}</h1>
 <p>{params}</p>
 <div class="chart">{svg(result)}</div>
-<table><thead><tr>{head}</tr></thead><tbody>
-{body}
-</tbody></table>
+{_html_table(result)}{sections}
 </body></html>
 """

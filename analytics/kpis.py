@@ -24,7 +24,15 @@ Definitions (T = service-level threshold, S = short-abandon threshold):
   in the N days before;
 * backlog as of the window's end: requests registered and not yet resolved or closed,
   with their age and whether they are past due;
-* knowledge-base answer rate = searches marked answered / searches.
+* knowledge base (the searches performed in the window, with their outcomes whenever
+  they came; events of the ``knowledge`` stream): answer rate = searches followed by
+  ``used_to_answer`` or ``deflected`` / searches (also per channel: agent, self_service,
+  ivr); deflection rate = self-service searches with ``deflected`` / self-service
+  searches; unanswered = searches that showed nothing (``results = 0``) or got
+  ``no_good_answer``, grouped by language and normalised query (NFC, lower case,
+  whitespace collapsed), most frequent first; articles read but not resolving = per
+  article, the searches in which it was opened (``article_opened``) and that had no
+  ``used_to_answer`` / ``deflected`` naming it.
 """
 
 from __future__ import annotations
@@ -412,22 +420,82 @@ def heatmap(
     return rows
 
 
+KNOWLEDGE_DIMENSIONS = {"language": "language", "channel": "channel", "trigger": "trigger"}
+KNOWLEDGE_IN_WINDOW = "knowledge_searches_between($from, $to)"
+
+
 def knowledge(conn: duckdb.DuckDBPyConnection, start: Any, end: Any, by: str | None = "total") -> list[dict[str, Any]]:
-    """Knowledge-base answer rate: searches with an answer / searches (events hotline.knowledge.search_performed.v1)."""
+    """Knowledge-base answer rate (searches used to answer or deflected / searches) and
+    deflection rate (self-service searches deflected / self-service searches), with the
+    counts behind them, for the searches performed in the window."""
     w = _window(start, end)
-    bucket = "language" if by == "language" else _bucket(by, "time")
+    key = KNOWLEDGE_DIMENSIONS.get(by or "")
+    bucket = key if key else _bucket(by, "time")
     rows = _rows(
         conn,
         f"""
-        SELECT {bucket} AS bucket, count(*) AS searches, count(*) FILTER (answered) AS answered,
-            count(*) FILTER (coalesce(results, 0) = 0) AS no_results
-        FROM knowledge_searches WHERE time >= $from AND time < $to
+        SELECT {bucket} AS bucket, count(*) AS searches,
+            count(*) FILTER (coalesce(results, 0) > 0) AS with_results,
+            count(*) FILTER (resolved) AS resolved,
+            count(*) FILTER (used_to_answer) AS used_to_answer,
+            count(*) FILTER (deflected) AS deflected,
+            count(*) FILTER (coalesce(results, 0) = 0) AS no_results,
+            count(*) FILTER (no_good_answer) AS no_good_answer,
+            count(*) FILTER (unanswered) AS unanswered,
+            count(*) FILTER (channel = 'self_service') AS self_service_searches,
+            count(*) FILTER (channel = 'self_service' AND deflected) AS self_service_deflected
+        FROM {KNOWLEDGE_IN_WINDOW}
         GROUP BY ALL ORDER BY bucket NULLS LAST
         """,
         w,
     )
     for r in rows:
-        r["answer_rate"] = _ratio(r["answered"], r["searches"])
+        r["answer_rate"] = _ratio(r["resolved"], r["searches"])
+        r["deflection_rate"] = _ratio(r["self_service_deflected"], r["self_service_searches"])
+        r["unanswered_rate"] = _ratio(r["unanswered"], r["searches"])
+    return rows
+
+
+def knowledge_unanswered(conn: duckdb.DuckDBPyConnection, start: Any, end: Any, p: KpiParams = KpiParams()) -> list[dict[str, Any]]:
+    """The ``p.top`` most frequent unanswered queries of each language (nothing shown, or
+    no good answer), by normalised query text; ``example`` is one query as typed."""
+    w = _window(start, end)
+    return _rows(
+        conn,
+        f"""
+        SELECT language, query_key AS query, count(*) AS searches,
+            count(*) FILTER (coalesce(results, 0) = 0) AS no_results,
+            count(*) FILTER (no_good_answer) AS no_good_answer,
+            min(query) AS example, max(time) AS last_searched_at
+        FROM {KNOWLEDGE_IN_WINDOW} WHERE unanswered
+        GROUP BY language, query_key
+        QUALIFY row_number() OVER (PARTITION BY language ORDER BY count(*) DESC, query_key) <= $top
+        ORDER BY language NULLS LAST, searches DESC, query
+        """,
+        {**w, "top": p.top},
+    )
+
+
+def knowledge_unresolved_articles(
+    conn: duckdb.DuckDBPyConnection, start: Any, end: Any, p: KpiParams = KpiParams()
+) -> list[dict[str, Any]]:
+    """Articles read but not resolving: per article, the searches (performed in the
+    window) that opened it, and how many of them did not end with it (used to answer or
+    named by a deflection); the ``p.top`` articles with most such reads."""
+    w = _window(start, end)
+    rows = _rows(
+        conn,
+        """
+        SELECT article_id, count(*) AS reads, count(*) FILTER (resolved) AS resolved,
+            count(*) FILTER (NOT resolved) AS not_resolved, max(revision) AS last_revision_read
+        FROM knowledge_article_reads WHERE time >= $from AND time < $to
+        GROUP BY article_id HAVING count(*) FILTER (NOT resolved) > 0
+        ORDER BY not_resolved DESC, article_id LIMIT $top
+        """,
+        {**w, "top": p.top},
+    )
+    for r in rows:
+        r["not_resolved_rate"] = _ratio(r["not_resolved"], r["reads"])
     return rows
 
 
@@ -466,6 +534,9 @@ def kpi_suite(conn: duckdb.DuckDBPyConnection, start: Any, end: Any, p: KpiParam
     timed("top_problems", top_problems, conn, start, end, p)
     timed("heatmap", heatmap, conn, start, end, p)
     timed("knowledge", knowledge, conn, start, end, by)
+    timed("knowledge_by_channel", knowledge, conn, start, end, "channel")
+    timed("knowledge_unanswered", knowledge_unanswered, conn, start, end, p)
+    timed("knowledge_unresolved_articles", knowledge_unresolved_articles, conn, start, end, p)
     out["timings"] = timings
     return out
 

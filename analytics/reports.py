@@ -115,29 +115,36 @@ class ReportResult:
     formats: dict[str, str] = field(default_factory=dict)
     chart: Chart | None = None
     params: dict[str, Any] = field(default_factory=dict)
+    # Further tables of the same report (the knowledge report's unanswered queries …):
+    # in JSON under "sections", in CSV after the main table (each after a blank line and
+    # a "# name: title" line), in HTML below it; Parquet and PNG show the main table.
+    sections: list[ReportResult] = field(default_factory=list)
 
     def records(self) -> list[dict[str, Any]]:
         return [dict(zip(self.columns, r, strict=True)) for r in self.rows]
 
+    def _table_json(self) -> dict[str, Any]:
+        return {
+            "columns": [{"name": c, "format": self.formats.get(c, "number")} for c in self.columns],
+            "rows": self.records(),
+        }
+
     def to_json(self) -> str:
-        return json.dumps(
-            {
-                "report": self.name,
-                "title": self.title,
-                "params": self.params,
-                "columns": [{"name": c, "format": self.formats.get(c, "number")} for c in self.columns],
-                "rows": self.records(),
-            },
-            default=_json_default,
-            ensure_ascii=False,
-        )
+        doc: dict[str, Any] = {"report": self.name, "title": self.title, "params": self.params, **self._table_json()}
+        if self.sections:
+            doc["sections"] = [{"name": s.name, "title": s.title, **s._table_json()} for s in self.sections]
+        return json.dumps(doc, default=_json_default, ensure_ascii=False)
 
     def to_csv(self) -> str:
         buf = io.StringIO()
         w = csv.writer(buf)
-        w.writerow(self.columns)
-        for r in self.rows:
-            w.writerow(["" if v is None else _plain(v) for v in r])
+        for i, table in enumerate([self, *self.sections]):
+            if i:
+                w.writerow([])
+                w.writerow([f"# {table.name}: {table.title}"])
+            w.writerow(table.columns)
+            for r in table.rows:
+                w.writerow(["" if v is None else _plain(v) for v in r])
         return buf.getvalue()
 
     def to_parquet(self) -> bytes:
@@ -223,6 +230,9 @@ CONTACT_FORMATS = {
     "fcr_rate": PCT,
     "repeat_rate": PCT,
     "share": PCT,
+    "deflection_rate": PCT,
+    "unanswered_rate": PCT,
+    "not_resolved_rate": PCT,
     "avg_age_days": "number",
     "oldest_days": "number",
 }
@@ -337,9 +347,45 @@ def _heatmap(conn: duckdb.DuckDBPyConnection, w: Window) -> ReportResult:
 
 
 def _knowledge(conn: duckdb.DuckDBPyConnection, w: Window) -> ReportResult:
-    rows = kpis.knowledge(conn, w.start, w.end, w.by or "total")
-    cols = ["bucket", "searches", "answered", "no_results", "answer_rate"]
-    return _table("knowledge", "Knowledge-base answer rate", rows, cols, Chart("bar", "bucket", ["answer_rate"]), w)
+    by = w.by or "total"
+    rate_cols = ["searches", "with_results", "used_to_answer", "deflected", "resolved", "answer_rate",
+                 "self_service_searches", "self_service_deflected", "deflection_rate",
+                 "no_results", "no_good_answer", "unanswered", "unanswered_rate"]  # fmt: skip
+    result = _table(
+        "knowledge",
+        "Knowledge base: answer rate and deflection rate",
+        kpis.knowledge(conn, w.start, w.end, by),
+        ["bucket", *rate_cols],
+        Chart("bar", "bucket", ["answer_rate", "deflection_rate"]),
+        w,
+    )
+    channels = kpis.knowledge(conn, w.start, w.end, "channel")
+    for r in channels:
+        r["channel"] = r["bucket"]
+    unanswered = kpis.knowledge_unanswered(conn, w.start, w.end, w.params)
+    articles = kpis.knowledge_unresolved_articles(conn, w.start, w.end, w.params)
+    result.sections = [
+        _table("knowledge_by_channel", "Answer rate by channel", channels, ["channel", *rate_cols], None, w),
+        _table(
+            "knowledge_unanswered",
+            f"Top {w.params.top} unanswered queries per language (no results or no good answer)",
+            unanswered,
+            ["language", "query", "searches", "no_results", "no_good_answer", "example", "last_searched_at"],
+            None,
+            w,
+        ),
+        _table(
+            "knowledge_unresolved_articles",
+            "Articles read but not resolving (opened, not used to answer nor deflecting)",
+            articles,
+            ["article_id", "reads", "resolved", "not_resolved", "not_resolved_rate", "last_revision_read"],
+            None,
+            w,
+        ),
+    ]
+    for section in result.sections:
+        section.formats.update({c: "text" for c in ("query", "example", "article_id", "language", "channel") if c in section.columns})
+    return result
 
 
 def _staffing(conn: duckdb.DuckDBPyConnection, w: Window) -> ReportResult:
@@ -416,7 +462,14 @@ STANDARD: dict[str, StandardReport] = {
         ),
         StandardReport("problems", "Most common problem codes", _problems, ("total",), "total", 30),
         StandardReport("heatmap", "Hourly and weekday heat map", _heatmap, ("total",), "total", 28),
-        StandardReport("knowledge", "Knowledge-base answer rate", _knowledge, ("total", "day", "week", "month", "language"), "total", 30),
+        StandardReport(
+            "knowledge",
+            "Knowledge base: answer rate, deflection, unanswered queries, articles that do not resolve",
+            _knowledge,
+            ("total", "day", "week", "month", *kpis.KNOWLEDGE_DIMENSIONS),
+            "total",
+            30,
+        ),
         StandardReport("staffing", "Erlang C staffing from history", _staffing, ("interval", "hour", "day"), "interval", 1),
     )
 }

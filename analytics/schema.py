@@ -28,7 +28,9 @@ from dataclasses import dataclass
 
 import duckdb
 
-SCHEMA_VERSION = 2
+# 3: knowledge_events carries the search's channel and trigger and its outcomes' article,
+# revision and rank (added to an older file by :func:`create_schema`, filled from ``events``).
+SCHEMA_VERSION = 3
 
 # Agent states that count as "not staffed" for occupancy (breaks and other aux work).
 AUX_STATES = ("logged_out", "offline", "break", "away", "not_ready", "aux", "lunch", "training", "meeting", "paused")
@@ -139,7 +141,16 @@ CREATE TABLE IF NOT EXISTS knowledge_events (
     query VARCHAR,
     language VARCHAR,
     results INTEGER,
-    answered BOOLEAN
+    answered BOOLEAN,             -- search_performed: something was shown (not: it answered)
+    -- schema version 3 (appended: an older file gets them by ALTER TABLE, in this order)
+    version BIGINT,
+    channel VARCHAR,              -- agent | self_service | ivr
+    trigger VARCHAR,              -- search | suggestion
+    article_id VARCHAR,           -- article_opened, used_to_answer, deflected (may be null)
+    revision INTEGER,
+    rank INTEGER,
+    contact_id VARCHAR,
+    request_id VARCHAR
 );
 """
 
@@ -248,6 +259,43 @@ CONTACT_FACTS = FactTable("contact_facts", "contact_events", "contact_id", _CONT
 REQUEST_FACTS = FactTable("request_facts", "request_events", "request_id", _REQUEST_AGG)
 FACT_TABLES = (CONTACT_FACTS, REQUEST_FACTS)
 
+# The knowledge searches: query text as grouped (NFC, case folded, whitespace collapsed).
+QUERY_KEY = "lower(trim(regexp_replace(nfc_normalize(coalesce(query, '')), '\\s+', ' ', 'g')))"
+
+
+def _knowledge_searches(where: str) -> str:
+    """One row per search (its ``search_performed``) with its outcomes: ``resolved`` = an
+    article was used to answer or the citizen deflected; ``unanswered`` = nothing was
+    shown or someone said no good answer."""
+    return f"""
+SELECT *, used_to_answer OR deflected AS resolved, coalesce(results, 0) = 0 OR no_good_answer AS unanswered
+FROM (
+    SELECT aggregate_id AS search_id,
+        min(time) FILTER (name = 'search_performed') AS time,
+        any_value(query) FILTER (name = 'search_performed') AS query,
+        any_value({QUERY_KEY}) FILTER (name = 'search_performed') AS query_key,
+        any_value(language) FILTER (name = 'search_performed') AS language,
+        any_value(channel) FILTER (name = 'search_performed') AS channel,
+        any_value(trigger) FILTER (name = 'search_performed') AS trigger,
+        any_value(results) FILTER (name = 'search_performed') AS results,
+        any_value(answered) FILTER (name = 'search_performed') AS answered,
+        any_value(contact_id) FILTER (name = 'search_performed') AS contact_id,
+        coalesce(any_value(request_id) FILTER (name = 'search_performed'),
+                 arg_max(request_id, time) FILTER (name = 'used_to_answer')) AS request_id,
+        count(DISTINCT article_id) FILTER (name = 'article_opened') AS articles_opened,
+        count(*) FILTER (name = 'used_to_answer') > 0 AS used_to_answer,
+        arg_min(article_id, time) FILTER (name = 'used_to_answer') AS answered_from,
+        arg_min(revision, time) FILTER (name = 'used_to_answer') AS answered_from_revision,
+        count(*) FILTER (name = 'deflected') > 0 AS deflected,
+        count(*) FILTER (name = 'no_good_answer') > 0 AS no_good_answer
+    FROM knowledge_events WHERE {where}
+    GROUP BY aggregate_id
+) WHERE time IS NOT NULL"""
+
+
+_SEARCHES_BETWEEN = """aggregate_id IN (SELECT aggregate_id FROM knowledge_events
+        WHERE name = 'search_performed' AND time >= CAST(a AS TIMESTAMP) AND time < CAST(b AS TIMESTAMP))"""
+
 VIEWS = f"""
 CREATE OR REPLACE VIEW contacts AS
 SELECT * {_FACT_HIDDEN} FROM contact_facts;
@@ -310,16 +358,73 @@ FROM (
 );
 
 CREATE OR REPLACE VIEW knowledge_searches AS
-SELECT aggregate_id AS search_id, time, query, language, results, answered
-FROM knowledge_events WHERE name = 'search_performed';
+{_knowledge_searches("TRUE")};
+
+-- The searches performed in a window, with all their outcomes (whenever they came).
+CREATE OR REPLACE MACRO knowledge_searches_between(a, b) AS TABLE
+{_knowledge_searches(_SEARCHES_BETWEEN)};
+
+-- One row per article opened in a search: did that search end with it (the article used
+-- to answer, or named by the citizen's deflection)? ``time`` is the search's.
+CREATE OR REPLACE VIEW knowledge_article_reads AS
+SELECT s.aggregate_id AS search_id, s.time, s.language, s.channel, r.article_id, r.revision, r.opened_at, r.opens,
+    r.used_to_answer, r.deflected, r.used_to_answer OR r.deflected AS resolved
+FROM (
+    SELECT aggregate_id, article_id,
+        arg_max(revision, time) FILTER (name = 'article_opened') AS revision,
+        min(time) FILTER (name = 'article_opened') AS opened_at,
+        count(*) FILTER (name = 'article_opened') AS opens,
+        count(*) FILTER (name = 'used_to_answer') > 0 AS used_to_answer,
+        count(*) FILTER (name = 'deflected') > 0 AS deflected
+    FROM knowledge_events
+    WHERE article_id IS NOT NULL AND name IN ('article_opened', 'used_to_answer', 'deflected')
+    GROUP BY aggregate_id, article_id
+) r JOIN knowledge_events s ON s.aggregate_id = r.aggregate_id AND s.name = 'search_performed'
+WHERE r.opens > 0;
 """
 
-FACT_VIEWS = ("contacts", "requests", "agent_states", "knowledge_searches")
+FACT_VIEWS = ("contacts", "requests", "agent_states", "knowledge_searches", "knowledge_article_reads")
 TABLE_NAMES = ("events", "contact_events", "request_events", "agent_events", "knowledge_events")
 
 
+# Columns added to a typed table after its first version: (table, column, type, since).
+ADDED_COLUMNS = (
+    ("knowledge_events", "version", "BIGINT", 3),
+    ("knowledge_events", "channel", "VARCHAR", 3),
+    ("knowledge_events", "trigger", "VARCHAR", 3),
+    ("knowledge_events", "article_id", "VARCHAR", 3),
+    ("knowledge_events", "revision", "INTEGER", 3),
+    ("knowledge_events", "rank", "INTEGER", 3),
+    ("knowledge_events", "contact_id", "VARCHAR", 3),
+    ("knowledge_events", "request_id", "VARCHAR", 3),
+)
+# Version 3 fills the columns it adds from each event's data (kept in ``events``).
+_KNOWLEDGE_BACKFILL = """
+UPDATE knowledge_events k SET version = e.version, channel = json_extract_string(e.data, '$.channel'),
+    trigger = json_extract_string(e.data, '$.trigger'), article_id = json_extract_string(e.data, '$.article_id'),
+    revision = TRY_CAST(json_extract_string(e.data, '$.revision') AS INTEGER),
+    rank = TRY_CAST(json_extract_string(e.data, '$.rank') AS INTEGER),
+    contact_id = json_extract_string(e.data, '$.contact_id'), request_id = json_extract_string(e.data, '$.request_id')
+FROM events e WHERE e.event_id = k.event_id
+"""
+
+
+def stored_schema_version(conn: duckdb.DuckDBPyConnection) -> int | None:
+    """The schema version an analytics file was last opened with (None: a new file)."""
+    row = conn.execute("SELECT value FROM schema_info WHERE key = 'schema_version'").fetchone()
+    return int(row[0]) if row else None
+
+
 def create_schema(conn: duckdb.DuckDBPyConnection) -> None:
+    """Creates what is missing and upgrades an older file in place: tables are created if
+    they do not exist, columns of a later version added (``ADDED_COLUMNS``) and filled
+    from ``events``, views and macros replaced."""
     conn.execute(TABLES)
+    previous = stored_schema_version(conn)
+    for table, column, type_, _since in ADDED_COLUMNS:
+        conn.execute(f"ALTER TABLE {table} ADD COLUMN IF NOT EXISTS {column} {type_}")
+    if previous is not None and previous < 3:
+        conn.execute(_KNOWLEDGE_BACKFILL)
     for f in FACT_TABLES:
         # A database from schema version 1 gets its facts computed once from its events.
         conn.execute(f"CREATE TABLE IF NOT EXISTS {f.name} AS {f.select(f.events)} ORDER BY first_position")

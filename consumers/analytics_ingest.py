@@ -10,7 +10,7 @@ seeks to them, so a crash never applies a batch twice; events the relay publishe
 (with different offsets) are dropped by their event id. Offsets are also committed to
 Kafka, only so that ordinary tools can show the group's lag.
 
-    python -m consumers.analytics_ingest      # uses HOTLINE_KAFKA_BOOTSTRAP_SERVERS
+    hotline consume analytics      # uses HOTLINE_KAFKA_BOOTSTRAP_SERVERS
 """
 
 from __future__ import annotations
@@ -26,9 +26,9 @@ import duckdb
 from kafka import ConsumerRebalanceListener, KafkaConsumer, TopicPartition
 
 from analytics.ingest import AnalyticsStore
+from consumers.kafka_contract import public_aggregates
 
 log = logging.getLogger("hotline.analytics_ingest")
-DEFAULT_TOPICS = ("hotline.requests", "hotline.contacts", "hotline.agents", "hotline.workorders", "hotline.knowledges")
 DEFAULT_GROUP = "hotline-analytics"
 
 
@@ -52,7 +52,7 @@ class AnalyticsConsumer:
         self,
         bootstrap_servers: str,
         duckdb_path: Path | str,
-        topics: tuple[str, ...] | list[str] = DEFAULT_TOPICS,
+        topics: tuple[str, ...] | list[str],
         group_id: str = DEFAULT_GROUP,
         snapshot_interval: float = 5.0,
         max_records: int = 10_000,
@@ -123,18 +123,21 @@ class AnalyticsConsumer:
             self.store.close()
 
 
-def topics_for(prefix: str = "") -> list[str]:
-    return [prefix + t for t in DEFAULT_TOPICS]
+def topics_for(prefix: str = "hotline") -> list[str]:
+    """Every published stream's topic (``<prefix>.requests`` …): analytics shows them all,
+    the KPIs' streams in typed tables and the others in their generated views."""
+    return [f"{prefix}.{stream}s" for stream in public_aggregates()]
 
 
-def main() -> None:  # pragma: no cover - a process entry point
+def main(group: str = DEFAULT_GROUP) -> None:  # pragma: no cover - a process entry point
+    """The ``hotline consume analytics`` process (the CLI has configured logging)."""
     from infra.settings import get_settings
 
-    logging.basicConfig(level=logging.INFO)
     settings = get_settings()
     if not settings.kafka_bootstrap_servers:
         raise SystemExit("HOTLINE_KAFKA_BOOTSTRAP_SERVERS is not set: in the embedded mode the API ingests in-process")
-    consumer = AnalyticsConsumer(settings.kafka_bootstrap_servers, settings.duckdb_path)
+    topics = topics_for(settings.kafka_topic_prefix)
+    consumer = AnalyticsConsumer(settings.kafka_bootstrap_servers, settings.duckdb_path, topics, group_id=group)
     stop = threading.Event()
     signal.signal(signal.SIGTERM, lambda *_: stop.set())
     signal.signal(signal.SIGINT, lambda *_: stop.set())
@@ -145,6 +148,3 @@ def main() -> None:  # pragma: no cover - a process entry point
 
 
 _ = (re, TopicPartition)
-
-if __name__ == "__main__":  # pragma: no cover
-    main()

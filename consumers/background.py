@@ -37,7 +37,7 @@ def start_router(hotline: Hotline) -> Stop | None:
 
 def start_analytics_ingest(hotline: Hotline) -> Stop | None:
     """Events reach DuckDB from a thread, so commits never wait for analytics (the
-    distributed mode's `hotline ingest --kafka` does it from Kafka instead)."""
+    distributed mode's `hotline consume analytics` does it from Kafka instead)."""
     from analytics.ingest import start_background
 
     if hotline.settings.mode != "embedded" or not hotline.settings.analytics_inprocess:

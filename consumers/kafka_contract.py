@@ -25,12 +25,15 @@ from typing import Any
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection, Engine
 
+from domain.base import HotlineAggregate
+from domain.citizens.aggregate import CitizenIdentity
+from domain.idempotency import IdempotencyRecord
 from infra.read_store import WHOLE_LOG, positions
 from infra.settings import Settings
 
 # Streams that stay inside: idempotency records hold whole command answers, and identity
 # claims are keyed by a hash of a phone number or email (guessable, so personal data).
-INTERNAL_STREAMS = frozenset({"idempotency", "citizen_identity"})
+INTERNAL_STREAMS = frozenset({IdempotencyRecord.STREAM, CitizenIdentity.STREAM})  # the aggregates with PUBLISHED = False
 RELAY_NAME = "kafka"
 
 relay_md = sa.MetaData()
@@ -91,34 +94,18 @@ def check_feed_ids(topics: Iterable[str], partitions: int) -> None:
             seen[f] = (t, p)
 
 
-def public_aggregates() -> dict[str, type]:
-    """Every aggregate class published to Kafka, by stream (one topic each)."""
-    from domain.base import HotlineAggregate
+def public_aggregates() -> dict[str, type[HotlineAggregate]]:
+    """Every aggregate class published to Kafka, by stream (one topic each): the domain's
+    aggregates (:func:`domain.events.aggregates`, all defined once ``infra/wiring.py`` is
+    loaded) but those of the internal streams."""
+    import infra.wiring  # noqa: F401  (every context, so every aggregate class is defined)
+    from domain.events import published_aggregates
 
-    _import_domain()
-    found: dict[str, type] = {}
-    todo = list(HotlineAggregate.__subclasses__())
-    while todo:
-        cls = todo.pop()
-        todo.extend(cls.__subclasses__())
-        stream = getattr(cls, "STREAM", "aggregate")
-        if stream != "aggregate" and stream not in INTERNAL_STREAMS and cls.__module__.startswith("domain."):
-            found.setdefault(stream, cls)
-    return dict(sorted(found.items()))
+    return dict(sorted((cls.STREAM, cls) for cls in published_aggregates()))
 
 
 def public_streams() -> list[str]:
     return list(public_aggregates())
-
-
-def _import_domain() -> None:
-    import importlib
-    import pkgutil
-
-    import domain
-
-    for info in pkgutil.walk_packages(domain.__path__, "domain."):
-        importlib.import_module(info.name)
 
 
 def create_tables_safely(engine: Engine, *metadatas: sa.MetaData) -> None:

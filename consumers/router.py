@@ -344,8 +344,8 @@ class Router:
             self._committer,  # type: ignore[arg-type]
             bus.deps,
             bus.clock,
+            CommandHandlers(timed),
             after_commit=bus.after_commit,
-            handlers=CommandHandlers(timed),
         )
         self._attempts = 0
         self._handling = 0.0

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import functools
 import re
+import sys
 import uuid
 from dataclasses import dataclass, field, fields, replace
 from datetime import UTC, datetime
@@ -190,6 +191,16 @@ class HotlineAggregate(Aggregate):
     """
 
     STREAM: ClassVar[str] = "aggregate"
+    # False for the hotline's own bookkeeping (idempotency records, identity claims):
+    # never published to Kafka or analytics.
+    PUBLISHED: ClassVar[bool] = True
+    # Every aggregate class of the domain, registered by its definition (domain/events.py).
+    DEFINED: ClassVar[list[type[HotlineAggregate]]] = []
+
+    def __init_subclass__(cls, **kw: Any) -> None:
+        super().__init_subclass__(**kw)
+        if cls.__module__.startswith("domain.") and "STREAM" in vars(cls):
+            HotlineAggregate.DEFINED.append(cls)
 
     class Event(Aggregate.Event):
         meta: dict[str, Any]
@@ -220,11 +231,17 @@ class HotlineAggregate(Aggregate):
             )
 
 
+def event_name(event_class: type) -> str:
+    """The event's short name, its class name in snake case: ``registered`` for
+    ``ServiceRequest.Registered`` (the middle of its public type name)."""
+    return _snake(event_class.__name__)
+
+
 def event_type_name(event_class: type) -> str:
     """Public, stable type name: ``hotline.request.registered.v1``."""
     owner = _owner_of(event_class)
     version = getattr(event_class, "SCHEMA_VERSION", 1)
-    return f"hotline.{owner.STREAM}.{_snake(event_class.__name__)}.v{version}"
+    return f"hotline.{owner.STREAM}.{event_name(event_class)}.v{version}"
 
 
 def stream_topic(aggregate_class: type[HotlineAggregate]) -> str:
@@ -233,7 +250,7 @@ def stream_topic(aggregate_class: type[HotlineAggregate]) -> str:
 
 def _owner_of(event_class: type) -> type[HotlineAggregate]:
     qual = event_class.__qualname__.split(".")
-    module = __import__(event_class.__module__, fromlist=["_"])
+    module = sys.modules[event_class.__module__]  # the class's own module, already imported
     owner: Any = module
     for part in qual[:-1]:
         owner = getattr(owner, part)
@@ -249,14 +266,16 @@ def event_payload(event: Any) -> dict[str, Any]:
 
 
 def event_classes(aggregate_class: type[HotlineAggregate]) -> list[type]:
-    """Every concrete event class nested in an aggregate (its Created one included)."""
+    """Every concrete event class nested in an aggregate, its own creation event included
+    (``WorkOrder.Created`` is published as ``hotline.workorder.created.v1``; the
+    ``Created`` every aggregate inherits is not its own and is left out)."""
     found = []
     for name in dir(aggregate_class):
         value = getattr(aggregate_class, name)
         if (
             isinstance(value, type)
             and issubclass(value, HotlineAggregate.Event)
-            and name not in ("Event", "Created")
+            and name != "Event"
             and value.__qualname__.startswith(aggregate_class.__qualname__ + ".")
         ):
             found.append(value)

@@ -7,6 +7,7 @@ projection code runs in-process (embedded mode) and behind a Kafka consumer
 
 from __future__ import annotations
 
+import builtins
 import uuid
 from dataclasses import dataclass
 from datetime import date, datetime
@@ -51,6 +52,18 @@ class Envelope:
         return f"hotline.{self.stream}s"
 
     @property
+    def event_class(self) -> builtins.type:
+        """The event's class (``ServiceRequest.Registered``): dispatch on this, never on
+        pieces of ``type``. ``KeyError`` for a type the domain does not know."""
+        return _events().event_class(self.type)
+
+    @property
+    def name(self) -> str:
+        """The event's short name (``registered``), derived from its class by the function
+        that builds type names. ``KeyError`` for a type the domain does not know."""
+        return _events().name_of(self.type)
+
+    @property
     def event_id(self) -> str:
         # Unique and stable per event: the same event redelivered has the same id.
         return f"{self.aggregate_id}/{self.version}"
@@ -76,9 +89,12 @@ class Envelope:
     @classmethod
     def from_cloudevent(cls, ce: dict[str, Any]) -> Envelope:
         type_ = ce["type"]
+        known = _events().stream_and_name(type_)
         return cls(
             type=type_,
-            stream=type_.split(".")[1],
+            # A type this version does not know (a newer producer's) has no stream here:
+            # no projection handles it either.
+            stream=known[0] if known is not None else "",
             aggregate_id=ce["subject"],
             version=int(ce["aggregateversion"]),
             position=int(ce["sequence"]),
@@ -86,6 +102,20 @@ class Envelope:
             data=ce.get("data") or {},
             meta=ce.get("hotlinemeta") or {},
         )
+
+
+_registry: Any = None
+
+
+def _events() -> Any:
+    # domain.events imports every aggregate, and some aggregates' packages import this
+    # module: imported on first use.
+    global _registry
+    if _registry is None:
+        import domain.events
+
+        _registry = domain.events
+    return _registry
 
 
 def envelope_of(event: Any, position: int) -> Envelope:

@@ -4,7 +4,7 @@ A handler is ``handler(uow, ctx, cmd) -> dict``: it loads aggregates through the
 work, calls their methods (where the rules live) and returns what the caller needs to
 know. It does no I/O itself. Each bounded context keeps its handlers in its
 ``handlers.py`` and registers each against its command class with that context's
-:class:`Handlers` (``@handles(Dispatch)``); ``domain/contexts.py`` joins them, and the
+:class:`Handlers` (``@handles(Dispatch)``); ``infra/wiring.py`` lists the contexts, and the
 command bus dispatches on ``type(cmd)``.
 
 A command is complete: the aggregate it targets is one of its fields. Fields declared
@@ -131,6 +131,35 @@ class CommandHandlers:
 
     def __contains__(self, command: type[Command]) -> bool:
         return command in self._by_command
+
+
+Agg = TypeVar("Agg", bound=HotlineAggregate)
+Action = Callable[[UnitOfWork, Context, Agg, C], None]
+
+
+def on_aggregate(
+    load: Callable[[UnitOfWork, Any], Agg],
+    summary: Callable[[Agg], dict[str, Any]],
+    after: Callable[[UnitOfWork, Context, Agg], None] | None = None,
+) -> Callable[[Action[Agg, C]], TypedHandler[C]]:
+    """A decorator that makes a handler of an action on one aggregate: load the aggregate
+    the command names, check the version it expects, act, do what always follows
+    (``after``: a request replans its timers), and answer with the summary."""
+
+    def decorate(action: Action[Agg, C]) -> TypedHandler[C]:
+        def handler(uow: UnitOfWork, ctx: Context, cmd: C) -> dict[str, Any]:
+            aggregate = load(uow, cmd)
+            aggregate.expect_version(cmd.expected_version)
+            action(uow, ctx, aggregate, cmd)
+            if after is not None:
+                after(uow, ctx, aggregate)
+            return summary(aggregate)
+
+        handler.__name__ = handler.__qualname__ = action.__name__
+        handler.__doc__ = action.__doc__
+        return handler
+
+    return decorate
 
 
 def require_role(ctx: Context, *roles: str) -> None:

@@ -24,6 +24,7 @@ def fingerprint(payload: Any) -> str:
 
 class IdempotencyRecord(HotlineAggregate):
     STREAM = "idempotency"
+    PUBLISHED = False
 
     class Recorded(HotlineAggregate.Created):
         scope: str

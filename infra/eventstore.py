@@ -17,6 +17,7 @@ from urllib.parse import unquote, urlparse
 from eventsourcing.application import AggregateNotFoundError, Application, LRUCache, ProcessingEvent, project_aggregate
 from eventsourcing.domain import DomainEvent
 from eventsourcing.persistence import Notification, Recording
+from eventsourcing.utils import register_topic
 
 from domain.envelope import Envelope, envelope_of
 from infra.group_read import GroupReader
@@ -57,6 +58,29 @@ def store_env(settings: Settings) -> dict[str, str]:
 # domain refuses is run once more from the store too, so a stale copy never refuses a
 # command on its own (see CommandBus). Reference data is fast-forwarded when it is read
 # (see ``load``). No query per command to ask "has this changed?".
+def keep_old_topics() -> None:
+    """Events stored before the bounded contexts became packages name their classes by the
+    old module paths (``domain.requests:ServiceRequest.Registered``): map those to the
+    classes, so a store written by an earlier version still loads."""
+    from domain.calendars.aggregate import JurisdictionCalendar
+    from domain.catalogue.aggregate import Catalogue
+    from domain.citizens.aggregate import Citizen, CitizenIdentity
+    from domain.notifications.aggregate import Notification as NotificationAggregate
+    from domain.requests.aggregate import ServiceRequest
+    from domain.work_orders.aggregate import WorkOrder
+
+    for old_module, cls in (
+        ("domain.requests", ServiceRequest),
+        ("domain.work_orders", WorkOrder),
+        ("domain.citizens", Citizen),
+        ("domain.citizens", CitizenIdentity),
+        ("domain.catalogue", Catalogue),
+        ("domain.calendars", JurisdictionCalendar),
+        ("domain.notifications", NotificationAggregate),
+    ):
+        register_topic(f"{old_module}:{cls.__qualname__}", cls)  # the same mapping twice is a no-op
+
+
 CACHE = {"AGGREGATE_CACHE_MAXSIZE": "20000", "AGGREGATE_CACHE_FASTFORWARD": "n"}
 
 
@@ -133,6 +157,7 @@ class EventStore(Application):
     name = "hotline"
 
     def __init__(self, settings: Settings) -> None:
+        keep_old_topics()
         # Settings decide the store, not stray POSTGRES_* variables of the process.
         env = store_env(settings)
         saved = {k: os.environ.pop(k) for k in list(os.environ) if k.startswith(("POSTGRES_", "SQLITE_", "PERSISTENCE_MODULE"))}

@@ -39,7 +39,7 @@ class Hotline:
     @classmethod
     def start(cls, settings: Settings | None = None, clock: Clock | None = None, deps: Deps | None = None) -> Hotline:
         from consumers.inprocess import InProcessProjector
-        from projections import all_projections
+        from infra.wiring import HANDLERS, all_projections
 
         settings = settings or get_settings()
         clock = clock or SystemClock()
@@ -56,7 +56,7 @@ class Hotline:
             jurisdiction=settings.jurisdiction,
         )
         projector = InProcessProjector(store, read_store) if settings.projections_inprocess else None
-        bus = CommandBus(store, committer, deps, clock, after_commit=projector.catch_up if projector else None)
+        bus = CommandBus(store, committer, deps, clock, HANDLERS, after_commit=projector.catch_up if projector else None)
         hotline = cls(settings, clock, store, committer, read_store, bus, projector)
         from consumers.timers import configure_sla
 

@@ -6,6 +6,11 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 bash infra/bootstrap.sh test
+# Quality gates first: a lint, format or type finding fails the run before any test.
+echo "test.sh: ruff check, ruff format --check, mypy" >&2
+.venv/bin/ruff check --quiet .
+.venv/bin/ruff format --check --quiet .
+.venv/bin/mypy --no-error-summary .
 # kcat: the integrators' command-line consumer, used by one Kafka test.
 command -v kcat >/dev/null || { apt-get update -qq && apt-get install -y -qq kcat; } || echo "test.sh: kcat not installed" >&2
 bash infra/postgres.sh start

@@ -111,17 +111,20 @@ def arrived(env: Envelope, rows: Rows) -> None:
     )
 
 
-@projection.on(C.Queued, C.Answered, C.CallbackAttempted, C.CallbackConnected, C.Ended, C.CallbackScheduled)
+# The contact's status after each of these events.
+CONTACT_STATUS_AFTER: dict[type, str] = {
+    C.Queued: "queued",
+    C.Answered: "connected",
+    C.CallbackAttempted: "dialing",
+    C.CallbackConnected: "connected",
+    C.Ended: "wrap_up",
+    C.CallbackScheduled: "scheduled",
+}
+
+
+@projection.on(*CONTACT_STATUS_AFTER)
 def status(env: Envelope, rows: Rows) -> None:
-    new = {
-        "queued": "queued",
-        "answered": "connected",
-        "callback_attempted": "dialing",
-        "callback_connected": "connected",
-        "ended": "wrap_up",
-        "callback_scheduled": "scheduled",
-    }[env.type.split(".")[2]]
-    _contact_set(env, rows, status=new, on_hold=False)
+    _contact_set(env, rows, status=CONTACT_STATUS_AFTER[env.event_class], on_hold=False)
 
 
 @projection.on(C.Offered)
@@ -131,7 +134,7 @@ def offered(env: Envelope, rows: Rows) -> None:
 
 @projection.on(C.Held, C.Resumed)
 def hold(env: Envelope, rows: Rows) -> None:
-    _contact_set(env, rows, on_hold=env.type.split(".")[2] == "held")
+    _contact_set(env, rows, on_hold=env.event_class is C.Held)
 
 
 @projection.on(C.RequestLinked)

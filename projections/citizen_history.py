@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from datetime import datetime
 from typing import Any
 
@@ -49,15 +50,15 @@ OWNERS = projection.table(
 )
 C, INTER, OWN = CITIZENS.name, INTERACTIONS.name, OWNERS.name
 # Steps of a request worth showing in the citizen's history.
-SUMMARIES = {
-    "registered": lambda d: f"{d['kind']} request registered: {d['description'][:200]}",
-    "dispatched": lambda d: f"sent to {d['department_id']}",
-    "interim_replied": lambda d: f"interim reply by {d['channel']}: {d['message'][:200]}",
-    "final_replied": lambda d: f"reply by {d['channel']}: {d['message'][:200]}",
-    "closed": lambda d: "closed" + ("" if d["on_time"] else " (late)"),
-    "reopened": lambda d: f"reopened: {d['reason'][:200]}",
-    "rated": lambda d: f"rated {d['score']}/5",
-    "work_order_outcome_recorded": lambda d: f"work order outcome: {d['outcome'][:200]}",
+SUMMARIES: dict[type, Callable[[dict[str, Any]], str]] = {
+    R.Registered: lambda d: f"{d['kind']} request registered: {d['description'][:200]}",
+    R.Dispatched: lambda d: f"sent to {d['department_id']}",
+    R.InterimReplied: lambda d: f"interim reply by {d['channel']}: {d['message'][:200]}",
+    R.FinalReplied: lambda d: f"reply by {d['channel']}: {d['message'][:200]}",
+    R.Closed: lambda d: "closed" + ("" if d["on_time"] else " (late)"),
+    R.Reopened: lambda d: f"reopened: {d['reason'][:200]}",
+    R.Rated: lambda d: f"rated {d['score']}/5",
+    R.WorkOrderOutcomeRecorded: lambda d: f"work order outcome: {d['outcome'][:200]}",
 }
 
 
@@ -131,16 +132,14 @@ def request_step(env: Envelope, rows: Rows) -> None:
     owner = rows.get(OWN, env.aggregate_id)
     if owner is None:
         return
-    name = env.type.split(".")[2]
-    if name in ("closed", "reopened"):
+    if env.event_class in (R.Closed, R.Reopened):
         row = _citizen_row(rows, owner["citizen_id"], env.time)
-        row["open_requests"] += -1 if name == "closed" else 1
+        row["open_requests"] += -1 if env.event_class is R.Closed else 1
         rows.put(C, row)
     _interaction(env, rows, owner["citizen_id"], owner["reference"], env.data.get("channel"))
 
 
 def _interaction(env: Envelope, rows: Rows, citizen_id: str, reference: str, channel: str | None) -> None:
-    name = env.type.split(".")[2]
     rows.put(
         INTER,
         {
@@ -151,7 +150,7 @@ def _interaction(env: Envelope, rows: Rows, citizen_id: str, reference: str, cha
             "reference": reference,
             "type": env.type,
             "channel": channel,
-            "summary": SUMMARIES[name](env.data),
+            "summary": SUMMARIES[env.event_class](env.data),
         },
     )
 

@@ -47,14 +47,14 @@ WORK_ORDERS = projection.table(
     sa.Column("version", sa.Integer),
 )
 N, P, WT = COUNTS.name, PLACES.name, WORK_ORDERS.name
-REQUEST_STATES = {
-    "dispatched": "dispatched",
-    "accepted": "in_progress",
-    "returned_to_dispatcher": "returned",
-    "sent_for_ruling": "awaiting_ruling",
-    "final_replied": "replied",
-    "resolved": None,
-    "closed": None,
+REQUEST_STATES: dict[type, str | None] = {
+    R.Dispatched: "dispatched",
+    R.Accepted: "in_progress",
+    R.ReturnedToDispatcher: "returned",
+    R.SentForRuling: "awaiting_ruling",
+    R.FinalReplied: "replied",
+    R.Resolved: None,
+    R.Closed: None,
 }
 
 
@@ -89,7 +89,7 @@ def request_state(env: Envelope, rows: Rows) -> None:
     place = rows.get(P, env.aggregate_id)
     if place is None:
         return  # never dispatched: the hotline's own work, not a department's
-    _move(rows, env.aggregate_id, place["department_id"], place["provider_id"], REQUEST_STATES[env.type.split(".")[2]])
+    _move(rows, env.aggregate_id, place["department_id"], place["provider_id"], REQUEST_STATES[env.event_class])
 
 
 @projection.on(R.WaitingForCitizen)
@@ -168,10 +168,12 @@ def wo_task(env: Envelope, rows: Rows) -> None:
         _work_order(env, rows, tasks_done=row["tasks_done"] + 1)
 
 
-@projection.on(WO.Completed, WO.Cancelled)
+WORK_ORDER_FINISHED: dict[type, str] = {WO.Completed: "completed", WO.Cancelled: "cancelled"}
+
+
+@projection.on(*WORK_ORDER_FINISHED)
 def wo_finished(env: Envelope, rows: Rows) -> None:
-    done = env.type.split(".")[2]
-    _work_order(env, rows, status=done, outcome=env.data.get("outcome") or env.data.get("reason"))
+    _work_order(env, rows, status=WORK_ORDER_FINISHED[env.event_class], outcome=env.data.get("outcome") or env.data.get("reason"))
 
 
 @projection.on(WO.Reassigned)

@@ -12,7 +12,7 @@ from sqlalchemy.engine import Connection
 from domain.base import event_classes
 from domain.envelope import Envelope
 from domain.requests.aggregate import ServiceRequest as R
-from projections.base import Projection, Rows, UtcDateTime
+from projections.base import Handler, Projection, Rows, UtcDateTime
 
 projection = Projection("request_status")
 REQUESTS = projection.table(
@@ -100,7 +100,7 @@ def on_any(env: Envelope, rows: Rows) -> None:
             "details": details,
         },
     )
-    handler = _STATE.get(env.type.split(".")[2])
+    handler = _STATE.get(env.event_class)
     if handler is not None:
         handler(env, rows)
 
@@ -152,35 +152,36 @@ def _reopened(env: Envelope, rows: Rows) -> None:
     )
 
 
-_STATE = {
-    "registered": _registered,
-    "classified": lambda e, r: _update(
+# What each event changes in the request's row (besides its timeline entry).
+_STATE: dict[type, Handler] = {
+    R.Registered: _registered,
+    R.Classified: lambda e, r: _update(
         e, r, problem_code=e.data["problem_code"], category_id=e.data["category_id"], due_at=_ts(e.data["due_at"])
     ),
-    "kind_changed": lambda e, r: _update(e, r, kind=e.data["kind"], subtype=e.data["subtype"]),
-    "dispatched": lambda e, r: _update(
+    R.KindChanged: lambda e, r: _update(e, r, kind=e.data["kind"], subtype=e.data["subtype"]),
+    R.Dispatched: lambda e, r: _update(
         e, r, status="dispatched", department_id=e.data["department_id"], provider_id=e.data["provider_id"], due_at=_ts(e.data["due_at"])
     ),
-    "accepted": lambda e, r: _update(e, r, status="in_progress", accepted_at=e.time),
-    "returned_to_dispatcher": lambda e, r: _update(e, r, status="returned", return_count=e.data["return_count"]),
-    "sent_for_ruling": lambda e, r: _update(e, r, status="awaiting_ruling"),
-    "interim_replied": lambda e, r: _first_response(e, r, expected_at=_ts(e.data["expected_at"])),
-    "final_replied": lambda e, r: _first_response(e, r, status="replied", final_reply=e.data["message"]),
-    "resolved": lambda e, r: _update(e, r, status="resolved", resolved_at=e.time),
-    "closed": lambda e, r: _update(e, r, status="closed", closed_at=e.time, closed_on_time=e.data["on_time"]),
-    "reopened": _reopened,
-    "rated": lambda e, r: _update(e, r, rating=e.data["score"]),
-    "extension_requested": lambda e, r: _update(e, r, extension_pending=True),
-    "extension_approved": lambda e, r: _update(e, r, extension_pending=False, due_at=_ts(e.data["due_at"])),
-    "extension_refused": lambda e, r: _update(e, r, extension_pending=False),
-    "supervision_started": lambda e, r: _update(e, r, supervised=True),
-    "supervision_ended": lambda e, r: _update(e, r, supervised=False),
-    "work_order_linked": lambda e, r: _update(e, r, work_order_id=e.data["work_order_id"]),
-    "work_order_outcome_recorded": lambda e, r: _update(e, r, work_order_outcome=e.data["outcome"]),
-    "waiting_for_citizen": lambda e, r: _update(e, r, status="waiting_citizen", paused_from=e.data["resume_status"]),
-    "citizen_responded": lambda e, r: _resumed(e, r),
-    "deadline_missed": lambda e, r: _update(e, r, deadline_missed=True),
-    "escalated": lambda e, r: _update(e, r, escalated=True, supervised=True),
+    R.Accepted: lambda e, r: _update(e, r, status="in_progress", accepted_at=e.time),
+    R.ReturnedToDispatcher: lambda e, r: _update(e, r, status="returned", return_count=e.data["return_count"]),
+    R.SentForRuling: lambda e, r: _update(e, r, status="awaiting_ruling"),
+    R.InterimReplied: lambda e, r: _first_response(e, r, expected_at=_ts(e.data["expected_at"])),
+    R.FinalReplied: lambda e, r: _first_response(e, r, status="replied", final_reply=e.data["message"]),
+    R.Resolved: lambda e, r: _update(e, r, status="resolved", resolved_at=e.time),
+    R.Closed: lambda e, r: _update(e, r, status="closed", closed_at=e.time, closed_on_time=e.data["on_time"]),
+    R.Reopened: _reopened,
+    R.Rated: lambda e, r: _update(e, r, rating=e.data["score"]),
+    R.ExtensionRequested: lambda e, r: _update(e, r, extension_pending=True),
+    R.ExtensionApproved: lambda e, r: _update(e, r, extension_pending=False, due_at=_ts(e.data["due_at"])),
+    R.ExtensionRefused: lambda e, r: _update(e, r, extension_pending=False),
+    R.SupervisionStarted: lambda e, r: _update(e, r, supervised=True),
+    R.SupervisionEnded: lambda e, r: _update(e, r, supervised=False),
+    R.WorkOrderLinked: lambda e, r: _update(e, r, work_order_id=e.data["work_order_id"]),
+    R.WorkOrderOutcomeRecorded: lambda e, r: _update(e, r, work_order_outcome=e.data["outcome"]),
+    R.WaitingForCitizen: lambda e, r: _update(e, r, status="waiting_citizen", paused_from=e.data["resume_status"]),
+    R.CitizenResponded: lambda e, r: _resumed(e, r),
+    R.DeadlineMissed: lambda e, r: _update(e, r, deadline_missed=True),
+    R.Escalated: lambda e, r: _update(e, r, escalated=True, supervised=True),
 }
 
 

@@ -99,20 +99,23 @@ def dispatched(env: Envelope, rows: Rows) -> None:
     _set(env, rows, status="dispatched", department_id=d["department_id"], provider_id=d["provider_id"], due_at=_parse(d["due_at"]))
 
 
-@projection.on(R.Accepted, R.ReturnedToDispatcher, R.SentForRuling, R.FinalReplied)
+# The request's status after each of these events.
+STATUS_AFTER: dict[type, str] = {
+    R.Accepted: "in_progress",
+    R.ReturnedToDispatcher: "returned",
+    R.SentForRuling: "awaiting_ruling",
+    R.FinalReplied: "replied",
+}
+
+
+@projection.on(*STATUS_AFTER)
 def status(env: Envelope, rows: Rows) -> None:
-    new = {
-        "accepted": "in_progress",
-        "returned_to_dispatcher": "returned",
-        "sent_for_ruling": "awaiting_ruling",
-        "final_replied": "replied",
-    }[env.type.split(".")[2]]
-    _set(env, rows, status=new)
+    _set(env, rows, status=STATUS_AFTER[env.event_class])
 
 
 @projection.on(R.ExtensionRequested, R.ExtensionRefused)
 def extension_pending(env: Envelope, rows: Rows) -> None:
-    _set(env, rows, extension_pending=env.type.split(".")[2] == "extension_requested")
+    _set(env, rows, extension_pending=env.event_class is R.ExtensionRequested)
 
 
 @projection.on(R.ExtensionApproved)
@@ -122,7 +125,7 @@ def extension_approved(env: Envelope, rows: Rows) -> None:
 
 @projection.on(R.SupervisionStarted, R.SupervisionEnded)
 def supervision(env: Envelope, rows: Rows) -> None:
-    _set(env, rows, supervised=env.type.split(".")[2] == "supervision_started")
+    _set(env, rows, supervised=env.event_class is R.SupervisionStarted)
 
 
 @projection.on(R.WaitingForCitizen)

@@ -30,7 +30,9 @@ from typing import Any
 
 from domain.base import Actor, DomainError
 from domain.contact_center import commands as cc
+from domain.contact_center.contacts import Contact
 from domain.contact_center.handlers import load_contact
+from domain.events import EVENT_CLASSES
 from domain.handling import Command
 from infra.bus import CommandBus
 
@@ -160,9 +162,9 @@ class AriAdapter:
 
 def actions_for(event_type: str, contact_id: str, data: dict[str, Any], legs: dict[str, Leg] | None = None) -> list[dict[str, Any]]:
     """ARI requests that carry out a contact event on the PBX (a domain decision → PBX)."""
-    kind = event_type.split(".")[2]
+    kind = EVENT_CLASSES.get(event_type)
     caller = next((ch for ch, leg in (legs or {}).items() if leg.contact_id == contact_id and leg.kind == "caller"), None)
-    if kind == "offered":
+    if kind is Contact.Offered:
         return [
             {
                 "method": "POST",
@@ -175,12 +177,12 @@ def actions_for(event_type: str, contact_id: str, data: dict[str, Any], legs: di
                 },
             }
         ]
-    if kind == "answered" and caller:
+    if kind is Contact.Answered and caller:
         return [
             {"method": "POST", "path": "/bridges", "params": {"type": "mixing", "bridgeId": f"contact-{contact_id}"}},
             {"method": "POST", "path": f"/bridges/contact-{contact_id}/addChannel", "params": {"channel": caller}},
         ]
-    if kind == "callback_attempted":
+    if kind is Contact.CallbackAttempted:
         return [
             {
                 "method": "POST",
@@ -188,8 +190,8 @@ def actions_for(event_type: str, contact_id: str, data: dict[str, Any], legs: di
                 "params": {"endpoint": "PJSIP/trunk", "app": STASIS_APP, "appArgs": f"callback,{contact_id}", "timeout": 40},
             }
         ]
-    if kind in ("abandoned", "ended") and caller:
+    if (kind is Contact.Abandoned or kind is Contact.Ended) and caller:
         return [{"method": "DELETE", "path": f"/channels/{caller}"}]
-    if kind == "overflowed" and data.get("to") == "voicemail" and caller:
+    if kind is Contact.Overflowed and data.get("to") == "voicemail" and caller:
         return [{"method": "POST", "path": f"/channels/{caller}/continue", "params": {"context": "voicemail", "extension": "s"}}]
     return []

@@ -29,6 +29,7 @@ from typing import Any
 from consumers.router import Router
 from domain.base import Actor, DomainError, FixedClock
 from domain.contact_center import commands as cc
+from domain.contact_center.contacts import Contact
 from domain.envelope import Envelope
 from domain.handling import Command
 from infra.bus import CommandBus
@@ -386,32 +387,32 @@ class Simulator:
                 self._react(env)
 
     def _react(self, env: Envelope) -> None:
-        kind = env.type.split(".")[2] if env.stream == "contact" else None
-        if kind is None:
+        if env.stream != "contact":
             return
+        kind = env.event_class
         now, d, cid = self._now(), env.data, env.aggregate_id
         cfg = self.config
-        if kind == "offered":
+        if kind is Contact.Offered:
             if self.rng.random() >= cfg.miss_rate:
                 ring = self.rng.expovariate(1.0 / cfg.ring_seconds) if cfg.ring_seconds > 0 else 0.0
                 self._at(now + ring, "answer", cid, d["agent_id"])
-        elif kind in ("answered", "callback_connected"):
+        elif kind is Contact.Answered or kind is Contact.CallbackConnected:
             self._at(now + self._handle_time(d["queue_id"]), "end", cid, d["agent_id"])
             self._count(d["queue_id"], "answered", d["wait_seconds"])
-        elif kind == "callback_attempted":
+        elif kind is Contact.CallbackAttempted:
             self._at(now + self.rng.uniform(8, 25), "callback", cid)
-        elif kind == "ended" and cfg.acw_seconds is not None and d["agent_id"]:
+        elif kind is Contact.Ended and cfg.acw_seconds is not None and d["agent_id"]:
             self._at(now + self.rng.expovariate(1.0 / cfg.acw_seconds), "wrap", cid, d["agent_id"])
-        elif kind == "queued":
+        elif kind is Contact.Queued:
             c = self.router.view.contacts.get(cid)
             rules = self.router.view.queues.get(d["queue_id"])
             if rules is not None and rules.strategy == "ring_all" and c is not None:
                 self._at(now + self.rng.uniform(1, 6), "grab", cid)
-        elif kind == "arrived" and d["direction"] == "inbound":
+        elif kind is Contact.Arrived and d["direction"] == "inbound":
             self._count(d["queue_id"], "arrived")
-        elif kind == "abandoned":
+        elif kind is Contact.Abandoned:
             self._count(d["queue_id"], "abandoned", d["wait_seconds"])
-        elif kind == "overflowed":
+        elif kind is Contact.Overflowed:
             self._count(d["from_queue_id"], f"overflowed_{d['to']}")
 
     def _count(self, queue_id: str, what: str, wait: float | None = None) -> None:

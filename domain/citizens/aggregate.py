@@ -82,6 +82,7 @@ class CitizenIdentity(HotlineAggregate):
     """Claims one identifier (``phone:+39…`` or ``email:…``) for one citizen."""
 
     STREAM = "citizen_identity"
+    PUBLISHED = False  # keyed by a hash of a phone number or email: internal
 
     class Claimed(HotlineAggregate.Created):
         citizen_id: str

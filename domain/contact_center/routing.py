@@ -31,6 +31,10 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
+from domain.base import event_type_name
+from domain.contact_center.agents import Agent
+from domain.contact_center.contacts import Contact
+from domain.contact_center.queues import Queue
 from domain.contact_center.rules import DEFAULT_CAPACITY, QueueRules, queue_rules
 from domain.envelope import Envelope
 
@@ -171,18 +175,45 @@ class RoutingView:
             handler(env)
 
     def _build_handlers(self) -> dict[str, Callable[[Envelope], None]]:
-        h: dict[str, Callable[[Envelope], None]] = {}
-        for name in dir(self):
-            if name.startswith("_on_"):
-                stream, _, event = name[4:].partition("__")
-                h[f"hotline.{stream}.{event}.v1"] = getattr(self, name)
-        return h
+        """The events the view reads, by class; keyed once by their public type names,
+        so that feeding an event is one dictionary lookup."""
+        by_class: dict[type, Callable[[Envelope], None]] = {
+            Queue.Defined: self._on_queue_defined,
+            Queue.Reconfigured: self._on_queue_reconfigured,
+            Agent.Enrolled: self._on_agent_enrolled,
+            Agent.LoggedIn: self._on_agent_logged_in,
+            Agent.StateChanged: self._on_agent_state_changed,
+            Agent.Reserved: self._on_agent_reserved,
+            Agent.OfferLost: self._on_agent_offer_lost,
+            Agent.ContactStarted: self._on_agent_contact_started,
+            Agent.ContactFinished: self._on_agent_contact_finished,
+            Agent.WrapUpCompleted: self._on_agent_wrap_up_completed,
+            Agent.QueuesChanged: self._on_agent_queues_changed,
+            Agent.SkillsChanged: self._on_agent_skills_changed,
+            Contact.Arrived: self._on_contact_arrived,
+            Contact.Queued: self._on_contact_queued,
+            Contact.Offered: self._on_contact_offered,
+            Contact.CallbackAttempted: self._on_contact_callback_attempted,
+            Contact.ParticipantJoined: self._on_contact_participant_joined,
+            Contact.Transferred: self._on_contact_transferred,
+            Contact.Overflowed: self._on_contact_overflowed,
+            Contact.Ended: self._on_contact_ended,
+            Contact.CallbackScheduled: self._on_contact_callback_scheduled,
+            Contact.OfferTimedOut: self._offer_failed,
+            Contact.OfferDeclined: self._offer_failed,
+            Contact.Answered: self._connected,
+            Contact.CallbackConnected: self._connected,
+            Contact.Abandoned: self._terminal,
+            Contact.WrappedUp: self._terminal,
+            Contact.CallbackGaveUp: self._terminal,
+        }
+        return {event_type_name(cls): handler for cls, handler in by_class.items()}
 
     # ------------------------------------------------------------------ queues
-    def _on_queue__defined(self, env: Envelope) -> None:
+    def _on_queue_defined(self, env: Envelope) -> None:
         self._set_rules(env.data["queue_id"], env.data["config"])
 
-    def _on_queue__reconfigured(self, env: Envelope) -> None:
+    def _on_queue_reconfigured(self, env: Envelope) -> None:
         self._set_rules(env.data["queue_id"], env.data["config"])
 
     def _set_rules(self, queue_id: str, config: dict[str, Any]) -> None:
@@ -207,24 +238,24 @@ class RoutingView:
             a = self.agents[agent_id] = AgentView(agent_id)
         return a
 
-    def _on_agent__enrolled(self, env: Envelope) -> None:
+    def _on_agent_enrolled(self, env: Envelope) -> None:
         self._agent(env)
 
-    def _on_agent__logged_in(self, env: Envelope) -> None:
+    def _on_agent_logged_in(self, env: Envelope) -> None:
         a = self._agent(env)
         d = env.data
         a.skills, a.languages, a.queues = dict(d["skills"]), tuple(d["languages"]), tuple(d["queues"])
         a.capacity = dict(d["capacity"])
         self._touch_agent(a)
 
-    def _on_agent__state_changed(self, env: Envelope) -> None:
+    def _on_agent_state_changed(self, env: Envelope) -> None:
         a = self._agent(env)
         a.presence, a.state, a.reason = env.data["presence"], env.data["state"], env.data["reason"]
         if a.state == "available":
             a.idle_since = env.time.timestamp()
         self._touch_agent(a)
 
-    def _on_agent__reserved(self, env: Envelope) -> None:
+    def _on_agent_reserved(self, env: Envelope) -> None:
         a = self._agent(env)
         a.offers[env.data["contact_id"]] = env.data["media"]
         if env.data.get("state") is not None:  # the state it leads to (older ones: a state_changed follows)
@@ -233,12 +264,12 @@ class RoutingView:
             a.last_offer[env.data["queue_id"]] = next(self._offer_seq)
         self._touch_agent(a)
 
-    def _on_agent__offer_lost(self, env: Envelope) -> None:
+    def _on_agent_offer_lost(self, env: Envelope) -> None:
         a = self._agent(env)
         a.offers.pop(env.data["contact_id"], None)
         self._touch_agent(a)
 
-    def _on_agent__contact_started(self, env: Envelope) -> None:
+    def _on_agent_contact_started(self, env: Envelope) -> None:
         a = self._agent(env)
         cid = env.data["contact_id"]
         a.offers.pop(cid, None)
@@ -249,7 +280,7 @@ class RoutingView:
         a.contacts_today += 1
         self._touch_agent(a)
 
-    def _on_agent__contact_finished(self, env: Envelope) -> None:
+    def _on_agent_contact_finished(self, env: Envelope) -> None:
         a = self._agent(env)
         cid = env.data["contact_id"]
         media = a.active.pop(cid, "voice")
@@ -259,23 +290,23 @@ class RoutingView:
             self._timer(until, "wrap_timeout", cid, a.agent_id, a.token + 1)
         self._touch_agent(a)
 
-    def _on_agent__wrap_up_completed(self, env: Envelope) -> None:
+    def _on_agent_wrap_up_completed(self, env: Envelope) -> None:
         a = self._agent(env)
         a.wrapping.pop(env.data["contact_id"], None)
         self._touch_agent(a)
 
-    def _on_agent__queues_changed(self, env: Envelope) -> None:
+    def _on_agent_queues_changed(self, env: Envelope) -> None:
         a = self._agent(env)
         a.queues = tuple(env.data["queues"])
         self._touch_agent(a)
 
-    def _on_agent__skills_changed(self, env: Envelope) -> None:
+    def _on_agent_skills_changed(self, env: Envelope) -> None:
         a = self._agent(env)
         a.skills, a.languages = dict(env.data["skills"]), tuple(env.data["languages"])
         self._touch_agent(a)
 
     # ------------------------------------------------------------------ contacts
-    def _on_contact__arrived(self, env: Envelope) -> None:
+    def _on_contact_arrived(self, env: Envelope) -> None:
         d = env.data
         self.contacts[env.aggregate_id] = ContactView(
             contact_id=env.aggregate_id,
@@ -291,7 +322,7 @@ class RoutingView:
     def _contact(self, env: Envelope) -> ContactView | None:
         return self.contacts.get(env.aggregate_id)
 
-    def _on_contact__queued(self, env: Envelope) -> None:
+    def _on_contact_queued(self, env: Envelope) -> None:
         c = self._contact(env)
         if c is None:
             return
@@ -315,7 +346,7 @@ class RoutingView:
         if nxt is not None:
             self._timer(c.since + nxt, "relax", c.contact_id, None, None)
 
-    def _on_contact__offered(self, env: Envelope) -> None:
+    def _on_contact_offered(self, env: Envelope) -> None:
         c = self._contact(env)
         if c is None:
             return
@@ -339,9 +370,6 @@ class RoutingView:
         c.offered_to = c.offer_kind = None
         self._touch_contact(c)
 
-    _on_contact__offer_timed_out = _offer_failed
-    _on_contact__offer_declined = _offer_failed
-
     def _connected(self, env: Envelope) -> None:
         c = self._contact(env)
         if c is None:
@@ -350,29 +378,26 @@ class RoutingView:
         c.offered_to = c.offer_kind = None
         self._touch_contact(c)
 
-    _on_contact__answered = _connected
-    _on_contact__callback_connected = _connected
-
-    def _on_contact__callback_attempted(self, env: Envelope) -> None:
+    def _on_contact_callback_attempted(self, env: Envelope) -> None:
         c = self._contact(env)
         if c is not None:
             c.status, c.agent_id, c.offered_to, c.offer_kind = "dialing", env.data["agent_id"], None, None
             self._touch_contact(c)
 
-    def _on_contact__participant_joined(self, env: Envelope) -> None:
+    def _on_contact_participant_joined(self, env: Envelope) -> None:
         c = self._contact(env)
         if c is not None:
             c.offered_to = c.offer_kind = None
             c.token += 1
 
-    def _on_contact__transferred(self, env: Envelope) -> None:
+    def _on_contact_transferred(self, env: Envelope) -> None:
         c = self._contact(env)
         if c is not None and env.data["mode"] == "cold":
             c.status, c.since, c.agent_id = "queued", env.time.timestamp(), None
             if env.data["to_queue_id"] is None:  # to a named agent: the Offered event follows
                 self._touch_contact(c)
 
-    def _on_contact__overflowed(self, env: Envelope) -> None:
+    def _on_contact_overflowed(self, env: Envelope) -> None:
         c = self._contact(env)
         if c is None:
             return
@@ -386,7 +411,7 @@ class RoutingView:
             c.queue_id = env.data["to_queue_id"]
         self._entered_queue(c, env)
 
-    def _on_contact__ended(self, env: Envelope) -> None:
+    def _on_contact_ended(self, env: Envelope) -> None:
         c = self._contact(env)
         if c is None:
             return
@@ -397,7 +422,7 @@ class RoutingView:
             self._timer(env.time.timestamp() + rules.wrap_seconds, "wrap_timeout", c.contact_id, None, None)
         self._touch_contact(c)
 
-    def _on_contact__callback_scheduled(self, env: Envelope) -> None:
+    def _on_contact_callback_scheduled(self, env: Envelope) -> None:
         c = self._contact(env)
         if c is None:
             return
@@ -415,10 +440,6 @@ class RoutingView:
         c = self._contact(env)
         if c is not None:
             self._forget(c)
-
-    _on_contact__abandoned = _terminal
-    _on_contact__wrapped_up = _terminal
-    _on_contact__callback_gave_up = _terminal
 
     def _forget(self, c: ContactView) -> None:
         c.token += 1

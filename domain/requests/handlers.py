@@ -8,22 +8,20 @@ says what happened.
 from __future__ import annotations
 
 import uuid
-from collections.abc import Callable
 from dataclasses import replace
-from typing import Any, TypeVar
+from typing import Any
 
 from domain.base import Context, InvalidCommand, NotFound
 from domain.calendars.handlers import jurisdiction_calendar
 from domain.catalogue.handlers import load_catalogue
 from domain.citizens.aggregate import ContactDetails, check_language
 from domain.citizens.handlers import resolve_citizen
-from domain.handling import Handlers, UnitOfWork, parse_id, require_role
+from domain.handling import Handlers, UnitOfWork, on_aggregate, parse_id, require_role
 from domain.requests import commands as c
 from domain.requests.aggregate import ServiceRequest, request_id_for
 from domain.requests.sla import plan_kept, reschedule
 
 handles = Handlers("requests")
-R = TypeVar("R", bound=c.RequestCommand)
 
 
 def load_request(uow: UnitOfWork, ref: str) -> ServiceRequest:
@@ -112,22 +110,8 @@ def _classify(uow: UnitOfWork, ctx: Context, request: ServiceRequest, code: str,
     request.classify(code, problem, catalogue.route_of(code), collected, ctx, jurisdiction_calendar(uow, ctx.deps))
 
 
-def on_request(
-    action: Callable[[UnitOfWork, Context, ServiceRequest, R], None],
-) -> Callable[[UnitOfWork, Context, R], dict[str, Any]]:
-    """Makes a handler of an action on one request: load it by ``cmd.ref``, check the
-    expected version, act, replan the timers, summarise."""
-
-    def handler(uow: UnitOfWork, ctx: Context, cmd: R) -> dict[str, Any]:
-        request = load_request(uow, cmd.ref)
-        request.expect_version(cmd.expected_version)
-        action(uow, ctx, request, cmd)
-        keep_timers(uow, ctx, request)
-        return request_summary(request)
-
-    handler.__name__ = handler.__qualname__ = action.__name__
-    handler.__doc__ = action.__doc__
-    return handler
+# An action on the request ``cmd.ref`` names; its timers are replanned after every one.
+on_request = on_aggregate(lambda uow, cmd: load_request(uow, cmd.ref), request_summary, after=keep_timers)
 
 
 @handles(c.Classify)

@@ -2,19 +2,17 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable
-from typing import Any, TypeVar
+from typing import Any
 
 from domain.base import Context, InvalidTransition
 from domain.catalogue.handlers import load_catalogue
-from domain.handling import Handlers, UnitOfWork, parse_id
+from domain.handling import Handlers, UnitOfWork, on_aggregate, parse_id
 from domain.requests.aggregate import ServiceRequest
 from domain.requests.handlers import load_request, request_summary
 from domain.work_orders import commands as c
 from domain.work_orders.aggregate import WorkOrder
 
 handles = Handlers("work_orders")
-W = TypeVar("W", bound=c.WorkOrderCommand)
 
 
 @handles(c.CreateWorkOrder)
@@ -53,21 +51,12 @@ def link_duplicate(uow: UnitOfWork, ctx: Context, cmd: c.LinkDuplicate) -> dict[
     return {**request_summary(request), "work_order_id": str(order.id), "work_order_version": order.version}
 
 
-def on_work_order(
-    action: Callable[[UnitOfWork, Context, WorkOrder, W], None],
-) -> Callable[[UnitOfWork, Context, W], dict[str, Any]]:
-    """Makes a handler of an action on one work order: load it by ``cmd.order_id``, check
-    the expected version, act, summarise."""
+def _load_order(uow: UnitOfWork, cmd: c.WorkOrderCommand) -> WorkOrder:
+    return uow.get(WorkOrder, parse_id(cmd.order_id, "work order"))
 
-    def handler(uow: UnitOfWork, ctx: Context, cmd: W) -> dict[str, Any]:
-        order = uow.get(WorkOrder, parse_id(cmd.order_id, "work order"))
-        order.expect_version(cmd.expected_version)
-        action(uow, ctx, order, cmd)
-        return {"id": str(order.id), "status": order.status, "version": order.version}
 
-    handler.__name__ = handler.__qualname__ = action.__name__
-    handler.__doc__ = action.__doc__
-    return handler
+# An action on the work order ``cmd.order_id`` names.
+on_work_order = on_aggregate(_load_order, lambda order: {"id": str(order.id), "status": order.status, "version": order.version})
 
 
 @handles(c.StartWorkOrder)

@@ -95,16 +95,16 @@ def test_api_erlang_c(client: TestClient) -> None:
 
 @pytest.fixture()
 def cli(settings: Settings, monkeypatch: pytest.MonkeyPatch) -> typer.Typer:
-    from api import cli_reports
+    from api.cli import reports
 
-    monkeypatch.setattr(cli_reports, "get_settings", lambda: settings)
+    monkeypatch.setattr(reports, "get_settings", lambda: settings)
     app = typer.Typer()
 
     @app.command()
     def version() -> None:  # a second command so that typer keeps subcommand names
         pass
 
-    cli_reports.register(app)
+    app.add_typer(reports.commands)
     return app
 
 

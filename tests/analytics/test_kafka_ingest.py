@@ -35,7 +35,7 @@ def _create_topics(prefix: str) -> list[str]:
 
     from consumers.analytics_ingest import topics_for
 
-    topics = topics_for(prefix)
+    topics = topics_for(prefix + "hotline")  # the relay's topics, under a prefix of this test's own
     admin = KafkaAdminClient(bootstrap_servers=KAFKA_BOOTSTRAP)
     admin.create_topics([NewTopic(t, num_partitions=3, replication_factor=1) for t in topics])
     admin.close()

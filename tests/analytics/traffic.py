@@ -227,17 +227,41 @@ def generate(day: datetime, seed: int = 7, contacts: int = 400, requests: int = 
         for i in range(60):
             at = base + timedelta(seconds=rng.randrange(8 * 3600, 20 * 3600))
             n = rng.randrange(0, 5)
-            t.emit(
-                at,
-                "knowledge",
-                "search_performed",
-                f"search-{d}-{i}",
-                query="tari",
-                language=rng.choice(["it", "zh"]),
-                results=n,
-                answered=n > 0 and rng.random() < 0.7,
-            )
+            language = rng.choice(["it", "zh"])
+            resolves = n > 0 and rng.random() < 0.7
+            _search(t, random.Random(f"{seed}-{d}-{i}"), at, f"search-{d}-{i}", language, n, resolves)
     return t.finish()
+
+
+QUERIES = {"it": ["tari", "Raccolta  rifiuti", "TARI", "passaporto"], "zh": ["停水", "路灯", "暖气 ", "路灯"]}
+SEARCH_CHANNELS = ("agent", "self_service", "ivr")
+
+
+def _search(t: Traffic, rng: random.Random, at: datetime, sid: str, language: str, n: int, resolves: bool) -> None:
+    """A search as KnowledgeSearch publishes it, and what came of it: articles opened,
+    used to answer (agent), deflected (self-service), or no good answer."""
+    channel = rng.choice(SEARCH_CHANNELS)
+    shown = [{"article_id": f"art-{rng.randrange(6)}", "revision": 1, "rank": r + 1, "score": 1.0 / (r + 1)} for r in range(n)]
+    t.emit(at, "knowledge", "search_performed", sid, query=rng.choice(QUERIES[language]), language=language,
+           channel=channel, trigger=rng.choice(["search", "search", "suggestion"]), results=n, answered=n > 0,
+           shown=shown, contact_id=None, request_id=None)  # fmt: skip
+    step = at
+    opened = [s for s in shown if rng.random() < 0.5]
+    for s in opened:
+        step += timedelta(seconds=rng.randrange(5, 60))
+        t.emit(step, "knowledge", "article_opened", sid, article_id=s["article_id"], revision=s["revision"], rank=s["rank"])
+    step += timedelta(seconds=30)
+    if resolves:
+        chosen = rng.choice(opened or shown)
+        if channel == "self_service":
+            named = rng.random() < 0.8
+            t.emit(step, "knowledge", "deflected", sid, article_id=chosen["article_id"] if named else None,
+                   revision=chosen["revision"] if named else None)  # fmt: skip
+        else:
+            t.emit(step, "knowledge", "used_to_answer", sid, article_id=chosen["article_id"], revision=chosen["revision"],
+                   rank=chosen["rank"], request_id=f"req-{sid}")  # fmt: skip
+    elif rng.random() < 0.4:
+        t.emit(step, "knowledge", "no_good_answer", sid, note=None)
 
 
 def utc(y: int, m: int, d: int) -> datetime:

@@ -80,7 +80,7 @@ def generate(url: str, events: int, data_dir: Path) -> int:
 
 def bench_replay(args: argparse.Namespace) -> dict[str, Any]:
     from consumers.replay import replay_projection
-    from projections import by_name
+    from infra.wiring import projection_named as by_name
 
     url = create_pg_database("b_replay")
     try:
@@ -201,8 +201,8 @@ def bench_lag(args: argparse.Namespace) -> dict[str, Any]:
     load_catalogue(h)
     logs = data / "logs"
     logs.mkdir(parents=True, exist_ok=True)
-    relay = Proc("consumers.relay", settings, logs)
-    consumers = [Proc("consumers.kafka_projections", settings, logs, *args.consumer_args.split()) for _ in range(args.consumers)]
+    relay = Proc("relay", settings, logs)
+    consumers = [Proc("consume projections", settings, logs, *args.consumer_args.split()) for _ in range(args.consumers)]
     lags: list[float] = []
     series: list[tuple[float, int, float]] = []  # (commit time, position, lag) for --series
     procs: list[Any] = []
@@ -320,7 +320,7 @@ def main() -> None:
     lg.add_argument("--consumers", type=int, default=1)
     lg.add_argument("--check-ms", type=float, default=10.0, help="how often the measuring process evaluates visibility")
     lg.add_argument("--series", default="", help="write 'commit-time position lag-ms' per command to this file")
-    lg.add_argument("--consumer-args", default="", help="extra arguments of consumers.kafka_projections")
+    lg.add_argument("--consumer-args", default="", help="extra arguments of `hotline consume projections`")
     args = parser.parse_args()
     print(f"Kafka {KAFKA}")
     fn = {"replay": bench_replay, "relay": bench_relay, "lag": bench_lag}[args.what]

@@ -20,6 +20,7 @@ from infra.bus import CommandBus, CommandResult
 from infra.eventstore import EventStore
 from infra.group_commit import GroupCommitter
 from infra.settings import Settings
+from infra.wiring import HANDLERS
 
 SUPERVISOR = Actor("sup1", "supervisor")
 SYSTEM = Actor("pbx", "system")
@@ -50,7 +51,7 @@ class Center:
         self.clock = clock or FixedClock(START)
         self.store = store or MemoryEventStore()
         self.committer = GroupCommitter(self.store)
-        self.bus = CommandBus(self.store, self.committer, Deps(), self.clock)
+        self.bus = CommandBus(self.store, self.committer, Deps(), self.clock, HANDLERS)
         self.router = Router(self.store, self.bus)
 
     def close(self) -> None:
@@ -98,7 +99,7 @@ class Center:
         return list(self.store.iter_envelopes())
 
     def events_of(self, contact_id: str) -> list[str]:
-        return [e.type.split(".")[2] for e in self.envelopes() if e.aggregate_id == contact_id]
+        return [e.name for e in self.envelopes() if e.aggregate_id == contact_id]
 
     def offered_to(self, contact_id: str) -> str | None:
         c = self.router.view.contacts.get(contact_id)
@@ -115,7 +116,7 @@ class Center:
         terminal = {"wrapped_up", "abandoned", "callback_gave_up"}
         counts: Counter[str] = Counter()
         for e in self.envelopes():
-            kind = e.type.split(".")[2]
+            kind = e.name
             if e.stream == "contact" and (kind in terminal or (kind == "overflowed" and e.data["to"] == "voicemail")):
                 counts[e.aggregate_id] += 1
         return counts

@@ -212,7 +212,7 @@ def test_hold_resume_and_talk_times(center: Center) -> None:
     center.as_agent("A", cc.Resume(contact_id=cid, agent_id="A"))
     center.tick(10)
     center.end(cid, "A")
-    ev = {e.type.split(".")[2]: e.data for e in center.envelopes() if e.aggregate_id == cid}
+    ev = {e.name: e.data for e in center.envelopes() if e.aggregate_id == cid}
     assert ev["answered"]["wait_seconds"] == 12.0
     assert ev["ended"]["talk_seconds"] == 40.0 and ev["ended"]["hold_seconds"] == 20.0
     assert ev["wrapped_up"]["timed_out"] is True  # no wrap-up configured: closed at once

@@ -6,7 +6,8 @@ from pathlib import Path
 
 from domain.contact_center import commands as cc
 from infra.read_store import ReadStore, make_engine
-from projections import agent_desk, all_projections, wallboard
+from infra.wiring import all_projections
+from projections import agent_desk, wallboard
 from tests.contact_center.harness import Center
 
 

@@ -41,7 +41,7 @@ class LogChecker:
     def follow(self, center: Center) -> None:
         for e in center.store.envelopes(self.position, 10_000):
             self.position = e.position
-            kind = e.type.split(".")[2]
+            kind = e.name
             if e.stream == "contact":
                 cid = e.aggregate_id
                 assert self.terminal[cid] == 0, f"event {kind} after the end of contact {cid}"

@@ -18,9 +18,10 @@ import sqlalchemy as sa
 from api.demo import load_demo
 from infra.read_store import make_engine
 from infra.settings import Settings
-from projections import FOUNDATION
+from infra.wiring import FOUNDATION
 
 ROOT = Path(__file__).resolve().parents[2]
+HOTLINE = str(Path(sys.executable).parent / "hotline")  # the installed CLI, beside this interpreter
 
 
 def _snapshot(url: str) -> dict[str, list[tuple[Any, ...]]]:
@@ -44,7 +45,7 @@ def demo_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 def _cli(data: Path, *args: str) -> subprocess.CompletedProcess[str]:
     env = dict(os.environ, HOTLINE_DATA_DIR=str(data))
-    return subprocess.run([sys.executable, "-m", "api.cli_entry", *args], env=env, cwd=ROOT, capture_output=True, text=True, timeout=300)
+    return subprocess.run([HOTLINE, *args], env=env, cwd=ROOT, capture_output=True, text=True, timeout=300)
 
 
 def test_replay_rebuilds_the_same_read_models(demo_dir: Path) -> None:
@@ -68,7 +69,7 @@ def test_serve_answers_with_demo_data(demo_dir: Path) -> None:
         s.bind(("127.0.0.1", 0))
         port = s.getsockname()[1]
     env = dict(os.environ, HOTLINE_DATA_DIR=str(demo_dir), HOTLINE_PORT=str(port), HOTLINE_LOG_LEVEL="warning")
-    server = subprocess.Popen([sys.executable, "-m", "api.cli_entry", "serve"], env=env, cwd=ROOT)
+    server = subprocess.Popen([HOTLINE, "serve"], env=env, cwd=ROOT)
     try:
         base = f"http://127.0.0.1:{port}"
         for _ in range(150):

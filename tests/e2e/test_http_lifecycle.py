@@ -10,6 +10,7 @@ import pytest
 from fastapi.testclient import TestClient
 
 from api.app import create_app
+from domain.events import name_of
 from infra.runtime import Hotline
 
 AGENT = {"X-Actor-Id": "op-anna", "X-Actor-Role": "agent"}
@@ -103,14 +104,14 @@ def test_full_lifecycle(client: TestClient, hotline: Hotline, clock: Any) -> Non
         "closed",
         "rated",
     ]
-    types = [t["type"].split(".")[2] for t in detail["timeline"]]
+    types = [name_of(t["type"]) for t in detail["timeline"]]
     assert [t for t in types if t in steps] == steps  # every step, in order (timers may come between)
     assert {t["actor_role"] for t in detail["timeline"]} >= {"agent", "department", "supervisor", "citizen"}
     assert client.get(f"/requests/{dup['reference']}").json()["work_order_outcome"] == "Filled with asphalt"
 
     citizen = client.get(f"/citizens/{reg['citizen_id']}").json()
     assert citizen["requests"] == 1 and citizen["open_requests"] == 0
-    assert next(h["type"].split(".")[2] for h in citizen["history"]) == "rated"
+    assert next(name_of(h["type"]) for h in citizen["history"]) == "rated"
     found = client.get("/citizens", params={"phone": "06 1234 5678"}).json()
     assert [c["id"] for c in found] == [reg["citizen_id"]]
 

@@ -23,7 +23,7 @@ from domain.envelope import Envelope
 from domain.requests import commands as c
 from infra.runtime import Hotline
 from infra.settings import Settings
-from projections import all_projections
+from infra.wiring import all_projections
 from projections.base import MemoryRows, Projection
 from tests.conftest import PG_HOST, PG_PORT, create_pg_database, drop_pg_database, load_catalogue, require_service
 from tests.kafka.harness import AGENT, Workload, distributed_settings, published_events

@@ -13,6 +13,7 @@ import pytest
 
 from consumers.kafka_projections import ProjectionConsumer, position_visible
 from consumers.relay import Relay
+from domain.events import stream_of
 from infra.runtime import Hotline
 from tests.conftest import IN_CI
 from tests.kafka.harness import (
@@ -64,7 +65,7 @@ def test_events_reach_kafka_as_cloudevents_and_projections_match(distributed: Ho
     for e in events:
         assert e["specversion"] == "1.0" and e["type"].startswith("hotline.") and e["type"].endswith(".v1")
         assert e["_kafka"]["key"].decode() == e["subject"]
-        assert e["_kafka"]["topic"] == f"{h.settings.kafka_topic_prefix}.{e['type'].split('.')[1]}s"
+        assert e["_kafka"]["topic"] == f"{h.settings.kafka_topic_prefix}.{stream_of(e['type'])}s"
         assert "+39" not in json.dumps({k: v for k, v in e.items() if k != "_kafka"}), "personal data must be masked"
     citizens = [e for e in events if e["type"] == "hotline.citizen.registered.v1"]
     assert citizens and all(set(e["data"]["personal"].values()) == {"***"} for e in citizens)
@@ -84,14 +85,14 @@ def test_relay_killed_mid_burst_loses_nothing(distributed: Hotline, tmp_path: Pa
             work.step()
 
     writer = threading.Thread(target=burst)
-    relay = Proc("consumers.relay", h.settings, tmp_path)
+    relay = Proc("relay", h.settings, tmp_path)
     writer.start()
     try:
         wait_until(lambda: _relay_position(h) > 50, 60, "the relay to publish")
         relay.kill()  # SIGKILL in the middle of the burst
         assert not relay.alive()
         time.sleep(0.5)
-        relay = Proc("consumers.relay", h.settings, tmp_path)
+        relay = Proc("relay", h.settings, tmp_path)
         writer.join(120)
         assert not writer.is_alive()
         wait_until(lambda: _relay_position(h) >= h.store.max_position(), 90, "the restarted relay to catch up")
@@ -101,7 +102,7 @@ def test_relay_killed_mid_burst_loses_nothing(distributed: Hotline, tmp_path: Pa
         relay.stop()
     events = published_events(h.settings)
     assert {e["sequence"] for e in events} == public_positions(h), "every event reaches Kafka at least once"
-    consumers = [Proc("consumers.kafka_projections", h.settings, tmp_path) for _ in range(2)]
+    consumers = [Proc("consume projections", h.settings, tmp_path) for _ in range(2)]
     try:
         wait_until(lambda: position_visible(h.read_store, h.store.max_position()), 120, "the consumers")
     finally:
@@ -122,7 +123,7 @@ def test_consumer_killed_between_transaction_and_offset_commit(distributed: Hotl
         relay.close()
     # Small batches so the kill lands in the middle; the process dies after its 3rd
     # transaction, before committing that batch's offsets.
-    crashing = Proc("consumers.kafka_projections", h.settings, tmp_path, "--max-records", "50", HOTLINE_FAULT_KILL_BEFORE_COMMIT="3")
+    crashing = Proc("consume projections", h.settings, tmp_path, "--max-records", "50", HOTLINE_FAULT_KILL_BEFORE_COMMIT="3")
     try:
         wait_until(lambda: not crashing.alive(), 60, "the injected crash")
     finally:
@@ -138,7 +139,7 @@ def test_consumer_killed_between_transaction_and_offset_commit(distributed: Hotl
     finally:
         admin.close()
     assert committed < len(published_events(h.settings))
-    survivor = Proc("consumers.kafka_projections", h.settings, tmp_path)
+    survivor = Proc("consume projections", h.settings, tmp_path)
     try:
         wait_until(lambda: position_visible(h.read_store, h.store.max_position()), 90, "the second consumer")
     finally:

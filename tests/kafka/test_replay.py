@@ -13,7 +13,8 @@ from consumers.replay import replay_projection
 from domain.base import SystemClock
 from infra.runtime import Hotline
 from infra.settings import Settings
-from projections import all_projections, by_name
+from infra.wiring import all_projections
+from infra.wiring import projection_named as by_name
 from tests.conftest import PG_HOST, PG_PORT, create_pg_database, drop_pg_database, load_catalogue, require_service
 from tests.kafka.harness import Workload, diff_snapshots, rebuilt_snapshot, snapshot
 

@@ -76,7 +76,7 @@ def _part(mail: Any, kind: str) -> str:
 
 
 def notification_events(h: Hotline) -> list[str]:
-    return [e.type.split(".")[2] for e in h.store.iter_envelopes() if e.stream == "notification"]
+    return [e.name for e in h.store.iter_envelopes() if e.stream == "notification"]
 
 
 def test_final_reply_by_email_in_the_citizens_language(hotline: Hotline, smtp: SmtpServer, provider: Provider) -> None:
@@ -188,7 +188,7 @@ def test_sla_alerts_go_to_the_department_and_the_control_office(hotline: Hotline
     assert any("scaduta" in subj for subj in by_to["transport@uffici.example"])  # staff language: it
     assert any(subj.startswith("[Sollecito 1]") for subj in by_to["transport@uffici.example"])
     assert [subj for subj in by_to["control@uffici.example"] if subj.startswith("[Escalation]")]
-    kinds = [e.type.split(".")[2] for e in request_events(hotline, req["id"])]
+    kinds = [e.name for e in request_events(hotline, req["id"])]
     assert kinds.count("reminder_sent") == len([x for x in by_to["transport@uffici.example"] if x.startswith("[Sollecito")])
 
 

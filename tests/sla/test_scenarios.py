@@ -30,11 +30,11 @@ TIMER_TYPES = {
 
 
 def kinds(h: Hotline, request_id: str) -> list[str]:
-    return [e.type.split(".")[2] for e in request_events(h, request_id)]
+    return [e.name for e in request_events(h, request_id)]
 
 
 def timer_events(h: Hotline, request_id: str) -> list[tuple[str, str]]:
-    return [(e.type.split(".")[2], e.data["timer_key"]) for e in request_events(h, request_id) if e.type.split(".")[2] in TIMER_TYPES]
+    return [(e.name, e.data["timer_key"]) for e in request_events(h, request_id) if e.name in TIMER_TYPES]
 
 
 def load(h: Hotline, ref: str) -> ServiceRequest:
@@ -241,7 +241,7 @@ def test_overdue_request_escalated_reminded_then_closed_in_order(rome: Hotline, 
     for e in events:
         if e.type.endswith("timers_scheduled.v1"):
             plan.update({t["key"]: datetime.fromisoformat(t["at"]) for t in e.data["timers"]})
-        if e.type.split(".")[2] in TIMER_TYPES:
+        if e.name in TIMER_TYPES:
             assert e.time >= plan[e.data["timer_key"]]
             assert e.meta["correlation_id"] == rid and e.meta["causation_id"] == "timer:" + e.data["timer_key"]
     # reminders and escalation fall on Rome working days
@@ -252,7 +252,7 @@ def test_overdue_request_escalated_reminded_then_closed_in_order(rome: Hotline, 
 
     cal = load_calendars(yaml.safe_load(CALENDARS.read_text("utf-8")))["rome"]
     for e in events:
-        if e.type.split(".")[2] in ("reminder_sent", "escalated", "satisfaction_callback_due"):
+        if e.name in ("reminder_sent", "escalated", "satisfaction_callback_due"):
             assert cal.is_working_time(plan[e.data["timer_key"]])
     callback = next(e for e in events if e.type.endswith("satisfaction_callback_due.v1"))
     assert plan[callback.data["timer_key"]] == cal.next_working_day_start(closed_at)

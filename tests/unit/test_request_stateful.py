@@ -20,12 +20,12 @@ from hypothesis.stateful import Bundle, RuleBasedStateMachine, invariant, rule
 from domain.base import SYSTEM, Actor, Context, DomainError, FixedClock, HotlineAggregate, aggregate_state
 from domain.catalogue import commands as catc
 from domain.config import Deps
-from domain.contexts import HANDLERS
 from domain.handling import Command
 from domain.requests import commands as c
 from domain.requests.aggregate import STATES, ServiceRequest
 from domain.work_orders import commands as woc
 from domain.work_orders.aggregate import WorkOrder
+from infra.wiring import HANDLERS
 from tests.conftest import CATALOGUE, START
 
 AGENT = Actor("op", "agent")

@@ -1,0 +1,91 @@
+"""What the hotline is made of, listed once: its bounded contexts (their command
+handlers), its read models and its HTTP areas.
+
+This is the one list a new area joins (CONTRIBUTING.md). The composition root reads it:
+``infra/runtime.py`` gives the command bus its handlers and the read store its
+projections, ``api/app.py`` serves the routers, the Kafka consumers and ``hotline
+replay`` apply the projections. Importing it also defines every aggregate class, which
+registers itself with ``domain/events.py``.
+"""
+
+from __future__ import annotations
+
+from api.routers import catalogue as catalogue_api
+from api.routers import citizens as citizens_api
+from api.routers import contact_center as contact_center_api
+from api.routers import health as health_api
+from api.routers import integrators as integrators_api
+from api.routers import knowledge as knowledge_api
+from api.routers import reports as reports_api
+from api.routers import requests as requests_api
+from api.routers import sla as sla_api
+from api.routers import supervision as supervision_api
+from api.routers import work_orders as work_orders_api
+from domain.calendars import handlers as calendars
+from domain.catalogue import handlers as catalogue
+from domain.citizens import handlers as citizens
+from domain.contact_center import handlers as contact_center
+from domain.handling import CommandHandlers
+from domain.knowledge import handlers as knowledge
+from domain.notifications import handlers as notifications
+from domain.requests import handlers as requests
+from domain.work_orders import handlers as work_orders
+from projections import (
+    agent_desk,
+    citizen_history,
+    department_workload,
+    request_status,
+    sla_breaches,
+    sla_timers,
+    wallboard,
+)
+from projections import knowledge as knowledge_index
+from projections import notifications as notification_log
+from projections.base import Projection
+
+# Bounded contexts: each module's ``handles`` registry (domain/<context>/handlers.py).
+CONTEXTS = (requests, work_orders, citizens, catalogue, calendars, notifications, contact_center, knowledge)
+
+# Read models, in the order they are applied.
+PROJECTIONS: tuple[Projection, ...] = (
+    request_status.projection,
+    citizen_history.projection,
+    department_workload.projection,
+    sla_breaches.projection,
+    sla_timers.projection,
+    notification_log.projection,
+    wallboard.projection,
+    agent_desk.projection,
+    knowledge_index.projection,
+)
+
+# HTTP areas, served in this order.
+ROUTERS = (
+    health_api,
+    catalogue_api,
+    requests_api,
+    work_orders_api,
+    citizens_api,
+    supervision_api,
+    reports_api,
+    integrators_api,
+    sla_api,
+    contact_center_api,
+    knowledge_api,
+)
+
+HANDLERS = CommandHandlers(*(context.handles for context in CONTEXTS))
+
+# The request lifecycle's read models: what the demo and the end-to-end tests check first.
+FOUNDATION = PROJECTIONS[:4]
+
+
+def all_projections() -> list[Projection]:
+    return list(PROJECTIONS)
+
+
+def projection_named(name: str) -> Projection:
+    for p in PROJECTIONS:
+        if p.name == name:
+            return p
+    raise KeyError(f"no projection {name!r}; known: {[p.name for p in PROJECTIONS]}")
