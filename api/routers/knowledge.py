@@ -10,12 +10,14 @@ answer carries as ``search_id``: outcomes are posted against it.
 from __future__ import annotations
 
 import json
-import threading
 import time
 from typing import Any
 
 import sqlalchemy as sa
 from fastapi import APIRouter, Depends, HTTPException, Query, Request, Response
+from limits import parse
+from limits.storage import MemoryStorage
+from limits.strategies import MovingWindowRateLimiter
 
 from api.deps import CommandRoute, add_command_routes, get_actor, get_hotline, run_command, wait_for_position
 from domain.base import Actor, NotFound
@@ -32,23 +34,21 @@ CITIZEN_SEARCHES_PER_MINUTE = 30
 
 
 class _RateLimit:
-    """A fixed window per caller: enough to stop a script hammering the public search."""
+    """A moving window per caller (the ``limits`` library, in this process's memory; the
+    identity issue moves the public endpoints' limits to a shared store)."""
 
     def __init__(self, per_minute: int) -> None:
         self.per_minute = per_minute
-        self.windows: dict[str, tuple[int, int]] = {}
-        self.lock = threading.Lock()
+        self.item = parse(f"{per_minute}/minute")
+        self.limiter = MovingWindowRateLimiter(MemoryStorage())
 
     def check(self, caller: str) -> None:
-        minute = int(time.monotonic() // 60)
-        with self.lock:
-            if len(self.windows) > 100_000:
-                self.windows.clear()
-            window, count = self.windows.get(caller, (minute, 0))
-            count = count + 1 if window == minute else 1
-            self.windows[caller] = (minute, count)
-        if count > self.per_minute:
-            raise HTTPException(429, f"more than {self.per_minute} searches a minute; try again shortly", headers={"Retry-After": "60"})
+        if not self.limiter.hit(self.item, "knowledge-search", caller):
+            reset = self.limiter.get_window_stats(self.item, "knowledge-search", caller).reset_time
+            retry = max(1, int(reset - time.time()) + 1)
+            raise HTTPException(
+                429, f"more than {self.per_minute} searches a minute; try again shortly", headers={"Retry-After": str(retry)}
+            )
 
 
 _limit = _RateLimit(CITIZEN_SEARCHES_PER_MINUTE)

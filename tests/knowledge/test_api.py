@@ -83,3 +83,15 @@ def test_article_lifecycle_search_and_outcomes(tmp_path: Path) -> None:
         with client.app.state.hotline.read_store.engine.connect() as conn:  # type: ignore[attr-defined]
             searches = conn.execute(kb.SEARCHES.select()).mappings().all()
         assert {s["channel"] for s in searches} == {"self_service", "agent"}
+
+
+def test_public_search_is_rate_limited_per_caller(tmp_path: Path) -> None:
+    citizen = {"X-Actor-Id": "cit-flood", "X-Actor-Role": "citizen"}
+    other = {"X-Actor-Id": "cit-calm", "X-Actor-Role": "citizen"}
+    with TestClient(create_app(Settings(data_dir=tmp_path))) as client:
+        answers = [client.get("/knowledge/search", params={"q": f"water {i}", "lang": "en"}, headers=citizen) for i in range(31)]
+        assert [a.status_code for a in answers[:30]] == [200] * 30
+        refused = answers[30]
+        assert refused.status_code == 429 and 1 <= int(refused.headers["Retry-After"]) <= 61
+        assert refused.json()["error"]["status"] == 429
+        assert client.get("/knowledge/search", params={"q": "water", "lang": "en"}, headers=other).status_code == 200
