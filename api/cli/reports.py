@@ -71,7 +71,9 @@ def catch_up(settings: Settings, *, show_progress: bool = True, parquet: Path | 
     try:
         try:
             ingest = InProcessAnalytics(store, settings.duckdb_path, snapshot_interval=0)
-        except duckdb.IOException:
+        except (duckdb.IOException, duckdb.TransactionException):
+            # The API owns the file (a lock at open, or at the first commit when the open
+            # fell between two of the API's own checkpoints): its snapshot is fresh enough.
             console.print("[dim]analytics database in use by another process: reading its latest snapshot[/]")
             return None
         try:
