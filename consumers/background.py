@@ -7,6 +7,7 @@ it, so a background thread reading it would act at the wrong time.
 
 from __future__ import annotations
 
+import threading
 from collections.abc import Callable
 
 from domain.base import SystemClock
@@ -15,13 +16,28 @@ from infra.runtime import Hotline
 Stop = Callable[[], None]
 
 
+def in_thread(name: str, run: Callable[[threading.Event, float], None], poll_seconds: float) -> Stop:
+    """Runs a process's ``run(stop, poll_seconds)`` loop in a daemon thread; returns what
+    stops it (and waits up to 10 s for the round in progress)."""
+    stop = threading.Event()
+    thread = threading.Thread(target=run, args=(stop, poll_seconds), name=name, daemon=True)
+    thread.start()
+
+    def halt() -> None:
+        stop.set()
+        thread.join(timeout=10)
+
+    return halt
+
+
 def start_timers(hotline: Hotline) -> Stop | None:
     """SLA timers in a thread (the embedded mode; ``hotline timers`` elsewhere)."""
-    from consumers.timers import start_in_process
+    from consumers.timers import TimerProcess
 
     if hotline.settings.mode != "embedded" or not hotline.settings.timers_inprocess:
         return None
-    return start_in_process(hotline, hotline.settings.timers_poll_seconds)
+    process = hotline.extras["timers"] = TimerProcess(hotline)
+    return in_thread("sla-timers", process.run, hotline.settings.timers_poll_seconds)
 
 
 def start_router(hotline: Hotline) -> Stop | None:
@@ -47,11 +63,12 @@ def start_analytics_ingest(hotline: Hotline) -> Stop | None:
 
 def start_notifier(hotline: Hotline) -> Stop | None:
     """Replies and alerts sent from a thread (``hotline notify`` elsewhere)."""
-    from consumers.notifications import start_in_process
+    from consumers.notifications import NotificationConsumer
 
     if not hotline.settings.notifier_inprocess:
         return None
-    return start_in_process(hotline, hotline.settings.notify_poll_seconds)
+    notifier = hotline.extras["notifier"] = NotificationConsumer.from_settings(hotline)
+    return in_thread("notifier", notifier.run, hotline.settings.notify_poll_seconds)
 
 
 # What `hotline serve` may run beside the API, in start order.

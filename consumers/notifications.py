@@ -18,7 +18,6 @@ from __future__ import annotations
 import logging
 import threading
 import uuid
-from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import timedelta
 from pathlib import Path
@@ -262,18 +261,3 @@ class NotificationConsumer:
             "position": position,
             "lag": self.hotline.store.max_position() - position,
         }
-
-
-def start_in_process(hotline: Hotline, poll_seconds: float = 1.0) -> Callable[[], None]:
-    """Runs the notifier in a thread of this process; returns the function that stops it."""
-    notifier = NotificationConsumer.from_settings(hotline)
-    stop = threading.Event()
-    thread = threading.Thread(target=notifier.run, args=(stop, poll_seconds), name="notifier", daemon=True)
-    thread.start()
-    hotline.extras["notifier"] = notifier
-
-    def halt() -> None:
-        stop.set()
-        thread.join(timeout=10)
-
-    return halt

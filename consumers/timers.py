@@ -326,23 +326,6 @@ class TimerProcess:
         return {"process": self.stats.as_dict(), "table": table}
 
 
-def start_in_process(hotline: Hotline, poll_seconds: float = 1.0) -> Callable[[], None]:
-    """Runs the timer process in a thread of this process (the embedded mode).
-
-    Returns the function that stops it. Registered as an API startup hook."""
-    process = TimerProcess(hotline)
-    stop = threading.Event()
-    thread = threading.Thread(target=process.run, args=(stop, poll_seconds), name="sla-timers", daemon=True)
-    thread.start()
-    hotline.extras["timers"] = process
-
-    def halt() -> None:
-        stop.set()
-        thread.join(timeout=10)
-
-    return halt
-
-
 def configure_sla(hotline: Hotline) -> None:
     """Applies the SLA settings to the command handlers' dependencies: the jurisdiction's
     timer policy and, when a calendars file is configured, its calendar as the fallback
