@@ -11,7 +11,7 @@ from typing import Any, NamedTuple
 from fastapi import APIRouter, Depends, Header, Request, Response
 
 from api.errors import ProjectionLagging
-from domain.base import ROLES, Actor, InvalidCommand
+from domain.base import ROLES, Actor, InvalidCommand, snake_case
 from domain.handling import Command
 from infra.bus import CommandResult
 from infra.runtime import Hotline
@@ -124,7 +124,7 @@ def add_command_routes(router: APIRouter, base: str, routes: Iterable[CommandRou
         missing = set(params) - set(route.model.targets())
         if missing:
             raise TypeError(f"{route.model.__name__} has no target field for {sorted(missing)} of {path}")
-        name = route.name or _snake(route.model.__name__)
+        name = route.name or snake_case(route.model.__name__)
         endpoint = _command_endpoint(route, params, name)
         # Unset options keep FastAPI's defaults (200; the response model from the return annotation).
         options = {"status_code": route.status_code, "response_model": response_model}
@@ -163,7 +163,3 @@ def wait_for_position(hotline: Hotline, position: int | None, timeout: float = 5
                 wanted_position=position,
             )
         time.sleep(0.01)
-
-
-def _snake(name: str) -> str:
-    return re.sub(r"(?<!^)(?=[A-Z])", "_", name).lower()

@@ -169,7 +169,8 @@ class Context:
 
 
 # ---------------------------------------------------------------------------- aggregates
-def _snake(name: str) -> str:
+def snake_case(name: str) -> str:
+    """``ReturnToDispatcher`` → ``return_to_dispatcher`` (event names, route names)."""
     return re.sub(r"(?<!^)(?=[A-Z])", "_", name).lower()
 
 
@@ -234,7 +235,7 @@ class HotlineAggregate(Aggregate):
 def event_name(event_class: type) -> str:
     """The event's short name, its class name in snake case: ``registered`` for
     ``ServiceRequest.Registered`` (the middle of its public type name)."""
-    return _snake(event_class.__name__)
+    return snake_case(event_class.__name__)
 
 
 def event_type_name(event_class: type) -> str:

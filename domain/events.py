@@ -13,10 +13,10 @@ from __future__ import annotations
 
 from collections.abc import Iterator, Mapping
 
+# Defines the idempotency record (internal, but its events are in the log too): no
+# bounded context imports it.
+import domain.idempotency  # noqa: F401
 from domain.base import HotlineAggregate, event_classes, event_name, event_type_name
-from domain.idempotency import IdempotencyRecord  # internal, but its events are in the log too
-
-_ = IdempotencyRecord
 
 
 def aggregates() -> tuple[type[HotlineAggregate], ...]:

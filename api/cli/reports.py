@@ -116,7 +116,7 @@ def print_table(result: Any) -> None:
     for r in result.rows:
         table.add_row(*(format_value(v, result.formats.get(c)) for c, v in zip(result.columns, r, strict=True)))
     out_console.print(table)
-    for section in getattr(result, "sections", []):  # e.g. the knowledge report's unanswered queries
+    for section in result.sections:  # e.g. the knowledge report's unanswered queries
         print_table(section)
 
 
