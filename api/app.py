@@ -8,9 +8,13 @@ from contextlib import asynccontextmanager
 from typing import Any
 
 from fastapi import FastAPI, Request
+from fastapi.middleware.cors import CORSMiddleware
+from fastapi.routing import APIRoute
 
 from api import errors
+from api.auth import rule_of
 from consumers.background import start_background
+from domain.access import PUBLIC
 from infra.metrics import observe_http
 from infra.runtime import Hotline
 from infra.settings import Settings, get_settings
@@ -19,8 +23,11 @@ DESCRIPTION = """
 Hotline: the backend of a citizen-service hotline and contact center (12345 / 311).
 
 Every change is an event; what you read here are projections of those events.
-Send `X-Actor-Id` and `X-Actor-Role` with every call (the gateway in front of this
-service sets them). `Idempotency-Key` on a POST makes a retry harmless; `If-Match`
+Sign in first: staff with `POST /auth/token` (or at the OpenID Connect issuer),
+citizens with a one-time code (`POST /auth/citizen/code`, then `/auth/citizen/token`),
+integrators with an API key; send `Authorization: Bearer <token>`. Each operation names
+the permission it needs (`x-permission`; the policy is domain/access.py): 401 without
+a valid token, 403 naming the permission when it is refused. `Idempotency-Key` on a POST makes a retry harmless; `If-Match`
 (or `expected_version`) makes a write conditional. A command's answer carries
 `position`: pass it as `min_position` to a query to read your own write.
 """
@@ -67,11 +74,58 @@ def create_app(settings: Settings | None = None, hotline: Hotline | None = None,
         response.headers["Server-Timing"] = timing
         return response
 
+    @app.middleware("http")
+    async def security_headers(request: Request, call_next: Any) -> Any:
+        response = await call_next(request)
+        headers = response.headers
+        headers.setdefault("X-Content-Type-Options", "nosniff")
+        headers.setdefault("Referrer-Policy", "no-referrer")
+        headers.setdefault("X-Frame-Options", "DENY")
+        if response.headers.get("content-type", "").startswith("text/html"):
+            headers.setdefault("Content-Security-Policy", HTML_CSP)
+        else:
+            # Answers carry personal data: never kept by a browser or a proxy.
+            headers.setdefault("Cache-Control", "no-store")
+        return response
+
+    cors = (settings or get_settings()).cors_origins if hotline is None else hotline.settings.cors_origins
+    if cors:
+        app.add_middleware(
+            CORSMiddleware,
+            allow_origins=cors,
+            allow_methods=["GET", "POST"],
+            allow_headers=["Authorization", "Content-Type", "Idempotency-Key", "If-Match", "X-Correlation-Id"],
+            expose_headers=["Location", "X-Event-Position", "Retry-After"],
+        )
+
     from infra.wiring import ROUTERS
 
     for module in ROUTERS:
         app.include_router(module.router)
+    declare_permissions(app)
     return app
+
+
+# The OpenAPI docs page loads Swagger UI from its CDN; everything else comes from here.
+HTML_CSP = (
+    "default-src 'self'; script-src 'self' 'unsafe-inline' https://cdn.jsdelivr.net; "
+    "style-src 'self' 'unsafe-inline' https://cdn.jsdelivr.net; img-src 'self' data: https://fastapi.tiangolo.com; "
+    "frame-ancestors 'none'; base-uri 'none'; form-action 'self'"
+)
+
+
+def declare_permissions(app: FastAPI) -> None:
+    """Copies each route's rule (api/auth.py) into the OpenAPI document as
+    ``x-permission`` (``open`` for the few without sign-in) and ``x-public``; a route
+    without a rule gets none, and tests/identity refuse it."""
+    for route in app.routes:
+        if not isinstance(route, APIRoute):
+            continue
+        declared, action = rule_of(route.dependant)
+        if not declared:
+            continue
+        extra = {"x-permission": action.value if action else "open", "x-public": action is None or action in PUBLIC}
+        route.openapi_extra = {**(route.openapi_extra or {}), **extra}
 
 
 def _route_of(request: Request) -> str:

@@ -17,6 +17,7 @@ from domain.base import SYSTEM, Actor, FixedClock
 from domain.calendars import commands as calc
 from domain.catalogue import commands as catc
 from domain.requests import commands as c
+from domain.requests.aggregate import request_id_for
 from domain.work_orders import commands as woc
 from infra.runtime import Hotline
 from infra.settings import Settings
@@ -58,7 +59,33 @@ CONTROL = Actor("ctrl-office", "control_office", "Control office")
 
 
 def _department(dep: str) -> Actor:
-    return Actor(f"dept-{dep}", "department", dep)
+    return Actor(f"dept-{dep}", "department", dep, departments=(dep,))
+
+
+# One sign-in per staff role (README: "Demo users"); all with the password DEMO_PASSWORD.
+DEMO_PASSWORD = "hotline-demo"
+DEMO_STAFF: tuple[tuple[str, str, list[str], list[str]], ...] = (
+    ("op-anna", "Anna (operator)", ["agent"], []),
+    ("expert-marco", "Marco (expert seat)", ["expert"], []),
+    ("sup-li", "Li (supervisor)", ["supervisor"], []),
+    ("dept-transport", "Transport department", ["department"], ["transport"]),
+    ("dept-environment", "Environment department", ["department"], ["environment"]),
+    ("ctrl-office", "Control office", ["control_office"], []),
+    ("analyst-sara", "Sara (analyst)", ["analyst"], []),
+    ("auditor-omar", "Omar (auditor)", ["auditor"], []),
+    ("admin", "Administrator", ["administrator"], []),
+)
+
+
+def enrol_demo_staff(hotline: Hotline) -> int:
+    from pydantic import SecretStr
+
+    from domain.identity.commands import EnrollStaff
+
+    for username, name, roles, departments in DEMO_STAFF:
+        cmd = EnrollStaff(username=username, name=name, roles=roles, departments=departments, password=SecretStr(DEMO_PASSWORD))
+        hotline.bus.execute(cmd, SYSTEM)
+    return len(DEMO_STAFF)
 
 
 CONTACT_CENTER_HOURS = 2.0  # the last hours of the demo: simulated calls and chats
@@ -76,6 +103,7 @@ def load_demo(settings: Settings, *, only_if_empty: bool, console: Any = None, d
         # Requests over the days before; the contact center's traffic in the last hours.
         sim_start = now - timedelta(hours=CONTACT_CENTER_HOURS)
         counts = _generate(hotline, clock, sim_start, random.Random(seed), console)
+        counts["staff"] = enrol_demo_staff(hotline)
         counts.update(_simulate_contact_center(hotline, clock, sim_start, console, seed))
         for hook in DEMO_HOOKS:
             hook(hotline, clock, now, console)
@@ -200,7 +228,9 @@ def _generate(hotline: Hotline, clock: FixedClock, now: datetime, rnd: random.Ra
         run(c.Close(ref=ref), AGENT)
         counts["closed"] += 1
         if rnd.random() < 0.7:
-            run(c.Rate(ref=ref, score=rnd.choice([3, 4, 5, 5, 2]), comment="Quick service"), Actor("citizen", "citizen"))
+            owner = hotline.store.read_reference(request_id_for(ref)).citizen_id  # a citizen rates their own case
+            citizen = Actor(f"citizen:{owner}", "citizen", citizen_id=str(owner))
+            run(c.Rate(ref=ref, score=rnd.choice([3, 4, 5, 5, 2]), comment="Quick service"), citizen)
     clock.current = now
     return counts
 

@@ -1,4 +1,4 @@
-"""FastAPI dependencies: the running hotline, the acting user, and running a command."""
+"""FastAPI dependencies: the running hotline and running a command (who acts: api/auth.py)."""
 
 from __future__ import annotations
 
@@ -8,10 +8,11 @@ import time
 from collections.abc import Callable, Iterable
 from typing import Any, NamedTuple
 
-from fastapi import APIRouter, Depends, Header, Request, Response
+from fastapi import APIRouter, Depends, Request, Response
 
+from api.auth import allow
 from api.errors import ProjectionLagging
-from domain.base import ROLES, Actor, InvalidCommand, snake_case
+from domain.base import Actor, InvalidCommand, snake_case
 from domain.handling import Command
 from infra.bus import CommandResult
 from infra.runtime import Hotline
@@ -20,18 +21,6 @@ from infra.runtime import Hotline
 def get_hotline(request: Request) -> Hotline:
     hotline: Hotline = request.app.state.hotline
     return hotline
-
-
-def get_actor(
-    x_actor_id: str = Header(default="anonymous-web", description="Who acts (operator id, department id …)"),
-    x_actor_role: str = Header(default="citizen", description=f"One of {', '.join(ROLES)}"),
-    x_actor_name: str | None = Header(default=None),
-) -> Actor:
-    # Identity comes from the gateway in front of the API (SSO / API keys); this service
-    # trusts these headers and records them on every event.
-    if x_actor_role not in ROLES:
-        raise InvalidCommand(f"X-Actor-Role {x_actor_role!r} is not a role", roles=list(ROLES))
-    return Actor(id=x_actor_id, role=x_actor_role, name=x_actor_name)
 
 
 def run_command(hotline: Hotline, cmd: Command, actor: Actor, *, request: Request, response: Response | None = None) -> dict[str, Any]:
@@ -103,7 +92,7 @@ def _command_endpoint(route: CommandRoute, params: list[str], name: str) -> Call
             inspect.Parameter("request", kw, annotation=Request),
             inspect.Parameter("response", kw, annotation=Response),
             inspect.Parameter("hotline", kw, default=Depends(get_hotline), annotation=Hotline),
-            inspect.Parameter("actor", kw, default=Depends(get_actor), annotation=Actor),
+            inspect.Parameter("actor", kw, default=allow(route.model.action), annotation=Actor),
         ],
         return_annotation=dict[str, Any],
     )

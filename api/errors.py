@@ -17,6 +17,20 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from analytics.reports import ReportError
 from domain.base import ConcurrencyConflict, DomainError, Forbidden, InvalidCommand, InvalidTransition, NotFound
+from domain.identity.sign_in import TooManyAttempts
+from infra.rate_limits import LimitExceeded
+
+
+class Unauthenticated(DomainError):
+    """No credentials where they are needed, or ones we do not accept (HTTP 401)."""
+
+    code = "unauthenticated"
+
+
+class DeliveryFailed(DomainError):
+    """A message we had to send now (a sign-in code) could not be sent (HTTP 503)."""
+
+    code = "delivery_failed"
 
 
 class ProjectionLagging(DomainError):
@@ -27,12 +41,16 @@ class ProjectionLagging(DomainError):
 
 # The most specific class in an error's MRO decides.
 STATUS: dict[type[DomainError], int] = {
+    Unauthenticated: 401,
     Forbidden: 403,
+    LimitExceeded: 429,
+    TooManyAttempts: 429,
     NotFound: 404,
     InvalidTransition: 409,
     ConcurrencyConflict: 409,
     InvalidCommand: 422,
     ProjectionLagging: 504,
+    DeliveryFailed: 503,
     DomainError: 422,
 }
 
@@ -52,7 +70,13 @@ def install(app: FastAPI) -> None:
     @app.exception_handler(DomainError)
     async def domain_error(_: Request, exc: DomainError) -> JSONResponse:
         status = status_of(exc)
-        return JSONResponse(jsonable_encoder(error_body(status, exc.code, exc.message, exc.details)), status_code=status)
+        headers = {}
+        if status == 401:
+            headers["WWW-Authenticate"] = 'Bearer realm="hotline"'
+        if status == 429 and "retry_after" in exc.details:
+            headers["Retry-After"] = str(exc.details["retry_after"])
+        body = jsonable_encoder(error_body(status, exc.code, exc.message, exc.details))
+        return JSONResponse(body, status_code=status, headers=headers)
 
     @app.exception_handler(ReportError)
     async def report_error(_: Request, exc: ReportError) -> JSONResponse:

@@ -28,12 +28,17 @@ from sqlalchemy.engine import Connection, Engine
 from domain.base import HotlineAggregate
 from domain.citizens.aggregate import CitizenIdentity
 from domain.idempotency import IdempotencyRecord
+from domain.identity.api_keys import ApiKey
+from domain.identity.sign_in import CitizenSignIn
+from domain.identity.staff import StaffCredential
 from infra.read_store import WHOLE_LOG, positions
 from infra.settings import Settings
 
 # Streams that stay inside: idempotency records hold whole command answers, and identity
 # claims are keyed by a hash of a phone number or email (guessable, so personal data).
-INTERNAL_STREAMS = frozenset({IdempotencyRecord.STREAM, CitizenIdentity.STREAM})  # the aggregates with PUBLISHED = False
+INTERNAL_STREAMS = frozenset(
+    {IdempotencyRecord.STREAM, CitizenIdentity.STREAM, StaffCredential.STREAM, ApiKey.STREAM, CitizenSignIn.STREAM}
+)  # the aggregates with PUBLISHED = False
 RELAY_NAME = "kafka"
 
 relay_md = sa.MetaData()

@@ -91,19 +91,37 @@ ROLES = (
     "analyst",
     "auditor",
     "integrator",
+    "administrator",
     "system",
 )
 
 
 @dataclass(frozen=True)
 class Actor:
+    """Who acts: a signed-in user, an API key, a citizen, or a process of the hotline.
+
+    ``role`` is recorded on every event; ``roles`` are all the roles the sign-in carries
+    (the policy in domain/access.py allows what any of them allows).
+    """
+
     id: str
     role: str
     name: str | None = None
+    roles: tuple[str, ...] = ()  # default: (role,)
+    departments: tuple[str, ...] = ()  # a department user's departments
+    citizen_id: str | None = None  # a signed-in citizen's own record
+    # An API key's scope: the actions it may take (None: all its role may).
+    allowed_actions: frozenset[str] | None = None
+    via: str | None = None  # how they signed in: "token", "api_key:<id>", "gateway"
 
     def __post_init__(self) -> None:
-        if self.role not in ROLES:
-            raise InvalidCommand(f"unknown actor role {self.role!r}", roles=list(ROLES))
+        if not self.roles:
+            object.__setattr__(self, "roles", (self.role,))
+        for role in (self.role, *self.roles):
+            if role not in ROLES:
+                raise InvalidCommand(f"unknown actor role {role!r}", roles=list(ROLES))
+        if self.role not in self.roles:
+            raise InvalidCommand(f"role {self.role!r} is not among the actor's roles {list(self.roles)}")
 
 
 SYSTEM = Actor(id="system", role="system", name="Hotline")

@@ -6,6 +6,7 @@ import secrets
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime
+from typing import Protocol
 
 from domain.deadlines import WorkingTime
 from domain.requests.intake import IntakePolicy
@@ -17,6 +18,14 @@ def random_reference(now: datetime) -> str:
     return now.strftime("%y%m%d") + f"{secrets.randbelow(1_000_000):06d}"
 
 
+class SecretHasher(Protocol):
+    """Hashes secrets one way (passwords, sign-in codes): infra/identity/secrets.py."""
+
+    def hash(self, secret: str) -> str: ...
+
+    def verify(self, hashed: str, secret: str) -> bool: ...
+
+
 @dataclass
 class Deps:
     """Who may register anonymously, how phone numbers are read, the calendar and SLA rules."""
@@ -26,3 +35,4 @@ class Deps:
     calendar: WorkingTime | None = None  # used when the jurisdiction has no calendar aggregate
     new_reference: Callable[[datetime], str] = random_reference
     sla: SlaPolicy = field(default_factory=SlaPolicy)
+    secrets: SecretHasher | None = None

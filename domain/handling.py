@@ -17,12 +17,13 @@ from __future__ import annotations
 import uuid
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
-from typing import Annotated, Any, Protocol, TypeVar
+from typing import Annotated, Any, ClassVar, Protocol, TypeVar
 
 from pydantic import BaseModel, ConfigDict, Field
 from pydantic.json_schema import SkipJsonSchema
 
-from domain.base import Context, Forbidden, HotlineAggregate, NotFound
+from domain.access import Action, access_of, authorize
+from domain.base import Context, HotlineAggregate, NotFound
 
 A = TypeVar("A", bound=HotlineAggregate)
 
@@ -37,9 +38,15 @@ Target = Annotated[str, SkipJsonSchema(), FROM_PATH]
 
 
 class Command(BaseModel):
-    """What a user asks the hotline to do: typed, validated, transport-free."""
+    """What a user asks the hotline to do: typed, validated, transport-free.
+
+    ``action`` names the permission it needs (domain/access.py): the command bus checks
+    the actor's role before the handler runs; the handler checks the scope (own
+    department, own case, assigned) once it has loaded what the command acts on.
+    """
 
     model_config = ConfigDict(extra="forbid")
+    action: ClassVar[Action]
     expected_version: int | None = Field(default=None, description="Refuse with 409 unless the aggregate is at this version")
 
     @classmethod
@@ -134,21 +141,22 @@ class CommandHandlers:
 
 
 Agg = TypeVar("Agg", bound=HotlineAggregate)
-Action = Callable[[UnitOfWork, Context, Agg, C], None]
+AggregateAction = Callable[[UnitOfWork, Context, Agg, C], None]
 
 
 def on_aggregate(
     load: Callable[[UnitOfWork, Any], Agg],
     summary: Callable[[Agg], dict[str, Any]],
     after: Callable[[UnitOfWork, Context, Agg], None] | None = None,
-) -> Callable[[Action[Agg, C]], TypedHandler[C]]:
+) -> Callable[[AggregateAction[Agg, C]], TypedHandler[C]]:
     """A decorator that makes a handler of an action on one aggregate: load the aggregate
     the command names, check the version it expects, act, do what always follows
     (``after``: a request replans its timers), and answer with the summary."""
 
-    def decorate(action: Action[Agg, C]) -> TypedHandler[C]:
+    def decorate(action: AggregateAction[Agg, C]) -> TypedHandler[C]:
         def handler(uow: UnitOfWork, ctx: Context, cmd: C) -> dict[str, Any]:
             aggregate = load(uow, cmd)
+            authorize(ctx.actor, cmd.action, access_of(aggregate))
             aggregate.expect_version(cmd.expected_version)
             action(uow, ctx, aggregate, cmd)
             if after is not None:
@@ -160,15 +168,6 @@ def on_aggregate(
         return handler
 
     return decorate
-
-
-def require_role(ctx: Context, *roles: str) -> None:
-    """Refuses (403) unless the acting user has one of ``roles``."""
-    if ctx.actor.role not in roles:
-        raise Forbidden(
-            f"a {ctx.actor.role} may not do this; it needs one of {list(roles)}",
-            required_roles=list(roles),
-        )
 
 
 def parse_id(value: str, what: str) -> uuid.UUID:

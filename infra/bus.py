@@ -26,6 +26,7 @@ from eventsourcing.application import AggregateNotFoundError
 from eventsourcing.persistence import IntegrityError
 from structlog.contextvars import bind_contextvars, reset_contextvars
 
+from domain.access import authorize
 from domain.base import Actor, Clock, ConcurrencyConflict, Context, DomainError, InvalidCommand
 from domain.config import Deps
 from domain.handling import Command, CommandHandlers
@@ -88,6 +89,9 @@ class CommandBus:
         started = time.perf_counter()
         outcome = "error"
         try:
+            # The role may take this action at all (domain/access.py); the handler checks
+            # the scope once it has loaded what the command acts on.
+            authorize(actor, type(cmd).action)
             answer = self._execute(cmd, name, actor, idempotency_key, idempotency_scope, correlation_id, causation_id)
             outcome = "replayed" if answer.replayed else "ok"
             if log.isEnabledFor(logging.DEBUG):

@@ -5,4 +5,6 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 bash infra/bootstrap.sh
+# No SMS gateway on a laptop: citizens' sign-in codes are also written to the log.
+export HOTLINE_LOG_SIGN_IN_CODES="${HOTLINE_LOG_SIGN_IN_CODES:-true}"
 exec .venv/bin/hotline serve --demo "$@"

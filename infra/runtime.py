@@ -12,6 +12,7 @@ from domain.requests.intake import IntakePolicy
 from infra.bus import CommandBus
 from infra.eventstore import EventStore
 from infra.group_commit import GroupCommitter
+from infra.identity.service import Identity
 from infra.read_store import ReadStore, make_engine
 from infra.settings import Settings, get_settings
 
@@ -33,6 +34,7 @@ class Hotline:
     committer: GroupCommitter
     read_store: ReadStore
     bus: CommandBus
+    identity: Identity
     projector: Any = None  # consumers.inprocess.InProcessProjector in the embedded mode
     extras: dict[str, Any] = field(default_factory=dict)
 
@@ -55,9 +57,12 @@ class Hotline:
             ),
             jurisdiction=settings.jurisdiction,
         )
+        identity = Identity(settings, store)
+        if deps.secrets is None:
+            deps.secrets = identity.secrets
         projector = InProcessProjector(store, read_store) if settings.projections_inprocess else None
         bus = CommandBus(store, committer, deps, clock, HANDLERS, after_commit=projector.catch_up if projector else None)
-        hotline = cls(settings, clock, store, committer, read_store, bus, projector)
+        hotline = cls(settings, clock, store, committer, read_store, bus, identity, projector)
         from consumers.timers import configure_sla
 
         configure_sla(hotline)

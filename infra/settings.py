@@ -82,6 +82,34 @@ class Settings(BaseSettings):
     notify_max_attempts: int = 5
     notify_retry_seconds: float = 60.0  # first retry after this, doubling
     notify_poll_seconds: float = 1.0
+    # Sign-in (api/auth.py, infra/identity/). Without an external issuer the hotline signs
+    # its own tokens with keys in <data_dir>/identity/keys (share that folder between the
+    # API processes of one deployment). With one, its tokens are accepted too.
+    oidc_issuer: str | None = None  # e.g. http://127.0.0.1:58080/realms/hotline (Keycloak)
+    oidc_audience: str = "hotline"
+    oidc_jwks_url: str | None = None  # default: discovered from the issuer
+    # Which claims of the external issuer's tokens hold what (dotted paths).
+    oidc_subject_claim: str = "sub"
+    oidc_roles_claim: str = "roles"  # Keycloak realm roles: realm_access.roles
+    oidc_departments_claim: str = "departments"  # Keycloak user attribute mapper: department
+    oidc_citizen_claim: str = "citizen_id"
+    oidc_name_claim: str = "name"
+    token_issuer: str = "urn:hotline"  # the iss of the hotline's own tokens
+    token_ttl_seconds: int = 3600  # staff sign-in
+    citizen_token_ttl_seconds: int = 1800  # citizens signed in by a code
+    signing_keys_dir: Path | None = None  # default: <data_dir>/identity/keys
+    # Behind an authenticating proxy only: trust X-Actor-Id / X-Actor-Role /
+    # X-Actor-Departments / X-Actor-Citizen from it. Off: those headers confer nothing.
+    trusted_gateway: bool = False
+    metrics_token: str | None = None  # when set, /metrics wants "Authorization: Bearer <it>"
+    cors_origins: list[str] = []  # browsers' origins allowed to call the API (none by default)
+    # Abuse limits ("limits" rate-limit strings) on the public endpoints, per client
+    # address and per subject; shared between processes through PostgreSQL when it is the store.
+    rate_limit_public: str = "60/minute"  # registrations, searches, feedback by one address
+    rate_limit_sign_in: str = "10/minute"  # password and code attempts by one address
+    rate_limit_codes: str = "5/hour"  # sign-in codes sent to one phone or email
+    # Development only: also log citizens' sign-in codes (there is no SMS gateway on a laptop).
+    log_sign_in_codes: bool = False
     # Fault injection for the Kafka tests: the projection consumer dies before its Nth commit.
     fault_kill_before_commit: int = 0
 
@@ -104,6 +132,10 @@ class Settings(BaseSettings):
         if self.database_url:
             return _sqlalchemy_pg(self.database_url)
         return f"sqlite:///{self.data_dir / 'read_models.sqlite'}"
+
+    @property
+    def keys_dir(self) -> Path:
+        return self.signing_keys_dir or self.data_dir / "identity" / "keys"
 
     @property
     def duckdb_path(self) -> Path:

@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # The whole test suite: installs Hotline with its test tools, starts a real PostgreSQL
-# (Debian's package) and a real Apache Kafka (jars from Maven Central, KRaft) on
-# loopback, and runs pytest. Extra arguments go to pytest (e.g. -k lifecycle).
+# (Debian's package), a real Apache Kafka (jars from Maven Central, KRaft) and a real
+# Keycloak (keycloak-quarkus-dist from Maven Central) on loopback, and runs pytest. Extra arguments go to pytest (e.g. -k lifecycle).
 # Benchmarks are separate: see the README's performance table.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -13,10 +13,13 @@ echo "test.sh: ruff check, ruff format --check, mypy" >&2
 .venv/bin/mypy --no-error-summary .
 # kcat: the integrators' command-line consumer, used by one Kafka test.
 command -v kcat >/dev/null || { apt-get update -qq && apt-get install -y -qq kcat; } || echo "test.sh: kcat not installed" >&2
+# Keycloak (the OpenID Connect issuer of the identity tests) boots while the others start.
+bash infra/keycloak.sh start >/dev/null & keycloak_start=$!
 bash infra/postgres.sh start
 bash infra/kafka.sh start
+wait "$keycloak_start"
 # A missing service is a failure in CI, not a skip (tests/conftest.py reads CI).
-export HOTLINE_PG_PORT="${HOTLINE_PG_PORT:-55432}" HOTLINE_KAFKA_PORT="${HOTLINE_KAFKA_PORT:-59092}"
+export HOTLINE_PG_PORT="${HOTLINE_PG_PORT:-55432}" HOTLINE_KAFKA_PORT="${HOTLINE_KAFKA_PORT:-59092}" HOTLINE_KEYCLOAK_PORT="${HOTLINE_KEYCLOAK_PORT:-58080}"
 set +e
 .venv/bin/python -m pytest -q -p no:warnings "$@"
 status=$?

@@ -10,6 +10,7 @@ registers itself with ``domain/events.py``.
 
 from __future__ import annotations
 
+from api.routers import auth as auth_api
 from api.routers import catalogue as catalogue_api
 from api.routers import citizens as citizens_api
 from api.routers import contact_center as contact_center_api
@@ -19,6 +20,7 @@ from api.routers import knowledge as knowledge_api
 from api.routers import reports as reports_api
 from api.routers import requests as requests_api
 from api.routers import sla as sla_api
+from api.routers import staff as staff_api
 from api.routers import supervision as supervision_api
 from api.routers import work_orders as work_orders_api
 from domain.calendars import handlers as calendars
@@ -26,6 +28,7 @@ from domain.catalogue import handlers as catalogue
 from domain.citizens import handlers as citizens
 from domain.contact_center import handlers as contact_center
 from domain.handling import CommandHandlers
+from domain.identity import handlers as identity
 from domain.knowledge import handlers as knowledge
 from domain.notifications import handlers as notifications
 from domain.requests import handlers as requests
@@ -44,7 +47,7 @@ from projections import notifications as notification_log
 from projections.base import Projection
 
 # Bounded contexts: each module's ``handles`` registry (domain/<context>/handlers.py).
-CONTEXTS = (requests, work_orders, citizens, catalogue, calendars, notifications, contact_center, knowledge)
+CONTEXTS = (requests, work_orders, citizens, catalogue, calendars, notifications, contact_center, knowledge, identity)
 
 # Read models, in the order they are applied.
 PROJECTIONS: tuple[Projection, ...] = (
@@ -62,6 +65,8 @@ PROJECTIONS: tuple[Projection, ...] = (
 # HTTP areas, served in this order.
 ROUTERS = (
     health_api,
+    auth_api,
+    staff_api,
     catalogue_api,
     requests_api,
     work_orders_api,

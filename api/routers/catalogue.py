@@ -6,9 +6,11 @@ from typing import Any
 
 from fastapi import APIRouter, Depends
 
+from api.auth import allow
 from api.deps import CommandRoute, add_command_routes, get_hotline
 from api.schemas import Accepted
-from domain.base import NotFound
+from domain.access import Action
+from domain.base import Actor, NotFound
 from domain.catalogue import commands as c
 from domain.catalogue.aggregate import Catalogue, catalogue_id
 from infra.runtime import Hotline
@@ -27,13 +29,13 @@ def _catalogue(hotline: Hotline) -> Catalogue:
 
 
 @router.get("", summary="The whole catalogue as a tree, names in zh, ar, it, en")
-def tree(hotline: Hotline = Depends(get_hotline)) -> dict[str, Any]:
+def tree(hotline: Hotline = Depends(get_hotline), _: Actor = allow(Action.CATALOGUE_READ)) -> dict[str, Any]:
     cat = _catalogue(hotline)
     return {"jurisdiction": cat.jurisdiction, "version": cat.version, "departments": cat.as_tree()}
 
 
 @router.get("/problem-codes/{code}", summary="One problem code: fields to collect, template, deadlines")
-def problem_code(code: str, hotline: Hotline = Depends(get_hotline)) -> dict[str, Any]:
+def problem_code(code: str, hotline: Hotline = Depends(get_hotline), _: Actor = allow(Action.CATALOGUE_READ)) -> dict[str, Any]:
     cat = _catalogue(hotline)
     return {"code": code, **cat.problem_code(code), "route": cat.route_of(code)}
 

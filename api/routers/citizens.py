@@ -6,9 +6,11 @@ from typing import Any
 
 from fastapi import APIRouter, Depends
 
+from api.auth import allow
 from api.deps import CommandRoute, add_command_routes, get_hotline, wait_for_position
 from api.schemas import Accepted, CitizenDetail, CitizenView, HistoryEntry
-from domain.base import NotFound
+from domain.access import Access, Action, allows, authorize
+from domain.base import Actor, NotFound
 from domain.citizens import commands as c
 from domain.citizens.aggregate import normalise_email, normalise_phone
 from infra.runtime import Hotline
@@ -20,6 +22,7 @@ router = APIRouter(prefix="/citizens", tags=["citizens"])
 @router.get("", response_model=list[CitizenView], summary="Find a citizen by phone number or email")
 def find(
     hotline: Hotline = Depends(get_hotline),
+    actor: Actor = allow(Action.CITIZENS_READ),
     phone: str | None = None,
     email: str | None = None,
 ) -> list[dict[str, Any]]:
@@ -28,15 +31,19 @@ def find(
 
         raise InvalidCommand("give a phone number or an email to look a citizen up")
     with hotline.read_store.engine.connect() as conn:
-        return citizen_history.find(
+        found = citizen_history.find(
             conn,
             phone=normalise_phone(phone, hotline.settings.default_region) if phone else None,
             email=normalise_email(email) if email else None,
         )
+    return [row for row in found if allows(actor, Action.CITIZENS_READ, Access(citizen_id=row["id"]))]
 
 
 @router.get("/{citizen_id}", response_model=CitizenDetail, summary="A citizen and their history")
-def get_citizen(citizen_id: str, hotline: Hotline = Depends(get_hotline), min_position: int | None = None) -> dict[str, Any]:
+def get_citizen(
+    citizen_id: str, hotline: Hotline = Depends(get_hotline), actor: Actor = allow(Action.CITIZENS_READ), min_position: int | None = None
+) -> dict[str, Any]:
+    authorize(actor, Action.CITIZENS_READ, Access(citizen_id=citizen_id))
     wait_for_position(hotline, min_position)
     with hotline.read_store.engine.connect() as conn:
         row = citizen_history.get(conn, citizen_id)

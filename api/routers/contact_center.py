@@ -12,8 +12,10 @@ from typing import Any
 from fastapi import APIRouter, Depends, Request
 from fastapi.responses import StreamingResponse
 
+from api.auth import allow
 from api.deps import CommandRoute, add_command_routes, get_hotline, wait_for_position
-from domain.base import NotFound
+from domain.access import Access, Action, authorize
+from domain.base import Actor, NotFound
 from domain.contact_center import commands as cc
 from domain.handling import Command
 from infra.runtime import Hotline
@@ -99,21 +101,27 @@ add_command_routes(
 
 # ------------------------------------------------------------------------ views
 @router.get("/wallboard", summary="Agents by state; per queue: waiting, longest wait, service level and abandons today")
-def get_wallboard(hotline: Hotline = Depends(get_hotline), min_position: int | None = None) -> dict[str, Any]:
+def get_wallboard(
+    hotline: Hotline = Depends(get_hotline), _: Actor = allow(Action.CONTACT_CENTER_READ), min_position: int | None = None
+) -> dict[str, Any]:
     wait_for_position(hotline, min_position)
     with hotline.read_store.engine.connect() as conn:
         return wallboard.wallboard(conn, hotline.clock.now())
 
 
 @router.get("/queues/{queue_id}/waiting", summary="A queue's waiting contacts in the order they will be served")
-def waiting(queue_id: str, hotline: Hotline = Depends(get_hotline), min_position: int | None = None) -> list[dict[str, Any]]:
+def waiting(
+    queue_id: str, hotline: Hotline = Depends(get_hotline), _: Actor = allow(Action.CONTACT_CENTER_READ), min_position: int | None = None
+) -> list[dict[str, Any]]:
     wait_for_position(hotline, min_position)
     with hotline.read_store.engine.connect() as conn:
         return wallboard.waiting_contacts(conn, hotline.clock.now(), queue_id)
 
 
 @router.get("/contacts/{contact_id}/position", summary="Where a waiting contact is in its queue")
-def position(contact_id: str, hotline: Hotline = Depends(get_hotline), min_position: int | None = None) -> dict[str, Any]:
+def position(
+    contact_id: str, hotline: Hotline = Depends(get_hotline), _: Actor = allow(Action.CONTACT_CENTER_READ), min_position: int | None = None
+) -> dict[str, Any]:
     wait_for_position(hotline, min_position)
     with hotline.read_store.engine.connect() as conn:
         found = wallboard.queue_position(conn, hotline.clock.now(), contact_id)
@@ -123,13 +131,18 @@ def position(contact_id: str, hotline: Hotline = Depends(get_hotline), min_posit
 
 
 @router.get("/agents", summary="Logged-in agents with state and time in state")
-def list_agents(hotline: Hotline = Depends(get_hotline), state: str | None = None) -> list[dict[str, Any]]:
+def list_agents(
+    hotline: Hotline = Depends(get_hotline), _: Actor = allow(Action.CONTACT_CENTER_READ), state: str | None = None
+) -> list[dict[str, Any]]:
     with hotline.read_store.engine.connect() as conn:
         return wallboard.agents(conn, hotline.clock.now(), state)
 
 
 @router.get("/agents/{agent_id}/desk", summary="An agent's console: current offer, contacts, wrap-ups, grabbable work")
-def desk(agent_id: str, hotline: Hotline = Depends(get_hotline), min_position: int | None = None) -> dict[str, Any]:
+def desk(
+    agent_id: str, hotline: Hotline = Depends(get_hotline), actor: Actor = allow(Action.AGENTS_DESK), min_position: int | None = None
+) -> dict[str, Any]:
+    authorize(actor, Action.AGENTS_DESK, Access(subject=agent_id))
     wait_for_position(hotline, min_position)
     with hotline.read_store.engine.connect() as conn:
         return agent_desk.desk(conn, agent_id, hotline.clock.now())
@@ -174,7 +187,9 @@ def _stream(generator: AsyncIterator[str]) -> StreamingResponse:
 
 
 @router.get("/live/wallboard", summary="Server-sent events: the wallboard, pushed on every change")
-async def live_wallboard(request: Request, hotline: Hotline = Depends(get_hotline), once: bool = False) -> StreamingResponse:
+async def live_wallboard(
+    request: Request, hotline: Hotline = Depends(get_hotline), _: Actor = allow(Action.CONTACT_CENTER_READ), once: bool = False
+) -> StreamingResponse:
     def read() -> dict[str, Any]:
         with hotline.read_store.engine.connect() as conn:
             board = wallboard.wallboard(conn, hotline.clock.now())
@@ -187,7 +202,11 @@ async def live_wallboard(request: Request, hotline: Hotline = Depends(get_hotlin
 
 
 @router.get("/live/agents/{agent_id}", summary="Server-sent events: offers and changes on one agent's desk")
-async def live_agent(agent_id: str, request: Request, hotline: Hotline = Depends(get_hotline), once: bool = False) -> StreamingResponse:
+async def live_agent(
+    agent_id: str, request: Request, hotline: Hotline = Depends(get_hotline), actor: Actor = allow(Action.AGENTS_DESK), once: bool = False
+) -> StreamingResponse:
+    authorize(actor, Action.AGENTS_DESK, Access(subject=agent_id))
+
     def read() -> dict[str, Any]:
         with hotline.read_store.engine.connect() as conn:
             d = agent_desk.desk(conn, agent_id, hotline.clock.now())

@@ -2,9 +2,13 @@
 
 from __future__ import annotations
 
-from fastapi import APIRouter, Depends, Response
+import hmac
 
+from fastapi import APIRouter, Depends, Request, Response
+
+from api.auth import OPEN
 from api.deps import get_hotline
+from api.errors import Unauthenticated
 from api.schemas import Health
 from infra.metrics import CONTENT_TYPE_LATEST, ProjectionPositions, exposition
 from infra.runtime import Hotline
@@ -13,7 +17,7 @@ router = APIRouter(tags=["health"])
 
 
 @router.get("/healthz", response_model=Health)
-def healthz(response: Response, hotline: Hotline = Depends(get_hotline)) -> Health:
+def healthz(response: Response, hotline: Hotline = Depends(get_hotline), _: None = OPEN) -> Health:
     try:
         position = hotline.store.max_position()
         applied = hotline.read_store.positions()
@@ -33,9 +37,13 @@ def healthz(response: Response, hotline: Hotline = Depends(get_hotline)) -> Heal
 
 
 @router.get("/metrics", include_in_schema=False)
-def metrics(hotline: Hotline = Depends(get_hotline)) -> Response:
+def metrics(request: Request, hotline: Hotline = Depends(get_hotline), _: None = OPEN) -> Response:
     """Prometheus text format: commands, group commit, HTTP latency, and each projection's
-    position and lag read from the stores now."""
+    position and lag read from the stores now. With ``HOTLINE_METRICS_TOKEN`` set, the
+    scraper sends it as a bearer token."""
+    expected = hotline.settings.metrics_token
+    if expected and not hmac.compare_digest(request.headers.get("authorization", ""), f"Bearer {expected}"):
+        raise Unauthenticated("/metrics wants 'Authorization: Bearer <HOTLINE_METRICS_TOKEN>'")
 
     def positions() -> tuple[int, dict[str, int], list[str]]:
         return hotline.store.max_position(), hotline.read_store.positions(), [p.name for p in hotline.read_store.projections]

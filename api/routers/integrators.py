@@ -8,7 +8,10 @@ from typing import Any
 
 from fastapi import APIRouter, Depends
 
+from api.auth import OPEN, allow
 from api.deps import get_hotline
+from domain.access import Action
+from domain.base import Actor
 from infra.runtime import Hotline
 
 router = APIRouter(tags=["integrators"])
@@ -22,12 +25,12 @@ def _document() -> dict[str, Any]:
 
 
 @router.get("/asyncapi.json", summary="AsyncAPI 2.6 document of the Kafka topics (CloudEvents 1.0 JSON)")
-def asyncapi_document() -> dict[str, Any]:
+def asyncapi_document(_: None = OPEN) -> dict[str, Any]:
     return _document()
 
 
 @router.get("/kafka/status", summary="Relay position and consumer-group lag (distributed mode)")
-def kafka_status(hotline: Hotline = Depends(get_hotline)) -> dict[str, Any]:
+def kafka_status(hotline: Hotline = Depends(get_hotline), _: Actor = allow(Action.OPERATIONS_READ)) -> dict[str, Any]:
     import sqlalchemy as sa
 
     from consumers.kafka_contract import create_relay_tables, lag_report, relay_positions

@@ -10,48 +10,24 @@ answer carries as ``search_id``: outcomes are posted against it.
 from __future__ import annotations
 
 import json
-import time
 from typing import Any
 
 import sqlalchemy as sa
-from fastapi import APIRouter, Depends, HTTPException, Query, Request, Response
-from limits import parse
-from limits.storage import MemoryStorage
-from limits.strategies import MovingWindowRateLimiter
+from fastapi import APIRouter, Depends, Query, Request, Response
 
-from api.deps import CommandRoute, add_command_routes, get_actor, get_hotline, run_command, wait_for_position
+from api.auth import ANONYMOUS, allow, client_address, hotline_limits
+from api.deps import CommandRoute, add_command_routes, get_hotline, run_command, wait_for_position
+from domain.access import Access, Action, allows, authorize
 from domain.base import Actor, NotFound
 from domain.knowledge import commands as c
-from domain.knowledge.handlers import WRITERS
 from infra.runtime import Hotline
 from projections import agent_desk, request_status
 from projections import knowledge as kb
 
 router = APIRouter(tags=["knowledge base"])
 
-# Self-service searches per caller (X-Actor-Id, else the client address) and minute.
-CITIZEN_SEARCHES_PER_MINUTE = 30
-
-
-class _RateLimit:
-    """A moving window per caller (the ``limits`` library, in this process's memory; the
-    identity issue moves the public endpoints' limits to a shared store)."""
-
-    def __init__(self, per_minute: int) -> None:
-        self.per_minute = per_minute
-        self.item = parse(f"{per_minute}/minute")
-        self.limiter = MovingWindowRateLimiter(MemoryStorage())
-
-    def check(self, caller: str) -> None:
-        if not self.limiter.hit(self.item, "knowledge-search", caller):
-            reset = self.limiter.get_window_stats(self.item, "knowledge-search", caller).reset_time
-            retry = max(1, int(reset - time.time()) + 1)
-            raise HTTPException(
-                429, f"more than {self.per_minute} searches a minute; try again shortly", headers={"Retry-After": str(retry)}
-            )
-
-
-_limit = _RateLimit(CITIZEN_SEARCHES_PER_MINUTE)
+# Self-service searches per caller (a signed-in citizen, else the client address) and minute.
+CITIZEN_SEARCHES = "30/minute"
 
 
 def _channel(actor: Actor, channel: str | None) -> str:
@@ -97,10 +73,11 @@ def search(
     request_id: str | None = None,
     category: list[str] = Query(default_factory=list, description="Catalogue categories or problem codes to favour"),
     hotline: Hotline = Depends(get_hotline),
-    actor: Actor = Depends(get_actor),
+    actor: Actor = allow(Action.KNOWLEDGE_SEARCH),
 ) -> dict[str, Any]:
     if actor.role == "citizen":
-        _limit.check(actor.id if actor.id != "anonymous-web" else (request.client.host if request.client else "?"))
+        who = actor.id if actor is not ANONYMOUS else f"address:{client_address(request)}"
+        hotline_limits(hotline).hit("knowledge-search", CITIZEN_SEARCHES, who)
     with hotline.read_store.engine.connect() as conn:
         results, language = kb.search(conn, q, lang, limit, category)
     return _record(
@@ -118,7 +95,7 @@ def search(
 
 
 def _visible(row: dict[str, Any] | None, actor: Actor, article_id: str) -> dict[str, Any]:
-    if row is None or (row["published_revision"] is None and actor.role not in WRITERS):
+    if row is None or (row["published_revision"] is None and not allows(actor, Action.KNOWLEDGE_WRITE)):
         raise NotFound(f"no published article {article_id}")
     return row
 
@@ -156,12 +133,12 @@ def get_article(
     revision: int | None = Query(None, ge=1, description="A past revision: what the article said then"),
     min_position: int | None = None,
     hotline: Hotline = Depends(get_hotline),
-    actor: Actor = Depends(get_actor),
+    actor: Actor = allow(Action.KNOWLEDGE_SEARCH),
 ) -> dict[str, Any]:
     wait_for_position(hotline, min_position)
     with hotline.read_store.engine.connect() as conn:
         summary = _visible(kb.article(conn, article_id), actor, article_id)
-        number = revision or (summary["revision"] if actor.role in WRITERS else summary["published_revision"])
+        number = revision or (summary["revision"] if allows(actor, Action.KNOWLEDGE_WRITE) else summary["published_revision"])
         rev = kb.revision(conn, article_id, number)
     if rev is None:
         raise NotFound(f"article {article_id} has no revision {number}")
@@ -169,7 +146,9 @@ def get_article(
 
 
 @router.get("/knowledge/articles/{article_id}/revisions", summary="Every revision of an article: when, by whom, why")
-def list_revisions(article_id: str, hotline: Hotline = Depends(get_hotline), actor: Actor = Depends(get_actor)) -> list[dict[str, Any]]:
+def list_revisions(
+    article_id: str, hotline: Hotline = Depends(get_hotline), actor: Actor = allow(Action.KNOWLEDGE_READ_INTERNAL)
+) -> list[dict[str, Any]]:
     with hotline.read_store.engine.connect() as conn:
         _visible(kb.article(conn, article_id), actor, article_id)
         return kb.revisions(conn, article_id)
@@ -181,20 +160,25 @@ def get_revision(
     revision: int,
     lang: c.Language | None = None,
     hotline: Hotline = Depends(get_hotline),
-    actor: Actor = Depends(get_actor),
+    actor: Actor = allow(Action.KNOWLEDGE_SEARCH),
 ) -> dict[str, Any]:
     return get_article(article_id, lang, revision, None, hotline, actor)
 
 
 @router.get("/knowledge/articles/{article_id}/usage", summary="How often the article was opened, used to answer, and deflected a request")
-def article_usage(article_id: str, hotline: Hotline = Depends(get_hotline)) -> dict[str, Any]:
+def article_usage(
+    article_id: str, hotline: Hotline = Depends(get_hotline), _: Actor = allow(Action.KNOWLEDGE_READ_INTERNAL)
+) -> dict[str, Any]:
     with hotline.read_store.engine.connect() as conn:
         return kb.usage(conn, article_id)
 
 
 @router.get("/knowledge/unanswered", summary="Queries most often left without a good answer: what to write next")
 def unanswered(
-    lang: c.Language | None = None, limit: int = Query(20, ge=1, le=500), hotline: Hotline = Depends(get_hotline)
+    lang: c.Language | None = None,
+    limit: int = Query(20, ge=1, le=500),
+    hotline: Hotline = Depends(get_hotline),
+    _: Actor = allow(Action.KNOWLEDGE_READ_INTERNAL),
 ) -> list[dict[str, Any]]:
     with hotline.read_store.engine.connect() as conn:
         return kb.unanswered(conn, lang, limit)
@@ -240,7 +224,7 @@ def suggestions(
     limit: int = Query(5, ge=1, le=20),
     min_position: int | None = None,
     hotline: Hotline = Depends(get_hotline),
-    actor: Actor = Depends(get_actor),
+    actor: Actor = allow(Action.KNOWLEDGE_ANSWER),
 ) -> dict[str, Any]:
     wait_for_position(hotline, min_position)
     codes = list(category)
@@ -267,8 +251,9 @@ def agent_suggestions(
     request: Request,
     limit: int = Query(5, ge=1, le=20),
     hotline: Hotline = Depends(get_hotline),
-    actor: Actor = Depends(get_actor),
+    actor: Actor = allow(Action.AGENTS_DESK),
 ) -> dict[str, Any]:
+    authorize(actor, Action.AGENTS_DESK, Access(subject=agent_id))
     desk, contacts = agent_desk.DESK, agent_desk.CONTACTS
     with hotline.read_store.engine.connect() as conn:
         current = (
@@ -306,7 +291,11 @@ def agent_suggestions(
 
 @router.post("/knowledge/articles", status_code=201, summary="Draft an article (supervisors and experts)")
 def draft_article(
-    cmd: c.DraftArticle, request: Request, response: Response, hotline: Hotline = Depends(get_hotline), actor: Actor = Depends(get_actor)
+    cmd: c.DraftArticle,
+    request: Request,
+    response: Response,
+    hotline: Hotline = Depends(get_hotline),
+    actor: Actor = allow(Action.KNOWLEDGE_WRITE),
 ) -> dict[str, Any]:
     body = run_command(hotline, cmd, actor, request=request, response=response)
     response.headers["Location"] = f"/knowledge/articles/{body['id']}"

@@ -16,19 +16,14 @@ from pydantic import BaseModel, Field
 from analytics import erlang
 from analytics.kpis import KpiParams
 from analytics.reports import MEDIA_TYPES, Reports, SavedReport, SavedReports, render
-from api.deps import get_actor, get_hotline
-from domain.base import Actor, Forbidden, InvalidCommand
+from api.auth import allow
+from api.deps import get_hotline
+from domain.access import Action
+from domain.base import Actor, InvalidCommand
 from infra.runtime import Hotline
 
 router = APIRouter(tags=["reports"])
-READERS = ("analyst", "supervisor", "auditor", "control_office", "system")
-AUTHORS = ("analyst", "supervisor", "system")
 _saved_cache: dict[int, SavedReports] = {}
-
-
-def _require(actor: Actor, roles: tuple[str, ...]) -> None:
-    if actor.role not in roles:
-        raise Forbidden(f"a {actor.role} may not do this; it needs one of {list(roles)}", required_roles=list(roles))
 
 
 def get_reports(hotline: Hotline = Depends(get_hotline)) -> Reports:
@@ -40,8 +35,7 @@ def get_reports(hotline: Hotline = Depends(get_hotline)) -> Reports:
 
 
 @router.get("/reports", summary="Standard and saved reports")
-def list_reports(reports: Reports = Depends(get_reports), actor: Actor = Depends(get_actor)) -> list[dict[str, Any]]:
-    _require(actor, READERS)
+def list_reports(reports: Reports = Depends(get_reports), actor: Actor = allow(Action.REPORTS_READ)) -> list[dict[str, Any]]:
     return reports.list()
 
 
@@ -63,9 +57,8 @@ def run_report(
     target_sl: float = Query(0.8, gt=0, lt=1),
     shrinkage: float = Query(0.3, ge=0, lt=1),
     reports: Reports = Depends(get_reports),
-    actor: Actor = Depends(get_actor),
+    actor: Actor = allow(Action.REPORTS_READ),
 ) -> Response:
-    _require(actor, READERS)
     params = KpiParams(sl_threshold_seconds=sl_threshold, short_abandon_seconds=short_abandon, fcr_days=fcr_days, repeat_days=repeat_days)
     # A ReportError is answered by api/errors.py with the status the report layer chose.
     result = reports.run(name, from_, to, by, params, {"target_sl": target_sl, "shrinkage": shrinkage})
@@ -90,9 +83,8 @@ class SaveReport(BaseModel):
 def save_report(
     body: SaveReport = Body(...),
     reports: Reports = Depends(get_reports),
-    actor: Actor = Depends(get_actor),
+    actor: Actor = allow(Action.REPORTS_MANAGE),
 ) -> JSONResponse:
-    _require(actor, AUTHORS)
     report = SavedReport(**body.model_dump(), owner=actor.id)
     sample = reports.save(report)
     return JSONResponse(
@@ -111,7 +103,7 @@ def erlang_c(
     target_seconds: float = Query(20.0, ge=0),
     shrinkage: float = Query(0.0, ge=0, lt=1),
     max_occupancy: float | None = Query(None, gt=0, le=1),
-    actor: Actor = Depends(get_actor),
+    actor: Actor = allow(Action.STAFFING_READ),
 ) -> dict[str, Any]:
     try:
         if agents is not None:

@@ -11,15 +11,19 @@ from typing import Any
 
 from fastapi import APIRouter, Depends, Query, Request, Response
 
-from api.deps import CommandRoute, add_command_routes, get_actor, get_hotline, run_command, wait_for_position
+from api.auth import allow, citizen_filter, department_filter, row_access
+from api.deps import CommandRoute, add_command_routes, get_hotline, run_command, wait_for_position
 from api.schemas import RequestAccepted, RequestDetail, RequestView, TimelineEntry
-from domain.base import Actor, NotFound
+from domain.access import Action, allows, authorize
+from domain.base import Actor, NotFound, event_type_name
 from domain.requests import commands as c
+from domain.requests.aggregate import ServiceRequest
 from domain.work_orders import commands as wo
 from infra.runtime import Hotline
 from projections import request_status
 
 router = APIRouter(prefix="/requests", tags=["requests"])
+NOTE_ADDED = event_type_name(ServiceRequest.NoteAdded)
 
 
 @router.post("", response_model=RequestAccepted, status_code=201, summary="Register a request (受理)")
@@ -28,7 +32,7 @@ def register(
     request: Request,
     response: Response,
     hotline: Hotline = Depends(get_hotline),
-    actor: Actor = Depends(get_actor),
+    actor: Actor = allow(Action.REQUESTS_REGISTER),
 ) -> dict[str, Any]:
     body = run_command(hotline, cmd, actor, request=request, response=response)
     response.headers["Location"] = f"/requests/{body['reference']}"
@@ -38,6 +42,7 @@ def register(
 @router.get("", response_model=list[RequestView], summary="Search requests")
 def search(
     hotline: Hotline = Depends(get_hotline),
+    actor: Actor = allow(Action.REQUESTS_READ),
     status: str | None = None,
     department_id: str | None = None,
     citizen_id: str | None = None,
@@ -46,6 +51,9 @@ def search(
     offset: int = Query(0, ge=0),
     min_position: int | None = Query(None, description="Wait until the read model has applied this event position"),
 ) -> list[dict[str, Any]]:
+    # Departments see what is dispatched to them, citizens their own cases.
+    department_id = department_filter(actor, Action.REQUESTS_READ, department_id)
+    citizen_id = citizen_filter(actor, Action.REQUESTS_READ, citizen_id)
     wait_for_position(hotline, min_position)
     with hotline.read_store.engine.connect() as conn:
         return request_status.search(
@@ -63,6 +71,7 @@ def search(
 def get_request(
     ref: str,
     hotline: Hotline = Depends(get_hotline),
+    actor: Actor = allow(Action.REQUESTS_READ),
     min_position: int | None = Query(None, description="Wait until the read model has applied this event position"),
 ) -> dict[str, Any]:
     wait_for_position(hotline, min_position)
@@ -70,8 +79,22 @@ def get_request(
         row = request_status.by_reference(conn, ref) or request_status.get(conn, ref)
         if row is None:
             raise NotFound(f"no request {ref}")
-        row["timeline"] = [TimelineEntry(**t) for t in request_status.timeline(conn, row["id"])]
+        authorize(actor, Action.REQUESTS_READ, row_access(row))
+        internal = allows(actor, Action.REQUESTS_READ_INTERNAL, row_access(row))
+        timeline = request_status.timeline(conn, row["id"])
+        row["timeline"] = [TimelineEntry(**t) for t in (timeline if internal else public_timeline(timeline))]
         return row
+
+
+def public_timeline(entries: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """What a citizen (or an integrator) sees of a case's history: no internal notes, and
+    no staff names (who acted is a role, not a person)."""
+    shown = []
+    for entry in entries:
+        if entry["type"] == NOTE_ADDED and entry["details"].get("internal"):
+            continue
+        shown.append({**entry, "actor_id": None, "correlation_id": None})
+    return shown
 
 
 add_command_routes(

@@ -7,8 +7,10 @@ from typing import Any
 
 from fastapi import APIRouter, Depends, Query
 
+from api.auth import allow, row_access
 from api.deps import CommandRoute, add_command_routes, get_hotline, wait_for_position
-from domain.base import InvalidCommand, NotFound
+from domain.access import Action, allows, authorize
+from domain.base import Actor, InvalidCommand, NotFound
 from domain.calendars import commands as cal
 from domain.calendars.aggregate import BusinessCalendar, JurisdictionCalendar, calendar_id
 from domain.notifications import commands as nc
@@ -35,7 +37,7 @@ def _calendar(hotline: Hotline, jurisdiction: str) -> BusinessCalendar:
 
 # ------------------------------------------------------------------ calendars
 @router.get("/calendars/{jurisdiction}", summary="A jurisdiction's business calendar")
-def get_calendar(jurisdiction: str, hotline: Hotline = Depends(get_hotline)) -> dict[str, Any]:
+def get_calendar(jurisdiction: str, hotline: Hotline = Depends(get_hotline), _: Actor = allow(Action.CATALOGUE_READ)) -> dict[str, Any]:
     return {"jurisdiction": jurisdiction, **_calendar(hotline, jurisdiction).to_dict()}
 
 
@@ -52,6 +54,7 @@ def deadline(
     start: datetime,
     hours: float = Query(gt=0, le=24 * 365),
     hotline: Hotline = Depends(get_hotline),
+    _: Actor = allow(Action.CATALOGUE_READ),
 ) -> dict[str, Any]:
     if start.tzinfo is None:
         raise InvalidCommand("start needs a time zone offset")
@@ -72,9 +75,12 @@ add_command_routes(
 
 
 @router.get("/requests/{ref}/sla", summary="SLA measures and timers of one request")
-def request_sla(ref: str, hotline: Hotline = Depends(get_hotline), min_position: int | None = None) -> dict[str, Any]:
+def request_sla(
+    ref: str, hotline: Hotline = Depends(get_hotline), actor: Actor = allow(Action.REQUESTS_READ), min_position: int | None = None
+) -> dict[str, Any]:
     wait_for_position(hotline, min_position)
     r = load_request(EventStoreUnitOfWork(hotline.store), ref)
+    authorize(actor, Action.REQUESTS_READ, r.access())
     with hotline.read_store.engine.connect() as conn:
         timers = sla_timers.request_timers(conn, str(r.id))
     return {
@@ -90,17 +96,20 @@ def request_sla(ref: str, hotline: Hotline = Depends(get_hotline), min_position:
 @router.get("/sla/ageing", summary="Due-soon and overdue work per department and provider, in ageing buckets")
 def ageing(
     hotline: Hotline = Depends(get_hotline),
+    actor: Actor = allow(Action.SLA_READ),
     by: str = Query("provider", pattern="^(provider|department)$"),
     min_position: int | None = None,
 ) -> dict[str, Any]:
     wait_for_position(hotline, min_position)
     now = hotline.clock.now()
     with hotline.read_store.engine.connect() as conn:
-        return {"as_of": now, "groups": sla_breaches.ageing(conn, now, by=by)}
+        groups = sla_breaches.ageing(conn, now, by=by)
+    # A department sees its own rows (the provider rows carry their department).
+    return {"as_of": now, "groups": [g for g in groups if allows(actor, Action.SLA_READ, row_access(g))]}
 
 
 @router.get("/sla/timers", summary="The timer table and, when it runs here, the timer process")
-def timers_status(hotline: Hotline = Depends(get_hotline)) -> dict[str, Any]:
+def timers_status(hotline: Hotline = Depends(get_hotline), _: Actor = allow(Action.OPERATIONS_READ)) -> dict[str, Any]:
     with hotline.read_store.engine.connect() as conn:
         table = sla_timers.timer_status(conn, hotline.clock.now())
     process = hotline.extras.get("timers")
@@ -111,6 +120,7 @@ def timers_status(hotline: Hotline = Depends(get_hotline)) -> dict[str, Any]:
 @router.get("/notifications", summary="Messages sent or to send (status: queued, sending, sent, failed, dead_lettered)")
 def list_notifications(
     hotline: Hotline = Depends(get_hotline),
+    _: Actor = allow(Action.NOTIFICATIONS_READ),
     status: str | None = None,
     request_id: str | None = None,
     limit: int = Query(100, ge=1, le=1000),

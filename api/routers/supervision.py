@@ -7,8 +7,11 @@ from typing import Any
 
 from fastapi import APIRouter, Depends, Query
 
+from api.auth import allow, department_filter
 from api.deps import get_hotline, wait_for_position
 from api.schemas import BreachList, DepartmentWorkload
+from domain.access import Access, Action, allows
+from domain.base import Actor
 from infra.runtime import Hotline
 from projections import department_workload, sla_breaches
 
@@ -18,6 +21,7 @@ router = APIRouter(tags=["supervision"])
 @router.get("/departments/workloads", response_model=list[DepartmentWorkload], summary="Work held by each department")
 def workloads(
     hotline: Hotline = Depends(get_hotline),
+    actor: Actor = allow(Action.SLA_READ),
     due_within_hours: float = Query(24, gt=0, le=24 * 30),
     min_position: int | None = None,
 ) -> list[dict[str, Any]]:
@@ -29,6 +33,8 @@ def workloads(
         due_soon = sla_breaches.due_soon_by_department(conn, now, timedelta(hours=due_within_hours))
     result = []
     for dep in sorted(set(loads) | {d for d in overdue if d} | {d for d in due_soon if d}):
+        if not allows(actor, Action.SLA_READ, Access.of_department(dep)):
+            continue  # a department sees its own load
         load = loads.get(dep, {"department_id": dep, "open": 0, "by_state": {}, "providers": {}})
         result.append(
             {
@@ -47,11 +53,13 @@ def workloads(
 @router.get("/sla/breaches", response_model=BreachList, summary="Overdue and due-soon requests (警戒提示)")
 def breaches(
     hotline: Hotline = Depends(get_hotline),
+    actor: Actor = allow(Action.SLA_READ),
     department_id: str | None = None,
     due_within_hours: float = Query(4, gt=0, le=24 * 30),
     limit: int = Query(500, ge=1, le=5000),
     min_position: int | None = None,
 ) -> dict[str, Any]:
+    department_id = department_filter(actor, Action.SLA_READ, department_id)
     wait_for_position(hotline, min_position)
     now = hotline.clock.now()
     with hotline.read_store.engine.connect() as conn:

@@ -6,9 +6,11 @@ from typing import Any
 
 from fastapi import APIRouter, Depends, Query
 
+from api.auth import allow, department_filter, row_access
 from api.deps import CommandRoute, add_command_routes, get_hotline, wait_for_position
 from api.schemas import Accepted, WorkOrderView
-from domain.base import NotFound
+from domain.access import Action, authorize
+from domain.base import Actor, NotFound
 from domain.work_orders import commands as c
 from infra.runtime import Hotline
 from projections import department_workload
@@ -19,24 +21,29 @@ router = APIRouter(prefix="/work-orders", tags=["work orders"])
 @router.get("", response_model=list[WorkOrderView])
 def list_work_orders(
     hotline: Hotline = Depends(get_hotline),
+    actor: Actor = allow(Action.WORK_ORDERS_READ),
     status: str | None = None,
     department_id: str | None = None,
     problem_code: str | None = None,
     limit: int = Query(100, ge=1, le=1000),
     min_position: int | None = None,
 ) -> list[dict[str, Any]]:
+    department_id = department_filter(actor, Action.WORK_ORDERS_READ, department_id)
     wait_for_position(hotline, min_position)
     with hotline.read_store.engine.connect() as conn:
         return department_workload.work_orders(conn, status=status, department_id=department_id, problem_code=problem_code, limit=limit)
 
 
 @router.get("/{order_id}", response_model=WorkOrderView)
-def get_work_order(order_id: str, hotline: Hotline = Depends(get_hotline), min_position: int | None = None) -> dict[str, Any]:
+def get_work_order(
+    order_id: str, hotline: Hotline = Depends(get_hotline), actor: Actor = allow(Action.WORK_ORDERS_READ), min_position: int | None = None
+) -> dict[str, Any]:
     wait_for_position(hotline, min_position)
     with hotline.read_store.engine.connect() as conn:
         row = department_workload.work_order(conn, order_id)
     if row is None:
         raise NotFound(f"no work order {order_id}")
+    authorize(actor, Action.WORK_ORDERS_READ, row_access(row))
     return row
 
 

@@ -7,10 +7,13 @@ from typing import Any
 
 from pydantic import Field
 
+from domain.access import Action
 from domain.handling import Command, Target
 
 
 class ChangeCalendar(Command):
+    action = Action.CATALOGUE_MANAGE
+
     jurisdiction: Target = ""
     definition: dict[str, Any] | None = Field(default=None, description="A whole calendar, as in calendars.yaml")
     declare_holidays: list[date] = Field(default_factory=list)
@@ -23,5 +26,7 @@ class ChangeCalendar(Command):
 
 class ImportCalendars(Command):
     """Loads a calendars file (``infra/data/calendars.yaml``); unchanged calendars stay as they are."""
+
+    action = Action.CATALOGUE_MANAGE
 
     document: dict[str, Any]

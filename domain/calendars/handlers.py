@@ -7,10 +7,9 @@ from typing import Any
 from domain.base import Context, NotFound
 from domain.calendars import commands as c
 from domain.calendars.aggregate import JurisdictionCalendar, calendar_id, load_calendars
-from domain.catalogue.handlers import CATALOGUE_ROLES
 from domain.config import Deps
 from domain.deadlines import WorkingTime
-from domain.handling import Handlers, UnitOfWork, require_role
+from domain.handling import Handlers, UnitOfWork
 
 handles = Handlers("calendars")
 
@@ -24,7 +23,6 @@ def jurisdiction_calendar(uow: UnitOfWork, deps: Deps) -> WorkingTime | None:
 @handles(c.ImportCalendars, issued_by=("api.cli.sla", "api.demo"))
 def import_calendars(uow: UnitOfWork, ctx: Context, cmd: c.ImportCalendars) -> dict[str, Any]:
     """Loads a calendars file (``infra/data/calendars.yaml``); unchanged calendars stay as they are."""
-    require_role(ctx, *CATALOGUE_ROLES)
     changed = []
     for jurisdiction, calendar in load_calendars(cmd.document).items():
         agg = uow.find(JurisdictionCalendar, calendar_id(jurisdiction))
@@ -38,7 +36,6 @@ def import_calendars(uow: UnitOfWork, ctx: Context, cmd: c.ImportCalendars) -> d
 
 @handles(c.ChangeCalendar)
 def change_calendar(uow: UnitOfWork, ctx: Context, cmd: c.ChangeCalendar) -> dict[str, Any]:
-    require_role(ctx, *CATALOGUE_ROLES)
     jurisdiction = cmd.jurisdiction
     agg = uow.find(JurisdictionCalendar, calendar_id(jurisdiction))
     if agg is not None:

@@ -7,6 +7,7 @@ from typing import Annotated, Any, Literal
 from pydantic import BaseModel, ConfigDict, Field
 from pydantic.json_schema import SkipJsonSchema
 
+from domain.access import Action
 from domain.handling import FROM_PATH, Command, Target
 
 Level = Literal["department", "provider", "category", "problem_code"]
@@ -21,24 +22,32 @@ class Names(BaseModel):
 
 
 class AddDepartment(Command):
+    action = Action.CATALOGUE_MANAGE
+
     id: str
     names: Names
     is_control_office: bool = False
 
 
 class AddProvider(Command):
+    action = Action.CATALOGUE_MANAGE
+
     id: str
     department_id: str
     names: Names
 
 
 class AddCategory(Command):
+    action = Action.CATALOGUE_MANAGE
+
     id: str
     provider_id: str
     names: Names
 
 
 class AddProblemCode(Command):
+    action = Action.CATALOGUE_MANAGE
+
     code: str
     category_id: str
     names: Names
@@ -48,6 +57,8 @@ class AddProblemCode(Command):
 
 
 class ReviseProblemCode(Command):
+    action = Action.CATALOGUE_MANAGE
+
     code: Target = ""
     work_order_template: dict[str, Any] | None = None
     fields_to_collect: list[dict[str, Any]] | None = None
@@ -57,6 +68,8 @@ class ReviseProblemCode(Command):
 class EntryCommand(Command):
     """A command on one catalogue entry: its level (departments, providers, categories,
     problem-codes) and its id."""
+
+    action = Action.CATALOGUE_MANAGE
 
     level: Annotated[Level, SkipJsonSchema(), FROM_PATH] = "department"
     entry_id: Target = ""
@@ -72,5 +85,7 @@ class RetireEntry(EntryCommand):
 
 class ImportCatalogue(Command):
     """Loads a catalogue file (``infra/data/catalogue.yaml``); entries already present are kept."""
+
+    action = Action.CATALOGUE_MANAGE
 
     document: dict[str, Any]

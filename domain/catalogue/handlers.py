@@ -8,10 +8,9 @@ from domain.base import Context, NotFound
 from domain.catalogue import commands as c
 from domain.catalogue.aggregate import Catalogue, catalogue_id
 from domain.config import Deps
-from domain.handling import Command, Handlers, UnitOfWork, require_role
+from domain.handling import Command, Handlers, UnitOfWork
 
 handles = Handlers("catalogue")
-CATALOGUE_ROLES = ("supervisor", "system")
 
 
 def load_catalogue(uow: UnitOfWork, deps: Deps) -> Catalogue:
@@ -23,7 +22,6 @@ def load_catalogue(uow: UnitOfWork, deps: Deps) -> Catalogue:
 
 
 def _catalogue_for_change(uow: UnitOfWork, ctx: Context, cmd: Command) -> Catalogue:
-    require_role(ctx, *CATALOGUE_ROLES)
     jurisdiction = ctx.deps.jurisdiction
     cat = uow.find(Catalogue, catalogue_id(jurisdiction))
     if cat is None:

@@ -15,6 +15,7 @@ from typing import Any
 
 import phonenumbers
 
+from domain.access import Access
 from domain.base import Context, HotlineAggregate, InvalidCommand, derived_id
 from domain.catalogue.aggregate import LANGUAGES
 
@@ -121,6 +122,10 @@ class Citizen(HotlineAggregate):
 
         def apply(self, c: Citizen) -> None:
             c.language = self.language
+
+    def access(self) -> Access:
+        """A citizen's own record is theirs (scope ``own_cases``)."""
+        return Access(citizen_id=str(self.id))
 
     def __init__(self, personal: dict[str, Any], language: str) -> None:
         self.personal = dict(personal)

@@ -5,6 +5,7 @@ from __future__ import annotations
 import uuid
 from typing import Any
 
+from domain.access import authorize
 from domain.base import Context, InvalidTransition
 from domain.citizens import commands as c
 from domain.citizens.aggregate import Citizen, CitizenIdentity, ContactDetails, identity_id
@@ -36,9 +37,17 @@ def resolve_citizen(uow: UnitOfWork, ctx: Context, contact: ContactDetails, lang
     return citizen
 
 
+def signed_in_citizen(uow: UnitOfWork, ctx: Context) -> Citizen | None:
+    """The signed-in citizen acting (their token names their record), if it is one."""
+    if ctx.actor.role != "citizen" or ctx.actor.citizen_id is None:
+        return None
+    return uow.get(Citizen, parse_id(ctx.actor.citizen_id, "citizen"))
+
+
 @handles(c.UpdateCitizen)
 def update_citizen(uow: UnitOfWork, ctx: Context, cmd: c.UpdateCitizen) -> dict[str, Any]:
     citizen = uow.get(Citizen, parse_id(cmd.citizen_id, "citizen"))
+    authorize(ctx.actor, cmd.action, citizen.access())
     citizen.expect_version(cmd.expected_version)
     if cmd.contact is not None:
         contact = ContactDetails.parse(cmd.contact.model_dump(), ctx.deps.policy.default_region)

@@ -8,6 +8,7 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
+from domain.access import Action
 from domain.handling import Command, Target
 
 ContactChannel = Literal["phone", "callback", "chat", "social", "sms", "email", "web"]
@@ -23,6 +24,8 @@ class Overflow(BaseModel):
 
 class DefineQueue(Command):
     """Creates the queue, or changes the settings given (others keep their values)."""
+
+    action = Action.QUEUES_MANAGE
 
     queue_id: str = Field(min_length=1, max_length=64)
     names: dict[str, str] = Field(default_factory=dict)
@@ -52,6 +55,8 @@ class DefineQueue(Command):
 
 
 class LoginAgent(Command):
+    action = Action.AGENTS_SESSION
+
     agent_id: str = Field(min_length=1, max_length=64)
     name: str | None = None
     skills: dict[str, int] = Field(default_factory=dict)
@@ -69,24 +74,32 @@ class AgentStateCommand(Command):
 
 
 class LogoutAgent(AgentStateCommand):
-    pass
+    action = Action.AGENTS_SESSION
 
 
 class SetPresence(AgentStateCommand):
+    action = Action.AGENTS_SESSION
+
     presence: Literal["available", "not_ready"]
     reason: str | None = None
 
 
 class MoveAgent(AgentStateCommand):
+    action = Action.AGENTS_MANAGE
+
     queues: list[str]
 
 
 class ChangeSkills(AgentStateCommand):
+    action = Action.AGENTS_MANAGE
+
     skills: dict[str, int]
     languages: list[str]
 
 
 class ContactArrives(Command):
+    action = Action.CONTACTS_ARRIVE
+
     channel: ContactChannel
     queue_id: str
     language: str | None = None
@@ -107,6 +120,8 @@ class ContactCommand(Command):
 
 class AgentCommand(ContactCommand):
     """What an agent does on a contact: ``agent_id`` is the agent acting."""
+
+    action = Action.CONTACTS_HANDLE
 
     agent_id: str
 
@@ -151,29 +166,39 @@ class Leave(AgentCommand):
 
 
 class End(ContactCommand):
+    action = Action.CONTACTS_HANDLE
+
     agent_id: str | None = None
     ended_by: Literal["citizen", "agent", "supervisor", "system"] = "agent"
 
 
 class WrapUp(ContactCommand):
+    action = Action.CONTACTS_HANDLE
+
     agent_id: str | None = None
     disposition: str | None = Field(default=None, max_length=100)
     timed_out: bool = False
 
 
 class Abandon(ContactCommand):
-    pass
+    action = Action.CONTACTS_ROUTE
 
 
 class OverflowContact(ContactCommand):
+    action = Action.CONTACTS_ROUTE
+
     reason: Literal["max_wait", "closed", "no_agents", "supervisor"] = "max_wait"
 
 
 class LinkRequest(ContactCommand):
+    action = Action.CONTACTS_HANDLE
+
     request_id: str
 
 
 class ScheduleCallback(Command):
+    action = Action.CONTACTS_ARRIVE
+
     queue_id: str
     phone: str = Field(min_length=3, max_length=40)
     due_at: datetime
@@ -188,10 +213,14 @@ class ScheduleCallback(Command):
 
 
 class CallbackOutcome(ContactCommand):
+    action = Action.CONTACTS_HANDLE
+
     outcome: Literal["answered", "no_answer", "busy", "failed"]
 
 
 class Supervise(ContactCommand):
+    action = Action.CONTACTS_SUPERVISE
+
     supervisor_id: str
     mode: Literal["monitor", "whisper", "barge", "stop", "take_over"]
 
@@ -201,17 +230,23 @@ class OfferContact(ContactCommand):
     """A supervisor assigns a waiting contact to an agent: reserve the agent and offer the
     contact, both or neither."""
 
+    action = Action.CONTACTS_ROUTE
+
     agent_id: str
 
 
 class OfferContacts(Command):
     """The router's batch of decisions, (contact id, agent id) pairs, in one transaction."""
 
+    action = Action.CONTACTS_ROUTE
+
     decisions: list[tuple[str, str]] = Field(max_length=10_000)
 
 
 class TimeOutOffer(Command):
     """Nobody answered the offer in time."""
+
+    action = Action.CONTACTS_ROUTE
 
     contact_id: str
     agent_id: str

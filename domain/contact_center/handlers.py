@@ -11,18 +11,17 @@ from __future__ import annotations
 import uuid
 from typing import Any
 
-from domain.base import Context, Forbidden, InvalidCommand, InvalidTransition, NotFound
+from domain.access import Access, Action, authorize
+from domain.base import Context, InvalidCommand, InvalidTransition, NotFound
 from domain.citizens.aggregate import check_language
 from domain.contact_center import commands as cc
 from domain.contact_center.agents import Agent, agent_uuid
 from domain.contact_center.contacts import Contact, contact_uuid_for
 from domain.contact_center.queues import Queue, queue_uuid
 from domain.contact_center.rules import QueueRules
-from domain.handling import Handlers, UnitOfWork, require_role
+from domain.handling import Handlers, UnitOfWork
 
 handles = Handlers("contact_center")
-STAFF = ("agent", "expert", "supervisor", "system")
-SUPERVISION = ("supervisor", "system")
 
 
 # ------------------------------------------------------------------------ loading
@@ -57,11 +56,10 @@ def load_contact(uow: UnitOfWork, contact_id: str) -> Contact:
     return contact
 
 
-def acting_as(ctx: Context, agent_id: str) -> None:
-    """Agents act for themselves; supervisors and system processes for anyone."""
-    require_role(ctx, *STAFF)
-    if ctx.actor.role in ("agent", "expert") and ctx.actor.id != agent_id:
-        raise Forbidden(f"{ctx.actor.id} cannot act for agent {agent_id}")
+def acting_as(ctx: Context, action: Action, agent_id: str | None) -> None:
+    """Agents act for themselves (their own session; the contacts offered to them);
+    supervisors and system processes for anyone (domain/access.py)."""
+    authorize(ctx.actor, action, Access(assignee=agent_id, subject=agent_id))
 
 
 def _contact_result(contact: Contact, **extra: Any) -> dict[str, Any]:
@@ -71,7 +69,6 @@ def _contact_result(contact: Contact, **extra: Any) -> dict[str, Any]:
 # ------------------------------------------------------------------------ queues
 @handles(cc.DefineQueue)
 def define_queue(uow: UnitOfWork, ctx: Context, cmd: cc.DefineQueue) -> dict[str, Any]:
-    require_role(ctx, *SUPERVISION)
     queue = uow.find(Queue, queue_uuid(cmd.queue_id))
     config = cmd.config()
     if queue is None:
@@ -91,7 +88,7 @@ def define_queue(uow: UnitOfWork, ctx: Context, cmd: cc.DefineQueue) -> dict[str
 # ------------------------------------------------------------------------ agents
 @handles(cc.LoginAgent)
 def login_agent(uow: UnitOfWork, ctx: Context, cmd: cc.LoginAgent) -> dict[str, Any]:
-    acting_as(ctx, cmd.agent_id)
+    acting_as(ctx, cmd.action, cmd.agent_id)
     agent = uow.find(Agent, agent_uuid(cmd.agent_id))
     if agent is None:
         agent = Agent.enrol(cmd.agent_id, cmd.name, ctx)
@@ -113,7 +110,7 @@ def login_agent(uow: UnitOfWork, ctx: Context, cmd: cc.LoginAgent) -> dict[str, 
 
 @handles(cc.LogoutAgent)
 def logout_agent(uow: UnitOfWork, ctx: Context, cmd: cc.LogoutAgent) -> dict[str, Any]:
-    acting_as(ctx, cmd.agent_id)
+    acting_as(ctx, cmd.action, cmd.agent_id)
     agent = load_agent(uow, cmd.agent_id)
     agent.expect_version(cmd.expected_version)
     agent.log_out(ctx, forced_by=ctx.actor.id if ctx.actor.role == "supervisor" else None)
@@ -123,7 +120,7 @@ def logout_agent(uow: UnitOfWork, ctx: Context, cmd: cc.LogoutAgent) -> dict[str
 @handles(cc.SetPresence)
 def set_presence(uow: UnitOfWork, ctx: Context, cmd: cc.SetPresence) -> dict[str, Any]:
     """An agent goes available / not ready; a supervisor forcing it is recorded as such."""
-    acting_as(ctx, cmd.agent_id)
+    acting_as(ctx, cmd.action, cmd.agent_id)
     agent = load_agent(uow, cmd.agent_id)
     agent.expect_version(cmd.expected_version)
     forced = ctx.actor.id if ctx.actor.role == "supervisor" else None
@@ -133,7 +130,6 @@ def set_presence(uow: UnitOfWork, ctx: Context, cmd: cc.SetPresence) -> dict[str
 
 @handles(cc.MoveAgent)
 def move_agent(uow: UnitOfWork, ctx: Context, cmd: cc.MoveAgent) -> dict[str, Any]:
-    require_role(ctx, *SUPERVISION)
     agent = load_agent(uow, cmd.agent_id)
     agent.expect_version(cmd.expected_version)
     for queue_id in cmd.queues:
@@ -144,7 +140,6 @@ def move_agent(uow: UnitOfWork, ctx: Context, cmd: cc.MoveAgent) -> dict[str, An
 
 @handles(cc.ChangeSkills)
 def change_skills(uow: UnitOfWork, ctx: Context, cmd: cc.ChangeSkills) -> dict[str, Any]:
-    require_role(ctx, *SUPERVISION)
     agent = load_agent(uow, cmd.agent_id)
     agent.expect_version(cmd.expected_version)
     agent.change_skills(cmd.skills, cmd.languages, ctx)
@@ -199,7 +194,6 @@ def _overflow(uow: UnitOfWork, ctx: Context, contact: Contact, rules: QueueRules
 @handles(cc.OverflowContact)
 def overflow_contact(uow: UnitOfWork, ctx: Context, cmd: cc.OverflowContact) -> dict[str, Any]:
     """Waited too long (or the supervisor says so): on to the queue's overflow target."""
-    require_role(ctx, *SUPERVISION)
     contact = load_contact(uow, cmd.contact_id)
     contact.expect_version(cmd.expected_version)
     _overflow(uow, ctx, contact, load_queue(uow, contact.queue_id).rules, cmd.reason)
@@ -231,7 +225,6 @@ def _offer(uow: UnitOfWork, ctx: Context, contact: Contact, agent: Agent, rules:
 @handles(cc.OfferContact)
 def offer_contact(uow: UnitOfWork, ctx: Context, cmd: cc.OfferContact) -> dict[str, Any]:
     """One routing decision: reserve the agent and offer the contact, both or neither."""
-    require_role(ctx, *SUPERVISION)
     contact = load_contact(uow, cmd.contact_id)
     agent = load_agent(uow, cmd.agent_id)
     _offer(uow, ctx, contact, agent)
@@ -244,7 +237,6 @@ def offer_contacts(uow: UnitOfWork, ctx: Context, cmd: cc.OfferContacts) -> dict
     is no longer possible (somebody else took the contact or the agent) is skipped, the
     others are written. A concurrent writer makes the whole commit conflict: the bus then
     reruns this handler on fresh state and the lost decisions are skipped."""
-    require_role(ctx, *SUPERVISION)
     offered: list[tuple[str, str]] = []
     skipped: list[dict[str, str]] = []
     rules_of: dict[str, QueueRules] = {}  # per queue, once per batch
@@ -272,7 +264,7 @@ def offer_contacts(uow: UnitOfWork, ctx: Context, cmd: cc.OfferContacts) -> dict
 @handles(cc.Answer)
 def answer_contact(uow: UnitOfWork, ctx: Context, cmd: cc.Answer) -> dict[str, Any]:
     """The offered agent takes the contact (for a callback: the citizen is dialled)."""
-    acting_as(ctx, cmd.agent_id)
+    acting_as(ctx, cmd.action, cmd.agent_id)
     contact = load_contact(uow, cmd.contact_id)
     contact.expect_version(cmd.expected_version)
     agent = load_agent(uow, cmd.agent_id)
@@ -284,7 +276,7 @@ def answer_contact(uow: UnitOfWork, ctx: Context, cmd: cc.Answer) -> dict[str, A
 
 @handles(cc.Decline)
 def decline_offer(uow: UnitOfWork, ctx: Context, cmd: cc.Decline) -> dict[str, Any]:
-    acting_as(ctx, cmd.agent_id)
+    acting_as(ctx, cmd.action, cmd.agent_id)
     return _fail_offer(uow, ctx, cmd.contact_id, cmd.agent_id, "declined")
 
 
@@ -292,7 +284,6 @@ def decline_offer(uow: UnitOfWork, ctx: Context, cmd: cc.Decline) -> dict[str, A
 def time_out_offer(uow: UnitOfWork, ctx: Context, cmd: cc.TimeOutOffer) -> dict[str, Any]:
     """Nobody answered the offer in time: the contact goes back to its old place and the
     agent, after too many misses, to not ready."""
-    require_role(ctx, *SUPERVISION)
     return _fail_offer(uow, ctx, cmd.contact_id, cmd.agent_id, "timed_out")
 
 
@@ -309,7 +300,7 @@ def _fail_offer(uow: UnitOfWork, ctx: Context, contact_id: str, agent_id: str, o
 def grab_contact(uow: UnitOfWork, ctx: Context, cmd: cc.Grab) -> dict[str, Any]:
     """An agent picks a waiting contact of a grab queue (话务抢答): the first one wins, the
     others get a conflict and nothing is written for them."""
-    acting_as(ctx, cmd.agent_id)
+    acting_as(ctx, cmd.action, cmd.agent_id)
     contact = load_contact(uow, cmd.contact_id)
     agent = load_agent(uow, cmd.agent_id)
     rules = load_queue(uow, contact.queue_id).rules
@@ -328,7 +319,7 @@ def grab_contact(uow: UnitOfWork, ctx: Context, cmd: cc.Grab) -> dict[str, Any]:
 # ------------------------------------------------------------------------ handling
 @handles(cc.Hold)
 def hold_contact(uow: UnitOfWork, ctx: Context, cmd: cc.Hold) -> dict[str, Any]:
-    acting_as(ctx, cmd.agent_id)
+    acting_as(ctx, cmd.action, cmd.agent_id)
     contact = load_contact(uow, cmd.contact_id)
     contact.hold(cmd.agent_id, ctx)
     return _contact_result(contact)
@@ -336,7 +327,7 @@ def hold_contact(uow: UnitOfWork, ctx: Context, cmd: cc.Hold) -> dict[str, Any]:
 
 @handles(cc.Resume)
 def resume_contact(uow: UnitOfWork, ctx: Context, cmd: cc.Resume) -> dict[str, Any]:
-    acting_as(ctx, cmd.agent_id)
+    acting_as(ctx, cmd.action, cmd.agent_id)
     contact = load_contact(uow, cmd.contact_id)
     contact.resume(cmd.agent_id, ctx)
     return _contact_result(contact)
@@ -354,7 +345,7 @@ def transfer_contact(uow: UnitOfWork, ctx: Context, cmd: cc.Transfer) -> dict[st
     """Cold: the agent leaves at once and the contact goes to the queue or agent. Warm:
     the target (often an expert seat) is offered a consultation first; the agent hands
     over with ``complete_transfer`` once the target has joined."""
-    acting_as(ctx, cmd.agent_id)
+    acting_as(ctx, cmd.action, cmd.agent_id)
     contact = load_contact(uow, cmd.contact_id)
     contact.expect_version(cmd.expected_version)
     if cmd.to_queue_id is not None:
@@ -374,7 +365,7 @@ def transfer_contact(uow: UnitOfWork, ctx: Context, cmd: cc.Transfer) -> dict[st
 @handles(cc.Invite)
 def invite_agent(uow: UnitOfWork, ctx: Context, cmd: cc.Invite) -> dict[str, Any]:
     """Conference: another agent is offered to join the conversation."""
-    acting_as(ctx, cmd.agent_id)
+    acting_as(ctx, cmd.action, cmd.agent_id)
     contact = load_contact(uow, cmd.contact_id)
     invitee = load_agent(uow, cmd.invitee_id)
     contact.invite(cmd.agent_id, cmd.invitee_id, ctx)
@@ -384,7 +375,7 @@ def invite_agent(uow: UnitOfWork, ctx: Context, cmd: cc.Invite) -> dict[str, Any
 
 @handles(cc.CompleteTransfer)
 def complete_transfer(uow: UnitOfWork, ctx: Context, cmd: cc.CompleteTransfer) -> dict[str, Any]:
-    acting_as(ctx, cmd.agent_id)
+    acting_as(ctx, cmd.action, cmd.agent_id)
     contact = load_contact(uow, cmd.contact_id)
     new_primary = contact.complete_transfer(cmd.agent_id, ctx)
     _finish(uow, ctx, contact, cmd.agent_id)
@@ -393,7 +384,7 @@ def complete_transfer(uow: UnitOfWork, ctx: Context, cmd: cc.CompleteTransfer) -
 
 @handles(cc.Leave)
 def leave_contact(uow: UnitOfWork, ctx: Context, cmd: cc.Leave) -> dict[str, Any]:
-    acting_as(ctx, cmd.agent_id)
+    acting_as(ctx, cmd.action, cmd.agent_id)
     contact = load_contact(uow, cmd.contact_id)
     contact.leave(cmd.agent_id, ctx)
     _finish(uow, ctx, contact, cmd.agent_id)
@@ -403,9 +394,8 @@ def leave_contact(uow: UnitOfWork, ctx: Context, cmd: cc.Leave) -> dict[str, Any
 @handles(cc.End)
 def end_contact(uow: UnitOfWork, ctx: Context, cmd: cc.End) -> dict[str, Any]:
     """The conversation ends (either side hangs up): every agent on it goes to wrap-up."""
-    if cmd.agent_id:
-        acting_as(ctx, cmd.agent_id)
     contact = load_contact(uow, cmd.contact_id)
+    acting_as(ctx, cmd.action, cmd.agent_id or contact.agent_id)
     contact.expect_version(cmd.expected_version)
     if cmd.agent_id and cmd.agent_id not in contact.participants:
         raise InvalidTransition(f"agent {cmd.agent_id} is not on contact {cmd.contact_id}", code="not_handler")
@@ -426,10 +416,9 @@ def end_contact(uow: UnitOfWork, ctx: Context, cmd: cc.End) -> dict[str, Any]:
 @handles(cc.WrapUp)
 def wrap_up_contact(uow: UnitOfWork, ctx: Context, cmd: cc.WrapUp) -> dict[str, Any]:
     """The agent finishes wrap-up with a disposition (or its time ran out)."""
-    if cmd.agent_id:
-        acting_as(ctx, cmd.agent_id)
     contact = load_contact(uow, cmd.contact_id)
     agent_id = cmd.agent_id or contact.agent_id
+    acting_as(ctx, cmd.action, agent_id)
     agent = find_agent(uow, agent_id)
     cid = str(contact.id)
     done = False
@@ -448,6 +437,7 @@ def wrap_up_contact(uow: UnitOfWork, ctx: Context, cmd: cc.WrapUp) -> dict[str, 
 def link_request(uow: UnitOfWork, ctx: Context, cmd: cc.LinkRequest) -> dict[str, Any]:
     """The request registered during this contact: the citizen's history joins them."""
     contact = load_contact(uow, cmd.contact_id)
+    acting_as(ctx, cmd.action, contact.agent_id)
     contact.link_request(cmd.request_id, ctx)
     return _contact_result(contact, request_ids=contact.request_ids)
 
@@ -456,7 +446,6 @@ def link_request(uow: UnitOfWork, ctx: Context, cmd: cc.LinkRequest) -> dict[str
 @handles(cc.ScheduleCallback)
 def schedule_callback(uow: UnitOfWork, ctx: Context, cmd: cc.ScheduleCallback) -> dict[str, Any]:
     """An outbound call to make later: return an answer, or a satisfaction survey (回访)."""
-    require_role(ctx, *STAFF)
     if cmd.external_id:
         existing = uow.find(Contact, contact_uuid_for(cmd.external_id))
         if existing is not None:
@@ -487,9 +476,9 @@ def schedule_callback(uow: UnitOfWork, ctx: Context, cmd: cc.ScheduleCallback) -
 def callback_outcome(uow: UnitOfWork, ctx: Context, cmd: cc.CallbackOutcome) -> dict[str, Any]:
     """The dialler reports: the citizen answered (the agent is connected) or not (retry
     later, or give up after the last attempt; the agent is free again at once)."""
-    require_role(ctx, *STAFF)
     contact = load_contact(uow, cmd.contact_id)
     agent_id = contact.agent_id
+    acting_as(ctx, cmd.action, agent_id)
     status = contact.callback_outcome(cmd.outcome, ctx)
     if status != "connected":
         _finish(uow, ctx, contact, agent_id, wrap=False)
@@ -500,7 +489,6 @@ def callback_outcome(uow: UnitOfWork, ctx: Context, cmd: cc.CallbackOutcome) -> 
 @handles(cc.Supervise)
 def supervise_contact(uow: UnitOfWork, ctx: Context, cmd: cc.Supervise) -> dict[str, Any]:
     """Monitor, whisper, barge in, stop, or take over (the agent leaves to wrap-up)."""
-    require_role(ctx, *SUPERVISION)
     contact = load_contact(uow, cmd.contact_id)
     if cmd.mode == "stop":
         contact.stop_supervising(cmd.supervisor_id, ctx)

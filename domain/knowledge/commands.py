@@ -6,6 +6,7 @@ from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
+from domain.access import Action
 from domain.handling import Command, Target
 
 Language = Literal["zh", "ar", "it", "en"]
@@ -29,10 +30,14 @@ class ArticleContent(Command):
 
 
 class DraftArticle(ArticleContent):
+    action = Action.KNOWLEDGE_WRITE
+
     owner: str | None = Field(default=None, description="Who keeps the article up to date (default: the author)")
 
 
 class ArticleCommand(Command):
+    action = Action.KNOWLEDGE_WRITE
+
     article_id: Target = ""
 
 
@@ -72,6 +77,8 @@ class ShownArticle(BaseModel):
 class RecordSearch(Command):
     """Issued by the search endpoint with what it showed (a query is not a command, its record is)."""
 
+    action = Action.KNOWLEDGE_FEEDBACK
+
     query: str = Field(max_length=1000)
     language: Language | None = None
     channel: SearchChannel
@@ -86,12 +93,16 @@ class SearchCommand(Command):
 
 
 class RecordArticleOpened(SearchCommand):
+    action = Action.KNOWLEDGE_FEEDBACK
+
     article_id: str
     revision: int | None = None
 
 
 class RecordUsedToAnswer(SearchCommand):
     """The article (revision N) answered the citizen: an information request answered from it."""
+
+    action = Action.KNOWLEDGE_ANSWER
 
     article_id: str
     revision: int | None = Field(default=None, description="Default: the revision the search showed, else the live one")
@@ -101,9 +112,13 @@ class RecordUsedToAnswer(SearchCommand):
 class RecordDeflection(SearchCommand):
     """The citizen found the answer and filed nothing."""
 
+    action = Action.KNOWLEDGE_FEEDBACK
+
     article_id: str | None = None
     revision: int | None = None
 
 
 class RecordNoGoodAnswer(SearchCommand):
+    action = Action.KNOWLEDGE_FEEDBACK
+
     note: str | None = Field(default=None, max_length=2000)

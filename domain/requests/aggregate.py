@@ -12,6 +12,7 @@ import uuid
 from datetime import datetime
 from typing import Any
 
+from domain.access import Access
 from domain.base import (
     Context,
     HotlineAggregate,
@@ -325,6 +326,10 @@ class ServiceRequest(HotlineAggregate):
         """回访: the day after closure the citizen is called for a rating."""
 
     # ------------------------------------------------------------------ state
+    def access(self) -> Access:
+        """For the policy: the department it is dispatched to, the citizen it belongs to."""
+        return Access.of_department(self.department_id, self.citizen_id)
+
     def __init__(
         self,
         reference: str,

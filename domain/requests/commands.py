@@ -7,6 +7,7 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
+from domain.access import Action
 from domain.handling import Command, Target
 
 Urgency = Literal["urgent", "control", "normal"]
@@ -34,6 +35,8 @@ class Location(BaseModel):
 
 
 class RegisterRequest(Command):
+    action = Action.REQUESTS_REGISTER
+
     kind: Kind
     subtype: Subtype | None = None
     channel: Channel
@@ -56,38 +59,52 @@ class RequestCommand(Command):
 
 
 class Classify(RequestCommand):
+    action = Action.REQUESTS_TRIAGE
+
     problem_code: str
     collected: dict[str, Any] | None = None
 
 
 class ChangeKind(RequestCommand):
+    action = Action.REQUESTS_TRIAGE
+
     kind: Kind
     subtype: Subtype | None = None
     reason: str
 
 
 class Dispatch(RequestCommand):
+    action = Action.REQUESTS_DISPATCH
+
     department_id: str | None = Field(default=None, description="Default: the problem code's department")
     provider_id: str | None = None
     instructions: str | None = None
 
 
 class Accept(RequestCommand):
-    department_id: str
+    action = Action.REQUESTS_ACCEPT
+
+    department_id: str | None = Field(default=None, description="The department acting (default: the one the request is with)")
 
 
 class ReturnToDispatcher(RequestCommand):
-    department_id: str
+    action = Action.REQUESTS_ACCEPT
+
+    department_id: str | None = Field(default=None, description="The department acting (default: the one the request is with)")
     reason: str = Field(min_length=1)
 
 
 class RuleOwnership(RequestCommand):
+    action = Action.REQUESTS_OVERSEE
+
     department_id: str
     provider_id: str | None = None
     reason: str = Field(min_length=1)
 
 
 class InterimReply(RequestCommand):
+    action = Action.REQUESTS_REPLY
+
     message: str = Field(min_length=1)
     delay_reason: str = Field(min_length=1)
     expected_at: datetime
@@ -95,54 +112,74 @@ class InterimReply(RequestCommand):
 
 
 class FinalReply(RequestCommand):
+    action = Action.REQUESTS_REPLY
+
     message: str = Field(min_length=1)
     channel: ReplyChannel | None = None
 
 
 class Resolve(RequestCommand):
+    action = Action.REQUESTS_REPLY
+
     resolution: str = Field(min_length=1)
 
 
 class Close(RequestCommand):
-    pass
+    action = Action.REQUESTS_CLOSE
 
 
 class Reopen(RequestCommand):
+    action = Action.REQUESTS_REOPEN
+
     reason: str = Field(min_length=1)
 
 
 class Rate(RequestCommand):
+    action = Action.REQUESTS_RATE
+
     score: int = Field(ge=1, le=5)
     comment: str | None = Field(default=None, max_length=2000)
 
 
 class RequestExtension(RequestCommand):
+    action = Action.REQUESTS_EXTEND
+
     requested_due_at: datetime
     reason: str = Field(min_length=1)
     department_id: str | None = None
 
 
 class DecideExtension(RequestCommand):
+    action = Action.REQUESTS_OVERSEE
+
     approve: bool
     comment: str | None = None
     due_at: datetime | None = Field(default=None, description="Approve a different date than requested")
 
 
 class Supervise(RequestCommand):
+    action = Action.REQUESTS_OVERSEE
+
     supervised: bool = True
     reason: str = Field(min_length=1)
 
 
 class AddNote(RequestCommand):
+    action = Action.REQUESTS_NOTE
+
     text: str = Field(min_length=1, max_length=10_000)
     internal: bool = True
 
 
 class WaitForCitizen(RequestCommand):
+    action = Action.REQUESTS_FOLLOW_UP
+
     reason: str = Field(min_length=1, description="What the citizen must provide; the SLA clock stops meanwhile")
 
 
 class CitizenResponded(RequestCommand):
+    action = Action.REQUESTS_CITIZEN_RESPONDED
+
     note: str | None = Field(default=None, max_length=10_000)
 
 
@@ -153,4 +190,6 @@ class DueTimer(BaseModel):
 
 
 class FireTimers(Command):
+    action = Action.REQUESTS_FIRE_TIMERS
+
     timers: list[DueTimer] = Field(max_length=10_000)

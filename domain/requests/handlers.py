@@ -11,12 +11,13 @@ import uuid
 from dataclasses import replace
 from typing import Any
 
+from domain.access import acting_department
 from domain.base import Context, InvalidCommand, NotFound
 from domain.calendars.handlers import jurisdiction_calendar
 from domain.catalogue.handlers import load_catalogue
 from domain.citizens.aggregate import ContactDetails, check_language
-from domain.citizens.handlers import resolve_citizen
-from domain.handling import Handlers, UnitOfWork, on_aggregate, parse_id, require_role
+from domain.citizens.handlers import resolve_citizen, signed_in_citizen
+from domain.handling import Handlers, UnitOfWork, on_aggregate, parse_id
 from domain.requests import commands as c
 from domain.requests.aggregate import ServiceRequest, request_id_for
 from domain.requests.sla import plan_kept, reschedule
@@ -64,10 +65,13 @@ def request_summary(request: ServiceRequest) -> dict[str, Any]:
 @handles(c.RegisterRequest)
 def register_request(uow: UnitOfWork, ctx: Context, cmd: c.RegisterRequest) -> dict[str, Any]:
     deps = ctx.deps
-    contact = ContactDetails.parse(cmd.contact.model_dump() if cmd.contact else None, deps.policy.default_region)
+    own = signed_in_citizen(uow, ctx)
+    given = cmd.contact.model_dump() if cmd.contact else None
+    # A signed-in citizen registers for themselves: the case is theirs whatever the body says.
+    contact = ContactDetails.parse(given or (own.personal if own else None), deps.policy.default_region)
     hidden = deps.policy.check(contact, wants_anonymity=cmd.anonymous)
     language = check_language(cmd.language or deps.policy.default_language)
-    citizen = resolve_citizen(uow, ctx, contact, language)
+    citizen = own or resolve_citizen(uow, ctx, contact, language)
     if cmd.language is None and citizen is not None:
         language = citizen.language
     reply_channel = cmd.reply_channel
@@ -129,7 +133,6 @@ def change_kind(uow: UnitOfWork, ctx: Context, r: ServiceRequest, cmd: c.ChangeK
 @handles(c.Dispatch)
 @on_request
 def dispatch(uow: UnitOfWork, ctx: Context, r: ServiceRequest, cmd: c.Dispatch) -> None:
-    require_role(ctx, "agent", "supervisor", "control_office", "system")
     catalogue = load_catalogue(uow, ctx.deps)
     department = cmd.department_id or r.suggested_department_id
     provider = cmd.provider_id if cmd.department_id else (cmd.provider_id or r.suggested_provider_id)
@@ -143,22 +146,20 @@ def dispatch(uow: UnitOfWork, ctx: Context, r: ServiceRequest, cmd: c.Dispatch) 
 @handles(c.Accept)
 @on_request
 def accept(uow: UnitOfWork, ctx: Context, r: ServiceRequest, cmd: c.Accept) -> None:
-    require_role(ctx, "department", "supervisor", "system")
-    r.accept(cmd.department_id, ctx)
+    r.accept(acting_department(ctx.actor, cmd.action, cmd.department_id, r.department_id), ctx)
 
 
 @handles(c.ReturnToDispatcher)
 @on_request
 def return_to_dispatcher(uow: UnitOfWork, ctx: Context, r: ServiceRequest, cmd: c.ReturnToDispatcher) -> None:
-    require_role(ctx, "department", "supervisor", "system")
     offices = load_catalogue(uow, ctx.deps).control_offices()
-    r.return_to_dispatcher(cmd.department_id, cmd.reason, ctx, offices[0] if offices else None)
+    department = acting_department(ctx.actor, cmd.action, cmd.department_id, r.department_id)
+    r.return_to_dispatcher(department, cmd.reason, ctx, offices[0] if offices else None)
 
 
 @handles(c.RuleOwnership)
 @on_request
 def rule_ownership(uow: UnitOfWork, ctx: Context, r: ServiceRequest, cmd: c.RuleOwnership) -> None:
-    require_role(ctx, "control_office", "supervisor")
     load_catalogue(uow, ctx.deps).check_dispatch_target(cmd.department_id, cmd.provider_id)
     calendar = jurisdiction_calendar(uow, ctx.deps)
     r.rule_ownership(cmd.department_id, cmd.provider_id, cmd.reason, ctx, calendar, _problem(uow, ctx, r))
@@ -210,13 +211,13 @@ def rate(uow: UnitOfWork, ctx: Context, r: ServiceRequest, cmd: c.Rate) -> None:
 @handles(c.RequestExtension)
 @on_request
 def request_extension(uow: UnitOfWork, ctx: Context, r: ServiceRequest, cmd: c.RequestExtension) -> None:
-    r.request_extension(cmd.requested_due_at, cmd.reason, cmd.department_id, ctx)
+    department = acting_department(ctx.actor, cmd.action, cmd.department_id, r.department_id)
+    r.request_extension(cmd.requested_due_at, cmd.reason, department, ctx)
 
 
 @handles(c.DecideExtension)
 @on_request
 def decide_extension(uow: UnitOfWork, ctx: Context, r: ServiceRequest, cmd: c.DecideExtension) -> None:
-    require_role(ctx, "supervisor", "control_office")
     if cmd.approve:
         r.approve_extension(cmd.comment, ctx, cmd.due_at)
     else:
@@ -228,7 +229,6 @@ def decide_extension(uow: UnitOfWork, ctx: Context, r: ServiceRequest, cmd: c.De
 @handles(c.Supervise)
 @on_request
 def supervise(uow: UnitOfWork, ctx: Context, r: ServiceRequest, cmd: c.Supervise) -> None:
-    require_role(ctx, "supervisor", "control_office")
     if cmd.supervised:
         r.start_supervision(cmd.reason, ctx)
     else:
@@ -245,7 +245,6 @@ def add_note(uow: UnitOfWork, ctx: Context, r: ServiceRequest, cmd: c.AddNote) -
 @handles(c.WaitForCitizen)
 @on_request
 def wait_for_citizen(uow: UnitOfWork, ctx: Context, r: ServiceRequest, cmd: c.WaitForCitizen) -> None:
-    require_role(ctx, "agent", "department", "supervisor", "control_office", "system")
     r.wait_for_citizen(cmd.reason, ctx)
 
 
@@ -259,7 +258,6 @@ def citizen_responded(uow: UnitOfWork, ctx: Context, r: ServiceRequest, cmd: c.C
 def fire_timers(uow: UnitOfWork, ctx: Context, cmd: c.FireTimers) -> dict[str, Any]:
     """The timer process's command: fire due timers, each at most once (the request's
     stream refuses a second event for the same key: a refire after a crash is a no-op)."""
-    require_role(ctx, "system", "supervisor")
     fired, skipped = [], []
     for item in cmd.timers:
         request = uow.find(ServiceRequest, parse_id(item.request_id, "request"))

@@ -10,6 +10,7 @@ from __future__ import annotations
 import uuid
 from typing import Any
 
+from domain.access import Access
 from domain.base import Context, HotlineAggregate, InvalidCommand, InvalidTransition
 from domain.requests.aggregate import require_reason
 
@@ -67,6 +68,9 @@ class WorkOrder(HotlineAggregate):
 
         def apply(self, w: WorkOrder) -> None:
             w.department_id, w.provider_id = self.department_id, self.provider_id
+
+    def access(self) -> Access:
+        return Access.of_department(self.department_id)
 
     def __init__(
         self,

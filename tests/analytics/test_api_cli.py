@@ -8,6 +8,7 @@ import shutil
 from collections.abc import Iterator
 from pathlib import Path
 from types import SimpleNamespace
+from typing import Any, cast
 
 import pyarrow.parquet as pq
 import pytest
@@ -21,7 +22,9 @@ from analytics.ingest import snapshot_path_for
 from api import errors
 from api.deps import get_hotline
 from api.routers import reports as reports_router
+from infra.identity.service import Identity
 from infra.settings import Settings
+from tests.auth import SignedInClient
 
 ANALYST = {"X-Actor-Id": "ana", "X-Actor-Role": "analyst"}
 
@@ -40,8 +43,13 @@ def client(settings: Settings) -> Iterator[TestClient]:
     errors.install(app)
     app.include_router(reports_router.router)
     engine = sa.create_engine(settings.read_store_url)
-    app.dependency_overrides[get_hotline] = lambda: SimpleNamespace(settings=settings, read_store=SimpleNamespace(engine=engine))
-    with TestClient(app) as c:
+    # Reports need no event store: a stand-in hotline with the read side and sign-in.
+    hotline = SimpleNamespace(
+        settings=settings, read_store=SimpleNamespace(engine=engine), identity=Identity(settings, cast(Any, None)), extras={}
+    )
+    app.state.hotline = hotline
+    app.dependency_overrides[get_hotline] = lambda: hotline
+    with SignedInClient(app) as c:
         yield c
 
 

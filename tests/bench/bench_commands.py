@@ -182,10 +182,15 @@ def bench_domain(settings: Settings, clients: int, seconds: float, procs: int = 
         hotline.close()
 
 
-def bench_http(settings: Settings, clients: int, seconds: float) -> dict[str, Any]:
+def bench_http(settings: Settings, clients: int, seconds: float, auth: str = "token") -> dict[str, Any]:
+    """``auth``: ``token`` signs every request with a bearer JWT (as in production);
+    ``gateway`` trusts X-Actor headers instead (no token to verify: the baseline)."""
     import httpx
 
+    from tests.auth import token_for
+
     env = dict(os.environ, HOTLINE_DATA_DIR=str(settings.data_dir), HOTLINE_PORT="18931", HOTLINE_LOG_LEVEL="warning")
+    env["HOTLINE_TRUSTED_GATEWAY"] = "true" if auth == "gateway" else "false"
     if settings.database_url:
         env["HOTLINE_DATABASE_URL"] = settings.database_url
     hotline = Hotline.start(settings)
@@ -210,7 +215,10 @@ def bench_http(settings: Settings, clients: int, seconds: float) -> dict[str, An
                 timings.append((float(parts["app"]), float(parts["command"])))
 
         offset = random.randrange(10**6)
-        headers = {"X-Actor-Id": "bench", "X-Actor-Role": "agent"}
+        if auth == "gateway":
+            headers = {"X-Actor-Id": "bench", "X-Actor-Role": "agent"}
+        else:
+            headers = {"Authorization": f"Bearer {token_for(settings, 'bench', 'agent')}"}
 
         def work(n: int, i: int) -> int:
             if not hasattr(local, "client"):

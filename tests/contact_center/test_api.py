@@ -12,6 +12,7 @@ from api.app import create_app
 from domain.base import FixedClock
 from infra.runtime import Hotline
 from infra.settings import Settings
+from tests.auth import SignedInClient
 from tests.contact_center.harness import START
 
 SUP = {"X-Actor-Id": "sup1", "X-Actor-Role": "supervisor"}
@@ -26,7 +27,7 @@ def agent(agent_id: str) -> dict[str, str]:
 def api(tmp_path: Path) -> Iterator[tuple[TestClient, Hotline]]:
     hotline = Hotline.start(Settings(data_dir=tmp_path), clock=FixedClock(START))
     try:
-        with TestClient(create_app(hotline=hotline)) as client:
+        with SignedInClient(create_app(hotline=hotline)) as client:
             yield client, hotline
     finally:
         hotline.close()

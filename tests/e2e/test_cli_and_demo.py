@@ -15,7 +15,7 @@ import httpx
 import pytest
 import sqlalchemy as sa
 
-from api.demo import load_demo
+from api.demo import DEMO_PASSWORD, load_demo
 from infra.read_store import make_engine
 from infra.settings import Settings
 from infra.wiring import FOUNDATION
@@ -81,12 +81,21 @@ def test_serve_answers_with_demo_data(demo_dir: Path) -> None:
         else:
             pytest.fail("hotline serve did not answer /healthz")
         assert httpx.get(f"{base}/docs").status_code == 200
-        overdue = httpx.get(f"{base}/sla/breaches", params={"due_within_hours": 48}).json()
+        # Nobody reads a case without signing in; the demo's supervisor signs in (README).
+        assert httpx.get(f"{base}/requests").status_code == 401
+        signed = httpx.post(f"{base}/auth/token", json={"username": "sup-li", "password": DEMO_PASSWORD})
+        assert signed.status_code == 200, signed.text
+        auth = {"Authorization": f"Bearer {signed.json()['access_token']}"}
+        overdue = httpx.get(f"{base}/sla/breaches", params={"due_within_hours": 48}, headers=auth).json()
         assert overdue["overdue"] or overdue["due_soon"]
-        loads = httpx.get(f"{base}/departments/workloads").json()
+        loads = httpx.get(f"{base}/departments/workloads", headers=auth).json()
         assert {d["department_id"] for d in loads} >= {"transport", "environment"}
-        requests = httpx.get(f"{base}/requests", params={"limit": 500}).json()
+        requests = httpx.get(f"{base}/requests", params={"limit": 500}, headers=auth).json()
         assert {r["status"] for r in requests} >= {"closed", "in_progress", "dispatched", "awaiting_ruling"}
+        # The transport department's clerk sees only what is dispatched to transport.
+        clerk = httpx.post(f"{base}/auth/token", json={"username": "dept-transport", "password": DEMO_PASSWORD}).json()
+        theirs = httpx.get(f"{base}/requests", params={"limit": 500}, headers={"Authorization": f"Bearer {clerk['access_token']}"}).json()
+        assert theirs and {r["department_id"] for r in theirs} == {"transport"}
     finally:
         server.terminate()
         server.wait(timeout=30)

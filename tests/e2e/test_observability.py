@@ -17,6 +17,7 @@ from api.app import create_app
 from infra.logging import configure_logging
 from infra.runtime import Hotline
 from infra.settings import Settings
+from tests.auth import SignedInClient
 
 AGENT = {"X-Actor-Id": "op-anna", "X-Actor-Role": "agent"}
 BODY = {
@@ -32,7 +33,7 @@ BODY = {
 
 @pytest.fixture
 def client(sqlite_hotline: Hotline) -> Iterator[TestClient]:
-    with TestClient(create_app(hotline=sqlite_hotline)) as c:
+    with SignedInClient(create_app(hotline=sqlite_hotline)) as c:
         yield c
 
 

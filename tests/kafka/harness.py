@@ -29,7 +29,7 @@ ROOT = Path(__file__).resolve().parents[2]
 HOTLINE = str(Path(sys.executable).parent / "hotline")  # the installed CLI, beside this interpreter
 KAFKA = f"127.0.0.1:{os.environ.get('HOTLINE_KAFKA_PORT', '59092')}"
 AGENT = Actor("op1", "agent")
-ROADS = Actor("transport", "department")
+ROADS = Actor("transport", "department", departments=("transport",))
 
 
 def distributed_settings(url: str, data_dir: Path, prefix: str | None = None, **kw: Any) -> Settings:

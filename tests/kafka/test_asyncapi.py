@@ -4,14 +4,13 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from fastapi.testclient import TestClient
-
 from api.app import create_app
 from api.asyncapi import committed, generate, render
 from consumers.kafka_contract import INTERNAL_STREAMS
 from domain.base import event_type_name
 from domain.requests.aggregate import ServiceRequest
 from infra.settings import Settings
+from tests.auth import SignedInClient
 
 
 def test_committed_document_matches_the_event_classes() -> None:
@@ -30,7 +29,7 @@ def test_every_request_event_is_a_message_with_its_fields() -> None:
 
 
 def test_served_by_the_api(tmp_path: Path) -> None:
-    with TestClient(create_app(Settings(data_dir=tmp_path))) as client:
+    with SignedInClient(create_app(Settings(data_dir=tmp_path))) as client:
         answer = client.get("/asyncapi.json")
         assert answer.status_code == 200
         assert answer.json() == generate()

@@ -14,6 +14,7 @@ from fastapi.testclient import TestClient
 from api.app import create_app
 from consumers.kafka_projections import position_visible
 from infra.runtime import Hotline
+from tests.auth import SignedInClient
 from tests.kafka.harness import (
     ROOT,
     Proc,
@@ -42,7 +43,7 @@ def _body(i: int) -> dict[str, object]:
 
 @pytest.fixture
 def client(distributed: Hotline) -> Iterator[TestClient]:
-    with TestClient(create_app(hotline=distributed)) as c:
+    with SignedInClient(create_app(hotline=distributed)) as c:
         yield c
 
 

@@ -4,11 +4,10 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from fastapi.testclient import TestClient
-
 from api.app import create_app
 from infra.settings import Settings
 from projections import knowledge as kb
+from tests.auth import SignedInClient
 
 SUP = {"X-Actor-Id": "sup1", "X-Actor-Role": "supervisor"}
 AGENT = {"X-Actor-Id": "op-anna", "X-Actor-Role": "agent"}
@@ -25,7 +24,7 @@ ARTICLE = {
 
 
 def test_article_lifecycle_search_and_outcomes(tmp_path: Path) -> None:
-    with TestClient(create_app(Settings(data_dir=tmp_path))) as client:
+    with SignedInClient(create_app(Settings(data_dir=tmp_path))) as client:
         assert client.post("/knowledge/articles", json=ARTICLE, headers=AGENT).status_code == 403
         created = client.post("/knowledge/articles", json=ARTICLE, headers=SUP)
         assert created.status_code == 201
@@ -88,7 +87,7 @@ def test_article_lifecycle_search_and_outcomes(tmp_path: Path) -> None:
 def test_public_search_is_rate_limited_per_caller(tmp_path: Path) -> None:
     citizen = {"X-Actor-Id": "cit-flood", "X-Actor-Role": "citizen"}
     other = {"X-Actor-Id": "cit-calm", "X-Actor-Role": "citizen"}
-    with TestClient(create_app(Settings(data_dir=tmp_path))) as client:
+    with SignedInClient(create_app(Settings(data_dir=tmp_path))) as client:
         answers = [client.get("/knowledge/search", params={"q": f"water {i}", "lang": "en"}, headers=citizen) for i in range(31)]
         assert [a.status_code for a in answers[:30]] == [200] * 30
         refused = answers[30]

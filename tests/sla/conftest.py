@@ -20,8 +20,8 @@ from tests.conftest import load_catalogue
 CALENDARS = Path(__file__).resolve().parents[2] / "infra" / "data" / "calendars.yaml"
 AGENT = Actor("op1", "agent")
 SUP = Actor("sup1", "supervisor")
-ROADS = Actor("roads", "department")
-ENV = Actor("env", "department")
+ROADS = Actor("roads", "department", departments=("transport",))
+ENV = Actor("env", "department", departments=("environment",))
 CONTACT = c.Contact(name="Mario Rossi", phone="+39 06 1234 5678", email="mario@example.it")
 
 

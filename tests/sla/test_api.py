@@ -13,11 +13,12 @@ from consumers.timers import TimerProcess
 from domain.base import FixedClock
 from infra.runtime import Hotline
 from infra.settings import Settings
+from tests.auth import SignedInClient
 from tests.conftest import START
 from tests.sla.conftest import register, start
 
 SUP = {"X-Actor-Id": "sup1", "X-Actor-Role": "supervisor"}
-DEP = {"X-Actor-Id": "roads", "X-Actor-Role": "department"}
+DEP = {"X-Actor-Id": "roads", "X-Actor-Role": "department", "X-Actor-Departments": "roads"}
 AGENT = {"X-Actor-Id": "op1", "X-Actor-Role": "agent"}
 
 
@@ -30,7 +31,7 @@ def hotline(tmp_path: Path) -> Iterator[Hotline]:
 
 @pytest.fixture
 def client(hotline: Hotline) -> Iterator[TestClient]:
-    with TestClient(create_app(hotline=hotline)) as tc:
+    with SignedInClient(create_app(hotline=hotline)) as tc:
         yield tc
 
 

@@ -31,7 +31,6 @@ from tests.conftest import CATALOGUE, START
 AGENT = Actor("op", "agent")
 SUP = Actor("sup", "supervisor")
 CTRL = Actor("ctrl", "control_office")
-CIT = Actor("cit", "citizen")
 DEPARTMENTS = ["transport", "environment", "social"]
 CODES = ["pothole", "streetlight-out", "illegal-dumping", "missed-collection"]
 PHONES = [f"+39 06 1234 56{i:02d}" for i in range(6)]
@@ -92,6 +91,7 @@ class RequestLifecycle(RuleBasedStateMachine):
     orders = Bundle("orders")
 
     def __init__(self) -> None:
+        self.citizens: dict[str, Actor] = {}
         super().__init__()
         self.log = MemoryLog()
         self.clock = FixedClock(START)
@@ -138,6 +138,7 @@ class RequestLifecycle(RuleBasedStateMachine):
             AGENT,
         )
         assert out is not None, "a complete registration is never refused"
+        self.citizens[str(out["reference"])] = Actor("cit", "citizen", citizen_id=str(out["citizen_id"]))
         return str(out["reference"])
 
     @rule(ref=requests, code=st.sampled_from(CODES))
@@ -150,11 +151,11 @@ class RequestLifecycle(RuleBasedStateMachine):
 
     @rule(ref=requests, dep=st.sampled_from(DEPARTMENTS))
     def accept(self, ref: str, dep: str) -> None:
-        self.run(c.Accept(ref=ref, department_id=dep), Actor(dep, "department"))
+        self.run(c.Accept(ref=ref, department_id=dep), Actor(dep, "department", departments=(dep,)))
 
     @rule(ref=requests, dep=st.sampled_from(DEPARTMENTS))
     def return_it(self, ref: str, dep: str) -> None:
-        self.run(c.ReturnToDispatcher(ref=ref, department_id=dep, reason="not ours"), Actor(dep, "department"))
+        self.run(c.ReturnToDispatcher(ref=ref, department_id=dep, reason="not ours"), Actor(dep, "department", departments=(dep,)))
 
     @rule(ref=requests, dep=st.sampled_from(DEPARTMENTS))
     def rule_ownership(self, ref: str, dep: str) -> None:
@@ -182,7 +183,7 @@ class RequestLifecycle(RuleBasedStateMachine):
 
     @rule(ref=requests, score=st.integers(1, 5))
     def rate(self, ref: str, score: int) -> None:
-        self.run(c.Rate(ref=ref, score=score), CIT)
+        self.run(c.Rate(ref=ref, score=score), self.citizens[ref])  # a citizen rates their own case
 
     @rule(ref=requests, hours=st.integers(-50, 200))
     def extension(self, ref: str, hours: int) -> None:
@@ -213,7 +214,7 @@ class RequestLifecycle(RuleBasedStateMachine):
             "complete": woc.CompleteWorkOrder(order_id=order, outcome="fixed"),
             "cancel": woc.CancelWorkOrder(order_id=order, reason="no longer needed"),
         }[action]
-        self.run(cmd, Actor("d", "department"))
+        self.run(cmd, Actor("d", "department", departments=("control", "environment", "transport", "social")))
 
     @rule(hours=st.integers(0, 72))
     def time_passes(self, hours: int) -> None:

@@ -10,6 +10,7 @@ import pytest
 from domain.base import Actor, ConcurrencyConflict, Forbidden, InvalidCommand, InvalidTransition, NotFound
 from domain.handling import Command
 from domain.requests import commands as c
+from domain.requests.aggregate import request_id_for
 from domain.requests.handlers import load_request
 from domain.work_orders import commands as woc
 from infra.runtime import Hotline
@@ -17,8 +18,7 @@ from infra.runtime import Hotline
 AGENT = Actor("op1", "agent")
 SUP = Actor("sup1", "supervisor")
 CTRL = Actor("ctrl", "control_office")
-CITIZEN = Actor("cit", "citizen")
-ROADS = Actor("roads", "department")
+ROADS = Actor("roads", "department", departments=("transport", "environment"))  # acts for both
 CONTACT = c.Contact(name="Mario Rossi", phone="06 1234 5678", email="mario@example.it")
 
 
@@ -26,6 +26,12 @@ def register(h: Hotline, **kw: object) -> dict:
     fields: dict = {"kind": "action", "subtype": "complaint", "channel": "phone", "description": "Pothole", "contact": CONTACT}
     fields.update(kw)
     return h.bus.execute(c.RegisterRequest(**fields), AGENT).result
+
+
+def citizen_of(h: Hotline, ref: str) -> Actor:
+    """The citizen whose request it is, signed in (a citizen acts only on their own cases)."""
+    request = h.store.read_reference(request_id_for(ref))
+    return Actor("cit", "citizen", citizen_id=str(request.citizen_id))
 
 
 def run(h: Hotline, cmd: Command, actor: Actor) -> dict[str, Any]:
@@ -161,13 +167,13 @@ def test_close_needs_a_final_reply_and_rating_once(hotline: Hotline) -> None:
     with pytest.raises(InvalidTransition):
         run(hotline, c.Close(ref=ref), AGENT)
     with pytest.raises(InvalidTransition):
-        run(hotline, c.Rate(ref=ref, score=5), CITIZEN)
+        run(hotline, c.Rate(ref=ref, score=5), citizen_of(hotline, ref))
     run(hotline, c.FinalReply(ref=ref, message="Fixed", channel="email"), AGENT)
     run(hotline, c.Resolve(ref=ref, resolution="Repaired"), AGENT)
     assert run(hotline, c.Close(ref=ref), AGENT)["status"] == "closed"
-    run(hotline, c.Rate(ref=ref, score=4, comment="ok"), CITIZEN)
+    run(hotline, c.Rate(ref=ref, score=4, comment="ok"), citizen_of(hotline, ref))
     with pytest.raises(InvalidTransition):
-        run(hotline, c.Rate(ref=ref, score=5), CITIZEN)
+        run(hotline, c.Rate(ref=ref, score=5), citizen_of(hotline, ref))
     out = run(hotline, c.Reopen(ref=ref, reason="Pothole is back"), AGENT)
     assert out["status"] == "in_progress"
     with pytest.raises(InvalidTransition):

@@ -1,0 +1,182 @@
+"""/auth: signing in.
+
+* Staff: ``POST /auth/token`` with a username and password (the embedded issuer; with an
+  external OpenID Connect issuer, staff sign in there and its tokens are accepted).
+* Citizens: ``POST /auth/citizen/code`` sends a one-time code to their phone (SMS) or
+  email; ``POST /auth/citizen/token`` exchanges it for a short-lived token bound to their
+  citizen record.
+* ``/.well-known/openid-configuration`` and ``/auth/jwks.json``: the hotline's own keys,
+  for anyone who verifies its tokens.
+
+Every attempt is rate-limited per client address; codes also per phone or email.
+"""
+
+from __future__ import annotations
+
+import logging
+import secrets
+from typing import Any
+
+from fastapi import APIRouter, Depends, Request, status
+from pydantic import BaseModel, ConfigDict, Field, SecretStr, model_validator
+
+from api.auth import OPEN, allow, client_address, hotline_limits
+from api.deps import get_hotline
+from api.errors import DeliveryFailed, Unauthenticated
+from domain.access import Action
+from domain.base import SYSTEM, Actor
+from domain.citizens.aggregate import normalise_email, normalise_phone
+from domain.identity import commands as c
+from infra.identity.tokens import InvalidToken
+from infra.runtime import Hotline
+from infra.settings import Settings
+from infra.smtp import DeliveryError, SmtpSender
+
+router = APIRouter(tags=["sign-in"])
+log = logging.getLogger(__name__)
+
+
+class TokenRequest(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    grant_type: str = Field("password", pattern="^password$")
+    username: str = Field(min_length=1, max_length=64)
+    password: SecretStr = Field(min_length=1, max_length=256)
+
+
+class TokenAnswer(BaseModel):
+    access_token: str
+    token_type: str = "Bearer"
+    expires_in: int
+    subject: str
+    roles: list[str]
+    departments: list[str] = []
+    citizen_id: str | None = None
+
+
+class CitizenContact(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    phone: str | None = Field(None, max_length=40)
+    email: str | None = Field(None, max_length=254)
+
+    @model_validator(mode="after")
+    def one_of(self) -> CitizenContact:
+        if bool(self.phone) == bool(self.email):
+            raise ValueError("give either a phone number or an email")
+        return self
+
+    def identifier(self, settings: Settings) -> str:
+        if self.phone:
+            return f"phone:{normalise_phone(self.phone, settings.default_region)}"
+        return f"email:{normalise_email(str(self.email))}"
+
+
+class CitizenCode(CitizenContact):
+    code: SecretStr = Field(min_length=4, max_length=12)
+    name: str | None = Field(None, max_length=200, description="For a citizen new to the hotline")
+    language: str | None = None
+
+
+@router.get("/.well-known/openid-configuration", summary="Discovery document of the hotline's own token issuer")
+def discovery(request: Request, hotline: Hotline = Depends(get_hotline), _: None = OPEN) -> dict[str, Any]:
+    return hotline.identity.discovery(str(request.base_url).rstrip("/"))
+
+
+@router.get("/auth/jwks.json", summary="The public keys that verify the hotline's tokens (JWKS)")
+def jwks(hotline: Hotline = Depends(get_hotline), _: None = OPEN) -> dict[str, Any]:
+    return hotline.identity.keyring.jwks()
+
+
+@router.post("/auth/token", response_model=TokenAnswer, summary="Staff sign-in: a bearer token for a username and password")
+def token(
+    body: TokenRequest, request: Request, hotline: Hotline = Depends(get_hotline), _: Actor = allow(Action.SIGN_IN)
+) -> dict[str, Any]:
+    limits = hotline_limits(hotline)
+    limits.hit("sign-in", hotline.settings.rate_limit_sign_in, f"address:{client_address(request)}")
+    limits.hit("sign-in", hotline.settings.rate_limit_sign_in, f"username:{body.username}")
+    try:
+        issued, member = hotline.identity.staff_sign_in(body.username, body.password.get_secret_value())
+    except InvalidToken as exc:
+        raise Unauthenticated(str(exc), code="invalid_grant") from None
+    return {
+        "access_token": issued,
+        "expires_in": hotline.settings.token_ttl_seconds,
+        "subject": member.username,
+        "roles": member.roles,
+        "departments": member.departments,
+    }
+
+
+@router.post(
+    "/auth/citizen/code", status_code=status.HTTP_202_ACCEPTED, summary="A citizen asks for a one-time sign-in code (SMS or email)"
+)
+def citizen_code(
+    body: CitizenContact, request: Request, hotline: Hotline = Depends(get_hotline), actor: Actor = allow(Action.CITIZENS_SIGN_IN)
+) -> dict[str, Any]:
+    settings = hotline.settings
+    identifier = body.identifier(settings)
+    limits = hotline_limits(hotline)
+    limits.hit("sign-in", settings.rate_limit_sign_in, f"address:{client_address(request)}")
+    limits.hit("sign-in-codes", settings.rate_limit_codes, identifier)
+    code = f"{secrets.randbelow(1_000_000):06d}"
+    answer = hotline.bus.execute(c.RequestSignInCode(identifier=identifier, code=SecretStr(code)), SYSTEM).result
+    _send_code(settings, identifier, code)
+    kind, _, value = identifier.partition(":")
+    return {"sent_to": _masked(kind, value), "channel": "sms" if kind == "phone" else "email", "expires_at": answer["expires_at"]}
+
+
+@router.post("/auth/citizen/token", response_model=TokenAnswer, summary="A citizen exchanges the code for a short-lived token")
+def citizen_token(
+    body: CitizenCode, request: Request, hotline: Hotline = Depends(get_hotline), actor: Actor = allow(Action.CITIZENS_SIGN_IN)
+) -> dict[str, Any]:
+    settings = hotline.settings
+    hotline_limits(hotline).hit("sign-in", settings.rate_limit_sign_in, f"address:{client_address(request)}")
+    cmd = c.VerifySignInCode(identifier=body.identifier(settings), code=body.code, name=body.name, language=body.language)
+    answer = hotline.bus.execute(cmd, SYSTEM).result
+    if not answer["accepted"]:
+        raise Unauthenticated(answer["reason"], code="invalid_code")
+    citizen_id = answer["citizen_id"]
+    return {
+        "access_token": hotline.identity.citizen_token(citizen_id, answer.get("name")),
+        "expires_in": settings.citizen_token_ttl_seconds,
+        "subject": f"citizen:{citizen_id}",
+        "roles": ["citizen"],
+        "citizen_id": citizen_id,
+    }
+
+
+def _send_code(settings: Settings, identifier: str, code: str) -> None:
+    """Through the channels the notifier uses: SMS by the gateway, email by SMTP."""
+    kind, _, to = identifier.partition(":")
+    text = f"Your hotline sign-in code is {code}. It is valid for 10 minutes. Never tell it to anyone."
+    if settings.log_sign_in_codes:
+        log.warning("sign-in code for %s: %s (HOTLINE_LOG_SIGN_IN_CODES is for development only)", identifier, code)
+    try:
+        if kind == "email":
+            sender = SmtpSender(
+                settings.smtp_host,
+                settings.smtp_port,
+                settings.mail_from,
+                settings.smtp_username,
+                settings.smtp_password,
+                settings.smtp_starttls,
+                settings.smtp_timeout,
+            )
+            sender.send(
+                to=to, subject="Your sign-in code", body=text, html=None, language=settings.default_language, key=secrets.token_hex(8)
+            )
+        elif settings.sms_gateway_url:
+            from infra.sms_gateway import GatewaySender
+
+            gateway = GatewaySender(settings.sms_gateway_url, settings.sms_gateway_token, settings.sms_gateway_retries)
+            gateway.send(channel="sms", to=to, body=text, language=settings.default_language, key=secrets.token_hex(8))
+        elif not settings.log_sign_in_codes:
+            raise DeliveryFailed("no SMS gateway is configured: sign in with an email address")
+    except (DeliveryError, OSError) as exc:
+        raise DeliveryFailed(f"the code could not be sent: {exc}") from None
+
+
+def _masked(kind: str, value: str) -> str:
+    if kind == "phone":
+        return value[:3] + "•" * max(0, len(value) - 5) + value[-2:]
+    local, _, domain = value.partition("@")
+    return local[:1] + "•••@" + domain

@@ -1,0 +1,91 @@
+"""/staff and /api-keys: accounts and keys, administered (who may sign in, as what).
+
+Each change is a command and an event (domain/identity/): granting a role is as
+auditable as dispatching a case.
+"""
+
+from __future__ import annotations
+
+import secrets
+import uuid
+from datetime import datetime
+from typing import Any
+
+from fastapi import APIRouter, Depends, Request, Response
+from pydantic import BaseModel, ConfigDict, Field
+
+from api.auth import allow
+from api.deps import CommandRoute, add_command_routes, get_hotline
+from domain.access import Action
+from domain.base import Actor, NotFound
+from domain.identity import commands as c
+from domain.identity.api_keys import ApiKey
+from domain.identity.staff import StaffMember, staff_id
+from infra.identity.secrets import api_key_hash
+from infra.identity.service import API_KEY_PREFIX
+from infra.runtime import Hotline
+
+router = APIRouter(tags=["staff and keys"])
+
+
+@router.get("/staff/{username}", summary="A staff account: roles, departments, disabled")
+def get_staff(username: str, hotline: Hotline = Depends(get_hotline), _: Actor = allow(Action.STAFF_READ)) -> dict[str, Any]:
+    member = hotline.store.read_reference(staff_id(username))
+    if not isinstance(member, StaffMember):
+        raise NotFound(f"no staff member {username}")
+    return member.summary()
+
+
+add_command_routes(router, "/staff", [CommandRoute("", c.EnrollStaff, "Enrol a staff member", status_code=201)])
+add_command_routes(
+    router,
+    "/staff/{username}",
+    [
+        CommandRoute("roles/grant", c.GrantRole, "Grant a role"),
+        CommandRoute("roles/revoke", c.RevokeRole, "Revoke a role"),
+        CommandRoute("departments", c.AssignDepartments, "Assign the departments a department user acts for"),
+        CommandRoute("disable", c.DisableStaff, "Disable the account (its tokens stop working within seconds)"),
+        CommandRoute("enable", c.EnableStaff, "Enable the account again"),
+        CommandRoute("password", c.SetPassword, "Set the password"),
+    ],
+)
+
+
+class ApiKeySpec(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    name: str = Field(min_length=1, max_length=200, description="Who uses it: 'Open311 gateway of the city portal'")
+    role: str = Field("integrator", description="integrator, or system for the hotline's own adapters (a PBX)")
+    actions: list[str] = Field(min_length=1, max_length=100, description="The actions it may take (domain/access.py)")
+    jurisdiction: str | None = None
+    expires_at: datetime | None = None
+
+
+@router.post("/api-keys", status_code=201, summary="Issue an API key: the key is in this answer only, never again")
+def issue_api_key(
+    spec: ApiKeySpec,
+    request: Request,
+    response: Response,
+    hotline: Hotline = Depends(get_hotline),
+    actor: Actor = allow(Action.API_KEYS_MANAGE),
+) -> dict[str, Any]:
+    secret = secrets.token_urlsafe(32)
+    cmd = c.IssueApiKey(**spec.model_dump(), secret_hash=api_key_hash(secret))
+    # No Idempotency-Key here: its record would keep the answer, and so the key.
+    answer = hotline.bus.execute(cmd, actor).result
+    answer["key"] = f"{API_KEY_PREFIX}{uuid.UUID(answer['id']).hex}_{secret}"
+    response.headers["Location"] = f"/api-keys/{answer['id']}"
+    return answer
+
+
+@router.get("/api-keys/{key_id}", summary="An API key's name, role, actions and state (never the key)")
+def get_api_key(key_id: str, hotline: Hotline = Depends(get_hotline), _: Actor = allow(Action.API_KEYS_MANAGE)) -> dict[str, Any]:
+    try:
+        key = hotline.store.read_reference(uuid.UUID(key_id))
+    except ValueError:
+        key = None
+    if not isinstance(key, ApiKey):
+        raise NotFound(f"no API key {key_id}")
+    return key.summary()
+
+
+add_command_routes(router, "/api-keys/{key_id}", [CommandRoute("revoke", c.RevokeApiKey, "Revoke the key (at once)")])

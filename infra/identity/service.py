@@ -1,0 +1,148 @@
+"""The hotline's sign-in service: who a request comes from.
+
+Built once per process by :meth:`Hotline.start <infra.runtime.Hotline.start>`. It
+verifies bearer tokens (its own, and an external OpenID Connect issuer's when one is
+configured), API keys (``hk_<id>_<secret>``), and staff passwords; it signs the tokens
+of the embedded mode and of citizens signed in by a code.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+import uuid
+from typing import Any
+
+import jwt
+
+from domain.base import Actor, InvalidTransition
+from domain.identity.api_keys import ApiKey
+from domain.identity.staff import StaffCredential, StaffMember, credential_id, staff_id
+from infra.eventstore import EventStore
+from infra.identity.keys import Keyring
+from infra.identity.secrets import Argon2Secrets, api_key_matches
+from infra.identity.tokens import ClaimMap, InvalidToken, LocalKeys, RemoteKeys, TokenIssuer, TokenVerifier
+from infra.settings import Settings
+
+API_KEY_PREFIX = "hk_"
+STAFF_CLAIM = "hotline_staff"  # tokens from /auth/token: the account is checked on use
+ACCOUNT_RECHECK_SECONDS = 5.0  # a disabled account stops working within this
+
+
+class Identity:
+    def __init__(self, settings: Settings, store: EventStore) -> None:
+        self.settings, self.store = settings, store
+        self.secrets = Argon2Secrets()
+        self.keyring = Keyring(settings.keys_dir)
+        self.issuer = TokenIssuer(self.keyring, settings.token_issuer, settings.oidc_audience)
+        own = TokenVerifier(LocalKeys(self.keyring), settings.token_issuer, settings.oidc_audience, ClaimMap())
+        self.verifiers: dict[str, TokenVerifier] = {settings.token_issuer: own}
+        if settings.oidc_issuer:
+            claims = ClaimMap(
+                subject=settings.oidc_subject_claim,
+                roles=settings.oidc_roles_claim,
+                departments=settings.oidc_departments_claim,
+                citizen_id=settings.oidc_citizen_claim,
+                name=settings.oidc_name_claim,
+            )
+            keys = RemoteKeys(settings.oidc_issuer, settings.oidc_jwks_url)
+            self.verifiers[settings.oidc_issuer] = TokenVerifier(keys, settings.oidc_issuer, settings.oidc_audience, claims)
+        self._accounts: dict[str, tuple[bool, float]] = {}
+        self._keys: dict[uuid.UUID, tuple[ApiKey | None, float]] = {}
+        self._lock = threading.Lock()
+
+    # ------------------------------------------------------------------ verifying
+    def verify_token(self, token: str) -> Actor:
+        try:
+            claims = jwt.decode(token, options={"verify_signature": False})
+        except jwt.PyJWTError as exc:
+            raise InvalidToken(f"not a JWT: {exc}") from None
+        verifier = self.verifiers.get(str(claims.get("iss")))
+        if verifier is None:
+            raise InvalidToken(f"tokens from issuer {claims.get('iss')!r} are not accepted here")
+        actor = verifier.verify(token)
+        if claims.get(STAFF_CLAIM) and verifier.issuer == self.settings.token_issuer and not self._account_active(actor.id):
+            raise InvalidToken(f"the account {actor.id} is disabled")
+        return actor
+
+    def _account_active(self, username: str) -> bool:
+        now = time.monotonic()
+        seen = self._accounts.get(username)
+        if seen is not None and now - seen[1] < ACCOUNT_RECHECK_SECONDS:
+            return seen[0]
+        member = self.store.read_reference(staff_id(username))
+        active = isinstance(member, StaffMember) and not member.disabled and bool(member.roles)
+        self._accounts[username] = (active, now)
+        return active
+
+    def verify_api_key(self, raw: str, now: Any) -> Actor:
+        """``hk_<key id, 32 hex>_<secret>``: the key must exist, match, be unrevoked and unexpired."""
+        body = raw[len(API_KEY_PREFIX) :]
+        key_hex, _, secret = body.partition("_")
+        try:
+            key_id = uuid.UUID(hex=key_hex)
+        except ValueError:
+            raise InvalidToken("not an API key of this hotline") from None
+        key = self._api_key(key_id)
+        if key is None or not api_key_matches(key.secret_hash, secret):
+            raise InvalidToken("unknown API key")
+        if not key.usable(now):
+            raise InvalidToken("the API key is revoked or expired")
+        return key.actor()
+
+    def _api_key(self, key_id: uuid.UUID) -> ApiKey | None:
+        # Read again after a moment: a revocation takes effect within a second.
+        now = time.monotonic()
+        seen = self._keys.get(key_id)
+        if seen is not None and now - seen[1] < 1.0:
+            return seen[0]
+        key = self.store.read_reference(key_id)
+        key = key if isinstance(key, ApiKey) else None
+        with self._lock:
+            self._keys[key_id] = (key, now)
+        return key
+
+    # ------------------------------------------------------------------ signing in
+    def staff_sign_in(self, username: str, password: str) -> tuple[str, StaffMember]:
+        """A token for the member whose password this is; InvalidToken otherwise (the
+        same answer whether the account is unknown or the password wrong)."""
+        member = self.store.read_reference(staff_id(username))
+        credential = self.store.read_reference(credential_id(username))
+        refused = InvalidToken("unknown username or wrong password")
+        if not isinstance(member, StaffMember) or not isinstance(credential, StaffCredential):
+            self.secrets.verify(_DUMMY_HASH, password)  # the same time either way
+            raise refused
+        if not self.secrets.verify(credential.password_hash, password):
+            raise refused
+        try:
+            actor = member.actor()
+        except InvalidTransition:
+            raise InvalidToken(f"the account {username} is disabled or has no role") from None
+        token = self.issuer.issue(
+            actor.id,
+            actor.roles,
+            ttl=self.settings.token_ttl_seconds,
+            departments=actor.departments,
+            name=actor.name,
+            extra={STAFF_CLAIM: True},
+        )
+        return token, member
+
+    def citizen_token(self, citizen_id: str, name: str | None) -> str:
+        return self.issuer.issue(
+            f"citizen:{citizen_id}", ["citizen"], ttl=self.settings.citizen_token_ttl_seconds, citizen_id=citizen_id, name=name
+        )
+
+    def discovery(self, base_url: str) -> dict[str, Any]:
+        """An OpenID Connect discovery document for the hotline's own issuer."""
+        return {
+            "issuer": self.settings.token_issuer,
+            "jwks_uri": f"{base_url}/auth/jwks.json",
+            "token_endpoint": f"{base_url}/auth/token",
+            "grant_types_supported": ["password"],
+            "id_token_signing_alg_values_supported": ["RS256"],
+            "claims_supported": ["sub", "roles", "departments", "citizen_id", "name"],
+        }
+
+
+_DUMMY_HASH = Argon2Secrets().hash("not a password of anybody")
