@@ -166,7 +166,16 @@ RULES: Mapping[Action, Mapping[str, Scope]] = {
 
 # Actions anyone may take without signing in (an anonymous citizen): the public face of
 # the hotline. Their endpoints are rate-limited per client address.
-PUBLIC: frozenset[Action] = frozenset({Action.REQUESTS_REGISTER, Action.CATALOGUE_READ, Action.KNOWLEDGE_SEARCH, Action.KNOWLEDGE_FEEDBACK})
+PUBLIC: frozenset[Action] = frozenset(
+    {
+        Action.REQUESTS_REGISTER,
+        Action.CATALOGUE_READ,
+        Action.KNOWLEDGE_SEARCH,
+        Action.KNOWLEDGE_FEEDBACK,
+        Action.SIGN_IN,
+        Action.CITIZENS_SIGN_IN,
+    }
+)
 
 
 @dataclass(frozen=True)

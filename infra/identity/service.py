@@ -88,6 +88,8 @@ class Identity:
             raise InvalidToken("unknown API key")
         if not key.usable(now):
             raise InvalidToken("the API key is revoked or expired")
+        if key.jurisdiction != self.settings.jurisdiction:
+            raise InvalidToken(f"the API key is for jurisdiction {key.jurisdiction!r}, not {self.settings.jurisdiction!r}")
         return key.actor()
 
     def _api_key(self, key_id: uuid.UUID) -> ApiKey | None:

@@ -11,9 +11,9 @@ is configuration (:class:`ClaimMap`), so a Keycloak realm works as it is.
 from __future__ import annotations
 
 import threading
-from collections.abc import Sequence
 import time
 from collections import OrderedDict
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 

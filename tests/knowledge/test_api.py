@@ -29,15 +29,17 @@ def test_article_lifecycle_search_and_outcomes(tmp_path: Path) -> None:
         created = client.post("/knowledge/articles", json=ARTICLE, headers=SUP)
         assert created.status_code == 201
         aid = created.json()["id"]
-        assert client.get(f"/knowledge/articles/{aid}").status_code == 404  # a draft: not for citizens
+        assert client.request("GET", f"/knowledge/articles/{aid}", anonymous=True).status_code == 404  # a draft: not for citizens
         assert client.post(f"/knowledge/articles/{aid}/publish", headers=SUP).status_code == 409  # review first
         assert client.post(f"/knowledge/articles/{aid}/review", headers=SUP).status_code == 200
         assert client.post(f"/knowledge/articles/{aid}/publish", headers=SUP).json()["published_revision"] == 1
 
-        found = client.get("/knowledge/search", params={"q": "停水", "lang": "zh"}).json()  # public, no sign-in
+        found = client.request("GET", "/knowledge/search", params={"q": "停水", "lang": "zh"}, anonymous=True).json()  # public, no sign-in
         assert [r["id"] for r in found["results"]] == [aid] and "<mark>停水</mark>" in found["results"][0]["snippet"]
         assert found["search_id"] and found["results"][0]["score"] > 0
-        ar = client.get("/knowledge/search", params={"q": "انقطاع المِيَاه"}).json()  # language guessed, tashkeel ignored
+        ar = client.request(
+            "GET", "/knowledge/search", params={"q": "انقطاع المِيَاه"}, anonymous=True
+        ).json()  # language guessed, tashkeel ignored
         assert ar["language"] == "ar" and ar["results"][0]["id"] == aid
 
         revised = client.post(
@@ -54,7 +56,7 @@ def test_article_lifecycle_search_and_outcomes(tmp_path: Path) -> None:
         assert client.get(f"/knowledge/articles/{aid}", params={"lang": "zh"}).json()["body"] == "请拨打96116。"
         assert [r["revision"] for r in client.get(f"/knowledge/articles/{aid}/revisions").json()] == [1, 2]
 
-        nothing = client.get("/knowledge/search", params={"q": "passeport perdu", "lang": "en"}).json()
+        nothing = client.request("GET", "/knowledge/search", params={"q": "passeport perdu", "lang": "en"}, anonymous=True).json()
         assert nothing["results"] == []
         assert client.post(f"/knowledge/searches/{nothing['search_id']}/no-answer", json={"note": "no article"}).status_code == 200
         assert client.get("/knowledge/unanswered").json()[0]["query"] == "passeport perdu"
@@ -78,7 +80,7 @@ def test_article_lifecycle_search_and_outcomes(tmp_path: Path) -> None:
         assert client.get("/agents/op-anna/suggestions", headers=AGENT).json()["results"] == []  # no contact on the desk
 
         assert client.post(f"/knowledge/articles/{aid}/retire", json={"reason": "obsolete"}, headers=SUP).json()["status"] == "retired"
-        assert client.get("/knowledge/search", params={"q": "停水", "lang": "zh"}).json()["results"] == []
+        assert client.request("GET", "/knowledge/search", params={"q": "停水", "lang": "zh"}, anonymous=True).json()["results"] == []
         with client.app.state.hotline.read_store.engine.connect() as conn:  # type: ignore[attr-defined]
             searches = conn.execute(kb.SEARCHES.select()).mappings().all()
         assert {s["channel"] for s in searches} == {"self_service", "agent"}
