@@ -245,10 +245,10 @@ def authorize(actor: Actor, action: Action, on: Access | None = None) -> None:
     if actor.allowed_actions is not None and action not in actor.allowed_actions:
         reason = f"this API key is not scoped for {action.value}"
     elif not found:
-        reason = f"a {' or '.join(actor.roles)} may not take {action.value}"
+        reason = f"role {' or '.join(actor.roles)} may not take {action.value}"
     else:
         where = ", ".join(sorted(s.value for s in found))
-        reason = f"{action.value} is allowed to this {' or '.join(actor.roles)} only in scope {where}, and this is outside it"
+        reason = f"{action.value} is allowed to role {' or '.join(actor.roles)} only in scope {where}, and this is outside it"
     raise Forbidden(reason, permission=action.value, roles=list(actor.roles))
 
 

@@ -40,6 +40,7 @@ from projections import (
     request_status,
     sla_breaches,
     sla_timers,
+    staff,
     wallboard,
 )
 from projections import knowledge as knowledge_index
@@ -60,6 +61,7 @@ PROJECTIONS: tuple[Projection, ...] = (
     wallboard.projection,
     agent_desk.projection,
     knowledge_index.projection,
+    staff.projection,
 )
 
 # HTTP areas, served in this order.

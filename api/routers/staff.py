@@ -11,11 +11,11 @@ import uuid
 from datetime import datetime
 from typing import Any
 
-from fastapi import APIRouter, Depends, Request, Response
+from fastapi import APIRouter, Depends, Query, Request, Response
 from pydantic import BaseModel, ConfigDict, Field
 
 from api.auth import allow
-from api.deps import CommandRoute, add_command_routes, get_hotline
+from api.deps import CommandRoute, add_command_routes, get_hotline, wait_for_position
 from domain.access import Action
 from domain.base import Actor, NotFound
 from domain.identity import commands as c
@@ -24,8 +24,23 @@ from domain.identity.staff import StaffMember, staff_id
 from infra.identity.secrets import api_key_hash
 from infra.identity.service import API_KEY_PREFIX
 from infra.runtime import Hotline
+from projections import staff as staff_list
 
 router = APIRouter(tags=["staff and keys"])
+
+
+@router.get("/staff", summary="Staff accounts (filter by role or department)")
+def list_staff(
+    hotline: Hotline = Depends(get_hotline),
+    _: Actor = allow(Action.STAFF_READ),
+    role: str | None = None,
+    department: str | None = None,
+    limit: int = Query(500, ge=1, le=5000),
+    min_position: int | None = None,
+) -> list[dict[str, Any]]:
+    wait_for_position(hotline, min_position)
+    with hotline.read_store.engine.connect() as conn:
+        return staff_list.listing(conn, role=role, department=department, limit=limit)
 
 
 @router.get("/staff/{username}", summary="A staff account: roles, departments, disabled")

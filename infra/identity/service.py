@@ -11,6 +11,8 @@ from __future__ import annotations
 import threading
 import time
 import uuid
+from collections import OrderedDict
+from dataclasses import dataclass
 from typing import Any
 
 import jwt
@@ -21,12 +23,20 @@ from domain.identity.staff import StaffCredential, StaffMember, credential_id, s
 from infra.eventstore import EventStore
 from infra.identity.keys import Keyring
 from infra.identity.secrets import Argon2Secrets, api_key_matches
-from infra.identity.tokens import ClaimMap, InvalidToken, LocalKeys, RemoteKeys, TokenIssuer, TokenVerifier
+from infra.identity.tokens import LEEWAY_SECONDS, ClaimMap, InvalidToken, LocalKeys, RemoteKeys, TokenIssuer, TokenVerifier
 from infra.settings import Settings
 
 API_KEY_PREFIX = "hk_"
 STAFF_CLAIM = "hotline_staff"  # tokens from /auth/token: the account is checked on use
 ACCOUNT_RECHECK_SECONDS = 5.0  # a disabled account stops working within this
+VERIFIED_CACHE_SIZE = 10_000
+
+
+@dataclass(frozen=True)
+class _Verified:
+    actor: Actor
+    staff: bool  # an account of this hotline's: checked on use
+    expires: float
 
 
 class Identity:
@@ -47,21 +57,33 @@ class Identity:
             )
             keys = RemoteKeys(settings.oidc_issuer, settings.oidc_jwks_url)
             self.verifiers[settings.oidc_issuer] = TokenVerifier(keys, settings.oidc_issuer, settings.oidc_audience, claims)
+        self._verified: OrderedDict[str, _Verified] = OrderedDict()
         self._accounts: dict[str, tuple[bool, float]] = {}
         self._keys: dict[uuid.UUID, tuple[ApiKey | None, float]] = {}
         self._lock = threading.Lock()
 
     # ------------------------------------------------------------------ verifying
     def verify_token(self, token: str) -> Actor:
-        try:
-            claims = jwt.decode(token, options={"verify_signature": False})
-        except jwt.PyJWTError as exc:
-            raise InvalidToken(f"not a JWT: {exc}") from None
-        verifier = self.verifiers.get(str(claims.get("iss")))
-        if verifier is None:
-            raise InvalidToken(f"tokens from issuer {claims.get('iss')!r} are not accepted here")
-        actor = verifier.verify(token)
-        if claims.get(STAFF_CLAIM) and verifier.issuer == self.settings.token_issuer and not self._account_active(actor.id):
+        """Verified tokens are remembered until they expire: a console sends the same
+        token with every request, and the signature check is the costly part."""
+        hit = self._verified.get(token)
+        if hit is not None and time.time() < hit.expires:
+            actor, staff = hit.actor, hit.staff
+        else:
+            try:
+                unverified = jwt.decode(token, options={"verify_signature": False})
+            except jwt.PyJWTError as exc:
+                raise InvalidToken(f"not a JWT: {exc}") from None
+            verifier = self.verifiers.get(str(unverified.get("iss")))
+            if verifier is None:
+                raise InvalidToken(f"tokens from issuer {unverified.get('iss')!r} are not accepted here")
+            actor, claims = verifier.verify(token)
+            staff = bool(claims.get(STAFF_CLAIM)) and verifier.issuer == self.settings.token_issuer
+            with self._lock:
+                self._verified[token] = _Verified(actor, staff, float(claims["exp"]) + LEEWAY_SECONDS)
+                if len(self._verified) > VERIFIED_CACHE_SIZE:
+                    self._verified.popitem(last=False)
+        if staff and not self._account_active(actor.id):
             raise InvalidToken(f"the account {actor.id} is disabled")
         return actor
 

@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import threading
 import time
-from collections import OrderedDict
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -176,24 +175,13 @@ class RemoteKeys:
 
 
 class TokenVerifier:
-    """Checks signature, expiry, not-before, issuer and audience; maps claims to an actor.
-
-    Verified tokens are remembered until they expire (a console sends the same token
-    with every request; the signature check is the costly part)."""
-
-    CACHE_SIZE = 10_000
+    """Checks signature, expiry, not-before, issuer and audience; maps claims to an actor."""
 
     def __init__(self, keys: LocalKeys | RemoteKeys, issuer: str, audience: str, claims: ClaimMap) -> None:
         self.keys, self.issuer, self.audience, self.claims = keys, issuer, audience, claims
-        self._verified: OrderedDict[str, tuple[Actor, float]] = OrderedDict()
-        self._lock = threading.Lock()
 
-    def verify(self, token: str) -> Actor:
-        now = time.time()
-        with self._lock:
-            hit = self._verified.get(token)
-        if hit is not None and now < hit[1]:
-            return hit[0]
+    def verify(self, token: str) -> tuple[Actor, dict[str, Any]]:
+        """The actor and the verified claims."""
         try:
             header = jwt.get_unverified_header(token)
         except jwt.PyJWTError as exc:
@@ -226,9 +214,4 @@ class TokenVerifier:
             raise InvalidToken(f"the token is not from issuer {self.issuer!r}") from None
         except jwt.PyJWTError as exc:
             raise InvalidToken(f"the token is not valid: {exc}") from None
-        actor = self.claims.actor(claims)
-        with self._lock:
-            self._verified[token] = (actor, float(claims["exp"]) + LEEWAY_SECONDS)
-            if len(self._verified) > self.CACHE_SIZE:
-                self._verified.popitem(last=False)
-        return actor
+        return self.claims.actor(claims), claims
