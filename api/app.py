@@ -7,7 +7,7 @@ from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from typing import Any
 
-from fastapi import FastAPI, Request
+from fastapi import APIRouter, FastAPI, Request
 from fastapi.middleware.cors import CORSMiddleware
 from fastapi.routing import APIRoute
 
@@ -101,8 +101,8 @@ def create_app(settings: Settings | None = None, hotline: Hotline | None = None,
     from infra.wiring import ROUTERS
 
     for module in ROUTERS:
+        declare_permissions(module.router)
         app.include_router(module.router)
-    declare_permissions(app)
     return app
 
 
@@ -114,11 +114,12 @@ HTML_CSP = (
 )
 
 
-def declare_permissions(app: FastAPI) -> None:
+def declare_permissions(router: APIRouter) -> None:
     """Copies each route's rule (api/auth.py) into the OpenAPI document as
     ``x-permission`` (``open`` for the few without sign-in) and ``x-public``; a route
-    without a rule gets none, and tests/identity refuse it."""
-    for route in app.routes:
+    without a rule gets none, and tests/identity refuse it. Done on the router before
+    the app includes it (the app's own route list holds wrappers)."""
+    for route in router.routes:
         if not isinstance(route, APIRoute):
             continue
         declared, action = rule_of(route.dependant)

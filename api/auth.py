@@ -15,7 +15,6 @@ citizen, who may take only the public actions (and is rate-limited per address).
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
 from typing import Any
 
 from fastapi import Depends, Request
@@ -46,7 +45,8 @@ def authenticate(request: Request, credentials: HTTPAuthorizationCredentials | N
     if raw:
         try:
             if raw.startswith(API_KEY_PREFIX):
-                return hotline.identity.verify_api_key(raw, datetime.now(UTC))
+                # Expiry is a fact of the key's events: measured on the hotline's clock.
+                return hotline.identity.verify_api_key(raw, hotline.clock.now())
             return hotline.identity.verify_token(raw)
         except InvalidToken as exc:
             raise Unauthenticated(str(exc)) from None
@@ -136,8 +136,8 @@ def rule_of(dependant: Any) -> tuple[bool, Action | None]:
 def department_filter(actor: Actor, action: Action, named: str | None) -> str | None:
     """A list's department filter: any (or none) for scope ``all``; for a department user,
     one of their own departments, whatever the query asked."""
-    if scope(actor, action) is Scope.ALL:
-        return named
+    if scope(actor, action) is not Scope.OWN_DEPARTMENT:
+        return named  # all; or a citizen's own cases (citizen_filter narrows those)
     return acting_department(actor, action, named, actor.departments[0] if len(actor.departments) == 1 else None)
 
 

@@ -57,7 +57,14 @@ class Keyring:
     def rotate(self) -> str:
         """A new signing key; the kid sorts after every older one."""
         with self._locked():
-            kid = time.strftime("%Y%m%d%H%M%S", time.gmtime()) + "-" + secrets.token_hex(4)
+            # Kids sort in the order the keys were made (the newest signs), even within a second.
+            self.reload()
+            ns = time.time_ns()
+            while True:
+                kid = time.strftime("%Y%m%dT%H%M%S", time.gmtime(ns / 1e9)) + f".{ns % 10**9:09d}-{secrets.token_hex(3)}"
+                if not self._keys or kid > max(self._keys):
+                    break
+                ns += 1_000
             key = rsa.generate_private_key(public_exponent=65537, key_size=2048)
             pem = key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption())
             path = self.folder / f"{kid}.pem"

@@ -37,6 +37,8 @@ class _Verified:
     actor: Actor
     staff: bool  # an account of this hotline's: checked on use
     expires: float
+    verifier: TokenVerifier
+    kid: str
 
 
 class Identity:
@@ -58,7 +60,7 @@ class Identity:
             keys = RemoteKeys(settings.oidc_issuer, settings.oidc_jwks_url)
             self.verifiers[settings.oidc_issuer] = TokenVerifier(keys, settings.oidc_issuer, settings.oidc_audience, claims)
         self._verified: OrderedDict[str, _Verified] = OrderedDict()
-        self._accounts: dict[str, tuple[bool, float]] = {}
+        self._accounts: dict[str, tuple[StaffMember | None, float]] = {}
         self._keys: dict[uuid.UUID, tuple[ApiKey | None, float]] = {}
         self._lock = threading.Lock()
 
@@ -67,8 +69,8 @@ class Identity:
         """Verified tokens are remembered until they expire: a console sends the same
         token with every request, and the signature check is the costly part."""
         hit = self._verified.get(token)
-        if hit is not None and time.time() < hit.expires:
-            actor, staff = hit.actor, hit.staff
+        if hit is not None and time.time() < hit.expires and hit.verifier.keys.key_for(hit.kid) is not None:
+            actor, staff = hit.actor, hit.staff  # (a retired key's tokens fail from then on)
         else:
             try:
                 unverified = jwt.decode(token, options={"verify_signature": False})
@@ -79,23 +81,31 @@ class Identity:
                 raise InvalidToken(f"tokens from issuer {unverified.get('iss')!r} are not accepted here")
             actor, claims = verifier.verify(token)
             staff = bool(claims.get(STAFF_CLAIM)) and verifier.issuer == self.settings.token_issuer
+            kid = str(jwt.get_unverified_header(token)["kid"])
             with self._lock:
-                self._verified[token] = _Verified(actor, staff, float(claims["exp"]) + LEEWAY_SECONDS)
+                self._verified[token] = _Verified(actor, staff, float(claims["exp"]) + LEEWAY_SECONDS, verifier, kid)
                 if len(self._verified) > VERIFIED_CACHE_SIZE:
                     self._verified.popitem(last=False)
-        if staff and not self._account_active(actor.id):
-            raise InvalidToken(f"the account {actor.id} is disabled")
+        if staff and not self._account_still_grants(actor):
+            raise InvalidToken(f"the account {actor.id} is disabled or lost a role or department since sign-in: sign in again")
         return actor
 
-    def _account_active(self, username: str) -> bool:
+    def _account_still_grants(self, actor: Actor) -> bool:
+        """The account is enabled and still holds every role and department the token
+        carries (read again every few seconds)."""
         now = time.monotonic()
-        seen = self._accounts.get(username)
-        if seen is not None and now - seen[1] < ACCOUNT_RECHECK_SECONDS:
-            return seen[0]
-        member = self.store.read_reference(staff_id(username))
-        active = isinstance(member, StaffMember) and not member.disabled and bool(member.roles)
-        self._accounts[username] = (active, now)
-        return active
+        seen = self._accounts.get(actor.id)
+        if seen is None or now - seen[1] >= ACCOUNT_RECHECK_SECONDS:
+            member = self.store.read_reference(staff_id(actor.id))
+            seen = (member if isinstance(member, StaffMember) else None, now)
+            self._accounts[actor.id] = seen
+        member = seen[0]
+        return (
+            member is not None
+            and not member.disabled
+            and set(actor.roles) <= set(member.roles)
+            and set(actor.departments) <= set(member.departments)
+        )
 
     def verify_api_key(self, raw: str, now: Any) -> Actor:
         """``hk_<key id, 32 hex>_<secret>``: the key must exist, match, be unrevoked and unexpired."""
