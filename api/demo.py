@@ -19,6 +19,7 @@ from domain.catalogue import commands as catc
 from domain.requests import commands as c
 from domain.requests.aggregate import request_id_for
 from domain.work_orders import commands as woc
+from infra.knowledge_data import KNOWLEDGE_FILE, load_articles, read_articles
 from infra.runtime import Hotline
 from infra.settings import Settings
 
@@ -104,6 +105,7 @@ def load_demo(settings: Settings, *, only_if_empty: bool, console: Any = None, d
         sim_start = now - timedelta(hours=CONTACT_CENTER_HOURS)
         counts = _generate(hotline, clock, sim_start, random.Random(seed), console)
         counts["staff"] = enrol_demo_staff(hotline)
+        counts["articles"] = load_articles(hotline, read_articles(KNOWLEDGE_FILE), SUPERVISOR)
         counts.update(_simulate_contact_center(hotline, clock, sim_start, console, seed))
         for hook in DEMO_HOOKS:
             hook(hotline, clock, now, console)

@@ -22,6 +22,9 @@ class RequestAccepted(Accepted):
     status: str
     due_at: datetime
     citizen_id: str | None = None
+    # An information request: the knowledge base's articles for it, and the recorded search.
+    suggestions: list[dict[str, Any]] | None = None
+    search_id: str | None = None
 
 
 class RequestView(BaseModel):

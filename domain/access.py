@@ -151,7 +151,7 @@ RULES: Mapping[Action, Mapping[str, Scope]] = {
     Action.STAFFING_READ: {"supervisor": A, "analyst": A, **_READ_ALL},
     Action.KNOWLEDGE_SEARCH: {role: A for role in ROLES},  # public: citizens help themselves
     Action.KNOWLEDGE_READ_INTERNAL: {**_DESK, "analyst": A, "auditor": A},
-    Action.KNOWLEDGE_WRITE: {"expert": A, "supervisor": A},
+    Action.KNOWLEDGE_WRITE: {"expert": A, "supervisor": A, "system": A},
     Action.KNOWLEDGE_FEEDBACK: {"citizen": A, "integrator": A, **_DESK},
     Action.KNOWLEDGE_ANSWER: _DESK,
     Action.REPORTS_READ: {"supervisor": A, "control_office": A, "analyst": A, **_READ_ALL},

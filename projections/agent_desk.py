@@ -18,7 +18,7 @@ from sqlalchemy.engine import Connection
 from domain.contact_center.agents import Agent as A
 from domain.contact_center.contacts import Contact as C
 from domain.envelope import Envelope
-from projections import wallboard
+from projections import request_status, wallboard
 from projections.base import Projection, Rows, UtcDateTime
 
 projection = Projection("agent_desk")
@@ -193,3 +193,34 @@ def desk(conn: Connection, agent_id: str, now: datetime) -> dict[str, Any]:
     for queue_id in sorted(grab_queues & set(agent.get("queues") or [])):
         grabbable.extend(r for r in wallboard.waiting_contacts(conn, now, queue_id) if r["status"] == "queued")
     return {"agent": agent, "offers": offers, "contacts": active, "wrapping": wrapping, "grabbable": grabbable}
+
+
+def current_contact(conn: Connection, agent_id: str) -> dict[str, Any] | None:
+    """The agent's active contact with what suggests articles for it: its subject and the
+    descriptions and categories of the requests registered during it."""
+    current = (
+        conn.execute(
+            sa.select(CONTACTS.c.contact_id, CONTACTS.c.subject, CONTACTS.c.language, CONTACTS.c.request_ids)
+            .select_from(DESK.join(CONTACTS, CONTACTS.c.contact_id == DESK.c.contact_id))
+            .where(DESK.c.agent_id == agent_id, DESK.c.role == "active")
+            .order_by(DESK.c.since.desc())
+        )
+        .mappings()
+        .first()
+    )
+    if current is None:
+        return None
+    texts, codes, request_id = [current["subject"] or ""], [], None
+    for rid in json.loads(current["request_ids"] or "[]"):
+        row = request_status.get(conn, rid)
+        if row is not None:
+            request_id = row["id"]
+            texts.append(row["description"] or "")
+            codes += [x for x in (row["problem_code"], row["category_id"]) if x]
+    return {
+        "contact_id": current["contact_id"],
+        "language": current["language"],
+        "text": " ".join(t for t in texts if t),
+        "codes": codes,
+        "request_id": request_id,
+    }

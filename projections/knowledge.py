@@ -629,3 +629,14 @@ def unanswered(conn: Connection, language: str | None = None, limit: int = 20) -
 def usage(conn: Connection, article_id: str) -> dict[str, Any]:
     row = conn.execute(sa.select(USAGE).where(USAGE.c.article_id == article_id)).mappings().first()
     return dict(row) if row is not None else {"article_id": article_id, "opened": 0, "used": 0, "deflected": 0}
+
+
+def suggest(
+    conn: Connection, text_: str, language: str | None, limit: int, codes: Sequence[str] = ()
+) -> tuple[list[dict[str, Any]], str | None]:
+    """Articles for a case or a contact: a search of its text favouring its categories,
+    else the articles that answer its problem code or category."""
+    results, searched = search(conn, text_, language, limit, codes) if text_.strip() else ([], language)
+    if not results:
+        results = by_codes(conn, codes, language, limit)
+    return results, searched

@@ -1,4 +1,4 @@
-"""``hotline load-catalogue``: departments, providers, categories and problem codes from a file."""
+"""``hotline load-catalogue``, ``hotline load-knowledge``: the reference data a hotline ships with."""
 
 from __future__ import annotations
 
@@ -29,3 +29,19 @@ def load_catalogue(path: Path = typer.Argument(DEFAULT_CATALOGUE, exists=True, r
     finally:
         hotline.close()
     console.print(f"catalogue: {result.result['added']} entries added (version {result.result['version']})")
+
+
+@commands.command("load-knowledge")
+def load_knowledge(path: Path | None = typer.Argument(None, exists=True, readable=True)) -> None:
+    """Load knowledge articles (YAML: infra/data/knowledge.yaml by default), each drafted,
+    reviewed and published; articles whose title is already there are kept as they are."""
+    from domain.base import SYSTEM
+    from infra.knowledge_data import KNOWLEDGE_FILE, load_articles, read_articles
+    from infra.runtime import Hotline
+
+    hotline = Hotline.start(get_settings())
+    try:
+        added = load_articles(hotline, read_articles(path or KNOWLEDGE_FILE), SYSTEM)
+    finally:
+        hotline.close()
+    console.print(f"knowledge: {added} articles published")

@@ -20,6 +20,7 @@ from domain.contact_center import commands as cc
 from domain.handling import Command
 from infra.runtime import Hotline
 from projections import agent_desk, wallboard
+from projections import knowledge as kb
 
 router = APIRouter(tags=["contact center"])
 LIVE_POLL_SECONDS = 0.5
@@ -145,7 +146,12 @@ def desk(
     authorize(actor, Action.AGENTS_DESK, Access(subject=agent_id))
     wait_for_position(hotline, min_position)
     with hotline.read_store.engine.connect() as conn:
-        return agent_desk.desk(conn, agent_id, hotline.clock.now())
+        shown = agent_desk.desk(conn, agent_id, hotline.clock.now())
+        # Articles for the contact in hand (its subject, its requests' categories); a use
+        # of one is recorded through /agents/{agent_id}/suggestions.
+        current = agent_desk.current_contact(conn, agent_id)
+        shown["suggestions"] = kb.suggest(conn, current["text"], current["language"], 5, current["codes"])[0] if current else []
+    return shown
 
 
 # ------------------------------------------------------------------------ live feeds (SSE)

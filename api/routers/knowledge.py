@@ -9,10 +9,8 @@ answer carries as ``search_id``: outcomes are posted against it.
 
 from __future__ import annotations
 
-import json
 from typing import Any
 
-import sqlalchemy as sa
 from fastapi import APIRouter, Depends, Query, Request, Response
 
 from api.auth import ANONYMOUS, allow, client_address, hotline_limits
@@ -184,7 +182,7 @@ def unanswered(
         return kb.unanswered(conn, lang, limit)
 
 
-def _suggest(
+def suggest_and_record(
     hotline: Hotline,
     actor: Actor,
     request: Request,
@@ -197,9 +195,7 @@ def _suggest(
     request_id: str | None,
 ) -> dict[str, Any]:
     with hotline.read_store.engine.connect() as conn:
-        results, searched = kb.search(conn, text, language, limit, codes) if text.strip() else ([], language)
-        if not results:
-            results = kb.by_codes(conn, codes, language, limit)
+        results, searched = kb.suggest(conn, text, language, limit, codes)
     return _record(
         hotline,
         actor,
@@ -238,7 +234,7 @@ def suggestions(
         lang = lang or row["language"]
         codes += [x for x in (row["problem_code"], row["category_id"]) if x]
         request_id = row["id"]
-    return _suggest(
+    return suggest_and_record(
         hotline, actor, request, text=text or "", language=lang, codes=codes, limit=limit, contact_id=contact_id, request_id=request_id
     )
 
@@ -254,37 +250,20 @@ def agent_suggestions(
     actor: Actor = allow(Action.AGENTS_DESK),
 ) -> dict[str, Any]:
     authorize(actor, Action.AGENTS_DESK, Access(subject=agent_id))
-    desk, contacts = agent_desk.DESK, agent_desk.CONTACTS
     with hotline.read_store.engine.connect() as conn:
-        current = (
-            conn.execute(
-                sa.select(contacts.c.contact_id, contacts.c.subject, contacts.c.language, contacts.c.request_ids)
-                .select_from(desk.join(contacts, contacts.c.contact_id == desk.c.contact_id))
-                .where(desk.c.agent_id == agent_id, desk.c.role == "active")
-                .order_by(desk.c.since.desc())
-            )
-            .mappings()
-            .first()
-        )
-        if current is None:
-            return {"agent_id": agent_id, "contact_id": None, "results": [], "search_id": None}
-        texts, codes, request_id = [current["subject"] or ""], [], None
-        for rid in json.loads(current["request_ids"] or "[]"):
-            row = request_status.get(conn, rid)
-            if row is not None:
-                request_id = row["id"]
-                texts.append(row["description"] or "")
-                codes += [x for x in (row["problem_code"], row["category_id"]) if x]
-    answer = _suggest(
+        current = agent_desk.current_contact(conn, agent_id)
+    if current is None:
+        return {"agent_id": agent_id, "contact_id": None, "results": [], "search_id": None}
+    answer = suggest_and_record(
         hotline,
         actor,
         request,
-        text=" ".join(t for t in texts if t),
+        text=current["text"],
         language=current["language"],
-        codes=codes,
+        codes=current["codes"],
         limit=limit,
         contact_id=current["contact_id"],
-        request_id=request_id,
+        request_id=current["request_id"],
     )
     return {"agent_id": agent_id, "contact_id": current["contact_id"], **answer}
 

@@ -13,6 +13,7 @@ from fastapi import APIRouter, Depends, Query, Request, Response
 
 from api.auth import allow, citizen_filter, department_filter, row_access
 from api.deps import CommandRoute, add_command_routes, get_hotline, run_command, wait_for_position
+from api.routers.knowledge import suggest_and_record
 from api.schemas import RequestAccepted, RequestDetail, RequestView, TimelineEntry
 from domain.access import Action, allows, authorize
 from domain.base import Actor, NotFound, event_type_name
@@ -36,6 +37,22 @@ def register(
 ) -> dict[str, Any]:
     body = run_command(hotline, cmd, actor, request=request, response=response)
     response.headers["Location"] = f"/requests/{body['reference']}"
+    if cmd.kind == "information" and allows(actor, Action.KNOWLEDGE_FEEDBACK):
+        # An information request is answered from the knowledge base: suggest its articles
+        # now (the suggestion is recorded as a search of this request).
+        codes = [cmd.problem_code] if cmd.problem_code else []
+        found = suggest_and_record(
+            hotline,
+            actor,
+            request,
+            text=cmd.description,
+            language=cmd.language,
+            codes=codes,
+            limit=5,
+            contact_id=cmd.contact_id,
+            request_id=body["id"],
+        )
+        body["suggestions"], body["search_id"] = found["results"], found["search_id"]
     return body
 
 

@@ -74,3 +74,23 @@ def test_errors_are_clear(api: tuple[TestClient, Hotline]) -> None:
     assert r.status_code == 422
     r = client.post("/queues", json={"queue_id": "x"}, headers=agent("A1"))
     assert r.status_code == 403  # forbidden for agents
+
+
+def test_the_desk_suggests_articles_for_the_contact_in_hand(api: tuple[TestClient, Hotline]) -> None:
+    from consumers.router import Router
+
+    client, hotline = api
+    article = {"translations": {"it": {"title": "Interruzione dell'acqua", "body": "Le interruzioni programmate sono annunciate."}}}
+    aid = client.post("/knowledge/articles", json=article, headers=SUP).json()["id"]
+    client.post(f"/knowledge/articles/{aid}/review", headers=SUP)
+    client.post(f"/knowledge/articles/{aid}/publish", headers=SUP)
+    client.post("/queues", json={"queue_id": "general", "wrap_seconds": 0}, headers=SUP)
+    client.post("/agents/login", json={"agent_id": "A1", "queues": ["general"], "languages": ["it"]}, headers=agent("A1"))
+    contact = {"channel": "phone", "queue_id": "general", "language": "it", "subject": "Manca l'acqua da stamattina"}
+    cid = client.post("/contacts", json=contact, headers=PBX).json()["id"]
+    Router(hotline.store, hotline.bus).run_until_idle()
+    assert client.get("/agents/A1/desk", headers=agent("A1")).json()["suggestions"] == []  # offered, not yet in hand
+    client.post(f"/contacts/{cid}/answer", json={"agent_id": "A1"}, headers=agent("A1"))
+    desk = client.get("/agents/A1/desk", headers=agent("A1")).json()
+    assert [s["id"] for s in desk["suggestions"]][:1] == [aid]
+    assert client.get("/agents/A1/desk", headers=agent("B2")).status_code == 403  # another agent's desk

@@ -96,3 +96,32 @@ def test_public_search_is_rate_limited_per_caller(tmp_path: Path) -> None:
         assert refused.status_code == 429 and 1 <= int(refused.headers["Retry-After"]) <= 61
         assert refused.json()["error"]["status"] == 429
         assert client.get("/knowledge/search", params={"q": "water", "lang": "en"}, headers=other).status_code == 200
+
+
+def test_information_requests_and_the_desk_come_with_suggestions(tmp_path: Path) -> None:
+    with SignedInClient(create_app(Settings(data_dir=tmp_path))) as client:
+        aid = client.post("/knowledge/articles", json=ARTICLE, headers=SUP).json()["id"]
+        client.post(f"/knowledge/articles/{aid}/review", headers=SUP)
+        client.post(f"/knowledge/articles/{aid}/publish", headers=SUP)
+        body = {
+            "kind": "information",
+            "channel": "web",
+            "description": "没有水了，什么时候恢复供水？停水多久",
+            "language": "zh",
+            "contact": {"name": "王伟", "phone": "+39 06 5555 0101"},
+        }
+        # Registered by a citizen on the web, unsigned: the answer suggests the article.
+        registered = client.request("POST", "/requests", json=body, anonymous=True)
+        assert registered.status_code == 201, registered.text
+        answer = registered.json()
+        assert [s["id"] for s in answer["suggestions"]][:1] == [aid] and answer["search_id"]
+        with client.app.state.hotline.read_store.engine.connect() as conn:  # type: ignore[attr-defined]
+            recorded = conn.execute(kb.SEARCHES.select().where(kb.SEARCHES.c.search_id == answer["search_id"])).mappings().one()
+        assert recorded["request_id"] == answer["id"] and recorded["channel"] == "self_service"
+        # The deflection outcome can be posted against it: the citizen found the answer.
+        assert client.request("POST", f"/knowledge/searches/{answer['search_id']}/deflected", json={}, anonymous=True).status_code == 200
+        # A complaint is not answered from the knowledge base: no suggestions.
+        complaint = client.post("/requests", json={**body, "kind": "action", "subtype": "complaint"}, headers=AGENT).json()
+        assert complaint.get("suggestions") is None
+        # An agent with no contact in hand: the desk suggests nothing.
+        assert client.get("/agents/op-anna/desk", headers=AGENT).json()["suggestions"] == []
