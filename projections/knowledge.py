@@ -23,6 +23,7 @@ bounded part of the candidates is ever scored (see :func:`rank`).
 
 from __future__ import annotations
 
+import difflib
 import math
 from collections import Counter
 from collections.abc import Sequence
@@ -523,6 +524,13 @@ def search(
     for lang in languages:
         terms = text.query_terms(query, lang)
         ranked.extend((score, article_id, lang, terms) for article_id, score in rank(conn, terms, lang, codes, limit))
+    if not ranked:
+        # Nothing at all: perhaps a typo. Retry with each unknown word replaced by the
+        # closest word of the index (cheap: only now, and among words of its first letters).
+        for lang in languages:
+            terms = corrected_terms(conn, text.query_terms(query, lang), lang)
+            if terms is not None:
+                ranked.extend((score, article_id, lang, terms) for article_id, score in rank(conn, terms, lang, codes, limit))
     ranked.sort(key=lambda r: -r[0])  # stable: ties keep each language's order
     seen: set[str] = set()
     top = []
@@ -559,6 +567,50 @@ def search(
             }
         )
     return results, top[0][2] if len(languages) > 1 else languages[0]
+
+
+TYPO_LANGUAGES = ("it", "en", "ar")  # alphabetic scripts; a Chinese "typo" is another character
+TYPO_MIN_LENGTH = 4  # shorter words have too many neighbours to guess from
+TYPO_CUTOFF = 0.79  # difflib's ratio a correction needs (one slip in a word of five or more)
+
+
+def corrected_terms(conn: Connection, terms: list[str], language: str) -> list[str] | None:
+    """``terms`` with each word the index does not know replaced by the index's closest word
+    with the same first two letters; None when nothing changes.
+
+    Terms are stems, and a misspelt word often keeps its ending (``riscaldamneto`` stems to
+    ``riscaldamnet``, the index has ``riscald``): a candidate is compared with the whole
+    term and with the term's start of the candidate's length (plus two), the better counts."""
+    if language not in TYPO_LANGUAGES or not terms:
+        return None
+    known = set(conn.execute(sa.select(TERMS.c.term).where(TERMS.c.language == language, TERMS.c.term.in_(terms))).scalars())
+    fixed, changed = [], False
+    for term in terms:
+        if term in known or len(term) < TYPO_MIN_LENGTH:
+            fixed.append(term)
+            continue
+        head = term[:2]
+        # The primary key (language, term) serves this range; the length bound keeps it small.
+        candidates = conn.execute(
+            sa.select(TERMS.c.term).where(
+                TERMS.c.language == language,
+                TERMS.c.term >= head,
+                TERMS.c.term < head + "\U0010ffff",
+                sa.func.length(TERMS.c.term).between(TYPO_MIN_LENGTH, len(term) + 2),
+            )
+        ).scalars()
+        best, best_score = None, TYPO_CUTOFF
+        for candidate in sorted(candidates):  # sorted: the same choice on both stores
+            score = max(_similarity(term, candidate), _similarity(term[: len(candidate) + 2], candidate))
+            if score > best_score or (score == best_score and best is not None and len(candidate) > len(best)):
+                best, best_score = candidate, score
+        fixed.append(best or term)
+        changed = changed or best is not None
+    return fixed if changed else None
+
+
+def _similarity(a: str, b: str) -> float:
+    return difflib.SequenceMatcher(None, a, b, autojunk=False).ratio()
 
 
 def article(conn: Connection, article_id: str) -> dict[str, Any] | None:
