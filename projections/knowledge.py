@@ -528,9 +528,9 @@ def search(
         # Nothing at all: perhaps a typo. Retry with each unknown word replaced by the
         # closest word of the index (cheap: only now, and among words of its first letters).
         for lang in languages:
-            terms = corrected_terms(conn, text.query_terms(query, lang), lang)
-            if terms is not None:
-                ranked.extend((score, article_id, lang, terms) for article_id, score in rank(conn, terms, lang, codes, limit))
+            fixed = corrected_terms(conn, text.query_terms(query, lang), lang)
+            if fixed is not None:
+                ranked.extend((score, article_id, lang, fixed) for article_id, score in rank(conn, fixed, lang, codes, limit))
     ranked.sort(key=lambda r: -r[0])  # stable: ties keep each language's order
     seen: set[str] = set()
     top = []
