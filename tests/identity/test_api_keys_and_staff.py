@@ -13,47 +13,19 @@ from __future__ import annotations
 import json
 import time
 import uuid
-from collections.abc import Callable, Iterator
-from pathlib import Path
+from collections.abc import Callable
 from typing import Any
 
-import pytest
 from fastapi.testclient import TestClient
 
-from api.app import create_app
-from domain.base import FixedClock
 from infra.runtime import Hotline
-from infra.settings import Settings
 from tests.auth import bearer
-from tests.conftest import START, load_catalogue
+from tests.identity.conftest import pothole
 
 PASSWORD = "correct horse battery staple"
 Json = dict[str, Any]
-REQUEST = {
-    "kind": "action",
-    "subtype": "complaint",
-    "channel": "web",
-    "description": "Deep pothole in front of number 12",
-    "contact": {"name": "Mario Rossi", "phone": "+39 06 1234 5678"},
-    "location": {"address": "Via Roma 12"},
-    "urgency": "urgent",
-    "problem_code": "pothole",
-}
+REQUEST = pothole("web")
 KEY_ACTIONS = ["requests.register", "requests.read", "catalogue.read"]
-
-
-@pytest.fixture
-def hotline(tmp_path: Path) -> Iterator[Hotline]:
-    h = Hotline.start(Settings(data_dir=tmp_path), FixedClock(START))
-    load_catalogue(h)
-    yield h
-    h.close()
-
-
-@pytest.fixture
-def client(hotline: Hotline) -> Iterator[TestClient]:
-    with TestClient(create_app(hotline=hotline)) as c:
-        yield c
 
 
 def admin(hotline: Hotline) -> dict[str, str]:

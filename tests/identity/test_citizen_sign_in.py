@@ -56,12 +56,6 @@ def hotline(tmp_path: Path, smtp: SmtpServer, clock: FixedClock) -> Iterator[Hot
     h.close()
 
 
-@pytest.fixture
-def client(hotline: Hotline) -> Iterator[TestClient]:
-    with TestClient(create_app(hotline=hotline)) as c:
-        yield c
-
-
 def ask_code(client: TestClient, email: str = EMAIL, status: int = 202) -> Any:
     r = client.post("/auth/citizen/code", json={"email": email})
     assert r.status_code == status, f"{r.status_code} {r.text}"

@@ -10,6 +10,7 @@ from __future__ import annotations
 import httpx
 import pytest
 
+from domain.base import ROLES
 from tests.identity import keycloak_fixtures
 from tests.identity.keycloak_fixtures import (
     CLIENT_ID,
@@ -23,18 +24,7 @@ from tests.identity.keycloak_fixtures import (
 
 keycloak_issuer = keycloak_fixtures.keycloak_issuer  # the session fixture, visible to this module
 
-REALM_ROLES = {
-    "citizen",
-    "agent",
-    "expert",
-    "supervisor",
-    "department",
-    "control_office",
-    "analyst",
-    "auditor",
-    "integrator",
-    "administrator",
-}
+REALM_ROLES = set(ROLES) - {"system"}  # a process is never a Keycloak user
 CITIZEN_ID = "6b0c5d1e-1111-4a4a-9e9e-000000000001"
 
 # username -> (realm roles, department claim or None, citizen_id claim or None, name)

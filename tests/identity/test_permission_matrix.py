@@ -15,10 +15,8 @@ the OpenAPI document.
 from __future__ import annotations
 
 import re
-from collections.abc import Iterator
 from dataclasses import dataclass, field
 from datetime import timedelta
-from pathlib import Path
 from typing import Any
 
 import fastapi.routing
@@ -27,16 +25,14 @@ from fastapi import FastAPI
 from fastapi.routing import APIRoute
 from fastapi.testclient import TestClient
 
-from api.app import create_app
 from api.auth import rule_of
 from domain.access import PUBLIC, RULES, Action, Scope
-from domain.base import ROLES, SYSTEM, FixedClock
+from domain.base import ROLES, SYSTEM
 from domain.events import name_of
 from domain.identity import commands as ic
 from infra.runtime import Hotline
-from infra.settings import Settings
 from tests.auth import bearer
-from tests.conftest import START, load_catalogue
+from tests.conftest import START
 
 HTTP_METHODS = {"get", "post", "put", "patch", "delete"}
 DUMMY_ID = "00000000-0000-4000-8000-000000000000"
@@ -66,20 +62,6 @@ def register_body(phone: str, email: str | None = None, name: str = "Mario Rossi
 
 
 # ---------------------------------------------------------------------- fixtures
-@pytest.fixture
-def hotline(tmp_path: Path) -> Iterator[Hotline]:
-    h = Hotline.start(Settings(data_dir=tmp_path), FixedClock(START))
-    load_catalogue(h)
-    yield h
-    h.close()
-
-
-@pytest.fixture
-def client(hotline: Hotline) -> Iterator[TestClient]:
-    with TestClient(create_app(hotline=hotline)) as c:
-        yield c
-
-
 def auth(hotline: Hotline, sub: str, role: str, **kw: Any) -> dict[str, str]:
     return bearer(hotline.settings, sub, role, **kw)
 

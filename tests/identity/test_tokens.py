@@ -31,22 +31,14 @@ from infra.settings import Settings
 from tests.auth import bearer, token_for
 from tests.conftest import START, load_catalogue
 from tests.identity import keycloak_fixtures
+from tests.identity.conftest import pothole
 from tests.identity.keycloak_fixtures import keycloak_token, unverified_claims, user_password
 
 keycloak_issuer = keycloak_fixtures.keycloak_issuer  # the session fixture, visible to this module
 
 PROTECTED = "/requests"  # a protected GET (requests.read)
 Json = dict[str, Any]
-REQUEST = {
-    "kind": "action",
-    "subtype": "complaint",
-    "channel": "phone",
-    "description": "Deep pothole in front of number 12",
-    "contact": {"name": "Mario Rossi", "phone": "+39 06 1234 5678"},
-    "location": {"address": "Via Roma 12"},
-    "urgency": "urgent",
-    "problem_code": "pothole",
-}
+REQUEST = pothole()
 
 
 # ---------------------------------------------------------------------- fixtures
@@ -61,12 +53,6 @@ def hotline(tmp_path: Path) -> Iterator[Hotline]:
     h = start(Settings(data_dir=tmp_path))
     yield h
     h.close()
-
-
-@pytest.fixture
-def client(hotline: Hotline) -> Iterator[TestClient]:
-    with TestClient(create_app(hotline=hotline)) as c:
-        yield c
 
 
 @pytest.fixture(scope="module")
