@@ -45,29 +45,13 @@ PID_FILE="$KDIR/kafka.pid"
 LOCK_FILE="$KDIR/kafka.lock"
 LIBS_STAMP="$LIBS/.hotline-kafka-version"
 
-log() { echo "kafka.sh: $*" >&2; }
-die() { log "ERROR: $*"; exit 1; }
+SERVICE_NAME=kafka.sh
+# shellcheck source=infra/service-common.sh
+source "$SCRIPT_DIR/service-common.sh"
 
 bootstrap() { echo "$KAFKA_HOST:$KAFKA_PORT"; }
 
-tail_log() {
-    local f="${1:-$LOG_FILE}"
-    if [[ -f "$f" ]]; then
-        log "---- last lines of $f ----"
-        tail -n 40 "$f" >&2 || true
-        log "----------------------------"
-    fi
-}
-
 # ---------------------------------------------------------------- tooling ---
-apt_install() {
-    [[ "$(id -u)" == 0 ]] || die "$1 is missing and we are not root: run 'sudo apt-get install -y $*'"
-    log "installing $* with apt-get ..."
-    export DEBIAN_FRONTEND=noninteractive
-    apt-get update -q >&2 || die "apt-get update failed"
-    apt-get install -y -q "$@" >&2 || die "apt-get install $* failed"
-}
-
 ensure_java() {
     if ! command -v java >/dev/null 2>&1; then
         apt_install openjdk-17-jre-headless
@@ -75,10 +59,6 @@ ensure_java() {
     local v
     v="$(java -XshowSettings:properties -version 2>&1 | sed -n 's/^ *java.specification.version = //p')"
     [[ -n "$v" && "${v%%.*}" -ge 11 ]] || die "Kafka $KAFKA_VERSION needs Java 11+ (found: ${v:-unknown}); install openjdk-17-jre-headless"
-}
-
-ensure_python() {
-    command -v python3 >/dev/null 2>&1 || die "python3 is needed for the readiness check"
 }
 
 ensure_libs() {
@@ -190,10 +170,6 @@ broker_pid() {
     fi
 }
 
-port_in_use() {
-    (exec 3<>"/dev/tcp/$KAFKA_HOST/$1") >/dev/null 2>&1
-}
-
 # Exit 0 when the broker answers a Kafka Metadata request listing >= 1 broker
 # (i.e. it is registered with the KRaft controller and unfenced). Plain socket,
 # no client library needed.
@@ -238,33 +214,11 @@ wait_ready() {
     done
 }
 
-alive() {
-    # running and not a zombie
-    local state
-    kill -0 "$1" 2>/dev/null || return 1
-    state="$(awk '{print $3}' "/proc/$1/stat" 2>/dev/null || true)"
-    [[ -n "$state" && "$state" != Z && "$state" != X ]]
-}
-
 # wait up to $2 seconds for pid $1 to exit; 0 when it did
-wait_exit() {
-    local pid="$1" deadline=$((SECONDS + $2))
-    while alive "$pid"; do
-        (( SECONDS < deadline )) || return 1
-        sleep 0.2
-    done
-}
-
-take_lock() {
-    mkdir -p "$KDIR"
-    exec 9>"$LOCK_FILE"
-    flock -w 180 9 || die "timed out waiting for the lock $LOCK_FILE"
-}
-
 # --------------------------------------------------------------- commands ---
 cmd_start() {
     ensure_python
-    take_lock
+    take_lock 180
     local pid
     pid="$(broker_pid)"
     if [[ -n "$pid" ]]; then
@@ -275,7 +229,7 @@ cmd_start() {
     fi
     rm -f "$PID_FILE"
     for p in "$KAFKA_PORT" "$CONTROLLER_PORT"; do
-        if port_in_use "$p"; then
+        if port_in_use "$p" "$KAFKA_HOST"; then
             if [[ "$p" == "$KAFKA_PORT" ]] && broker_ready; then
                 # e.g. started from another working directory: reuse it rather than fail
                 log "WARNING: another Kafka broker (not ours in $KDIR) already serves $(bootstrap); using it"
@@ -321,7 +275,7 @@ cmd_start() {
 
 cmd_stop() {
     [[ -d "$KDIR" ]] || { log "not running"; return 0; }
-    take_lock
+    take_lock 180
     local pid
     pid="$(broker_pid)"
     if [[ -z "$pid" ]]; then

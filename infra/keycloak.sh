@@ -63,30 +63,14 @@ LOG_FILE="$KCDIR/keycloak.log"
 PID_FILE="$KCDIR/keycloak.pid"
 LOCK_FILE="$KCDIR/keycloak.lock"
 
-log() { echo "keycloak.sh: $*" >&2; }
-die() { log "ERROR: $*"; exit 1; }
+SERVICE_NAME=keycloak.sh
+# shellcheck source=infra/service-common.sh
+source "$SCRIPT_DIR/service-common.sh"
 
 base_url() { echo "http://$KC_HOST:$KC_PORT"; }
 issuer() { echo "$(base_url)/realms/$KC_REALM"; }
 
-tail_log() {
-    local f="${1:-$LOG_FILE}"
-    if [[ -f "$f" ]]; then
-        log "---- last lines of $f ----"
-        tail -n 40 "$f" >&2 || true
-        log "----------------------------"
-    fi
-}
-
 # ---------------------------------------------------------------- tooling ---
-apt_install() {
-    [[ "$(id -u)" == 0 ]] || die "$1 is missing and we are not root: run 'sudo apt-get install -y $*'"
-    log "installing $* with apt-get ..."
-    export DEBIAN_FRONTEND=noninteractive
-    apt-get update -q >&2 || die "apt-get update failed"
-    apt-get install -y -q "$@" >&2 || die "apt-get install $* failed"
-}
-
 java_major() {
     # the major version of the java binary $1 (17, 21, 25 ...), or nothing
     local v
@@ -134,10 +118,6 @@ ensure_java() {
     fi
     (( best_major >= PREFERRED_JAVA )) || log "note: using Java $best_major ($best); Java $PREFERRED_JAVA+ is preferred"
     export JAVA_HOME="$best"
-}
-
-ensure_python() {
-    command -v python3 >/dev/null 2>&1 || die "python3 is needed for the readiness check"
 }
 
 # The unpacked distribution, fetched with mvn once (mvn also keeps the archive in
@@ -211,10 +191,6 @@ server_pid() {
     fi
 }
 
-port_in_use() {
-    (exec 3<>"/dev/tcp/$KC_HOST/$1") >/dev/null 2>&1
-}
-
 # Exit 0 when the realm's discovery document answers with our issuer.
 realm_ready() {
     python3 - "$(issuer)" <<'PY' 2>/dev/null
@@ -242,33 +218,11 @@ wait_ready() {
     done
 }
 
-alive() {
-    # running and not a zombie
-    local state
-    kill -0 "$1" 2>/dev/null || return 1
-    state="$(awk '{print $3}' "/proc/$1/stat" 2>/dev/null || true)"
-    [[ -n "$state" && "$state" != Z && "$state" != X ]]
-}
-
 # wait up to $2 seconds for pid $1 to exit; 0 when it did
-wait_exit() {
-    local pid="$1" deadline=$((SECONDS + $2))
-    while alive "$pid"; do
-        (( SECONDS < deadline )) || return 1
-        sleep 0.2
-    done
-}
-
-take_lock() {
-    mkdir -p "$KCDIR"
-    exec 9>"$LOCK_FILE"
-    flock -w 300 9 || die "timed out waiting for the lock $LOCK_FILE"
-}
-
 # --------------------------------------------------------------- commands ---
 cmd_start() {
     ensure_python
-    take_lock
+    take_lock 300
     local pid
     pid="$(server_pid)"
     if [[ -n "$pid" ]]; then
@@ -278,7 +232,7 @@ cmd_start() {
         return 0
     fi
     rm -f "$PID_FILE"
-    if port_in_use "$KC_PORT"; then
+    if port_in_use "$KC_PORT" "$KC_HOST"; then
         if realm_ready; then
             # e.g. started from another working directory: reuse it rather than fail
             log "WARNING: another Keycloak (not ours in $KCDIR) already serves $(issuer); using it"
@@ -329,7 +283,7 @@ cmd_start() {
 
 cmd_stop() {
     [[ -d "$KCDIR" ]] || { log "not running"; return 0; }
-    take_lock
+    take_lock 300
     local pid
     pid="$(server_pid)"
     if [[ -z "$pid" ]]; then
@@ -350,7 +304,7 @@ cmd_stop() {
     fi
     # java (kc.sh's child, same process group) may outlive the launcher by a moment
     local deadline=$((SECONDS + 15))
-    while pgrep -g "$pid" >/dev/null 2>&1 || port_in_use "$KC_PORT"; do
+    while pgrep -g "$pid" >/dev/null 2>&1 || port_in_use "$KC_PORT" "$KC_HOST"; do
         if (( SECONDS >= deadline )); then
             die "pid $pid stopped but its process group or port $KC_PORT is still busy"
         fi

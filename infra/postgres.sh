@@ -33,8 +33,9 @@ SERVICES_DIR="$(cd "$SERVICES_DIR" && pwd -P)"
 PGDATA_DIR="${HOTLINE_PG_DATA:-$SERVICES_DIR/postgres}"
 LOCK_FILE="$SERVICES_DIR/postgres.lock"
 
-log() { echo "postgres.sh: $*" >&2; }
-die() { log "ERROR: $*"; exit 1; }
+SERVICE_NAME=postgres.sh
+# shellcheck source=infra/service-common.sh
+source "$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd -P)/service-common.sh"
 
 url() { echo "postgresql://${PG_USER}@${PG_HOST}:${PG_PORT}/${1:-hotline}"; }
 
@@ -107,14 +108,6 @@ resolve_data_dir() {
     fi
 }
 
-tail_log() {
-    if [[ -f "${PG_LOG:-}" ]]; then
-        log "---- last lines of $PG_LOG ----"
-        tail -n 40 "$PG_LOG" >&2 || true
-        log "-------------------------------"
-    fi
-}
-
 is_ready() {
     "$BINDIR/pg_isready" -q -h "$PG_HOST" -p "$PG_PORT" -U "$PG_USER" -d postgres -t 2 >/dev/null 2>&1
 }
@@ -122,11 +115,6 @@ is_ready() {
 server_running() {
     # our cluster's postmaster is alive (pg_ctl status: 0 running, 3 not running, 4 no data dir)
     [[ -f "$PGDATA_DIR/postmaster.pid" ]] && as_owner "$BINDIR/pg_ctl" status -D "$PGDATA_DIR" >/dev/null 2>&1
-}
-
-port_in_use() {
-    # true when something accepts TCP connections on 127.0.0.1:$PG_PORT
-    (exec 3<>"/dev/tcp/$PG_HOST/$PG_PORT") >/dev/null 2>&1
 }
 
 # --------------------------------------------------------------- cluster ---
@@ -207,11 +195,11 @@ wait_ready() {
     local deadline=$((SECONDS + START_TIMEOUT))
     until is_ready; do
         if ! server_running; then
-            tail_log
+            tail_log "${PG_LOG:-}"
             die "PostgreSQL exited during startup (log: $PG_LOG)"
         fi
         if (( SECONDS >= deadline )); then
-            tail_log
+            tail_log "${PG_LOG:-}"
             die "PostgreSQL did not answer pg_isready on $PG_HOST:$PG_PORT within ${START_TIMEOUT}s (log: $PG_LOG)"
         fi
         sleep 0.5
@@ -234,7 +222,7 @@ cmd_start() {
         url
         return 0
     fi
-    if port_in_use; then
+    if port_in_use "$PG_PORT" "$PG_HOST"; then
         local other
         other="$("$BINDIR/psql" -X -q -h "$PG_HOST" -p "$PG_PORT" -U "$PG_USER" -d postgres -tAc \
             "SHOW data_directory" 2>/dev/null || true)"
@@ -253,7 +241,7 @@ cmd_start() {
     as_owner touch "$PG_LOG"
     log "starting PostgreSQL ($("$BINDIR/postgres" --version)) on $PG_HOST:$PG_PORT, data $PGDATA_DIR"
     if ! as_owner "$BINDIR/pg_ctl" start -D "$PGDATA_DIR" -l "$PG_LOG" -w -t "$START_TIMEOUT" -s >/dev/null 2>&1; then
-        tail_log
+        tail_log "${PG_LOG:-}"
         die "pg_ctl start failed (log: $PG_LOG)"
     fi
     wait_ready
@@ -272,7 +260,7 @@ cmd_stop() {
         return 0
     fi
     if ! as_owner "$BINDIR/pg_ctl" stop -D "$PGDATA_DIR" -m fast -w -t 60 -s; then
-        tail_log
+        tail_log "${PG_LOG:-}"
         die "pg_ctl stop failed"
     fi
     log "stopped"

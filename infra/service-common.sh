@@ -1,0 +1,58 @@
+# Shared by the scripts that start a private service on loopback (infra/kafka.sh,
+# infra/keycloak.sh, infra/postgres.sh): logging, the log's tail on failure, Debian
+# packages, process and port checks, and the start/stop lock. Source it after setting
+# SERVICE_NAME (e.g. "kafka.sh") and, before calling tail_log or take_lock, LOG_FILE and
+# LOCK_FILE.
+# shellcheck shell=bash
+
+log() { echo "${SERVICE_NAME}: $*" >&2; }
+die() { log "ERROR: $*"; exit 1; }
+
+tail_log() {
+    local f="${1:-${LOG_FILE:-}}"
+    if [[ -f "$f" ]]; then
+        log "---- last lines of $f ----"
+        tail -n 40 "$f" >&2 || true
+        log "----------------------------"
+    fi
+}
+
+apt_install() {
+    [[ "$(id -u)" == 0 ]] || die "$1 is missing and we are not root: run 'sudo apt-get install -y $*'"
+    log "installing $* with apt-get ..."
+    export DEBIAN_FRONTEND=noninteractive
+    apt-get update -q >&2 || die "apt-get update failed"
+    apt-get install -y -q "$@" >&2 || die "apt-get install $* failed"
+}
+
+ensure_python() {
+    command -v python3 >/dev/null 2>&1 || die "python3 is needed for the readiness check"
+}
+
+port_in_use() {
+    # $1 port, $2 host (default 127.0.0.1)
+    (exec 3<>"/dev/tcp/${2:-127.0.0.1}/$1") >/dev/null 2>&1
+}
+
+alive() {
+    # running and not a zombie
+    local state
+    kill -0 "$1" 2>/dev/null || return 1
+    state="$(awk '{print $3}' "/proc/$1/stat" 2>/dev/null || true)"
+    [[ -n "$state" && "$state" != Z && "$state" != X ]]
+}
+
+wait_exit() {
+    local pid="$1" deadline=$((SECONDS + $2))
+    while alive "$pid"; do
+        (( SECONDS < deadline )) || return 1
+        sleep 0.2
+    done
+}
+
+take_lock() {
+    # $1 seconds to wait for another start or stop to finish
+    mkdir -p "$(dirname "$LOCK_FILE")"
+    exec 9>"$LOCK_FILE"
+    flock -w "${1:-180}" 9 || die "timed out waiting for the lock $LOCK_FILE"
+}
