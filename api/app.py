@@ -10,6 +10,7 @@ from typing import Any
 from fastapi import APIRouter, FastAPI, Request
 from fastapi.middleware.cors import CORSMiddleware
 from fastapi.routing import APIRoute
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from api import errors
 from api.auth import rule_of
@@ -74,19 +75,7 @@ def create_app(settings: Settings | None = None, hotline: Hotline | None = None,
         response.headers["Server-Timing"] = timing
         return response
 
-    @app.middleware("http")
-    async def security_headers(request: Request, call_next: Any) -> Any:
-        response = await call_next(request)
-        headers = response.headers
-        headers.setdefault("X-Content-Type-Options", "nosniff")
-        headers.setdefault("Referrer-Policy", "no-referrer")
-        headers.setdefault("X-Frame-Options", "DENY")
-        if response.headers.get("content-type", "").startswith("text/html"):
-            headers.setdefault("Content-Security-Policy", HTML_CSP)
-        else:
-            # Answers carry personal data: never kept by a browser or a proxy.
-            headers.setdefault("Cache-Control", "no-store")
-        return response
+    app.add_middleware(SecurityHeaders)
 
     cors = (settings or get_settings()).cors_origins if hotline is None else hotline.settings.cors_origins
     if cors:
@@ -112,6 +101,36 @@ HTML_CSP = (
     "style-src 'self' 'unsafe-inline' https://cdn.jsdelivr.net; img-src 'self' data: https://fastapi.tiangolo.com; "
     "frame-ancestors 'none'; base-uri 'none'; form-action 'self'"
 )
+
+
+class SecurityHeaders:
+    """Headers every answer carries (a plain ASGI middleware: it only edits the response
+    start, without the cost of a request/response middleware on every call)."""
+
+    COMMON = ((b"x-content-type-options", b"nosniff"), (b"referrer-policy", b"no-referrer"), (b"x-frame-options", b"DENY"))
+
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+
+        async def send_with_headers(message: Message) -> None:
+            if message["type"] == "http.response.start":
+                headers = list(message.get("headers", []))
+                present = {name.lower() for name, _ in headers}
+                html = any(n.lower() == b"content-type" and v.startswith(b"text/html") for n, v in headers)
+                extra = [*self.COMMON, (b"content-security-policy", HTML_CSP.encode())] if html else [*self.COMMON]
+                if not html:
+                    # Answers carry personal data: never kept by a browser or a proxy.
+                    extra.append((b"cache-control", b"no-store"))
+                headers += [(n, v) for n, v in extra if n not in present]
+                message = {**message, "headers": headers}
+            await send(message)
+
+        await self.app(scope, receive, send_with_headers)
 
 
 def declare_permissions(router: APIRouter) -> None:

@@ -38,8 +38,12 @@ def client_address(request: Request) -> str:
     return request.client.host if request.client else "unknown"
 
 
-def authenticate(request: Request, credentials: HTTPAuthorizationCredentials | None = Depends(bearer)) -> Actor | None:
-    """The signed-in actor, None without credentials; 401 for credentials we refuse."""
+async def authenticate(request: Request, credentials: HTTPAuthorizationCredentials | None = Depends(bearer)) -> Actor | None:
+    """The signed-in actor, None without credentials; 401 for credentials we refuse.
+
+    Async: run on the event loop, not in a worker thread (two thread hops a request cost
+    more than the check). What it may read is brief and cached: a verified token for its
+    lifetime, an account every 5 s, an API key every second, the issuer's keys on rotation."""
     hotline: Hotline = request.app.state.hotline
     raw = credentials.credentials if credentials is not None else request.headers.get("x-api-key")
     if raw:
@@ -85,7 +89,7 @@ def allow(action: Action) -> Any:
     The scope (own department, own case, assigned) is checked where the thing acted on
     is known: by the command's handler, or by the query on the rows it reads."""
 
-    def dependency(request: Request, actor: Actor | None = Depends(authenticate)) -> Actor:
+    async def dependency(request: Request, actor: Actor | None = Depends(authenticate)) -> Actor:
         hotline: Hotline = request.app.state.hotline
         if actor is None:
             if action not in PUBLIC:
@@ -104,7 +108,7 @@ def allow(action: Action) -> Any:
     return Depends(dependency)
 
 
-def _open(request: Request) -> None:
+async def _open(request: Request) -> None:
     """No sign-in: health, metrics (its own token), signing keys, discovery."""
 
 
