@@ -24,7 +24,7 @@ import socket
 import threading
 import time
 import zlib
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from datetime import UTC, datetime
 from typing import Any
 
@@ -369,6 +369,9 @@ class _Probe:
             self.missing[ck] = None
             return None
         return dict(row) if isinstance(row, dict) else None
+
+    def read_ahead(self, table: str, keys: Iterable[tuple[Any, ...]]) -> None:
+        pass  # the misses its gets record are read in one round trip anyway
 
     def put(self, table: str, row: dict[str, Any]) -> None:
         # Later reads of this key see the write, as in the real pass (no copy: a hint only).

@@ -43,6 +43,11 @@ class UtcDateTime(sa.types.TypeDecorator[datetime]):
 class Rows(Protocol):
     def get(self, table: str, *key: Any) -> dict[str, Any] | None: ...
 
+    def read_ahead(self, table: str, keys: Iterable[tuple[Any, ...]]) -> None:
+        """A hint: these rows will be read (``get``) soon. A store may read them in one
+        query instead of one a key; it changes nothing else."""
+        ...
+
     def put(self, table: str, row: dict[str, Any]) -> None:
         """Insert or replace the row with the row's primary key."""
         ...
@@ -106,6 +111,9 @@ class MemoryRows:
     def get(self, table: str, *key: Any) -> dict[str, Any] | None:
         row = self.data[table].get(tuple(key))
         return dict(row) if row is not None else None
+
+    def read_ahead(self, table: str, keys: Iterable[tuple[Any, ...]]) -> None:
+        pass  # already in memory
 
     def put(self, table: str, row: dict[str, Any]) -> None:
         self.data[table][primary_key(self.projection.tables[table], row)] = dict(row)

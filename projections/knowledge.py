@@ -181,7 +181,9 @@ def _stats(rows: Rows, language: str, docs: int, title_len: int, body_len: int) 
 def _document_frequencies(rows: Rows, row: dict[str, Any], change: int) -> None:
     """Counts the index row's distinct terms in (``change`` = 1) or out (-1) of TERMS."""
     language = row["language"]
-    for term in set(row["title_tokens"].split()) | set(row["body_tokens"].split()):
+    terms = sorted(set(row["title_tokens"].split()) | set(row["body_tokens"].split()))
+    rows.read_ahead(TERMS.name, [(language, term) for term in terms])
+    for term in terms:
         known = rows.get(TERMS.name, language, term)
         docs = (known["docs"] if known else 0) + change
         if docs > 0:
