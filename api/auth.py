@@ -18,6 +18,7 @@ from __future__ import annotations
 from typing import Any
 
 from fastapi import Depends, Request
+from fastapi.concurrency import run_in_threadpool
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 
 from api.errors import Unauthenticated
@@ -25,6 +26,7 @@ from domain.access import PUBLIC, Access, Action, Scope, acting_department, auth
 from domain.base import Actor, Forbidden, InvalidCommand
 from infra.identity.service import API_KEY_PREFIX
 from infra.identity.tokens import InvalidToken, NoHotlineRole
+from infra.rate_limits import RateLimits
 from infra.runtime import Hotline
 
 bearer = HTTPBearer(
@@ -99,7 +101,11 @@ def allow(action: Action) -> Any:
         if action in PUBLIC and actor.role == "citizen":
             # The public face: limited per address (anonymous) or per signed-in citizen.
             who = actor.id if actor is not ANONYMOUS else f"address:{client_address(request)}"
-            hotline_limits(hotline).hit("public", hotline.settings.rate_limit_public, who)
+            limits = hotline_limits(hotline)
+            if limits.shared:  # a database round trip: off the event loop
+                await run_in_threadpool(limits.hit, "public", hotline.settings.rate_limit_public, who)
+            else:
+                limits.hit("public", hotline.settings.rate_limit_public, who)
         request.state.actor = actor
         return actor
 
@@ -116,10 +122,9 @@ _open.action = None  # type: ignore[attr-defined]
 OPEN: Any = Depends(_open)
 
 
-def hotline_limits(hotline: Hotline) -> Any:
-    from infra.rate_limits import RateLimits
-
-    limits = hotline.extras.get("rate_limits")
+def hotline_limits(hotline: Hotline) -> RateLimits:
+    """The process's rate limits (built on first use: in memory, or in PostgreSQL)."""
+    limits: RateLimits | None = hotline.extras.get("rate_limits")
     if limits is None:
         limits = hotline.extras.setdefault("rate_limits", RateLimits.for_hotline(hotline))
     return limits

@@ -28,15 +28,16 @@ class LimitExceeded(DomainError):
 
 
 class RateLimits:
-    def __init__(self, storage: Storage) -> None:
+    def __init__(self, storage: Storage, *, shared: bool = False) -> None:
         self.limiter = FixedWindowRateLimiter(storage)
+        self.shared = shared  # counters in a database: each hit is a round trip
 
     @classmethod
     def for_hotline(cls, hotline: Hotline) -> RateLimits:
         if hotline.settings.database_url:
             from infra.rate_limit_store import PostgresStorage
 
-            return cls(PostgresStorage(hotline.read_store.engine))
+            return cls(PostgresStorage(hotline.read_store.engine), shared=True)
         return cls(MemoryStorage())
 
     def hit(self, name: str, limit: str, who: str) -> None:
