@@ -16,9 +16,11 @@ from __future__ import annotations
 import logging
 import secrets
 from typing import Any
+from urllib.parse import parse_qs
 
 from fastapi import APIRouter, Depends, Request, status
-from pydantic import BaseModel, ConfigDict, Field, SecretStr, model_validator
+from fastapi.exceptions import RequestValidationError
+from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError, model_validator
 
 from api.auth import OPEN, allow, client_address, hotline_limits
 from api.deps import get_hotline
@@ -86,9 +88,42 @@ def jwks(hotline: Hotline = Depends(get_hotline), _: None = OPEN) -> dict[str, A
     return hotline.identity.keyring.jwks()
 
 
-@router.post("/auth/token", response_model=TokenAnswer, summary="Staff sign-in: a bearer token for a username and password")
+async def token_request(request: Request) -> TokenRequest:
+    """The OAuth 2.0 password grant as clients send it (a form) or as JSON."""
+    if request.headers.get("content-type", "").startswith("application/x-www-form-urlencoded"):
+        raw: Any = {k: v[-1] for k, v in parse_qs((await request.body()).decode("utf-8", "replace")).items()}
+    else:
+        try:
+            raw = await request.json()
+        except ValueError:
+            raise RequestValidationError(
+                [{"type": "json_invalid", "loc": ("body",), "msg": "the body is not JSON", "input": None}]
+            ) from None
+    try:
+        return TokenRequest.model_validate(raw)
+    except ValidationError as exc:
+        raise RequestValidationError([{**e, "loc": ("body", *e["loc"])} for e in exc.errors()]) from None
+
+
+_TOKEN_BODY = TokenRequest.model_json_schema()
+
+
+@router.post(
+    "/auth/token",
+    response_model=TokenAnswer,
+    summary="Staff sign-in: a bearer token for a username and password (OAuth 2.0 password grant, form or JSON)",
+    openapi_extra={
+        "requestBody": {
+            "required": True,
+            "content": {"application/x-www-form-urlencoded": {"schema": _TOKEN_BODY}, "application/json": {"schema": _TOKEN_BODY}},
+        }
+    },
+)
 def token(
-    body: TokenRequest, request: Request, hotline: Hotline = Depends(get_hotline), _: Actor = allow(Action.SIGN_IN)
+    request: Request,
+    body: TokenRequest = Depends(token_request),
+    hotline: Hotline = Depends(get_hotline),
+    _: Actor = allow(Action.SIGN_IN),
 ) -> dict[str, Any]:
     limits = hotline_limits(hotline)
     limits.hit("sign-in", hotline.settings.rate_limit_sign_in, f"address:{client_address(request)}")

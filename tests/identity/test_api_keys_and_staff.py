@@ -247,3 +247,12 @@ def test_api_keys_are_an_administrators_and_never_exceed_their_role(client: Test
     key = issue_key(client, hotline)["key"]
     r = client.post("/api-keys", json=spec, headers=as_bearer(key))
     assert r.status_code == 403, r.text
+
+
+def test_the_password_grant_takes_a_form_as_oauth_clients_send_it(client: TestClient, hotline: Hotline) -> None:
+    enrol(client, hotline, "sup-form", ["supervisor"])
+    form = {"grant_type": "password", "username": "sup-form", "password": PASSWORD}
+    answer = ok(client.post("/auth/token", data=form))
+    assert answer["token_type"] == "Bearer" and client.get("/requests", headers=as_bearer(answer["access_token"])).status_code == 200
+    assert client.post("/auth/token", data={**form, "grant_type": "client_credentials"}).status_code == 422
+    assert client.post("/auth/token", data={**form, "password": "wrong password"}).status_code == 401
