@@ -262,11 +262,7 @@ cmd_start() {
         -cp "$LIBS/*" kafka.Kafka "$CONF_DIR/server.properties" \
         </dev/null >>"$LOG_FILE" 2>&1 9>&- &
     # the launcher writes the pid file before exec'ing java
-    local deadline=$((SECONDS + 10))
-    until [[ -s "$PID_FILE" ]]; do
-        (( SECONDS < deadline )) || { tail_log; die "the broker process did not start"; }
-        sleep 0.1
-    done
+    await_pid_file broker
     pid="$(cat "$PID_FILE")"
     wait_ready "$pid"
     log "ready (pid $pid, log $LOG_FILE)"
@@ -284,15 +280,7 @@ cmd_stop() {
         return 0
     fi
     log "stopping broker (pid $pid)"
-    kill -TERM "$pid" 2>/dev/null || true
-    if ! wait_exit "$pid" "$STOP_TIMEOUT"; then
-        log "no exit after ${STOP_TIMEOUT}s: SIGKILL"
-        kill -KILL "$pid" 2>/dev/null || true
-        if ! wait_exit "$pid" 15; then
-            tail_log
-            die "could not stop pid $pid"
-        fi
-    fi
+    terminate "$pid" "$STOP_TIMEOUT"
     rm -f "$PID_FILE"
     log "stopped"
 }

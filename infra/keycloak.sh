@@ -270,11 +270,7 @@ cmd_start() {
         --log-console-color=false \
         </dev/null >>"$LOG_FILE" 2>&1 9>&- &
     # the launcher writes the pid file before exec'ing kc.sh
-    local deadline=$((SECONDS + 10))
-    until [[ -s "$PID_FILE" ]]; do
-        (( SECONDS < deadline )) || { tail_log; die "the Keycloak process did not start"; }
-        sleep 0.1
-    done
+    await_pid_file Keycloak
     pid="$(cat "$PID_FILE")"
     wait_ready "$pid"
     log "ready (pid $pid, issuer $(issuer), admin console $(base_url)/admin as $ADMIN_USER, log $LOG_FILE)"
@@ -292,16 +288,7 @@ cmd_stop() {
         return 0
     fi
     log "stopping Keycloak (pid $pid)"
-    kill -TERM "$pid" 2>/dev/null || true
-    if ! wait_exit "$pid" "$STOP_TIMEOUT"; then
-        log "no exit after ${STOP_TIMEOUT}s: SIGKILL"
-        # the launcher leads its own process group (setsid): kill java with it
-        kill -KILL -- "-$pid" 2>/dev/null || kill -KILL "$pid" 2>/dev/null || true
-        if ! wait_exit "$pid" 15; then
-            tail_log
-            die "could not stop pid $pid"
-        fi
-    fi
+    terminate "$pid" "$STOP_TIMEOUT" group
     # java (kc.sh's child, same process group) may outlive the launcher by a moment
     local deadline=$((SECONDS + 15))
     while pgrep -g "$pid" >/dev/null 2>&1 || port_in_use "$KC_PORT" "$KC_HOST"; do

@@ -56,3 +56,30 @@ take_lock() {
     exec 9>"$LOCK_FILE"
     flock -w "${1:-180}" 9 || die "timed out waiting for the lock $LOCK_FILE"
 }
+
+await_pid_file() {
+    # $1 what (for the message): the launcher writes $PID_FILE before exec'ing the server
+    local deadline=$((SECONDS + 10))
+    until [[ -s "$PID_FILE" ]]; do
+        (( SECONDS < deadline )) || { tail_log; die "the $1 process did not start"; }
+        sleep 0.1
+    done
+}
+
+terminate() {
+    # $1 pid, $2 seconds to wait after SIGTERM, $3 "group" to SIGKILL its process group too
+    local pid="$1"
+    kill -TERM "$pid" 2>/dev/null || true
+    if ! wait_exit "$pid" "$2"; then
+        log "no exit after ${2}s: SIGKILL"
+        if [[ "${3:-}" == group ]]; then
+            kill -KILL -- "-$pid" 2>/dev/null || kill -KILL "$pid" 2>/dev/null || true
+        else
+            kill -KILL "$pid" 2>/dev/null || true
+        fi
+        if ! wait_exit "$pid" 15; then
+            tail_log
+            die "could not stop pid $pid"
+        fi
+    fi
+}
