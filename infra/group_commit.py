@@ -95,6 +95,15 @@ class GroupCommitter(BatchingThread):
                     future.set_exception(exc)
                 batch = [item for item in batch if item not in losers]
                 continue
+            except Exception as exc:
+                if len(batch) > 1:
+                    # One command's events could not be stored (a value JSON cannot hold…):
+                    # settle each on its own, so that it fails alone and its neighbours commit.
+                    for events, future in batch:
+                        self._commit_one(events, future)
+                    return
+                batch[0][1].set_exception(exc)
+                return
             except BaseException as exc:
                 for _, future in batch:
                     future.set_exception(exc)

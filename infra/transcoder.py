@@ -17,13 +17,29 @@ from typing import Any
 import orjson
 from eventsourcing.persistence import JSONTranscoder, TranscodingNotRegisteredError
 
+from domain.base import InvalidCommand
+
 _PLAIN = frozenset({str, int, float, bool, type(None)})
 _OPTIONS = orjson.OPT_NON_STR_KEYS | orjson.OPT_PASSTHROUGH_DATETIME | orjson.OPT_PASSTHROUGH_DATACLASS
 
 
+class UnstorableValue(InvalidCommand):
+    """A value JSON cannot hold as stored (an integer beyond 64 bits, nesting deeper than
+    254 levels): the command that carried it is refused (422), alone."""
+
+    code = "unstorable_value"
+
+
 class FastJSONTranscoder(JSONTranscoder):
     def encode(self, obj: Any) -> bytes:
-        return orjson.dumps(self._tag(obj), default=self._refuse, option=_OPTIONS)
+        try:
+            return orjson.dumps(self._tag(obj), default=self._refuse, option=_OPTIONS)
+        except TranscodingNotRegisteredError:
+            raise  # a type the code forgot to register: a programming error, not the caller's
+        except orjson.JSONEncodeError as exc:
+            raise UnstorableValue(f"a value of this command cannot be stored: {exc}") from None
+        except RecursionError:
+            raise UnstorableValue("a value of this command is nested too deeply to be stored") from None
 
     def decode(self, data: bytes) -> Any:
         if b'"_type_"' not in data:  # nothing tagged: no hook needed
