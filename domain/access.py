@@ -93,6 +93,7 @@ class Action(StrEnum):
     CITIZENS_SIGN_IN = "auth.citizen_sign_in"  # a citizen asks for and uses a one-time code
     STAFF_READ = "staff.read"
     STAFF_MANAGE = "staff.manage"
+    API_KEYS_READ = "api_keys.read"  # a key's name, role, actions and state (never the key)
     API_KEYS_MANAGE = "api_keys.manage"
     OPERATIONS_READ = "operations.read"  # Kafka status
 
@@ -160,6 +161,7 @@ RULES: Mapping[Action, Mapping[str, Scope]] = {
     Action.CITIZENS_SIGN_IN: {"citizen": A, "system": A},
     Action.STAFF_READ: {"supervisor": A, "administrator": A, **_READ_ALL},
     Action.STAFF_MANAGE: {"administrator": A, "system": A},
+    Action.API_KEYS_READ: {"administrator": A, **_READ_ALL},
     Action.API_KEYS_MANAGE: {"administrator": A, "system": A},
     Action.OPERATIONS_READ: {"supervisor": A, "administrator": A, **_READ_ALL},
 }

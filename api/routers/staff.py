@@ -93,7 +93,7 @@ def issue_api_key(
 
 
 @router.get("/api-keys/{key_id}", summary="An API key's name, role, actions and state (never the key)")
-def get_api_key(key_id: str, hotline: Hotline = Depends(get_hotline), _: Actor = allow(Action.API_KEYS_MANAGE)) -> dict[str, Any]:
+def get_api_key(key_id: str, hotline: Hotline = Depends(get_hotline), _: Actor = allow(Action.API_KEYS_READ)) -> dict[str, Any]:
     try:
         key = hotline.store.read_reference(uuid.UUID(key_id))
     except ValueError:
