@@ -40,12 +40,18 @@ def client_address(request: Request) -> str:
     return request.client.host if request.client else "unknown"
 
 
+def caller(actor: Actor, request: Request) -> str:
+    """Whom a public limit counts: the signed-in subject, else the client address."""
+    return actor.id if actor is not ANONYMOUS else f"address:{client_address(request)}"
+
+
 async def authenticate(request: Request, credentials: HTTPAuthorizationCredentials | None = Depends(bearer)) -> Actor | None:
     """The signed-in actor, None without credentials; 401 for credentials we refuse.
 
     Async: run on the event loop, not in a worker thread (two thread hops a request cost
     more than the check). What it may read is brief and cached: a verified token for its
-    lifetime, an account every 5 s, an API key every second, the issuer's keys on rotation."""
+    lifetime, accounts and API keys through the store's 2 s reference cache, the issuer's
+    keys on rotation."""
     hotline: Hotline = request.app.state.hotline
     raw = credentials.credentials if credentials is not None else request.headers.get("x-api-key")
     if raw:
@@ -100,7 +106,7 @@ def allow(action: Action) -> Any:
         authorize(actor, action)
         if action in PUBLIC and actor.role == "citizen":
             # The public face: limited per address (anonymous) or per signed-in citizen.
-            who = actor.id if actor is not ANONYMOUS else f"address:{client_address(request)}"
+            who = caller(actor, request)
             limits = hotline_limits(hotline)
             if limits.shared:  # a database round trip: off the event loop
                 await run_in_threadpool(limits.hit, "public", hotline.settings.rate_limit_public, who)

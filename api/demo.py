@@ -105,7 +105,7 @@ def load_demo(settings: Settings, *, only_if_empty: bool, console: Any = None, d
         sim_start = now - timedelta(hours=CONTACT_CENTER_HOURS)
         counts = _generate(hotline, clock, sim_start, random.Random(seed), console)
         counts["staff"] = enrol_demo_staff(hotline)
-        counts["articles"] = load_articles(hotline, read_articles(KNOWLEDGE_FILE), SUPERVISOR)
+        counts["articles"] = len(load_articles(hotline, read_articles(KNOWLEDGE_FILE), SUPERVISOR))
         counts.update(_simulate_contact_center(hotline, clock, sim_start, console, seed))
         for hook in DEMO_HOOKS:
             hook(hotline, clock, now, console)

@@ -90,20 +90,7 @@ class NotificationConsumer:
     @classmethod
     def from_settings(cls, hotline: Hotline) -> NotificationConsumer:
         st = hotline.settings
-        email = SmtpSender(
-            host=st.smtp_host,
-            port=st.smtp_port,
-            mail_from=st.mail_from,
-            username=st.smtp_username,
-            password=st.smtp_password,
-            starttls=st.smtp_starttls,
-            timeout=st.smtp_timeout,
-        )
-        gateway = (
-            GatewaySender(st.sms_gateway_url, st.sms_gateway_token, st.sms_gateway_retries, st.sms_gateway_backoff_seconds)
-            if st.sms_gateway_url
-            else None
-        )
+        email, gateway = SmtpSender.from_settings(st), GatewaySender.from_settings(st)
         retry = n.RetryPolicy(max_attempts=st.notify_max_attempts, first_retry=timedelta(seconds=st.notify_retry_seconds))
         return cls(hotline, email=email, gateway=gateway, retry=retry, department_mail=st.department_mail)
 

@@ -20,7 +20,7 @@ read reports and no personal data; auditors read everything and change nothing.
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from enum import StrEnum
 
@@ -264,7 +264,3 @@ def acting_department(actor: Actor, action: Action, named: str | None, default: 
     if chosen is None:
         raise InvalidCommand("name the department acted for in 'department_id'", field="department_id")
     return chosen
-
-
-def roles_allowed(action: Action) -> Iterable[str]:
-    return RULES[action].keys()

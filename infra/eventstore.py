@@ -203,6 +203,11 @@ class EventStore(Application):
         except AggregateNotFoundError:
             return None
 
+    def reference(self, aggregate_id: Any) -> Any:
+        """The aggregate as reference data (read, never changed): from the
+        :class:`ReferenceCache`, checked against the store after its ``ttl``; None if absent."""
+        return self.reference_cache.get(aggregate_id, lambda previous: self.read_reference(aggregate_id, previous))
+
     def _rebuild(self, aggregate_id: Any) -> Any:
         """From the store, bypassing the cache (the library's own reconstruction)."""
         repository: Any = self.repository

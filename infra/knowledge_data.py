@@ -26,15 +26,16 @@ def read_articles(path: Path) -> list[dict[str, Any]]:
     return list(document["articles"])
 
 
-def load_articles(hotline: Hotline, articles: list[dict[str, Any]], editor: Actor) -> int:
-    """Drafts, reviews and publishes each article not yet there; answers how many."""
+def load_articles(hotline: Hotline, articles: list[dict[str, Any]], editor: Actor) -> dict[str, str]:
+    """Drafts, reviews and publishes each article not yet there; answers the new articles'
+    ids by their ``key``."""
     if hotline.projector is not None:
         hotline.projector.catch_up()
     with hotline.read_store.engine.connect() as conn:
         titles = [json.loads(t) if isinstance(t, str) else t for t in conn.execute(sa.select(kb.ARTICLES.c.titles)).scalars()]
     known = {(lang, title) for t in titles if t for lang, title in t.items()}
-    added = 0
-    for article in articles:
+    added: dict[str, str] = {}
+    for number, article in enumerate(articles):
         translations = article["translations"]
         if any((lang, t["title"]) in known for lang, t in translations.items()):
             continue
@@ -49,5 +50,5 @@ def load_articles(hotline: Hotline, articles: list[dict[str, Any]], editor: Acto
         article_id = hotline.bus.execute(draft, editor).result["id"]
         hotline.bus.execute(kc.ReviewArticle(article_id=article_id, note="shipped with the hotline"), editor)
         hotline.bus.execute(kc.PublishArticle(article_id=article_id), editor)
-        added += 1
+        added[article.get("key", str(number))] = article_id
     return added

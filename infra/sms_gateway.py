@@ -15,6 +15,7 @@ from dataclasses import dataclass, field
 
 import httpx
 
+from infra.settings import Settings
 from infra.smtp import DeliveryError
 
 
@@ -27,6 +28,13 @@ class GatewaySender:
     timeout: float = 10.0
     sleep: Callable[[float], None] = field(default=time.sleep)
     transport: httpx.BaseTransport | None = None
+
+    @classmethod
+    def from_settings(cls, st: Settings) -> GatewaySender | None:
+        """The configured gateway; None when there is none."""
+        if not st.sms_gateway_url:
+            return None
+        return cls(st.sms_gateway_url, st.sms_gateway_token, st.sms_gateway_retries, st.sms_gateway_backoff_seconds)
 
     def send(self, *, channel: str, to: str, body: str, language: str, key: str, reference: str | None = None) -> str:
         headers = {"Idempotency-Key": key}

@@ -11,6 +11,7 @@ from email.message import EmailMessage
 from email.utils import formatdate
 
 from domain.notifications.aggregate import message_id
+from infra.settings import Settings
 
 
 class DeliveryError(Exception):
@@ -30,6 +31,18 @@ class SmtpSender:
     password: str | None = None
     starttls: bool = False
     timeout: float = 10.0
+
+    @classmethod
+    def from_settings(cls, st: Settings) -> SmtpSender:
+        return cls(
+            host=st.smtp_host,
+            port=st.smtp_port,
+            mail_from=st.mail_from,
+            username=st.smtp_username,
+            password=st.smtp_password,
+            starttls=st.smtp_starttls,
+            timeout=st.smtp_timeout,
+        )
 
     def send(self, *, to: str, subject: str, body: str, html: str | None, language: str, key: str) -> str:
         msg = EmailMessage()

@@ -35,7 +35,7 @@ class EventStoreUnitOfWork:
         if id in self.seen:
             agg: Any = self.seen[id]
         else:
-            agg = self.store.reference_cache.get(id, lambda previous: self.store.read_reference(id, previous))
+            agg = self.store.reference(id)
         return agg if isinstance(agg, cls) else None
 
     def get(self, cls: type[A], id: uuid.UUID) -> A:

@@ -41,7 +41,7 @@ def load_knowledge(path: Path | None = typer.Argument(None, exists=True, readabl
 
     hotline = Hotline.start(get_settings())
     try:
-        added = load_articles(hotline, read_articles(path or KNOWLEDGE_FILE), SYSTEM)
+        added = len(load_articles(hotline, read_articles(path or KNOWLEDGE_FILE), SYSTEM))
     finally:
         hotline.close()
     console.print(f"knowledge: {added} articles published")

@@ -32,6 +32,7 @@ from domain.identity import commands as c
 from infra.identity.tokens import InvalidToken
 from infra.runtime import Hotline
 from infra.settings import Settings
+from infra.sms_gateway import GatewaySender
 from infra.smtp import DeliveryError, SmtpSender
 
 router = APIRouter(tags=["sign-in"])
@@ -88,6 +89,13 @@ def jwks(hotline: Hotline = Depends(get_hotline), _: None = OPEN) -> dict[str, A
     return hotline.identity.keyring.jwks()
 
 
+def limit_sign_in(hotline: Hotline, request: Request, *subjects: str) -> None:
+    """Sign-in attempts are limited per client address, and per each subject named."""
+    limits = hotline_limits(hotline)
+    for who in (f"address:{client_address(request)}", *subjects):
+        limits.hit("sign-in", hotline.settings.rate_limit_sign_in, who)
+
+
 async def token_request(request: Request) -> TokenRequest:
     """The OAuth 2.0 password grant as clients send it (a form) or as JSON."""
     if request.headers.get("content-type", "").startswith("application/x-www-form-urlencoded"):
@@ -125,9 +133,7 @@ def token(
     hotline: Hotline = Depends(get_hotline),
     _: Actor = allow(Action.SIGN_IN),
 ) -> dict[str, Any]:
-    limits = hotline_limits(hotline)
-    limits.hit("sign-in", hotline.settings.rate_limit_sign_in, f"address:{client_address(request)}")
-    limits.hit("sign-in", hotline.settings.rate_limit_sign_in, f"username:{body.username}")
+    limit_sign_in(hotline, request, f"username:{body.username}")
     try:
         issued, member = hotline.identity.staff_sign_in(body.username, body.password.get_secret_value())
     except InvalidToken as exc:
@@ -149,9 +155,8 @@ def citizen_code(
 ) -> dict[str, Any]:
     settings = hotline.settings
     identifier = body.identifier(settings)
-    limits = hotline_limits(hotline)
-    limits.hit("sign-in", settings.rate_limit_sign_in, f"address:{client_address(request)}")
-    limits.hit("sign-in-codes", settings.rate_limit_codes, identifier)
+    limit_sign_in(hotline, request)
+    hotline_limits(hotline).hit("sign-in-codes", settings.rate_limit_codes, identifier)
     code = f"{secrets.randbelow(1_000_000):06d}"
     answer = hotline.bus.execute(c.RequestSignInCode(identifier=identifier, code=SecretStr(code)), SYSTEM).result
     _send_code(settings, identifier, code)
@@ -164,7 +169,7 @@ def citizen_token(
     body: CitizenCode, request: Request, hotline: Hotline = Depends(get_hotline), actor: Actor = allow(Action.CITIZENS_SIGN_IN)
 ) -> dict[str, Any]:
     settings = hotline.settings
-    hotline_limits(hotline).hit("sign-in", settings.rate_limit_sign_in, f"address:{client_address(request)}")
+    limit_sign_in(hotline, request)
     cmd = c.VerifySignInCode(identifier=body.identifier(settings), code=body.code, name=body.name, language=body.language)
     answer = hotline.bus.execute(cmd, SYSTEM).result
     if not answer["accepted"]:
@@ -185,25 +190,12 @@ def _send_code(settings: Settings, identifier: str, code: str) -> None:
     text = f"Your hotline sign-in code is {code}. It is valid for 10 minutes. Never tell it to anyone."
     if settings.log_sign_in_codes:
         log.warning("sign-in code for %s: %s (HOTLINE_LOG_SIGN_IN_CODES is for development only)", identifier, code)
+    key, language = secrets.token_hex(8), settings.default_language
     try:
         if kind == "email":
-            sender = SmtpSender(
-                settings.smtp_host,
-                settings.smtp_port,
-                settings.mail_from,
-                settings.smtp_username,
-                settings.smtp_password,
-                settings.smtp_starttls,
-                settings.smtp_timeout,
-            )
-            sender.send(
-                to=to, subject="Your sign-in code", body=text, html=None, language=settings.default_language, key=secrets.token_hex(8)
-            )
-        elif settings.sms_gateway_url:
-            from infra.sms_gateway import GatewaySender
-
-            gateway = GatewaySender(settings.sms_gateway_url, settings.sms_gateway_token, settings.sms_gateway_retries)
-            gateway.send(channel="sms", to=to, body=text, language=settings.default_language, key=secrets.token_hex(8))
+            SmtpSender.from_settings(settings).send(to=to, subject="Your sign-in code", body=text, html=None, language=language, key=key)
+        elif (gateway := GatewaySender.from_settings(settings)) is not None:
+            gateway.send(channel="sms", to=to, body=text, language=language, key=key)
         elif not settings.log_sign_in_codes:
             raise DeliveryFailed("no SMS gateway is configured: sign in with an email address")
     except (DeliveryError, OSError) as exc:

@@ -13,7 +13,7 @@ from typing import Any
 
 from fastapi import APIRouter, Depends, Query, Request, Response
 
-from api.auth import ANONYMOUS, allow, client_address, hotline_limits
+from api.auth import allow, caller, hotline_limits
 from api.deps import CommandRoute, add_command_routes, get_hotline, run_command, wait_for_position
 from domain.access import Access, Action, allows, authorize
 from domain.base import Actor, NotFound
@@ -74,8 +74,7 @@ def search(
     actor: Actor = allow(Action.KNOWLEDGE_SEARCH),
 ) -> dict[str, Any]:
     if actor.role == "citizen":
-        who = actor.id if actor is not ANONYMOUS else f"address:{client_address(request)}"
-        hotline_limits(hotline).hit("knowledge-search", CITIZEN_SEARCHES, who)
+        hotline_limits(hotline).hit("knowledge-search", CITIZEN_SEARCHES, caller(actor, request))
     with hotline.read_store.engine.connect() as conn:
         results, language = kb.search(conn, q, lang, limit, category)
     return _record(

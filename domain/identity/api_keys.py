@@ -8,6 +8,7 @@ event a key causes names it: the actor is ``api-key:<id>``.
 
 from __future__ import annotations
 
+import uuid
 from datetime import datetime
 from typing import Any
 
@@ -63,8 +64,6 @@ class ApiKey(HotlineAggregate):
     def issue(
         cls, name: str, role: str, actions: list[str], jurisdiction: str, secret_hash: str, expires_at: datetime | None, ctx: Context
     ) -> ApiKey:
-        import uuid
-
         if not name.strip():
             raise InvalidCommand("an API key needs a name that says who uses it", field="name")
         if expires_at is not None and expires_at <= ctx.now:

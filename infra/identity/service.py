@@ -13,6 +13,7 @@ import time
 import uuid
 from collections import OrderedDict
 from dataclasses import dataclass
+from functools import cache, cached_property
 from typing import Any
 
 import jwt
@@ -28,7 +29,6 @@ from infra.settings import Settings
 
 API_KEY_PREFIX = "hk_"
 STAFF_CLAIM = "hotline_staff"  # tokens from /auth/token: the account is checked on use
-ACCOUNT_RECHECK_SECONDS = 5.0  # a disabled account stops working within this
 VERIFIED_CACHE_SIZE = 10_000
 
 
@@ -42,13 +42,29 @@ class _Verified:
 
 
 class Identity:
+    """Built with every hotline process; what only sign-in needs (the keyring, which may
+    write a first key, and the verifiers) is made on first use."""
+
     def __init__(self, settings: Settings, store: EventStore) -> None:
         self.settings, self.store = settings, store
         self.secrets = Argon2Secrets()
-        self.keyring = Keyring(settings.keys_dir)
-        self.issuer = TokenIssuer(self.keyring, settings.token_issuer, settings.oidc_audience)
+        self._verified: OrderedDict[str, _Verified] = OrderedDict()
+        self._lock = threading.Lock()
+
+    @cached_property
+    def keyring(self) -> Keyring:
+        return Keyring(self.settings.keys_dir)
+
+    @cached_property
+    def issuer(self) -> TokenIssuer:
+        return TokenIssuer(self.keyring, self.settings.token_issuer, self.settings.oidc_audience)
+
+    @cached_property
+    def verifiers(self) -> dict[str, TokenVerifier]:
+        """By issuer: the hotline's own, and the external OpenID Connect issuer's if any."""
+        settings = self.settings
         own = TokenVerifier(LocalKeys(self.keyring), settings.token_issuer, settings.oidc_audience, ClaimMap())
-        self.verifiers: dict[str, TokenVerifier] = {settings.token_issuer: own}
+        verifiers = {settings.token_issuer: own}
         if settings.oidc_issuer:
             claims = ClaimMap(
                 subject=settings.oidc_subject_claim,
@@ -58,11 +74,8 @@ class Identity:
                 name=settings.oidc_name_claim,
             )
             keys = RemoteKeys(settings.oidc_issuer, settings.oidc_jwks_url)
-            self.verifiers[settings.oidc_issuer] = TokenVerifier(keys, settings.oidc_issuer, settings.oidc_audience, claims)
-        self._verified: OrderedDict[str, _Verified] = OrderedDict()
-        self._accounts: dict[str, tuple[StaffMember | None, float]] = {}
-        self._keys: dict[uuid.UUID, tuple[ApiKey | None, float]] = {}
-        self._lock = threading.Lock()
+            verifiers[settings.oidc_issuer] = TokenVerifier(keys, settings.oidc_issuer, settings.oidc_audience, claims)
+        return verifiers
 
     # ------------------------------------------------------------------ verifying
     def verify_token(self, token: str) -> Actor:
@@ -79,9 +92,8 @@ class Identity:
             verifier = self.verifiers.get(str(unverified.get("iss")))
             if verifier is None:
                 raise InvalidToken(f"tokens from issuer {unverified.get('iss')!r} are not accepted here")
-            actor, claims = verifier.verify(token)
+            actor, claims, kid = verifier.verify(token)
             staff = bool(claims.get(STAFF_CLAIM)) and verifier.issuer == self.settings.token_issuer
-            kid = str(jwt.get_unverified_header(token)["kid"])
             with self._lock:
                 self._verified[token] = _Verified(actor, staff, float(claims["exp"]) + LEEWAY_SECONDS, verifier, kid)
                 if len(self._verified) > VERIFIED_CACHE_SIZE:
@@ -92,16 +104,11 @@ class Identity:
 
     def _account_still_grants(self, actor: Actor) -> bool:
         """The account is enabled and still holds every role and department the token
-        carries (read again every few seconds)."""
-        now = time.monotonic()
-        seen = self._accounts.get(actor.id)
-        if seen is None or now - seen[1] >= ACCOUNT_RECHECK_SECONDS:
-            member = self.store.read_reference(staff_id(actor.id))
-            seen = (member if isinstance(member, StaffMember) else None, now)
-            self._accounts[actor.id] = seen
-        member = seen[0]
+        carries (the store's reference cache: at once after a change made by this
+        process, within its ttl after another node's)."""
+        member = self.store.reference(staff_id(actor.id))
         return (
-            member is not None
+            isinstance(member, StaffMember)
             and not member.disabled
             and set(actor.roles) <= set(member.roles)
             and set(actor.departments) <= set(member.departments)
@@ -115,7 +122,8 @@ class Identity:
             key_id = uuid.UUID(hex=key_hex)
         except ValueError:
             raise InvalidToken("not an API key of this hotline") from None
-        key = self._api_key(key_id)
+        key = self.store.reference(key_id)  # a revocation counts at once here, within 2 s elsewhere
+        key = key if isinstance(key, ApiKey) else None
         if key is None or not api_key_matches(key.secret_hash, secret):
             raise InvalidToken("unknown API key")
         if not key.usable(now):
@@ -123,18 +131,6 @@ class Identity:
         if key.jurisdiction != self.settings.jurisdiction:
             raise InvalidToken(f"the API key is for jurisdiction {key.jurisdiction!r}, not {self.settings.jurisdiction!r}")
         return key.actor()
-
-    def _api_key(self, key_id: uuid.UUID) -> ApiKey | None:
-        # Read again after a moment: a revocation takes effect within a second.
-        now = time.monotonic()
-        seen = self._keys.get(key_id)
-        if seen is not None and now - seen[1] < 1.0:
-            return seen[0]
-        key = self.store.read_reference(key_id)
-        key = key if isinstance(key, ApiKey) else None
-        with self._lock:
-            self._keys[key_id] = (key, now)
-        return key
 
     # ------------------------------------------------------------------ signing in
     def staff_sign_in(self, username: str, password: str) -> tuple[str, StaffMember]:
@@ -144,7 +140,7 @@ class Identity:
         credential = self.store.read_reference(credential_id(username))
         refused = InvalidToken("unknown username or wrong password")
         if not isinstance(member, StaffMember) or not isinstance(credential, StaffCredential):
-            self.secrets.verify(_DUMMY_HASH, password)  # the same time either way
+            self.secrets.verify(_dummy_hash(), password)  # the same time either way
             raise refused
         if not self.secrets.verify(credential.password_hash, password):
             raise refused
@@ -179,4 +175,7 @@ class Identity:
         }
 
 
-_DUMMY_HASH = Argon2Secrets().hash("not a password of anybody")
+@cache
+def _dummy_hash() -> str:
+    """A hash to check an unknown username's password against (made once, on first need)."""
+    return Argon2Secrets().hash("not a password of anybody")

@@ -180,8 +180,8 @@ class TokenVerifier:
     def __init__(self, keys: LocalKeys | RemoteKeys, issuer: str, audience: str, claims: ClaimMap) -> None:
         self.keys, self.issuer, self.audience, self.claims = keys, issuer, audience, claims
 
-    def verify(self, token: str) -> tuple[Actor, dict[str, Any]]:
-        """The actor and the verified claims."""
+    def verify(self, token: str) -> tuple[Actor, dict[str, Any], str]:
+        """The actor, the verified claims and the key (kid) that signed them."""
         try:
             header = jwt.get_unverified_header(token)
         except jwt.PyJWTError as exc:
@@ -214,4 +214,4 @@ class TokenVerifier:
             raise InvalidToken(f"the token is not from issuer {self.issuer!r}") from None
         except jwt.PyJWTError as exc:
             raise InvalidToken(f"the token is not valid: {exc}") from None
-        return self.claims.actor(claims), claims
+        return self.claims.actor(claims), claims, kid

@@ -5,10 +5,10 @@ from __future__ import annotations
 from typing import Any
 
 from domain.base import Actor
-from domain.knowledge import commands as c
+from infra.knowledge_data import KNOWLEDGE_FILE, read_articles
+from infra.knowledge_data import load_articles as load_shipped
 from infra.runtime import Hotline
 from projections import knowledge as kb
-from tests.knowledge.articles import ARTICLES
 from tests.knowledge.queries import QUERIES
 
 EDITOR = Actor(id="kb-editor", role="supervisor")
@@ -16,16 +16,8 @@ LANGUAGES = ("zh", "ar", "it", "en")
 
 
 def load_articles(hotline: Hotline, actor: Actor = EDITOR) -> dict[str, str]:
-    """Drafts, reviews and publishes every article; returns article id by key."""
-    ids: dict[str, str] = {}
-    for key, a in ARTICLES.items():
-        translations = {lang: c.Translation(title=a[lang][0], body=a[lang][1]) for lang in LANGUAGES if lang in a}
-        cmd = c.DraftArticle(translations=translations, problem_codes=a["codes"], tags=a["tags"], phones=a["phones"])  # type: ignore[arg-type]
-        article_id = hotline.bus.execute(cmd, actor).result["id"]
-        hotline.bus.execute(c.ReviewArticle(article_id=article_id), actor)
-        hotline.bus.execute(c.PublishArticle(article_id=article_id), actor)
-        ids[key] = article_id
-    return ids
+    """Publishes the shipped articles (as the demo does); returns article id by key."""
+    return load_shipped(hotline, read_articles(KNOWLEDGE_FILE), actor)
 
 
 def run_queries(hotline: Hotline, ids: dict[str, str]) -> dict[str, list[dict[str, Any]]]:
