@@ -12,7 +12,7 @@ from fastapi.middleware.cors import CORSMiddleware
 from fastapi.routing import APIRoute
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from api import errors
+from api import console, errors
 from api.auth import rule_of
 from consumers.background import start_background
 from domain.access import PUBLIC
@@ -49,7 +49,7 @@ def create_app(settings: Settings | None = None, hotline: Hotline | None = None,
             if own:
                 app.state.hotline.close()
 
-    app = FastAPI(title="Hotline", version="0.1.0", description=DESCRIPTION, lifespan=lifespan)
+    app = FastAPI(title="Hotline", version="0.1.0", description=DESCRIPTION, lifespan=lifespan, docs_url=None, redoc_url=None)
     errors.install(app)
 
     @app.middleware("http")
@@ -92,15 +92,17 @@ def create_app(settings: Settings | None = None, hotline: Hotline | None = None,
     for module in ROUTERS:
         declare_permissions(module.router)
         app.include_router(module.router)
+    console.install(app)
     return app
 
 
-# The OpenAPI docs page loads Swagger UI from its CDN; everything else comes from here.
+# Everything a page loads comes from here (the API docs' Swagger UI too, from
+# api/console/static/vendor); only the docs page runs an inline script (Swagger UI's start).
 HTML_CSP = (
-    "default-src 'self'; script-src 'self' 'unsafe-inline' https://cdn.jsdelivr.net; "
-    "style-src 'self' 'unsafe-inline' https://cdn.jsdelivr.net; img-src 'self' data: https://fastapi.tiangolo.com; "
-    "frame-ancestors 'none'; base-uri 'none'; form-action 'self'"
+    "default-src 'self'; script-src 'self'; style-src 'self' 'unsafe-inline'; img-src 'self' data:; "
+    "connect-src 'self'; frame-ancestors 'none'; base-uri 'none'; form-action 'self'"
 )
+DOCS_CSP = HTML_CSP.replace("script-src 'self'", "script-src 'self' 'unsafe-inline'")
 
 
 class SecurityHeaders:
@@ -122,9 +124,12 @@ class SecurityHeaders:
                 headers = list(message.get("headers", []))
                 present = {name.lower() for name, _ in headers}
                 html = any(n.lower() == b"content-type" and v.startswith(b"text/html") for n, v in headers)
-                extra = [*self.COMMON, (b"content-security-policy", HTML_CSP.encode())] if html else [*self.COMMON]
-                if not html:
-                    # Answers carry personal data: never kept by a browser or a proxy.
+                csp = DOCS_CSP if scope["path"] == "/docs" else HTML_CSP
+                extra = [*self.COMMON, (b"content-security-policy", csp.encode())] if html else [*self.COMMON]
+                if scope["path"].startswith("/console/static/"):
+                    extra.append((b"cache-control", b"public, max-age=86400"))
+                else:
+                    # Answers and pages carry personal data: never kept by a browser or a proxy.
                     extra.append((b"cache-control", b"no-store"))
                 headers += [(n, v) for n, v in extra if n not in present]
                 message = {**message, "headers": headers}

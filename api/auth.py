@@ -15,6 +15,7 @@ citizen, who may take only the public actions (and is rate-limited per address).
 
 from __future__ import annotations
 
+import hmac
 from typing import Any
 
 from fastapi import Depends, Request
@@ -34,6 +35,8 @@ bearer = HTTPBearer(
     description="A token from POST /auth/token (staff), POST /auth/citizen/token (citizens), the OpenID Connect issuer, or an API key hk_…",
 )
 ANONYMOUS = Actor(id="anonymous", role="citizen", via="anonymous")
+SESSION_COOKIE, CSRF_COOKIE = "hotline_session", "hotline_csrf"
+SAFE_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
 
 
 def client_address(request: Request) -> str:
@@ -66,9 +69,28 @@ async def authenticate(request: Request, credentials: HTTPAuthorizationCredentia
             raise Forbidden(str(exc)) from None
     if request.headers.get("authorization"):
         raise Unauthenticated("the Authorization header must be 'Bearer <token>'")
+    session = request.cookies.get(SESSION_COOKIE)
+    if session:
+        return session_actor(request, hotline, session)
     if hotline.settings.trusted_gateway and "x-actor-role" in request.headers:
         return gateway_actor(request)
     return None
+
+
+def session_actor(request: Request, hotline: Hotline, token: str) -> Actor:
+    """The console's sign-in: the same token, kept in an HttpOnly, SameSite=Strict cookie.
+    A change sent with it must also carry the page's CSRF token (double submit: another
+    site can neither read the cookie nor set the header)."""
+    if request.method not in SAFE_METHODS:
+        sent, expected = request.headers.get("x-csrf-token", ""), request.cookies.get(CSRF_COOKIE, "")
+        if not expected or not hmac.compare_digest(sent.encode(), expected.encode()):
+            raise Forbidden("a change from the console must carry its X-CSRF-Token", code="csrf")
+    try:
+        return hotline.identity.verify_token(token)
+    except InvalidToken as exc:
+        raise Unauthenticated(f"the console session has ended: {exc}") from None
+    except NoHotlineRole as exc:
+        raise Forbidden(str(exc)) from None
 
 
 def gateway_actor(request: Request) -> Actor:

@@ -7,7 +7,7 @@ second delivery is at or below the recorded position and is skipped.
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from datetime import UTC, datetime
 from typing import Any
 
@@ -162,6 +162,9 @@ class ReadStore:
         self.engine = engine
         self.projections = list(projections)
         self.tables: dict[str, sa.Table] = {}
+        # Called with the live topics each applied batch touched, after it commits
+        # (the console's server push: api/console/live.py).
+        self.listeners: list[Callable[[set[str]], None]] = []
         for p in self.projections:
             self.tables.update(p.tables)
 
@@ -208,6 +211,7 @@ class ReadStore:
             starts = read_positions(conn, [p.name for p in projections], partition, for_update=True)
             moved: list[dict[str, Any]] = []
             now = datetime.now(UTC)
+            topics: set[str] | None = set() if self.listeners else None
             for p in projections:
                 start = starts.get(p.name, 0)
                 last = start
@@ -215,6 +219,8 @@ class ReadStore:
                     if env.position <= last:
                         continue  # already applied: redelivery changes nothing
                     p.apply(env, rows)
+                    if topics is not None:
+                        topics.update(p.topics(env, rows))
                     last = env.position
                     applied += 1
                 if last != start:
@@ -222,6 +228,9 @@ class ReadStore:
             rows.flush()
             if moved:
                 _upsert(conn, positions, moved)
+        if topics:
+            for listener in self.listeners:
+                listener(topics)
         return applied
 
     def reset(self, projection: Projection) -> None:

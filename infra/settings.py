@@ -37,6 +37,8 @@ class Settings(BaseSettings):
     allow_anonymous: bool = False
     default_region: str = "IT"
     default_language: str = "it"
+    # Where the hotline is: the console shows dates and times in this zone.
+    time_zone: str = "Europe/Rome"
     group_commit_max_batch: int = 500
     # How long a batch may wait for commands that are still being prepared (their handlers
     # running) to join it; with nothing in preparation it never waits. 0 = batch what is queued.

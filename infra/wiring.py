@@ -10,6 +10,9 @@ registers itself with ``domain/events.py``.
 
 from __future__ import annotations
 
+from api.console import live as console_live
+from api.console import session as console_session
+from api.console import supervisor as console_supervisor
 from api.routers import auth as auth_api
 from api.routers import catalogue as catalogue_api
 from api.routers import citizens as citizens_api
@@ -79,6 +82,13 @@ ROUTERS = (
     sla_api,
     contact_center_api,
     knowledge_api,
+)
+
+# The console's screen areas (api/console/), served after the API.
+CONSOLE = (
+    console_session,
+    console_live,
+    console_supervisor,
 )
 
 HANDLERS = CommandHandlers(*(context.handles for context in CONTEXTS))

@@ -157,6 +157,14 @@ def overflowed(env: Envelope, rows: Rows) -> None:
         rows.delete(CONTACTS.name, env.aggregate_id)
 
 
+@projection.signals
+def desk_of(env: Envelope, rows: Rows) -> list[str]:
+    """An agent's desk changes with their offers, calls and wrap-ups (the agent's events);
+    a contact's own events (hold, linked request) are announced by contact."""
+    agent = env.data.get("agent_id")
+    return [str(agent)] if agent else [f"contact-{env.aggregate_id}"]
+
+
 # ------------------------------------------------------------------------ queries
 def desk(conn: Connection, agent_id: str, now: datetime) -> dict[str, Any]:
     """What the agent's console shows: state, offer(s), contacts, wrap-ups, grabbable work."""

@@ -56,6 +56,10 @@ class Rows(Protocol):
 
 
 Handler = Callable[[Envelope, Rows], None]
+# What a change announces to live screens, besides the projection's name: keys such as
+# "agent-7" (the read model's topic becomes "agent_desk:agent-7"). Read after the
+# handler ran, so it may look at the rows it wrote.
+Signal = Callable[[Envelope, Rows], Iterable[str]]
 
 
 class Projection:
@@ -66,6 +70,7 @@ class Projection:
         self.version = version
         self.metadata = sa.MetaData()
         self.handlers: dict[str, Handler] = {}
+        self._signal: Signal | None = None
 
     def table(self, name: str, *columns: sa.Column[Any], **kw: Any) -> sa.Table:
         return sa.Table(f"rm_{name}", self.metadata, *columns, **kw)
@@ -84,6 +89,20 @@ class Projection:
             return fn
 
         return register
+
+    def signals(self, fn: Signal) -> Signal:
+        """Registers what this read model's changes announce to live screens (the
+        console's server push): ``fn(envelope, rows)`` names the keys that changed."""
+        self._signal = fn
+        return fn
+
+    def topics(self, envelope: Envelope, rows: Rows) -> Iterable[str]:
+        """The live topics an applied event touched: the read model's name, and its keys."""
+        if envelope.type not in self.handlers:
+            return ()
+        if self._signal is None:
+            return (self.name,)
+        return (self.name, *(f"{self.name}:{key}" for key in self._signal(envelope, rows)))
 
     def handles(self, event_type: str) -> bool:
         return event_type in self.handlers

@@ -214,6 +214,21 @@ def timeline(conn: Connection, request_id: str) -> list[dict[str, Any]]:
     return [dict(r) for r in rows]
 
 
+@projection.signals
+def case_of(env: Envelope, rows: Rows) -> list[str]:
+    """A case's change is announced to its department's inbox, its citizen's page and
+    the case page itself."""
+    row = rows.get(REQUESTS.name, env.aggregate_id)
+    if row is None:
+        return []
+    keys = [f"request-{row['id']}"]
+    if row.get("department_id"):
+        keys.append(f"department-{row['department_id']}")
+    if row.get("citizen_id"):
+        keys.append(f"citizen-{row['citizen_id']}")
+    return keys
+
+
 def search(
     conn: Connection,
     *,

@@ -1,0 +1,155 @@
+"""Server push: the console's screens learn within a moment that what they show changed.
+
+The read store calls :meth:`LiveFeed.publish` after each applied batch commits, with the
+topics the batch touched (a read model's name, and its keys: ``agent_desk:agent-7``,
+``request_status:department-transport``; see ``Projection.signals``). Each open page
+holds one Server-Sent Events connection (``GET /console/live?topic=…``) for the topics
+it shows and may see; an event names the read model, and the page fetches its fragment
+again. A signal carries no data, only "this changed": what the page then reads passes the
+same permission checks as any read.
+
+The feed is fed by the projections as they apply, in this process (the embedded mode),
+or, when the projections run in other processes (the distributed mode, on PostgreSQL),
+through PostgreSQL's LISTEN/NOTIFY, which the read store sends inside each transaction.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+from collections.abc import AsyncIterator, Iterable
+from typing import Any
+
+from fastapi import APIRouter, Query, Request
+from fastapi.responses import StreamingResponse
+
+from api.console.session import page
+from domain.access import Access, Action, Scope, allows, scopes
+from domain.base import Actor
+from infra.runtime import Hotline
+
+router = APIRouter(include_in_schema=False)
+
+# What each read model's signals may tell, and to whom.
+TOPIC_RULES: dict[str, Action] = {
+    "wallboard": Action.CONTACT_CENTER_READ,
+    "agent_desk": Action.AGENTS_DESK,
+    "request_status": Action.REQUESTS_READ,
+    "sla_breaches": Action.SLA_READ,
+    "department_workload": Action.SLA_READ,
+    "knowledge": Action.KNOWLEDGE_SEARCH,
+    "citizen_history": Action.CITIZENS_READ,
+    "notifications": Action.NOTIFICATIONS_READ,
+    "staff": Action.STAFF_READ,
+}
+GATHER_SECONDS = 0.05  # signals arriving this close together go out as one
+KEEP_ALIVE_SECONDS = 15.0
+
+
+def may_watch(actor: Actor, topic: str) -> bool:
+    """A read model as a whole only for who reads all of it; a key for who may read that key."""
+    name, _, key = topic.partition(":")
+    action = TOPIC_RULES.get(name)
+    if action is None or not allows(actor, action):
+        return False
+    if not key:
+        return Scope.ALL in scopes(actor, action) or name in ("wallboard", "knowledge")
+    kind, _, value = key.partition("-")
+    if name == "agent_desk":
+        return allows(actor, action, Access(subject=key)) or Scope.ALL in scopes(actor, action)
+    if kind == "department":
+        return allows(actor, action, Access.of_department(value))
+    if kind == "citizen":
+        return allows(actor, action, Access(citizen_id=value))
+    return Scope.ALL in scopes(actor, action)
+
+
+class Subscriber:
+    def __init__(self, topics: frozenset[str]) -> None:
+        self.topics = topics
+        self.pending: set[str] = set()
+        self.wake = asyncio.Event()
+
+
+class LiveFeed:
+    """Fan-out of "this changed" to the open connections of one process (one event loop)."""
+
+    def __init__(self, loop: asyncio.AbstractEventLoop) -> None:
+        self.loop = loop
+        self.by_topic: dict[str, set[Subscriber]] = {}
+        self.published = 0
+
+    def publish(self, topics: Iterable[str]) -> None:
+        """From any thread (the projector's, a listener's): handed to the event loop."""
+        changed = frozenset(topics)
+        if changed and not self.loop.is_closed():
+            self.loop.call_soon_threadsafe(self._deliver, changed)
+
+    def _deliver(self, topics: frozenset[str]) -> None:
+        self.published += 1
+        for topic in topics:
+            for subscriber in self.by_topic.get(topic, ()):
+                subscriber.pending.add(topic.partition(":")[0])
+                subscriber.wake.set()
+
+    def subscribe(self, topics: frozenset[str]) -> Subscriber:
+        subscriber = Subscriber(topics)
+        for topic in topics:
+            self.by_topic.setdefault(topic, set()).add(subscriber)
+        return subscriber
+
+    def unsubscribe(self, subscriber: Subscriber) -> None:
+        for topic in subscriber.topics:
+            watchers = self.by_topic.get(topic)
+            if watchers is not None:
+                watchers.discard(subscriber)
+                if not watchers:
+                    del self.by_topic[topic]
+
+    @property
+    def connections(self) -> int:
+        return len({s for subs in self.by_topic.values() for s in subs})
+
+    @classmethod
+    def of(cls, hotline: Hotline) -> LiveFeed:
+        """The process's feed, made on the first connection and fed by its read store."""
+        feed: LiveFeed | None = hotline.extras.get("live_feed")
+        if feed is None:
+            feed = hotline.extras.setdefault("live_feed", cls(asyncio.get_running_loop()))
+            hotline.read_store.listeners.append(feed.publish)
+        return feed
+
+
+async def stream(request: Request, feed: LiveFeed, subscriber: Subscriber) -> AsyncIterator[str]:
+    try:
+        yield "retry: 2000\n\n"  # reconnect quickly after a restart
+        while True:
+            try:
+                await asyncio.wait_for(subscriber.wake.wait(), KEEP_ALIVE_SECONDS)
+            except TimeoutError:
+                yield ": keep-alive\n\n"
+                continue
+            await asyncio.sleep(GATHER_SECONDS)
+            subscriber.wake.clear()
+            changed, subscriber.pending = subscriber.pending, set()
+            for name in sorted(changed):
+                yield f"event: {name}\ndata: {json.dumps({'changed': name})}\n\n"
+            if await request.is_disconnected():
+                break
+    finally:
+        feed.unsubscribe(subscriber)
+
+
+@router.get("/console/live")
+async def live(
+    request: Request,
+    topic: list[str] = Query(default=[], max_length=20),
+    actor: Actor = page(Action.SIGN_IN),
+) -> StreamingResponse:
+    """One page's live connection: Server-Sent Events for the topics it may watch."""
+    hotline: Hotline = request.app.state.hotline
+    allowed = frozenset(t for t in topic[:20] if may_watch(actor, t))
+    feed = LiveFeed.of(hotline)
+    subscriber = feed.subscribe(allowed)
+    headers: dict[str, Any] = {"Cache-Control": "no-store", "X-Accel-Buffering": "no", "X-Live-Topics": ",".join(sorted(allowed))}
+    return StreamingResponse(stream(request, feed, subscriber), media_type="text/event-stream", headers=headers)

@@ -1,0 +1,261 @@
+"""Rendering the console: Jinja2 templates, translations and formats by locale.
+
+Labels are gettext messages (English is the message id); each language's catalogues are
+``locales/<lang>/<area>.po``, one file per area of the console, read with Babel when the
+process starts (no compile step). Dates, numbers and durations are formatted by Babel
+for the user's locale, in the hotline's time zone. Catalogue names and articles, which
+the domain keeps in every language, are picked with :func:`localised`.
+"""
+
+from __future__ import annotations
+
+import gettext
+import io
+from collections.abc import Mapping
+from datetime import UTC, datetime, timedelta
+from functools import cache
+from pathlib import Path
+from typing import Any
+from zoneinfo import ZoneInfo
+
+import babel.dates
+import babel.numbers
+from babel import Locale
+from babel.messages.mofile import write_mo
+from babel.messages.pofile import read_po
+from fastapi import Request
+from fastapi.responses import HTMLResponse
+from jinja2 import Environment, FileSystemLoader, StrictUndefined, select_autoescape
+from markupsafe import Markup
+
+from domain.access import Action, allows
+from domain.base import Actor
+from infra.runtime import Hotline
+
+HERE = Path(__file__).parent
+LANGUAGES = ("zh", "ar", "it", "en")
+LANGUAGE_NAMES = {"zh": "中文", "ar": "العربية", "it": "Italiano", "en": "English"}
+RTL = frozenset({"ar"})
+LANGUAGE_COOKIE = "hotline_lang"
+
+
+@cache
+def translations(language: str) -> gettext.NullTranslations:
+    """All of a language's catalogues merged into one gettext object (English: none)."""
+    folder = HERE / "locales" / language
+    merged: gettext.NullTranslations = gettext.NullTranslations()
+    for po in sorted(folder.glob("*.po")) if folder.is_dir() else []:
+        with po.open("rb") as f:
+            catalog = read_po(f, locale=language)
+        buffer = io.BytesIO()
+        write_mo(buffer, catalog)
+        buffer.seek(0)
+        part = gettext.GNUTranslations(buffer)
+        if isinstance(merged, gettext.GNUTranslations):
+            merged.add_fallback(part)
+        else:
+            merged = part
+    return merged
+
+
+def choose_language(request: Request, default: str) -> str:
+    """The user's choice (the language menu sets a cookie), else the browser's, else the hotline's."""
+    chosen = request.cookies.get(LANGUAGE_COOKIE)
+    if chosen in LANGUAGES:
+        return chosen
+    accepted = [part.split(";")[0].strip().replace("-", "_") for part in request.headers.get("accept-language", "").split(",")]
+    negotiated = Locale.negotiate([a for a in accepted if a], list(LANGUAGES), sep="_")
+    return str(negotiated.language) if negotiated and negotiated.language in LANGUAGES else default
+
+
+class Formats:
+    """Dates, numbers and durations for one locale, in the hotline's time zone."""
+
+    def __init__(self, language: str, time_zone: str) -> None:
+        self.locale = Locale.parse({"zh": "zh_Hans_CN", "ar": "ar_EG", "it": "it_IT", "en": "en_GB"}[language])
+        self.tz = ZoneInfo(time_zone)
+
+    def when(self, value: datetime | str | None, form: str = "short") -> str:
+        if value is None or value == "":
+            return ""
+        if isinstance(value, str):
+            value = datetime.fromisoformat(value)
+        if value.tzinfo is None:
+            value = value.replace(tzinfo=UTC)
+        return babel.dates.format_datetime(value, form, tzinfo=self.tz, locale=self.locale)
+
+    def time(self, value: datetime | str | None) -> str:
+        if value is None or value == "":
+            return ""
+        if isinstance(value, str):
+            value = datetime.fromisoformat(value)
+        return babel.dates.format_time(value, "short", tzinfo=self.tz, locale=self.locale)
+
+    def number(self, value: float | int | None, digits: int = 0) -> str:
+        if value is None:
+            return "–"
+        return babel.numbers.format_decimal(round(value, digits), locale=self.locale, decimal_quantization=False)
+
+    def percent(self, value: float | None) -> str:
+        """A share (0.87) as a percentage in the locale's digits and sign."""
+        if value is None:
+            return "–"
+        return babel.numbers.format_percent(value, "#,##0.#%", locale=self.locale)
+
+    def duration(self, seconds: float | None) -> str:
+        """How long, in the locale's words: "3 min", "2 h"."""
+        if seconds is None:
+            return "–"
+        return babel.dates.format_timedelta(timedelta(seconds=abs(seconds)), threshold=1.5, format="narrow", locale=self.locale)
+
+
+def localised(names: Mapping[str, str] | str | None, language: str) -> str:
+    """A name or text kept in several languages: the user's, else English, else any."""
+    if names is None:
+        return ""
+    if isinstance(names, str):
+        return names
+    return names.get(language) or names.get("en") or next(iter(names.values()), "")
+
+
+def ltr(value: Any) -> Markup:
+    """A phone number, reference or id: kept left to right inside right-to-left text."""
+    return Markup('<bdi dir="ltr">{}</bdi>').format(value if value is not None else "")
+
+
+def N_(message: str) -> str:
+    """Marks a label for translation where it is defined; translated where it is shown."""
+    return message
+
+
+ROLE_NAMES = {
+    "citizen": N_("citizen"),
+    "agent": N_("agent"),
+    "expert": N_("expert"),
+    "supervisor": N_("supervisor"),
+    "department": N_("department"),
+    "control_office": N_("control office"),
+    "analyst": N_("analyst"),
+    "auditor": N_("auditor"),
+    "integrator": N_("integrator"),
+    "administrator": N_("administrator"),
+    "system": N_("system"),
+}
+
+# Words of the domain, as people read them (the values stay the domain's).
+TERMS: dict[str, dict[str, str]] = {
+    "agent_state": {
+        "logged_out": N_("signed out"),
+        "available": N_("available"),
+        "not_ready": N_("not ready"),
+        "reserved": N_("ringing"),
+        "on_contact": N_("on a contact"),
+        "wrap_up": N_("after-call work"),
+    },
+    "status": {
+        "registered": N_("registered"),
+        "classified": N_("classified"),
+        "answered": N_("answered"),
+        "dispatched": N_("dispatched"),
+        "in_progress": N_("in progress"),
+        "returned": N_("returned"),
+        "awaiting_ruling": N_("awaiting ruling"),
+        "waiting_citizen": N_("waiting for the citizen"),
+        "replied": N_("replied"),
+        "resolved": N_("resolved"),
+        "closed": N_("closed"),
+        "open": N_("open"),
+        "completed": N_("completed"),
+        "cancelled": N_("cancelled"),
+    },
+    "urgency": {"urgent": N_("urgent"), "control": N_("control"), "normal": N_("normal")},
+    "kind": {"information": N_("information"), "action": N_("action"), "feedback": N_("feedback")},
+    "subtype": {
+        "consultation": N_("consultation"),
+        "complaint": N_("complaint"),
+        "application": N_("application"),
+        "suggestion": N_("suggestion"),
+        "praise": N_("praise"),
+    },
+    "channel": {
+        "phone": N_("phone"),
+        "web": N_("web"),
+        "email": N_("email"),
+        "sms": N_("SMS"),
+        "chat": N_("chat"),
+        "walk_in": N_("walk-in"),
+        "social": N_("social media"),
+    },
+    "alarm": {"service_level": N_("service level below target"), "longest_wait": N_("wait over target"), "waiting": N_("queue long")},
+}
+
+
+# The screens, and which roles have them in their menu (what each may do on a screen is
+# still the policy's: domain/access.py).
+NAV: tuple[tuple[str, str, frozenset[str]], ...] = (
+    ("/console/desk", N_("Desk"), frozenset({"agent", "expert", "supervisor"})),
+    ("/console/wallboard", N_("Wallboard"), frozenset({"supervisor"})),
+    ("/console/agents", N_("Agents"), frozenset({"supervisor"})),
+    ("/console/inbox", N_("Inbox"), frozenset({"department", "supervisor"})),
+    ("/console/control", N_("Control office"), frozenset({"control_office", "supervisor"})),
+    ("/console/sla", N_("Deadlines"), frozenset({"supervisor", "control_office"})),
+    ("/console/cases", N_("Cases"), frozenset({"agent", "expert", "supervisor", "department", "control_office", "auditor"})),
+    ("/console/knowledge", N_("Knowledge"), frozenset({"agent", "expert", "supervisor", "administrator"})),
+    ("/console/reports", N_("Reports"), frozenset({"analyst", "supervisor", "control_office", "auditor"})),
+    ("/console/audit", N_("Audit"), frozenset({"auditor", "supervisor"})),
+)
+
+
+def _environment() -> Environment:
+    env = Environment(
+        loader=FileSystemLoader(HERE / "templates"),
+        autoescape=select_autoescape(["html"]),
+        undefined=StrictUndefined,
+        extensions=["jinja2.ext.i18n"],
+        trim_blocks=True,
+        lstrip_blocks=True,
+        auto_reload=False,
+    )
+    env.filters["ltr"] = ltr
+    env.globals["LANGUAGE_NAMES"] = LANGUAGE_NAMES
+    return env
+
+
+ENV = _environment()
+
+
+def context(request: Request, actor: Actor | None, **values: Any) -> dict[str, Any]:
+    """What every template sees: the user, their language and formats, translations, CSRF."""
+    hotline: Hotline = request.app.state.hotline
+    language = choose_language(request, hotline.settings.default_language)
+    t = translations(language)
+
+    def term(kind: str, value: str | None) -> str:
+        """A domain value (a status, a role, a channel) in the user's words."""
+        words = ROLE_NAMES if kind == "role" else TERMS.get(kind, {})
+        return t.gettext(words.get(value, value)) if value else ""
+
+    return {
+        "request": request,
+        "actor": actor,
+        "lang": language,
+        "dir": "rtl" if language in RTL else "ltr",
+        "fmt": Formats(language, hotline.settings.time_zone),
+        "_": t.gettext,
+        "gettext": t.gettext,
+        "ngettext": t.ngettext,
+        "name_in": lambda names: localised(names, language),
+        "csrf": request.cookies.get("hotline_csrf", ""),
+        "nav": [(path, t.gettext(label)) for path, label, roles in NAV if actor and roles & set(actor.roles)],
+        "role_name": lambda role: term("role", role),
+        "term": term,
+        "agent_state_name": lambda state: term("agent_state", state),
+        "alarm_name": lambda alarm: term("alarm", alarm),
+        "may": lambda action: actor is not None and allows(actor, Action(action)),
+        **values,
+    }
+
+
+def render(request: Request, template: str, actor: Actor | None, status_code: int = 200, **values: Any) -> HTMLResponse:
+    html = ENV.get_template(template).render(context(request, actor, **values))
+    return HTMLResponse(html, status_code=status_code)
