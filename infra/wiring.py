@@ -10,7 +10,15 @@ registers itself with ``domain/events.py``.
 
 from __future__ import annotations
 
+from api.console import audit as console_audit
+from api.console import cases as console_cases
+from api.console import control as console_control
+from api.console import desk as console_desk
+from api.console import inbox as console_inbox
+from api.console import knowledge as console_knowledge
 from api.console import live as console_live
+from api.console import portal as console_portal
+from api.console import reports as console_reports
 from api.console import session as console_session
 from api.console import supervisor as console_supervisor
 from api.routers import auth as auth_api
@@ -88,7 +96,15 @@ ROUTERS = (
 CONSOLE = (
     console_session,
     console_live,
+    console_desk,
     console_supervisor,
+    console_inbox,
+    console_control,
+    console_cases,
+    console_portal,
+    console_knowledge,
+    console_reports,
+    console_audit,
 )
 
 HANDLERS = CommandHandlers(*(context.handles for context in CONTEXTS))

@@ -1,0 +1,7 @@
+"""Cases: search and one case's page."""
+
+from __future__ import annotations
+
+from fastapi import APIRouter
+
+router = APIRouter(include_in_schema=False)

@@ -1,0 +1,7 @@
+"""The agent's desk."""
+
+from __future__ import annotations
+
+from fastapi import APIRouter
+
+router = APIRouter(include_in_schema=False)

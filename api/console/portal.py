@@ -1,0 +1,7 @@
+"""The citizens' portal (public)."""
+
+from __future__ import annotations
+
+from fastapi import APIRouter
+
+router = APIRouter(include_in_schema=False)
