@@ -48,6 +48,7 @@ from consumers.kafka_contract import (
 )
 from domain.envelope import Envelope
 from infra.eventstore import EventStore
+from infra.live_feed import notify
 from infra.read_store import _DELETED, WHOLE_LOG, ReadStore, SqlRows, _upsert, make_engine, positions
 from infra.runtime import tune_gc
 from infra.settings import Settings
@@ -446,6 +447,8 @@ def apply_feeds(
         rows.dry_run(projections, envelopes)
         changed = []
         stamp = datetime.now(UTC)
+        # What changed, announced to live screens on commit (PostgreSQL's NOTIFY).
+        topics: set[str] | None = set() if conn.dialect.name == "postgresql" else None
         for p in projections:
             floor = floors.get(p.name, 0)
             last = {f: max(recorded.get((p.name, f), 0), floor) for f in feeds}
@@ -456,12 +459,16 @@ def apply_feeds(
                 handler = handlers.get(env.type)
                 if handler is not None:
                     handler(env, rows)
+                    if topics is not None:
+                        topics.update(p.topics(env, rows))
                 last[feed] = position
             for f in feeds:
                 if last[f] > recorded.get((p.name, f), 0):
                     changed.append({"name": p.name, "partition": f, "position": last[f], "updated_at": stamp})
                 reached[f] = max(reached.get(f, 0), last[f])
         rows.flush_with(changed)
+        if topics:
+            notify(conn, topics)
     return reached
 
 

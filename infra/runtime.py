@@ -72,6 +72,8 @@ class Hotline:
         return hotline
 
     def close(self) -> None:
+        if (stop := self.extras.get("live_feed_stop")) is not None:
+            stop.set()  # the live feed's LISTEN thread (distributed mode)
         self.committer.close()
         self.read_store.engine.dispose()
         self.store.close()

@@ -1,7 +1,7 @@
 """Server push: the console's screens learn within a moment that what they show changed.
 
-The read store calls :meth:`LiveFeed.publish` after each applied batch commits, with the
-topics the batch touched (a read model's name, and its keys: ``agent_desk:agent-7``,
+The read store tells the process's :class:`~infra.live_feed.LiveFeed` what each applied
+batch touched (a read model's name, and its keys: ``agent_desk:agent-7``,
 ``request_status:department-transport``; see ``Projection.signals``). Each open page
 holds one Server-Sent Events connection (``GET /console/live?topic=…``) for the topics
 it shows and may see; an event names the read model, and the page fetches its fragment
@@ -17,7 +17,7 @@ from __future__ import annotations
 
 import asyncio
 import json
-from collections.abc import AsyncIterator, Iterable
+from collections.abc import AsyncIterator
 from typing import Any
 
 from fastapi import APIRouter, Query, Request
@@ -26,6 +26,7 @@ from fastapi.responses import StreamingResponse
 from api.console.session import page
 from domain.access import Access, Action, Scope, allows, scopes
 from domain.base import Actor
+from infra.live_feed import LiveFeed, Subscriber
 from infra.runtime import Hotline
 
 router = APIRouter(include_in_schema=False)
@@ -64,74 +65,16 @@ def may_watch(actor: Actor, topic: str) -> bool:
     return Scope.ALL in scopes(actor, action)
 
 
-class Subscriber:
-    def __init__(self, topics: frozenset[str]) -> None:
-        self.topics = topics
-        self.pending: set[str] = set()
-        self.wake = asyncio.Event()
-
-
-class LiveFeed:
-    """Fan-out of "this changed" to the open connections of one process (one event loop)."""
-
-    def __init__(self, loop: asyncio.AbstractEventLoop) -> None:
-        self.loop = loop
-        self.by_topic: dict[str, set[Subscriber]] = {}
-        self.published = 0
-
-    def publish(self, topics: Iterable[str]) -> None:
-        """From any thread (the projector's, a listener's): handed to the event loop."""
-        changed = frozenset(topics)
-        if changed and not self.loop.is_closed():
-            self.loop.call_soon_threadsafe(self._deliver, changed)
-
-    def _deliver(self, topics: frozenset[str]) -> None:
-        self.published += 1
-        for topic in topics:
-            for subscriber in self.by_topic.get(topic, ()):
-                subscriber.pending.add(topic.partition(":")[0])
-                subscriber.wake.set()
-
-    def subscribe(self, topics: frozenset[str]) -> Subscriber:
-        subscriber = Subscriber(topics)
-        for topic in topics:
-            self.by_topic.setdefault(topic, set()).add(subscriber)
-        return subscriber
-
-    def unsubscribe(self, subscriber: Subscriber) -> None:
-        for topic in subscriber.topics:
-            watchers = self.by_topic.get(topic)
-            if watchers is not None:
-                watchers.discard(subscriber)
-                if not watchers:
-                    del self.by_topic[topic]
-
-    @property
-    def connections(self) -> int:
-        return len({s for subs in self.by_topic.values() for s in subs})
-
-    @classmethod
-    def of(cls, hotline: Hotline) -> LiveFeed:
-        """The process's feed, made on the first connection and fed by its read store."""
-        feed: LiveFeed | None = hotline.extras.get("live_feed")
-        if feed is None:
-            feed = hotline.extras.setdefault("live_feed", cls(asyncio.get_running_loop()))
-            hotline.read_store.listeners.append(feed.publish)
-        return feed
-
-
 async def stream(request: Request, feed: LiveFeed, subscriber: Subscriber) -> AsyncIterator[str]:
     try:
         yield "retry: 2000\n\n"  # reconnect quickly after a restart
         while True:
-            try:
-                await asyncio.wait_for(subscriber.wake.wait(), KEEP_ALIVE_SECONDS)
-            except TimeoutError:
+            changed = await subscriber.changed(KEEP_ALIVE_SECONDS)
+            if not changed:
                 yield ": keep-alive\n\n"
                 continue
             await asyncio.sleep(GATHER_SECONDS)
-            subscriber.wake.clear()
-            changed, subscriber.pending = subscriber.pending, set()
+            changed |= await subscriber.changed(0)
             for name in sorted(changed):
                 yield f"event: {name}\ndata: {json.dumps({'changed': name})}\n\n"
             if await request.is_disconnected():

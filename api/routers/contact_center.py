@@ -18,12 +18,12 @@ from domain.access import Access, Action, authorize
 from domain.base import Actor, NotFound
 from domain.contact_center import commands as cc
 from domain.handling import Command
+from infra.live_feed import LiveFeed
 from infra.runtime import Hotline
 from projections import agent_desk, wallboard
 from projections import knowledge as kb
 
 router = APIRouter(tags=["contact center"])
-LIVE_POLL_SECONDS = 0.5
 LIVE_HEARTBEAT_SECONDS = 15.0
 
 
@@ -165,27 +165,26 @@ def _json_default(value: Any) -> Any:
     return str(value)
 
 
-async def _live(request: Request, hotline: Hotline, event: str, read: Any, *, once: bool) -> AsyncIterator[str]:
-    """Pushes ``read()`` whenever it changes (polled after new events), with heartbeats.
-
-    The figures that only depend on time (longest wait) change every second; they are
-    recomputed when something else changes or at the heartbeat."""
+async def _live(request: Request, hotline: Hotline, event: str, read: Any, *, topic: str, once: bool) -> AsyncIterator[str]:
+    """Pushes ``read()`` when its read model changes (the live feed says so: no polling),
+    and at least every heartbeat: figures that depend on the time alone (the longest wait)
+    move without an event."""
+    feed = LiveFeed.of(hotline)
+    subscriber = feed.subscribe([topic])
     last: str | None = None
-    idle = 0.0
-    while True:
-        if await request.is_disconnected():
-            return
-        if hotline.projector is not None:
-            await asyncio.to_thread(hotline.projector.catch_up)
-        data = await asyncio.to_thread(read)
-        body = json.dumps(data, default=_json_default, sort_keys=True)
-        if body != last or idle >= LIVE_HEARTBEAT_SECONDS:
-            last, idle = body, 0.0
-            yield _sse(event, data)
-            if once:
-                return
-        await asyncio.sleep(LIVE_POLL_SECONDS)
-        idle += LIVE_POLL_SECONDS
+    heartbeat = False
+    try:
+        while not await request.is_disconnected():
+            data = await asyncio.to_thread(read)
+            body = json.dumps(data, default=_json_default, sort_keys=True)
+            if body != last or heartbeat:
+                last = body
+                yield _sse(event, data)
+                if once:
+                    return
+            heartbeat = not await subscriber.changed(LIVE_HEARTBEAT_SECONDS)
+    finally:
+        feed.unsubscribe(subscriber)
 
 
 def _stream(generator: AsyncIterator[str]) -> StreamingResponse:
@@ -204,7 +203,7 @@ async def live_wallboard(
             q["longest_wait_seconds"] = round(q["longest_wait_seconds"])  # no push per tenth of a second
         return board
 
-    return _stream(_live(request, hotline, "wallboard", read, once=once))
+    return _stream(_live(request, hotline, "wallboard", read, topic="wallboard", once=once))
 
 
 @router.get("/live/agents/{agent_id}", summary="Server-sent events: offers and changes on one agent's desk")
@@ -221,4 +220,4 @@ async def live_agent(
             w.pop("wait_seconds", None)
         return d
 
-    return _stream(_live(request, hotline, "desk", read, once=once))
+    return _stream(_live(request, hotline, "desk", read, topic=f"agent_desk:{agent_id}", once=once))
