@@ -193,6 +193,16 @@ def agent_skills(env: Envelope, rows: Rows) -> None:
     _agent_set(env, rows, skills=json.dumps(env.data["skills"]), languages=json.dumps(env.data["languages"]))
 
 
+@projection.signals
+def agent_of(env: Envelope, rows: Rows) -> list[str]:
+    """An agent's own line on the board (their state, queues, skills) is announced by
+    agent id too: their desk shows it, and must not wake for every other agent."""
+    return [str(env.data["agent_id"])] if env.event_class in AGENT_EVENTS else []
+
+
+AGENT_EVENTS = frozenset({A.Enrolled, A.LoggedIn, A.StateChanged, A.Reserved, A.QueuesChanged, A.SkillsChanged})
+
+
 # ------------------------------------------------------------------------ contacts
 def _waiting_set(env: Envelope, rows: Rows, **changes: Any) -> None:
     _update(rows, WAITING.name, env.aggregate_id, changes)

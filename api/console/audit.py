@@ -1,7 +1,142 @@
-"""The auditor's pages."""
+"""The auditor's pages: a case's full history, read from the event store itself (every
+event of the request's stream with its actor, role, time, correlation and causation
+ids), and the case "as of" a chosen time: the aggregate rebuilt from its events up to
+then, with the same class (``ServiceRequest``) the commands use.
+
+The rule is ``requests.read_internal`` (the whole history includes internal notes),
+checked on the case as the API checks it; the citizen's personal data in the events is
+shown only to who may read that citizen (``citizens.read``).
+"""
 
 from __future__ import annotations
 
-from fastapi import APIRouter
+import uuid
+from datetime import UTC, datetime
+from typing import Any
+from zoneinfo import ZoneInfo
+
+from eventsourcing.application import project_aggregate
+from fastapi import APIRouter, Query, Request
+from fastapi.responses import HTMLResponse, RedirectResponse, Response
+
+from api.auth import row_access
+from api.console.cases import EVENT_NAMES, departments, event_short_name, find_case
+from api.console.session import page
+from api.console.web import render
+from domain.access import Access, Action, allows, authorize
+from domain.base import Actor, InvalidCommand, aggregate_state, event_payload, event_type_name
+from infra.runtime import Hotline
 
 router = APIRouter(include_in_schema=False)
+
+# What the "as of" view shows of the rebuilt aggregate, in this order.
+STATE_FIELDS = (
+    "status",
+    "kind",
+    "subtype",
+    "urgency",
+    "problem_code",
+    "department_id",
+    "due_at",
+    "accepted_at",
+    "expected_at",
+    "final_answer",
+    "resolved_at",
+    "closed_at",
+    "return_count",
+    "reopen_count",
+    "supervised",
+    "escalated",
+    "pending_extension",
+    "rating",
+    "work_order_id",
+    "notes",
+)
+
+
+def _events(hotline: Hotline, request_id: str) -> list[Any]:
+    """Every stored event of the request's stream, oldest first (the event store, not a read model)."""
+    return list(hotline.store.events.get(uuid.UUID(request_id)))
+
+
+def _entry(event: Any, personal: bool) -> dict[str, Any]:
+    data = event_payload(event)
+    if not personal and "personal" in data:
+        data["personal"] = "***" if data["personal"] else None
+    type_name = event_type_name(type(event))
+    name = event_short_name(type_name)
+    meta = event.meta or {}
+    return {
+        "version": event.originator_version,
+        "type": type_name,
+        "label": EVENT_NAMES.get(name, name.replace("_", " ")),
+        "at": event.timestamp,
+        "actor_id": meta.get("actor_id"),
+        "actor_role": meta.get("actor_role"),
+        "correlation_id": meta.get("correlation_id"),
+        "causation_id": meta.get("causation_id"),
+        "data": {k: v for k, v in data.items() if v not in (None, "", [], {})},
+    }
+
+
+def parse_as_of(value: str | None, time_zone: str) -> datetime | None:
+    """A ``datetime-local`` value (the hotline's time zone) as an aware UTC time."""
+    if not value:
+        return None
+    try:
+        moment = datetime.fromisoformat(value)
+    except ValueError:
+        raise InvalidCommand("the 'as of' time is not a date and time", field="as_of") from None
+    if moment.tzinfo is None:
+        moment = moment.replace(tzinfo=ZoneInfo(time_zone))
+    return moment.astimezone(UTC)
+
+
+def state_as_of(events: list[Any], moment: datetime) -> dict[str, Any] | None:
+    """The case as it stood at ``moment``: its aggregate rebuilt from the events up to
+    then (None when it did not exist yet)."""
+    upto = [e for e in events if e.timestamp <= moment]
+    if not upto:
+        return None
+    aggregate: Any = project_aggregate(None, upto)
+    state = aggregate_state(aggregate)
+    shown = {f: state.get(f) for f in STATE_FIELDS}
+    shown["version"] = aggregate.version
+    shown["last_change"] = aggregate.modified_on
+    return shown
+
+
+@router.get("/console/audit", response_class=HTMLResponse)
+def audit_page(
+    request: Request, ref: str | None = Query(None, max_length=64), actor: Actor = page(Action.REQUESTS_READ_INTERNAL)
+) -> Response:
+    if ref and ref.strip():
+        return RedirectResponse(f"/console/audit/{ref.strip()}", status_code=303)
+    return render(request, "audit/audit.html", actor)
+
+
+@router.get("/console/audit/{ref}", response_class=HTMLResponse)
+def case_history(
+    request: Request,
+    ref: str,
+    as_of: str | None = Query(None, max_length=40),
+    actor: Actor = page(Action.REQUESTS_READ_INTERNAL),
+) -> HTMLResponse:
+    hotline: Hotline = request.app.state.hotline
+    row = find_case(hotline, actor, ref)
+    authorize(actor, Action.REQUESTS_READ_INTERNAL, row_access(row))
+    personal = bool(row.get("citizen_id")) and allows(actor, Action.CITIZENS_READ, Access(citizen_id=row["citizen_id"]))
+    events = _events(hotline, row["id"])
+    moment = parse_as_of(as_of, hotline.settings.time_zone)
+    return render(
+        request,
+        "audit/history.html",
+        actor,
+        case=row,
+        history=[_entry(e, personal) for e in events],
+        as_of=as_of or "",
+        moment=moment,
+        state=state_as_of(events, moment) if moment else None,
+        department_names=departments(hotline),
+        first=events[0].timestamp if events else None,
+    )

@@ -17,17 +17,20 @@ from __future__ import annotations
 
 import asyncio
 import json
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from typing import Any
 
 from fastapi import APIRouter, Query, Request
+from fastapi.concurrency import run_in_threadpool
 from fastapi.responses import StreamingResponse
 
+from api.auth import row_access
 from api.console.session import page
 from domain.access import Access, Action, Scope, allows, scopes
 from domain.base import Actor
 from infra.live_feed import LiveFeed, Subscriber
 from infra.runtime import Hotline
+from projections import request_status
 
 router = APIRouter(include_in_schema=False)
 
@@ -47,8 +50,9 @@ GATHER_SECONDS = 0.05  # signals arriving this close together go out as one
 KEEP_ALIVE_SECONDS = 15.0
 
 
-def may_watch(actor: Actor, topic: str) -> bool:
-    """A read model as a whole only for who reads all of it; a key for who may read that key."""
+def may_watch(actor: Actor, topic: str, case: Callable[[str], Access | None] = lambda _: None) -> bool:
+    """A read model as a whole only for who reads all of it; a key for who may read that
+    key (``case`` tells what the policy needs to know of one request, by id)."""
     name, _, key = topic.partition(":")
     action = TOPIC_RULES.get(name)
     if action is None or not allows(actor, action):
@@ -56,13 +60,18 @@ def may_watch(actor: Actor, topic: str) -> bool:
     if not key:
         return Scope.ALL in scopes(actor, action) or name in ("wallboard", "knowledge")
     kind, _, value = key.partition("-")
-    if name == "agent_desk":
+    if name in ("agent_desk", "wallboard"):  # an agent's own desk and line on the board
         return allows(actor, action, Access(subject=key)) or Scope.ALL in scopes(actor, action)
     if kind == "department":
         return allows(actor, action, Access.of_department(value))
     if kind == "citizen":
         return allows(actor, action, Access(citizen_id=value))
-    return Scope.ALL in scopes(actor, action)
+    if Scope.ALL in scopes(actor, action):
+        return True
+    if kind == "request":  # one case: for who may read that case (its department, its citizen)
+        access = case(value)
+        return access is not None and allows(actor, action, access)
+    return False
 
 
 async def stream(request: Request, feed: LiveFeed, subscriber: Subscriber) -> AsyncIterator[str]:
@@ -83,6 +92,16 @@ async def stream(request: Request, feed: LiveFeed, subscriber: Subscriber) -> As
         feed.unsubscribe(subscriber)
 
 
+def watchable(hotline: Hotline, actor: Actor, topics: list[str]) -> list[str]:
+    with hotline.read_store.engine.connect() as conn:
+
+        def case(request_id: str) -> Access | None:
+            row = request_status.get(conn, request_id)
+            return row_access(row) if row else None
+
+        return [t for t in topics if may_watch(actor, t, case)]
+
+
 @router.get("/console/live")
 async def live(
     request: Request,
@@ -91,7 +110,7 @@ async def live(
 ) -> StreamingResponse:
     """One page's live connection: Server-Sent Events for the topics it may watch."""
     hotline: Hotline = request.app.state.hotline
-    allowed = frozenset(t for t in topic[:20] if may_watch(actor, t))
+    allowed = frozenset(await run_in_threadpool(lambda: watchable(hotline, actor, topic[:20])))
     feed = LiveFeed.of(hotline)
     subscriber = feed.subscribe(allowed)
     headers: dict[str, Any] = {"Cache-Control": "no-store", "X-Accel-Buffering": "no", "X-Live-Topics": ",".join(sorted(allowed))}

@@ -1,7 +1,142 @@
-"""The analyst's reports."""
+"""The analyst's reports: the standard reports with their charts, and the headline KPIs.
+
+Reports run on the analytics snapshot (DuckDB) through ``analytics.reports.Reports``,
+the same service as ``GET /reports/{name}``; the chart is matplotlib's PNG, served here
+(same origin, shown inline) with the page's own rule.
+"""
 
 from __future__ import annotations
 
-from fastapi import APIRouter
+from typing import Any
+
+from fastapi import APIRouter, Query, Request
+from fastapi.responses import HTMLResponse, Response
+
+from analytics.reports import STANDARD, ReportError, ReportResult, Reports
+from analytics.reports import render as render_report
+from api.console.session import page
+from api.console.web import N_, render
+from api.routers.reports import get_reports
+from domain.access import Action
+from domain.base import Actor, NotFound
+from infra.runtime import Hotline
 
 router = APIRouter(include_in_schema=False)
+
+TITLES = {
+    "daily": N_("Daily statistics: contacts and requests"),
+    "service_level": N_("Service level, speed of answer, handle time, abandonment"),
+    "agents": N_("Agents: handled contacts, handle time, occupancy"),
+    "requests": N_("Requests: intake, on-time completion, satisfaction"),
+    "fcr": N_("First contact resolution"),
+    "repeat_complaints": N_("Repeat complaints"),
+    "backlog": N_("Backlog and ageing by department"),
+    "problems": N_("Most common problem codes"),
+    "heatmap": N_("Contacts by weekday and hour"),
+    "knowledge": N_("Knowledge base: answer rate and deflection"),
+    "staffing": N_("Staffing from history (Erlang C)"),
+}
+# Column headings people read (the report's column names stay the data's).
+COLUMNS = {
+    "bucket": N_("Period / group"),
+    "offered": N_("Offered"),
+    "answered": N_("Answered"),
+    "abandoned": N_("Abandoned"),
+    "short_abandoned": N_("Short abandons"),
+    "service_level": N_("Service level"),
+    "service_level_offered": N_("Service level (offered)"),
+    "asa_seconds": N_("Average speed of answer"),
+    "aht_seconds": N_("Average handle time"),
+    "abandonment_rate": N_("Abandonment rate"),
+    "answer_rate": N_("Answer rate"),
+    "occupancy": N_("Occupancy"),
+    "requests_registered": N_("Requests registered"),
+    "closed": N_("Closed"),
+    "closed_on_time": N_("Closed on time"),
+    "on_time_rate": N_("On-time rate"),
+    "satisfaction_avg": N_("Average rating"),
+    "satisfaction_rate": N_("Satisfied"),
+    "dispatches": N_("Dispatches"),
+    "returns": N_("Returns"),
+    "reopened": N_("Reopened"),
+    "ratings": N_("Ratings"),
+    "open_requests": N_("Open requests"),
+    "past_due": N_("Past due"),
+    "department": N_("Department"),
+    "problem_code": N_("Problem code"),
+    "requests": N_("Requests"),
+    "complaints": N_("Complaints"),
+    "share": N_("Share"),
+    "fcr_rate": N_("First contact resolution"),
+    "repeat_rate": N_("Repeat rate"),
+    "agent_id": N_("Agent"),
+    "handled": N_("Handled"),
+}
+# The headline figures (the "daily" report over its whole window).
+KPIS = (
+    ("offered", N_("Contacts offered")),
+    ("service_level", N_("Service level")),
+    ("asa_seconds", N_("Average speed of answer")),
+    ("abandonment_rate", N_("Abandonment rate")),
+    ("requests_registered", N_("Requests registered")),
+    ("on_time_rate", N_("On-time rate")),
+    ("satisfaction_rate", N_("Satisfied")),
+)
+
+
+def _reports(request: Request) -> Reports:
+    hotline: Hotline = request.app.state.hotline
+    return get_reports(hotline)
+
+
+def _run(request: Request, name: str, by: str | None) -> ReportResult:
+    if name not in STANDARD:
+        raise NotFound(f"no standard report {name!r}")
+    return _reports(request).run(name, None, None, by or None)
+
+
+def _kpis(result: ReportResult) -> list[dict[str, Any]]:
+    row = result.records()[0] if result.rows else {}
+    return [{"key": key, "label": label, "value": row.get(key), "format": result.formats.get(key, "number")} for key, label in KPIS]
+
+
+@router.get("/console/reports", response_class=HTMLResponse)
+def reports_page(
+    request: Request,
+    name: str = Query("daily", max_length=64),
+    by: str | None = Query(None, max_length=32),
+    actor: Actor = page(Action.REPORTS_READ),
+) -> HTMLResponse:
+    error = None
+    result = kpis = None
+    try:
+        kpis = _kpis(_run(request, "daily", "total"))
+        result = _run(request, name, by)
+    except ReportError as exc:  # no analytics yet, or a grouping the report lacks: said on the page
+        error = exc.message
+    return render(
+        request,
+        "reports/reports.html",
+        actor,
+        reports=[r for r in STANDARD.values()],
+        titles=TITLES,
+        columns=COLUMNS,
+        chosen=STANDARD.get(name),
+        name=name,
+        by=by or "",
+        result=result,
+        kpis=kpis,
+        error=error,
+    )
+
+
+@router.get("/console/reports/{name}/chart.png")
+def report_chart(
+    request: Request,
+    name: str,
+    by: str | None = Query(None, max_length=32),
+    actor: Actor = page(Action.REPORTS_READ),
+) -> Response:
+    """The report's chart as a PNG, shown inline on the page (not as a download)."""
+    body = render_report(_run(request, name, by), "png")
+    return Response(body, media_type="image/png", headers={"Cache-Control": "private, max-age=60"})

@@ -1,8 +1,8 @@
 """Rendering the console: Jinja2 templates, translations and formats by locale.
 
 Labels are gettext messages (English is the message id); each language's catalogues are
-``locales/<lang>/<area>.po``, one file per area of the console, read with Babel when the
-process starts (no compile step). Dates, numbers and durations are formatted by Babel
+``locales/<lang>/<area>.po``, one file per area of the console (``common.po`` for what
+all share), read with Babel on first use (no compile step). Dates, numbers and durations are formatted by Babel
 for the user's locale, in the hotline's time zone. Catalogue names and articles, which
 the domain keeps in every language, are picked with :func:`localised`.
 """
@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import gettext
 import io
+import itertools
 from collections.abc import Mapping
 from datetime import UTC, datetime, timedelta
 from functools import cache
@@ -39,23 +40,33 @@ RTL = frozenset({"ar"})
 LANGUAGE_COOKIE = "hotline_lang"
 
 
+def catalogue(language: str, area: str) -> gettext.GNUTranslations | None:
+    """One area's catalogue (``locales/<lang>/<area>.po``), compiled in memory. A new
+    object each time: each area's chain of fallbacks is its own."""
+    po = HERE / "locales" / language / f"{area}.po"
+    if not po.is_file():
+        return None
+    with po.open("rb") as f:
+        catalog = read_po(f, locale=language)
+    buffer = io.BytesIO()
+    write_mo(buffer, catalog)
+    buffer.seek(0)
+    return gettext.GNUTranslations(buffer)
+
+
 @cache
-def translations(language: str) -> gettext.NullTranslations:
-    """All of a language's catalogues merged into one gettext object (English: none)."""
+def translations(language: str, area: str = "common") -> gettext.NullTranslations:
+    """The translations a screen area uses: its own catalogue first (the same English word
+    may be said differently on the desk and in a department's inbox: "Accept" a call, a
+    case), then the shared one, then the other areas'. English: none."""
     folder = HERE / "locales" / language
-    merged: gettext.NullTranslations = gettext.NullTranslations()
-    for po in sorted(folder.glob("*.po")) if folder.is_dir() else []:
-        with po.open("rb") as f:
-            catalog = read_po(f, locale=language)
-        buffer = io.BytesIO()
-        write_mo(buffer, catalog)
-        buffer.seek(0)
-        part = gettext.GNUTranslations(buffer)
-        if isinstance(merged, gettext.GNUTranslations):
-            merged.add_fallback(part)
-        else:
-            merged = part
-    return merged
+    others = sorted(p.stem for p in folder.glob("*.po")) if folder.is_dir() else []
+    chain = [c for name in dict.fromkeys([area, "common", *others]) if (c := catalogue(language, name)) is not None]
+    if not chain:
+        return gettext.NullTranslations()
+    for first, then in itertools.pairwise(chain):
+        first.add_fallback(then)
+    return chain[0]
 
 
 def choose_language(request: Request, default: str) -> str:
@@ -224,11 +235,11 @@ def _environment() -> Environment:
 ENV = _environment()
 
 
-def context(request: Request, actor: Actor | None, **values: Any) -> dict[str, Any]:
+def context(request: Request, actor: Actor | None, area: str = "common", **values: Any) -> dict[str, Any]:
     """What every template sees: the user, their language and formats, translations, CSRF."""
     hotline: Hotline = request.app.state.hotline
     language = choose_language(request, hotline.settings.default_language)
-    t = translations(language)
+    t = translations(language, area)
 
     def term(kind: str, value: str | None) -> str:
         """A domain value (a status, a role, a channel) in the user's words."""
@@ -257,5 +268,7 @@ def context(request: Request, actor: Actor | None, **values: Any) -> dict[str, A
 
 
 def render(request: Request, template: str, actor: Actor | None, status_code: int = 200, **values: Any) -> HTMLResponse:
-    html = ENV.get_template(template).render(context(request, actor, **values))
+    # A template's area is its folder (templates/desk/… → the desk's catalogue).
+    area = template.split("/", 1)[0] if "/" in template else "common"
+    html = ENV.get_template(template).render(context(request, actor, area, **values))
     return HTMLResponse(html, status_code=status_code)

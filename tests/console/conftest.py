@@ -68,9 +68,8 @@ class Server:
         return httpx.Client(base_url=self.base, headers={"Authorization": f"Bearer {self.token(username)}"}, timeout=30)
 
 
-@pytest.fixture(scope="session")
-def console_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
-    data = tmp_path_factory.mktemp("console-demo")
+def start_server(data: Path, **extra_env: str) -> tuple[subprocess.Popen[bytes], Server]:
+    """``hotline serve --demo`` on a free port with its data in ``data``; returns when it answers."""
     port = _free_port()
     log = data / "server.log"
     env = {
@@ -81,22 +80,32 @@ def console_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]
         "HOTLINE_LOG_LEVEL": "warning",
         "HOTLINE_RATE_LIMIT_SIGN_IN": "1000/minute",
         "HOTLINE_RATE_LIMIT_PUBLIC": "1000/minute",
+        **extra_env,
     }
     with log.open("w") as out:
         server = subprocess.Popen([HOTLINE, "serve", "--demo"], env=env, cwd=ROOT, stdout=out, stderr=subprocess.STDOUT)
     base = f"http://127.0.0.1:{port}"
+    deadline = time.monotonic() + 180
+    while True:
+        try:
+            if httpx.get(f"{base}/healthz", timeout=2).status_code == 200:
+                return server, Server(base, data, log)
+        except httpx.HTTPError:
+            pass
+        if server.poll() is not None or time.monotonic() > deadline:
+            server.terminate()
+            raise RuntimeError(f"hotline serve --demo did not start:\n{log.read_text()[-3000:]}")
+        time.sleep(0.5)
+
+
+@pytest.fixture(scope="session")
+def console_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
     try:
-        deadline = time.monotonic() + 180
-        while True:
-            try:
-                if httpx.get(f"{base}/healthz", timeout=2).status_code == 200:
-                    break
-            except httpx.HTTPError:
-                pass
-            if server.poll() is not None or time.monotonic() > deadline:
-                pytest.fail(f"hotline serve --demo did not start:\n{log.read_text()[-3000:]}")
-            time.sleep(0.5)
-        yield Server(base, data, log)
+        server, running = start_server(tmp_path_factory.mktemp("console-demo"))
+    except RuntimeError as exc:
+        pytest.fail(str(exc))
+    try:
+        yield running
     finally:
         server.terminate()
         server.wait(timeout=30)

@@ -2,8 +2,10 @@
 
 The messages are extracted the way a translator's tool would (Babel's extractors: the
 Jinja2 templates, and ``N_``/``_`` in the console's Python), then looked up in each
-language's catalogues (``api/console/locales/<lang>/*.po``). A missing or empty
-translation fails with the list of what is missing, per language.
+language's catalogues. A screen area (``desk``: ``desk.py`` and ``templates/desk/``)
+reads its own catalogue (``locales/<lang>/desk.po``) first, then ``common.po``: each of
+its labels must be in one of the two. A missing or empty translation fails with the list
+of what is missing.
 """
 
 from __future__ import annotations
@@ -33,14 +35,39 @@ def console_messages() -> dict[str, str]:
     return found
 
 
-def translated(language: str) -> dict[str, str]:
+def area_of(where: str) -> str:
+    """``templates/desk/_x.html:3`` and ``desk.py:10`` → desk; the rest is common."""
+    path = where.split(":", 1)[0]
+    if path.startswith("templates/") and path.count("/") >= 2:
+        return path.split("/")[1]
+    stem = path.removesuffix(".py")
+    return stem if (HERE / "templates" / stem).is_dir() else "common"
+
+
+def translated(language: str, *areas: str) -> dict[str, str]:
     known: dict[str, str] = {}
-    for po in sorted((HERE / "locales" / language).glob("*.po")):
+    for area in areas:
+        po = HERE / "locales" / language / f"{area}.po"
+        if not po.is_file():
+            continue
         with po.open("rb") as f:
             for message in read_po(f, locale=language):
-                if message.id and isinstance(message.id, str):
-                    known.setdefault(message.id, message.string if isinstance(message.string, str) else "")
+                if message.id and isinstance(message.id, str) and message.string:
+                    known.setdefault(message.id, str(message.string))
     return known
+
+
+def console_messages_by_area() -> dict[str, dict[str, str]]:
+    """area → {msgid: where}, every place a message is used counting for its area."""
+    found: dict[str, dict[str, str]] = {}
+    for filename, lineno, message, _comments, _context in extract_from_dir(
+        HERE, method_map=METHODS, keywords=KEYWORDS, options_map=OPTIONS
+    ):
+        for text in message if isinstance(message, tuple) else (message,):
+            if text:
+                where = f"{filename}:{lineno}"
+                found.setdefault(area_of(where), {}).setdefault(text, where)
+    return found
 
 
 def test_messages_are_found() -> None:
@@ -49,9 +76,11 @@ def test_messages_are_found() -> None:
 
 
 @pytest.mark.parametrize("language", [lang for lang in LANGUAGES if lang != "en"])
-def test_every_message_is_translated(language: str) -> None:
-    known = translated(language)
-    missing = {m: where for m, where in console_messages().items() if not known.get(m)}
+def test_every_message_is_translated_for_its_area(language: str) -> None:
+    missing: dict[str, str] = {}
+    for area, messages in console_messages_by_area().items():
+        known = translated(language, area, "common")
+        missing.update({m: where for m, where in messages.items() if m not in known})
     listing = "\n".join(f"  {where}: {m!r}" for m, where in sorted(missing.items(), key=lambda kv: kv[1]))
     assert not missing, f"{len(missing)} labels have no {language} translation (api/console/locales/{language}/):\n{listing}"
 

@@ -61,7 +61,8 @@
   function showErrors(form, error) {
     const summary = form.querySelector("[data-errors]");
     const problems = (error.details && error.details.problems) || [];
-    const fields = (error.details && error.details.fields) || [];
+    // The domain names fields in "fields" (refused) or "missing" (required, not given).
+    const fields = [...((error.details && error.details.fields) || []), ...((error.details && error.details.missing) || [])];
     let placed = 0;
     for (const p of problems) {
       const field = form.querySelector(`[name="${CSS.escape(p.field)}"]`);
@@ -75,7 +76,10 @@
       field.insertAdjacentElement("afterend", note);
       placed += 1;
     }
-    for (const name of fields) form.querySelector(`[name="${CSS.escape(name)}"]`)?.setAttribute("aria-invalid", "true");
+    for (const name of fields) {
+      const field = form.querySelector(`[name="${CSS.escape(name)}"], [name$=".${CSS.escape(name)}"]`);
+      field?.setAttribute("aria-invalid", "true");
+    }
     const text = error.message || messages().failed;
     if (summary) summary.textContent = text;
     else toast(text, true);

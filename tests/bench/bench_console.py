@@ -1,0 +1,251 @@
+"""The console's goals, on loopback with the demo data (issue 15):
+
+* every page's first render < 1 s (the server's answer, and the browser's load in Chromium);
+* an agent's action round trip p95 < 200 ms (a JSON command sent as the browser sends it:
+  session cookie and CSRF token);
+* commit → browser update p95 < 1 s with 200 open live connections (SSE), measured from
+  the moment a command is sent until each connection has its event.
+
+    .venv/bin/python tests/bench/bench_console.py [--connections 200] [--commits 30] [--actions 200]
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import statistics
+import sys
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+import httpx
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
+
+from tests.console.conftest import CHROMIUM, CHROMIUM_ARGS, PASSWORD, Server, start_server
+
+# (user, page) pairs: each role's screens.
+PAGES = [
+    ("op-anna", "/console/desk"),
+    ("sup-li", "/console/wallboard"),
+    ("sup-li", "/console/agents"),
+    ("sup-li", "/console/sla"),
+    ("dept-transport", "/console/inbox"),
+    ("ctrl-office", "/console/control"),
+    ("sup-li", "/console/cases"),
+    ("expert-marco", "/console/knowledge"),
+    ("analyst-sara", "/console/reports"),
+    ("auditor-omar", "/console/audit"),
+    (None, "/portal"),
+]
+
+
+def pct(values: list[float], q: float) -> float:
+    ordered = sorted(values)
+    return ordered[min(len(ordered) - 1, int(q * len(ordered)))]
+
+
+def session(server: Server, user: str) -> httpx.Client:
+    """A browser's session: the cookie the sign-in form sets, and its CSRF token."""
+    client = httpx.Client(base_url=server.base, timeout=30)
+    answer = client.post("/console/sign-in", data={"username": user, "password": PASSWORD})
+    assert answer.status_code in (200, 303), answer.text
+    client.headers["X-CSRF-Token"] = client.cookies.get("hotline_csrf") or ""
+    return client
+
+
+def page_times(server: Server, rounds: int) -> list[dict[str, Any]]:
+    out = []
+    for user, path in PAGES:
+        client = session(server, user) if user else httpx.Client(base_url=server.base, timeout=30)
+        times, status = [], 0
+        for _ in range(rounds):
+            started = time.perf_counter()
+            answer = client.get(path)
+            times.append((time.perf_counter() - started) * 1000)
+            status = answer.status_code
+        client.close()
+        out.append({"page": path, "user": user or "anonymous", "status": status, "p50_ms": statistics.median(times), "max_ms": max(times)})
+    return out
+
+
+def browser_times(server: Server) -> dict[str, float]:
+    """Each page's load in Chromium (navigation start → load event), first visit."""
+    from playwright.sync_api import sync_playwright
+
+    found: dict[str, float] = {}
+    with sync_playwright() as playwright:
+        chromium = playwright.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
+        for user, path in PAGES:
+            context = chromium.new_context(base_url=server.base)
+            page = context.new_page()
+            if user:
+                page.goto("/console/sign-in")
+                page.fill("#username", user)
+                page.fill("#password", PASSWORD)
+                page.click("form[action='/console/sign-in'] button[type=submit]")
+                page.wait_for_load_state()
+            page.goto(path)
+            found[path] = float(
+                page.evaluate("() => { const t = performance.getEntriesByType('navigation')[0]; return t.loadEventEnd - t.startTime; }")
+            )
+            context.close()
+        chromium.close()
+    return found
+
+
+def action_round_trips(server: Server, n: int) -> list[float]:
+    """An agent's action as the console sends it: a note on a case, n times."""
+    with server.api("sup-li") as api:
+        ref = api.get("/requests", params={"limit": 1}).json()[0]["reference"]
+    times = []
+    client = session(server, "op-anna")
+    for i in range(n):
+        started = time.perf_counter()
+        answer = client.post(f"/requests/{ref}/notes", json={"text": f"bench note {i}", "internal": True})
+        times.append((time.perf_counter() - started) * 1000)
+        assert answer.status_code < 300, answer.text
+    client.close()
+    return times
+
+
+async def live_latency(server: Server, connections: int, commits: int) -> list[float]:
+    """Opens ``connections`` SSE connections to the wallboard's topic, then sends
+    ``commits`` contacts, one at a time; each connection's event for each commit is timed."""
+    cookies = session(server, "sup-li").cookies
+    arrivals: list[list[float]] = [[] for _ in range(connections)]
+    ready = 0
+
+    async def listen(i: int, client: httpx.AsyncClient) -> None:
+        nonlocal ready
+        async with client.stream("GET", "/console/live", params={"topic": "wallboard"}) as stream:
+            ready += 1
+            async for line in stream.aiter_lines():
+                if line.startswith("event: wallboard"):
+                    arrivals[i].append(time.perf_counter())
+
+    limits = httpx.Limits(max_connections=connections + 10, max_keepalive_connections=connections + 10)
+    async with httpx.AsyncClient(base_url=server.base, cookies=cookies, timeout=None, limits=limits) as client:
+        tasks = [asyncio.create_task(listen(i, client)) for i in range(connections)]
+        while ready < connections:
+            await asyncio.sleep(0.05)
+        await asyncio.sleep(0.5)
+        sent: list[float] = []
+        with server.api("sup-li") as api:
+            for k in range(commits):
+                sent.append(time.perf_counter())
+                answer = await asyncio.to_thread(
+                    api.post, "/contacts", json={"channel": "phone", "queue_id": "general", "subject": f"bench {k}", "language": "it"}
+                )
+                assert answer.status_code == 201, answer.text
+                await asyncio.sleep(0.3)  # each commit's events arrive before the next is sent
+        await asyncio.sleep(1.5)
+        for task in tasks:
+            task.cancel()
+    latencies = []
+    for got in arrivals:
+        for at in sent:
+            after = [a for a in got if a >= at]
+            if after:
+                latencies.append((min(after) - at) * 1000)
+    missing = connections * commits - len(latencies)
+    if missing:
+        print(f"warning: {missing} of {connections * commits} updates never arrived")
+    return latencies
+
+
+async def contact_center_load(
+    server: Server, seconds: float, commands_per_s: float, reads_per_s: float, connections: int
+) -> dict[str, Any]:
+    """The equivalent of 1,000 signed-in agents: ``connections`` live connections open,
+    and an open-loop schedule of commands and reads (each timed from when it was due, so
+    a slow server cannot hide its queue by slowing the generator down)."""
+    cookies = session(server, "sup-li").cookies
+    with server.api("sup-li") as api:
+        refs = [r["reference"] for r in api.get("/requests", params={"limit": 200}).json()]
+    token = server.token("sup-li")
+    limits = httpx.Limits(max_connections=connections + 400, max_keepalive_connections=connections + 400)
+    took: dict[str, list[float]] = {"command": [], "read": []}
+    failed = 0
+
+    async with (
+        httpx.AsyncClient(base_url=server.base, cookies=cookies, timeout=None, limits=limits) as live,
+        httpx.AsyncClient(base_url=server.base, headers={"Authorization": f"Bearer {token}"}, timeout=30, limits=limits) as api_client,
+    ):
+        opened = 0
+
+        async def watch(i: int) -> None:
+            nonlocal opened
+            topics = ["wallboard", f"agent_desk:agent-{i}"]
+            async with live.stream("GET", "/console/live", params={"topic": topics}) as stream:
+                opened += 1
+                async for _ in stream.aiter_lines():
+                    pass
+
+        watchers = [asyncio.create_task(watch(i)) for i in range(connections)]
+        while opened < connections:
+            await asyncio.sleep(0.05)
+
+        async def one(kind: str, due: float, k: int) -> None:
+            nonlocal failed
+            await asyncio.sleep(max(0.0, due - time.perf_counter()))
+            ref = refs[k % len(refs)]
+            if kind == "command":
+                answer = await api_client.post(f"/requests/{ref}/notes", json={"text": f"load {k}", "internal": True})
+            else:
+                path = (f"/requests/{ref}", "/wallboard", "/agents/op-anna/desk", "/sla/breaches")[k % 4]
+                answer = await api_client.get(path)
+            took[kind].append((time.perf_counter() - due) * 1000)
+            if answer.status_code >= 400:
+                failed += 1
+
+        start = time.perf_counter() + 0.5
+        jobs = [one("command", start + i / commands_per_s, i) for i in range(int(seconds * commands_per_s))]
+        jobs += [one("read", start + i / reads_per_s, i) for i in range(int(seconds * reads_per_s))]
+        await asyncio.gather(*jobs)
+        for task in watchers:
+            task.cancel()
+    return {kind: {"n": len(v), "p50": pct(v, 0.5), "p99": pct(v, 0.99)} for kind, v in took.items()} | {"failed": failed}
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--connections", type=int, default=200)
+    parser.add_argument("--commits", type=int, default=30)
+    parser.add_argument("--actions", type=int, default=200)
+    parser.add_argument("--rounds", type=int, default=10)
+    parser.add_argument("--load-seconds", type=float, default=20, help="the 1,000-agent load (0: skip)")
+    args = parser.parse_args()
+    process, server = start_server(Path(tempfile.mkdtemp(prefix="hotline-bench-console-")))
+    try:
+        pages = page_times(server, args.rounds)
+        loads = browser_times(server)
+        actions = action_round_trips(server, args.actions)
+        live = asyncio.run(live_latency(server, args.connections, args.commits))
+        load = asyncio.run(contact_center_load(server, args.load_seconds, 100, 400, 1000)) if args.load_seconds else None
+    finally:
+        process.terminate()
+        process.wait(timeout=30)
+    print("\n| page | as | status | server p50 | server max | browser load |")
+    print("|---|---|---|---|---|---|")
+    for p in pages:
+        load_ms = loads.get(p["page"], 0)
+        print(f"| {p['page']} | {p['user']} | {p['status']} | {p['p50_ms']:.0f} ms | {p['max_ms']:.0f} ms | {load_ms:.0f} ms |")
+    p50, p95 = pct(actions, 0.5), pct(actions, 0.95)
+    print(f"\naction round trip (note on a case, cookie + CSRF), {len(actions)}: p50 {p50:.1f} ms, p95 {p95:.1f} ms")
+    print(
+        f"commit → SSE event, {args.connections} connections × {args.commits} commits ({len(live)} updates): "
+        f"p50 {pct(live, 0.5):.0f} ms, p95 {pct(live, 0.95):.0f} ms, max {max(live):.0f} ms"
+    )
+    if load:
+        c, r = load["command"], load["read"]
+        print(
+            f"1,000 live connections, 100 commands/s + 400 reads/s for {args.load_seconds:.0f} s: commands p50 {c['p50']:.0f} ms "
+            f"p99 {c['p99']:.0f} ms; reads p50 {r['p50']:.0f} ms p99 {r['p99']:.0f} ms; {load['failed']} failed"
+        )
+
+
+if __name__ == "__main__":
+    main()
