@@ -1,7 +1,148 @@
-"""A department's inbox."""
+"""A department's inbox: the cases dispatched to it (accept or return them, reply to the
+citizen), its work orders with their tasks, and how close each deadline is.
+
+Reads come from the read models with the API's own filters (``department_filter``: a
+department user sees only their departments, whatever the URL asks); every action is a
+form posting to the API's command endpoints, so the domain's rules and refusals are the
+API's. The lists refresh when the live feed says one of the department's cases changed.
+"""
 
 from __future__ import annotations
 
-from fastapi import APIRouter
+import uuid
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+from fastapi import APIRouter, Query, Request
+from fastapi.responses import HTMLResponse
+
+from api.auth import department_filter
+from api.console.session import page
+from api.console.web import N_, render
+from domain.access import Action, Scope, allows, scopes
+from domain.base import Actor
+from infra.runtime import Hotline
+from projections import department_workload, request_status
 
 router = APIRouter(include_in_schema=False)
+
+# The inbox's sections: which statuses each lists (a department's open work).
+SECTIONS: tuple[tuple[str, str, tuple[str, ...]], ...] = (
+    ("to-accept", N_("To accept"), ("dispatched",)),
+    ("in-progress", N_("In progress"), ("in_progress", "waiting_citizen")),
+    ("replied", N_("Replied"), ("replied",)),
+)
+OPEN_WORK_ORDERS = ("open", "in_progress")
+LIMIT = 100
+# A deadline turns amber when less than this share of its allowance is left (and at least WARN_FLOOR before it).
+WARN_SHARE = 0.25
+WARN_FLOOR = timedelta(hours=4)
+
+
+def _aware(value: datetime | None) -> datetime | None:
+    if value is None:
+        return None
+    return value if value.tzinfo else value.replace(tzinfo=UTC)
+
+
+def deadline(due_at: datetime | None, started_at: datetime | None, now: datetime) -> dict[str, Any] | None:
+    """How close a deadline is: ``ok`` / ``warn`` / ``bad`` (overdue) and the time left or past."""
+    due, start = _aware(due_at), _aware(started_at)
+    if due is None:
+        return None
+    left = (due - now).total_seconds()
+    if left <= 0:
+        return {"state": "bad", "seconds": -left, "overdue": True}
+    allowance = (due - start).total_seconds() if start is not None and start < due else left
+    near = max(allowance * WARN_SHARE, WARN_FLOOR.total_seconds())
+    return {"state": "warn" if left <= near else "ok", "seconds": left, "overdue": False}
+
+
+def departments_shown(actor: Actor, chosen: str | None) -> tuple[str | None, list[str]]:
+    """The department whose inbox is shown (None: all, for who reads every department), and
+    the departments the user may pick from."""
+    own = list(actor.departments)
+    wanted = chosen or (own[0] if own else None)
+    # Exactly the API's filter: a department user gets one of their own, or a refusal.
+    return department_filter(actor, Action.REQUESTS_READ, wanted), own
+
+
+def department_names(hotline: Hotline) -> dict[str, dict[str, str]]:
+    """Department id → names in every language, from the catalogue (empty if not loaded)."""
+    from eventsourcing.application import AggregateNotFoundError
+
+    from domain.catalogue.aggregate import catalogue_id
+
+    try:
+        catalogue: Any = hotline.store.repository.get(catalogue_id(hotline.settings.jurisdiction))
+    except AggregateNotFoundError:
+        return {}
+    return {dep_id: dep.get("names", {}) for dep_id, dep in catalogue.departments.items()}
+
+
+def work_order_tasks(hotline: Hotline, order_id: str) -> list[dict[str, Any]]:
+    """The order's tasks as its template named them, and which are done (the read model
+    keeps only counts; the work order itself knows which)."""
+    from eventsourcing.application import AggregateNotFoundError
+
+    try:
+        order: Any = hotline.store.repository.get(uuid.UUID(order_id))
+    except (AggregateNotFoundError, ValueError):
+        return []
+    done: set[int] = set(order.tasks_done)
+    return [{"index": i, "names": names, "done": i in done} for i, names in enumerate(order.template.get("tasks", []))]
+
+
+def inbox_values(request: Request, actor: Actor, department: str | None) -> dict[str, Any]:
+    hotline: Hotline = request.app.state.hotline
+    now = hotline.clock.now()
+    shown, own = departments_shown(actor, department)
+    sections = []
+    with hotline.read_store.engine.connect() as conn:
+        for key, label, statuses in SECTIONS:
+            rows: list[dict[str, Any]] = []
+            for status in statuses:
+                rows.extend(request_status.search(conn, status=status, department_id=shown, limit=LIMIT))
+            rows.sort(key=lambda r: _aware(r["due_at"]) or datetime.max.replace(tzinfo=UTC))
+            for row in rows:
+                row["deadline"] = deadline(row["due_at"], row["registered_at"], now)
+            sections.append({"key": key, "label": label, "cases": rows})
+        orders: list[dict[str, Any]] = []
+        references: dict[str, str] = {}
+        if allows(actor, Action.WORK_ORDERS_READ):
+            wo_department = department_filter(actor, Action.WORK_ORDERS_READ, shown)
+            for status in OPEN_WORK_ORDERS:
+                orders.extend(department_workload.work_orders(conn, status=status, department_id=wo_department, limit=LIMIT))
+            for order in orders:
+                for request_id in order["request_ids"]:
+                    linked = request_status.get(conn, request_id)
+                    if linked is not None:
+                        references[request_id] = linked["reference"]
+    for order in orders:
+        order["tasks"] = work_order_tasks(hotline, order["id"])
+        order["references"] = [references[r] for r in order["request_ids"] if r in references]
+    names = department_names(hotline)
+    choices = own if own else ([] if Scope.ALL not in scopes(actor, Action.REQUESTS_READ) else sorted(names))
+    return {
+        "department": shown,
+        "choices": choices,
+        "department_names": names,
+        "sections": sections,
+        "orders": orders,
+        "now": now,
+        "topics": [f"request_status:department-{d}" for d in ([shown] if shown else own)] or ["request_status"],
+    }
+
+
+@router.get("/console/inbox", response_class=HTMLResponse)
+def inbox_page(
+    request: Request, department: str | None = Query(None, max_length=64), actor: Actor = page(Action.WORK_ORDERS_READ)
+) -> HTMLResponse:
+    return render(request, "inbox/inbox.html", actor, **inbox_values(request, actor, department))
+
+
+@router.get("/console/inbox/cases", response_class=HTMLResponse)
+def inbox_cases(
+    request: Request, department: str | None = Query(None, max_length=64), actor: Actor = page(Action.WORK_ORDERS_READ)
+) -> HTMLResponse:
+    return render(request, "inbox/_cases.html", actor, **inbox_values(request, actor, department))

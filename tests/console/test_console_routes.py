@@ -23,7 +23,7 @@ def test_every_console_route_declares_its_rule() -> None:
     for module in CONSOLE:
         for route in module.router.routes:
             if isinstance(route, APIRoute) and not rule_of(route.dependant)[0]:
-                undeclared.append(f"{module.__name__}: {sorted(route.methods)} {route.path}")
+                undeclared.append(f"{module.__name__}: {sorted(route.methods or ())} {route.path}")
     assert not undeclared, "console routes without page(...) or PUBLIC_PAGE:\n" + "\n".join(undeclared)
 
 

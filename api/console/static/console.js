@@ -5,12 +5,15 @@
 (function () {
   const csrf = () => document.querySelector('meta[name="csrf-token"]')?.content || "";
   const messages = () => JSON.parse(document.body.dataset.messages || "{}");
+  // Citizens sign in on the portal, staff on the console.
+  const signInPage = () =>
+    (location.pathname.startsWith("/portal") ? "/portal/sign-in" : "/console/sign-in") + "?next=" + encodeURIComponent(location.pathname);
 
   // htmx's own requests carry the CSRF token too.
   document.addEventListener("htmx:configRequest", (e) => { e.detail.headers["X-CSRF-Token"] = csrf(); });
   // A session that ended while the page was open: back to sign-in.
   document.addEventListener("htmx:responseError", (e) => {
-    if (e.detail.xhr.status === 401) window.location.assign("/console/sign-in?next=" + encodeURIComponent(location.pathname));
+    if (e.detail.xhr.status === 401) window.location.assign(signInPage());
   });
 
   function toast(text, bad) {
@@ -106,7 +109,7 @@
       return;
     }
     if (submitter) submitter.disabled = false;
-    if (answer.status === 401) { window.location.assign("/console/sign-in?next=" + encodeURIComponent(location.pathname)); return; }
+    if (answer.status === 401) { window.location.assign(signInPage()); return; }
     const result = await answer.json().catch(() => ({}));
     if (!answer.ok) { showErrors(form, result.error || {}); return; }
     delete form.dataset.key;
