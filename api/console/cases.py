@@ -21,6 +21,7 @@ from api.routers.requests import public_timeline
 from domain.access import Access, Action, Scope, allows, authorize, scope
 from domain.base import Actor, NotFound
 from domain.catalogue.aggregate import catalogue_id
+from domain.events import stream_and_name
 from domain.requests.aggregate import OPEN_STATES, STATES
 from infra.runtime import Hotline
 from projections import citizen_history, department_workload, request_status
@@ -83,9 +84,10 @@ SHOWN_DETAILS = (
 
 
 def event_short_name(type_name: str) -> str:
-    """``hotline.request.note_added.v1`` → ``note_added``."""
-    parts = type_name.split(".")
-    return parts[2] if len(parts) >= 4 else type_name
+    """``hotline.request.note_added.v1`` → ``note_added`` (the domain's registry says; a
+    type it does not know is shown as it is)."""
+    found = stream_and_name(type_name)
+    return found[1] if found else type_name
 
 
 def departments(hotline: Hotline) -> dict[str, dict[str, str]]:

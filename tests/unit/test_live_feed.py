@@ -7,6 +7,8 @@ import asyncio
 import json
 import threading
 import time
+from concurrent.futures import ThreadPoolExecutor
+from typing import Any
 
 import pytest
 import sqlalchemy as sa
@@ -18,6 +20,13 @@ from infra.runtime import Hotline
 from tests.conftest import create_pg_database, drop_pg_database
 
 AGENT = Actor("op1", "agent")
+
+
+def run(coroutine: Any) -> Any:
+    """asyncio.run in a thread of its own: the browser tests' Playwright keeps an event
+    loop running in the main thread for the whole session."""
+    with ThreadPoolExecutor(1) as pool:
+        return pool.submit(asyncio.run, coroutine).result()
 
 
 def test_an_applied_command_announces_its_read_models_and_keys(hotline: Hotline) -> None:
@@ -53,7 +62,7 @@ def test_subscribers_hear_only_their_topics() -> None:
         assert feed.connections == 1
         return got, other
 
-    got, other = asyncio.run(scenario())
+    got, other = run(scenario())
     assert got == {"request_status"} and other == set()
 
 
@@ -90,7 +99,7 @@ def test_notify_reaches_a_listening_process_only_on_commit() -> None:
             finally:
                 engine.dispose()
 
-        assert asyncio.run(scenario()) == {"agent_desk"}
+        assert run(scenario()) == {"agent_desk"}
     finally:
         stop.set()
         time.sleep(1.2)
