@@ -20,7 +20,8 @@ from fastapi import APIRouter, Query, Request
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
 
 from api.auth import row_access
-from api.console.cases import EVENT_NAMES, departments, event_short_name, find_case
+from api.console.cases import EVENT_NAMES, event_short_name, find_case
+from api.console.reference import department_names
 from api.console.session import page
 from api.console.web import render
 from domain.access import Access, Action, allows, authorize
@@ -137,6 +138,6 @@ def case_history(
         as_of=as_of or "",
         moment=moment,
         state=state_as_of(events, moment) if moment else None,
-        department_names=departments(hotline),
+        department_names=department_names(hotline),
         first=events[0].timestamp if events else None,
     )

@@ -15,12 +15,12 @@ from fastapi import APIRouter, Query, Request
 from fastapi.responses import HTMLResponse
 
 from api.auth import citizen_filter, department_filter, row_access
+from api.console.reference import department_names
 from api.console.session import page
 from api.console.web import N_, render
 from api.routers.requests import public_timeline
 from domain.access import Access, Action, Scope, allows, authorize, scope
 from domain.base import Actor, NotFound
-from domain.catalogue.aggregate import catalogue_id
 from domain.events import stream_and_name
 from domain.requests.aggregate import OPEN_STATES, STATES
 from infra.runtime import Hotline
@@ -90,14 +90,6 @@ def event_short_name(type_name: str) -> str:
     return found[1] if found else type_name
 
 
-def departments(hotline: Hotline) -> dict[str, dict[str, str]]:
-    """Department id → its names in every language (the catalogue, as reference data)."""
-    cat = hotline.store.reference(catalogue_id(hotline.settings.jurisdiction))
-    if cat is None:
-        return {}
-    return {dep_id: dep.get("names") or {"en": dep_id} for dep_id, dep in cat.departments.items()}
-
-
 def find_case(hotline: Hotline, actor: Actor, ref: str) -> dict[str, Any]:
     """The case by reference or id, if this actor may read it (404 / 403 as the API)."""
     with hotline.read_store.engine.connect() as conn:
@@ -160,7 +152,7 @@ def _search_values(
 ) -> dict[str, Any]:
     hotline: Hotline = request.app.state.hotline
     found = _search(hotline, actor, status, department_id, problem_code, ref)
-    all_departments = departments(hotline)
+    all_departments = department_names(hotline)
     own_only = scope(actor, Action.REQUESTS_READ) is Scope.OWN_DEPARTMENT
     choices = {d: n for d, n in all_departments.items() if not own_only or d in actor.departments}
     topics = ["request_status"]
@@ -191,19 +183,13 @@ def cases_page(
     ref: str | None = Query(None, max_length=64),
     actor: Actor = page(Action.REQUESTS_READ),
 ) -> HTMLResponse:
-    return render(request, "cases/list.html", actor, **_search_values(request, actor, status, department_id, problem_code, ref))
-
-
-@router.get("/console/cases/results", response_class=HTMLResponse)
-def cases_results(
-    request: Request,
-    status: str | None = Query(None, max_length=20),
-    department_id: str | None = Query(None, max_length=64),
-    problem_code: str | None = Query(None, max_length=64),
-    ref: str | None = Query(None, max_length=64),
-    actor: Actor = page(Action.REQUESTS_READ),
-) -> HTMLResponse:
-    return render(request, "cases/_results.html", actor, **_search_values(request, actor, status, department_id, problem_code, ref))
+    return render(
+        request,
+        "cases/list.html",
+        actor,
+        part="cases/_results.html",
+        **_search_values(request, actor, status, department_id, problem_code, ref),
+    )
 
 
 def _case_values(request: Request, actor: Actor, ref: str) -> dict[str, Any]:
@@ -241,7 +227,7 @@ def _case_values(request: Request, actor: Actor, ref: str) -> dict[str, Any]:
         "contact": contact,
         "work_order": work_order,
         "can": can,
-        "department_names": departments(hotline),
+        "department_names": department_names(hotline),
         "deadline": deadline_class(row, hotline.clock.now()),
         "topics": topics,
     }
@@ -249,10 +235,4 @@ def _case_values(request: Request, actor: Actor, ref: str) -> dict[str, Any]:
 
 @router.get("/console/cases/{ref}", response_class=HTMLResponse)
 def case_page(request: Request, ref: str, actor: Actor = page(Action.REQUESTS_READ)) -> HTMLResponse:
-    return render(request, "cases/case.html", actor, **_case_values(request, actor, ref))
-
-
-@router.get("/console/cases/{ref}/state", response_class=HTMLResponse)
-def case_state(request: Request, ref: str, actor: Actor = page(Action.REQUESTS_READ)) -> HTMLResponse:
-    """The live part of the case page: status, deadlines and timeline."""
-    return render(request, "cases/_state.html", actor, **_case_values(request, actor, ref))
+    return render(request, "cases/case.html", actor, part="cases/_state.html", **_case_values(request, actor, ref))

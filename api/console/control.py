@@ -15,8 +15,10 @@ import sqlalchemy as sa
 from fastapi import APIRouter, Request
 from fastapi.responses import HTMLResponse
 
+from api.console.reference import department_names, problem_names
+from api.console.reference import departments as catalogue_departments
 from api.console.session import page
-from api.console.supervisor import catalogue_departments, deadline_class, pending_extensions, problem_names
+from api.console.supervisor import deadline_class, pending_extensions
 from api.console.web import render
 from domain.access import Action
 from domain.base import Actor, event_type_name
@@ -71,14 +73,13 @@ def control_view(hotline: Hotline) -> dict[str, Any]:
     # Overdue first the escalated ones (the control office already owns them), then the longest late.
     overdue.sort(key=lambda r: (not r["escalated"], -(r["overdue_hours"] or 0)))
     catalogue = catalogue_departments(hotline)
-    departments = {dep: dict(info.get("names") or {}) for dep, info in catalogue.items()}
     return {
         "awaiting": awaiting,
         "supervised": supervised,
         "overdue": overdue,
         "reminders": reminders,
         "extensions": pending_extensions(hotline),
-        "departments": departments,
+        "departments": department_names(hotline),
         "problems": problem_names(hotline),
         "dispatchable": [dep for dep, info in catalogue.items() if not info.get("is_control_office")],
         "at": now.isoformat(),
@@ -87,9 +88,4 @@ def control_view(hotline: Hotline) -> dict[str, Any]:
 
 @router.get("/console/control", response_class=HTMLResponse)
 def control_page(request: Request, actor: Actor = page(Action.REQUESTS_OVERSEE)) -> HTMLResponse:
-    return render(request, "control/control.html", actor, **control_view(request.app.state.hotline))
-
-
-@router.get("/console/control/board", response_class=HTMLResponse)
-def control_board(request: Request, actor: Actor = page(Action.REQUESTS_OVERSEE)) -> HTMLResponse:
-    return render(request, "control/_board.html", actor, **control_view(request.app.state.hotline))
+    return render(request, "control/control.html", actor, part="control/_board.html", **control_view(request.app.state.hotline))

@@ -35,21 +35,8 @@ from projections import agent_desk, citizen_history, department_workload, reques
 router = APIRouter(include_in_schema=False)
 
 # Reasons an agent picks for "not ready" (the domain's list, less those the system sets).
-READY_REASONS = {
-    "break": N_("break"),
-    "lunch": N_("lunch"),
-    "training": N_("training"),
-    "meeting": N_("meeting"),
-    "after_call_work": N_("after-call work"),
-    "other": N_("other"),
-}
+READY_REASONS = ("break", "lunch", "training", "meeting", "after_call_work", "other")
 assert set(READY_REASONS) <= set(NOT_READY_REASONS)
-REASON_NAMES = {
-    **READY_REASONS,
-    "missed_offers": N_("missed offers"),
-    "login": N_("just signed in"),
-    "supervisor": N_("set by a supervisor"),
-}
 # Dispositions offered at wrap-up (free text to the API, at most 100 characters).
 DISPOSITIONS = {
     "answered": N_("Answered from the knowledge base"),
@@ -92,7 +79,6 @@ def _values(request: Request, agent_id: str, **more: Any) -> dict[str, Any]:
     return {
         "agent_id": agent_id,
         "reasons": READY_REASONS,
-        "reason_names": REASON_NAMES,
         "dispositions": DISPOSITIONS,
         "languages": LANGUAGES,
         **more,

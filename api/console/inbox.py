@@ -17,6 +17,7 @@ from fastapi import APIRouter, Query, Request
 from fastapi.responses import HTMLResponse
 
 from api.auth import department_filter
+from api.console.reference import department_names
 from api.console.session import page
 from api.console.web import N_, render
 from domain.access import Action, Scope, allows, scopes
@@ -65,19 +66,6 @@ def departments_shown(actor: Actor, chosen: str | None) -> tuple[str | None, lis
     wanted = chosen or (own[0] if own else None)
     # Exactly the API's filter: a department user gets one of their own, or a refusal.
     return department_filter(actor, Action.REQUESTS_READ, wanted), own
-
-
-def department_names(hotline: Hotline) -> dict[str, dict[str, str]]:
-    """Department id → names in every language, from the catalogue (empty if not loaded)."""
-    from eventsourcing.application import AggregateNotFoundError
-
-    from domain.catalogue.aggregate import catalogue_id
-
-    try:
-        catalogue: Any = hotline.store.repository.get(catalogue_id(hotline.settings.jurisdiction))
-    except AggregateNotFoundError:
-        return {}
-    return {dep_id: dep.get("names", {}) for dep_id, dep in catalogue.departments.items()}
 
 
 def work_order_tasks(hotline: Hotline, order_id: str) -> list[dict[str, Any]]:
@@ -138,11 +126,4 @@ def inbox_values(request: Request, actor: Actor, department: str | None) -> dict
 def inbox_page(
     request: Request, department: str | None = Query(None, max_length=64), actor: Actor = page(Action.WORK_ORDERS_READ)
 ) -> HTMLResponse:
-    return render(request, "inbox/inbox.html", actor, **inbox_values(request, actor, department))
-
-
-@router.get("/console/inbox/cases", response_class=HTMLResponse)
-def inbox_cases(
-    request: Request, department: str | None = Query(None, max_length=64), actor: Actor = page(Action.WORK_ORDERS_READ)
-) -> HTMLResponse:
-    return render(request, "inbox/_cases.html", actor, **inbox_values(request, actor, department))
+    return render(request, "inbox/inbox.html", actor, part="inbox/_cases.html", **inbox_values(request, actor, department))

@@ -80,13 +80,7 @@ def knowledge_page(
     lang: Language | None = Query(None),
     actor: Actor = page(Action.KNOWLEDGE_SEARCH),
 ) -> HTMLResponse:
-    return render(request, "knowledge/list.html", actor, **_list_values(request, actor, q, lang))
-
-
-@router.get("/console/knowledge/articles", response_class=HTMLResponse)
-def knowledge_articles(request: Request, actor: Actor = page(Action.KNOWLEDGE_SEARCH)) -> HTMLResponse:
-    """The list alone (refreshed when the knowledge base changes)."""
-    return render(request, "knowledge/_articles.html", actor, **_list_values(request, actor, None, None))
+    return render(request, "knowledge/list.html", actor, part="knowledge/_articles.html", **_list_values(request, actor, q, lang))
 
 
 def _article(hotline: Hotline, actor: Actor, article_id: str) -> dict[str, Any]:

@@ -11,13 +11,12 @@ allows anonymity) are the API's and its refusals are shown on the form.
 from __future__ import annotations
 
 from typing import Any
-from urllib.parse import quote
 
 from fastapi import APIRouter, Query, Request
-from fastapi.responses import HTMLResponse, JSONResponse, RedirectResponse, Response
+from fastapi.responses import HTMLResponse, JSONResponse, Response
 
 from api.auth import ANONYMOUS, citizen_filter, row_access
-from api.console.session import PUBLIC_PAGE, safe_next, start_session
+from api.console.session import PUBLIC_PAGE, citizen_page, safe_next, start_session
 from api.console.web import N_, choose_language, render
 from api.errors import Unauthenticated, error_body
 from api.routers import auth as auth_api
@@ -63,10 +62,6 @@ SCORES = ((5, N_("Very satisfied")), (4, N_("Satisfied")), (3, N_("Neither")), (
 def _citizen(actor: Actor | None) -> Actor | None:
     """The signed-in citizen, or None (staff and visitors have no "my requests")."""
     return actor if actor is not None and actor.citizen_id else None
-
-
-def _sign_in_first(request: Request) -> RedirectResponse:
-    return RedirectResponse(f"/portal/sign-in?next={quote(request.url.path)}", status_code=303)
 
 
 @router.get("/portal", response_class=HTMLResponse)
@@ -174,19 +169,8 @@ def my_requests_values(request: Request, citizen: Actor) -> dict[str, Any]:
 
 
 @router.get("/portal/requests", response_class=HTMLResponse)
-def my_requests(request: Request, actor: Actor | None = PUBLIC_PAGE) -> Response:
-    citizen = _citizen(actor)
-    if citizen is None:
-        return _sign_in_first(request)
-    return render(request, "portal/requests.html", actor, **my_requests_values(request, citizen))
-
-
-@router.get("/portal/requests/list", response_class=HTMLResponse)
-def my_requests_list(request: Request, actor: Actor | None = PUBLIC_PAGE) -> Response:
-    citizen = _citizen(actor)
-    if citizen is None:
-        return Response(status_code=401)
-    return render(request, "portal/_requests.html", actor, **my_requests_values(request, citizen))
+def my_requests(request: Request, actor: Actor = citizen_page(Action.REQUESTS_READ)) -> HTMLResponse:
+    return render(request, "portal/requests.html", actor, part="portal/_requests.html", **my_requests_values(request, actor))
 
 
 def case_values(request: Request, citizen: Actor, reference: str) -> dict[str, Any]:
@@ -212,16 +196,5 @@ def case_values(request: Request, citizen: Actor, reference: str) -> dict[str, A
 
 
 @router.get("/portal/requests/{reference}", response_class=HTMLResponse)
-def my_request(request: Request, reference: str, actor: Actor | None = PUBLIC_PAGE) -> Response:
-    citizen = _citizen(actor)
-    if citizen is None:
-        return _sign_in_first(request)
-    return render(request, "portal/request.html", actor, **case_values(request, citizen, reference))
-
-
-@router.get("/portal/requests/{reference}/detail", response_class=HTMLResponse)
-def my_request_detail(request: Request, reference: str, actor: Actor | None = PUBLIC_PAGE) -> Response:
-    citizen = _citizen(actor)
-    if citizen is None:
-        return Response(status_code=401)
-    return render(request, "portal/_request.html", actor, **case_values(request, citizen, reference))
+def my_request(request: Request, reference: str, actor: Actor = citizen_page(Action.REQUESTS_READ)) -> HTMLResponse:
+    return render(request, "portal/request.html", actor, part="portal/_request.html", **case_values(request, actor, reference))

@@ -19,7 +19,7 @@ from fastapi.responses import HTMLResponse, RedirectResponse, Response
 from api.auth import CSRF_COOKIE, SESSION_COOKIE, authenticate
 from api.console.web import LANGUAGE_COOKIE, LANGUAGES, render
 from api.deps import get_hotline
-from api.errors import Unauthenticated
+from api.errors import Unauthenticated, status_of
 from api.routers.auth import limit_sign_in
 from domain.access import Action, authorize
 from domain.base import Actor, DomainError
@@ -27,6 +27,9 @@ from infra.identity.tokens import InvalidToken
 from infra.runtime import Hotline
 
 router = APIRouter(include_in_schema=False)
+
+
+CONSOLE_SIGN_IN, PORTAL_SIGN_IN = "/console/sign-in", "/portal/sign-in"
 
 
 class SignInFirst(DomainError):
@@ -37,16 +40,26 @@ class SignInFirst(DomainError):
 
 def page(action: Action) -> Any:
     """The page's rule: a signed-in user allowed ``action`` (else sign-in, or a 403 page)."""
+    return _rule(action, citizens_only=False)
 
+
+def citizen_page(action: Action) -> Any:
+    """A citizen's own page on the portal: a signed-in citizen allowed ``action``; anyone
+    else (a visitor, a member of staff) is asked to sign in on the portal."""
+    return _rule(action, citizens_only=True)
+
+
+def _rule(action: Action, *, citizens_only: bool) -> Any:
     async def dependency(request: Request, actor: Actor | None = Depends(authenticate)) -> Actor:
-        if actor is None:
-            raise SignInFirst("sign in to see this page", next=request.url.path)
+        if actor is None or (citizens_only and not actor.citizen_id):
+            sign_in = PORTAL_SIGN_IN if citizens_only else CONSOLE_SIGN_IN
+            raise SignInFirst("sign in to see this page", next=request.url.path, sign_in=sign_in)
         authorize(actor, action)
         request.state.actor = actor
         return actor
 
     dependency.action = action  # type: ignore[attr-defined]  # what tests/console checks every page declares
-    dependency.__name__ = f"page_{action.name.lower()}"
+    dependency.__name__ = f"{'citizen_page' if citizens_only else 'page'}_{action.name.lower()}"
     return Depends(dependency)
 
 
@@ -148,24 +161,21 @@ async def choose_language(request: Request, to: str, back: str | None = None, _:
 
 def install_pages(app: Any) -> None:
     """HTML answers for the console's refusals (the API keeps its JSON ones)."""
-    from fastapi.exception_handlers import http_exception_handler  # noqa: F401  (the JSON ones stay as api/errors.py installed them)
-
     json_domain_error = app.exception_handlers[DomainError]
 
     async def domain_error(request: Request, exc: DomainError) -> Response:
         if isinstance(exc, SignInFirst):
-            target = f"/console/sign-in?next={quote(str(exc.details.get('next', '')))}"
+            target = f"{exc.details.get('sign_in', CONSOLE_SIGN_IN)}?next={quote(str(exc.details.get('next', '')))}"
             if request.headers.get("hx-request"):
                 return Response(status_code=401, headers={"HX-Redirect": target})
             return RedirectResponse(target, status_code=303)
         wants_page = request.url.path.startswith(("/console", "/portal")) and not request.headers.get("hx-request")
         if wants_page and request.method == "GET":
             if isinstance(exc, Unauthenticated):
-                response = RedirectResponse(f"/console/sign-in?next={quote(request.url.path)}", status_code=303)
+                sign_in = PORTAL_SIGN_IN if request.url.path.startswith("/portal") else CONSOLE_SIGN_IN
+                response = RedirectResponse(f"{sign_in}?next={quote(request.url.path)}", status_code=303)
                 end_session(response)
                 return response
-            from api.errors import status_of
-
             status = status_of(exc)
             return render(request, "error.html", getattr(request.state, "actor", None), status_code=status, status=status, error=exc)
         answer: Response = await json_domain_error(request, exc)

@@ -17,6 +17,7 @@ from fastapi import APIRouter, Query, Request
 from fastapi.responses import HTMLResponse
 
 from api.auth import department_filter, row_access
+from api.console.reference import department_names, problem_names
 from api.console.session import page
 from api.console.web import N_, render
 from domain.access import Access, Action, Scope, allows, scopes
@@ -34,19 +35,8 @@ WAITING_ALARM = 5  # contacts waiting
 AGENT_STATES = ("available", "reserved", "on_contact", "wrap_up", "not_ready")
 
 # Not-ready reasons a supervisor may force (the domain's list, minus the ones the
-# system itself sets), in the user's words.
-REASON_NAMES = {
-    "break": N_("break"),
-    "lunch": N_("lunch"),
-    "training": N_("training"),
-    "meeting": N_("meeting"),
-    "supervisor": N_("held by the supervisor"),
-    "other": N_("other"),
-    "after_call_work": N_("after-call work"),
-    "missed_offers": N_("missed offers"),
-    "login": N_("just signed in"),
-}
-FORCEABLE_REASONS = tuple(r for r in REASON_NAMES if r in NOT_READY_REASONS and r not in ("after_call_work", "missed_offers", "login"))
+# system itself sets).
+FORCEABLE_REASONS = tuple(r for r in NOT_READY_REASONS if r not in ("after_call_work", "missed_offers", "login"))
 SUPERVISE_MODES = {"monitor": N_("Monitor"), "whisper": N_("Whisper"), "barge": N_("Barge in")}
 
 # Deadlines: how far ahead the list looks (hours), and when "due soon" turns amber.
@@ -74,13 +64,9 @@ def board_with_alarms(hotline: Hotline) -> dict[str, object]:
 @router.get("/console/wallboard", response_class=HTMLResponse)
 def wallboard_page(request: Request, actor: Actor = page(Action.CONTACT_CENTER_READ)) -> HTMLResponse:
     hotline: Hotline = request.app.state.hotline
-    return render(request, "supervisor/wallboard.html", actor, board=board_with_alarms(hotline), states=AGENT_STATES)
-
-
-@router.get("/console/wallboard/board", response_class=HTMLResponse)
-def wallboard_board(request: Request, actor: Actor = page(Action.CONTACT_CENTER_READ)) -> HTMLResponse:
-    hotline: Hotline = request.app.state.hotline
-    return render(request, "supervisor/_board.html", actor, board=board_with_alarms(hotline), states=AGENT_STATES)
+    return render(
+        request, "supervisor/wallboard.html", actor, part="supervisor/_board.html", board=board_with_alarms(hotline), states=AGENT_STATES
+    )
 
 
 # ------------------------------------------------------------------------ agents
@@ -99,48 +85,15 @@ def agents_view(hotline: Hotline) -> dict[str, Any]:
 
 
 def _agents_values(hotline: Hotline) -> dict[str, Any]:
-    return {**agents_view(hotline), "reasons": FORCEABLE_REASONS, "reason_names": REASON_NAMES, "modes": SUPERVISE_MODES}
+    return {**agents_view(hotline), "reasons": FORCEABLE_REASONS, "modes": SUPERVISE_MODES}
 
 
 @router.get("/console/agents", response_class=HTMLResponse)
 def agents_page(request: Request, actor: Actor = page(Action.CONTACT_CENTER_READ)) -> HTMLResponse:
-    return render(request, "supervisor/agents.html", actor, **_agents_values(request.app.state.hotline))
-
-
-@router.get("/console/agents/list", response_class=HTMLResponse)
-def agents_list(request: Request, actor: Actor = page(Action.CONTACT_CENTER_READ)) -> HTMLResponse:
-    return render(request, "supervisor/_agents.html", actor, **_agents_values(request.app.state.hotline))
+    return render(request, "supervisor/agents.html", actor, part="supervisor/_agents.html", **_agents_values(request.app.state.hotline))
 
 
 # ------------------------------------------------------------------------ deadlines
-def _catalogue(hotline: Hotline) -> Any:
-    from eventsourcing.application import AggregateNotFoundError
-
-    from domain.catalogue.aggregate import catalogue_id
-
-    try:
-        return hotline.store.repository.get(catalogue_id(hotline.settings.jurisdiction))
-    except AggregateNotFoundError:
-        return None
-
-
-def catalogue_departments(hotline: Hotline) -> dict[str, dict[str, Any]]:
-    """The catalogue's departments (names in every language, control office or not)."""
-    cat = _catalogue(hotline)
-    return dict(cat.departments) if cat is not None else {}
-
-
-def problem_names(hotline: Hotline) -> dict[str, dict[str, str]]:
-    """Problem code → its names in every language (the lists show names, not codes)."""
-    cat = _catalogue(hotline)
-    return {code: dict(info.get("names") or {}) for code, info in (cat.problem_codes.items() if cat is not None else [])}
-
-
-def department_names(hotline: Hotline) -> dict[str, dict[str, str]]:
-    """Department id → its names in every language (empty without a catalogue)."""
-    return {dep: dict(info.get("names") or {}) for dep, info in catalogue_departments(hotline).items()}
-
-
 def deadline_class(row: dict[str, Any]) -> str:
     """ok / warn / bad: how close the deadline is (bad: passed)."""
     if row.get("overdue_hours") is not None:
@@ -196,11 +149,11 @@ def deadlines_view(hotline: Hotline, actor: Actor, department: str | None, withi
     }
 
 
-def live_topics(actor: Actor, department: str | None) -> str:
+def live_topics(actor: Actor, department: str | None) -> list[str]:
     """The whole lists for who reads them all; a department user, its own cases' changes."""
     if Scope.ALL in scopes(actor, Action.SLA_READ):
-        return "topic=sla_breaches&topic=department_workload"
-    return f"topic=request_status:department-{department}" if department else ""
+        return ["sla_breaches", "department_workload"]
+    return [f"request_status:department-{department}"] if department else []
 
 
 def _window(within: float | None) -> float:
@@ -215,18 +168,7 @@ def sla_page(
     within: float | None = Query(None),
 ) -> HTMLResponse:
     values = deadlines_view(request.app.state.hotline, actor, department, _window(within))
-    return render(request, "supervisor/sla.html", actor, **values)
-
-
-@router.get("/console/sla/list", response_class=HTMLResponse)
-def sla_list(
-    request: Request,
-    actor: Actor = page(Action.SLA_READ),
-    department: str | None = None,
-    within: float | None = Query(None),
-) -> HTMLResponse:
-    values = deadlines_view(request.app.state.hotline, actor, department, _window(within))
-    return render(request, "supervisor/_sla.html", actor, **values)
+    return render(request, "supervisor/sla.html", actor, part="supervisor/_sla.html", **values)
 
 
 # ------------------------------------------------------------------------ approvals
@@ -266,9 +208,6 @@ def _approvals_values(hotline: Hotline) -> dict[str, Any]:
 
 @router.get("/console/approvals", response_class=HTMLResponse)
 def approvals_page(request: Request, actor: Actor = page(Action.REQUESTS_OVERSEE)) -> HTMLResponse:
-    return render(request, "supervisor/approvals.html", actor, **_approvals_values(request.app.state.hotline))
-
-
-@router.get("/console/approvals/list", response_class=HTMLResponse)
-def approvals_list(request: Request, actor: Actor = page(Action.REQUESTS_OVERSEE)) -> HTMLResponse:
-    return render(request, "supervisor/_approvals.html", actor, **_approvals_values(request.app.state.hotline))
+    return render(
+        request, "supervisor/approvals.html", actor, part="supervisor/_approvals.html", **_approvals_values(request.app.state.hotline)
+    )

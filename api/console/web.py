@@ -12,11 +12,12 @@ from __future__ import annotations
 import gettext
 import io
 import itertools
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from datetime import UTC, datetime, timedelta
 from functools import cache
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlencode
 from zoneinfo import ZoneInfo
 
 import babel.dates
@@ -197,6 +198,17 @@ TERMS: dict[str, dict[str, str]] = {
         "walk_in": N_("walk-in"),
         "social": N_("social media"),
     },
+    "not_ready_reason": {
+        "break": N_("break"),
+        "lunch": N_("lunch"),
+        "training": N_("training"),
+        "meeting": N_("meeting"),
+        "after_call_work": N_("after-call work"),
+        "missed_offers": N_("missed offers"),
+        "login": N_("just signed in"),
+        "supervisor": N_("set by a supervisor"),
+        "other": N_("other"),
+    },
     "alarm": {"service_level": N_("service level below target"), "longest_wait": N_("wait over target"), "waiting": N_("queue long")},
 }
 
@@ -217,6 +229,11 @@ NAV: tuple[tuple[str, str, frozenset[str]], ...] = (
 )
 
 
+def live_url(topics: Iterable[str]) -> str:
+    """The page's live connection (api/console/live.py) for these topics."""
+    return "/console/live?" + urlencode([("topic", t) for t in topics])
+
+
 def _environment() -> Environment:
     env = Environment(
         loader=FileSystemLoader(HERE / "templates"),
@@ -228,6 +245,7 @@ def _environment() -> Environment:
         auto_reload=False,
     )
     env.filters["ltr"] = ltr
+    env.globals["live_url"] = live_url
     env.globals["LANGUAGE_NAMES"] = LANGUAGE_NAMES
     return env
 
@@ -267,7 +285,13 @@ def context(request: Request, actor: Actor | None, area: str = "common", **value
     }
 
 
-def render(request: Request, template: str, actor: Actor | None, status_code: int = 200, **values: Any) -> HTMLResponse:
+def render(
+    request: Request, template: str, actor: Actor | None, status_code: int = 200, *, part: str | None = None, **values: Any
+) -> HTMLResponse:
+    """The page ``template``; or, when htmx refreshes the page's live ``part`` (it sends
+    HX-Request), that part alone: one route serves a page and its refreshes."""
+    if part is not None and request.headers.get("hx-request") == "true":
+        template = part
     # A template's area is its folder (templates/desk/… → the desk's catalogue).
     area = template.split("/", 1)[0] if "/" in template else "common"
     html = ENV.get_template(template).render(context(request, actor, area, **values))

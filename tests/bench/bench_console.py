@@ -24,7 +24,7 @@ import httpx
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
 
-from tests.console.conftest import CHROMIUM, CHROMIUM_ARGS, PASSWORD, Server, start_server
+from tests.console.conftest import CHROMIUM, CHROMIUM_ARGS, PASSWORD, Server, sign_in, start_server
 
 # (user, page) pairs: each role's screens.
 PAGES = [
@@ -82,11 +82,7 @@ def browser_times(server: Server) -> dict[str, float]:
             context = chromium.new_context(base_url=server.base)
             page = context.new_page()
             if user:
-                page.goto("/console/sign-in")
-                page.fill("#username", user)
-                page.fill("#password", PASSWORD)
-                page.click("form[action='/console/sign-in'] button[type=submit]")
-                page.wait_for_load_state()
+                sign_in(page, user)
             page.goto(path)
             found[path] = float(
                 page.evaluate("() => { const t = performance.getEntriesByType('navigation')[0]; return t.loadEventEnd - t.startTime; }")

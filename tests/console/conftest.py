@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import json
 import os
-import shutil
 import socket
 import subprocess
 import time
@@ -129,6 +128,15 @@ def browser() -> Iterator[Any]:
 Open = Callable[..., Any]
 
 
+def sign_in(page: Any, user: str) -> None:
+    """Through the sign-in form, as a person does."""
+    page.goto("/console/sign-in")
+    page.fill("#username", user)
+    page.fill("#password", PASSWORD)
+    page.click("form[action='/console/sign-in'] button[type=submit]")
+    page.wait_for_load_state()
+
+
 @pytest.fixture
 def open_console(browser: Any, console_server: Server) -> Iterator[Open]:
     """``open_console(user=None, lang="en", viewport=DESKTOP)`` → a Playwright page,
@@ -143,11 +151,7 @@ def open_console(browser: Any, console_server: Server) -> Iterator[Open]:
         page = context.new_page()
         page.set_default_timeout(10_000)
         if user:
-            page.goto("/console/sign-in")
-            page.fill("#username", user)
-            page.fill("#password", PASSWORD)
-            page.click("form[action='/console/sign-in'] button[type=submit]")
-            page.wait_for_load_state()
+            sign_in(page, user)
         return page
 
     yield open_
@@ -181,7 +185,3 @@ def assert_accessible(page: Any) -> None:
 
 def no_horizontal_scroll(page: Any) -> bool:
     return bool(page.evaluate("() => document.documentElement.scrollWidth <= document.documentElement.clientWidth"))
-
-
-def remove_artifacts() -> None:
-    shutil.rmtree(ARTIFACTS, ignore_errors=True)
