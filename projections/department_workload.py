@@ -9,6 +9,7 @@ import sqlalchemy as sa
 from sqlalchemy.engine import Connection
 
 from domain.envelope import Envelope
+from domain.events import events_of
 from domain.requests.aggregate import ServiceRequest as R
 from domain.work_orders.aggregate import WorkOrder as WO
 from projections.base import Projection, Rows, UtcDateTime
@@ -182,6 +183,17 @@ def wo_reassigned(env: Envelope, rows: Rows) -> None:
 
 
 # ------------------------------------------------------------------------ queries
+@projection.signals
+def department_of(env: Envelope, rows: Rows) -> list[str]:
+    """A department's work changed: its inbox and its line on the workloads follow. (The
+    row the handler just touched: a work order's, or a request's place.)"""
+    row = rows.get(WT if env.event_class in WORK_ORDER_EVENTS else P, env.aggregate_id)
+    return [f"department-{row['department_id']}"] if row and row.get("department_id") else []
+
+
+WORK_ORDER_EVENTS = frozenset(events_of(WO))
+
+
 def workloads(conn: Connection) -> dict[str, dict[str, Any]]:
     result: dict[str, dict[str, Any]] = {}
     for r in conn.execute(sa.select(COUNTS)).mappings():

@@ -350,6 +350,7 @@ def wallboard(conn: Connection, now: datetime) -> dict[str, Any]:
         queues.append(
             {
                 "queue_id": q.queue_id,
+                "names": json.loads(q.names or "{}"),
                 "media": q.media,
                 "waiting": len(since),
                 "longest_wait_seconds": round(max((now - s).total_seconds() for s in since), 1) if since else 0.0,

@@ -118,7 +118,9 @@ def inbox_values(request: Request, actor: Actor, department: str | None) -> dict
         "sections": sections,
         "orders": orders,
         "now": now,
-        "topics": [f"request_status:department-{d}" for d in ([shown] if shown else own)] or ["request_status"],
+        # The department's cases and its work orders (a task done changes no case).
+        "topics": [f"{model}:department-{d}" for d in ([shown] if shown else own) for model in ("request_status", "department_workload")]
+        or ["request_status"],
     }
 
 

@@ -46,6 +46,7 @@ def test_an_applied_command_announces_its_read_models_and_keys(hotline: Hotline)
     hotline.bus.execute(c.Dispatch(ref=answer["reference"]), AGENT)
     topics = set().union(*heard)
     assert {"request_status", f"request_status:request-{answer['id']}", "request_status:department-transport"} <= topics
+    assert "department_workload:department-transport" in topics
     assert any(t.startswith("request_status:citizen-") for t in topics)
     assert "wallboard" not in topics  # nothing of the contact center changed
 
