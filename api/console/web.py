@@ -213,6 +213,45 @@ TERMS: dict[str, dict[str, str]] = {
 }
 
 
+# What a refusal means, by its stable code (the API's message is English, for
+# developers; people read these). A code not here shows the API's message.
+ERRORS = {
+    "contact_required": N_("Contact details are required here: fill in the fields marked."),
+    "anonymous_refused": N_("This hotline does not register anonymous requests: give your contact details."),
+    "forbidden": N_("Your role does not allow this."),
+    "not_found": N_("Not found: it may have been removed, or the reference is wrong."),
+    "invalid_state": N_("Not possible now: the case has moved on. The page shows where it stands."),
+    "version_conflict": N_("Someone changed this at the same time. Look at it again and retry."),
+    "too_many_attempts": N_("Too many attempts. Wait a moment and try again."),
+    "rate_limited": N_("Too many attempts. Wait a moment and try again."),
+    "unauthenticated": N_("Your session has ended: sign in again."),
+    "invalid_code": N_("That code is wrong or has expired."),
+    "invalid_grant": N_("Unknown username or wrong password."),
+    "delivery_failed": N_("The code could not be sent. Try again, or use another way to sign in."),
+    "csrf": N_("The page is out of date: reload it and try again."),
+    "agent_busy": N_("The agent is busy."),
+    "agent_unavailable": N_("The agent is not available."),
+    "not_offered": N_("This contact is no longer offered to you."),
+    "invalid_request": N_("Some fields are not filled in correctly: see the fields marked."),
+}
+# A field's problem, by pydantic's error type (the API sends it with each problem).
+PROBLEMS = {
+    "missing": N_("Required"),
+    "string_too_short": N_("Too short"),
+    "string_too_long": N_("Too long"),
+    "literal_error": N_("Not one of the allowed values"),
+    "enum": N_("Not one of the allowed values"),
+    "int_parsing": N_("A whole number is needed"),
+    "float_parsing": N_("A number is needed"),
+    "datetime_from_date_parsing": N_("A date and time are needed"),
+    "datetime_parsing": N_("A date and time are needed"),
+    "value_error": N_("Not valid"),
+    "string_pattern_mismatch": N_("Not in the expected form"),
+    "greater_than_equal": N_("Too small"),
+    "less_than_equal": N_("Too large"),
+}
+
+
 # The screens, and which roles have them in their menu (what each may do on a screen is
 # still the policy's: domain/access.py).
 NAV: tuple[tuple[str, str, frozenset[str]], ...] = (
@@ -278,6 +317,14 @@ def context(request: Request, actor: Actor | None, area: str = "common", **value
         "nav": [(path, t.gettext(label)) for path, label, roles in NAV if actor and roles & set(actor.roles)],
         "role_name": lambda role: term("role", role),
         "term": term,
+        "error_text": lambda error: t.gettext(ERRORS[error.code]) if error.code in ERRORS else error.message,
+        "messages": {
+            "saved": t.gettext("Saved"),
+            "failed": t.gettext("Not done"),
+            "offline": t.gettext("The server cannot be reached. Try again."),
+            "errors": {code: t.gettext(text) for code, text in ERRORS.items()},
+            "problems": {kind: t.gettext(text) for kind, text in PROBLEMS.items()},
+        },
         "agent_state_name": lambda state: term("agent_state", state),
         "alarm_name": lambda alarm: term("alarm", alarm),
         "may": lambda action: actor is not None and allows(actor, Action(action)),

@@ -56,6 +56,10 @@ def test_a_citizen_files_a_request_on_a_phone(open_console: Open, console_server
     page.fill("#description", description)
     page.click("#file-request button[type=submit]")
     page.locator("#file-request [data-errors]:not(:empty)").wait_for()
+    # The refusal in the citizen's language (by its code), not the API's English.
+    refusal = page.locator("#file-request [data-errors]").inner_text()
+    expected = "لا يسجل هذا الخط الطلبات المجهولة" if lang == "ar" else "This hotline does not register anonymous requests"
+    assert expected in refusal, refusal
     assert page.locator("#contact-name").get_attribute("aria-invalid") == "true"
     assert page.locator("#contact-phone").get_attribute("aria-invalid") == "true"
     assert "/portal/file" in page.url

@@ -74,7 +74,7 @@
       const note = document.createElement("span");
       note.className = "field-error";
       note.id = "err-" + p.field.replace(/\W/g, "-");
-      note.textContent = p.problem;
+      note.textContent = (messages().problems || {})[p.type] || p.problem;
       field.setAttribute("aria-describedby", note.id);
       field.insertAdjacentElement("afterend", note);
       placed += 1;
@@ -83,7 +83,9 @@
       const field = form.querySelector(`[name="${CSS.escape(name)}"], [name$=".${CSS.escape(name)}"]`);
       field?.setAttribute("aria-invalid", "true");
     }
-    const text = error.message || messages().failed;
+    // People read the message for the refusal's code in their language; the API's own
+    // (English, for developers) when the code has none.
+    const text = (messages().errors || {})[error.code] || error.message || messages().failed;
     if (summary) summary.textContent = text;
     else toast(text, true);
     if (!placed) form.querySelector("[aria-invalid]")?.focus();

@@ -63,7 +63,8 @@
       if (!answer.ok) {
         const bad = document.createElement("p");
         bad.className = "error";
-        bad.textContent = (linked.error && linked.error.message) || "";
+        const errors = JSON.parse(document.body.dataset.messages || "{}").errors || {};
+        bad.textContent = (linked.error && (errors[linked.error.code] || linked.error.message)) || "";
         note.append(bad);
       }
     }
