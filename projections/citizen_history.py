@@ -39,7 +39,8 @@ INTERACTIONS = projection.table(
     sa.Column("reference", sa.String(32)),
     sa.Column("type", sa.String(80)),
     sa.Column("channel", sa.String(20)),
-    sa.Column("summary", sa.Text),
+    sa.Column("summary", sa.Text),  # in English, for the API
+    sa.Column("detail", sa.JSON),  # the step's facts (DETAILS), for screens that say it in the user's language
 )
 # Which citizen a request belongs to, so later request events find their history.
 OWNERS = projection.table(
@@ -60,6 +61,24 @@ SUMMARIES: dict[type, Callable[[dict[str, Any]], str]] = {
     R.Rated: lambda d: f"rated {d['score']}/5",
     R.WorkOrderOutcomeRecorded: lambda d: f"work order outcome: {d['outcome'][:200]}",
 }
+
+
+# What each step keeps of its event, free text cut to 200 characters.
+DETAILS: dict[type, tuple[str, ...]] = {
+    R.Registered: ("kind", "description"),
+    R.Dispatched: ("department_id",),
+    R.InterimReplied: ("channel", "message"),
+    R.FinalReplied: ("channel", "message"),
+    R.Closed: ("on_time",),
+    R.Reopened: ("reason",),
+    R.Rated: ("score",),
+    R.WorkOrderOutcomeRecorded: ("outcome",),
+}
+assert DETAILS.keys() == SUMMARIES.keys()
+
+
+def _detail(env: Envelope) -> dict[str, Any]:
+    return {f: v[:200] if isinstance(v := env.data.get(f), str) else v for f in DETAILS[env.event_class]}
 
 
 # Kafka keeps order per aggregate only: a citizen's first request may be applied before
@@ -151,6 +170,7 @@ def _interaction(env: Envelope, rows: Rows, citizen_id: str, reference: str, cha
             "type": env.type,
             "channel": channel,
             "summary": SUMMARIES[env.event_class](env.data),
+            "detail": _detail(env),
         },
     )
 

@@ -19,6 +19,8 @@ import sqlalchemy as sa
 from fastapi import APIRouter, Query, Request
 from fastapi.responses import HTMLResponse
 
+from api.console.cases import event_short_name
+from api.console.reference import department_names
 from api.console.session import page
 from api.console.web import N_, choose_language, render
 from api.deps import wait_for_position
@@ -164,7 +166,9 @@ def _caller(hotline: Hotline, actor: Actor, contact_id: str) -> dict[str, Any]:
             citizen = matches[0] if matches else None
         if citizen is not None and allows(actor, Action.CITIZENS_READ, Access(citizen_id=citizen["id"])):
             found["citizen"] = citizen
-            found["history"] = citizen_history.history(conn, citizen["id"], limit=15)
+            # Each step said in the agent's language (the template), from its facts.
+            found["history"] = [{**h, "step": event_short_name(h["type"])} for h in citizen_history.history(conn, citizen["id"], limit=15)]
+            found["department_names"] = department_names(hotline)
             rows = conn.execute(
                 sa.select(request_status.REQUESTS)
                 .where(

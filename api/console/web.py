@@ -180,6 +180,17 @@ TERMS: dict[str, dict[str, str]] = {
         "completed": N_("completed"),
         "cancelled": N_("cancelled"),
     },
+    # A request's steps, as a citizen's history tells them (by the event's short name).
+    "step": {
+        "registered": N_("Request registered"),
+        "dispatched": N_("Sent to"),
+        "interim_replied": N_("Interim reply"),
+        "final_replied": N_("Reply"),
+        "closed": N_("Closed"),
+        "reopened": N_("Reopened"),
+        "rated": N_("Rated"),
+        "work_order_outcome_recorded": N_("Work order outcome"),
+    },
     "urgency": {"urgent": N_("urgent"), "control": N_("control"), "normal": N_("normal")},
     "kind": {"information": N_("information"), "action": N_("action"), "feedback": N_("feedback")},
     "subtype": {

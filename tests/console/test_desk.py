@@ -82,6 +82,9 @@ def test_agent_takes_a_call_from_offer_to_wrap_up(open_console: Open, console_se
     page.wait_for_selector("#caller [data-citizen]:not([data-citizen=''])")
     assert caller_name in page.locator("#caller").inner_text()
     assert page.locator("#caller-history li").count() >= 1
+    # Each step in the agent's language (its facts from the read model, its words from here).
+    steps = page.locator("#caller-history").inner_text()
+    assert ("تسجيل الطلب" if lang == "ar" else "Request registered") in steps, steps
     assert page.evaluate("() => window.__notReloaded === true")
 
     # The wallboard counted her on a contact, without a reload.
