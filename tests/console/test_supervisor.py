@@ -4,6 +4,7 @@ department's drill-down) and approvals (an extension approved or refused)."""
 
 from __future__ import annotations
 
+import time
 from datetime import UTC, datetime, timedelta
 
 import pytest
@@ -125,3 +126,46 @@ def test_supervisor_decides_a_waiting_extension(open_console: Open, console_serv
     assert case["extension_pending"] is False
     decided = [t["type"] for t in case["timeline"] if "extension_approved" in t["type"] or "extension_refused" in t["type"]]
     assert decided[-1].endswith("extension_approved.v1" if lang == "en" else "extension_refused.v1")
+
+
+@pytest.mark.parametrize("lang", LANGS)
+def test_supervisor_listens_in_on_a_live_call(open_console: Open, console_server: Server, lang: str) -> None:
+    """An agent on a live call: the agents list offers monitor / whisper / barge-in, and
+    what the supervisor chooses reaches the contact (the domain then knows them as
+    listening: a "stop" is accepted once, and refused after)."""
+    agent, queue = "expert-marco", f"watch-{lang}"
+    with console_server.api("sup-li") as api:
+        answer = api.post("/queues", json={"queue_id": queue, "names": {"en": queue}, "wrap_seconds": 5, "offer_timeout_seconds": 120})
+        assert answer.status_code in (200, 201), answer.text
+        if any(a["agent_id"] == agent and a["state"] != "logged_out" for a in api.get("/agents").json()):
+            assert api.post(f"/agents/{agent}/logout").status_code == 200
+    with console_server.api(agent) as me:
+        assert me.post("/agents/login", json={"agent_id": agent, "queues": [queue]}).status_code == 200
+        with console_server.api("sup-li") as api:
+            arrived = api.post("/contacts", json={"channel": "phone", "queue_id": queue})
+            assert arrived.status_code == 201, arrived.text
+        contact = arrived.json()["id"]
+        deadline = datetime.now(UTC) + timedelta(seconds=10)
+        while not [o for o in me.get(f"/agents/{agent}/desk").json()["offers"] if o["contact_id"] == contact]:
+            assert datetime.now(UTC) < deadline, "the router never offered the call"
+            time.sleep(0.1)
+        assert me.post(f"/contacts/{contact}/answer", json={"agent_id": agent}).status_code == 200
+
+        page = open_console("sup-li", lang)
+        page.goto("/console/agents")
+        row = page.locator(f"tr[data-agent='{agent}']")
+        row.locator("summary").click()
+        form = row.locator(f"form[data-api='/contacts/{contact}/supervise']")
+        form.locator("select[name='mode']").select_option("monitor")
+        with page.expect_response(lambda r: r.url.endswith(f"/contacts/{contact}/supervise")) as sent:
+            form.locator("button[type=submit]").click()
+        assert sent.value.status == 200, sent.value.text()
+        screenshot(page, f"agents-supervise-{lang}")
+        assert_accessible(page)
+        with console_server.api("sup-li") as api:
+            stop = {"supervisor_id": "sup-li", "mode": "stop"}
+            assert api.post(f"/contacts/{contact}/supervise", json=stop).status_code == 200
+            assert api.post(f"/contacts/{contact}/supervise", json=stop).status_code == 409
+        assert me.post(f"/contacts/{contact}/end", json={"agent_id": agent}).status_code == 200
+        assert me.post(f"/contacts/{contact}/wrap-up", json={"agent_id": agent, "disposition": "supervised"}).status_code == 200
+        assert me.post(f"/agents/{agent}/logout").status_code == 200
