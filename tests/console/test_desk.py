@@ -28,9 +28,25 @@ def _tile(page: Any, state: str) -> int:
     return int("".join(str(int(ch)) for ch in text if ch.isdigit()) or 0)
 
 
-def _scene(server: Server, queue_id: str) -> None:
-    """A queue only op-anna serves, and op-anna signed out of whatever a previous run left."""
+def _scene(server: Server, queue_id: str) -> str:
+    """A queue only op-anna serves, op-anna signed out of whatever a previous run left, and
+    an open work order for a broken streetlight (the complaint she registers duplicates
+    it); answers the work order's id."""
     with server.api("sup-li") as api:
+        first = api.post(
+            "/requests",
+            json={
+                "kind": "action",
+                "subtype": "complaint",
+                "channel": "phone",
+                "description": "Streetlight out (the first report)",
+                "problem_code": "streetlight-out",
+                "contact": {"name": "Luca Verdi", "phone": "+39 06 5550 7777"},
+            },
+        )
+        assert first.status_code == 201, first.text
+        order = api.post(f"/requests/{first.json()['reference']}/work-order")
+        assert order.status_code == 201, order.text
         answer = api.post(
             "/queues",
             json={"queue_id": queue_id, "names": {"en": f"Desk test {queue_id}"}, "wrap_seconds": 600, "offer_timeout_seconds": 120},
@@ -39,13 +55,14 @@ def _scene(server: Server, queue_id: str) -> None:
         agents = api.get("/agents").json()
         if any(a["agent_id"] == AGENT for a in agents):
             assert api.post(f"/agents/{AGENT}/logout").status_code == 200
+    return str(order.json()["id"])
 
 
 @pytest.mark.parametrize("lang", ["en", "ar"])
 def test_agent_takes_a_call_from_offer_to_wrap_up(open_console: Open, console_server: Server, lang: str) -> None:
     queue_id = f"desk-{lang}"
     phone, caller_name = CALLERS[lang]
-    _scene(console_server, queue_id)
+    order_id = _scene(console_server, queue_id)
 
     # The supervisor watches the wallboard in another browser.
     board = open_console("sup-li", lang)
@@ -140,6 +157,14 @@ def test_agent_takes_a_call_from_offer_to_wrap_up(open_console: Open, console_se
         citizen_id = page.locator("#caller [data-citizen]").get_attribute("data-citizen")
         assert case.get("citizen_id") in (None, citizen_id)
     screenshot(page, f"desk-registered-{lang}")
+
+    # The open work order for the same problem is listed: she links the complaint to it.
+    linked = page.locator(f"#dup-list [data-order='{order_id}']")
+    with page.expect_response(lambda r: r.url.endswith(f"/requests/{reference}/link-duplicate")) as sent:
+        linked.locator("button[type=submit]").click()
+    assert sent.value.status == 200, sent.value.text()
+    with console_server.api("sup-li") as api:
+        assert api.get(f"/requests/{reference}").json()["work_order_id"] == order_id
 
     # Hold and resume, end, wrap up with a disposition: all by keyboard.
     page.keyboard.press("Alt+h")
