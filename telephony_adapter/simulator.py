@@ -95,6 +95,7 @@ class SimConfig:
                     210,
                     skills={"general": 1},
                     config={
+                        "names": {"zh": "综合咨询", "ar": "الاستفسارات العامة", "it": "Informazioni generali", "en": "General enquiries"},
                         "required_skills": {"general": 1},
                         "wrap_seconds": 30,
                         "max_wait_seconds": 300,
@@ -107,6 +108,7 @@ class SimConfig:
                     330,
                     skills={"tax": 3},
                     config={
+                        "names": {"zh": "税务", "ar": "الضرائب", "it": "Tributi", "en": "Taxes"},
                         "required_skills": {"tax": 4},
                         "relaxation": [[30, 1], [90, 2]],
                         "strategy": "best_proficiency",
@@ -120,6 +122,7 @@ class SimConfig:
                     260,
                     skills={"environment": 2},
                     config={
+                        "names": {"zh": "环境", "ar": "البيئة", "it": "Ambiente", "en": "Environment"},
                         "required_skills": {"environment": 2},
                         "wrap_seconds": 40,
                         "max_wait_seconds": 90,
@@ -133,7 +136,13 @@ class SimConfig:
                     channel="chat",
                     patience_seconds=300,
                     skills={"chat": 1},
-                    config={"media": "chat", "required_skills": {"chat": 1}, "wrap_seconds": 15, "sl_seconds": 60},
+                    config={
+                        "names": {"zh": "在线交谈", "ar": "الدردشة", "it": "Chat", "en": "Chat"},
+                        "media": "chat",
+                        "required_skills": {"chat": 1},
+                        "wrap_seconds": 15,
+                        "sl_seconds": 60,
+                    },
                 ),
                 QueueSpec(
                     "urgent",
@@ -142,6 +151,7 @@ class SimConfig:
                     patience_seconds=60,
                     skills={"general": 3},
                     config={
+                        "names": {"zh": "紧急", "ar": "الحالات العاجلة", "it": "Urgenze", "en": "Urgent"},
                         "required_skills": {"general": 3},
                         "grab": True,
                         "strategy": "ring_all",
