@@ -90,6 +90,11 @@ def enrol_demo_staff(hotline: Hotline) -> int:
 
 
 CONTACT_CENTER_HOURS = 2.0  # the last hours of the demo: simulated calls and chats
+# The simulation goes on past its hours until its last contact has ended: it starts this
+# much earlier, so that all of it lies in the past. (An agent whose last event were still
+# to come would refuse every real command until then: "command time is earlier than the
+# aggregate's last event".)
+CONTACT_CENTER_DRAIN = timedelta(hours=1)
 
 
 def load_demo(settings: Settings, *, only_if_empty: bool, console: Any = None, days: int = 5, seed: int = 12345) -> dict[str, int]:
@@ -102,7 +107,7 @@ def load_demo(settings: Settings, *, only_if_empty: bool, console: Any = None, d
                 console.print("demo: the store already holds events; nothing loaded")
             return {"events": 0}
         # Requests over the days before; the contact center's traffic in the last hours.
-        sim_start = now - timedelta(hours=CONTACT_CENTER_HOURS)
+        sim_start = now - timedelta(hours=CONTACT_CENTER_HOURS) - CONTACT_CENTER_DRAIN
         counts = _generate(hotline, clock, sim_start, random.Random(seed), console)
         counts["staff"] = enrol_demo_staff(hotline)
         counts["articles"] = len(load_articles(hotline, read_articles(KNOWLEDGE_FILE), SUPERVISOR))
@@ -248,6 +253,8 @@ def _simulate_contact_center(hotline: Hotline, clock: FixedClock, start: datetim
     if console:
         console.print(f"demo: simulating {CONTACT_CENTER_HOURS:g} hours of contact-center traffic …")
     report = Simulator(hotline.store, hotline.bus, clock, config, router=Router(hotline.store, hotline.bus)).run()
+    if clock.current > start + timedelta(hours=CONTACT_CENTER_HOURS) + CONTACT_CENTER_DRAIN:
+        raise RuntimeError(f"the simulated contact center ran until {clock.current}, into the time the demo is used in")
     return {"contact_center_events": report.events}
 
 
