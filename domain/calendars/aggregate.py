@@ -1,8 +1,17 @@
 """Business calendars: when a jurisdiction works, and working-time arithmetic.
 
 A :class:`BusinessCalendar` is a value object: a time zone, working hours per weekday,
-holidays (dated, or every year on the same day) and make-up working days (调休: a
-Saturday or Sunday worked in exchange for a longer holiday, common in China). It answers
+holidays and make-up working days (调休: a Saturday or Sunday worked in exchange for a
+longer holiday, common in China). Holidays come two ways:
+
+- by rule, for every year: fixed dates, Easter-based, "first Monday of …" (``holiday_rules``,
+  see ``rules.py``; ``annual_holidays`` is the older MM-DD form, still read);
+- by a list a government publishes year by year (``holidays`` and ``makeup_working_days``,
+  dated). A calendar that depends on such a list names the years it has
+  (``published_years``); asking it about any other year is an error that names the
+  jurisdiction and the year, never a silent working day.
+
+It answers
 the deadline policy's question "what instant is N working hours after this one?"
 (:meth:`add_working_time`, the ``WorkingTime`` protocol of ``domain/deadlines.py``) and
 the SLA clock's "how much working time lies between these instants?".
@@ -19,6 +28,7 @@ from __future__ import annotations
 
 import itertools
 import uuid
+from calendar import isleap
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, time, timedelta
@@ -26,6 +36,7 @@ from typing import Any
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from domain.base import Context, HotlineAggregate, InvalidCommand, derived_id
+from domain.calendars.rules import HolidayRule
 
 WEEKDAYS = ("mon", "tue", "wed", "thu", "fri", "sat", "sun")
 # A calendar whose next working minute lies further ahead than this is broken.
@@ -33,6 +44,16 @@ MAX_SEARCH_DAYS = 366 * 30
 ZERO = timedelta(0)
 
 Interval = tuple[time, time]
+DEFINITION_KEYS = (
+    "time_zone",
+    "working_hours",
+    "holiday_rules",
+    "annual_holidays",
+    "holidays",
+    "makeup_working_days",
+    "makeup_day_hours",
+    "published_years",
+)
 
 
 def _parse_time(value: Any) -> time:
@@ -90,7 +111,12 @@ class BusinessCalendar:
     holidays: frozenset[date] = frozenset()
     annual_holidays: frozenset[tuple[int, int]] = frozenset()  # (month, day), every year
     makeup_days: Mapping[date, tuple[Interval, ...]] = field(default_factory=dict)
+    rules: tuple[HolidayRule, ...] = ()
+    # None: every holiday is a rule or dated, any year can be answered. A set: the years
+    # whose published list is loaded; other years are unknown.
+    published_years: frozenset[int] | None = None
     _cache: dict[date, tuple[tuple[datetime, datetime], ...]] = field(default_factory=dict, repr=False, compare=False)
+    _by_rule: dict[int, frozenset[date]] = field(default_factory=dict, repr=False, compare=False)
 
     def __post_init__(self) -> None:
         try:
@@ -105,6 +131,9 @@ class BusinessCalendar:
     # -------------------------------------------------------------- building
     @classmethod
     def from_dict(cls, jurisdiction: str, doc: Mapping[str, Any]) -> BusinessCalendar:
+        unknown_keys = set(doc) - set(DEFINITION_KEYS)
+        if unknown_keys:  # a misspelt key would silently drop holidays
+            raise InvalidCommand(f"calendar {jurisdiction!r}: unknown keys {sorted(unknown_keys)}", allowed=list(DEFINITION_KEYS))
         hours = doc.get("working_hours") or {}
         unknown = set(hours) - set(WEEKDAYS)
         if unknown:
@@ -131,6 +160,14 @@ class BusinessCalendar:
         clash = holidays & set(makeup)
         if clash:
             raise InvalidCommand(f"{sorted(clash)[0]} is both a holiday and a make-up working day")
+        rules = tuple(HolidayRule.parse(r) for r in doc.get("holiday_rules") or [])
+        raw_years = doc.get("published_years")
+        if raw_years is not None and not isinstance(raw_years, list | tuple | set | frozenset):
+            raise InvalidCommand("published_years is a list of years, e.g. [2025, 2026]")
+        try:
+            published = None if raw_years is None else frozenset(int(y) for y in raw_years)
+        except (TypeError, ValueError):
+            raise InvalidCommand(f"published_years: {raw_years!r} are not all years") from None
         return cls(
             jurisdiction=jurisdiction,
             time_zone=str(doc.get("time_zone") or "UTC"),
@@ -138,6 +175,8 @@ class BusinessCalendar:
             holidays=holidays,
             annual_holidays=frozenset(annual),
             makeup_days=makeup,
+            rules=rules,
+            published_years=published,
         )
 
     def to_dict(self) -> dict[str, Any]:
@@ -149,7 +188,9 @@ class BusinessCalendar:
             "working_hours": {day: fmt(self.weekly[i]) for i, day in enumerate(WEEKDAYS)},
             "holidays": sorted(d.isoformat() for d in self.holidays),
             "annual_holidays": sorted(f"{m:02d}-{d:02d}" for m, d in self.annual_holidays),
+            "holiday_rules": [r.to_dict() for r in self.rules],
             "makeup_working_days": {d.isoformat(): fmt(iv) for d, iv in sorted(self.makeup_days.items())},
+            "published_years": None if self.published_years is None else sorted(self.published_years),
         }
 
     # -------------------------------------------------------------- questions
@@ -157,11 +198,57 @@ class BusinessCalendar:
     def zone(self) -> ZoneInfo:
         return self.tz  # type: ignore[attr-defined,no-any-return]
 
+    def knows_year(self, year: int) -> bool:
+        return self.published_years is None or year in self.published_years
+
+    def check_year(self, year: int) -> None:
+        """Refuses a year whose published holiday list is missing (no silent working days)."""
+        if not self.knows_year(year):
+            have = sorted(self.published_years or ())
+            raise InvalidCommand(
+                f"calendar {self.jurisdiction!r} has no published holiday list for {year} "
+                f"(loaded: {', '.join(map(str, have)) or 'none'}): load that year's holidays and make-up "
+                "working days before computing working time in it",
+                code="holiday_list_missing",
+                jurisdiction=self.jurisdiction,
+                year=year,
+                published_years=have,
+            )
+
+    def unpublished_year_ahead(self, instant: datetime, horizon: timedelta = timedelta(days=60)) -> int | None:
+        """The first year without its published list that begins within ``horizon`` of the
+        instant (or contains it): for an early warning, since deadlines, reminders and
+        escalations that reach into it will be refused."""
+        first, last = self.local_date(instant).year, self.local_date(_aware(instant) + horizon).year
+        return next((y for y in range(first, last + 1) if not self.knows_year(y)), None)
+
+    def _rule_days(self, year: int) -> frozenset[date]:
+        found = self._by_rule.get(year)
+        if found is None:
+            found = frozenset(d for d in (r.in_year(year) for r in self.rules) if d is not None)
+            self._by_rule[year] = found
+        return found
+
     def is_holiday(self, day: date) -> bool:
-        return day in self.holidays or (day.month, day.day) in self.annual_holidays
+        self.check_year(day.year)
+        return day in self.holidays or (day.month, day.day) in self.annual_holidays or day in self._rule_days(day.year)
+
+    def holidays_in(self, year: int) -> list[dict[str, Any]]:
+        """Every holiday of a year with its name where a rule gives one (an unknown year is refused)."""
+        self.check_year(year)
+        named: dict[date, str | None] = {d: None for d in self.holidays if d.year == year}
+        for month, day in self.annual_holidays:
+            if month != 2 or day != 29 or isleap(year):
+                named.setdefault(date(year, month, day), None)
+        for rule in self.rules:
+            found = rule.in_year(year)
+            if found is not None and named.get(found) is None:
+                named[found] = rule.name or rule.text
+        return [{"date": d.isoformat(), "name": n, "working": d in self.makeup_days} for d, n in sorted(named.items())]
 
     def hours_of(self, day: date) -> tuple[Interval, ...]:
         """The local working intervals of a date: make-up days work, holidays do not."""
+        self.check_year(day.year)
         if day in self.makeup_days:
             return self.makeup_days[day]
         if self.is_holiday(day):
@@ -190,6 +277,12 @@ class BusinessCalendar:
         self._cache[day] = result
         return result
 
+    def _spill(self, day: date) -> tuple[tuple[datetime, datetime], ...]:
+        """The intervals of the day before the one asked about, looked at only for an
+        interval that ends at local midnight: an unknown year adds nothing there (at
+        most the single instant of midnight) instead of refusing the question."""
+        return self.intervals(day) if self.knows_year(day.year) else ()
+
     def local_date(self, instant: datetime) -> date:
         return _aware(instant).astimezone(self.zone).date()
 
@@ -197,16 +290,15 @@ class BusinessCalendar:
         """Whether the instant lies in a working interval (both ends included)."""
         instant = _aware(instant)
         day = self.local_date(instant)
-        for d in (day - timedelta(days=1), day):  # an interval may end at local midnight
-            for s, e in self.intervals(d):
-                if s <= instant <= e:
-                    return True
-        return False
+        # An interval of the day before may end at local midnight.
+        return any(s <= instant <= e for s, e in (*self._spill(day - timedelta(days=1)), *self.intervals(day)))
 
-    def _days_from(self, instant: datetime) -> Iterable[date]:
-        day = self.local_date(instant) - timedelta(days=1)
+    def _spans_from(self, instant: datetime) -> Iterable[tuple[tuple[datetime, datetime], ...]]:
+        """The working intervals of each local day from the instant's (and the one before)."""
+        day = self.local_date(instant)
+        yield self._spill(day - timedelta(days=1))
         for _ in range(MAX_SEARCH_DAYS):
-            yield day
+            yield self.intervals(day)
             day += timedelta(days=1)
         raise InvalidCommand(f"calendar {self.jurisdiction!r} has no working time in {MAX_SEARCH_DAYS} days")
 
@@ -219,8 +311,8 @@ class BusinessCalendar:
             raise InvalidCommand("a working-time duration cannot be negative")
         start = _aware(start).astimezone(UTC)
         remaining = duration
-        for day in self._days_from(start):
-            for s, e in self.intervals(day):
+        for spans in self._spans_from(start):
+            for s, e in spans:
                 if e < start:
                     continue
                 begin = max(s, start)
@@ -235,18 +327,18 @@ class BusinessCalendar:
 
     def working_time_between(self, start: datetime, end: datetime) -> timedelta:
         """Working time in [start, end]; zero when end is not after start."""
-        start, end = _aware(start), _aware(end)
+        # In UTC: a difference of two datetimes of the same zone is wall-clock time.
+        start, end = _aware(start).astimezone(UTC), _aware(end).astimezone(UTC)
         if end <= start:
             return ZERO
+        first, last = self.local_date(start), self.local_date(end)
+        days = (first + timedelta(days=n) for n in range((last - first).days + 1))
         total = ZERO
-        day = self.local_date(start) - timedelta(days=1)
-        last = self.local_date(end)
-        while day <= last:
-            for s, e in self.intervals(day):
+        for spans in itertools.chain([self._spill(first - timedelta(days=1))], map(self.intervals, days)):
+            for s, e in spans:
                 lo, hi = max(s, start), min(e, end)
                 if hi > lo:
                     total += hi - lo
-            day += timedelta(days=1)
         return total
 
     def add_working_days(self, start: datetime, days: int) -> datetime:
@@ -355,6 +447,15 @@ class JurisdictionCalendar(HotlineAggregate):
         def apply(self, c: JurisdictionCalendar) -> None:
             c.definition.get("makeup_working_days", {}).pop(self.day, None)
 
+    class ListPublished(HotlineAggregate.Event):
+        """A year's published holiday list is complete: working time in it can be computed."""
+
+        year: int
+        source: str | None
+
+        def apply(self, c: JurisdictionCalendar) -> None:
+            c.definition["published_years"] = sorted({*(c.definition.get("published_years") or []), self.year})
+
     def __init__(self, jurisdiction: str, definition: dict[str, Any]) -> None:
         self.jurisdiction = jurisdiction
         self.definition = dict(definition)
@@ -396,6 +497,15 @@ class JurisdictionCalendar(HotlineAggregate):
             raise InvalidCommand(f"{day} is a holiday: withdraw it first")
         intervals = _parse_intervals(hours, "hours") or self.calendar.weekly[0]
         self._record(self.MakeupDayDeclared, ctx, day=day.isoformat(), hours=[[_fmt_time(s), _fmt_time(e)] for s, e in intervals])
+
+    def publish_year(self, year: int, source: str | None, ctx: Context) -> None:
+        """Marks a year's list (holidays and make-up days, declared before) as loaded."""
+        published = self.definition.get("published_years")
+        if published is None:
+            raise InvalidCommand(f"calendar {self.jurisdiction!r} defines its holidays by rule, not by a published list")
+        if year in published:
+            raise InvalidCommand(f"the {year} list of {self.jurisdiction} is already published")
+        self._record(self.ListPublished, ctx, year=year, source=source)
 
     def withdraw_makeup_day(self, day: date, ctx: Context) -> None:
         if day.isoformat() not in self.definition.get("makeup_working_days", {}):

@@ -21,6 +21,10 @@ class ChangeCalendar(Command):
     declare_makeup_days: list[date] = Field(default_factory=list)
     withdraw_makeup_days: list[date] = Field(default_factory=list)
     makeup_hours: list[list[str]] | None = Field(default=None, description="Default: Monday's hours")
+    publish_years: list[int] = Field(
+        default_factory=list,
+        description="Years whose published holiday list (holidays and make-up days above) is now complete",
+    )
     reason: str | None = None
 
 

@@ -55,4 +55,6 @@ def change_calendar(uow: UnitOfWork, ctx: Context, cmd: c.ChangeCalendar) -> dic
         agg.declare_makeup_day(day, cmd.makeup_hours, ctx)
     for day in cmd.withdraw_makeup_days:
         agg.withdraw_makeup_day(day, ctx)
+    for year in cmd.publish_years:  # after the days, so one command loads a whole notice
+        agg.publish_year(year, cmd.reason, ctx)
     return {"jurisdiction": jurisdiction, "version": agg.version, "calendar": agg.calendar.to_dict()}
