@@ -25,6 +25,9 @@ MAX_AGENTS = 100_000
 
 
 def _check(calls: float, interval_seconds: float, aht_seconds: float) -> None:
+    for name, value in (("contacts", calls), ("interval", interval_seconds), ("average handle time", aht_seconds)):
+        if not math.isfinite(value):
+            raise ValueError(f"the {name} must be a finite number, not {value}")
     if calls < 0:
         raise ValueError("the number of contacts cannot be negative")
     if interval_seconds <= 0:
@@ -96,11 +99,18 @@ class Staffing:
     shrinkage: float
     probability_of_waiting: float
     service_level: float
-    asa_seconds: float
+    asa_seconds: float  # infinite when unstable
     occupancy: float
+    # More work arrives than the agents can do (A ≥ N): the queue grows without end, every
+    # contact waits, and no average wait exists.
+    unstable: bool
 
     def as_dict(self) -> dict[str, Any]:
-        return asdict(self)
+        """Plain JSON: an unstable queue's ASA is null (JSON has no infinity)."""
+        out = asdict(self)
+        if self.unstable:
+            out["asa_seconds"] = None
+        return out
 
 
 def evaluate(
@@ -115,6 +125,10 @@ def evaluate(
     _check(calls, interval_seconds, aht_seconds)
     if not 0 <= shrinkage < 1:
         raise ValueError("shrinkage must be at least 0 and below 1")
+    if not 0 <= agents <= MAX_AGENTS:
+        raise ValueError(f"the number of agents must be between 0 and {MAX_AGENTS}, not {agents}")
+    if not (math.isfinite(target_seconds) and target_seconds >= 0):
+        raise ValueError("the service-level threshold must be a finite number of seconds, at least 0")
     a = traffic_intensity(calls, interval_seconds, aht_seconds)
     return Staffing(
         calls=calls,
@@ -129,6 +143,7 @@ def evaluate(
         service_level=service_level(agents, a, aht_seconds, target_seconds),
         asa_seconds=average_speed_of_answer(agents, a, aht_seconds),
         occupancy=occupancy(agents, a),
+        unstable=a > 0 and agents <= a,
     )
 
 

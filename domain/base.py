@@ -18,7 +18,7 @@ import re
 import sys
 import uuid
 from dataclasses import dataclass, field, fields, replace
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import TYPE_CHECKING, Any, ClassVar, Protocol, TypeVar
 
 from eventsourcing.domain import Aggregate
@@ -127,6 +127,11 @@ class Actor:
 SYSTEM = Actor(id="system", role="system", name="Hotline")
 
 
+# How far behind an aggregate's last event a command's time may be and still be applied
+# (at the aggregate's time): clock skew between API nodes, the router and the timers.
+MAX_CLOCK_SKEW = timedelta(seconds=30)
+
+
 class Clock(Protocol):
     def now(self) -> datetime: ...
 
@@ -146,8 +151,6 @@ class FixedClock:
         return self.current
 
     def advance(self, **delta: float) -> datetime:
-        from datetime import timedelta
-
         self.current = self.current + timedelta(**delta)
         return self.current
 
@@ -233,13 +236,21 @@ class HotlineAggregate(Aggregate):
         return cls._create(event_class, id=id, meta=ctx.meta(), timestamp=ctx.now, **data)  # type: ignore[return-value,arg-type]
 
     def _record(self, event_class: type[Aggregate.Event], ctx: Context, **data: Any) -> None:
-        if ctx.now < self.modified_on:
+        at = ctx.now
+        if at < self.modified_on:
             # Events of one aggregate never go back in time: deadlines and ageing rely on it.
-            raise InvalidCommand(
-                "command time is earlier than the aggregate's last event",
-                last_event_at=self.modified_on.isoformat(),
-            )
-        self.trigger_event(event_class, meta=ctx.meta(), timestamp=ctx.now, **data)
+            # A command a little behind the last event comes from a node whose clock lags
+            # (or lost a race by a few milliseconds): it happens at the aggregate's time.
+            # Far behind means a clock is wrong or the store holds events from the future.
+            if self.modified_on - at > MAX_CLOCK_SKEW:
+                raise InvalidCommand(
+                    "command time is earlier than the aggregate's last event by more than the clock skew allowed",
+                    last_event_at=self.modified_on.isoformat(),
+                    command_time=at.isoformat(),
+                    max_skew_seconds=MAX_CLOCK_SKEW.total_seconds(),
+                )
+            at = self.modified_on
+        self.trigger_event(event_class, meta=ctx.meta(), timestamp=at, **data)
 
     def expect_version(self, expected: int | None) -> None:
         if expected is not None and expected != self.version:

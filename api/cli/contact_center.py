@@ -21,29 +21,59 @@ console = Console()
 @commands.command()
 def simulate(
     hours: float = typer.Option(12.0, help="Simulated hours, from the start time"),
-    agents: int = typer.Option(24, help="Agents logged in"),
-    speed: float = typer.Option(0.0, help="Simulated seconds per real second (0: as fast as possible; 60: a minute a second)"),
+    agents: int = typer.Option(24, min=1, max=2000, help="Agents logged in"),
+    speed: float = typer.Option(0.0, min=0, help="Simulated seconds per real second (0: as fast as possible; 60: a minute a second)"),
     seed: int = typer.Option(12345, help="Random seed: the same seed gives the same day"),
-    start: str = typer.Option(None, help="Start (ISO 8601 with time zone); default: today 08:00 UTC"),
+    start: str = typer.Option(None, help="Start (ISO 8601 with time zone); default: today 08:00 UTC (scratch store only)"),
     breaks: bool = typer.Option(True, help="Agents take 15-minute breaks every 2 hours"),
+    live: bool = typer.Option(False, "--live", help="Run on the live store, in real time from now (agents log out at the end)"),
+    single_queue: bool = typer.Option(
+        False, "--single-queue", help="One queue as Erlang C models it (Poisson, exponential, FCFS, no abandons), compared with theory"
+    ),
+    calls: float = typer.Option(200.0, min=0.1, help="--single-queue: calls per hour"),
+    aht: float = typer.Option(180.0, min=1, help="--single-queue: average handle time, seconds"),
+    sl_seconds: int = typer.Option(20, min=0, help="--single-queue: service-level threshold, seconds"),
     as_json: bool = typer.Option(False, "--json", help="Print the report as JSON"),
 ) -> None:
-    """Simulate a contact-center day: Poisson arrivals by hour, lognormal handle times,
-    abandons, several queues and skills, agents with breaks. Writes real events (the
-    wallboard and analytics see them) with an injected clock."""
+    """Simulate contact-center traffic through the real command path and router: Poisson
+    arrivals by hour, lognormal handle times, abandons, several queues and skills, agents
+    with breaks (or, with --single-queue, the M/M/N queue of Erlang C).
+
+    The simulation's clock is its own, so it writes into a new scratch store (reported)
+    and never into the live one; --live runs it on the live store in real time instead."""
     from consumers.router import Router, enable_aggregate_cache
     from domain.base import FixedClock
+    from infra import scratch
     from infra.runtime import Hotline
     from telephony_adapter.simulator import SimConfig, Simulator
 
-    if start:
-        begin = datetime.fromisoformat(start)
-        if begin.tzinfo is None:
-            raise typer.BadParameter("--start needs a time zone, e.g. 2026-03-02T08:00:00+00:00")
+    now = datetime.now(UTC)
+    if live:
+        if start or speed not in (0.0, 1.0):
+            raise typer.BadParameter("--live runs from now in real time: leave out --start and --speed")
+        begin, speed = now, 1.0
+        settings = get_settings()
     else:
-        begin = datetime.now(UTC).replace(hour=8, minute=0, second=0, microsecond=0)
+        if start:
+            begin = datetime.fromisoformat(start)
+            if begin.tzinfo is None:
+                raise typer.BadParameter("--start needs a time zone, e.g. 2026-03-02T08:00:00+00:00")
+        else:
+            begin = now.replace(hour=8, minute=0, second=0, microsecond=0)
+        settings = scratch.new(get_settings(), "simulate")
+        if not as_json:
+            console.print(f"scratch store: {settings.data_dir} (the live store is untouched; --live runs on it in real time)")
     clock = FixedClock(begin)
-    hotline = Hotline.start(get_settings(), clock=clock)
+    if single_queue:
+        from telephony_adapter.simulator import single_queue as single
+
+        config = single(calls, aht, agents, hours, sl_seconds=sl_seconds, seed=seed)
+        config.speed = speed or None
+    else:
+        config = SimConfig.default_day(hours=hours, agents=agents, seed=seed, speed=speed or None)
+        config.breaks = breaks
+    config.start, config.close_at_end = begin, live
+    hotline = Hotline.start(settings, clock=clock)
     try:
         latest = hotline.store.max_position()
         if latest:
@@ -51,16 +81,18 @@ def simulate(
             if last and last[-1].time > begin:
                 raise typer.BadParameter(f"the store already has events up to {last[-1].time.isoformat()}: start later (--start)")
         enable_aggregate_cache(hotline.store)
-        config = SimConfig.default_day(hours=hours, agents=agents, seed=seed, speed=speed or None)
-        config.start, config.breaks = begin, breaks
-        console.print(
-            f"Simulating {hours} h with {agents} agents from {begin.isoformat()} "
-            f"({'as fast as possible' if not speed else f'{speed}x real time'}) …"
-        )
+        if not as_json:
+            console.print(
+                f"Simulating {hours} h with {agents} agents from {begin.isoformat()} "
+                f"({'as fast as possible' if not speed else f'{speed}x real time'}) …"
+            )
         report = Simulator(hotline.store, hotline.bus, clock, config, router=Router(hotline.store, hotline.bus)).run()
     finally:
         hotline.close()
     summary = report.as_dict()
+    summary["store"] = "live" if live else str(settings.data_dir)
+    if single_queue:
+        summary["erlang_c"] = _theory(calls, aht, agents, sl_seconds)
     if as_json:
         console.print_json(json.dumps(summary))
         return
@@ -74,7 +106,18 @@ def simulate(
         overflowed = sum(v for k, v in q.items() if k.startswith("overflowed_"))
         sl = f"{q['service_level']:.1%} in {q['sl_threshold_seconds']} s" if q["service_level"] is not None else "-"
         table.add_row(queue_id, str(q["arrived"]), str(q["answered"]), str(q["abandoned"]), str(overflowed), sl, str(q["asa_seconds"]))
+    if single_queue:
+        theory = summary["erlang_c"]
+        sl = "unstable" if theory["unstable"] else f"{theory['service_level']:.1%} in {sl_seconds} s"
+        asa = "∞" if theory["asa_seconds"] is None else str(round(theory["asa_seconds"], 2))
+        table.add_row("Erlang C", "", "", "", "", sl, asa)
     console.print(table)
+
+
+def _theory(calls_per_hour: float, aht: float, agents: int, sl_seconds: int) -> dict[str, object]:
+    from analytics import erlang
+
+    return erlang.evaluate(calls_per_hour, 3600, aht, agents, sl_seconds).as_dict()
 
 
 @commands.command()

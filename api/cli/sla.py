@@ -13,7 +13,7 @@ import typer
 import yaml
 from rich.console import Console
 
-from infra.settings import get_settings
+from infra.settings import Settings, get_settings
 
 commands = typer.Typer()
 console = Console()
@@ -32,6 +32,24 @@ def _clock(at: str | None) -> Any:
     return FixedClock(when)
 
 
+def _settings_for(clock: str | None, copy: bool, purpose: str, **updates: Any) -> Settings:
+    """The live store with the real clock; a scratch store with an injected one."""
+    from infra import scratch
+
+    settings = get_settings().model_copy(update=updates)
+    if clock is None:
+        if copy:
+            raise typer.BadParameter("--copy goes with --clock (the real clock runs on the live store)")
+        return settings
+    try:
+        chosen = scratch.for_injected_clock(settings, purpose, copy=copy)
+    except scratch.LiveStore as exc:
+        raise typer.BadParameter(str(exc), param_hint="--clock") from None
+    if chosen is not settings:
+        console.print(f"[yellow]--clock: running on a scratch copy in {chosen.data_dir} (the live store is untouched)[/]")
+    return chosen
+
+
 def _stop_on_signals(stop: threading.Event) -> None:
     for sig in (signal.SIGINT, signal.SIGTERM):
         signal.signal(sig, lambda *_: stop.set())
@@ -39,7 +57,8 @@ def _stop_on_signals(stop: threading.Event) -> None:
 
 @commands.command()
 def timers(
-    clock: str = typer.Option(None, help="Run at this fixed time (ISO 8601) instead of the real clock"),
+    clock: str = typer.Option(None, help="Run at this fixed time (ISO 8601): only on a scratch store (see --copy)"),
+    copy: bool = typer.Option(False, "--copy", help="With --clock: run on a scratch copy of the embedded store"),
     once: bool = typer.Option(False, help="Fire what is due, then exit"),
     batch: int = typer.Option(None, help="Timers per page (default HOTLINE_TIMERS_BATCH)"),
     poll: float = typer.Option(None, help="Seconds between ticks (default HOTLINE_TIMERS_POLL_SECONDS)"),
@@ -49,7 +68,7 @@ def timers(
     from consumers.timers import TimerProcess, configure_sla
     from infra.runtime import Hotline
 
-    settings = get_settings()
+    settings = _settings_for(clock, copy, "timers")
     hotline = Hotline.start(settings, _clock(clock))
     configure_sla(hotline)
     process = TimerProcess(hotline, batch=batch or settings.timers_batch, fast_path=not slow_path)
@@ -68,7 +87,8 @@ def timers(
 
 @commands.command()
 def notify(
-    clock: str = typer.Option(None, help="Run at this fixed time (ISO 8601) instead of the real clock"),
+    clock: str = typer.Option(None, help="Run at this fixed time (ISO 8601): only on a scratch store (see --copy)"),
+    copy: bool = typer.Option(False, "--copy", help="With --clock: run on a scratch copy of the embedded store"),
     once: bool = typer.Option(False, help="Send what is due, then exit"),
     smtp_host: str = typer.Option(None, help="Default HOTLINE_SMTP_HOST"),
     smtp_port: int = typer.Option(None, help="Default HOTLINE_SMTP_PORT"),
@@ -81,7 +101,7 @@ def notify(
     from infra.runtime import Hotline
 
     updates = {k: v for k, v in {"smtp_host": smtp_host, "smtp_port": smtp_port, "sms_gateway_url": gateway_url}.items() if v is not None}
-    settings = get_settings().model_copy(update=updates)
+    settings = _settings_for(clock, copy, "notify", **updates)
     hotline = Hotline.start(settings, _clock(clock))
     configure_sla(hotline)
     consumer = NotificationConsumer.from_settings(hotline)

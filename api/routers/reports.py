@@ -112,7 +112,4 @@ def erlang_c(
             s = erlang.agents_needed(calls, interval, aht, target_sl, target_seconds, shrinkage, max_occupancy)
     except ValueError as e:
         raise InvalidCommand(str(e)) from None
-    out = s.as_dict()
-    if out["asa_seconds"] == float("inf"):
-        out["asa_seconds"] = None  # JSON has no infinity: the queue never empties
-    return out
+    return s.as_dict()

@@ -15,6 +15,7 @@ import pytest
 
 from domain.base import FixedClock
 from domain.requests import commands as c
+from infra import scratch
 from infra.runtime import Hotline
 from infra.settings import Settings
 from projections import notifications as read_model
@@ -48,6 +49,7 @@ def _spawn(data_dir: Path, smtp: SmtpServer, provider: Provider) -> subprocess.P
 @pytest.mark.slow
 def test_killed_notification_consumer_sends_nothing_twice_and_loses_nothing(tmp_path: Path) -> None:
     settings = Settings(data_dir=tmp_path, jurisdiction="rome")
+    scratch.mark(tmp_path, "a test with a fixed clock")  # `--clock` runs only on a scratch store
     h = start(settings, FixedClock(START))
     for i in range(EMAILS + SMSES):
         req = register(h, problem_code="pothole", reply_channel="email" if i < EMAILS else "sms", language=["it", "ar", "zh", "en"][i % 4])

@@ -17,6 +17,7 @@ import pytest
 
 from domain.base import FixedClock
 from domain.requests.aggregate import ServiceRequest
+from infra import scratch
 from infra.runtime import Hotline
 from infra.settings import Settings
 from projections import sla_timers
@@ -53,6 +54,7 @@ def _spawn(data_dir: Path, at: str, *extra: str) -> subprocess.Popen[bytes]:
 @pytest.mark.parametrize("path", ["fast", "slow"])
 def test_killed_timer_process_loses_and_duplicates_nothing(tmp_path: Path, path: str) -> None:
     settings = Settings(data_dir=tmp_path, jurisdiction="rome")
+    scratch.mark(tmp_path, "a test with a fixed clock")  # `--clock` runs only on a scratch store
     clock = FixedClock(START)
     h = start(settings, clock)
     ids = [register(h, urgency="urgent", problem_code="pothole")["id"] for _ in range(REQUESTS)]
