@@ -8,12 +8,14 @@ timelines look like those of a real service.
 from __future__ import annotations
 
 import random
-from datetime import UTC, datetime, timedelta
+from collections.abc import Callable
+from datetime import UTC, datetime, time, timedelta
 from typing import Any
+from zoneinfo import ZoneInfo
 
 import yaml
 
-from domain.base import SYSTEM, Actor, FixedClock
+from domain.base import SYSTEM, Actor, DomainError, FixedClock
 from domain.calendars import commands as calc
 from domain.catalogue import commands as catc
 from domain.requests import commands as c
@@ -89,29 +91,50 @@ def enrol_demo_staff(hotline: Hotline) -> int:
     return len(DEMO_STAFF)
 
 
-CONTACT_CENTER_HOURS = 2.0  # the last hours of the demo: simulated calls and chats
-# The simulation goes on past its hours until its last contact has ended: it starts this
-# much earlier, so that all of it lies in the past. (An agent whose last event were still
-# to come would refuse every real command until then: "command time is earlier than the
-# aggregate's last event".)
-CONTACT_CENTER_DRAIN = timedelta(hours=1)
+# The contact center's shifts (local time of the jurisdiction) and who works them. Shift
+# agents are demo users too (password DEMO_PASSWORD): the shift on duty when the demo
+# ends stays signed in, so a newcomer can sign in as one of them and take the next call.
+SHIFTS: tuple[tuple[str, str, str, tuple[str, ...]], ...] = (
+    ("early", "07:00", "15:00", ("Bruno Conti", "Chiara Esposito", "Davide Greco", "Elena Marino", "Fabio Ricci", "Gao Min")),
+    ("late", "14:00", "22:00", ("Hana Saleh", "Irene Gallo", "Jun Wu", "Karim Haddad", "Luca Romano", "Marta Fontana")),
+    ("night", "22:00", "07:00", ("Nadia Costa", "Omar Farouk")),
+)
+# Calls per hour in each local hour, as a share of the peak: the hotline answers round
+# the clock, busy from mid-morning to late afternoon.
+DEMO_SHAPE = {
+    **{h: 0.04 for h in range(24)},
+    7: 0.3, 8: 0.6, 9: 0.9, 10: 1.0, 11: 0.95, 12: 0.7, 13: 0.6, 14: 0.8, 15: 0.9, 16: 0.8, 17: 0.6, 18: 0.45, 19: 0.3, 20: 0.2, 21: 0.12,
+}  # fmt: skip
+# Peak calls per hour by queue (kept small so the demo loads in about a minute).
+DEMO_PEAKS = {"general": 10, "tax": 3, "environment": 3, "chat": 5, "urgent": 1}
+REQUESTS_PER_DAY = 22
+
+
+def shift_staff() -> list[tuple[str, str, str]]:
+    """(username, name, shift) of every shift agent."""
+    return [(f"agent-{shift}-{i + 1}", name, shift) for shift, _, _, names in SHIFTS for i, name in enumerate(names)]
 
 
 def load_demo(settings: Settings, *, only_if_empty: bool, console: Any = None, days: int = 5, seed: int = 12345) -> dict[str, int]:
+    """Five days of a hotline's life ending now: calls and chats through the real router
+    in every working hour, requests whose lifecycles take minutes to days, the SLA timers
+    firing as they would have, and the shift on duty now signed in."""
     now = datetime.now(UTC).replace(microsecond=0)
     clock = FixedClock(now - timedelta(days=days))
     hotline = Hotline.start(settings, clock)
+    # The read models catch up in batches (before each timer round and at the end), not
+    # after every command: the demo loads several times faster.
+    hotline.bus.after_commit = None
     try:
         if only_if_empty and hotline.store.max_position() > 0:
             if console:
                 console.print("demo: the store already holds events; nothing loaded")
             return {"events": 0}
-        # Requests over the days before; the contact center's traffic in the last hours.
-        sim_start = now - timedelta(hours=CONTACT_CENTER_HOURS) - CONTACT_CENTER_DRAIN
-        counts = _generate(hotline, clock, sim_start, random.Random(seed), console)
-        counts["staff"] = enrol_demo_staff(hotline)
-        counts["articles"] = len(load_articles(hotline, read_articles(KNOWLEDGE_FILE), SUPERVISOR))
-        counts.update(_simulate_contact_center(hotline, clock, sim_start, console, seed))
+        counts = _reference_data(hotline)
+        story = DemoStory(hotline, clock, now, random.Random(seed), settings.time_zone)
+        if console:
+            console.print(f"demo: {days} days of calls, chats and requests up to {now.isoformat()} …")
+        counts.update(story.run(days, seed))
         for hook in DEMO_HOOKS:
             hook(hotline, clock, now, console)
         if hotline.projector:
@@ -129,133 +152,315 @@ def load_demo(settings: Settings, *, only_if_empty: bool, console: Any = None, d
 DEMO_HOOKS: list[Any] = []
 
 
-def _generate(hotline: Hotline, clock: FixedClock, now: datetime, rnd: random.Random, console: Any) -> dict[str, int]:
+def _reference_data(hotline: Hotline) -> dict[str, int]:
     from pathlib import Path
 
-    catalogue = yaml.safe_load((Path(__file__).resolve().parent.parent / "infra" / "data" / "catalogue.yaml").read_text("utf-8"))
+    from pydantic import SecretStr
+
+    from domain.identity.commands import EnrollStaff
+
+    data = Path(__file__).resolve().parent.parent / "infra" / "data"
     run = hotline.bus.execute
-    run(catc.ImportCatalogue(document=catalogue), SYSTEM)
-    calendars = yaml.safe_load((Path(__file__).resolve().parent.parent / "infra" / "data" / "calendars.yaml").read_text("utf-8"))
-    run(calc.ImportCalendars(document=calendars), SYSTEM)
-    counts = {"requests": 0, "closed": 0, "work_orders": 0, "duplicates": 0, "awaiting_ruling": 0}
-    open_orders: dict[str, str] = {}
-    total_minutes = int((now - clock.now()).total_seconds() // 60)
-    steps = 70
-    for i in range(steps):
-        clock.current = clock.now() + timedelta(minutes=total_minutes // (steps + 10))
+    run(catc.ImportCatalogue(document=yaml.safe_load((data / "catalogue.yaml").read_text("utf-8"))), SYSTEM)
+    run(calc.ImportCalendars(document=yaml.safe_load((data / "calendars.yaml").read_text("utf-8"))), SYSTEM)
+    staff = enrol_demo_staff(hotline)
+    for username, name, _shift in shift_staff():
+        run(EnrollStaff(username=username, name=name, roles=["agent"], departments=[], password=SecretStr(DEMO_PASSWORD)), SYSTEM)
+        staff += 1
+    articles = len(load_articles(hotline, read_articles(KNOWLEDGE_FILE), SUPERVISOR))
+    return {"staff": staff, "articles": articles}
+
+
+Step = tuple[datetime, Callable[[], None]]
+
+
+class DemoStory:
+    """The requests of the demo's days, each a sequence of steps at their own times,
+    played in time order together with the contact center's calls (the simulator's
+    clock is the one clock: nothing is ever written out of order or in the future)."""
+
+    def __init__(self, hotline: Hotline, clock: FixedClock, now: datetime, rnd: random.Random, time_zone: str) -> None:
+        self.hotline, self.clock, self.now, self.rnd = hotline, clock, now, rnd
+        self.zone = ZoneInfo(time_zone)
+        self.counts = {
+            "requests": 0,
+            "closed": 0,
+            "reopened": 0,
+            "work_orders": 0,
+            "duplicates": 0,
+            "awaiting_ruling": 0,
+            "timer_events": 0,
+        }
+        self.open_orders: dict[str, str] = {}  # problem code -> an open work order (for duplicates)
+        self.sim: Any = None
+        self.refused: list[str] = []
+
+    # ------------------------------------------------------------------ the run
+    def run(self, days: int, seed: int) -> dict[str, int]:
+        from consumers.router import Router
+        from consumers.timers import TimerProcess
+        from telephony_adapter.simulator import Shift, SimConfig, Simulator
+
+        start = self.clock.now()
+        end = self.now - timedelta(minutes=1)
+        config = SimConfig.default_day(hours=(end - start).total_seconds() / 3600, seed=seed)
+        for q in config.queues:
+            q.peak_per_hour, q.shape = DEMO_PEAKS[q.queue_id], DEMO_SHAPE
+            if q.queue_id == "environment":  # complaints wait little before the general queue takes them
+                q.config["max_wait_seconds"] = 25
+        config.start, config.time_zone, config.close_at_end = start, self.zone.key, True
+        config.day_factor = lambda d: {5: 0.5, 6: 0.3}.get(d.weekday(), 1.0)
+        config.shifts = [
+            Shift(
+                name,
+                time.fromisoformat(begins),
+                time.fromisoformat(ends),
+                [u for u, _, s in shift_staff() if s == name],
+                {u: n for u, n, s in shift_staff() if s == name},
+            )
+            for name, begins, ends, _ in SHIFTS
+        ]
+        self.sim = Simulator(self.hotline.store, self.hotline.bus, self.clock, config, router=Router(self.hotline.store, self.hotline.bus))
+        timers = TimerProcess(self.hotline)
+        projector = self.hotline.projector
+
+        def timer_round() -> None:
+            if projector:
+                projector.catch_up()  # the timers read the SLA timer table
+            self.counts["timer_events"] += timers.tick()
+
+        at = start + timedelta(minutes=15)
+        while at < end:
+            self.sim.call_at(at, timer_round)
+            at += timedelta(minutes=15)
+        for _ in range(int(days * REQUESTS_PER_DAY)):
+            self._plan_request(start, end)
+        report = self.sim.run()
+        self.counts["contacts"] = sum(q["arrived"] for q in report.queues.values())
+        self.counts["contact_center_events"] = report.events
+        if self.refused:
+            self.counts["steps_refused"] = len(self.refused)
+        return self.counts
+
+    def _at(self, when: datetime, action: Callable[[], object]) -> None:
+        """Schedule a step; steps that would fall after now have not happened yet."""
+        if when < self.now - timedelta(minutes=1):
+            self.sim.call_at(when, self._guarded(action))
+
+    def _guarded(self, action: Callable[[], object]) -> Callable[[], None]:
+        def step() -> None:
+            try:
+                action()
+            except DomainError as exc:  # e.g. a timer escalated the case first
+                self.refused.append(f"{getattr(action, '__name__', action)}: {exc.message}")
+
+        return step
+
+    def _run(self, cmd: Any, actor: Actor) -> dict[str, Any]:
+        return self.hotline.bus.execute(cmd, actor).result
+
+    def _step(self, when: datetime, cmd: Any, actor: Actor) -> None:
+        """Issue ``cmd`` as ``actor`` at ``when``."""
+        self._at(when, lambda: self._run(cmd, actor))
+
+    # ------------------------------------------------------------------ one request
+    def _working_time(self, start: datetime, end: datetime) -> datetime:
+        """A moment in office hours (08:30-18:00 local, Monday to Friday; a fifth of the
+        requests come in by web or email at any time)."""
+        for _ in range(50):
+            t = start + timedelta(seconds=self.rnd.uniform(0, (end - start).total_seconds()))
+            local = t.astimezone(self.zone)
+            if local.weekday() < 5 and time(8, 30) <= local.time() <= time(18, 0):
+                return t
+        return t
+
+    def _later(self, t: datetime, low_minutes: float, high_minutes: float) -> datetime:
+        return t + timedelta(minutes=self.rnd.uniform(low_minutes, high_minutes))
+
+    def _plan_request(self, start: datetime, end: datetime) -> None:
+        rnd = self.rnd
         who = rnd.choice(CITIZENS)
+        anytime = rnd.random() < 0.2
+        t = start + timedelta(seconds=rnd.uniform(0, (end - start).total_seconds())) if anytime else self._working_time(start, end)
         contact = c.Contact(name=who["name"], phone=who["phone"], email=who.get("email"))
-        if i % 6 == 0:
-            r = run(
-                c.RegisterRequest.model_validate(
-                    {
-                        "kind": "information",
-                        "subtype": "consultation",
-                        "channel": rnd.choice(["phone", "web", "chat"]),
-                        "description": rnd.choice(QUESTIONS),
-                        "contact": contact,
-                        "language": who["language"],
-                    }
-                ),
-                AGENT,
-            ).result
-            counts["requests"] += 1
-            run(c.FinalReply(ref=r["reference"], message="Answered from the knowledge base", channel="phone"), AGENT)
-            run(c.Close(ref=r["reference"]), AGENT)
-            counts["closed"] += 1
-            continue
+        if rnd.random() < 1 / 6:
+            self._at(t, lambda: self._information(who, contact, t))
+            return
         code, kind, subtype, text, collected = rnd.choice(CASES)
-        urgency = rnd.choices(["normal", "urgent", "control"], [6, 2, 2])[0]
-        r = run(
+        body = {
+            "kind": kind,
+            "subtype": subtype,
+            "channel": rnd.choice(["web", "email"]) if anytime else rnd.choice(["phone", "phone", "web", "email", "sms", "chat"]),
+            "description": text,
+            "contact": contact,
+            "language": who["language"],
+            "urgency": rnd.choices(["normal", "urgent", "control"], [6, 2, 2])[0],
+            "problem_code": code,
+            "collected": collected,
+            "location": {"address": "Via Nazionale 1", "district": "Centro"},
+        }
+        fate = rnd.random()
+        self._at(t, lambda: self._register(body, code, fate, t))
+
+    def _information(self, who: dict[str, Any], contact: c.Contact, t: datetime) -> None:
+        r = self._run(
             c.RegisterRequest.model_validate(
                 {
-                    "kind": kind,
-                    "subtype": subtype,
-                    "channel": rnd.choice(["phone", "web", "email", "sms", "chat"]),
-                    "description": text,
+                    "kind": "information",
+                    "subtype": "consultation",
+                    "channel": self.rnd.choice(["phone", "web", "chat"]),
+                    "description": self.rnd.choice(QUESTIONS),
                     "contact": contact,
                     "language": who["language"],
-                    "urgency": urgency,
-                    "problem_code": code,
-                    "collected": collected,
-                    "location": {"address": "Via Nazionale 1", "district": "Centro"},
                 }
             ),
             AGENT,
-        ).result
-        counts["requests"] += 1
+        )
+        self.counts["requests"] += 1
         ref = r["reference"]
-        if code in open_orders and rnd.random() < 0.6:
-            run(woc.LinkDuplicate(ref=ref, work_order_id=open_orders[code]), AGENT)
-            counts["duplicates"] += 1
-            continue
-        fate = rnd.random()
-        if fate < 0.1:
-            continue  # still waiting for dispatch
-        d = run(c.Dispatch(ref=ref), AGENT).result
-        dep = _department_of(hotline, ref)
-        if fate < 0.2:
-            continue  # dispatched, not yet accepted: some of these go overdue
-        if fate < 0.27:
-            run(c.ReturnToDispatcher(ref=ref, department_id=dep, reason="Not our competence: private road"), _department(dep))
-            run(c.Dispatch(ref=ref), AGENT)
-            run(c.ReturnToDispatcher(ref=ref, department_id=dep, reason="Still not ours"), _department(dep))
-            counts["awaiting_ruling"] += 1
-            if fate < 0.24:
-                run(c.RuleOwnership(ref=ref, department_id=dep, reason="Municipal road register lists it as public"), CONTROL)
-            continue
-        run(c.Accept(ref=ref, department_id=dep), _department(dep))
-        wo = run(woc.CreateWorkOrder(ref=ref), AGENT).result
-        counts["work_orders"] += 1
-        open_orders[code] = wo["id"]
-        if fate < 0.4:
-            if rnd.random() < 0.5:
-                run(c.Supervise(ref=ref, reason="Repeated complaints from the same street"), SUPERVISOR)
-            if rnd.random() < 0.4 and clock.now() < datetime.fromisoformat(d["due_at"]):
-                due = datetime.fromisoformat(d["due_at"])
-                run(
-                    c.RequestExtension(ref=ref, requested_due_at=due + timedelta(days=2), reason="Spare parts on order", department_id=dep),
-                    _department(dep),
+        replied = self._later(t, 2, 12)
+        self._at(replied, lambda: self._run(c.FinalReply(ref=ref, message="Answered from the knowledge base", channel="phone"), AGENT))
+        self._at(self._later(replied, 1, 30), lambda: self._close(ref))
+
+    def _register(self, body: dict[str, Any], code: str, fate: float, t: datetime) -> None:
+        r = self._run(c.RegisterRequest.model_validate(body), AGENT)
+        self.counts["requests"] += 1
+        ref = r["reference"]
+        if code in self.open_orders and self.rnd.random() < 0.5:
+            order = self.open_orders[code]
+            self._at(self._later(t, 1, 10), lambda: self._duplicate(ref, order))
+            return
+        if fate < 0.08:
+            return  # still waiting for dispatch
+        self._at(self._later(t, 3, 90), lambda: self._dispatch(ref, fate))
+
+    def _duplicate(self, ref: str, order: str) -> None:
+        self._run(woc.LinkDuplicate(ref=ref, work_order_id=order), AGENT)
+        self.counts["duplicates"] += 1
+
+    def _dispatch(self, ref: str, fate: float) -> None:
+        d = self._run(c.Dispatch(ref=ref), AGENT)
+        dep = _department_of(self.hotline, ref)
+        t = self.clock.now()
+        if fate < 0.16:
+            return  # dispatched, never accepted: these go overdue and escalate
+        if fate < 0.23:
+            self._at(self._later(t, 30, 600), lambda: self._returned(ref, dep, fate))
+            return
+        due = datetime.fromisoformat(d["due_at"])
+        self._at(self._later(t, 10, 360), lambda: self._accept(ref, dep, fate, due))
+
+    def _returned(self, ref: str, dep: str, fate: float) -> None:
+        self._run(c.ReturnToDispatcher(ref=ref, department_id=dep, reason="Not our competence: private road"), _department(dep))
+        t = self.clock.now()
+
+        def again() -> None:
+            self._run(c.Dispatch(ref=ref), AGENT)
+            self._at(self._later(self.clock.now(), 30, 300), second_return)
+
+        def second_return() -> None:
+            self._run(c.ReturnToDispatcher(ref=ref, department_id=dep, reason="Still not ours"), _department(dep))
+            self.counts["awaiting_ruling"] += 1
+            if fate < 0.2:
+                self._at(self._later(self.clock.now(), 60, 1440), ruling)
+
+        def ruling() -> None:
+            self._run(c.RuleOwnership(ref=ref, department_id=dep, reason="Municipal road register lists it as public"), CONTROL)
+            self.counts["awaiting_ruling"] -= 1
+
+        self._at(self._later(t, 20, 240), again)
+
+    def _accept(self, ref: str, dep: str, fate: float, due: datetime) -> None:
+        self._run(c.Accept(ref=ref, department_id=dep), _department(dep))
+        wo = self._run(woc.CreateWorkOrder(ref=ref), AGENT)
+        self.counts["work_orders"] += 1
+        code = self.hotline.store.read_reference(request_id_for(ref)).problem_code
+        if code:
+            self.open_orders[code] = wo["id"]
+        t = self.clock.now()
+        if fate < 0.35:
+            if self.rnd.random() < 0.5:
+                self._at(
+                    self._later(t, 30, 600),
+                    lambda: self._run(c.Supervise(ref=ref, reason="Repeated complaints from the same street"), SUPERVISOR),
                 )
-                run(c.DecideExtension(ref=ref, approve=True, comment="Granted once"), SUPERVISOR)
-            continue
-        run(woc.StartWorkOrder(order_id=wo["id"], crew="Crew 3"), _department(dep))
-        if fate < 0.55:
-            run(
-                c.InterimReply(
-                    ref=ref, message="Work has started", delay_reason="Waiting for the crew", expected_at=clock.now() + timedelta(days=2)
+            if self.rnd.random() < 0.5:
+                self._at(self._later(t, 60, 900), lambda: self._extend(ref, dep, due))
+            return  # work not started yet
+        # Most work takes hours to a couple of days; a quarter runs late.
+        started = self._later(t, 60, 1200)
+        late = self.rnd.random() < 0.25
+        finished = (
+            due + timedelta(hours=self.rnd.uniform(2, 30))
+            if late
+            else self._later(started, 60, max(90.0, (due - started).total_seconds() / 60 * 0.8))
+        )
+        self._at(
+            started,
+            lambda: self._run(
+                woc.StartWorkOrder(order_id=wo["id"], crew=self.rnd.choice(["Crew 1", "Crew 3", "Crew 7"])), _department(dep)
+            ),
+        )
+        if fate < 0.5:
+            self._at(
+                self._later(started, 30, 600),
+                lambda: self._run(
+                    c.InterimReply(
+                        ref=ref,
+                        message="Work has started",
+                        delay_reason="Waiting for the crew",
+                        expected_at=self.clock.now() + timedelta(days=2),
+                    ),
+                    AGENT,
                 ),
-                AGENT,
             )
-            continue
-        run(woc.CompleteWorkOrder(order_id=wo["id"], outcome="Fixed on site"), _department(dep))
-        open_orders.pop(code, None)
-        run(c.FinalReply(ref=ref, message="The problem has been fixed. Thank you for reporting it."), AGENT)
-        run(c.Resolve(ref=ref, resolution="Fixed by the crew"), AGENT)
-        run(c.Close(ref=ref), AGENT)
-        counts["closed"] += 1
-        if rnd.random() < 0.7:
-            owner = hotline.store.read_reference(request_id_for(ref)).citizen_id  # a citizen rates their own case
-            citizen = Actor(f"citizen:{owner}", "citizen", citizen_id=str(owner))
-            run(c.Rate(ref=ref, score=rnd.choice([3, 4, 5, 5, 2]), comment="Quick service"), citizen)
-    clock.current = now
-    return counts
+            return
+        self._at(finished, lambda: self._finish(ref, dep, wo["id"], code, fate))
 
+    def _extend(self, ref: str, dep: str, due: datetime) -> None:
+        if self.clock.now() >= due:
+            return  # too late to ask
+        self._run(
+            c.RequestExtension(ref=ref, requested_due_at=due + timedelta(days=2), reason="Spare parts on order", department_id=dep),
+            _department(dep),
+        )
+        self._at(
+            self._later(self.clock.now(), 20, 300),
+            lambda: self._run(c.DecideExtension(ref=ref, approve=True, comment="Granted once"), SUPERVISOR),
+        )
 
-def _simulate_contact_center(hotline: Hotline, clock: FixedClock, start: datetime, console: Any, seed: int) -> dict[str, int]:
-    """A few hours of calls and chats through the real router (``hotline simulate``)."""
-    from consumers.router import Router
-    from telephony_adapter.simulator import SimConfig, Simulator
+    def _finish(self, ref: str, dep: str, order: str, code: str | None, fate: float) -> None:
+        self._run(woc.CompleteWorkOrder(order_id=order, outcome="Fixed on site"), _department(dep))
+        if code and self.open_orders.get(code) == order:
+            del self.open_orders[code]
+        replied = self._later(self.clock.now(), 10, 240)
 
-    clock.current = start
-    config = SimConfig.default_day(hours=CONTACT_CENTER_HOURS, agents=14, seed=seed)
-    config.start = start
-    if console:
-        console.print(f"demo: simulating {CONTACT_CENTER_HOURS:g} hours of contact-center traffic …")
-    report = Simulator(hotline.store, hotline.bus, clock, config, router=Router(hotline.store, hotline.bus)).run()
-    if clock.current > start + timedelta(hours=CONTACT_CENTER_HOURS) + CONTACT_CENTER_DRAIN:
-        raise RuntimeError(f"the simulated contact center ran until {clock.current}, into the time the demo is used in")
-    return {"contact_center_events": report.events}
+        def reply() -> None:
+            self._run(c.FinalReply(ref=ref, message="The problem has been fixed. Thank you for reporting it."), AGENT)
+            self._run(c.Resolve(ref=ref, resolution="Fixed by the crew"), AGENT)
+            self._at(self._later(self.clock.now(), 30, 1440), lambda: self._close(ref, rate=True, reopen=fate > 0.93))
+
+        self._at(replied, reply)
+
+    def _close(self, ref: str, *, rate: bool = False, reopen: bool = False) -> None:
+        self._run(c.Close(ref=ref), AGENT)
+        self.counts["closed"] += 1
+        if not rate:
+            return
+        owner = self.hotline.store.read_reference(request_id_for(ref)).citizen_id
+        citizen = Actor(f"citizen:{owner}", "citizen", citizen_id=str(owner))
+        t = self.clock.now()
+        if reopen:  # the citizen says it is not fixed: back to work
+            self._at(self._later(t, 60, 1440), lambda: self._reopen(ref, citizen))
+        elif self.rnd.random() < 0.7:
+            score = self.rnd.choice([3, 4, 5, 5, 2])
+            self._at(self._later(t, 5, 600), lambda: self._run(c.Rate(ref=ref, score=score, comment="Quick service"), citizen))
+
+    def _reopen(self, ref: str, citizen: Actor) -> None:
+        self._run(c.Reopen(ref=ref, reason="The pothole opened again after the rain"), citizen)
+        self.counts["reopened"] += 1
+        self.counts["closed"] -= 1
+        self._at(self._later(self.clock.now(), 10, 120), lambda: self._run(c.Dispatch(ref=ref), AGENT))
 
 
 def _department_of(hotline: Hotline, ref: str) -> str:

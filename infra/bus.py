@@ -152,6 +152,10 @@ class CommandBus:
                 # Refused on cached copies: refuse only what the stored state refuses.
                 # (What the handler checked out is dropped, possibly half changed.)
                 if attempt > 0 or not uow.seen:
+                    # Refused on the stored state: what the handler left unchanged goes
+                    # back into the cache (else the next command rebuilds it, and an
+                    # agent's stream holds a whole day of contacts).
+                    self.store.remember([a for a in uow.seen.values() if not a._pending_events])
                     raise
                 continue
             except BaseException:

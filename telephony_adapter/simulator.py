@@ -23,8 +23,10 @@ import random
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, date, datetime, timedelta
+from datetime import time as clock_time
 from typing import Any
+from zoneinfo import ZoneInfo
 
 from consumers.router import Router
 from domain.base import Actor, DomainError, FixedClock
@@ -63,6 +65,18 @@ class QueueSpec:
 
 
 @dataclass
+class Shift:
+    """Agents who log in at ``start`` and out at ``end`` (local wall-clock times) every day
+    of the run; the shift on duty when the run ends stays logged in if ``stays_on``."""
+
+    name: str
+    start: clock_time
+    end: clock_time
+    agent_ids: list[str]
+    names: dict[str, str] = field(default_factory=dict)  # agent id -> display name
+
+
+@dataclass
 class SimConfig:
     start: datetime = field(default_factory=lambda: datetime(2025, 3, 3, 8, 0, tzinfo=UTC))
     hours: float = 12.0
@@ -77,6 +91,17 @@ class SimConfig:
     callback_answer_rate: float = 0.75
     speed: float | None = None  # None: as fast as possible; 60: one simulated minute per second
     agent_languages: list[list[str]] = field(default_factory=lambda: [["it"], ["it", "en"], ["it", "zh"], ["it", "en", "ar"]])
+    # A caller's priority, drawn from this list (a fifth of callers are priority 1 by default).
+    priorities: list[int] = field(default_factory=lambda: [0, 0, 0, 0, 1])
+    # Hours of the day (``QueueSpec.shape``) are read in this time zone.
+    time_zone: str = "UTC"
+    # Share of a weekday's traffic on each day (None: every day alike).
+    day_factor: Callable[[date], float] | None = None
+    # Agents by shift (empty: ``agents`` agents logged in for the whole run).
+    shifts: list[Shift] = field(default_factory=list)
+    # At the end: callers still waiting hang up, calls in progress end, and every agent
+    # logs out except the shift on duty (else the run goes on until the last contact ends).
+    close_at_end: bool = False
 
     @classmethod
     def default_day(cls, hours: float = 12.0, agents: int = 24, seed: int = 12345, speed: float | None = None) -> SimConfig:
@@ -163,6 +188,37 @@ class SimConfig:
         )
 
 
+def single_queue(
+    calls_per_hour: float, aht_seconds: float, agents: int, hours: float, sl_seconds: int = 20, seed: int = 12345
+) -> SimConfig:
+    """The model Erlang C describes (M/M/N): one queue, Poisson arrivals at a constant
+    rate, exponential handling, first come first served, nobody abandons, agents answer
+    at once and never pause."""
+    return SimConfig(
+        hours=hours,
+        agents=agents,
+        seed=seed,
+        handle="exponential",
+        ring_seconds=0.0,
+        miss_rate=0.0,
+        acw_seconds=None,
+        breaks=False,
+        priorities=[0],
+        queues=[
+            QueueSpec(
+                "single",
+                calls_per_hour,
+                aht_seconds,
+                patience_seconds=None,
+                flat=True,
+                languages={"it": 1.0},
+                config={"wrap_seconds": 0, "sl_seconds": sl_seconds},
+            )
+        ],
+        agent_languages=[["it"]],
+    )
+
+
 @dataclass
 class SimReport:
     simulated_seconds: float
@@ -205,6 +261,11 @@ class Simulator:
         self.on_break: set[str] = set()
         self.on_progress = on_progress
         self.stats: dict[str, dict[str, Any]] = {}
+        self.refused: dict[str, int] = {}  # commands the domain refused, by class
+        # Contacts are counted as the reports count them (analytics/kpis.py): under the
+        # queue they arrived in, whatever queue answered them after an overflow, once.
+        self.first_queue: dict[str, str] = {}
+        self.answered: set[str] = set()
 
     # ------------------------------------------------------------------ commands
     def _run(self, cmd: Command, actor: Actor = PBX) -> dict[str, Any] | None:
@@ -212,7 +273,9 @@ class Simulator:
         try:
             return self.bus.execute(cmd, actor).result
         except DomainError:
-            return None  # the world moved on (answered just as the caller hung up …)
+            # The world moved on (answered just as the caller hung up …).
+            self.refused[type(cmd).__name__] = self.refused.get(type(cmd).__name__, 0) + 1
+            return None
 
     def _at(self, when: float, kind: str, *payload: Any) -> None:
         heapq.heappush(self.agenda, (when, next(self._seq), kind, payload))
@@ -223,36 +286,73 @@ class Simulator:
         self.clock.current = max(self.clock.current, cfg.start)
         for spec in sorted(cfg.queues, key=lambda q: "overflow" in q.config and q.config["overflow"].get("to") == "queue"):
             self._run(cc.DefineQueue(queue_id=spec.queue_id, **spec.config), actor=SUPERVISOR)
-        queue_ids = [q.queue_id for q in cfg.queues]
-        all_skills = sorted({s for q in cfg.queues for s in q.skills})
-        for i in range(cfg.agents):
-            agent_id = f"sim-{i + 1:03d}"
-            skills = {s: self.rng.randint(1, 5) for s in all_skills if s == "general" or self.rng.random() < 0.55}
-            for spec in cfg.queues:  # every queue needs some agents who can serve it
-                if i % max(1, len(cfg.queues)) == queue_ids.index(spec.queue_id):
-                    for s, lvl in spec.skills.items():
-                        skills[s] = max(skills.get(s, 0), lvl, spec.config.get("required_skills", {}).get(s, 0))
-            skills = {s: min(5, max(1, v)) for s, v in skills.items()}
-            languages = cfg.agent_languages[i % len(cfg.agent_languages)]
-            capacity = {"chat": 3}
-            self._run(
-                cc.LoginAgent(
-                    agent_id=agent_id,
-                    name=f"Simulated agent {i + 1}",
-                    skills=skills,
-                    languages=languages,
-                    queues=queue_ids,
-                    capacity=capacity,
-                ),
-                actor=Actor(agent_id, "agent"),
-            )
-            self.agent_ids.append(agent_id)
-            if cfg.breaks:
-                first = 90 * 60 + (i * 7 * 60) % (60 * 60)
-                for k in range(int(cfg.hours * 3600 // (2 * 3600)) + 1):
-                    self._at(self._t0 + first + k * 2 * 3600, "break", agent_id)
+        if cfg.shifts:
+            self._schedule_shifts()
+        else:
+            for i in range(cfg.agents):
+                self._login(i, f"sim-{i + 1:03d}", f"Simulated agent {i + 1}")
+                if cfg.breaks:
+                    first = 90 * 60 + (i * 7 * 60) % (60 * 60)
+                    for k in range(int(cfg.hours * 3600 // (2 * 3600)) + 1):
+                        self._at(self._t0 + first + k * 2 * 3600, "break", f"sim-{i + 1:03d}")
         for spec in cfg.queues:
             self._schedule_arrivals(spec)
+
+    def _login(self, i: int, agent_id: str, name: str) -> None:
+        """Log an agent in with skills for the queues (agent ``i`` of the day)."""
+        cfg = self.config
+        queue_ids = [q.queue_id for q in cfg.queues]
+        all_skills = sorted({s for q in cfg.queues for s in q.skills})
+        skills = {s: self.rng.randint(1, 5) for s in all_skills if s == "general" or self.rng.random() < 0.55}
+        for spec in cfg.queues:  # every queue needs some agents who can serve it
+            if i % max(1, len(cfg.queues)) == queue_ids.index(spec.queue_id):
+                for s, lvl in spec.skills.items():
+                    skills[s] = max(skills.get(s, 0), lvl, spec.config.get("required_skills", {}).get(s, 0))
+        skills = {s: min(5, max(1, v)) for s, v in skills.items()}
+        languages = cfg.agent_languages[i % len(cfg.agent_languages)]
+        capacity = {"chat": 3}
+        self._run(
+            cc.LoginAgent(
+                agent_id=agent_id,
+                name=name,
+                skills=skills,
+                languages=languages,
+                queues=queue_ids,
+                capacity=capacity,
+            ),
+            actor=Actor(agent_id, "agent"),
+        )
+        if agent_id not in self.agent_ids:
+            self.agent_ids.append(agent_id)
+
+    def _schedule_shifts(self) -> None:
+        """Each shift logs in at its start and out at its end, every day of the run."""
+        cfg = self.config
+        zone = ZoneInfo(cfg.time_zone)
+        t0, end = self._t0, self._t0 + cfg.hours * 3600
+        day = datetime.fromtimestamp(t0, zone).date() - timedelta(days=1)
+        while datetime.combine(day, clock_time(), zone).timestamp() < end:
+            for shift in cfg.shifts:
+                begins = datetime.combine(day, shift.start, zone).timestamp()
+                ends = datetime.combine(day + timedelta(days=shift.end <= shift.start), shift.end, zone).timestamp()
+                if ends <= t0 or begins >= end:
+                    continue
+                for i, agent_id in enumerate(shift.agent_ids):
+                    self._at(max(begins, t0), "shift_login", shift.name, i, agent_id)
+                    if ends < end:
+                        self._at(ends, "shift_logout", agent_id)
+                    if cfg.breaks:  # a 15-minute break every two hours, staggered
+                        k = begins + 90 * 60 + (i * 7 * 60) % 3600
+                        while k < min(ends, end) - 30 * 60:
+                            if k > t0:
+                                self._at(k, "break", agent_id)
+                            k += 2 * 3600
+            day += timedelta(days=1)
+
+    def call_at(self, when: datetime, action: Callable[[], None]) -> None:
+        """Do ``action`` when the simulated clock reaches ``when`` (the demo's other work:
+        requests, timers), interleaved in time with the calls."""
+        self._at(when.timestamp(), "call", action)
 
     @property
     def _t0(self) -> float:
@@ -263,8 +363,10 @@ class Simulator:
         t = self._t0
         while t < end:
             hour_start = t - (t - self._t0) % 3600
-            hour = datetime.fromtimestamp(hour_start, UTC).hour
-            rate = spec.rate(hour) / 3600.0
+            local = datetime.fromtimestamp(hour_start, ZoneInfo(self.config.time_zone))
+            rate = spec.rate(local.hour) / 3600.0
+            if self.config.day_factor is not None:
+                rate *= self.config.day_factor(local.date())
             hour_end = min(hour_start + 3600, end)
             if rate <= 0:
                 t = hour_end
@@ -290,6 +392,10 @@ class Simulator:
             if not candidates:
                 break
             t = min(candidates)
+            if t > end and self.config.close_at_end:
+                self.clock.current = datetime.fromtimestamp(max(end, self.clock.current.timestamp()), UTC)
+                self._close()
+                break
             if t > end and not self.router.view.contacts:
                 break  # the day is over and every contact has ended
             if t > end + 4 * 3600:
@@ -297,8 +403,8 @@ class Simulator:
             now = self.clock.current.timestamp()
             t = max(t, now)
             if self.config.speed:
-                ahead = (t - last_sim) / self.config.speed - (time.perf_counter() - last_wall)
-                if ahead > 0:
+                # Never ahead of the pace asked for (in real time, never ahead of now).
+                while (ahead := (t - last_sim) / self.config.speed - (time.perf_counter() - last_wall)) > 0:
                     time.sleep(min(ahead, 5.0))
             self.clock.current = datetime.fromtimestamp(t, UTC)
             if self.on_progress:
@@ -314,6 +420,50 @@ class Simulator:
     def _now(self) -> float:
         return self.clock.current.timestamp()
 
+    def _close(self) -> None:
+        """Close of the run: waiting callers hang up, calls in progress end and are wrapped
+        up, and the agents log out except the shift on duty."""
+        self.router.run_until_idle()
+        self._observe()
+        for cid, c in list(self.router.view.contacts.items()):
+            if c.status in ("queued", "offered", "arrived") and not c.virtual:
+                self._run(cc.Abandon(contact_id=cid))
+            elif c.status == "connected" and c.agent_id:
+                self._run(cc.End(contact_id=cid, agent_id=c.agent_id, ended_by="citizen"), actor=Actor(c.agent_id, "agent"))
+        self.router.run_until_idle()
+        self._observe()
+        for cid, c in list(self.router.view.contacts.items()):
+            if c.status == "wrap_up" and c.agent_id:
+                self._run(cc.WrapUp(contact_id=cid, agent_id=c.agent_id, disposition="information_given"), actor=Actor(c.agent_id, "agent"))
+        on_duty = set(self._on_duty())
+        for agent_id in self.agent_ids:
+            a = self.router.view.agents.get(agent_id)
+            if a is None or a.presence == "logged_out":
+                continue
+            if agent_id in on_duty:
+                if agent_id in self.on_break:
+                    self._do_back(agent_id)
+            else:
+                self._run(cc.LogoutAgent(agent_id=agent_id), actor=Actor(agent_id, "agent"))
+        self.router.run_until_idle()
+        self._observe()
+
+    def _on_duty(self) -> list[str]:
+        """The agents whose shift covers the end of the run."""
+        cfg = self.config
+        if not cfg.shifts:
+            return []
+        zone = ZoneInfo(cfg.time_zone)
+        at = datetime.fromtimestamp(self._now(), zone)
+        duty: list[str] = []
+        for shift in cfg.shifts:
+            for day in (at.date() - timedelta(days=1), at.date()):
+                begins = datetime.combine(day, shift.start, zone)
+                ends = datetime.combine(day + timedelta(days=shift.end <= shift.start), shift.end, zone)
+                if begins <= at < ends:
+                    duty.extend(shift.agent_ids)
+        return duty
+
     # ------------------------------------------------------------------ what happens
     def _do_arrival(self, queue_id: str) -> None:
         spec = self.specs[queue_id]
@@ -327,7 +477,7 @@ class Simulator:
                     "queue_id": queue_id,
                     "language": lang,
                     "phone": phone,
-                    "priority": self.rng.choice([0, 0, 0, 0, 1]),
+                    "priority": self.rng.choice(self.config.priorities),
                 }
             )
         )
@@ -348,6 +498,9 @@ class Simulator:
         )
 
     def _do_wrap(self, contact_id: str, agent_id: str) -> None:
+        c = self.router.view.contacts.get(contact_id)
+        if c is None or c.status != "wrap_up":
+            return  # the queue's wrap-up time ran out first
         disposition = self.rng.choice(["information_given", "request_registered", "transferred_to_department", "resolved"])
         self._run(cc.WrapUp(contact_id=contact_id, agent_id=agent_id, disposition=disposition), actor=Actor(agent_id, "agent"))
 
@@ -358,11 +511,40 @@ class Simulator:
     def _do_break(self, agent_id: str) -> None:
         if self._now() >= self._t0 + self.config.hours * 3600:
             return
+        a = self.router.view.agents.get(agent_id)
+        if a is None or a.presence == "logged_out" or a.presence == "not_ready":
+            return
         if self._run(cc.SetPresence(agent_id=agent_id, presence="not_ready", reason="break"), actor=Actor(agent_id, "agent")):
+            self.on_break.add(agent_id)
             self._at(self._now() + 15 * 60, "back", agent_id)
 
     def _do_back(self, agent_id: str) -> None:
+        if agent_id not in self.on_break:
+            return  # the shift ended during the break
+        self.on_break.discard(agent_id)
         self._run(cc.SetPresence(agent_id=agent_id, presence="available"), actor=Actor(agent_id, "agent"))
+
+    def _do_shift_login(self, shift_name: str, i: int, agent_id: str) -> None:
+        shift = next(s for s in self.config.shifts if s.name == shift_name)
+        a = self.router.view.agents.get(agent_id)
+        if a is None or a.presence == "logged_out":
+            self._login(i, agent_id, shift.names.get(agent_id, f"Simulated agent {agent_id}"))
+
+    def _do_shift_logout(self, agent_id: str) -> None:
+        """End of shift: no new contacts; log out once the current one is over."""
+        a = self.router.view.agents.get(agent_id)
+        if a is None or a.presence == "logged_out":
+            return
+        if a.state in ("available", "not_ready") and not any(c.agent_id == agent_id for c in self.router.view.contacts.values()):
+            self.on_break.discard(agent_id)
+            if self._run(cc.LogoutAgent(agent_id=agent_id), actor=Actor(agent_id, "agent")) is not None:
+                return
+        elif a.presence == "available":
+            self._run(cc.SetPresence(agent_id=agent_id, presence="not_ready", reason="other"), actor=Actor(agent_id, "agent"))
+        self._at(self._now() + 60, "shift_logout", agent_id)
+
+    def _do_call(self, action: Callable[[], None]) -> None:
+        action()
 
     def _do_grab(self, contact_id: str) -> None:
         view = self.router.view
@@ -408,7 +590,9 @@ class Simulator:
                 self._at(now + ring, "answer", cid, d["agent_id"])
         elif kind is Contact.Answered or kind is Contact.CallbackConnected:
             self._at(now + self._handle_time(d["queue_id"]), "end", cid, d["agent_id"])
-            self._count(d["queue_id"], "answered", d["wait_seconds"])
+            if cid not in self.answered:  # a contact counts once, where it first arrived
+                self.answered.add(cid)
+                self._count(self.first_queue.get(cid, d["queue_id"]), "answered", d["wait_seconds"])
         elif kind is Contact.CallbackAttempted:
             self._at(now + self.rng.uniform(8, 25), "callback", cid)
         elif kind is Contact.Ended and cfg.acw_seconds is not None and d["agent_id"]:
@@ -419,9 +603,10 @@ class Simulator:
             if rules is not None and rules.strategy == "ring_all" and c is not None:
                 self._at(now + self.rng.uniform(1, 6), "grab", cid)
         elif kind is Contact.Arrived and d["direction"] == "inbound":
+            self.first_queue[cid] = d["queue_id"]
             self._count(d["queue_id"], "arrived")
-        elif kind is Contact.Abandoned:
-            self._count(d["queue_id"], "abandoned", d["wait_seconds"])
+        elif kind is Contact.Abandoned and cid not in self.answered:
+            self._count(self.first_queue.get(cid, d["queue_id"]), "abandoned", d["wait_seconds"])
         elif kind is Contact.Overflowed:
             self._count(d["from_queue_id"], f"overflowed_{d['to']}")
 
@@ -434,20 +619,28 @@ class Simulator:
             s["abandon_waits"].append(wait)
 
     def report(self) -> dict[str, dict[str, Any]]:
+        """Per queue, with the definitions of the service-level report (analytics/kpis.py):
+        service level = answered within the threshold / answered; "offered" service level
+        = answered within the threshold / (answered + abandoned after the short-abandon
+        time); ASA over answered contacts."""
+        from analytics.kpis import KpiParams
+
+        short = KpiParams().short_abandon_seconds
         out: dict[str, dict[str, Any]] = {}
         for queue_id, s in sorted(self.stats.items()):
             spec = self.specs.get(queue_id)
             threshold = spec.config.get("sl_seconds", 20) if spec else 20
             waits = s["waits"]
             answered, abandoned = len(waits), s["abandoned"]
+            within = sum(1 for w in waits if w <= threshold)
+            real_abandons = sum(1 for w in s["abandon_waits"] if w >= short)
             out[queue_id] = {
                 "arrived": s["arrived"],
                 "answered": answered,
                 "abandoned": abandoned,
                 **{k: v for k, v in s.items() if k.startswith("overflowed_")},
-                "service_level": round(sum(1 for w in waits if w <= threshold) / (answered + abandoned), 4)
-                if answered + abandoned
-                else None,
+                "service_level": round(within / answered, 4) if answered else None,
+                "service_level_offered": round(within / (answered + real_abandons), 4) if answered + real_abandons else None,
                 "sl_threshold_seconds": threshold,
                 "asa_seconds": round(sum(waits) / answered, 2) if answered else None,
                 "p_wait": round(sum(1 for w in waits if w > 0) / answered, 4) if answered else None,
