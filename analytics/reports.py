@@ -262,7 +262,9 @@ def _daily(conn: duckdb.DuckDBPyConnection, w: Window) -> ReportResult:
         "asa_seconds", "aht_seconds", "abandonment_rate", "answer_rate", "occupancy",
         "requests_registered", "closed", "on_time_rate", "satisfaction_avg", "satisfaction_rate",
     ]  # fmt: skip
-    return _table("daily", "Daily statistics", rows, cols, Chart("bar", "bucket", ["offered", "answered", "abandoned"]), w)
+    # Calls and requests side by side: the hotline's two workloads.
+    chart = Chart("bar", "bucket", ["offered", "answered", "abandoned", "requests_registered", "closed"])
+    return _table("daily", "Daily statistics", rows, cols, chart, w)
 
 
 def _contacts(conn: duckdb.DuckDBPyConnection, w: Window) -> ReportResult:

@@ -30,7 +30,7 @@ import duckdb
 
 # 3: knowledge_events carries the search's channel and trigger and its outcomes' article,
 # revision and rank (added to an older file by :func:`create_schema`, filled from ``events``).
-SCHEMA_VERSION = 3
+SCHEMA_VERSION = 4
 
 # Agent states that count as "not staffed" for occupancy (breaks and other aux work).
 AUX_STATES = ("logged_out", "offline", "break", "away", "not_ready", "aux", "lunch", "training", "meeting", "paused")
@@ -158,28 +158,28 @@ _CONTACT_AGG = """
     contact_id,
     min(time) FILTER (name = 'arrived') AS arrived_at,
     coalesce(min(time) FILTER (name = 'arrived'), min(time)) AS started_at,
-    arg_min(channel, time) FILTER (name = 'arrived') AS channel,
-    coalesce(arg_min(direction, time) FILTER (name = 'arrived'), 'inbound') AS direction,
-    arg_min(language, time) FILTER (name = 'arrived') AS language,
-    arg_min(priority, time) FILTER (name = 'arrived') AS priority,
-    arg_min(citizen_key, time) FILTER (name = 'arrived') AS citizen_key,
-    arg_min(queue_id, time) FILTER (name IN ('arrived', 'queued') AND queue_id IS NOT NULL) AS queue_id,
+    arg_min(channel, version) FILTER (name = 'arrived') AS channel,
+    coalesce(arg_min(direction, version) FILTER (name = 'arrived'), 'inbound') AS direction,
+    arg_min(language, version) FILTER (name = 'arrived') AS language,
+    arg_min(priority, version) FILTER (name = 'arrived') AS priority,
+    arg_min(citizen_key, version) FILTER (name = 'arrived') AS citizen_key,
+    arg_min(queue_id, version) FILTER (name IN ('arrived', 'queued') AND queue_id IS NOT NULL) AS queue_id,
     min(time) FILTER (name = 'queued') AS queued_at,
     count(*) FILTER (name IN ('queued', 'answered', 'abandoned')) > 0 AS offered,
     count(*) FILTER (name = 'offered') AS offers,
     count(*) FILTER (name = 'offer_timed_out') AS offers_timed_out,
     min(time) FILTER (name IN ('answered', 'callback_connected')) AS answered_at,
-    arg_min(agent_id, time) FILTER (name IN ('answered', 'callback_connected')) AS agent_id,
-    arg_min(queue_id, time) FILTER (name IN ('answered', 'callback_connected')) AS answered_queue_id,
+    arg_min(agent_id, version) FILTER (name IN ('answered', 'callback_connected')) AS agent_id,
+    arg_min(queue_id, version) FILTER (name IN ('answered', 'callback_connected')) AS answered_queue_id,
     min(time) FILTER (name IN ('answered', 'callback_connected')) IS NOT NULL AS answered,
     min(time) FILTER (name = 'abandoned') AS abandoned_at,
     min(time) FILTER (name IN ('answered', 'callback_connected')) IS NULL
         AND min(time) FILTER (name = 'abandoned') IS NOT NULL AS abandoned,
     coalesce(
-        arg_min(wait_seconds, time) FILTER (name IN ('answered', 'callback_connected')),
+        arg_min(wait_seconds, version) FILTER (name IN ('answered', 'callback_connected')),
         epoch(min(time) FILTER (name IN ('answered', 'callback_connected'))
               - coalesce(min(time) FILTER (name = 'queued'), min(time) FILTER (name = 'arrived'))),
-        arg_min(wait_seconds, time) FILTER (name = 'abandoned'),
+        arg_min(wait_seconds, version) FILTER (name = 'abandoned'),
         epoch(min(time) FILTER (name = 'abandoned')
               - coalesce(min(time) FILTER (name = 'queued'), min(time) FILTER (name = 'arrived')))
     ) AS wait_seconds,
@@ -196,8 +196,8 @@ _CONTACT_AGG = """
     max(time) FILTER (name = 'wrapped_up') AS wrapped_up_at,
     min(time) FILTER (name IN ('answered', 'callback_connected')) IS NOT NULL
         AND max(time) FILTER (name = 'ended') IS NOT NULL AS handled,
-    arg_max(disposition, time) FILTER (name = 'wrapped_up') AS disposition,
-    arg_max(request_id, time) FILTER (name = 'request_linked') AS request_id,
+    arg_max(disposition, version) FILTER (name = 'wrapped_up') AS disposition,
+    arg_max(request_id, version) FILTER (name = 'request_linked') AS request_id,
     count(*) FILTER (name LIKE 'callback%') > 0 AS callback
 """
 
@@ -205,19 +205,19 @@ _REQUEST_AGG = """
     request_id,
     min(time) FILTER (name = 'registered') AS registered_at,
     any_value(reference) FILTER (name = 'registered') AS reference,
-    coalesce(arg_max(kind, time) FILTER (name = 'kind_changed'), any_value(kind) FILTER (name = 'registered')) AS kind,
-    coalesce(arg_max(subtype, time) FILTER (name = 'kind_changed'), any_value(subtype) FILTER (name = 'registered')) AS subtype,
+    coalesce(arg_max(kind, version) FILTER (name = 'kind_changed'), any_value(kind) FILTER (name = 'registered')) AS kind,
+    coalesce(arg_max(subtype, version) FILTER (name = 'kind_changed'), any_value(subtype) FILTER (name = 'registered')) AS subtype,
     any_value(channel) FILTER (name = 'registered') AS channel,
     any_value(urgency) FILTER (name = 'registered') AS urgency,
     any_value(citizen_id) FILTER (name = 'registered') AS citizen_id,
     any_value(language) FILTER (name = 'registered') AS language,
     any_value(contact_id) FILTER (name = 'registered') AS contact_id,
-    arg_max(problem_code, time) FILTER (name = 'classified') AS problem_code,
-    arg_max(category_id, time) FILTER (name = 'classified') AS category_id,
-    coalesce(arg_max(department_id, time) FILTER (name = 'dispatched'),
-             arg_max(department_id, time) FILTER (name = 'classified')) AS department_id,
-    coalesce(arg_max(provider_id, time) FILTER (name = 'dispatched'),
-             arg_max(provider_id, time) FILTER (name = 'classified')) AS provider_id,
+    arg_max(problem_code, version) FILTER (name = 'classified') AS problem_code,
+    arg_max(category_id, version) FILTER (name = 'classified') AS category_id,
+    coalesce(arg_max(department_id, version) FILTER (name = 'dispatched'),
+             arg_max(department_id, version) FILTER (name = 'classified')) AS department_id,
+    coalesce(arg_max(provider_id, version) FILTER (name = 'dispatched'),
+             arg_max(provider_id, version) FILTER (name = 'classified')) AS provider_id,
     min(time) FILTER (name = 'dispatched') AS dispatched_at,
     count(*) FILTER (name = 'dispatched') AS dispatches,
     count(*) FILTER (name = 'returned_to_dispatcher') AS returns,
@@ -226,13 +226,13 @@ _REQUEST_AGG = """
     max(time) FILTER (name = 'final_replied') AS final_replied_at,
     max(time) FILTER (name = 'resolved') AS resolved_at,
     max(time) FILTER (name = 'closed') AS closed_at,
-    arg_max(on_time, time) FILTER (name = 'closed') AS closed_on_time,
-    arg_max(due_at, time) FILTER (due_at IS NOT NULL) AS due_at,
+    arg_max(on_time, version) FILTER (name = 'closed') AS closed_on_time,
+    arg_max(due_at, version) FILTER (due_at IS NOT NULL) AS due_at,
     count(*) FILTER (name = 'reopened') AS reopened,
     count(*) FILTER (name = 'extension_approved') AS extensions,
     count(*) FILTER (name = 'supervision_started') > 0 AS supervised,
-    arg_max(score, time) FILTER (name = 'rated') AS satisfaction,
-    arg_max(name, time) FILTER (name IN ('registered', 'dispatched', 'accepted', 'returned_to_dispatcher',
+    arg_max(score, version) FILTER (name = 'rated') AS satisfaction,
+    arg_max(name, version) FILTER (name IN ('registered', 'dispatched', 'accepted', 'returned_to_dispatcher',
         'sent_for_ruling', 'final_replied', 'resolved', 'closed', 'reopened')) AS last_step,
     max(time) AS last_event_at
 """
@@ -322,13 +322,13 @@ FROM (
     UNION ALL
     SELECT request_id,
         min(time) FILTER (name = 'registered') AS registered_at,
-        arg_max(name, time) FILTER (name IN ('registered', 'dispatched', 'accepted', 'returned_to_dispatcher',
+        arg_max(name, version) FILTER (name IN ('registered', 'dispatched', 'accepted', 'returned_to_dispatcher',
             'sent_for_ruling', 'final_replied', 'resolved', 'closed', 'reopened')) AS last_step,
-        arg_max(due_at, time) FILTER (due_at IS NOT NULL) AS due_at,
-        coalesce(arg_max(department_id, time) FILTER (name = 'dispatched'),
-                 arg_max(department_id, time) FILTER (name = 'classified')) AS department_id,
-        arg_max(category_id, time) FILTER (name = 'classified') AS category_id,
-        arg_max(problem_code, time) FILTER (name = 'classified') AS problem_code,
+        arg_max(due_at, version) FILTER (due_at IS NOT NULL) AS due_at,
+        coalesce(arg_max(department_id, version) FILTER (name = 'dispatched'),
+                 arg_max(department_id, version) FILTER (name = 'classified')) AS department_id,
+        arg_max(category_id, version) FILTER (name = 'classified') AS category_id,
+        arg_max(problem_code, version) FILTER (name = 'classified') AS problem_code,
         any_value(urgency) FILTER (name = 'registered') AS urgency
     FROM request_events
     WHERE time <= CAST(t AS TIMESTAMP) AND request_id IN (
@@ -426,6 +426,10 @@ def create_schema(conn: duckdb.DuckDBPyConnection) -> None:
     if previous is not None and previous < 3:
         conn.execute(_KNOWLEDGE_BACKFILL)
     for f in FACT_TABLES:
+        if previous is not None and previous < 4:
+            # Version 4 orders a stream's events by their version (not their time, which
+            # ties): the facts are computed again from the events.
+            conn.execute(f"DROP TABLE IF EXISTS {f.name} CASCADE")
         # A database from schema version 1 gets its facts computed once from its events.
         conn.execute(f"CREATE TABLE IF NOT EXISTS {f.name} AS {f.select(f.events)} ORDER BY first_position")
     conn.execute(VIEWS)
