@@ -173,16 +173,21 @@ def contact_kpis(
 
 
 def staffed_time(conn: duckdb.DuckDBPyConnection, start: Any, end: Any, by: str | None = "total") -> list[dict[str, Any]]:
-    """Seconds agents were logged in and not in an aux state, cut to the window (and buckets)."""
+    """Seconds agents were logged in and not in an aux state, cut to the window (and buckets).
+
+    A state still open is counted up to the latest event the database holds, not to the
+    end of the window: the rest of today has not been staffed yet."""
     w = _window(start, end)
+    known = conn.execute("SELECT max(time) FROM events").fetchone()
+    w["open_until"] = min(w["to"], known[0]) if known and known[0] is not None else w["to"]
     if by == "agent":
         return _rows(
             conn,
             """
             SELECT agent_id AS bucket,
-                sum(epoch(least(coalesce(ended_at, $to), $to) - greatest(started_at, $from))) AS staffed_seconds
+                sum(epoch(least(coalesce(ended_at, $open_until), $to) - greatest(started_at, $from))) AS staffed_seconds
             FROM agent_states
-            WHERE staffed AND started_at < $to AND coalesce(ended_at, $to) > $from
+            WHERE staffed AND started_at < $to AND coalesce(ended_at, $open_until) > $from
             GROUP BY ALL
             """,
             w,
@@ -192,9 +197,9 @@ def staffed_time(conn: duckdb.DuckDBPyConnection, start: Any, end: Any, by: str 
             conn,
             """
             SELECT 'total' AS bucket,
-                sum(epoch(least(coalesce(ended_at, $to), $to) - greatest(started_at, $from))) AS staffed_seconds
+                sum(epoch(least(coalesce(ended_at, $open_until), $to) - greatest(started_at, $from))) AS staffed_seconds
             FROM agent_states
-            WHERE staffed AND started_at < $to AND coalesce(ended_at, $to) > $from
+            WHERE staffed AND started_at < $to AND coalesce(ended_at, $open_until) > $from
             """,
             w,
         )
@@ -206,8 +211,8 @@ def staffed_time(conn: duckdb.DuckDBPyConnection, start: Any, end: Any, by: str 
         conn,
         f"""
         WITH b AS (SELECT unnest(generate_series({first}, $to, INTERVAL '{step}')) AS bs),
-        s AS (SELECT started_at, coalesce(ended_at, $to) AS ended_at FROM agent_states
-              WHERE staffed AND started_at < $to AND coalesce(ended_at, $to) > $from)
+        s AS (SELECT started_at, coalesce(ended_at, $open_until) AS ended_at FROM agent_states
+              WHERE staffed AND started_at < $to AND coalesce(ended_at, $open_until) > $from)
         SELECT bs AS bucket,
             sum(epoch(least(s.ended_at, bs + INTERVAL '{step}', $to) - greatest(s.started_at, bs, $from))) AS staffed_seconds
         FROM b JOIN s ON s.started_at < bs + INTERVAL '{step}' AND s.ended_at > bs

@@ -22,6 +22,7 @@ ones appear, and a key fires at most once per request, which the event store enf
 
 from __future__ import annotations
 
+import contextlib
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
@@ -123,8 +124,23 @@ def add_working_days(calendar: WorkingTime | None, start: datetime, days: int) -
     return start + days * DAY
 
 
+def follow_up_at(calendar: WorkingTime | None, due: datetime, days: int) -> datetime:
+    """When a reminder or escalation ``days`` working days after the deadline falls. If
+    that reaches a year whose holiday list is not yet published (China's notice for next
+    year comes in November), it is planned ``days`` calendar days after the deadline: never
+    later than the calendar would put it, and the request is still registered (the
+    deadline itself is refused in such a year: see JurisdictionCalendar)."""
+    try:
+        return add_working_days(calendar, due, days)
+    except InvalidCommand as exc:
+        if exc.code != "holiday_list_missing":
+            raise
+        return due + days * DAY
+
+
 def elapsed(calendar: WorkingTime | None, basis: str, start: datetime, end: datetime) -> timedelta:
     """Time between two instants on a deadline basis (working time needs a calendar)."""
+    start, end = start.astimezone(UTC), end.astimezone(UTC)  # elapsed time, not wall-clock time
     if end <= start:
         return timedelta(0)
     if basis == "working" and calendar is not None and hasattr(calendar, "working_time_between"):
@@ -185,10 +201,10 @@ def plan(r: Any, policy: SlaPolicy, calendar: WorkingTime | None) -> list[Timer]
     if status == "closed":
         if not policy.satisfaction_callback or getattr(r, "rated", False) or r.closed_at is None:
             return []
+        at = r.closed_at + DAY
         if calendar is not None and hasattr(calendar, "next_working_day_start"):
-            at = calendar.next_working_day_start(r.closed_at)
-        else:
-            at = r.closed_at + DAY
+            with contextlib.suppress(InvalidCommand):  # next year's list unpublished: a day later
+                at = calendar.next_working_day_start(r.closed_at)
         return [Timer(f"callback:{stamp(r.closed_at)}", CALLBACK, at, r.due_at, None, r.department_id)]
     if status not in RUNNING_STATES:
         return []  # replied, resolved, or waiting for the citizen: the clock does not run
@@ -208,11 +224,11 @@ def plan(r: Any, policy: SlaPolicy, calendar: WorkingTime | None) -> list[Timer]
             timers.append(Timer(f"interim-due:{key}", INTERIM_DUE, at, due, None, dep))
     timers.append(Timer(f"missed:{key}", MISSED, due, due, None, dep))
     for n in range(1, policy.reminders + 1):
-        at = add_working_days(calendar, due, n * policy.reminder_every_working_days)
+        at = follow_up_at(calendar, due, n * policy.reminder_every_working_days)
         timers.append(Timer(f"reminder-{n}:{key}", REMINDER, at, due, n, dep))
     if policy.escalate_after_working_days:
         days = policy.escalate_after_working_days
-        timers.append(Timer(f"escalation:{key}", ESCALATION, add_working_days(calendar, due, days), due, days, dep))
+        timers.append(Timer(f"escalation:{key}", ESCALATION, follow_up_at(calendar, due, days), due, days, dep))
     return timers
 
 

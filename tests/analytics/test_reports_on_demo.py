@@ -359,3 +359,29 @@ def test_the_demo_ends_with_one_shift_on_duty(demo: Demo) -> None:
     shifts = {aid.rsplit("-", 1)[0] for aid in on}
     assert on and len(shifts) == 1, on
     assert max(e.time for e in demo.events) <= datetime.now(UTC), "nothing in the future"
+
+
+def test_occupancy_today_counts_staffed_time_only_until_the_latest_event(demo: Demo) -> None:
+    """An agent still signed in is staffed up to what the data knows, not to midnight."""
+    from analytics.kpis import staffed_time
+    from analytics.reports import connect_reader
+    from analytics.schema import AUX_STATES
+
+    last = max(e.time for e in demo.events)
+    midnight = last.replace(hour=0, minute=0, second=0, microsecond=0)
+    day_end = midnight + timedelta(days=1)
+    want = 0.0
+    for evs in streams(demo.events, "agent").values():
+        changes = [e for e in evs if e.name in ("logged_in", "state_changed", "logged_out")]
+        for cur, nxt in zip(changes, [*changes[1:], None], strict=True):
+            state = "logged_out" if cur.name == "logged_out" else cur.data.get("state") or "available"
+            if state in AUX_STATES:
+                continue
+            begin, end = max(cur.time, midnight), min(nxt.time if nxt else last, day_end)
+            want += max(0.0, (end - begin).total_seconds())
+    conn = connect_reader(demo.reports.duckdb_path)
+    try:
+        got = staffed_time(conn, midnight, day_end, "total")[0]["staffed_seconds"]
+    finally:
+        conn.close()
+    assert want > 0 and got == pytest.approx(want, rel=1e-9)
