@@ -31,6 +31,13 @@ def serve(
         load_demo(settings, only_if_empty=True, console=console)
     console.print(f"[bold]Hotline[/] {settings.mode} mode, data in {settings.database_url or settings.data_dir}")
     console.print(f"API on http://{host or settings.host}:{port or settings.port}  (docs: /docs)")
+    from consumers.notifications import runs_in_serve
+    from infra.outbox import outbox_root
+
+    if not runs_in_serve(settings):
+        console.print("Replies are sent by `hotline notify` (run it beside the API)")
+    elif settings.smtp_host is None or settings.sms_gateway_url is None:
+        console.print(f"Replies without an SMTP server or SMS gateway go to the outbox: {outbox_root(settings)} (GET /outbox)")
     if workers > 1 and settings.mode == "embedded":
         raise typer.BadParameter("several workers need the distributed mode (SQLite has one writer)")
     uvicorn.run(

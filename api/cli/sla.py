@@ -112,7 +112,8 @@ def notify(
             done = consumer.run_once()
             console.print_json(json.dumps({"processed": done, **consumer.status()}, default=str))
         else:
-            console.print(f"[bold]notify[/] SMTP {settings.smtp_host}:{settings.smtp_port}, gateway {settings.sms_gateway_url}")
+            where = consumer.delivery()
+            console.print(f"[bold]notify[/] email to {where['email']}; sms, fax and voicemail to {where['sms']}")
             consumer.run(stop, poll or settings.notify_poll_seconds)
     finally:
         hotline.close()
