@@ -8,7 +8,7 @@ from typing import Any
 
 from domain.base import Clock, SystemClock
 from domain.config import Deps
-from domain.requests.intake import IntakePolicy
+from domain.requests.intake import IntakePolicy, phone_region
 from infra.bus import CommandBus
 from infra.eventstore import EventStore
 from infra.group_commit import GroupCommitter
@@ -52,7 +52,7 @@ class Hotline:
         deps = deps or Deps(
             policy=IntakePolicy(
                 allow_anonymous=settings.allow_anonymous,
-                default_region=settings.default_region,
+                default_region=phone_region(settings.jurisdiction, settings.default_region),
                 default_language=settings.default_language,
             ),
             jurisdiction=settings.jurisdiction,

@@ -30,6 +30,7 @@ CITIZENS = projection.table(
     sa.Column("open_requests", sa.Integer),
     sa.Column("channels", sa.JSON),
 )
+sa.Index("ix_rm_citizens_email_lower", sa.func.lower(CITIZENS.c.email))
 INTERACTIONS = projection.table(
     "citizen_interactions",
     sa.Column("citizen_id", sa.String(36), primary_key=True),
@@ -186,7 +187,9 @@ def find(conn: Connection, *, phone: str | None = None, email: str | None = None
     if phone:
         q = q.where(CITIZENS.c.phone == phone)
     if email:
-        q = q.where(CITIZENS.c.email == email)
+        # Shown as typed, matched whatever the case (domain.citizens.aggregate.email_key);
+        # lower() rather than casefold(): the databases' own, ASCII at least on SQLite.
+        q = q.where(sa.func.lower(CITIZENS.c.email) == email.lower())
     return [dict(r) for r in conn.execute(q.limit(50)).mappings()]
 
 

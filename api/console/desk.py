@@ -160,7 +160,7 @@ def _caller(hotline: Hotline, actor: Actor, contact_id: str) -> dict[str, Any]:
         citizen = citizen_history.get(conn, held["citizen_id"]) if held.get("citizen_id") else None
         if citizen is None and phone:
             try:
-                matches = citizen_history.find(conn, phone=normalise_phone(phone, hotline.settings.default_region))
+                matches = citizen_history.find(conn, phone=normalise_phone(phone, hotline.bus.deps.policy.default_region))
             except DomainError:
                 matches = []
             citizen = matches[0] if matches else None

@@ -27,7 +27,7 @@ from api.deps import get_hotline
 from api.errors import DeliveryFailed, Unauthenticated
 from domain.access import Action
 from domain.base import SYSTEM, Actor
-from domain.citizens.aggregate import normalise_email, normalise_phone
+from domain.citizens.aggregate import identifier_key, normalise_email, normalise_phone
 from domain.identity import commands as c
 from infra.identity.tokens import InvalidToken
 from infra.runtime import Hotline
@@ -67,9 +67,10 @@ class CitizenContact(BaseModel):
             raise ValueError("give either a phone number or an email")
         return self
 
-    def identifier(self, settings: Settings) -> str:
+    def identifier(self, region: str) -> str:
+        """``phone:+39…`` (read in the jurisdiction's region) or ``email:`` as typed."""
         if self.phone:
-            return f"phone:{normalise_phone(self.phone, settings.default_region)}"
+            return f"phone:{normalise_phone(self.phone, region)}"
         return f"email:{normalise_email(str(self.email))}"
 
 
@@ -154,9 +155,9 @@ def citizen_code(
     body: CitizenContact, request: Request, hotline: Hotline = Depends(get_hotline), actor: Actor = allow(Action.CITIZENS_SIGN_IN)
 ) -> dict[str, Any]:
     settings = hotline.settings
-    identifier = body.identifier(settings)
+    identifier = body.identifier(hotline.bus.deps.policy.default_region)
     limit_sign_in(hotline, request)
-    hotline_limits(hotline).hit("sign-in-codes", settings.rate_limit_codes, identifier)
+    hotline_limits(hotline).hit("sign-in-codes", settings.rate_limit_codes, identifier_key(identifier))
     code = f"{secrets.randbelow(1_000_000):06d}"
     answer = hotline.bus.execute(c.RequestSignInCode(identifier=identifier, code=SecretStr(code)), SYSTEM).result
     _send_code(settings, identifier, code)
@@ -170,7 +171,9 @@ def citizen_token(
 ) -> dict[str, Any]:
     settings = hotline.settings
     limit_sign_in(hotline, request)
-    cmd = c.VerifySignInCode(identifier=body.identifier(settings), code=body.code, name=body.name, language=body.language)
+    cmd = c.VerifySignInCode(
+        identifier=body.identifier(hotline.bus.deps.policy.default_region), code=body.code, name=body.name, language=body.language
+    )
     answer = hotline.bus.execute(cmd, SYSTEM).result
     if not answer["accepted"]:
         raise Unauthenticated(answer["reason"], code="invalid_code")

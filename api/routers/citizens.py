@@ -33,7 +33,7 @@ def find(
     with hotline.read_store.engine.connect() as conn:
         found = citizen_history.find(
             conn,
-            phone=normalise_phone(phone, hotline.settings.default_region) if phone else None,
+            phone=normalise_phone(phone, hotline.bus.deps.policy.default_region) if phone else None,
             email=normalise_email(email) if email else None,
         )
     return [row for row in found if allows(actor, Action.CITIZENS_READ, Access(citizen_id=row["id"]))]

@@ -93,10 +93,17 @@ _CONTACT_COMMANDS: dict[str, tuple[type[Command], str]] = {
 }
 
 
+# The agent acting is the one holding: these need no body (domain/contact_center/handlers.py agent_on).
+_NO_BODY_NEEDED = {"hold", "resume"}
+
+
 add_command_routes(
     router,
     "/contacts/{contact_id}",
-    [CommandRoute(path, model, summary, name=f"contact_{path.replace('-', '_')}") for path, (model, summary) in _CONTACT_COMMANDS.items()],
+    [
+        CommandRoute(path, model, summary, name=f"contact_{path.replace('-', '_')}", body_optional=path in _NO_BODY_NEEDED)
+        for path, (model, summary) in _CONTACT_COMMANDS.items()
+    ],
 )
 
 

@@ -9,6 +9,7 @@ citizens (the second insert conflicts and is retried as a lookup).
 from __future__ import annotations
 
 import re
+import unicodedata
 import uuid
 from dataclasses import dataclass
 from typing import Any
@@ -22,23 +23,66 @@ from domain.catalogue.aggregate import LANGUAGES
 _EMAIL = re.compile(r"^[^@\s]+@[^@\s]+\.[^@\s]+$")
 
 
-def normalise_phone(raw: str, default_region: str = "IT") -> str:
-    """E.164, e.g. ``+390612345678``; refuses what is not a possible number."""
+def normalise_phone(raw: str, default_region: str) -> str:
+    """E.164, e.g. ``+390612345678``. A number without a country prefix is read in
+    ``default_region`` (the jurisdiction's, domain/requests/intake.py). Refuses what is not
+    a *valid* number (assigned digits for its region), not merely one of a possible length:
+    a mobile number read in the wrong country is often possible there, seldom valid."""
     try:
         number = phonenumbers.parse(raw, default_region)
     except phonenumbers.NumberParseException as exc:
-        raise InvalidCommand(f"phone number {raw!r} cannot be read: {exc}", field="phone") from None
-    if not phonenumbers.is_possible_number(number):
-        raise InvalidCommand(f"phone number {raw!r} is not a possible number", field="phone")
-    return phonenumbers.format_number(number, phonenumbers.PhoneNumberFormat.E164)
+        raise InvalidCommand(
+            f"phone number {raw!r} cannot be read: {exc}", code="phone_unreadable", field="phone", region=default_region
+        ) from None
+    read_as = phonenumbers.format_number(number, phonenumbers.PhoneNumberFormat.E164)
+    if not phonenumbers.is_valid_number(number):
+        where = f"in region {default_region}" if not raw.strip().startswith(("+", "00")) else "with its country code"
+        raise InvalidCommand(
+            f"phone number {raw!r} is not a valid number: read {where} it is {read_as}, which is not assigned"
+            " (a number of another country needs its country code: +…)",
+            code="phone_invalid",
+            field="phone",
+            region=default_region,
+            read_as=read_as,
+        )
+    return read_as
 
 
 def normalise_email(raw: str) -> str:
+    """The address as the citizen typed it (trimmed; the domain, which is never case
+    sensitive, in lower case): what is shown and written to. See :func:`email_key`."""
     value = raw.strip()
     if not _EMAIL.match(value):
         raise InvalidCommand(f"email {raw!r} is not an email address", field="email")
     local, _, domain = value.rpartition("@")
     return f"{local}@{domain.lower()}"
+
+
+def email_key(email: str) -> str:
+    """What recognises the citizen: the whole address case-folded. RFC 5321 lets the local
+    part be case sensitive, but no mail service in use treats it so, and people type
+    ``Mario.Rossi@`` and ``MARIO.ROSSI@`` for the same mailbox."""
+    return normalise_email(email).casefold()
+
+
+def identifier_key(identifier: str) -> str:
+    """``phone:+39…`` or ``email:…`` as it is matched: an email case-folded."""
+    kind, _, value = identifier.partition(":")
+    return f"email:{email_key(value)}" if kind == "email" else identifier
+
+
+def same_name(a: str, b: str) -> bool:
+    """Whether two names given for one phone or email can be the same person: equal but
+    for case, accents' forms, spacing and punctuation, word order, or one naming only some
+    of the other's words ("Mario" for "Mario Rossi"). Anything else is for the operator."""
+
+    def words(name: str) -> list[str]:
+        return re.sub(r"[\W_]+", " ", unicodedata.normalize("NFKC", name).casefold()).split()
+
+    wa, wb = words(a), words(b)
+    if "".join(wa) == "".join(wb):
+        return True
+    return bool(wa and wb) and (set(wa) <= set(wb) or set(wb) <= set(wa))
 
 
 @dataclass(frozen=True)
@@ -64,8 +108,15 @@ class ContactDetails:
         if self.phone:
             ids.append(f"phone:{self.phone}")
         if self.email:
-            ids.append(f"email:{self.email}")
+            ids.append(f"email:{email_key(self.email)}")
         return ids
+
+    def legacy_identifier(self, identifier: str) -> str | None:
+        """The key an identifier was claimed under before email keys were case-folded
+        (the local part as typed), when it differs: claims are never rewritten."""
+        if identifier.startswith("email:") and self.email and f"email:{self.email}" != identifier:
+            return f"email:{self.email}"
+        return None
 
     def as_personal(self) -> dict[str, str | None]:
         return {"name": self.name, "phone": self.phone, "email": self.email, "address": self.address}

@@ -138,11 +138,20 @@ class Grab(AgentCommand):
     pass
 
 
-class Hold(AgentCommand):
+class OnHeldContact(ContactCommand):
+    """What the agent on a contact does to it. ``agent_id`` may be left out: an agent (or
+    expert) acts for themselves; a supervisor names the agent, else the contact's own."""
+
+    action = Action.CONTACTS_HANDLE
+
+    agent_id: str | None = Field(default=None, description="Default: the agent acting, or for a supervisor the contact's agent")
+
+
+class Hold(OnHeldContact):
     pass
 
 
-class Resume(AgentCommand):
+class Resume(OnHeldContact):
     pass
 
 

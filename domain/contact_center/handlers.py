@@ -13,7 +13,8 @@ from typing import Any
 
 from domain.access import Access, Action, authorize
 from domain.base import Context, InvalidCommand, InvalidTransition, NotFound
-from domain.citizens.aggregate import check_language
+from domain.citizens.aggregate import ContactDetails, check_language, normalise_email, normalise_phone
+from domain.citizens.handlers import known_citizen
 from domain.contact_center import commands as cc
 from domain.contact_center.agents import Agent, agent_uuid
 from domain.contact_center.contacts import Contact, contact_uuid_for
@@ -147,6 +148,25 @@ def change_skills(uow: UnitOfWork, ctx: Context, cmd: cc.ChangeSkills) -> dict[s
 
 
 # ------------------------------------------------------------------------ arrivals
+def _caller(uow: UnitOfWork, ctx: Context, phone: str | None, email: str | None) -> tuple[dict[str, Any] | None, str | None]:
+    """The caller's number and address, normalised as requests' are (the jurisdiction's
+    phone region), and the citizen they belong to: the agent's screen pop. A caller id the
+    PBX garbled or withheld is kept as given and recognises nobody: a call is never refused
+    for it."""
+    region = ctx.deps.policy.default_region
+    given: dict[str, str] = {}
+    known: dict[str, str] = {}
+    for field, raw, normalise in (("phone", phone, lambda v: normalise_phone(v, region)), ("email", email, normalise_email)):
+        if not raw:
+            continue
+        try:
+            given[field] = known[field] = normalise(raw)
+        except InvalidCommand:
+            given[field] = raw
+    citizen = known_citizen(uow, ContactDetails(**known)) if known else None
+    return given or None, str(citizen) if citizen else None
+
+
 @handles(cc.ContactArrives)
 def contact_arrives(uow: UnitOfWork, ctx: Context, cmd: cc.ContactArrives) -> dict[str, Any]:
     """A call, chat, email or web session comes in and joins its queue (or overflows at
@@ -158,7 +178,7 @@ def contact_arrives(uow: UnitOfWork, ctx: Context, cmd: cc.ContactArrives) -> di
     queue = load_queue(uow, cmd.queue_id)
     rules = queue.rules
     language = check_language(cmd.language) if cmd.language else None
-    personal = {k: v for k, v in {"phone": cmd.phone, "email": cmd.email}.items() if v} or None
+    personal, known = _caller(uow, ctx, cmd.phone, cmd.email)
     contact = Contact.arrive(
         channel=cmd.channel,
         queue_id=cmd.queue_id,
@@ -166,7 +186,7 @@ def contact_arrives(uow: UnitOfWork, ctx: Context, cmd: cc.ContactArrives) -> di
         priority=cmd.priority,
         personal=personal,
         direction=cmd.direction,
-        citizen_id=cmd.citizen_id,
+        citizen_id=cmd.citizen_id or known,
         external_id=cmd.external_id,
         subject=cmd.subject,
         ctx=ctx,
@@ -317,19 +337,36 @@ def grab_contact(uow: UnitOfWork, ctx: Context, cmd: cc.Grab) -> dict[str, Any]:
 
 
 # ------------------------------------------------------------------------ handling
+SELF_ACTING_ROLES = ("agent", "expert")  # their contact commands are their own (domain/access.py)
+
+
+def agent_on(ctx: Context, contact: Contact, agent_id: str | None) -> str:
+    """The agent a contact command is for: the one named, else the agent acting, else
+    (a supervisor or a system process acting) the contact's agent."""
+    if agent_id:
+        return agent_id
+    if ctx.actor.role in SELF_ACTING_ROLES:
+        return ctx.actor.id
+    if contact.agent_id:
+        return contact.agent_id
+    raise InvalidCommand(f"contact {contact.id} has no agent: name one", field="agent_id")
+
+
 @handles(cc.Hold)
 def hold_contact(uow: UnitOfWork, ctx: Context, cmd: cc.Hold) -> dict[str, Any]:
-    acting_as(ctx, cmd.action, cmd.agent_id)
     contact = load_contact(uow, cmd.contact_id)
-    contact.hold(cmd.agent_id, ctx)
+    agent_id = agent_on(ctx, contact, cmd.agent_id)
+    acting_as(ctx, cmd.action, agent_id)
+    contact.hold(agent_id, ctx)
     return _contact_result(contact)
 
 
 @handles(cc.Resume)
 def resume_contact(uow: UnitOfWork, ctx: Context, cmd: cc.Resume) -> dict[str, Any]:
-    acting_as(ctx, cmd.action, cmd.agent_id)
     contact = load_contact(uow, cmd.contact_id)
-    contact.resume(cmd.agent_id, ctx)
+    agent_id = agent_on(ctx, contact, cmd.agent_id)
+    acting_as(ctx, cmd.action, agent_id)
+    contact.resume(agent_id, ctx)
     return _contact_result(contact)
 
 
@@ -453,14 +490,15 @@ def schedule_callback(uow: UnitOfWork, ctx: Context, cmd: cc.ScheduleCallback) -
     rules = load_queue(uow, cmd.queue_id).rules
     if rules.media != "voice":
         raise InvalidCommand(f"callbacks are calls: queue {cmd.queue_id} is a {rules.media} queue")
+    personal, known = _caller(uow, ctx, cmd.phone, None)
     contact = Contact.arrive(
         channel="callback",
         queue_id=cmd.queue_id,
         language=check_language(cmd.language) if cmd.language else None,
         priority=cmd.priority,
-        personal={"phone": cmd.phone},
+        personal=personal,
         direction="outbound",
-        citizen_id=cmd.citizen_id,
+        citizen_id=cmd.citizen_id or known,
         external_id=cmd.external_id,
         subject=cmd.reason,
         ctx=ctx,

@@ -9,7 +9,7 @@ from __future__ import annotations
 from typing import Any
 
 from domain.base import Context, InvalidTransition, NotFound
-from domain.citizens.aggregate import ContactDetails, check_language
+from domain.citizens.aggregate import ContactDetails, check_language, identifier_key
 from domain.citizens.handlers import resolve_citizen
 from domain.config import SecretHasher
 from domain.handling import Handlers, UnitOfWork, on_aggregate, parse_id
@@ -116,9 +116,10 @@ def revoke_api_key(uow: UnitOfWork, ctx: Context, cmd: c.RevokeApiKey) -> dict[s
 # ------------------------------------------------------------------------ citizens' codes
 @handles(c.RequestSignInCode, issued_by=("api.routers.auth",))
 def request_sign_in_code(uow: UnitOfWork, ctx: Context, cmd: c.RequestSignInCode) -> dict[str, Any]:
-    sign_in = uow.find(CitizenSignIn, sign_in_id(cmd.identifier))
+    key = identifier_key(cmd.identifier)  # Mario.Rossi@ and mario.rossi@ wait for one code
+    sign_in = uow.find(CitizenSignIn, sign_in_id(key))
     if sign_in is None:
-        sign_in = CitizenSignIn.start(cmd.identifier, ctx)
+        sign_in = CitizenSignIn.start(key, ctx)
         uow.add(sign_in)
     sign_in.issue_code(hasher(ctx).hash(cmd.code.get_secret_value()), ctx)
     assert sign_in.expires_at is not None
@@ -129,7 +130,7 @@ def request_sign_in_code(uow: UnitOfWork, ctx: Context, cmd: c.RequestSignInCode
 def verify_sign_in_code(uow: UnitOfWork, ctx: Context, cmd: c.VerifySignInCode) -> dict[str, Any]:
     """Accepted: the citizen (found by the phone or email, or registered now). Refused:
     why, with the wrong try recorded (so this answers rather than raises)."""
-    sign_in = uow.find(CitizenSignIn, sign_in_id(cmd.identifier))
+    sign_in = uow.find(CitizenSignIn, sign_in_id(identifier_key(cmd.identifier)))
     if sign_in is None:
         return {"accepted": False, "reason": "no code is waiting: ask for a new one"}
     code = cmd.code.get_secret_value()

@@ -15,7 +15,7 @@ from domain.access import acting_department
 from domain.base import Context, InvalidCommand, NotFound
 from domain.calendars.handlers import jurisdiction_calendar
 from domain.catalogue.handlers import load_catalogue
-from domain.citizens.aggregate import ContactDetails, check_language
+from domain.citizens.aggregate import Citizen, ContactDetails, check_language, same_name
 from domain.citizens.handlers import resolve_citizen, signed_in_citizen
 from domain.handling import Handlers, UnitOfWork, on_aggregate, parse_id
 from domain.requests import commands as c
@@ -72,6 +72,7 @@ def register_request(uow: UnitOfWork, ctx: Context, cmd: c.RegisterRequest) -> d
     hidden = deps.policy.check(contact, wants_anonymity=cmd.anonymous)
     language = check_language(cmd.language or deps.policy.default_language)
     citizen = own or resolve_citizen(uow, ctx, contact, language)
+    identity_check = _identity_check(citizen, contact)
     if cmd.language is None and citizen is not None:
         language = citizen.language
     reply_channel = cmd.reply_channel
@@ -100,12 +101,34 @@ def register_request(uow: UnitOfWork, ctx: Context, cmd: c.RegisterRequest) -> d
         contact_id=cmd.contact_id,
     )
     uow.add(request)
+    if identity_check:
+        # For the operator, on the request's timeline: no name in it (personal data stays
+        # in the request's and the citizen's erasable details).
+        request.add_note(IDENTITY_NOTES[identity_check], True, ctx)
     if cmd.problem_code:
         _classify(uow, ctx, request, cmd.problem_code, cmd.collected)
     keep_timers(uow, ctx, request)
     result = request_summary(request)
     result["citizen_id"] = str(citizen.id) if citizen else None
+    result["identity_check"] = identity_check
     return result
+
+
+IDENTITY_NOTES = {
+    "name_differs": "identity check (name_differs): the name given differs from the name on record for this phone"
+    " number or email; the request carries the name given and is attached to the citizen on record: confirm who"
+    " called, and correct the citizen's details if they changed",
+}
+
+
+def _identity_check(citizen: Citizen | None, contact: ContactDetails) -> str | None:
+    """``name_differs`` when a known phone or email comes with another person's name (a
+    relative on the family line, a number passed on, a typo): the request is registered
+    with the name given and flagged rather than silently merged into the citizen on record."""
+    on_record = citizen.personal.get("name") if citizen else None
+    if on_record and contact.name and not same_name(on_record, contact.name):
+        return "name_differs"
+    return None
 
 
 def _classify(uow: UnitOfWork, ctx: Context, request: ServiceRequest, code: str, collected: dict[str, Any] | None) -> None:
