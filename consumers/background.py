@@ -7,6 +7,7 @@ it, so a background thread reading it would act at the wrong time.
 
 from __future__ import annotations
 
+import logging
 import threading
 from collections.abc import Callable
 
@@ -14,6 +15,7 @@ from domain.base import SystemClock
 from infra.runtime import Hotline
 
 Stop = Callable[[], None]
+log = logging.getLogger("hotline.background")
 
 
 def in_thread(name: str, run: Callable[[threading.Event, float], None], poll_seconds: float) -> Stop:
@@ -62,12 +64,16 @@ def start_analytics_ingest(hotline: Hotline) -> Stop | None:
 
 
 def start_notifier(hotline: Hotline) -> Stop | None:
-    """Replies and alerts sent from a thread (``hotline notify`` elsewhere)."""
-    from consumers.notifications import NotificationConsumer
+    """Replies and alerts sent from a thread: by default on the embedded default, where
+    nothing else would send them (``hotline notify`` with PostgreSQL or Kafka)."""
+    from consumers.notifications import NotificationConsumer, runs_in_serve
 
-    if not hotline.settings.notifier_inprocess:
+    if not runs_in_serve(hotline.settings):
+        log.info("notifier: not in this process; run `hotline notify` to send replies (HOTLINE_NOTIFIER_INPROCESS)")
         return None
     notifier = hotline.extras["notifier"] = NotificationConsumer.from_settings(hotline)
+    where = notifier.delivery()
+    log.info("notifier: email to %s; sms, fax and voicemail to %s (GET /outbox shows the outbox)", where["email"], where["sms"])
     return in_thread("notifier", notifier.run, hotline.settings.notify_poll_seconds)
 
 

@@ -21,7 +21,7 @@ import uuid
 from dataclasses import dataclass, field
 from datetime import timedelta
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol
 
 import yaml
 from eventsourcing.application import AggregateNotFoundError
@@ -32,10 +32,12 @@ from domain.notifications import aggregate as n
 from domain.notifications import commands as nc
 from domain.notifications import messages
 from domain.requests.aggregate import ServiceRequest
+from infra.outbox import OutboxGateway, OutboxMail, outbox_root
 from infra.read_store import read_position, write_position
 from infra.runtime import Hotline
+from infra.settings import Settings
 from infra.sms_gateway import GatewaySender
-from infra.smtp import DeliveryError, SmtpSender
+from infra.smtp import DeliveryError, SmtpSender, smtp_configured
 from projections import notifications as read_model
 
 log = logging.getLogger("hotline.notify")
@@ -50,6 +52,42 @@ def load_templates(directory: Path = TEMPLATES_DIR) -> dict[str, Any]:
         doc = yaml.safe_load(path.read_text("utf-8"))
         found[doc.get("language") or path.stem] = doc
     return found
+
+
+class EmailSender(Protocol):
+    """An SMTP server (infra/smtp.py) or the local outbox (infra/outbox.py)."""
+
+    def send(
+        self, *, to: str, subject: str, body: str, html: str | None, language: str, key: str, request_id: str | None = None
+    ) -> str: ...
+
+
+class MessageGateway(Protocol):
+    """An SMS / fax / voicemail provider (infra/sms_gateway.py) or the local outbox."""
+
+    def send(self, *, channel: str, to: str, body: str, language: str, key: str, reference: str | None = None) -> str: ...
+
+
+def runs_in_serve(settings: Settings) -> bool:
+    """Whether `hotline serve` sends the replies itself: yes on the embedded default
+    (SQLite), no with PostgreSQL or Kafka, where `hotline notify` is its own process (one
+    sender for many API processes); ``HOTLINE_NOTIFIER_INPROCESS`` decides when set."""
+    if settings.notifier_inprocess is not None:
+        return settings.notifier_inprocess
+    return settings.database_url is None and settings.kafka_bootstrap_servers is None
+
+
+def describe(sender: EmailSender | MessageGateway | None) -> str:
+    """Where a sender delivers, for the start-up line and the status."""
+    if isinstance(sender, SmtpSender):
+        return f"SMTP {sender.host}:{sender.port}"
+    if isinstance(sender, GatewaySender):
+        return f"gateway {sender.url}"
+    if isinstance(sender, OutboxMail):
+        return f"outbox {sender.root / 'email'}"
+    if isinstance(sender, OutboxGateway):
+        return f"outbox {sender.root}/<channel>"
+    return "not configured" if sender is None else type(sender).__name__
 
 
 @dataclass
@@ -69,8 +107,8 @@ class NotificationConsumer:
         self,
         hotline: Hotline,
         *,
-        email: SmtpSender | None,
-        gateway: GatewaySender | None,
+        email: EmailSender | None,
+        gateway: MessageGateway | None,
         templates: dict[str, Any] | None = None,
         retry: n.RetryPolicy | None = None,
         department_mail: str = "{department_id}@departments.hotline.local",
@@ -89,10 +127,18 @@ class NotificationConsumer:
 
     @classmethod
     def from_settings(cls, hotline: Hotline) -> NotificationConsumer:
+        """The configured SMTP server and gateway; the local outbox for what is not configured."""
         st = hotline.settings
-        email, gateway = SmtpSender.from_settings(st), GatewaySender.from_settings(st)
+        box, now = outbox_root(st), hotline.clock.now
+        email: EmailSender = SmtpSender.from_settings(st) if smtp_configured(st) else OutboxMail(box, now, st.mail_from)
+        gateway: MessageGateway = GatewaySender.from_settings(st) or OutboxGateway(box, now)
         retry = n.RetryPolicy(max_attempts=st.notify_max_attempts, first_retry=timedelta(seconds=st.notify_retry_seconds))
         return cls(hotline, email=email, gateway=gateway, retry=retry, department_mail=st.department_mail)
+
+    def delivery(self) -> dict[str, str]:
+        """Where each channel's messages go."""
+        gateway = describe(self.gateway)
+        return {"email": describe(self.email), "sms": gateway, "fax": gateway, "voicemail": gateway}
 
     # -------------------------------------------------------------- following the log
     def follow(self) -> int:
@@ -210,7 +256,9 @@ class NotificationConsumer:
         if msg.channel == "email":
             if self.email is None:
                 raise DeliveryError("no SMTP server configured")
-            return self.email.send(to=msg.to, subject=msg.subject, body=msg.body, html=msg.html, language=msg.language, key=msg.key)
+            return self.email.send(
+                to=msg.to, subject=msg.subject, body=msg.body, html=msg.html, language=msg.language, key=msg.key, request_id=msg.request_id
+            )
         if self.gateway is None:
             raise DeliveryError(f"no gateway configured for {msg.channel} (HOTLINE_SMS_GATEWAY_URL)")
         text = msg.body if msg.channel != "fax" else f"{msg.subject}\n\n{msg.body}"
@@ -247,4 +295,5 @@ class NotificationConsumer:
             "messages": counts,
             "position": position,
             "lag": self.hotline.store.max_position() - position,
+            "delivery": self.delivery(),
         }

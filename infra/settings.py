@@ -35,7 +35,9 @@ class Settings(BaseSettings):
     relay_gather_ms: float = 4.0
     jurisdiction: str = "default"
     allow_anonymous: bool = False
-    default_region: str = "IT"
+    # Where phone numbers without a country code are read (ISO 3166: IT, CN …). Unset: the
+    # jurisdiction's (domain/requests/intake.py PHONE_REGIONS; the demo's is IT).
+    default_region: str | None = None
     default_language: str = "it"
     # Where the hotline is: the console shows dates and times in this zone.
     time_zone: str = "Europe/Rome"
@@ -65,11 +67,13 @@ class Settings(BaseSettings):
     timers_inprocess: bool = True  # the SLA timer process, in the embedded mode
     router_inprocess: bool = True  # the ACD router (with PostgreSQL, one active across processes)
     analytics_inprocess: bool = True  # DuckDB ingest from the event store, in the embedded mode
-    notifier_inprocess: bool = False  # replies and alerts (else `hotline notify`)
+    # Replies and alerts. Unset: on with SQLite (the embedded default), off with PostgreSQL or
+    # Kafka, where `hotline notify` runs as its own process.
+    notifier_inprocess: bool | None = None
     timers_poll_seconds: float = 1.0
     timers_batch: int = 1000
     sla_policy: dict[str, Any] = {}  # SlaPolicy fields: warning_points, reminders, escalate_after_working_days …
-    smtp_host: str = "127.0.0.1"
+    smtp_host: str | None = None  # unset (and no smtp_port): email goes to the local outbox
     smtp_port: int = 25
     smtp_username: str | None = None
     smtp_password: str | None = None
@@ -84,6 +88,8 @@ class Settings(BaseSettings):
     notify_max_attempts: int = 5
     notify_retry_seconds: float = 60.0  # first retry after this, doubling
     notify_poll_seconds: float = 1.0
+    # Without an SMTP server or an SMS gateway, messages are written here (GET /outbox).
+    outbox_dir: Path | None = None  # default: <data_dir>/outbox
     # Sign-in (api/auth.py, infra/identity/). Without an external issuer the hotline signs
     # its own tokens with keys in <data_dir>/identity/keys (share that folder between the
     # API processes of one deployment). With one, its tokens are accepted too.

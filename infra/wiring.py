@@ -28,6 +28,7 @@ from api.routers import contact_center as contact_center_api
 from api.routers import health as health_api
 from api.routers import integrators as integrators_api
 from api.routers import knowledge as knowledge_api
+from api.routers import outbox as outbox_api
 from api.routers import reports as reports_api
 from api.routers import requests as requests_api
 from api.routers import sla as sla_api
@@ -90,6 +91,7 @@ ROUTERS = (
     sla_api,
     contact_center_api,
     knowledge_api,
+    outbox_api,
 )
 
 # The console's screen areas (api/console/), served after the API.

@@ -123,3 +123,32 @@ def listing(conn: Connection, *, status: str | None = None, request_id: str | No
 def counts(conn: Connection) -> dict[str, int]:
     q = sa.select(MESSAGES.c.status, sa.func.count()).group_by(MESSAGES.c.status)
     return {status: n for status, n in conn.execute(q)}
+
+
+OUTBOX_PREFIX = "outbox:"  # provider_ref of a message written to the local outbox (infra/outbox.py)
+UNDELIVERED = ("failed", "dead_lettered")
+
+
+def for_request(conn: Connection, request_id: str) -> dict[str, Any]:
+    """A request's messages, oldest first, with their state and last error; ``undelivered``
+    counts those whose last attempt failed (``failed``: to be retried; ``dead_lettered``:
+    given up, an operator may retry), which a screen shows on the case."""
+    q = sa.select(MESSAGES).where(MESSAGES.c.request_id == request_id).order_by(MESSAGES.c.queued_at, MESSAGES.c.id)
+    messages = []
+    for r in conn.execute(q).mappings():
+        row = dict(r)
+        ref = row.get("provider_ref") or ""
+        row["outbox"] = ref[len(OUTBOX_PREFIX) :] if row["status"] == "sent" and ref.startswith(OUTBOX_PREFIX) else None
+        messages.append(row)
+    counts: dict[str, int] = {}
+    for row in messages:
+        counts[row["status"]] = counts.get(row["status"], 0) + 1
+    return {
+        "counts": counts,
+        "undelivered": sum(counts.get(s, 0) for s in UNDELIVERED),
+        "messages": messages,
+    }
+
+
+def ids_for_request(conn: Connection, request_id: str) -> set[str]:
+    return {str(i) for i in conn.execute(sa.select(MESSAGES.c.id).where(MESSAGES.c.request_id == request_id)).scalars()}
