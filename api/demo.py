@@ -210,6 +210,7 @@ class DemoStory:
                 q.config["max_wait_seconds"] = 25
         config.start, config.time_zone, config.close_at_end = start, self.zone.key, True
         config.day_factor = lambda d: {5: 0.5, 6: 0.3}.get(d.weekday(), 1.0)
+        config.known_callers, config.known_share = [who["phone"] for who in CITIZENS], 0.25
         config.shifts = [
             Shift(
                 name,

@@ -93,6 +93,10 @@ class SimConfig:
     agent_languages: list[list[str]] = field(default_factory=lambda: [["it"], ["it", "en"], ["it", "zh"], ["it", "en", "ar"]])
     # A caller's priority, drawn from this list (a fifth of callers are priority 1 by default).
     priorities: list[int] = field(default_factory=lambda: [0, 0, 0, 0, 1])
+    # Numbers of citizens the hotline already knows, and the share of callers who are one of
+    # them (their calls arrive with the citizen recognised: the agent's screen pop).
+    known_callers: list[str] = field(default_factory=list)
+    known_share: float = 0.0
     # Hours of the day (``QueueSpec.shape``) are read in this time zone.
     time_zone: str = "UTC"
     # Share of a weekday's traffic on each day (None: every day alike).
@@ -470,6 +474,8 @@ class Simulator:
         langs = list(spec.languages)
         lang = self.rng.choices(langs, weights=[spec.languages[x] for x in langs])[0]
         phone = f"+39 06 {self.rng.randint(1000000, 9999999)}"
+        if self.config.known_callers and self.rng.random() < self.config.known_share:
+            phone = self.rng.choice(self.config.known_callers)  # a citizen the hotline knows
         result = self._run(
             cc.ContactArrives.model_validate(
                 {
