@@ -27,6 +27,8 @@ from api.demo import load_demo
 from domain.envelope import Envelope
 from infra.eventstore import EventStore
 from infra.settings import Settings
+from tests.analytics.test_kpis import by_aggregate as streams
+from tests.analytics.test_kpis import naive
 
 P = KpiParams()
 STEPS = {
@@ -72,20 +74,6 @@ def demo(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Demo]:
     start = min(e.time for e in events).replace(minute=0, second=0, microsecond=0)
     end = max(e.time for e in events) + timedelta(minutes=1)
     yield Demo(events, Reports(data / "analytics.duckdb"), start, end)
-
-
-def naive(t: datetime) -> datetime:
-    return t.astimezone(UTC).replace(tzinfo=None)
-
-
-def streams(events: list[Envelope], stream: str) -> dict[str, list[Envelope]]:
-    out: dict[str, list[Envelope]] = defaultdict(list)
-    for e in events:
-        if e.stream == stream:
-            out[e.aggregate_id].append(e)
-    for evs in out.values():
-        evs.sort(key=lambda e: e.version)
-    return out
 
 
 # ---------------------------------------------------------------------------- contacts
