@@ -27,20 +27,16 @@ def run_command(hotline: Hotline, cmd: Command, actor: Actor, *, request: Reques
     """Runs a command; adds ``position`` (for read-your-writes) to the answer.
 
     ``Idempotency-Key``: a retry with the same key and body returns the first answer and
-    does nothing again. ``If-Match: <version>`` makes the write conditional, like
-    ``expected_version`` in the body. ``X-Correlation-Id`` ties the command to a case.
+    does nothing again. ``If-Match: "<version>"`` (the ETag a read returned) makes the
+    write conditional, like ``expected_version`` in the body. ``X-Correlation-Id`` ties
+    the command to a case.
     """
     key = request.headers.get("idempotency-key")
     if key is not None and not (1 <= len(key) <= 200):
         raise InvalidCommand("Idempotency-Key must be 1 to 200 characters")
-    if_match = request.headers.get("if-match")
-    if if_match is not None:
-        try:
-            expected = int(if_match.strip('"W/ '))
-        except ValueError:
-            raise InvalidCommand("If-Match must be the aggregate version, a whole number") from None
-        if cmd.expected_version is None:
-            cmd.expected_version = expected
+    expected = expected_version(request.headers.get("if-match"))
+    if expected is not None and cmd.expected_version is None:
+        cmd.expected_version = expected
     started = time.perf_counter()
     result: CommandResult = hotline.bus.execute(
         cmd,
@@ -58,6 +54,36 @@ def run_command(hotline: Hotline, cmd: Command, actor: Actor, *, request: Reques
     body = dict(result.result)
     body["position"] = result.position or body.get("position", 0)
     return body
+
+
+# An entity tag as RFC 9110 writes it: optionally weak (W/), then a quoted string. A bare
+# number is also taken (what this API documented before it sent ETags).
+_ETAG = re.compile(r'(?:W/)?"(?P<quoted>[0-9]{1,18})"|(?P<bare>[0-9]{1,18})')
+
+
+def etag(version: int) -> str:
+    """The ETag of an aggregate's representation: its version, strong and quoted."""
+    return f'"{version}"'
+
+
+def set_etag(response: Response, version: int | None) -> None:
+    if version is not None:
+        response.headers["ETag"] = etag(version)
+
+
+def expected_version(if_match: str | None) -> int | None:
+    """The version an ``If-Match`` header asks for: ``"7"`` (the ETag a read returned; a
+    weak ``W/"7"``, as a compressing proxy may turn it, names the same version) or ``7``;
+    ``*`` (any) or no header: None."""
+    if if_match is None or if_match.strip() == "*":
+        return None
+    found = _ETAG.fullmatch(if_match.strip())
+    if found is None:
+        raise InvalidCommand(
+            f'If-Match must be one ETag of this API, the aggregate version in quotes ("7"), not {if_match!r}',
+            field="If-Match",
+        )
+    return int(found["quoted"] or found["bare"])
 
 
 class CommandRoute(NamedTuple):

@@ -69,6 +69,15 @@ class RequestView(BaseModel):
     updated_at: datetime | None
 
 
+class RequestPage(BaseModel):
+    """One page of a search: the requests, how many match in all, and the cursor of the next
+    page (None on the last; pass it back as ``cursor`` with the same filters and sort)."""
+
+    items: list[RequestView]
+    total: int | None
+    next_cursor: str | None
+
+
 class TimelineEntry(BaseModel):
     version: int
     type: str

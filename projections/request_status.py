@@ -1,17 +1,42 @@
 """Request status: what a citizen, an operator, the IVR or Open311 sees of one request,
-and its timeline (every step, who and when)."""
+its timeline (every step, who and when), and the search over all requests.
+
+The row's ``version`` is the aggregate's version after the last event applied, whatever
+the event (``TimersScheduled`` and notes included): it is the ETag a screen sends back
+with ``If-Match``.
+
+Search (:func:`find`): filters, a sort, a total and keyset pagination over indexed
+columns; free text over the tokens of each request (:data:`SEARCH`, made by the knowledge
+base's analyser, so stemming, Arabic folding and Chinese bigrams are the same): reference
+and description for everyone who may read the request, and the contact's name and phone
+number (as given at registration) for staff who may read personal data only. SQLite
+indexes the tokens with FTS5, PostgreSQL with GIN over stored ``to_tsvector('simple', …)``
+columns. Totals of the searches that filter by status and department only come from
+:data:`COUNTS`, kept by the projection.
+"""
 
 from __future__ import annotations
 
+import base64
+import binascii
+import json
+import re
+from collections.abc import Sequence
+from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
+import phonenumbers
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection
 
-from domain.base import event_classes
+from domain.base import InvalidCommand, event_classes
+from domain.catalogue.aggregate import URGENCIES
 from domain.envelope import Envelope
+from domain.requests.aggregate import OPEN_STATES
 from domain.requests.aggregate import ServiceRequest as R
+from domain.requests.sla import WAITING
+from projections import knowledge_text as text
 from projections.base import Handler, Projection, Rows, UtcDateTime
 
 projection = Projection("request_status")
@@ -22,17 +47,20 @@ REQUESTS = projection.table(
     sa.Column("kind", sa.String(20)),
     sa.Column("subtype", sa.String(20)),
     sa.Column("channel", sa.String(20)),
-    sa.Column("status", sa.String(20), index=True),
+    sa.Column("status", sa.String(20)),
     sa.Column("urgency", sa.String(20)),
+    sa.Column("urgency_rank", sa.SmallInteger),  # URGENCIES' order: 0 the most urgent (sort=urgency)
+    # Open and not waiting for the citizen: the deadline's clock runs (overdue = this and due_at < now).
+    sa.Column("clock_running", sa.Boolean),
     sa.Column("description", sa.Text),
     sa.Column("location", sa.JSON),
     sa.Column("language", sa.String(5)),
-    sa.Column("citizen_id", sa.String(36), index=True),
+    sa.Column("citizen_id", sa.String(36)),
     sa.Column("contact_hidden", sa.Boolean),
     sa.Column("reply_channel", sa.String(10)),
     sa.Column("problem_code", sa.String(64)),
     sa.Column("category_id", sa.String(64)),
-    sa.Column("department_id", sa.String(64), index=True),
+    sa.Column("department_id", sa.String(64)),
     sa.Column("provider_id", sa.String(64)),
     sa.Column("registered_at", UtcDateTime),
     sa.Column("due_at", UtcDateTime),
@@ -56,6 +84,45 @@ REQUESTS = projection.table(
     sa.Column("version", sa.Integer),
     sa.Column("position", sa.BigInteger),
     sa.Column("updated_at", UtcDateTime),
+    # The event-store position of the request's registration: a unique integer that keys its
+    # search row (on SQLite the FTS5 rowid), so a text match finds the request in one lookup.
+    sa.Column("serial", sa.BigInteger, unique=True),
+)
+# The search's access paths (benchmarked over 1,000,000 rows: tests/bench/bench_search.py):
+# each filter with the default sort behind it, so a page and its count read one index range.
+R_ = REQUESTS.c
+SEARCH_INDEXES = (
+    sa.Index("ix_rm_requests_registered", R_.registered_at, R_.id),
+    sa.Index("ix_rm_requests_status", R_.status, R_.registered_at),
+    sa.Index("ix_rm_requests_department", R_.department_id, R_.status, R_.registered_at),
+    sa.Index("ix_rm_requests_provider", R_.provider_id, R_.status, R_.registered_at),
+    sa.Index("ix_rm_requests_citizen", R_.citizen_id, R_.registered_at),
+    sa.Index("ix_rm_requests_problem", R_.problem_code, R_.registered_at),
+    sa.Index("ix_rm_requests_kind", R_.kind, R_.subtype, R_.registered_at),
+    sa.Index("ix_rm_requests_urgency", R_.urgency_rank, R_.registered_at, R_.id),
+    sa.Index("ix_rm_requests_channel", R_.channel, R_.urgency_rank, R_.kind, R_.registered_at),
+    sa.Index("ix_rm_requests_supervised", R_.supervised, R_.registered_at),
+    sa.Index("ix_rm_requests_due", R_.clock_running, R_.due_at, R_.id),
+    sa.Index("ix_rm_requests_due_all", R_.due_at, R_.id),
+)
+# Free text: the tokens of each request, written once at registration (reference,
+# description and contact never change afterwards). ``contact`` holds personal data (the
+# name and phone number given), only ever matched for staff who may read it.
+SEARCH = projection.table(
+    "request_search",
+    # INTEGER on SQLite: the table's rowid, which FTS5 returns.
+    sa.Column("serial", sa.BigInteger().with_variant(sa.Integer(), "sqlite"), primary_key=True, autoincrement=False),
+    sa.Column("tokens", sa.Text, nullable=False),
+    sa.Column("contact", sa.Text, nullable=False),
+)
+# How many requests are in each (status, department) ("" when none): the total of the
+# screens that filter by nothing else (every request, a status, a department's inbox)
+# without counting a million rows.
+COUNTS = projection.table(
+    "request_counts",
+    sa.Column("status", sa.String(20), primary_key=True),
+    sa.Column("department_id", sa.String(64), primary_key=True),
+    sa.Column("count", sa.Integer, nullable=False),
 )
 TIMELINE = projection.table(
     "request_timeline",
@@ -69,6 +136,48 @@ TIMELINE = projection.table(
     sa.Column("details", sa.JSON),
 )
 T = REQUESTS.name
+FTS = f"{SEARCH.name}_fts"
+
+
+@sa.event.listens_for(sa.Table, "after_create")
+def _text_index(table: sa.Table, connection: Connection, **kw: Any) -> None:
+    """FTS5 (SQLite) or GIN (PostgreSQL) over the search tokens, as the knowledge base's
+    index: on SQLite an external-content FTS5 table kept by triggers (a replay copies its
+    rows into the original table, whose triggers index them); on PostgreSQL two GIN
+    indexes, one without the contact (what citizens, departments and integrators match)
+    and one with it (staff), also on the replay copy, which is renamed into place."""
+    if table.name not in (SEARCH.name, SEARCH.name + "__rebuild"):
+        return
+    name = table.name
+    if connection.dialect.name == "sqlite":
+        if name != SEARCH.name:
+            return
+        columns = "rowid, tokens, contact"
+        forget = f'INSERT INTO "{FTS}"("{FTS}", {columns}) VALUES (\'delete\', old.rowid, old.tokens, old.contact);'
+        remember = f'INSERT INTO "{FTS}"({columns}) VALUES (new.rowid, new.tokens, new.contact);'
+        for sql in (
+            f'DROP TABLE IF EXISTS "{FTS}"',
+            f"CREATE VIRTUAL TABLE \"{FTS}\" USING fts5(tokens, contact, content='{name}', content_rowid='rowid', "
+            "tokenize=\"unicode61 remove_diacritics 0 categories 'L* N* Co M*'\", detail=column)",
+            f'CREATE TRIGGER IF NOT EXISTS "{name}_ai" AFTER INSERT ON "{name}" BEGIN {remember} END',
+            f'CREATE TRIGGER IF NOT EXISTS "{name}_ad" AFTER DELETE ON "{name}" BEGIN {forget} END',
+            f'CREATE TRIGGER IF NOT EXISTS "{name}_au" AFTER UPDATE ON "{name}" BEGIN {forget} {remember} END',
+            f'INSERT INTO "{FTS}"("{FTS}") VALUES (\'rebuild\')',
+        ):
+            connection.exec_driver_sql(sql)
+    elif connection.dialect.name == "postgresql":
+        # Stored, not only indexed: a plan that walks the sort's index checks each row's
+        # vector without computing it again (COPY and upserts leave them to the database).
+        for column, expression in ((_PG_PUBLIC, "tokens"), (_PG_ALL, "tokens || ' ' || contact")):
+            connection.exec_driver_sql(
+                f'ALTER TABLE "{name}" ADD COLUMN IF NOT EXISTS {column} tsvector '
+                f"GENERATED ALWAYS AS (to_tsvector('simple', {expression})) STORED"
+            )
+            connection.exec_driver_sql(f'CREATE INDEX IF NOT EXISTS "{name}_{column}" ON "{name}" USING gin ({column})')
+
+
+# PostgreSQL's generated columns of the search table (not declared: SQLite has none).
+_PG_PUBLIC, _PG_ALL = "tsv", "tsv_all"
 
 
 def _ts(value: str | None) -> datetime | None:
@@ -100,9 +209,34 @@ def on_any(env: Envelope, rows: Rows) -> None:
             "details": details,
         },
     )
+    before = rows.get(T, env.aggregate_id)
     handler = _STATE.get(env.event_class)
     if handler is not None:
         handler(env, rows)
+    # Whatever the event (a timer plan, a note, one added later): the row is at the
+    # aggregate's version after it, so If-Match with the version read succeeds.
+    row = rows.get(T, env.aggregate_id)
+    if row is None:
+        return
+    running = row["status"] in OPEN_STATES and row["status"] != WAITING
+    if row["version"] != env.version or row.get("clock_running") is not running:
+        row.update(version=env.version, position=env.position, updated_at=env.time, clock_running=running)
+        rows.put(T, row)
+    was = (before["status"], before.get("department_id") or "") if before else None
+    counted_as = (row["status"], row.get("department_id") or "")
+    if was != counted_as:
+        if was is not None:
+            _count(rows, was, -1)
+        _count(rows, counted_as, +1)
+
+
+def _count(rows: Rows, key: tuple[str, str], delta: int) -> None:
+    counted = rows.get(COUNTS.name, *key) or {"status": key[0], "department_id": key[1], "count": 0}
+    counted["count"] += delta
+    if counted["count"]:
+        rows.put(COUNTS.name, counted)
+    else:
+        rows.delete(COUNTS.name, *key)
 
 
 def _registered(env: Envelope, rows: Rows) -> None:
@@ -117,6 +251,8 @@ def _registered(env: Envelope, rows: Rows) -> None:
             "channel": d["channel"],
             "status": "registered",
             "urgency": d["urgency"],
+            "urgency_rank": _urgency_rank(d["urgency"]),
+            "clock_running": True,
             "description": d["description"],
             "location": d["location"],
             "language": d["language"],
@@ -132,8 +268,49 @@ def _registered(env: Envelope, rows: Rows) -> None:
             "version": env.version,
             "position": env.position,
             "updated_at": env.time,
+            "serial": env.position,
         },
     )
+    rows.put(
+        SEARCH.name,
+        {
+            "serial": env.position,
+            "tokens": text.joined([*_reference_tokens(d["reference"]), *text.analyze(d["description"], d["language"])]),
+            "contact": text.joined(_contact_tokens(d.get("personal"), d["language"])),
+        },
+    )
+
+
+def _urgency_rank(urgency: str | None) -> int:
+    return URGENCIES.index(urgency) if urgency in URGENCIES else len(URGENCIES)
+
+
+def _reference_tokens(reference: str) -> list[str]:
+    """``2026-000123``: its pieces and the whole, letters and digits only."""
+    pieces = [p.casefold() for p in re.split(r"[^0-9A-Za-z]+", reference) if p]
+    return list(dict.fromkeys([*pieces, "".join(pieces)]))
+
+
+def phone_tokens(phone: str) -> list[str]:
+    """The digits a caller's number is searched by: international (``390612345678``),
+    national as dialled (``0612345678``) and the national significant number."""
+    digits = re.sub(r"\D", "", phone)
+    tokens = [digits] if digits else []
+    try:
+        number = phonenumbers.parse(phone if phone.startswith("+") else f"+{digits}", None)
+    except phonenumbers.NumberParseException:
+        return tokens
+    national = re.sub(r"\D", "", phonenumbers.format_number(number, phonenumbers.PhoneNumberFormat.NATIONAL))
+    return list(dict.fromkeys([*tokens, national, phonenumbers.national_significant_number(number)]))
+
+
+def _contact_tokens(personal: dict[str, Any] | None, language: str) -> list[str]:
+    if not personal:
+        return []
+    tokens = text.analyze(personal.get("name") or "", language)
+    if personal.get("phone"):
+        tokens += phone_tokens(personal["phone"])
+    return tokens
 
 
 def _reopened(env: Envelope, rows: Rows) -> None:
@@ -227,6 +404,230 @@ def case_of(env: Envelope, rows: Rows) -> list[str]:
     if row.get("citizen_id"):
         keys.append(f"citizen-{row['citizen_id']}")
     return keys
+
+
+# ------------------------------------------------------------------------ search
+SORTS: dict[str, tuple[tuple[str, bool], ...]] = {
+    # name: (column, descending)…, the id last so that the order is total (keyset pages)
+    "-registered_at": (("registered_at", True), ("id", True)),
+    "registered_at": (("registered_at", False), ("id", False)),
+    "due_at": (("due_at", False), ("id", False)),
+    "-due_at": (("due_at", True), ("id", True)),
+    "urgency": (("urgency_rank", False), ("registered_at", True), ("id", True)),
+}
+
+
+@dataclass(frozen=True)
+class Filters:
+    """What a search asks for; None: any. ``personal``: the free text may match the
+    contact's name and phone number (staff who may read personal data)."""
+
+    text: str | None = None
+    personal: bool = False
+    status: Sequence[str] = ()
+    kind: str | None = None
+    subtype: str | None = None
+    urgency: str | None = None
+    channel: str | None = None
+    department_id: str | None = None
+    provider_id: str | None = None
+    problem_code: str | None = None
+    citizen_id: str | None = None
+    registered_from: datetime | None = None
+    registered_to: datetime | None = None  # exclusive
+    due_before: datetime | None = None
+    overdue: bool | None = None
+    supervised: bool | None = None
+
+
+_HAN_CHARS = "\u3400-\u4dbf\u4e00-\u9fff\uf900-\ufaff\U00020000-\U0002ebef"  # as knowledge_text's
+_HAN = re.compile(f"[{_HAN_CHARS}]")
+_WORDS = re.compile(f"[{_HAN_CHARS}]+|(?:(?![{_HAN_CHARS}])[^\\W_])+")
+
+
+def text_terms(query: str) -> list[list[tuple[str, bool]]]:
+    """The free text as groups of (token, prefix?): every group must match, any token of a
+    group may. The tokens are the analyser's (as indexed), tried in every language since
+    the request's language is unknown; the last word matches as a prefix (typing).
+    A number (digits, spaces, ``+-()./``) is one token: a phone number or a reference."""
+    query = query.strip()
+    digits = re.sub(r"\D", "", query)
+    if re.fullmatch(r"[+\d\s().\-/]+", query) and len(digits) >= 4:
+        numbers = [digits] + ([digits[2:]] if digits.startswith("00") else [])
+        return [[(d, True) for d in numbers]]
+    groups: list[list[tuple[str, bool]]] = []
+    words = _WORDS.findall(query)
+    for n, word in enumerate(words):
+        last = n == len(words) - 1
+        if _HAN.match(word):
+            han = [t for t in dict.fromkeys(text.analyze(word, "zh")) if len(t) == 2]
+            groups.extend([[(t, False)] for t in han] or [[(word, True)]])
+            continue
+        alternatives = dict.fromkeys(t for language in text.LANGUAGES for t in text.analyze(word, language))
+        if alternatives:
+            groups.append([(t, last and len(t) >= 3) for t in alternatives])
+    return groups
+
+
+def _fts_expression(groups: list[list[tuple[str, bool]]], personal: bool) -> str:
+    expr = " AND ".join("(" + " OR ".join(f'"{t}"' + ("*" if p else "") for t, p in g) + ")" for g in groups)
+    return expr if personal else "{tokens} : (" + expr + ")"
+
+
+def _ts_query(groups: list[list[tuple[str, bool]]]) -> str:
+    return " & ".join("(" + " | ".join(f"'{t}'" + (":*" if p else "") for t, p in g) + ")" for g in groups)
+
+
+# Up to this many text matches are read once and named by their serials (each a lookup);
+# above it a page is found faster by walking the sort's index and checking each row
+# against the matches than by sorting every match.
+BROAD_TEXT = 2_000
+
+
+def _text_match(conn: Connection, query: str, personal: bool) -> tuple[sa.ColumnElement[bool], int]:
+    """The condition that a request matches the free text, and how many requests do."""
+    groups = text_terms(query)
+    if not groups:
+        raise InvalidCommand("q has no word to search for", field="q")
+    if conn.dialect.name == "postgresql":
+        vector = _PG_ALL if personal else _PG_PUBLIC
+        matched = f"SELECT serial FROM \"{SEARCH.name}\" WHERE {vector} @@ to_tsquery('simple', :q)"
+        counted = f"SELECT count(*) FROM ({matched}) m"
+        column = "serial"
+        parameter = _ts_query(groups)
+    else:
+        matched = f'SELECT rowid FROM "{FTS}" WHERE "{FTS}" MATCH :q'
+        counted = f'SELECT count(*) FROM "{FTS}" WHERE "{FTS}" MATCH :q'
+        # "+serial": not through its index, so SQLite reads the sort's index instead.
+        column = f'+"{T}".serial'
+        parameter = _fts_expression(groups, personal)
+    found = conn.execute(sa.text(f"{matched} LIMIT {BROAD_TEXT + 1}").bindparams(q=parameter)).scalars().all()
+    if len(found) <= BROAD_TEXT:
+        return REQUESTS.c.serial.in_(found), len(found)
+    count = conn.execute(sa.text(counted).bindparams(q=parameter)).scalar_one()
+    return sa.and_(sa.text(f"{column} IN ({matched})").bindparams(q=parameter)), count
+
+
+def _conditions(f: Filters, now: datetime) -> list[sa.ColumnElement[bool]]:
+    """Every filter but the free text, as conditions on the request's row."""
+    c = REQUESTS.c
+    where: list[sa.ColumnElement[bool]] = []
+    if f.status:
+        where.append(c.status == f.status[0] if len(f.status) == 1 else c.status.in_(list(f.status)))
+    for column, value in (
+        (c.kind, f.kind),
+        (c.subtype, f.subtype),
+        (c.channel, f.channel),
+        (c.department_id, f.department_id),
+        (c.provider_id, f.provider_id),
+        (c.problem_code, f.problem_code),
+        (c.citizen_id, f.citizen_id),
+    ):
+        if value is not None:
+            where.append(column == value)
+    if f.urgency is not None:
+        where.append(c.urgency_rank == _urgency_rank(f.urgency))
+    if f.registered_from is not None:
+        where.append(c.registered_at >= f.registered_from)
+    if f.registered_to is not None:
+        where.append(c.registered_at < f.registered_to)
+    # A deadline counts while the clock runs (open, not waiting for the citizen): "due
+    # before" and "overdue" are about those requests (one index: clock_running, due_at).
+    running = c.clock_running == sa.true()
+    if f.due_before is not None:
+        where += [running, c.due_at < f.due_before]
+    if f.overdue:
+        where += [running, c.due_at < now]
+    elif f.overdue is False:
+        where.append(c.due_at >= now if f.due_before is not None else sa.not_(sa.and_(running, c.due_at < now)))
+    if f.supervised is not None:
+        where.append(c.supervised == (sa.true() if f.supervised else sa.false()))
+    return where
+
+
+def encode_cursor(sort: str, row: dict[str, Any]) -> str:
+    values = [row[name].isoformat() if isinstance(row[name], datetime) else row[name] for name, _ in SORTS[sort]]
+    raw = json.dumps([sort, values], separators=(",", ":")).encode()
+    return base64.urlsafe_b64encode(raw).decode().rstrip("=")
+
+
+def decode_cursor(sort: str, cursor: str) -> list[Any]:
+    try:
+        got, values = json.loads(base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4)))
+        keys = SORTS[sort]
+        if got != sort or len(values) != len(keys):
+            raise ValueError
+        decoded = []
+        for (name, _), value in zip(keys, values, strict=True):
+            kind = REQUESTS.c[name].type
+            if isinstance(kind, UtcDateTime):
+                value = datetime.fromisoformat(value)
+                if value.tzinfo is None:
+                    raise ValueError
+            elif not isinstance(value, str if isinstance(kind, sa.String) else int) or isinstance(value, bool):
+                raise ValueError
+            decoded.append(value)
+        return decoded
+    except (ValueError, TypeError, KeyError, binascii.Error, UnicodeDecodeError, NotImplementedError):
+        raise InvalidCommand("cursor is not one this search returned (it belongs to the same sort)", field="cursor") from None
+
+
+def _after(sort: str, values: list[Any]) -> sa.ColumnElement[bool]:
+    """Rows after the cursor's row in the sort order (keyset pagination)."""
+    keys = [(REQUESTS.c[name], desc) for name, desc in SORTS[sort]]
+    alternatives = []
+    for i, (column, desc) in enumerate(keys):
+        equal = [k == v for (k, _), v in zip(keys[:i], values[:i], strict=True)]
+        alternatives.append(sa.and_(*equal, column < values[i] if desc else column > values[i]))
+    first, desc = keys[0]
+    # The redundant bound on the first key lets the database start the index range there.
+    return sa.and_(first <= values[0] if desc else first >= values[0], sa.or_(*alternatives))
+
+
+def _counted(conn: Connection, f: Filters) -> int | None:
+    """The total from :data:`COUNTS` when the search filters by status and department only."""
+    if f != Filters(status=f.status, department_id=f.department_id, personal=f.personal):
+        return None
+    q = sa.select(sa.func.coalesce(sa.func.sum(COUNTS.c["count"]), 0))
+    if f.status:
+        q = q.where(COUNTS.c.status.in_(list(f.status)))
+    if f.department_id is not None:
+        q = q.where(COUNTS.c.department_id == f.department_id)
+    return int(conn.execute(q).scalar_one())
+
+
+def find(
+    conn: Connection,
+    filters: Filters,
+    *,
+    now: datetime,
+    sort: str = "-registered_at",
+    limit: int = 50,
+    cursor: str | None = None,
+    with_total: bool = True,
+) -> dict[str, Any]:
+    """One page of requests matching ``filters`` in ``sort`` order after ``cursor``, the
+    total that match, and the cursor of the next page (None on the last)."""
+    where = _conditions(filters, now)
+    matches = None
+    if filters.text:
+        condition, matches = _text_match(conn, filters.text, filters.personal)
+        where.append(condition)
+    q = sa.select(REQUESTS).where(*where)
+    if cursor:
+        q = q.where(_after(sort, decode_cursor(sort, cursor)))
+    order = [REQUESTS.c[name].desc() if desc else REQUESTS.c[name].asc() for name, desc in SORTS[sort]]
+    items = [dict(r) for r in conn.execute(q.order_by(*order).limit(limit + 1)).mappings()]
+    more = len(items) > limit
+    items = items[:limit]
+    total = None
+    if with_total:
+        total = _counted(conn, filters)
+        if total is None and matches is not None and len(where) == 1:
+            total = matches  # the free text alone: its index has counted them
+        if total is None:
+            total = conn.execute(sa.select(sa.func.count()).select_from(REQUESTS).where(*where)).scalar_one()
+    return {"items": items, "total": total, "next_cursor": encode_cursor(sort, items[-1]) if more else None}
 
 
 def search(

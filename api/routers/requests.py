@@ -7,18 +7,22 @@ quote, or the request id.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+from datetime import UTC, date, datetime, time, timedelta
 from typing import Any
+from zoneinfo import ZoneInfo
 
 from fastapi import APIRouter, Depends, Query, Request, Response
 
 from api.auth import allow, citizen_filter, department_filter, row_access
-from api.deps import CommandRoute, add_command_routes, get_hotline, run_command, wait_for_position
+from api.deps import CommandRoute, add_command_routes, get_hotline, run_command, set_etag, wait_for_position
 from api.routers.knowledge import suggest_and_record
-from api.schemas import RequestAccepted, RequestDetail, RequestView, TimelineEntry
-from domain.access import Action, allows, authorize
-from domain.base import Actor, NotFound, event_type_name
+from api.schemas import RequestAccepted, RequestDetail, RequestPage, TimelineEntry
+from domain.access import Action, Scope, allows, authorize, scope
+from domain.base import Actor, InvalidCommand, NotFound, event_type_name
+from domain.catalogue.aggregate import URGENCIES
 from domain.requests import commands as c
-from domain.requests.aggregate import ServiceRequest
+from domain.requests.aggregate import CHANNELS, KINDS, STATES, SUBTYPES, ServiceRequest
 from domain.work_orders import commands as wo
 from infra.runtime import Hotline
 from projections import request_status
@@ -56,37 +60,110 @@ def register(
     return body
 
 
-@router.get("", response_model=list[RequestView], summary="Search requests")
+SORT_VALUES = list(request_status.SORTS)
+ENUMS: dict[str, Sequence[str]] = {
+    "status": STATES,
+    "kind": KINDS,
+    "subtype": tuple(SUBTYPES),
+    "urgency": URGENCIES,
+    "channel": CHANNELS,
+    "sort": SORT_VALUES,
+}
+
+
+def _one_of(field: str, value: str | None) -> str | None:
+    if value is not None and value not in ENUMS[field]:
+        raise InvalidCommand(f"unknown {field} {value!r}", field=field, allowed=list(ENUMS[field]))
+    return value
+
+
+def _moment(hotline: Hotline, field: str, value: str | None, *, end_of_day: bool = False) -> datetime | None:
+    """An ISO 8601 date or date-time; without a zone, the hotline's local time. A date
+    alone is the start of that day (``end_of_day``: of the next, so that ``registered_to``
+    includes the day named)."""
+    if value is None:
+        return None
+    try:
+        if len(value.strip()) == 10:
+            day = date.fromisoformat(value.strip()) + (timedelta(days=1) if end_of_day else timedelta())
+            moment = datetime.combine(day, time())
+        else:
+            moment = datetime.fromisoformat(value.strip().replace("Z", "+00:00"))
+    except ValueError:
+        raise InvalidCommand(
+            f"{field} must be an ISO 8601 date or date-time (2026-11-30, 2026-11-30T09:00:00+01:00), not {value!r}", field=field
+        ) from None
+    if moment.tzinfo is None:
+        moment = moment.replace(tzinfo=ZoneInfo(hotline.settings.time_zone))
+    return moment.astimezone(UTC)
+
+
+@router.get("", response_model=RequestPage, summary="Search requests")
 def search(
     hotline: Hotline = Depends(get_hotline),
     actor: Actor = allow(Action.REQUESTS_READ),
-    status: str | None = None,
+    q: str | None = Query(
+        None,
+        max_length=200,
+        description="Free text: reference, words of the description; for staff who may read personal data also the "
+        "contact's name and phone number. Every word must match; the last one may be the start of a word.",
+    ),
+    status: list[str] = Query([], description="One or more statuses (repeat the parameter)"),
+    kind: str | None = None,
+    subtype: str | None = None,
+    urgency: str | None = None,
+    channel: str | None = None,
     department_id: str | None = None,
-    citizen_id: str | None = None,
+    provider_id: str | None = None,
     problem_code: str | None = None,
+    citizen_id: str | None = None,
+    registered_from: str | None = Query(None, description="Registered at or after (ISO 8601 date or date-time)"),
+    registered_to: str | None = Query(None, description="Registered before this moment; a date alone includes that day"),
+    due_before: str | None = Query(
+        None, description="Deadline before (ISO 8601 date or date-time), of requests whose clock runs (open, not waiting for the citizen)"
+    ),
+    overdue: bool | None = Query(None, description="true: the deadline has passed and the clock runs (not waiting for the citizen)"),
+    supervised: bool | None = None,
+    sort: str = Query("-registered_at", description=f"One of {', '.join(SORT_VALUES)}; urgency: most urgent first, newest first"),
     limit: int = Query(50, ge=1, le=500),
-    offset: int = Query(0, ge=0),
+    cursor: str | None = Query(None, description="next_cursor of the previous page"),
     min_position: int | None = Query(None, description="Wait until the read model has applied this event position"),
-) -> list[dict[str, Any]]:
-    # Departments see what is dispatched to them, citizens their own cases.
+) -> dict[str, Any]:
+    for value in status:
+        _one_of("status", value)
+    for field, given in (("kind", kind), ("subtype", subtype), ("urgency", urgency), ("channel", channel), ("sort", sort)):
+        _one_of(field, given)
+    # Departments see what is dispatched to them, citizens their own cases; only staff who
+    # may read personal data find a case by the caller's name or number.
     department_id = department_filter(actor, Action.REQUESTS_READ, department_id)
     citizen_id = citizen_filter(actor, Action.REQUESTS_READ, citizen_id)
+    filters = request_status.Filters(
+        text=q.strip() if q and q.strip() else None,
+        personal=allows(actor, Action.CITIZENS_READ) and scope(actor, Action.CITIZENS_READ) is Scope.ALL,
+        status=tuple(dict.fromkeys(status)),
+        kind=kind,
+        subtype=subtype,
+        urgency=urgency,
+        channel=channel,
+        department_id=department_id,
+        provider_id=provider_id,
+        problem_code=problem_code,
+        citizen_id=citizen_id,
+        registered_from=_moment(hotline, "registered_from", registered_from),
+        registered_to=_moment(hotline, "registered_to", registered_to, end_of_day=True),
+        due_before=_moment(hotline, "due_before", due_before),
+        overdue=overdue,
+        supervised=supervised,
+    )
     wait_for_position(hotline, min_position)
     with hotline.read_store.engine.connect() as conn:
-        return request_status.search(
-            conn,
-            status=status,
-            department_id=department_id,
-            citizen_id=citizen_id,
-            problem_code=problem_code,
-            limit=limit,
-            offset=offset,
-        )
+        return request_status.find(conn, filters, now=hotline.clock.now(), sort=sort, limit=limit, cursor=cursor)
 
 
 @router.get("/{ref}", response_model=RequestDetail, summary="Status and timeline of one request")
 def get_request(
     ref: str,
+    response: Response,
     hotline: Hotline = Depends(get_hotline),
     actor: Actor = allow(Action.REQUESTS_READ),
     min_position: int | None = Query(None, description="Wait until the read model has applied this event position"),
@@ -100,7 +177,8 @@ def get_request(
         internal = allows(actor, Action.REQUESTS_READ_INTERNAL, row_access(row))
         timeline = request_status.timeline(conn, row["id"])
         row["timeline"] = [TimelineEntry(**t) for t in (timeline if internal else public_timeline(timeline))]
-        return row
+    set_etag(response, row["version"])
+    return row
 
 
 def public_timeline(entries: list[dict[str, Any]]) -> list[dict[str, Any]]:

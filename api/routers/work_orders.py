@@ -4,10 +4,10 @@ from __future__ import annotations
 
 from typing import Any
 
-from fastapi import APIRouter, Depends, Query
+from fastapi import APIRouter, Depends, Query, Response
 
 from api.auth import allow, department_filter, row_access
-from api.deps import CommandRoute, add_command_routes, get_hotline, wait_for_position
+from api.deps import CommandRoute, add_command_routes, get_hotline, set_etag, wait_for_position
 from api.schemas import Accepted, WorkOrderView
 from domain.access import Action, authorize
 from domain.base import Actor, NotFound
@@ -36,7 +36,11 @@ def list_work_orders(
 
 @router.get("/{order_id}", response_model=WorkOrderView)
 def get_work_order(
-    order_id: str, hotline: Hotline = Depends(get_hotline), actor: Actor = allow(Action.WORK_ORDERS_READ), min_position: int | None = None
+    order_id: str,
+    response: Response,
+    hotline: Hotline = Depends(get_hotline),
+    actor: Actor = allow(Action.WORK_ORDERS_READ),
+    min_position: int | None = None,
 ) -> dict[str, Any]:
     wait_for_position(hotline, min_position)
     with hotline.read_store.engine.connect() as conn:
@@ -44,6 +48,7 @@ def get_work_order(
     if row is None:
         raise NotFound(f"no work order {order_id}")
     authorize(actor, Action.WORK_ORDERS_READ, row_access(row))
+    set_etag(response, row["version"])
     return row
 
 

@@ -100,7 +100,7 @@ def browser_times(server: Server) -> dict[str, float]:
 def action_round_trips(server: Server, n: int) -> list[float]:
     """An agent's action as the console sends it: a note on a case, n times."""
     with server.api("sup-li") as api:
-        ref = api.get("/requests", params={"limit": 1}).json()[0]["reference"]
+        ref = api.get("/requests", params={"limit": 1}).json()["items"][0]["reference"]
     times = []
     client = session(server, "op-anna")
     for i in range(n):
@@ -182,7 +182,7 @@ async def contact_center_load(
     a slow server cannot hide its queue by slowing the generator down)."""
     cookie = session_cookie(server, "sup-li")
     with server.api("sup-li") as api:
-        refs = [r["reference"] for r in api.get("/requests", params={"limit": 200}).json()]
+        refs = [r["reference"] for r in api.get("/requests", params={"limit": 200}).json()["items"]]
     token = server.token("sup-li")
     took: dict[str, list[float]] = {"command": [], "read": []}
     failed = 0

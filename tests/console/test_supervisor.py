@@ -89,7 +89,7 @@ def test_sla_list_shows_the_overdue_work_coloured_and_linked(open_console: Open,
 def _pending_extension(console_server: Server) -> str:
     """A transport case in progress, its deadline ahead: the department asks for two more days."""
     with console_server.api("dept-transport") as dept:
-        cases = dept.get("/requests", params={"status": "in_progress", "department_id": "transport", "limit": 200}).json()
+        cases = dept.get("/requests", params={"status": "in_progress", "department_id": "transport", "limit": 200}).json()["items"]
         now = datetime.now(UTC)
         for case in cases:
             due = datetime.fromisoformat(case["due_at"])

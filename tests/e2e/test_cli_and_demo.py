@@ -90,11 +90,12 @@ def test_serve_answers_with_demo_data(demo_dir: Path) -> None:
         assert overdue["overdue"] or overdue["due_soon"]
         loads = httpx.get(f"{base}/departments/workloads", headers=auth).json()
         assert {d["department_id"] for d in loads} >= {"transport", "environment"}
-        requests = httpx.get(f"{base}/requests", params={"limit": 500}, headers=auth).json()
+        requests = httpx.get(f"{base}/requests", params={"limit": 500}, headers=auth).json()["items"]
         assert {r["status"] for r in requests} >= {"closed", "in_progress", "dispatched", "awaiting_ruling"}
         # The transport department's clerk sees only what is dispatched to transport.
         clerk = httpx.post(f"{base}/auth/token", json={"username": "dept-transport", "password": DEMO_PASSWORD}).json()
-        theirs = httpx.get(f"{base}/requests", params={"limit": 500}, headers={"Authorization": f"Bearer {clerk['access_token']}"}).json()
+        clerks = {"Authorization": f"Bearer {clerk['access_token']}"}
+        theirs = httpx.get(f"{base}/requests", params={"limit": 500}, headers=clerks).json()["items"]
         assert theirs and {r["department_id"] for r in theirs} == {"transport"}
     finally:
         server.terminate()

@@ -52,7 +52,7 @@ def test_full_lifecycle(client: TestClient, hotline: Hotline, clock: Any) -> Non
     assert reg["due_at"].startswith((clock.now() + timedelta(hours=24)).date().isoformat())
 
     # Read your write: the operator's list shows it at once.
-    listed = client.get("/requests", params={"min_position": reg["position"], "status": "registered"}).json()
+    listed = client.get("/requests", params={"min_position": reg["position"], "status": "registered"}).json()["items"]
     assert [r["reference"] for r in listed] == [ref]
 
     post(client, f"/requests/{ref}/dispatch", {"instructions": "cones needed"})
@@ -153,7 +153,7 @@ def test_idempotency_key_and_if_match(client: TestClient) -> None:
     assert first.status_code == again.status_code == 201
     assert first.json()["reference"] == again.json()["reference"]
     assert again.headers.get("Idempotent-Replayed") == "true"
-    assert len(client.get("/requests").json()) == 1
+    assert client.get("/requests").json()["total"] == 1
     other = client.post("/requests", json={**BODY, "description": "something else"}, headers=headers)
     assert other.status_code == 422 and other.json()["error"]["code"] == "idempotency_key_reused"
 

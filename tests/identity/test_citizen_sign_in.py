@@ -156,7 +156,7 @@ def test_the_token_reaches_the_citizens_own_request_and_no_other(client: TestCli
     assert client.get(f"/citizens/{other.json()['citizen_id']}", headers=me).status_code == 403
     listed = client.get("/requests", headers=me)
     assert listed.status_code == 200, listed.text
-    assert [x["reference"] for x in listed.json()] == [own.json()["reference"]]
+    assert [x["reference"] for x in listed.json()["items"]] == [own.json()["reference"]]
 
 
 def test_five_wrong_codes_lock_the_address_out(client: TestClient, smtp: SmtpServer) -> None:

@@ -386,7 +386,7 @@ def test_a_department_user_cannot_act_for_another_department(
 def test_department_lists_only_its_own_cases(client: TestClient, hotline: Hotline) -> None:
     mine = new_request(client, hotline)["reference"]
     theirs = new_request(client, hotline, phone="+39 347 111 2222", department="environment")["reference"]
-    listed = [r["reference"] for r in ok(client.get("/requests", headers=dept(hotline, TRANSPORT)))]
+    listed = [r["reference"] for r in ok(client.get("/requests", headers=dept(hotline, TRANSPORT)))["items"]]
     assert mine in listed and theirs not in listed
     r = client.get("/requests", params={"department_id": "environment"}, headers=dept(hotline, TRANSPORT))
     assert r.status_code == 403, r.text
@@ -399,7 +399,7 @@ def test_citizens_see_only_their_own_cases(client: TestClient, hotline: Hotline)
     other = new_request(client, hotline, phone="+39 347 765 4321", name="Anna Bianchi")
     me = citizen(hotline, first["citizen_id"])
 
-    listed = ok(client.get("/requests", headers=me))
+    listed = ok(client.get("/requests", headers=me))["items"]
     assert sorted(r["reference"] for r in listed) == sorted([first["reference"], second["reference"]])
     assert {r["citizen_id"] for r in listed} == {first["citizen_id"]}
     r = client.get("/requests", params={"citizen_id": other["citizen_id"]}, headers=me)

@@ -387,7 +387,7 @@ def test_keycloak_tokens_end_to_end(kc_hotline: Hotline, keycloak_issuer: str) -
         supervisor = kc(keycloak_issuer, "kc-supervisor")
         listed = client.get("/requests", headers=supervisor)
         assert listed.status_code == 200, listed.text
-        assert {ref, second["reference"]} <= {x["reference"] for x in listed.json()}
+        assert {ref, second["reference"]} <= {x["reference"] for x in listed.json()["items"]}
         r = client.post(f"/requests/{ref}/supervision", json={"reason": "school street"}, headers=supervisor)
         assert r.status_code == 200, r.text
         timeline = client.get(f"/requests/{ref}", headers=supervisor).json()["timeline"]

@@ -66,7 +66,7 @@ def test_operator_sees_own_registration_at_once(distributed: Hotline, client: Te
                 "/requests", params={"min_position": answer["position"], "citizen_id": answer["citizen_id"]}, headers=HEADERS
             )
             assert listed.status_code == 200, listed.text
-            assert answer["reference"] in {r["reference"] for r in listed.json()}
+            assert answer["reference"] in {r["reference"] for r in listed.json()["items"]}
     finally:
         relay.stop()
         for c in consumers:
