@@ -22,6 +22,9 @@ class RequestAccepted(Accepted):
     status: str
     due_at: datetime
     citizen_id: str | None = None
+    # "name_differs": a known phone or email came with another name; the request carries the
+    # name given, is attached to the citizen on record, and has an internal note for the operator.
+    identity_check: str | None = None
     # An information request: the knowledge base's articles for it, and the recorded search.
     suggestions: list[dict[str, Any]] | None = None
     search_id: str | None = None

@@ -229,6 +229,7 @@ def test_a_flagged_request_hides_the_flag_from_the_citizen(api: tuple[TestClient
     client, _ = api
     register(client, name="Mario Rossi", phone="+39 06 1234 5678")
     other = register(client, name="Giulia Bianchi", phone="+39 06 1234 5678")
+    assert other["identity_check"] == "name_differs"  # the operator who registered it is told
     mine = actor(f"citizen:{other['citizen_id']}", "citizen", citizen=other["citizen_id"])
     view = client.get(f"/requests/{other['reference']}", params={"min_position": other["position"]}, headers=mine)
     assert view.status_code == 200, view.text
