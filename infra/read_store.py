@@ -180,6 +180,11 @@ class ReadStore:
                     p.metadata.drop_all(conn)
                     conn.execute(sa.delete(positions).where(positions.c.name == p.name))
                 p.metadata.create_all(conn)
+                # create_all skips the tables that exist: an index added to one since is
+                # created here (an index changes no row, so the rows need no rebuild).
+                for table in p.metadata.tables.values():
+                    for index in table.indexes:
+                        conn.execute(sa.schema.CreateIndex(index, if_not_exists=True))
                 if known.get(p.name) != fingerprint:
                     _upsert(conn, schemas, [{"name": p.name, "fingerprint": fingerprint}])
 
