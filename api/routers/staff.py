@@ -15,7 +15,7 @@ from fastapi import APIRouter, Depends, Query, Request, Response
 from pydantic import BaseModel, ConfigDict, Field
 
 from api.auth import allow
-from api.deps import CommandRoute, add_command_routes, get_hotline, wait_for_position
+from api.deps import CommandRoute, add_command_routes, get_hotline, set_etag, wait_for_position
 from domain.access import Action
 from domain.base import Actor, NotFound
 from domain.identity import commands as c
@@ -44,10 +44,13 @@ def list_staff(
 
 
 @router.get("/staff/{username}", summary="A staff account: roles, departments, disabled")
-def get_staff(username: str, hotline: Hotline = Depends(get_hotline), _: Actor = allow(Action.STAFF_READ)) -> dict[str, Any]:
+def get_staff(
+    username: str, response: Response, hotline: Hotline = Depends(get_hotline), _: Actor = allow(Action.STAFF_READ)
+) -> dict[str, Any]:
     member = hotline.store.read_reference(staff_id(username))
     if not isinstance(member, StaffMember):
         raise NotFound(f"no staff member {username}")
+    set_etag(response, member.version)  # from the event store itself: always the true version
     return member.summary()
 
 

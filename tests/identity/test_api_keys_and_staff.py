@@ -256,3 +256,16 @@ def test_the_password_grant_takes_a_form_as_oauth_clients_send_it(client: TestCl
     assert answer["token_type"] == "Bearer" and client.get("/requests", headers=as_bearer(answer["access_token"])).status_code == 200
     assert client.post("/auth/token", data={**form, "grant_type": "client_credentials"}).status_code == 422
     assert client.post("/auth/token", data={**form, "password": "wrong password"}).status_code == 401
+
+
+def test_a_staff_accounts_etag_makes_a_change_conditional(client: TestClient, hotline: Hotline) -> None:
+    """Two administrators edit the same account: the second, holding an old ETag, gets a 409."""
+    enrol(client, hotline, "sup-etta", ["supervisor"])
+    read = client.get("/staff/sup-etta", headers=admin(hotline))
+    assert read.status_code == 200 and read.headers["ETag"] == f'"{read.json()["version"]}"'
+    first = {**admin(hotline), "If-Match": read.headers["ETag"]}
+    ok(client.post("/staff/sup-etta/roles/grant", json={"role": "expert"}, headers=first))
+    late = client.post("/staff/sup-etta/roles/grant", json={"role": "auditor"}, headers=first)
+    assert late.status_code == 409, late.text
+    again = client.get("/staff/sup-etta", headers=admin(hotline))
+    assert again.headers["ETag"] == f'"{read.json()["version"] + 1}"'
