@@ -123,6 +123,7 @@ class CitizenView(BaseModel):
     requests: int
     open_requests: int
     channels: list[str]
+    version: int | None = None  # the Citizen aggregate's (the ETag of GET /citizens/{id})
 
 
 class HistoryEntry(BaseModel):

@@ -9,6 +9,7 @@ from typing import Any
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection
 
+from domain.base import event_classes
 from domain.citizens.aggregate import Citizen
 from domain.envelope import Envelope
 from domain.requests.aggregate import ServiceRequest as R
@@ -29,6 +30,10 @@ CITIZENS = projection.table(
     sa.Column("requests", sa.Integer),
     sa.Column("open_requests", sa.Integer),
     sa.Column("channels", sa.JSON),
+    # The Citizen aggregate's version after its last event applied, whatever the event:
+    # the ETag a screen sends back with If-Match. None until the citizen's own
+    # registration arrives (Kafka may bring a request of theirs first).
+    sa.Column("version", sa.Integer),
 )
 sa.Index("ix_rm_citizens_email_lower", sa.func.lower(CITIZENS.c.email))
 INTERACTIONS = projection.table(
@@ -99,6 +104,7 @@ def _citizen_row(rows: Rows, citizen_id: str, at: datetime) -> dict[str, Any]:
         "requests": 0,
         "open_requests": 0,
         "channels": [],
+        "version": None,
     }
 
 
@@ -107,26 +113,39 @@ def _seen(row: dict[str, Any], at: datetime) -> None:
     row["last_seen"] = max(row["last_seen"], at)
 
 
-@projection.on(Citizen.Registered)
-def citizen_registered(env: Envelope, rows: Rows) -> None:
+def citizen_registered(env: Envelope, row: dict[str, Any]) -> None:
     p = env.data["personal"] or {}
-    row = _citizen_row(rows, env.aggregate_id, env.time)
     row.update({k: p.get(k) for k in ("name", "phone", "email", "address")}, language=env.data["language"])
     _seen(row, env.time)
-    rows.put(C, row)
 
 
-@projection.on(Citizen.IdentifierAdded, Citizen.ContactDetailsChanged)
-def details_changed(env: Envelope, rows: Rows) -> None:
-    row = _citizen_row(rows, env.aggregate_id, env.time)
+def details_changed(env: Envelope, row: dict[str, Any]) -> None:
     row.update({k: v for k, v in (env.data["personal"] or {}).items() if v is not None})
-    rows.put(C, row)
 
 
-@projection.on(Citizen.LanguagePreferred)
-def language(env: Envelope, rows: Rows) -> None:
-    row = _citizen_row(rows, env.aggregate_id, env.time)
+def language(env: Envelope, row: dict[str, Any]) -> None:
     row["language"] = env.data["language"]
+
+
+# What each of the citizen's own events changes on the row; an event not listed (one
+# added later) changes nothing shown but still moves the version.
+CITIZEN_STATE: dict[type, Callable[[Envelope, dict[str, Any]], None]] = {
+    Citizen.Registered: citizen_registered,
+    Citizen.IdentifierAdded: details_changed,
+    Citizen.ContactDetailsChanged: details_changed,
+    Citizen.LanguagePreferred: language,
+}
+
+
+@projection.on(*event_classes(Citizen))
+def citizen_event(env: Envelope, rows: Rows) -> None:
+    row = _citizen_row(rows, env.aggregate_id, env.time)
+    change = CITIZEN_STATE.get(env.event_class)
+    if change is not None:
+        change(env, row)
+    # Every event of the citizen's stream: the row is at the aggregate's version after it
+    # (max: a replayed or redelivered older event does not move it back).
+    row["version"] = max(row.get("version") or 0, env.version)
     rows.put(C, row)
 
 

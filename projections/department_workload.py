@@ -3,6 +3,7 @@ and the work orders they run. Overdue counts come from the SLA breach list at qu
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any
 
 import sqlalchemy as sa
@@ -120,66 +121,72 @@ def reopened(env: Envelope, rows: Rows) -> None:
         _move(rows, env.aggregate_id, place["department_id"], place["provider_id"], "in_progress")
 
 
-@projection.on(WO.Created)
-def work_order_created(env: Envelope, rows: Rows) -> None:
+def work_order_created(env: Envelope, row: dict[str, Any]) -> None:
     d = env.data
-    rows.put(
-        WT,
-        {
-            "id": env.aggregate_id,
-            "problem_code": d["problem_code"],
-            "department_id": d["department_id"],
-            "provider_id": d["provider_id"],
-            "status": "open",
-            "title": d["template"].get("title"),
-            "request_ids": [d["request_id"]],
-            "tasks_total": len(d["template"].get("tasks", [])),
-            "tasks_done": 0,
-            "outcome": None,
-            "created_at": env.time,
-            "updated_at": env.time,
-            "version": env.version,
-        },
+    row.update(
+        id=env.aggregate_id,
+        problem_code=d["problem_code"],
+        department_id=d["department_id"],
+        provider_id=d["provider_id"],
+        status="open",
+        title=d["template"].get("title"),
+        request_ids=[d["request_id"]],
+        tasks_total=len(d["template"].get("tasks", [])),
+        tasks_done=0,
+        outcome=None,
+        created_at=env.time,
     )
 
 
-def _work_order(env: Envelope, rows: Rows, **changes: Any) -> None:
-    row = rows.get(WT, env.aggregate_id)
-    if row is not None:
-        row.update(changes, updated_at=env.time, version=env.version)
-        rows.put(WT, row)
+def duplicate_linked(env: Envelope, row: dict[str, Any]) -> None:
+    row["request_ids"] = [*row["request_ids"], env.data["request_id"]]
 
 
-@projection.on(WO.DuplicateLinked)
-def duplicate_linked(env: Envelope, rows: Rows) -> None:
-    row = rows.get(WT, env.aggregate_id)
-    if row is not None:
-        _work_order(env, rows, request_ids=[*row["request_ids"], env.data["request_id"]])
+def wo_started(env: Envelope, row: dict[str, Any]) -> None:
+    row["status"] = "in_progress"
 
 
-@projection.on(WO.Started)
-def wo_started(env: Envelope, rows: Rows) -> None:
-    _work_order(env, rows, status="in_progress")
-
-
-@projection.on(WO.TaskDone)
-def wo_task(env: Envelope, rows: Rows) -> None:
-    row = rows.get(WT, env.aggregate_id)
-    if row is not None:
-        _work_order(env, rows, tasks_done=row["tasks_done"] + 1)
+def wo_task(env: Envelope, row: dict[str, Any]) -> None:
+    row["tasks_done"] += 1
 
 
 WORK_ORDER_FINISHED: dict[type, str] = {WO.Completed: "completed", WO.Cancelled: "cancelled"}
 
 
-@projection.on(*WORK_ORDER_FINISHED)
-def wo_finished(env: Envelope, rows: Rows) -> None:
-    _work_order(env, rows, status=WORK_ORDER_FINISHED[env.event_class], outcome=env.data.get("outcome") or env.data.get("reason"))
+def wo_finished(env: Envelope, row: dict[str, Any]) -> None:
+    row.update(status=WORK_ORDER_FINISHED[env.event_class], outcome=env.data.get("outcome") or env.data.get("reason"))
 
 
-@projection.on(WO.Reassigned)
-def wo_reassigned(env: Envelope, rows: Rows) -> None:
-    _work_order(env, rows, department_id=env.data["department_id"], provider_id=env.data["provider_id"])
+def wo_reassigned(env: Envelope, row: dict[str, Any]) -> None:
+    row.update(department_id=env.data["department_id"], provider_id=env.data["provider_id"])
+
+
+# What each event of a work order changes on its row; an event not listed (one added
+# later) changes nothing shown but still moves the version.
+WORK_ORDER_STATE: dict[type, Callable[[Envelope, dict[str, Any]], None]] = {
+    WO.Created: work_order_created,
+    WO.DuplicateLinked: duplicate_linked,
+    WO.Started: wo_started,
+    WO.TaskDone: wo_task,
+    WO.Completed: wo_finished,
+    WO.Cancelled: wo_finished,
+    WO.Reassigned: wo_reassigned,
+}
+
+
+@projection.on(*events_of(WO))
+def work_order_event(env: Envelope, rows: Rows) -> None:
+    row = rows.get(WT, env.aggregate_id)
+    if row is None and env.event_class is not WO.Created:
+        return  # its creation was never seen: nothing to show (as before)
+    row = row or {}
+    change = WORK_ORDER_STATE.get(env.event_class)
+    if change is not None:
+        change(env, row)
+    # Every event of the work order's stream: the row is at the aggregate's version after
+    # it, so If-Match with the version read succeeds.
+    row.update(updated_at=env.time, version=env.version)
+    rows.put(WT, row)
 
 
 # ------------------------------------------------------------------------ queries

@@ -4,10 +4,10 @@ from __future__ import annotations
 
 from typing import Any
 
-from fastapi import APIRouter, Depends
+from fastapi import APIRouter, Depends, Response
 
 from api.auth import allow
-from api.deps import CommandRoute, add_command_routes, get_hotline
+from api.deps import CommandRoute, add_command_routes, get_hotline, set_etag
 from api.schemas import Accepted
 from domain.access import Action
 from domain.base import Actor, NotFound
@@ -19,25 +19,41 @@ router = APIRouter(prefix="/catalogue", tags=["catalogue"])
 
 
 def _catalogue(hotline: Hotline) -> Catalogue:
-    from eventsourcing.application import AggregateNotFoundError
-
-    try:
-        cat: Catalogue = hotline.store.repository.get(catalogue_id(hotline.settings.jurisdiction))
-    except AggregateNotFoundError:
-        raise NotFound("the catalogue has not been loaded", code="catalogue_missing") from None
+    # The cached copy unless the store holds newer events: its version is the stored one
+    # (the ETag), whichever API node wrote last.
+    key = catalogue_id(hotline.settings.jurisdiction)
+    cat = hotline.store.read_reference(key, hotline.store.reference(key))
+    if not isinstance(cat, Catalogue):
+        raise NotFound("the catalogue has not been loaded", code="catalogue_missing")
     return cat
 
 
 @router.get("", summary="The whole catalogue as a tree, names in zh, ar, it, en")
-def tree(hotline: Hotline = Depends(get_hotline), _: Actor = allow(Action.CATALOGUE_READ)) -> dict[str, Any]:
+def tree(
+    hotline: Hotline = Depends(get_hotline),
+    _: Actor = allow(Action.CATALOGUE_READ),
+    response: Response = None,  # type: ignore[assignment]  # None when the consoles call this (api/console/)
+) -> dict[str, Any]:
     cat = _catalogue(hotline)
+    if response is not None:
+        set_etag(response, cat.version)
     return {"jurisdiction": cat.jurisdiction, "version": cat.version, "departments": cat.as_tree()}
 
 
 @router.get("/problem-codes/{code}", summary="One problem code: fields to collect, template, deadlines")
-def problem_code(code: str, hotline: Hotline = Depends(get_hotline), _: Actor = allow(Action.CATALOGUE_READ)) -> dict[str, Any]:
+def problem_code(
+    code: str,
+    hotline: Hotline = Depends(get_hotline),
+    _: Actor = allow(Action.CATALOGUE_READ),
+    response: Response = None,  # type: ignore[assignment]  # None when the consoles call this (api/console/)
+) -> dict[str, Any]:
     cat = _catalogue(hotline)
-    return {"code": code, **cat.problem_code(code), "route": cat.route_of(code)}
+    answer = {"code": code, **cat.problem_code(code), "route": cat.route_of(code)}
+    # One catalogue aggregate holds every entry: its version is the one a change of this
+    # code (POST /catalogue/problem-codes/{code}/revision) names in If-Match.
+    if response is not None:
+        set_etag(response, cat.version)
+    return {**answer, "version": cat.version}
 
 
 add_command_routes(

@@ -4,10 +4,10 @@ from __future__ import annotations
 
 from typing import Any
 
-from fastapi import APIRouter, Depends
+from fastapi import APIRouter, Depends, Response
 
 from api.auth import allow
-from api.deps import CommandRoute, add_command_routes, get_hotline, wait_for_position
+from api.deps import CommandRoute, add_command_routes, get_hotline, set_etag, wait_for_position
 from api.schemas import Accepted, CitizenDetail, CitizenView, HistoryEntry
 from domain.access import Access, Action, allows, authorize
 from domain.base import Actor, NotFound
@@ -41,7 +41,11 @@ def find(
 
 @router.get("/{citizen_id}", response_model=CitizenDetail, summary="A citizen and their history")
 def get_citizen(
-    citizen_id: str, hotline: Hotline = Depends(get_hotline), actor: Actor = allow(Action.CITIZENS_READ), min_position: int | None = None
+    citizen_id: str,
+    response: Response,
+    hotline: Hotline = Depends(get_hotline),
+    actor: Actor = allow(Action.CITIZENS_READ),
+    min_position: int | None = None,
 ) -> dict[str, Any]:
     authorize(actor, Action.CITIZENS_READ, Access(citizen_id=citizen_id))
     wait_for_position(hotline, min_position)
@@ -50,6 +54,7 @@ def get_citizen(
         if row is None:
             raise NotFound(f"no citizen {citizen_id}")
         row["history"] = [HistoryEntry(**h) for h in citizen_history.history(conn, citizen_id)]
+    set_etag(response, row["version"])  # If-Match on POST /citizens/{id}
     return row
 
 

@@ -9,15 +9,19 @@ answer carries as ``search_id``: outcomes are posted against it.
 
 from __future__ import annotations
 
+import time
+import uuid
 from typing import Any
 
 from fastapi import APIRouter, Depends, Query, Request, Response
 
 from api.auth import allow, caller, hotline_limits
-from api.deps import CommandRoute, add_command_routes, get_hotline, run_command, wait_for_position
+from api.deps import CommandRoute, add_command_routes, get_hotline, run_command, set_etag, wait_for_position
+from api.errors import ProjectionLagging
 from domain.access import Access, Action, allows, authorize
 from domain.base import Actor, NotFound
 from domain.knowledge import commands as c
+from domain.knowledge.aggregate import KnowledgeArticle
 from infra.runtime import Hotline
 from projections import agent_desk, request_status
 from projections import knowledge as kb
@@ -131,15 +135,52 @@ def get_article(
     min_position: int | None = None,
     hotline: Hotline = Depends(get_hotline),
     actor: Actor = allow(Action.KNOWLEDGE_SEARCH),
+    # Last and optional: the consoles call this function directly (api/console/), with no response.
+    response: Response = None,  # type: ignore[assignment]
 ) -> dict[str, Any]:
     wait_for_position(hotline, min_position)
-    with hotline.read_store.engine.connect() as conn:
-        summary = _visible(kb.article(conn, article_id), actor, article_id)
-        number = revision or (summary["revision"] if allows(actor, Action.KNOWLEDGE_WRITE) else summary["published_revision"])
-        rev = kb.revision(conn, article_id, number)
+    return _read_article(hotline, actor, response, article_id, lang, revision)
+
+
+def _read_article(
+    hotline: Hotline, actor: Actor, response: Response | None, article_id: str, lang: str | None, revision: int | None
+) -> dict[str, Any]:
+    deadline = time.monotonic() + LAG_TIMEOUT_SECONDS
+    while True:
+        # Both again on each try: a write between the two reads puts the read model ahead.
+        stored = _stored_article(hotline, article_id)
+        with hotline.read_store.engine.connect() as conn:
+            summary = _visible(kb.article(conn, article_id), actor, article_id)
+            number = revision or (summary["revision"] if allows(actor, Action.KNOWLEDGE_WRITE) else summary["published_revision"])
+            rev = kb.revision(conn, article_id, number)
+        # The ETag is the aggregate's version, read from the event store; the body comes
+        # from the read model, which shows that version once it has caught up with it
+        # (each event of an article changes its status, revision or published revision).
+        if stored is None or _state(summary) == (stored.status, stored.revision, stored.published_revision):
+            break
+        if time.monotonic() >= deadline:
+            raise ProjectionLagging(f"the read model has not yet applied version {stored.version} of article {article_id}; retry shortly")
+        time.sleep(0.01)
     if rev is None:
         raise NotFound(f"article {article_id} has no revision {number}")
-    return _view(article_id, summary, rev, lang)
+    if stored is not None and response is not None:
+        set_etag(response, stored.version)  # If-Match on the article's commands (review, publish, revise, retire)
+    return {**_view(article_id, summary, rev, lang), "version": stored.version if stored else None}
+
+
+LAG_TIMEOUT_SECONDS = 5.0
+
+
+def _state(summary: dict[str, Any]) -> tuple[Any, ...]:
+    return summary["status"], summary["revision"], summary["published_revision"]
+
+
+def _stored_article(hotline: Hotline, article_id: str) -> KnowledgeArticle | None:
+    try:
+        found = hotline.store.read_reference(uuid.UUID(article_id))
+    except ValueError:
+        return None
+    return found if isinstance(found, KnowledgeArticle) else None
 
 
 @router.get("/knowledge/articles/{article_id}/revisions", summary="Every revision of an article: when, by whom, why")
@@ -155,11 +196,12 @@ def list_revisions(
 def get_revision(
     article_id: str,
     revision: int,
+    response: Response,
     lang: c.Language | None = None,
     hotline: Hotline = Depends(get_hotline),
     actor: Actor = allow(Action.KNOWLEDGE_SEARCH),
 ) -> dict[str, Any]:
-    return get_article(article_id, lang, revision, None, hotline, actor)
+    return _read_article(hotline, actor, response, article_id, lang, revision)
 
 
 @router.get("/knowledge/articles/{article_id}/usage", summary="How often the article was opened, used to answer, and deflected a request")

@@ -5,10 +5,10 @@ from __future__ import annotations
 from datetime import datetime, timedelta
 from typing import Any
 
-from fastapi import APIRouter, Depends, Query
+from fastapi import APIRouter, Depends, Query, Response
 
 from api.auth import allow, row_access
-from api.deps import CommandRoute, add_command_routes, get_hotline, wait_for_position
+from api.deps import CommandRoute, add_command_routes, get_hotline, set_etag, wait_for_position
 from domain.access import Action, allows, authorize
 from domain.base import Actor, InvalidCommand, NotFound
 from domain.calendars import commands as cal
@@ -26,19 +26,32 @@ router = APIRouter(tags=["sla"])
 
 
 def _calendar(hotline: Hotline, jurisdiction: str) -> BusinessCalendar:
-    agg = EventStoreUnitOfWork(hotline.store).find(JurisdictionCalendar, calendar_id(jurisdiction))
-    if agg is not None:
-        return agg.calendar
+    return _calendar_and_version(hotline, jurisdiction)[0]
+
+
+def _calendar_and_version(hotline: Hotline, jurisdiction: str) -> tuple[BusinessCalendar, int | None]:
+    """The calendar and its aggregate's version; None for the built-in fallback, which no
+    event defines (a ChangeCalendar with a definition creates the aggregate)."""
+    # Read, not checked out (that would take the command cache's copy away): the cached
+    # copy unless the store holds newer events, so the version is the stored one.
+    key = calendar_id(jurisdiction)
+    agg = hotline.store.read_reference(key, hotline.store.reference(key))
+    if isinstance(agg, JurisdictionCalendar):
+        return agg.calendar, agg.version
     fallback = hotline.bus.deps.calendar
     if jurisdiction == hotline.bus.deps.jurisdiction and isinstance(fallback, BusinessCalendar):
-        return fallback
+        return fallback, None
     raise NotFound(f"no calendar for jurisdiction {jurisdiction!r}", code="calendar_missing")
 
 
 # ------------------------------------------------------------------ calendars
 @router.get("/calendars/{jurisdiction}", summary="A jurisdiction's business calendar")
-def get_calendar(jurisdiction: str, hotline: Hotline = Depends(get_hotline), _: Actor = allow(Action.CATALOGUE_READ)) -> dict[str, Any]:
-    return {"jurisdiction": jurisdiction, **_calendar(hotline, jurisdiction).to_dict()}
+def get_calendar(
+    jurisdiction: str, response: Response, hotline: Hotline = Depends(get_hotline), _: Actor = allow(Action.CATALOGUE_READ)
+) -> dict[str, Any]:
+    calendar, version = _calendar_and_version(hotline, jurisdiction)
+    set_etag(response, version)  # If-Match on POST /calendars/{jurisdiction}
+    return {"jurisdiction": jurisdiction, "version": version, **calendar.to_dict()}
 
 
 add_command_routes(

@@ -96,13 +96,16 @@ def issue_api_key(
 
 
 @router.get("/api-keys/{key_id}", summary="An API key's name, role, actions and state (never the key)")
-def get_api_key(key_id: str, hotline: Hotline = Depends(get_hotline), _: Actor = allow(Action.API_KEYS_READ)) -> dict[str, Any]:
+def get_api_key(
+    key_id: str, response: Response, hotline: Hotline = Depends(get_hotline), _: Actor = allow(Action.API_KEYS_READ)
+) -> dict[str, Any]:
     try:
         key = hotline.store.read_reference(uuid.UUID(key_id))
     except ValueError:
         key = None
     if not isinstance(key, ApiKey):
         raise NotFound(f"no API key {key_id}")
+    set_etag(response, key.version)  # from the event store itself, as the body
     return key.summary()
 
 

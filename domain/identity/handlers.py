@@ -109,6 +109,7 @@ def revoke_api_key(uow: UnitOfWork, ctx: Context, cmd: c.RevokeApiKey) -> dict[s
     key = uow.find(ApiKey, parse_id(cmd.key_id, "API key"))
     if key is None:
         raise NotFound(f"no API key {cmd.key_id}")
+    key.expect_version(cmd.expected_version)
     key.revoke(cmd.reason, ctx)
     return key.summary()
 
