@@ -108,6 +108,7 @@ DEMO_SHAPE = {
 # Peak calls per hour by queue (kept small so the demo loads in about a minute).
 DEMO_PEAKS = {"general": 10, "tax": 3, "environment": 3, "chat": 5, "urgent": 1}
 REQUESTS_PER_DAY = 22
+SELF_SERVICE_PER_DAY = 8  # knowledge searches on the citizen portal
 
 
 def shift_staff() -> list[tuple[str, str, str]]:
@@ -193,6 +194,7 @@ class DemoStory:
         }
         self.open_orders: dict[str, str] = {}  # problem code -> an open work order (for duplicates)
         self.sim: Any = None
+        self._last_question = QUESTIONS[0]
         self.refused: list[str] = []
 
     # ------------------------------------------------------------------ the run
@@ -236,6 +238,8 @@ class DemoStory:
             at += timedelta(minutes=15)
         for _ in range(int(days * REQUESTS_PER_DAY)):
             self._plan_request(start, end)
+        for _ in range(int(days * SELF_SERVICE_PER_DAY)):
+            self._at(start + timedelta(seconds=self.rnd.uniform(0, (end - start).total_seconds())), self._self_service)
         report = self.sim.run()
         self.counts["contacts"] = sum(q["arrived"] for q in report.queues.values())
         self.counts["contact_center_events"] = report.events
@@ -310,7 +314,7 @@ class DemoStory:
                     "kind": "information",
                     "subtype": "consultation",
                     "channel": self.rnd.choice(["phone", "web", "chat"]),
-                    "description": self.rnd.choice(QUESTIONS),
+                    "description": self._question(),
                     "contact": contact,
                     "language": who["language"],
                 }
@@ -319,9 +323,50 @@ class DemoStory:
         )
         self.counts["requests"] += 1
         ref = r["reference"]
+        self._answer_from_knowledge(r["id"], self._last_question, who["language"])
         replied = self._later(t, 2, 12)
         self._at(replied, lambda: self._run(c.FinalReply(ref=ref, message="Answered from the knowledge base", channel="phone"), AGENT))
         self._at(self._later(replied, 1, 30), lambda: self._close(ref))
+
+    def _question(self) -> str:
+        self._last_question = self.rnd.choice(QUESTIONS)
+        return self._last_question
+
+    def _search(self, query: str, language: str | None, actor: Actor, request_id: str | None = None) -> tuple[str, list[Any]]:
+        """A knowledge search as the desk or the portal makes it: the real index, recorded."""
+        from domain.knowledge import commands as kc
+        from projections import knowledge as kb
+
+        if self.hotline.projector:
+            self.hotline.projector.catch_up()
+        with self.hotline.read_store.engine.connect() as conn:
+            results, searched = kb.search(conn, query, language, 5)
+        shown = [kc.ShownArticle(article_id=r["id"], revision=r["revision"], rank=i + 1, score=r["score"]) for i, r in enumerate(results)]
+        channel = "self_service" if actor.role == "citizen" else "agent"
+        cmd = kc.RecordSearch(query=query, language=searched, channel=channel, shown=shown, request_id=request_id)  # type: ignore[arg-type]
+        return self._run(cmd, actor)["search_id"], results
+
+    def _answer_from_knowledge(self, request_id: str, question: str, language: str) -> None:
+        """The operator looks the question up and, mostly, answers from the first article."""
+        from domain.knowledge import commands as kc
+
+        search_id, results = self._search(question, language, AGENT, request_id)
+        self.counts["knowledge_searches"] = self.counts.get("knowledge_searches", 0) + 1
+        if results and self.rnd.random() < 0.75:
+            self._run(kc.RecordUsedToAnswer(search_id=search_id, article_id=results[0]["id"], request_id=request_id), AGENT)
+
+    def _self_service(self) -> None:
+        """A citizen searches the portal; some find their answer and file nothing."""
+        from api.auth import ANONYMOUS
+        from domain.knowledge import commands as kc
+
+        question = self.rnd.choice([*QUESTIONS, "bollo auto scaduto", "parking permit renewal", "噪音投诉"])
+        search_id, results = self._search(question, None, ANONYMOUS)
+        self.counts["knowledge_searches"] = self.counts.get("knowledge_searches", 0) + 1
+        if results and self.rnd.random() < 0.5:
+            self._run(kc.RecordArticleOpened(search_id=search_id, article_id=results[0]["id"]), ANONYMOUS)
+            if self.rnd.random() < 0.6:
+                self._run(kc.RecordDeflection(search_id=search_id, article_id=results[0]["id"]), ANONYMOUS)
 
     def _register(self, body: dict[str, Any], code: str, fate: float, t: datetime) -> None:
         r = self._run(c.RegisterRequest.model_validate(body), AGENT)
