@@ -216,9 +216,17 @@ def load(engine: sa.Engine, rows: list[dict[str, Any]], search: list[dict[str, A
             for suffix in ("tsv", "tsv_all"):
                 conn.exec_driver_sql(f'DROP INDEX IF EXISTS "{rs.SEARCH.name}_{suffix}"')
                 conn.exec_driver_sql(f'ALTER TABLE "{rs.SEARCH.name}" DROP COLUMN IF EXISTS {suffix}')
+        postgres = conn.dialect.name == "postgresql"
+        if postgres:
+            conn.exec_driver_sql(f'ALTER TABLE "{rs.TERMS.name}" DROP CONSTRAINT "{rs.TERMS.name}_pkey"')
         for i in range(0, len(rows), 100_000):
             _bulk_load(conn, rs.REQUESTS, rows[i : i + 100_000])
             _bulk_load(conn, rs.SEARCH, search[i : i + 100_000])
+            if postgres:  # SQLite's search reads FTS5 only: its terms would only lengthen the load
+                terms = [t for r in search[i : i + 100_000] for t in rs.term_rows(r["serial"], r["tokens"].split(), r["contact"].split())]
+                _bulk_load(conn, rs.TERMS, terms)
+        if postgres:
+            conn.exec_driver_sql(f'ALTER TABLE "{rs.TERMS.name}" ADD PRIMARY KEY (term, personal, serial)')
         counts = Counter((r["status"], r["department_id"] or "") for r in rows)
         _bulk_load(conn, rs.COUNTS, [{"status": k[0], "department_id": k[1], "count": n} for k, n in counts.items()])
         for index in rs.REQUESTS.indexes:
