@@ -121,8 +121,10 @@ class _PgTable:
         # arrive as one array per column; the batch holds each key once (a dict), so an
         # upsert never touches a row twice. Arrays go in binary (%b): psycopg's text-format
         # array dumper escapes every element with a regular expression, in Python.
-        all_types = [c.type.compile(dialect=dialect) for c in table.columns]
-        pk_types = [c.type.compile(dialect=dialect) for c in table.primary_key.columns]
+        # An array's element type has no collation (``TEXT COLLATE "C"[]`` is not SQL): the
+        # column's own collation applies when the values are stored and compared.
+        all_types = [c.type.compile(dialect=dialect).split(" COLLATE ")[0] for c in table.columns]
+        pk_types = [c.type.compile(dialect=dialect).split(" COLLATE ")[0] for c in table.primary_key.columns]
         self.upsert_many_sql = (
             f'INSERT INTO "{table.name}" ({", ".join(q)}) SELECT * FROM unnest({", ".join(f"%b::{t}[]" for t in all_types)}) '
             f"ON CONFLICT ({', '.join(pk)}) {conflict}"
@@ -472,6 +474,9 @@ def apply_feeds(
     return reached
 
 
+PERSONAL_STREAMS = ("citizen", "request")
+
+
 class PersonalData:
     """Completes masked ``personal`` fields from the event store (by global position)."""
 
@@ -483,9 +488,10 @@ class PersonalData:
             return envelopes
         out = []
         for env in envelopes:
-            # Only the citizen read model shows personal data; other streams stay masked,
-            # which saves a store read per request event.
-            if env.stream == "citizen" and env.data.get("personal") is not None:
+            # The citizen read model shows personal data, and staff search requests by the
+            # caller's name and phone (a request's registration); other events stay masked,
+            # which saves a store read per event.
+            if env.stream in PERSONAL_STREAMS and env.data.get("personal") is not None:
                 found = self.store.notifications(env.position - 1, 1)
                 if found and found[0].id == env.position:
                     original = self.store.to_envelope(found[0])
