@@ -52,6 +52,7 @@ class Action(StrEnum):
     REQUESTS_NOTE = "requests.note"
     REQUESTS_FOLLOW_UP = "requests.follow_up"  # wait for the citizen
     REQUESTS_CITIZEN_RESPONDED = "requests.citizen_responded"
+    REQUESTS_CITIZEN_MESSAGE = "requests.citizen_message"  # what the citizen wrote, from any channel
     REQUESTS_FIRE_TIMERS = "requests.fire_timers"
     SLA_READ = "sla.read"  # breaches, ageing, timers, workloads
     # work orders
@@ -127,6 +128,15 @@ RULES: Mapping[Action, Mapping[str, Scope]] = {
     Action.REQUESTS_EXTEND: {"department": D, "supervisor": A, "system": A},
     Action.REQUESTS_NOTE: {"agent": A, "expert": A, "department": D, "supervisor": A, "control_office": A, "system": A},
     Action.REQUESTS_FOLLOW_UP: {"agent": A, "department": D, "supervisor": A, "control_office": A, "system": A},
+    Action.REQUESTS_CITIZEN_MESSAGE: {
+        "citizen": C,
+        "agent": A,
+        "expert": A,
+        "supervisor": A,
+        "control_office": A,
+        "integrator": A,
+        "system": A,
+    },
     Action.REQUESTS_CITIZEN_RESPONDED: {"citizen": C, "agent": A, "department": D, "supervisor": A, "control_office": A, "system": A},
     Action.REQUESTS_FIRE_TIMERS: {"system": A},
     Action.SLA_READ: {"supervisor": A, "department": D, "control_office": A, "analyst": A, **_READ_ALL},

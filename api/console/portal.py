@@ -47,6 +47,7 @@ STEPS: dict[str, str] = {
     event_type_name(R.ExtensionApproved): N_("Deadline extended"),
     event_type_name(R.WaitingForCitizen): N_("Waiting for you"),
     event_type_name(R.CitizenResponded): N_("You answered"),
+    event_type_name(R.CitizenWrote): N_("You wrote"),
     event_type_name(R.NoteAdded): N_("Note"),
     event_type_name(R.WorkOrderOutcomeRecorded): N_("Work done"),
 }

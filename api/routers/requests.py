@@ -212,6 +212,7 @@ add_command_routes(
         CommandRoute("extension/decision", c.DecideExtension, "Approve or refuse the pending extension"),
         CommandRoute("supervision", c.Supervise, "Start or end supervision (督办)"),
         CommandRoute("notes", c.AddNote, "Add a note"),
+        CommandRoute("citizen-messages", c.AddCitizenMessage, "What the citizen wrote about the case (resumes a clock paused for them)"),
         CommandRoute("link-duplicate", wo.LinkDuplicate, "Link to an existing open work order as a duplicate"),
     ],
     response_model=RequestAccepted,

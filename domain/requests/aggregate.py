@@ -239,6 +239,18 @@ class ServiceRequest(HotlineAggregate):
         def apply(self, r: ServiceRequest) -> None:
             r.notes += 1
 
+    class CitizenWrote(HotlineAggregate.Event):
+        """The citizen wrote about the case (an email reply, an SMS, the portal): kept on
+        the case for whoever handles it, with what came with it."""
+
+        text: str
+        channel: str
+        attachment_ids: list[str]
+        raw_message_sha256: str | None
+
+        def apply(self, r: ServiceRequest) -> None:
+            r.citizen_messages += 1
+
     class WorkOrderLinked(HotlineAggregate.Event):
         work_order_id: str
         as_duplicate: bool
@@ -383,6 +395,7 @@ class ServiceRequest(HotlineAggregate):
         self.extensions = 0
         self.supervised = False
         self.notes = 0
+        self.citizen_messages = 0
         self.work_order_id: str | None = None
         self.duplicate_of_work_order = False
         self.work_order_outcome: str | None = None
@@ -692,6 +705,17 @@ class ServiceRequest(HotlineAggregate):
     def add_note(self, text: str, internal: bool, ctx: Context) -> None:
         require_reason(text, "note")
         self._record(self.NoteAdded, ctx, text=text, internal=internal)
+
+    def add_citizen_message(
+        self, text: str, channel: str, attachment_ids: list[str], raw_message_sha256: str | None, ctx: Context
+    ) -> None:
+        """Any time, closed cases included: what a citizen writes is never dropped (a message
+        after closure is how a reopening starts). Resuming a paused clock is the handler's."""
+        if not text.strip() and not attachment_ids:
+            raise InvalidCommand("a citizen's message needs text or an attachment", field="text")
+        self._record(
+            self.CitizenWrote, ctx, text=text, channel=channel, attachment_ids=attachment_ids, raw_message_sha256=raw_message_sha256
+        )
 
     def link_work_order(self, work_order_id: uuid.UUID, work_order_problem_code: str, as_duplicate: bool, ctx: Context) -> None:
         self._require_state(*OPEN_STATES, action="link a work order to")

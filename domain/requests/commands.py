@@ -183,6 +183,20 @@ class CitizenResponded(RequestCommand):
     note: str | None = Field(default=None, max_length=10_000)
 
 
+class AddCitizenMessage(RequestCommand):
+    """What the citizen wrote about the case, from any channel; a clock paused for the
+    citizen runs again."""
+
+    action = Action.REQUESTS_CITIZEN_MESSAGE
+
+    text: str = Field(default="", max_length=100_000)
+    channel: Channel
+    attachment_ids: list[str] = Field(default_factory=list, max_length=50, description="Attachments already stored (POST …/attachments)")
+    raw_message_sha256: str | None = Field(
+        default=None, pattern="^[0-9a-f]{64}$", description="The raw message as received (email), kept for the auditor"
+    )
+
+
 class DueTimer(BaseModel):
     model_config = ConfigDict(extra="forbid")
     request_id: str

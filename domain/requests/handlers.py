@@ -19,7 +19,7 @@ from domain.citizens.aggregate import Citizen, ContactDetails, check_language, s
 from domain.citizens.handlers import resolve_citizen, signed_in_citizen
 from domain.handling import Handlers, UnitOfWork, on_aggregate, parse_id
 from domain.requests import commands as c
-from domain.requests.aggregate import ServiceRequest, request_id_for
+from domain.requests.aggregate import WAITING, ServiceRequest, request_id_for
 from domain.requests.sla import plan_kept, reschedule
 
 handles = Handlers("requests")
@@ -275,6 +275,14 @@ def wait_for_citizen(uow: UnitOfWork, ctx: Context, r: ServiceRequest, cmd: c.Wa
 @on_request
 def citizen_responded(uow: UnitOfWork, ctx: Context, r: ServiceRequest, cmd: c.CitizenResponded) -> None:
     r.citizen_responded(cmd.note, ctx, jurisdiction_calendar(uow, ctx.deps), _problem(uow, ctx, r))
+
+
+@handles(c.AddCitizenMessage)
+@on_request
+def add_citizen_message(uow: UnitOfWork, ctx: Context, r: ServiceRequest, cmd: c.AddCitizenMessage) -> None:
+    r.add_citizen_message(cmd.text, cmd.channel, cmd.attachment_ids, cmd.raw_message_sha256, ctx)
+    if r.status == WAITING:
+        r.citizen_responded(f"{cmd.channel}: {cmd.text[:200]}", ctx, jurisdiction_calendar(uow, ctx.deps), _problem(uow, ctx, r))
 
 
 @handles(c.FireTimers, issued_by=("consumers.timers",))

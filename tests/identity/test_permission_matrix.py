@@ -311,6 +311,7 @@ SCOPED = [
     Scoped("POST", "/requests/{ref}/notes", {"text": "crew booked", "internal": True}),
     Scoped("POST", "/requests/{ref}/wait-for-citizen", {"reason": "a photo, please"}),
     Scoped("POST", "/requests/{ref}/citizen-responded", {"note": "photo sent"}),
+    Scoped("POST", "/requests/{ref}/citizen-messages", {"text": "Here is the photo", "channel": "web"}),
     Scoped("POST", "/requests/{ref}/rating", {"score": 4}),
     Scoped("POST", "/requests/{ref}/reopen", {"reason": "still broken"}),
     Scoped("POST", "/work-orders/{order_id}/start", {"crew": "Crew 3"}),

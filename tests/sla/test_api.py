@@ -68,3 +68,26 @@ def test_pause_resume_sla_and_timers(client: TestClient, hotline: Hotline) -> No
     ageing = client.get("/sla/ageing").json()["groups"]
     assert ageing[0]["overdue"] == 1
     assert client.get("/notifications").json()["counts"] == {}
+
+
+def test_a_citizens_message_is_kept_on_the_case_and_resumes_a_paused_clock(client: TestClient, hotline: Hotline) -> None:
+    ref = register(hotline, urgency="urgent", problem_code="pothole")["reference"]
+    # Not waiting: the message is kept, the status is unchanged.
+    r = client.post(f"/requests/{ref}/citizen-messages", json={"text": "It got bigger", "channel": "sms"}, headers=AGENT)
+    assert r.status_code == 200, r.text
+    assert r.json()["status"] == "registered"
+    assert client.post(f"/requests/{ref}/wait-for-citizen", json={"reason": "photo needed"}, headers=AGENT).status_code == 200
+    clock = hotline.clock
+    assert isinstance(clock, FixedClock)
+    clock.advance(hours=2)
+    r = client.post(f"/requests/{ref}/citizen-messages", json={"text": "Photo attached", "channel": "email"}, headers=AGENT)
+    assert r.status_code == 200 and r.json()["status"] == "registered"
+    assert client.get(f"/requests/{ref}/sla").json()["measures"]["paused_seconds"] == 2 * 3600
+    timeline = client.get(f"/requests/{ref}", headers=AGENT).json()["timeline"]
+    wrote = [e for e in timeline if e["type"] == "hotline.request.citizen_wrote.v1"]
+    assert [e["details"]["text"] for e in wrote] == ["It got bigger", "Photo attached"]
+    assert wrote[1]["details"]["channel"] == "email"
+    # Neither text nor attachment: refused, nothing recorded.
+    r = client.post(f"/requests/{ref}/citizen-messages", json={"text": "  ", "channel": "web"}, headers=AGENT)
+    assert r.status_code == 422 and r.json()["error"]
+    assert len(client.get(f"/requests/{ref}", headers=AGENT).json()["timeline"]) == len(timeline)
