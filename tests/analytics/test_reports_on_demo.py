@@ -27,21 +27,10 @@ from api.demo import load_demo
 from domain.envelope import Envelope
 from infra.eventstore import EventStore
 from infra.settings import Settings
+from tests.analytics.test_kpis import LIFECYCLE_STEPS, naive
 from tests.analytics.test_kpis import by_aggregate as streams
-from tests.analytics.test_kpis import naive
 
 P = KpiParams()
-STEPS = {
-    "registered",
-    "dispatched",
-    "accepted",
-    "returned_to_dispatcher",
-    "sent_for_ruling",
-    "final_replied",
-    "resolved",
-    "closed",
-    "reopened",
-}
 
 
 @dataclass
@@ -224,7 +213,7 @@ def backlog_at(events: list[Envelope], as_of: datetime) -> tuple[Counter[Any], C
     past_due: Counter[Any] = Counter()
     for evs in streams(events, "request").values():
         seen = [e for e in evs if e.time <= as_of]
-        steps = [e for e in seen if e.name in STEPS]
+        steps = [e for e in seen if e.name in LIFECYCLE_STEPS]
         if not steps or steps[-1].name in ("resolved", "closed"):
             continue
         dep = department(seen)
@@ -239,7 +228,7 @@ def test_backlog_counts_ties_by_their_order(demo: Demo) -> None:
     backlog as of every moment where a tie is the last step, and every six hours."""
     tied = []
     for evs in streams(demo.events, "request").values():
-        steps = [e for e in evs if e.name in STEPS]
+        steps = [e for e in evs if e.name in LIFECYCLE_STEPS]
         tied += [b.time for a, b in itertools.pairwise(steps) if a.time == b.time]
     assert tied, "the demo has steps at the same instant"
     moments = sorted(set(tied))[:10]
