@@ -25,7 +25,8 @@ wait "$keycloak_start"
 # A missing service is a failure in CI, not a skip (tests/conftest.py reads CI).
 export HOTLINE_PG_PORT="${HOTLINE_PG_PORT:-55432}" HOTLINE_KAFKA_PORT="${HOTLINE_KAFKA_PORT:-59092}" HOTLINE_KEYCLOAK_PORT="${HOTLINE_KEYCLOAK_PORT:-58080}"
 set +e
-.venv/bin/python -m pytest -q -p no:warnings "$@"
+# The slowest tests are listed at the end, so a suite that grows slow shows where.
+.venv/bin/python -m pytest -q -p no:warnings --durations=20 "$@"
 status=$?
 set -e
 exit $status
