@@ -48,9 +48,11 @@ def test_an_expert_edits_the_italian_translation_and_search_finds_it(open_consol
     assert_accessible(page)
     # The form reloads the page it is on once saved: wait for that navigation itself, as the
     # URL matches before it starts and a later goto would be interrupted by it.
-    with page.expect_navigation(url=f"**/console/knowledge/{article_id}/edit"):
-        with page.expect_response(lambda r: r.url.endswith(f"/knowledge/articles/{article_id}/revise")) as saved:
-            page.click("#article-form button[type=submit]")
+    with (
+        page.expect_navigation(url=f"**/console/knowledge/{article_id}/edit"),
+        page.expect_response(lambda r: r.url.endswith(f"/knowledge/articles/{article_id}/revise")) as saved,
+    ):
+        page.click("#article-form button[type=submit]")
     assert saved.value.status == 200, saved.value.text()
     assert word in page.locator("#body-it").input_value()
     # The console's search finds the new Italian text.
