@@ -16,6 +16,7 @@ from fastapi.responses import JSONResponse
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from analytics.reports import ReportError
+from domain.attachments.aggregate import TooLarge
 from domain.base import ConcurrencyConflict, DomainError, Forbidden, InvalidCommand, InvalidTransition, NotFound
 from domain.identity.sign_in import TooManyAttempts
 from infra.rate_limits import LimitExceeded
@@ -46,6 +47,7 @@ STATUS: dict[type[DomainError], int] = {
     LimitExceeded: 429,
     TooManyAttempts: 429,
     NotFound: 404,
+    TooLarge: 413,
     InvalidTransition: 409,
     ConcurrencyConflict: 409,
     InvalidCommand: 422,

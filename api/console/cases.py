@@ -18,17 +18,29 @@ from api.auth import citizen_filter, department_filter, row_access
 from api.console.reference import department_names
 from api.console.session import page
 from api.console.web import N_, render
+from api.read_log import record_read
 from api.routers.requests import public_timeline
 from domain.access import Access, Action, Scope, allows, authorize, scope
 from domain.base import Actor, NotFound
 from domain.events import stream_and_name
 from domain.requests.aggregate import OPEN_STATES, STATES
 from infra.runtime import Hotline
+from projections import attachments as attachment_index
 from projections import citizen_history, department_workload, request_status
 
 router = APIRouter(include_in_schema=False)
 PAGE_SIZE = 50
 DUE_SOON_SECONDS = 4 * 3600  # a deadline this close is shown amber
+IMAGE_TYPES = ("image/jpeg", "image/png", "image/webp")  # shown as thumbnails (browsers show these)
+# Where an attachment came from (domain/attachments SOURCES), in the user's words.
+SOURCE_NAMES = {
+    "console": N_("console"),
+    "api": N_("API"),
+    "open311": N_("Open311 app"),
+    "email": N_("email"),
+    "sms": N_("SMS"),
+    "voicemail": N_("voicemail"),
+}
 
 # What each step of a case's history is called (the event's short name → a label).
 EVENT_NAMES = {
@@ -200,6 +212,15 @@ def _case_values(request: Request, actor: Actor, ref: str) -> dict[str, Any]:
     if row.get("citizen_id") and allows(actor, Action.CITIZENS_READ, Access(citizen_id=row["citizen_id"])):
         with hotline.read_store.engine.connect() as conn:
             contact = citizen_history.get(conn, row["citizen_id"])
+        if contact is not None:  # a read of personal data: who, what, why (api/read_log.py)
+            record_read(
+                actor,
+                endpoint="console case page",
+                purpose="case handling",
+                what="citizen",
+                subject=row["reference"],
+                citizen_ids=[contact["id"]],
+            )
     work_order = None
     if row.get("work_order_id"):
         with hotline.read_store.engine.connect() as conn:
@@ -219,13 +240,21 @@ def _case_values(request: Request, actor: Actor, ref: str) -> dict[str, Any]:
         "close": allows(actor, Action.REQUESTS_CLOSE, on) and status in ("replied", "resolved"),
         "supervise": allows(actor, Action.REQUESTS_OVERSEE, on) and status in OPEN_STATES,
         "audit": allows(actor, Action.REQUESTS_READ_INTERNAL, on),
+        "attach": allows(actor, Action.ATTACHMENTS_ADD, on) and status != "closed",
     }
+    # Whoever reads the case reads its attachments (api/routers/attachments.py, the same rule).
+    with hotline.read_store.engine.connect() as conn:
+        attachments = attachment_index.of_request(conn, row["id"])
     topics = [f"request_status:request-{row['id']}"]  # this case only (live.py checks who may read it)
     return {
         "case": row,
         "timeline": case_timeline(hotline, actor, row),
         "contact": contact,
         "work_order": work_order,
+        "attachments": attachments,
+        "image_types": IMAGE_TYPES,
+        "source_names": SOURCE_NAMES,
+        "max_mb": hotline.attachments.max_bytes / (1024 * 1024),
         "can": can,
         "department_names": department_names(hotline),
         "deadline": deadline_class(row, hotline.clock.now()),
