@@ -67,6 +67,29 @@ ensure_installed() {
     done
 }
 
+# PostGIS (the nearby-work-orders read model's geographic index: projections/nearby.py)
+# comes from Debian's package for the server's major version, installed here so a clean
+# machine (CI) gets it; without it the read model falls back to its grid index.
+postgis_control() { echo "/usr/share/postgresql/$1/extension/postgis.control"; }
+
+ensure_postgis() {
+    local major
+    major="$("$BINDIR/postgres" --version | sed -E 's/.* ([0-9]+)(\.[0-9]+)*.*/\1/')"
+    [[ -f "$(postgis_control "$major")" ]] && return 0
+    if [[ "$(id -u)" != 0 ]]; then
+        log "WARNING: PostGIS is not installed: run 'sudo apt-get install -y postgresql-$major-postgis-3'"
+        return 0
+    fi
+    log "installing PostGIS (postgresql-$major-postgis-3) with apt-get ..."
+    export DEBIAN_FRONTEND=noninteractive
+    # Another apt-get (a parallel install) may hold the lock: wait for it rather than fail.
+    if ! { apt-get -o DPkg::Lock::Timeout=300 install -y -q --no-install-recommends "postgresql-$major-postgis-3" >&2 ||
+           { apt-get -o DPkg::Lock::Timeout=300 update -q >&2 &&
+             apt-get -o DPkg::Lock::Timeout=300 install -y -q --no-install-recommends "postgresql-$major-postgis-3" >&2; }; }; then
+        log "WARNING: apt-get install postgresql-$major-postgis-3 failed: nearby work orders use the grid index"
+    fi
+}
+
 # ------------------------------------------------------------ run as user ---
 # PostgreSQL refuses to run as root: as root, run its tools as the postgres user.
 if [[ "$(id -u)" == 0 ]]; then AS_ROOT=1; else AS_ROOT=0; fi
@@ -189,6 +212,21 @@ create_databases() {
                 die "could not create database $db"
         fi
     done
+    enable_postgis
+}
+
+# CREATE EXTENSION postgis in template1 (so every database created later has it, the
+# tests' included) and in the databases above; once per cluster (a marker in its data
+# directory): a connection to template1 makes a concurrent CREATE DATABASE fail.
+enable_postgis() {
+    local major db marker="$PGDATA_DIR/hotline-postgis-enabled"
+    major="$("$BINDIR/postgres" --version | sed -E 's/.* ([0-9]+)(\.[0-9]+)*.*/\1/')"
+    [[ -f "$(postgis_control "$major")" && ! -f "$marker" ]] || return 0
+    for db in template1 "${PG_DATABASES[@]}"; do
+        "$BINDIR/psql" -X -q -h "$PG_HOST" -p "$PG_PORT" -U "$PG_USER" -d "$db" \
+            -c "CREATE EXTENSION IF NOT EXISTS postgis" >/dev/null 2>&1 || { log "WARNING: CREATE EXTENSION postgis failed in $db"; return 0; }
+    done
+    as_owner touch "$marker"
 }
 
 wait_ready() {
@@ -209,6 +247,7 @@ wait_ready() {
 # ------------------------------------------------------------- commands ---
 cmd_start() {
     ensure_installed
+    ensure_postgis
     ensure_pg_user
     resolve_data_dir
     # one starter at a time (pytest-xdist workers may all call start)

@@ -15,6 +15,7 @@ import json
 import uuid
 from typing import Any
 
+import babel.units
 import sqlalchemy as sa
 from fastapi import APIRouter, Query, Request
 from fastapi.responses import HTMLResponse
@@ -22,17 +23,19 @@ from fastapi.responses import HTMLResponse
 from api.console.cases import event_short_name
 from api.console.reference import department_names
 from api.console.session import page
-from api.console.web import N_, choose_language, render
+from api.console.web import N_, Formats, choose_language, render
 from api.deps import wait_for_position
+from api.read_log import record_read
 from api.routers import catalogue as catalogue_api
 from api.routers import knowledge as knowledge_api
+from api.routers import nearby as nearby_api
 from domain.access import Access, Action, allows, authorize
 from domain.base import Actor, DomainError
 from domain.citizens.aggregate import normalise_phone
 from domain.contact_center.agents import NOT_READY_REASONS
 from domain.work_orders.aggregate import WORK_ORDER_OPEN
 from infra.runtime import Hotline
-from projections import agent_desk, citizen_history, department_workload, request_status, wallboard
+from projections import agent_desk, citizen_history, department_workload, nearby, request_status, wallboard
 
 router = APIRouter(include_in_schema=False)
 
@@ -179,6 +182,10 @@ def _caller(hotline: Hotline, actor: Actor, contact_id: str) -> dict[str, Any]:
                 .limit(20)
             ).mappings()
             found["open"] = [dict(r) for r in rows]
+    if phone or found["citizen"]:  # a read of personal data: who, what, why (api/read_log.py)
+        citizen_ids = [found["citizen"]["id"]] if found["citizen"] else []
+        where, why = "console desk screen pop", "caller identification"
+        record_read(actor, endpoint=where, purpose=why, what="caller", subject=contact_id, citizen_ids=citizen_ids)
     return found
 
 
@@ -294,15 +301,46 @@ def duplicates(
     actor: Actor = page(Action.WORK_ORDERS_READ),
     min_position: int | None = None,
 ) -> HTMLResponse:
-    """Open work orders for the request's problem code, those at the same place first."""
+    """Open work orders for the request's problem code: with coordinates, those within the
+    problem code's distance, nearest first, then older (the API's ranking, ``GET
+    /requests/{ref}/nearby-work-orders``), each with its distance; without, those at the
+    same address or district first, then newer."""
     hotline = _hotline(request)
     wait_for_position(hotline, min_position)
     orders: list[dict[str, Any]] = []
+    radius: float | None = None
     with hotline.read_store.engine.connect() as conn:
         case = request_status.by_reference(conn, ref) or request_status.get(conn, ref)
         if case is not None:
             authorize(actor, Action.REQUESTS_READ, Access.of_department(case.get("department_id"), case.get("citizen_id")))
-        if case is not None and case["problem_code"] and not case["work_order_id"]:
+        point = nearby.coordinates(case["location"]) if case is not None else None
+        if case is not None and case["problem_code"] and not case["work_order_id"] and point is not None:
+            radius = nearby_api.duplicate_radius(hotline, case["problem_code"])
+            units = Formats(choose_language(request, hotline.settings.default_language), hotline.settings.time_zone).locale
+            for found in nearby.nearby(
+                conn,
+                problem_code=case["problem_code"],
+                lat=point[0],
+                lon=point[1],
+                radius_m=radius,
+                limit=50,
+            ):
+                if len(orders) == 10 or not allows(actor, Action.WORK_ORDERS_READ, Access.of_department(found["department_id"])):
+                    continue
+                order = department_workload.work_order(conn, found["id"])
+                if order is None:  # the two read models apply the same events: a moment apart at most
+                    continue
+                place = {k: v for k, v in found["location"].items() if v is not None}
+                orders.append(
+                    {
+                        **order,
+                        "place": place,
+                        "same_place": found["distance_m"] < 1,
+                        "distance_m": found["distance_m"],
+                        "distance": babel.units.format_unit(round(found["distance_m"]), "length-meter", length="short", locale=units),
+                    }
+                )
+        elif case is not None and case["problem_code"] and not case["work_order_id"]:
             where = case["location"] or {}
             for status in WORK_ORDER_OPEN:
                 for order in department_workload.work_orders(conn, status=status, problem_code=case["problem_code"], limit=50):
@@ -313,4 +351,4 @@ def duplicates(
                     same = bool(where) and any(where.get(k) and where.get(k) == place.get(k) for k in ("address", "district"))
                     orders.append({**order, "place": place, "same_place": same, "first": first})
             orders.sort(key=lambda o: (not o["same_place"], -(o["created_at"].timestamp() if o["created_at"] else 0)))
-    return render(request, "desk/_duplicates.html", actor, case=case, orders=orders[:10])
+    return render(request, "desk/_duplicates.html", actor, case=case, orders=orders[:10], radius=radius)

@@ -32,6 +32,9 @@ DEFAULT_DEADLINES: dict[str, dict[str, Any]] = {
 }
 _ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$")
 FIELD_TYPES = ("text", "number", "date", "choice", "boolean", "photo", "location")
+# How far apart two reports of one problem may be and still be the same defect (nearby
+# duplicates): a code may set its own distance; the hotline's default applies otherwise.
+MAX_DUPLICATE_RADIUS_M = 10_000.0
 
 
 def catalogue_id(jurisdiction: str = "default"):  # type: ignore[no-untyped-def]
@@ -104,6 +107,15 @@ def check_fields(items: Any) -> list[dict[str, Any]]:
     return out
 
 
+def check_duplicate_radius(value: Any) -> float:
+    if isinstance(value, bool) or not isinstance(value, int | float) or not 0 < value <= MAX_DUPLICATE_RADIUS_M:
+        raise InvalidCommand(
+            f"duplicate_radius_m must be a distance in metres, more than 0 and at most {MAX_DUPLICATE_RADIUS_M:g}",
+            field="duplicate_radius_m",
+        )
+    return float(value)
+
+
 def check_template(template: Any) -> dict[str, Any]:
     if not isinstance(template, dict):
         raise InvalidCommand("work_order_template must be an object with title and tasks")
@@ -159,6 +171,9 @@ class Catalogue(HotlineAggregate):
         fields_to_collect: list[dict[str, Any]]
         work_order_template: dict[str, Any]
         deadlines: dict[str, dict[str, Any]]
+        # Metres; None: the hotline's default (Settings.duplicate_radius_m). Absent from
+        # events recorded before it existed, which read as None.
+        duplicate_radius_m: float | None = None
 
         def apply(self, c: Catalogue) -> None:
             c.problem_codes[self.code] = {
@@ -167,6 +182,7 @@ class Catalogue(HotlineAggregate):
                 "fields_to_collect": self.fields_to_collect,
                 "work_order_template": self.work_order_template,
                 "deadlines": self.deadlines,
+                "duplicate_radius_m": self.duplicate_radius_m,
                 "active": True,
             }
 
@@ -271,6 +287,7 @@ class Catalogue(HotlineAggregate):
         *,
         fields_to_collect: list[dict[str, Any]] | None = None,
         deadlines: dict[str, Any] | None = None,
+        duplicate_radius_m: float | None = None,
     ) -> None:
         check_id(code, "problem code")
         self._require_new("problem_code", code)
@@ -284,6 +301,7 @@ class Catalogue(HotlineAggregate):
             fields_to_collect=check_fields(fields_to_collect),
             work_order_template=check_template(work_order_template),
             deadlines=check_deadlines(deadlines),
+            duplicate_radius_m=None if duplicate_radius_m is None else check_duplicate_radius(duplicate_radius_m),
         )
 
     def revise_problem_code(self, code: str, ctx: Context, **changes: Any) -> None:
@@ -298,6 +316,8 @@ class Catalogue(HotlineAggregate):
                 checked[key] = check_fields(value)
             elif key == "work_order_template":
                 checked[key] = check_template(value)
+            elif key == "duplicate_radius_m":
+                checked[key] = check_duplicate_radius(value)
             else:
                 raise InvalidCommand(f"problem code field {key!r} cannot be revised")
         if not checked:

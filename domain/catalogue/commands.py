@@ -54,6 +54,9 @@ class AddProblemCode(Command):
     work_order_template: dict[str, Any]
     fields_to_collect: list[dict[str, Any]] = Field(default_factory=list)
     deadlines: dict[str, Any] | None = None
+    duplicate_radius_m: float | None = Field(
+        default=None, gt=0, le=10_000, description="Nearby duplicates: metres (default: the hotline's setting)"
+    )
 
 
 class ReviseProblemCode(Command):
@@ -63,6 +66,7 @@ class ReviseProblemCode(Command):
     work_order_template: dict[str, Any] | None = None
     fields_to_collect: list[dict[str, Any]] | None = None
     deadlines: dict[str, Any] | None = None
+    duplicate_radius_m: float | None = Field(default=None, gt=0, le=10_000, description="Nearby duplicates: metres")
 
 
 class EntryCommand(Command):

@@ -63,6 +63,7 @@ def add_problem_code(uow: UnitOfWork, ctx: Context, cmd: c.AddProblemCode) -> di
         ctx,
         fields_to_collect=cmd.fields_to_collect,
         deadlines=cmd.deadlines,
+        duplicate_radius_m=cmd.duplicate_radius_m,
     )
     return {"id": cmd.code, "version": cat.version}
 
@@ -117,6 +118,7 @@ def import_catalogue(uow: UnitOfWork, ctx: Context, cmd: c.ImportCatalogue) -> d
                             ctx,
                             fields_to_collect=pc.get("fields_to_collect"),
                             deadlines=pc.get("deadlines"),
+                            duplicate_radius_m=pc.get("duplicate_radius_m"),
                         )
                         added += 1
     return {"added": added, "version": cat.version}
