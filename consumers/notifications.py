@@ -97,6 +97,7 @@ class NotifyStats:
     failed: int = 0
     dead_lettered: int = 0
     in_doubt: int = 0
+    suppressed: int = 0
     errors: int = 0
     last_error: str | None = None
     by_channel: dict[str, int] = field(default_factory=dict)
@@ -233,7 +234,10 @@ class NotificationConsumer:
         return sent
 
     def _attempt(self, nid: uuid.UUID) -> int:
-        self.hotline.bus.execute(nc.StartAttempt(notification_id=str(nid)), NOTIFIER)
+        started = self.hotline.bus.execute(nc.StartAttempt(notification_id=str(nid)), NOTIFIER).result
+        if "suppressed" in started:  # the recipient opted out of the channel: recorded, not sent
+            self.stats.suppressed += 1
+            return 0
         self._started.add(str(nid))
         msg: n.Notification = self.hotline.store.repository.get(nid)
         try:

@@ -11,6 +11,7 @@ from sqlalchemy.engine import Connection
 
 from domain.envelope import Envelope
 from domain.notifications.aggregate import Notification as N
+from domain.privacy.aggregate import ERASED, PersonalDataErasure
 from projections.base import Projection, Rows, UtcDateTime
 
 projection = Projection("notifications")
@@ -89,9 +90,24 @@ def dead_lettered(env: Envelope, rows: Rows) -> None:
     _set(env, rows, status="dead_lettered", last_error=env.data["reason"], next_attempt_at=None)
 
 
+@projection.on(N.Suppressed)
+def suppressed(env: Envelope, rows: Rows) -> None:
+    _set(env, rows, status="suppressed", last_error=env.data["reason"], next_attempt_at=None)
+
+
 @projection.on(N.RetryRequested)
 def retried(env: Envelope, rows: Rows) -> None:
     _set(env, rows, status="queued", next_attempt_at=env.time)
+
+
+@projection.on(PersonalDataErasure.Erased)
+def erased(env: Envelope, rows: Rows) -> None:
+    """A provider's error may name the recipient ("550 <mario@…> unknown"): the erased
+    citizen's messages keep their state and times, not the error's text."""
+    for subject in env.data["subjects"]:
+        row = rows.get(M, subject)
+        if row is not None and row.get("last_error"):
+            rows.put(M, {**row, "last_error": ERASED})
 
 
 # ------------------------------------------------------------------------ queries

@@ -11,6 +11,8 @@ Lifecycle::
        ^                           │
        │                           └──> failed (retry at …) ──> … ──> dead_lettered
        └─────────────── retried by an operator <──────────────────────────┘
+    queued / failed ──> suppressed (the recipient said no: an SMS to a number that
+                        answered STOP; final, with the reason, never sent)
 
 Every attempt and its outcome is an event. An attempt whose outcome is unknown (the
 consumer died while sending) is resolved on restart: a channel whose provider honours
@@ -39,7 +41,7 @@ CHANNELS = ("email", "sms", "fax", "voicemail")
 IDEMPOTENT_CHANNELS = ("sms", "fax", "voicemail")
 LANGUAGES = ("zh", "ar", "it", "en")
 RTL_LANGUAGES = ("ar",)
-STATES = ("queued", "sending", "sent", "failed", "dead_lettered")
+STATES = ("queued", "sending", "sent", "failed", "dead_lettered", "suppressed")
 # The citizen's reply channel → how an automatic message reaches them.
 REPLY_CHANNEL_TO_CHANNEL = {"email": "email", "sms": "sms", "phone": "voicemail", "fax": "fax"}
 
@@ -116,6 +118,16 @@ class Notification(HotlineAggregate):
             n.status = "dead_lettered"
             n.next_attempt_at = None
 
+    class Suppressed(HotlineAggregate.Event):
+        """Not sent, on purpose: the recipient refused this channel (an SMS opt-out)."""
+
+        reason: str
+
+        def apply(self, n: Notification) -> None:
+            n.status = "suppressed"
+            n.last_error = self.reason
+            n.next_attempt_at = None
+
     class RetryRequested(HotlineAggregate.Event):
         reason: str | None
 
@@ -187,6 +199,12 @@ class Notification(HotlineAggregate):
         attempt = self.attempts + 1
         self._record(self.AttemptStarted, ctx, attempt=attempt)
         return attempt
+
+    def suppress(self, reason: str, ctx: Context) -> None:
+        """Instead of an attempt: the message stays on record with why it was not sent."""
+        if self.status not in ("queued", "failed"):
+            raise InvalidTransition(f"notification {self.key} is {self.status}: nothing to suppress")
+        self._record(self.Suppressed, ctx, reason=reason[:2000])
 
     def record_sent(self, provider_ref: str | None, ctx: Context) -> None:
         if self.status != "sending":

@@ -5,9 +5,11 @@ from __future__ import annotations
 from typing import Any
 
 from domain.base import Context
+from domain.citizens.handlers import sms_refused
 from domain.handling import Handlers, UnitOfWork, parse_id
 from domain.notifications import commands as c
 from domain.notifications.aggregate import Notification, notification_id
+from domain.privacy.aggregate import ERASED
 
 handles = Handlers("notifications")
 NOTIFIER = ("consumers.notifications",)
@@ -26,6 +28,14 @@ def queue_notification(uow: UnitOfWork, ctx: Context, cmd: c.QueueNotification) 
 @handles(c.StartAttempt, issued_by=NOTIFIER)
 def start_attempt(uow: UnitOfWork, ctx: Context, cmd: c.StartAttempt) -> dict[str, Any]:
     n = uow.get(Notification, parse_id(cmd.notification_id, "notification"))
+    # Checked at every attempt, not at queueing: a STOP received after the message was
+    # queued (or between retries) is honoured too.
+    refused = sms_refused(uow, n.to) if n.channel == "sms" else None
+    if n.to == ERASED:  # the recipient was erased (their key destroyed): nobody to write to
+        refused = "the recipient's personal data was erased: the address is gone"
+    if refused is not None:
+        n.suppress(refused, ctx)
+        return {"id": str(n.id), "status": n.status, "suppressed": refused}
     attempt = n.start_attempt(ctx)
     return {"id": str(n.id), "attempt": attempt}
 
