@@ -9,8 +9,10 @@ statement with four binary arrays: one round trip, one commit, the same guarante
 EXCLUSIVE table lock still makes commit order equal notification order, so readers of the
 notification log never pass over a gap that fills in later).
 
-The table and its indexes are the library's own; the reads are the library's queries,
-composed once.
+The table and its indexes are the library's own, plus the audit chain's three columns and
+head table (``infra/audit_chain.py``): the chained function hashes each event onto its
+stream and onto the global order inside the same call, under the same lock. The reads are
+the library's queries, composed once.
 """
 
 from __future__ import annotations
@@ -27,7 +29,9 @@ from eventsourcing.persistence import StoredEvent
 from eventsourcing.postgres import PostgresApplicationRecorder, PostgresDatastore
 from psycopg import pq
 from psycopg.rows import tuple_row
-from psycopg.sql import SQL, Identifier
+from psycopg.sql import SQL, Identifier, Literal
+
+from infra.audit_chain import HEAD_TABLE
 
 # psycopg's errors as the library's (what its get_connection raises), most specific first.
 _ERRORS: list[tuple[type[Exception], type[Exception]]] = [
@@ -84,10 +88,35 @@ class HeldConnection:
 
 
 class HotlinePostgresRecorder(PostgresApplicationRecorder):
+    # Chained: the append function also writes the audit chain (infra/audit_chain.py).
+    chained = True
+
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
         schema = Identifier(self.datastore.schema)
+        table = Identifier(self.events_table_name)
+        head = Identifier(HEAD_TABLE)
         function = Identifier(f"{self.events_table_name}_append")
+        chained_function = Identifier(f"{self.events_table_name}_append_chained")
+        names = {
+            "schema": schema,
+            "table": table,
+            "head": head,
+            "channel": Identifier(self.channel_name),
+            "lock_timeout": self.datastore.lock_timeout,
+        }
+        # An existing store gets the chain's columns in _create_table (its old rows stay
+        # unchained: the chain starts at the first event written after) and the head table.
+        self.add_chain_columns = SQL(
+            "ALTER TABLE {schema}.{table} ADD COLUMN IF NOT EXISTS chain_stream bytea, "
+            "ADD COLUMN IF NOT EXISTS chain_global bytea, ADD COLUMN IF NOT EXISTS chain_prev bigint"
+        ).format(**names)
+        self.sql_create_statements.append(
+            SQL(
+                "CREATE TABLE IF NOT EXISTS {schema}.{head} "
+                "(id integer PRIMARY KEY CHECK (id = 1), position bigint NOT NULL, hash bytea NOT NULL)"
+            ).format(**names)
+        )
         self.sql_create_statements.append(
             SQL(
                 "CREATE OR REPLACE FUNCTION {schema}.{function}("
@@ -102,21 +131,75 @@ class HotlinePostgresRecorder(PostgresApplicationRecorder):
                 "    SELECT * FROM unnest(ids, versions, topics, states) "
                 "    RETURNING notification_id; "
                 "END; $BODY$"
+            ).format(function=function, **names)
+        )
+        # The chained append: under the table lock (commit order = position order) it reads
+        # the head, takes the positions from the sequence, hashes each event onto its
+        # stream's previous hash (stored, or earlier in this batch) and onto the global
+        # chain, inserts, and moves the head: one round trip, one transaction. The hashes
+        # are the ones of infra/audit_chain.py (stream_hash, global_hash), byte for byte.
+        # PL/pgSQL's loop (a few statements an event) measured cheaper than set-based
+        # variants (a recursive CTE, joins within the batch) for batches of tens of events.
+        self.sql_create_statements.append(
+            SQL(
+                "CREATE OR REPLACE FUNCTION {schema}.{function}("
+                "  ids uuid[], versions integer[], topics text[], states bytea[]) "
+                "RETURNS SETOF bigint LANGUAGE plpgsql AS $BODY$ "
+                "DECLARE "
+                "  n integer := cardinality(ids); "
+                "  genesis bytea := decode(repeat('00', 32), 'hex'); "
+                "  positions bigint[]; previous_hashes bytea[]; "
+                "  stream_hashes bytea[] := '{{}}'; global_hashes bytea[] := '{{}}'; "
+                "  head_position bigint; head_hash bytea; prev bytea; t bytea; j integer; "
+                "  seq regclass := pg_get_serial_sequence({qualified}, 'notification_id')::regclass; "
+                "BEGIN "
+                "  SET LOCAL lock_timeout = '{lock_timeout}s'; "
+                # The predecessors' lookup below is planned once per session (PL/pgSQL caches
+                # it): planned on a small table it would scan the table on every call.
+                "  SET LOCAL enable_seqscan = off; "
+                "  LOCK TABLE {schema}.{table} IN EXCLUSIVE MODE; "
+                "  NOTIFY {channel}; "
+                "  SELECT h.position, h.hash INTO head_position, head_hash FROM {schema}.{head} h WHERE h.id = 1; "
+                "  IF NOT FOUND THEN head_position := 0; head_hash := genesis; END IF; "
+                "  positions := ARRAY(SELECT nextval(seq) FROM generate_series(1, n)); "
+                # The stored predecessor's hash (NULL: none, or an unchained row: the genesis).
+                "  previous_hashes := ARRAY(SELECT p.chain_stream FROM unnest(ids, versions) WITH ORDINALITY AS u(id, v, i) "
+                "    LEFT JOIN {schema}.{table} p ON p.originator_id = u.id AND p.originator_version = u.v - 1 ORDER BY u.i); "
+                "  FOR i IN 1..n LOOP "
+                "    prev := previous_hashes[i]; "
+                "    IF prev IS NULL AND versions[i] > 1 THEN "  # the predecessor may be earlier in this batch
+                "      FOR j IN REVERSE i - 1..1 LOOP "
+                "        IF ids[j] = ids[i] AND versions[j] = versions[i] - 1 THEN prev := stream_hashes[j]; EXIT; END IF; "
+                "      END LOOP; "
+                "    END IF; "
+                "    t := convert_to(topics[i], 'UTF8'); "
+                "    prev := sha256(coalesce(prev, genesis) || uuid_send(ids[i]) || int8send(versions[i]::bigint) "
+                "                   || int4send(octet_length(t)) || t || states[i]); "
+                "    stream_hashes[i] := prev; "
+                "    head_hash := sha256(head_hash || int8send(positions[i]) || prev); "
+                "    global_hashes[i] := head_hash; "
+                "  END LOOP; "
+                "  INSERT INTO {schema}.{table} "
+                "    (notification_id, originator_id, originator_version, topic, state, chain_stream, chain_global, chain_prev) "
+                "    SELECT * FROM unnest(positions, ids, versions, topics, states, stream_hashes, global_hashes, "
+                "                         head_position || positions[1:n - 1]); "
+                "  INSERT INTO {schema}.{head} AS h (id, position, hash) VALUES (1, positions[n], head_hash) "
+                "    ON CONFLICT (id) DO UPDATE SET position = EXCLUDED.position, hash = EXCLUDED.hash; "
+                "  RETURN QUERY SELECT unnest(positions); "
+                "END; $BODY$"
             ).format(
-                schema=schema,
-                function=function,
-                table=Identifier(self.events_table_name),
-                channel=Identifier(self.channel_name),
-                lock_timeout=self.datastore.lock_timeout,
+                function=chained_function,
+                qualified=Literal(f"{self.datastore.schema}.{self.events_table_name}"),
+                **names,
             )
         )
         self._held = threading.local()  # per thread: a HeldConnection, see hold_connection
         self._selects: dict[tuple[bool, bool, bool, bool], bytes] = {}
         self.select_events_statement = SQL("SELECT originator_version, topic, state FROM {schema}.{table} WHERE originator_id = %s").format(
-            schema=schema, table=Identifier(self.events_table_name)
+            schema=schema, table=table
         )
         self.append_statement = SQL("SELECT * FROM {schema}.{function}(%b::uuid[], %b::integer[], %b::text[], %b::bytea[])").format(
-            schema=schema, function=function
+            schema=schema, function=chained_function if self.chained else function
         )
 
     def _create_table(self, curs: Any) -> None:
@@ -124,7 +207,27 @@ class HotlinePostgresRecorder(PostgresApplicationRecorder):
         # FUNCTION run concurrently fails with "tuple concurrently updated", so the
         # schema statements take turns under a transaction-scoped advisory lock.
         curs.execute(SQL("SELECT pg_advisory_xact_lock(hashtext({name}))").format(name=self.events_table_name), prepare=False)
-        super()._create_table(curs)
+        # The table first (a new store), then the chain's columns (an existing one: ALTER
+        # only when they are missing, as it waits for every reader of the table), then the
+        # rest (the head table, the functions, which name the columns).
+        statements = self.sql_create_statements
+        table_at = self.create_table_statement_index
+        try:
+            self.sql_create_statements = statements[: table_at + 1]
+            super()._create_table(curs)
+            curs.execute(
+                "SELECT count(*) AS n FROM information_schema.columns "
+                "WHERE table_schema = %s AND table_name = %s AND column_name IN ('chain_stream', 'chain_global', 'chain_prev')",
+                (self.datastore.schema, self.events_table_name),
+                prepare=False,
+            )
+            row = curs.fetchone()
+            if row is None or row["n"] < 3:
+                curs.execute(self.add_chain_columns, prepare=False)
+            self.sql_create_statements = statements[table_at + 1 :]
+            super()._create_table(curs)
+        finally:
+            self.sql_create_statements = statements
 
     def select_events(
         self,
@@ -181,3 +284,10 @@ class HotlinePostgresRecorder(PostgresApplicationRecorder):
         if held is not None:
             held.release()
             self._held.connection = None
+
+
+class UnchainedPostgresRecorder(HotlinePostgresRecorder):
+    """Events without chain links (``HOTLINE_AUDIT_CHAIN=false``): for measuring what the
+    chain costs. ``verify`` reports such events once a chain has begun."""
+
+    chained = False

@@ -108,15 +108,39 @@ def domain_clients(settings: Settings, clients: int, seconds: float, first: int 
         return 1
 
     try:
-        batches0, cmds0 = hotline.committer.batches, hotline.committer.commands
+        batches0, cmds0, seconds0 = hotline.committer.batches, hotline.committer.commands, hotline.committer.seconds
         cpu0 = time.process_time()
         result = run_clients(clients, seconds, work)
         result["cpu_s"] = time.process_time() - cpu0  # all threads of this process
         result["batches"] = hotline.committer.batches - batches0
         result["batched_commands"] = hotline.committer.commands - cmds0
+        result["commit_s"] = hotline.committer.seconds - seconds0
+        result["pg_cpu_s"] = _pg_backends_cpu(settings)
         return result
     finally:
         hotline.close()
+
+
+def _pg_backends_cpu(settings: Settings) -> float | None:
+    """CPU seconds used so far by the PostgreSQL backends of the bench's database (a fresh
+    one per run, so: by this run): with the process's own CPU, the cost per event that load
+    from other work on the machine moves far less than events/s. Local server only (/proc)."""
+    if not settings.database_url:
+        return None
+    import psycopg
+
+    try:
+        with psycopg.connect(settings.database_url) as conn:
+            sql = "SELECT pid FROM pg_stat_activity WHERE datname = current_database() AND pid <> pg_backend_pid()"
+            pids = [r[0] for r in conn.execute(sql)]
+        ticks = os.sysconf("SC_CLK_TCK")
+        total = 0
+        for pid in pids:
+            fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+            total += int(fields[11]) + int(fields[12])  # utime, stime
+        return total / ticks
+    except (OSError, psycopg.Error):
+        return None
 
 
 def _domain_process(settings: Settings, clients: int, seconds: float, first: int, start_at: float, out: Any) -> None:
@@ -129,6 +153,17 @@ def _with_pool(settings: Settings, size: int) -> Settings:
     return settings.model_copy(update={"pg_pool_size": size})
 
 
+def _stored_events(hotline: Hotline) -> int:
+    """Events stored: PostgreSQL's positions have gaps (a conflicting batch burns the
+    positions it took), so there the rows are counted."""
+    recorder: Any = hotline.store.recorder
+    if not hotline.store.is_postgres:
+        return hotline.store.max_position()
+    with recorder.datastore.get_connection() as conn:
+        row = conn.execute(f'SELECT count(*) AS n FROM "{recorder.datastore.schema}"."{recorder.events_table_name}"').fetchone()
+    return int(row["n"])
+
+
 def bench_domain(settings: Settings, clients: int, seconds: float, procs: int = 1) -> dict[str, Any]:
     """The command bus in ``procs`` processes (like ``hotline serve --workers``), the
     clients spread over them; events are counted from the store's positions."""
@@ -136,7 +171,7 @@ def bench_domain(settings: Settings, clients: int, seconds: float, procs: int = 
 
     hotline = Hotline.start(settings.model_copy(update={"pg_pool_size": 4}))  # loads the catalogue, reads positions
     load_catalogue(hotline)
-    position0 = hotline.store.max_position()
+    position0 = _stored_events(hotline)
     try:
         if procs == 1:
             result = domain_clients(settings, clients, seconds)
@@ -173,10 +208,17 @@ def bench_domain(settings: Settings, clients: int, seconds: float, procs: int = 
         # CPU of the command processes per command: the figure that load on the machine
         # does not move (PostgreSQL's own CPU is not in it).
         result["cpu_ms_per_command"] = round(sum(p["cpu_s"] for p in parts) * 1000 / max(1, result["commands"]), 3)
+        if all(p.get("pg_cpu_s") is not None for p in parts):
+            result["pg_cpu_ms_per_command"] = round(sum(p["pg_cpu_s"] for p in parts) * 1000 / max(1, result["commands"]), 3)
         # Real events written (timer plans and other policies add to what commands emit).
-        result["events_per_s"] = round((hotline.store.max_position() - position0) / result["elapsed_s"], 1)
+        events = max(1, _stored_events(hotline) - position0)
+        result["events_per_s"] = round(events / result["elapsed_s"], 1)
+        result["cpu_us_per_event"] = round(sum(p["cpu_s"] for p in parts) * 1e6 / events, 1)
+        if all(p.get("pg_cpu_s") is not None for p in parts):
+            result["pg_cpu_us_per_event"] = round(sum(p["pg_cpu_s"] for p in parts) * 1e6 / events, 1)
         batches = sum(p["batches"] for p in parts)
         result["commands_per_transaction"] = round(sum(p["batched_commands"] for p in parts) / max(1, batches), 2)
+        result["commit_ms_per_batch"] = round(sum(p["commit_s"] for p in parts) * 1000 / max(1, batches), 2)
         return result
     finally:
         hotline.close()
@@ -191,6 +233,8 @@ def bench_http(settings: Settings, clients: int, seconds: float, auth: str = "to
 
     env = dict(os.environ, HOTLINE_DATA_DIR=str(settings.data_dir), HOTLINE_PORT="18931", HOTLINE_LOG_LEVEL="warning")
     env["HOTLINE_TRUSTED_GATEWAY"] = "true" if auth == "gateway" else "false"
+    env["HOTLINE_AUDIT_CHAIN"] = "true" if settings.audit_chain else "false"
+    env["HOTLINE_ENCRYPT_PERSONAL"] = "true" if settings.encrypt_personal else "false"
     if settings.database_url:
         env["HOTLINE_DATABASE_URL"] = settings.database_url
     hotline = Hotline.start(settings)
@@ -264,36 +308,82 @@ def main() -> None:
         default="inprocess",
         help="off: the distributed mode's write path (projections run in their own consumers)",
     )
+    parser.add_argument(
+        "--audit-chain",
+        choices=["on", "off", "both"],
+        default="on",
+        help="both: each configuration without and with the audit chain, alternated --rounds times (what the chain costs)",
+    )
+    parser.add_argument(
+        "--encryption",
+        choices=["on", "off", "both"],
+        default="on",
+        help="personal data sealed per citizen; both: without and with it, alternated --rounds times",
+    )
+    parser.add_argument(
+        "--audit",
+        choices=["both"],
+        default=None,
+        help="both: without the chain and encryption, then with both, alternated --rounds times (what issue 13 costs)",
+    )
+    parser.add_argument("--rounds", type=int, default=1, help="with a 'both' switch: off/on pairs per configuration")
     args = parser.parse_args()
     stores = ["sqlite", "postgres"] if args.store == "all" else [args.store]
     layers = ["domain", "http"] if args.layer == "all" else [args.layer]
     results = []
     for store in stores:
         for layer in layers:
-            for clients in [int(x) for x in args.clients.split(",")]:
+            # (audit chain, encryption) per run: a "both" switch alternates off/on.
+            if args.audit == "both":
+                variants = [(False, False), (True, True)] * args.rounds
+            elif args.audit_chain == "both":
+                variants = [(False, args.encryption != "off"), (True, args.encryption != "off")] * args.rounds
+            elif args.encryption == "both":
+                variants = [(args.audit_chain == "on", False), (args.audit_chain == "on", True)] * args.rounds
+            else:
+                variants = [(args.audit_chain == "on", args.encryption == "on")]
+            for clients, (chain, encrypt) in [(int(x), v) for x in args.clients.split(",") for v in variants]:
                 tmp = Path(tempfile.mkdtemp(prefix="hotline-bench-"))
                 url = create_pg_database("bench") if store == "postgres" else None
                 try:
                     settings = Settings(
-                        data_dir=tmp, database_url=url, pg_pool_size=40, inprocess_projections=args.projections == "inprocess"
+                        data_dir=tmp,
+                        database_url=url,
+                        pg_pool_size=40,
+                        inprocess_projections=args.projections == "inprocess",
+                        audit_chain=chain,
+                        encrypt_personal=encrypt,
                     )
                     if layer == "domain":
                         out = bench_domain(settings, clients, args.seconds, args.procs)
                     else:
                         out = bench_http(settings, clients, args.seconds)
                     out.pop("latencies", None)
-                    row = {"store": store, "layer": layer, "projections": args.projections, **out}
+                    row = {
+                        "store": store,
+                        "layer": layer,
+                        "projections": args.projections,
+                        "audit_chain": chain,
+                        "encryption": encrypt,
+                        **out,
+                    }
                 finally:
                     if url:
                         drop_pg_database(url)
                 results.append(row)
                 print(json.dumps(row), flush=True)
-    print("\n| store | layer | projections | processes | clients | commands/s | events/s | p50 ms | p99 ms | cmds/txn |")
-    print("|---|---|---|---|---|---|---|---|---|---|")
+    heads = (
+        "store | layer | projections | audit chain | encryption | processes | clients | commands/s | events/s | p50 ms | p99 ms | cmds/txn"
+    )
+    print(f"\n| {heads} | CPU µs/event (process + PostgreSQL) |")
+    print("|---|---|---|---|---|---|---|---|---|---|---|---|---|")
     for r in results:
-        cells = [r["store"], r["layer"], r["projections"], r.get("processes", 1), r["clients"], r["commands_per_s"], r["events_per_s"]]
+        cells = [r["store"], r["layer"], r["projections"], "on" if r["audit_chain"] else "off", "on" if r["encryption"] else "off"]
+        cells += [r.get("processes", 1), r["clients"]]
+        cells += [r["commands_per_s"], r["events_per_s"]]
         cells += [r["p50_ms"], r["p99_ms"]]
-        print("| " + " | ".join(str(c) for c in [*cells, r.get("commands_per_transaction", "")]) + " |")
+        cpu = f"{r['cpu_us_per_event']} + {r.get('pg_cpu_us_per_event', '?')}" if "cpu_us_per_event" in r else ""
+        print("| " + " | ".join(str(c) for c in [*cells, r.get("commands_per_transaction", ""), cpu]) + " |")
 
 
 if __name__ == "__main__":
