@@ -1,11 +1,13 @@
 """The auditor's pages: a case's full history, read from the event store itself (every
 event of the request's stream with its actor, role, time, correlation and causation
-ids), and the case "as of" a chosen time: the aggregate rebuilt from its events up to
-then, with the same class (``ServiceRequest``) the commands use.
+ids), the case "as of" a chosen time or version: the aggregate rebuilt from its events
+up to then (``domain/audit.py``, as ``GET /audit/request/{ref}?as_of=`` does), and the
+case trace across aggregates (``GET /audit/trace/{ref}``).
 
-The rule is ``requests.read_internal`` (the whole history includes internal notes),
-checked on the case as the API checks it; the citizen's personal data in the events is
-shown only to who may read that citizen (``citizens.read``).
+The history's rule is ``requests.read_internal`` (the whole history includes internal
+notes), checked on the case as the API checks it; the citizen's personal data in the
+events is shown only to who may read that citizen (``citizens.read``), and recorded as a
+personal-data read. The trace is the auditor's (``audit.read``), as in the API.
 """
 
 from __future__ import annotations
@@ -15,7 +17,6 @@ from datetime import UTC, datetime
 from typing import Any
 from zoneinfo import ZoneInfo
 
-from eventsourcing.application import project_aggregate
 from fastapi import APIRouter, Query, Request
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
 
@@ -24,7 +25,10 @@ from api.console.cases import EVENT_NAMES, event_short_name, find_case
 from api.console.reference import department_names
 from api.console.session import page
 from api.console.web import render
+from api.read_log import record_read
+from api.routers.audit import trace as case_trace
 from domain.access import Access, Action, allows, authorize
+from domain.audit import AsOf, holds_personal, rebuild, version_at
 from domain.base import Actor, InvalidCommand, aggregate_state, event_payload, event_type_name
 from infra.runtime import Hotline
 
@@ -82,8 +86,8 @@ def _entry(event: Any, personal: bool) -> dict[str, Any]:
 
 def parse_as_of(value: str | None, time_zone: str) -> datetime | None:
     """A ``datetime-local`` value (the hotline's time zone) as an aware UTC time."""
-    if not value:
-        return None
+    if not value or value.strip().isdigit():
+        return None  # a version (see ``as_of_version``)
     try:
         moment = datetime.fromisoformat(value)
     except ValueError:
@@ -93,13 +97,23 @@ def parse_as_of(value: str | None, time_zone: str) -> datetime | None:
     return moment.astimezone(UTC)
 
 
-def state_as_of(events: list[Any], moment: datetime) -> dict[str, Any] | None:
-    """The case as it stood at ``moment``: its aggregate rebuilt from the events up to
-    then (None when it did not exist yet)."""
-    upto = [e for e in events if e.timestamp <= moment]
+def as_of_version(value: str | None, events: list[Any]) -> int | None:
+    """A version typed in the "as of" field (``12``), checked against the case's."""
+    asked = AsOf.parse(value) if value and value.strip().isdigit() else None
+    if asked is None or asked.version is None:
+        return None
+    if asked.version > len(events):
+        raise InvalidCommand(f"the case has {len(events)} versions, not {asked.version}", field="as_of")
+    return asked.version
+
+
+def state_as_of(events: list[Any], moment: datetime | None, version: int | None = None) -> dict[str, Any] | None:
+    """The case as it stood at ``moment`` (or at ``version``): its aggregate rebuilt from
+    the events up to then (None when it did not exist yet)."""
+    upto = version if version is not None else version_at(events, moment) if moment is not None else None
     if not upto:
         return None
-    aggregate: Any = project_aggregate(None, upto)
+    aggregate: Any = rebuild(events, upto)
     state = aggregate_state(aggregate)
     shown = {f: state.get(f) for f in STATE_FIELDS}
     shown["version"] = aggregate.version
@@ -109,11 +123,16 @@ def state_as_of(events: list[Any], moment: datetime) -> dict[str, Any] | None:
 
 @router.get("/console/audit", response_class=HTMLResponse)
 def audit_page(
-    request: Request, ref: str | None = Query(None, max_length=64), actor: Actor = page(Action.REQUESTS_READ_INTERNAL)
+    request: Request,
+    ref: str | None = Query(None, max_length=64),
+    trace: str | None = Query(None, max_length=64),
+    actor: Actor = page(Action.REQUESTS_READ_INTERNAL),
 ) -> Response:
+    if trace and trace.strip():
+        return RedirectResponse(f"/console/audit/trace/{trace.strip()}", status_code=303)
     if ref and ref.strip():
         return RedirectResponse(f"/console/audit/{ref.strip()}", status_code=303)
-    return render(request, "audit/audit.html", actor)
+    return render(request, "audit/audit.html", actor, may_trace=allows(actor, Action.AUDIT_READ))
 
 
 @router.get("/console/audit/{ref}", response_class=HTMLResponse)
@@ -129,6 +148,16 @@ def case_history(
     personal = bool(row.get("citizen_id")) and allows(actor, Action.CITIZENS_READ, Access(citizen_id=row["citizen_id"]))
     events = _events(hotline, row["id"])
     moment = parse_as_of(as_of, hotline.settings.time_zone)
+    version = as_of_version(as_of, events)
+    if personal and any(holds_personal(event_payload(e)) for e in events):
+        record_read(
+            actor,
+            endpoint="console audit history",
+            purpose="audit",
+            what="request history",
+            subject=row["reference"],
+            citizen_ids=[row["citizen_id"]],
+        )
     return render(
         request,
         "audit/history.html",
@@ -137,7 +166,24 @@ def case_history(
         history=[_entry(e, personal) for e in events],
         as_of=as_of or "",
         moment=moment,
-        state=state_as_of(events, moment) if moment else None,
+        asked=bool(moment or version),
+        state=state_as_of(events, moment, version) if (moment or version) else None,
         department_names=department_names(hotline),
         first=events[0].timestamp if events else None,
+        may_trace=allows(actor, Action.AUDIT_READ),
     )
+
+
+@router.get("/console/audit/trace/{key}", response_class=HTMLResponse)
+def trace_page(request: Request, key: str, actor: Actor = page(Action.AUDIT_READ)) -> HTMLResponse:
+    """A case trace: every event sharing a correlation id, or a request's whole case
+    (its call, its work orders, the notifications sent), across aggregates in order."""
+    hotline: Hotline = request.app.state.hotline
+    shown = case_trace(hotline, actor, key.strip())
+    if any(holds_personal(e["data"]) for e in shown["events"]):
+        record_read(actor, endpoint="console audit trace", purpose="audit", what="case trace", subject=key)
+    for e in shown["events"]:
+        name = e["name"]
+        e["label"] = EVENT_NAMES.get(name, name.replace("_", " "))
+        e["at"] = datetime.fromisoformat(e["at"])
+    return render(request, "audit/trace.html", actor, trace=shown, key=key)

@@ -8,6 +8,7 @@ from fastapi import APIRouter, Depends, Response
 
 from api.auth import allow
 from api.deps import CommandRoute, add_command_routes, get_hotline, set_etag, wait_for_position
+from api.read_log import PersonalDataRead, personal_data_read
 from api.schemas import Accepted, CitizenDetail, CitizenView, HistoryEntry
 from domain.access import Access, Action, allows, authorize
 from domain.base import Actor, NotFound
@@ -25,6 +26,7 @@ def find(
     actor: Actor = allow(Action.CITIZENS_READ),
     phone: str | None = None,
     email: str | None = None,
+    read: PersonalDataRead = personal_data_read("identify a caller"),
 ) -> list[dict[str, Any]]:
     if not phone and not email:
         from domain.base import InvalidCommand
@@ -36,7 +38,10 @@ def find(
             phone=normalise_phone(phone, hotline.bus.deps.policy.default_region) if phone else None,
             email=normalise_email(email) if email else None,
         )
-    return [row for row in found if allows(actor, Action.CITIZENS_READ, Access(citizen_id=row["id"]))]
+    shown = [row for row in found if allows(actor, Action.CITIZENS_READ, Access(citizen_id=row["id"]))]
+    if shown:
+        read.record(actor, what="citizen lookup", citizen_ids=[row["id"] for row in shown], count=len(shown))
+    return shown
 
 
 @router.get("/{citizen_id}", response_model=CitizenDetail, summary="A citizen and their history")
@@ -46,6 +51,7 @@ def get_citizen(
     hotline: Hotline = Depends(get_hotline),
     actor: Actor = allow(Action.CITIZENS_READ),
     min_position: int | None = None,
+    read: PersonalDataRead = personal_data_read("case handling"),
 ) -> dict[str, Any]:
     authorize(actor, Action.CITIZENS_READ, Access(citizen_id=citizen_id))
     wait_for_position(hotline, min_position)
@@ -55,6 +61,7 @@ def get_citizen(
             raise NotFound(f"no citizen {citizen_id}")
         row["history"] = [HistoryEntry(**h) for h in citizen_history.history(conn, citizen_id)]
     set_etag(response, row["version"])  # If-Match on POST /citizens/{id}
+    read.record(actor, what="citizen", subject=citizen_id, citizen_ids=[citizen_id])
     return row
 
 

@@ -9,6 +9,7 @@ from fastapi import APIRouter, Depends, Query, Response
 
 from api.auth import allow, row_access
 from api.deps import CommandRoute, add_command_routes, get_hotline, set_etag, wait_for_position
+from api.read_log import PersonalDataRead, personal_data_read
 from domain.access import Action, allows, authorize
 from domain.base import Actor, InvalidCommand, NotFound
 from domain.calendars import commands as cal
@@ -133,15 +134,20 @@ def timers_status(hotline: Hotline = Depends(get_hotline), _: Actor = allow(Acti
 @router.get("/notifications", summary="Messages sent or to send (status: queued, sending, sent, failed, dead_lettered)")
 def list_notifications(
     hotline: Hotline = Depends(get_hotline),
-    _: Actor = allow(Action.NOTIFICATIONS_READ),
+    actor: Actor = allow(Action.NOTIFICATIONS_READ),
     status: str | None = None,
     request_id: str | None = None,
     limit: int = Query(100, ge=1, le=1000),
     min_position: int | None = None,
+    read: PersonalDataRead = personal_data_read("message delivery"),
 ) -> dict[str, Any]:
     wait_for_position(hotline, min_position)
     with hotline.read_store.engine.connect() as conn:
-        return {"counts": notes.counts(conn), "messages": notes.listing(conn, status=status, request_id=request_id, limit=limit)}
+        messages = notes.listing(conn, status=status, request_id=request_id, limit=limit)
+        counts = notes.counts(conn)
+    if messages:  # recipients' addresses and numbers
+        read.record(actor, what="notifications", subject=request_id, count=len(messages))
+    return {"counts": counts, "messages": messages}
 
 
 add_command_routes(
