@@ -34,6 +34,7 @@ from __future__ import annotations
 
 import dataclasses
 import functools
+import hashlib
 import itertools
 import json
 import os
@@ -41,7 +42,7 @@ import shutil
 import threading
 import time as _time
 from collections.abc import Callable, Iterable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -267,9 +268,54 @@ _KNOWLEDGE_SHAPE = json.dumps(
 )
 
 
+# Identifiers a caller is recognised by: kept as a one-way pseudonym (for the repeat-caller
+# KPIs), never as given; every other personal value is masked as on Kafka.
+_PSEUDONYMOUS = ("phone", "email", "caller_id")
+
+
+def mask_personal(envelope: Envelope) -> Envelope:
+    """Personal data never lands in DuckDB, whatever feeds it (the event store gives it in
+    clear, Kafka masked): names and addresses become ``***``, identifiers the pseudonym the
+    typed tables' ``citizen_key`` keeps (``md5:<digest>``, the MD5 :func:`_pseudonym` takes)."""
+    texts = _citizen_text(envelope.type)
+    if texts and any(isinstance(envelope.data.get(f), str) and envelope.data[f] for f in texts):
+        # The citizen's own words (a description, a message) are theirs too: never kept here,
+        # so an erasure has nothing to reach in DuckDB; their length is no KPI either.
+        envelope = replace(envelope, data={**envelope.data, **{f: "***" for f in texts if envelope.data.get(f)}})
+    personal = envelope.data.get("personal")
+    if not isinstance(personal, dict):
+        return envelope
+    masked = {
+        k: v
+        if v is None or (isinstance(v, str) and v.startswith("***"))
+        else ("md5:" + hashlib.md5(str(v).encode()).hexdigest() if k in _PSEUDONYMOUS and v != "[erased]" else "***")
+        for k, v in personal.items()
+    }
+    return replace(envelope, data={**envelope.data, "personal": masked})
+
+
+@functools.lru_cache(maxsize=1024)
+def _citizen_text(event_type: str) -> tuple[str, ...]:
+    """The free-text fields the citizen wrote, of the event type (``CITIZEN_TEXT``)."""
+    try:
+        cls = _event_class(event_type)
+    except KeyError:
+        return ()
+    return tuple(getattr(cls, "CITIZEN_TEXT", ()))
+
+
+def _event_class(event_type: str) -> type:
+    from domain.envelope import _events
+
+    return _events().event_class(event_type)
+
+
 def _pseudonym(expr: str) -> str:
     """A stable key for the caller without the personal data (masked values give none)."""
-    return f"CASE WHEN {expr} IS NULL OR {expr} = '' OR {expr} LIKE '%***%' THEN NULL ELSE md5({expr}) END"
+    return (
+        f"CASE WHEN {expr} IS NULL OR {expr} = '' OR {expr} LIKE '%***%' THEN NULL "
+        f"WHEN starts_with({expr}, 'md5:') THEN substr({expr}, 5) ELSE md5({expr}) END"
+    )
 
 
 # From ``fresh`` (new events of the batch, or of a chunk of it, in position order) to the
@@ -462,6 +508,7 @@ class AnalyticsStore:
         """Stores a batch of envelopes; records the last position for ``source``. Returns how many were new."""
         if not envelopes:
             return 0
+        envelopes = [mask_personal(e) for e in envelopes]
         last = max(e.position for e in envelopes)
 
         def store(c: duckdb.DuckDBPyConnection) -> tuple[int, int | None, set[str]]:

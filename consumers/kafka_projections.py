@@ -491,11 +491,15 @@ class PersonalData:
             # The citizen read model shows personal data, and staff search requests by the
             # caller's name and phone (a request's registration); other events stay masked,
             # which saves a store read per event.
-            if env.stream in PERSONAL_STREAMS and env.data.get("personal") is not None:
+            # The citizen's own text (a request's description, their messages) is masked
+            # too where the jurisdiction treats it as personal.
+            texts = [f for f in env.citizen_text_fields if env.data.get(f) == "***"]
+            if env.stream in PERSONAL_STREAMS and (env.data.get("personal") is not None or texts):
                 found = self.store.notifications(env.position - 1, 1)
                 if found and found[0].id == env.position:
                     original = self.store.to_envelope(found[0])
-                    env = Envelope(**{**env.__dict__, "data": {**env.data, "personal": original.data.get("personal")}})
+                    restored = {f: original.data.get(f) for f in ("personal", *texts) if f in env.data}
+                    env = Envelope(**{**env.__dict__, "data": {**env.data, **restored}})
             out.append(env)
         return out
 

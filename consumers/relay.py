@@ -231,6 +231,7 @@ class Relay:
         if not notifications:
             return 0
         producer = self._producer()
+        mask_text = self.settings.encrypt_citizen_text
         futures = []
         routes: dict[int, tuple[int, int]] = {}
         for n in notifications:
@@ -238,7 +239,7 @@ class Relay:
             if env.stream in INTERNAL_STREAMS:
                 continue
             topic = self._topic(env.stream)
-            value = encode(env.to_cloudevent(mask_personal=True))
+            value = encode(env.to_cloudevent(mask_personal=True, mask_citizen_text=mask_text))
             futures.append((env.position, producer.send(topic, key=env.aggregate_id.encode(), value=value)))
         producer.flush(timeout=self.settings_flush_timeout)
         for position, future in futures:

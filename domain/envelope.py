@@ -58,6 +58,14 @@ class Envelope:
         return _events().event_class(self.type)
 
     @property
+    def citizen_text_fields(self) -> tuple[str, ...]:
+        """The fields of free text the citizen wrote (``CITIZEN_TEXT`` on the event class)."""
+        try:
+            return tuple(getattr(self.event_class, "CITIZEN_TEXT", ()))
+        except KeyError:
+            return ()
+
+    @property
     def name(self) -> str:
         """The event's short name (``registered``), derived from its class by the function
         that builds type names. ``KeyError`` for a type the domain does not know."""
@@ -68,10 +76,17 @@ class Envelope:
         # Unique and stable per event: the same event redelivered has the same id.
         return f"{self.aggregate_id}/{self.version}"
 
-    def to_cloudevent(self, *, mask_personal: bool = False) -> dict[str, Any]:
+    def to_cloudevent(self, *, mask_personal: bool = False, mask_citizen_text: bool = False) -> dict[str, Any]:
+        """``mask_personal``: the ``personal`` values as ``***`` (what integrators get);
+        ``mask_citizen_text``: the free text the citizen wrote too (the fields the event
+        class lists in ``CITIZEN_TEXT``), where the jurisdiction treats it as personal."""
         data = dict(self.data)
         if mask_personal and "personal" in data and data["personal"] is not None:
             data["personal"] = {k: "***" for k in data["personal"]}
+        if mask_citizen_text:
+            for name in self.citizen_text_fields:
+                if data.get(name) is not None:
+                    data[name] = "***"
         return {
             "specversion": "1.0",
             "id": self.event_id,

@@ -26,6 +26,7 @@ from pathlib import Path
 from typing import Any
 
 from domain.notifications.aggregate import CHANNELS, notification_id
+from domain.privacy.aggregate import ERASED
 from infra.settings import Settings
 from infra.smtp import DeliveryError, build_message
 
@@ -170,3 +171,40 @@ def listing(root: Path, *, channel: str | None = None, ids: set[str] | None = No
     """(how many messages match, the newest ``limit`` of them, summarised)."""
     files = [p for p in _files(root, channel) if ids is None or _id_of(p) in ids]
     return len(files), [summary(read(p)) for p in files[:limit]]
+
+
+# ------------------------------------------------------------------------ erasure
+
+
+def erase_messages(root: Path, subjects: list[str]) -> int:
+    """Crypto-shredding reaches the outbox too: the messages of the erased streams
+    (notification ids among ``subjects``) keep their file, id, channel, time and request,
+    but their recipient and text read ``[erased]``. Returns how many files were rewritten."""
+    wanted = set(subjects)
+    done = 0
+    for channel in CHANNELS:
+        folder = root / channel
+        if not folder.is_dir():
+            continue
+        for path in folder.glob(f"*-*{SUFFIX[channel]}"):
+            if _id_of(path) not in wanted:
+                continue
+            if channel == "email":
+                mail = message_from_bytes(path.read_bytes(), policy=policy.default)
+                redacted = EmailMessage(policy=policy.SMTP)
+                for header in ("From", "Date", "Message-ID", "Content-Language", "X-Hotline-Request-Id"):
+                    if mail[header] is not None:
+                        redacted[header] = str(mail[header])
+                redacted["To"] = ERASED
+                redacted["Subject"] = ERASED
+                redacted.set_content(ERASED)
+                data = redacted.as_bytes(policy=policy.SMTP)
+            else:
+                doc = json.loads(path.read_text("utf-8"))
+                doc.update(to=ERASED, body=ERASED)
+                data = json.dumps(doc, ensure_ascii=False, indent=2).encode("utf-8")
+            tmp = folder / f".{path.name}.tmp"
+            tmp.write_bytes(data)
+            os.replace(tmp, path)
+            done += 1
+    return done

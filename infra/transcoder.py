@@ -10,14 +10,25 @@ read each other's events; a unit test holds them to that.
 
 from __future__ import annotations
 
+import functools
 import uuid
 from datetime import datetime
 from typing import Any
 
 import orjson
-from eventsourcing.persistence import JSONTranscoder, TranscodingNotRegisteredError
+from cryptography.exceptions import InvalidTag
+from cryptography.hazmat.primitives.ciphers.aead import AESGCM
+from eventsourcing.persistence import (
+    JSONTranscoder,
+    Mapper,
+    StoredEvent,
+    Transcoder,
+    Transcoding,
+    TranscodingNotRegisteredError,
+)
 
 from domain.base import InvalidCommand
+from infra.citizen_keys import ERASED_KEY, CitizenKeys, Sealed
 
 _PLAIN = frozenset({str, int, float, bool, type(None)})
 _OPTIONS = orjson.OPT_NON_STR_KEYS | orjson.OPT_PASSTHROUGH_DATETIME | orjson.OPT_PASSTHROUGH_DATACLASS
@@ -70,3 +81,216 @@ class FastJSONTranscoder(JSONTranscoder):
         raise TranscodingNotRegisteredError(
             f"Object of type {type(value)} is not serializable. Please define and register a custom transcoding for this type."
         )
+
+
+# ---------------------------------------------------------------------------- personal data
+# Every ``personal`` field is encrypted per citizen (infra/citizen_keys.py) before the
+# event is transcoded: the stored state holds ``{"_type_": "hotline_sealed", "_data_": …}``,
+# which the fast decoder of the relay and the replay does not know, so such events are
+# decoded here, through the mapper. AES-GCM's associated data binds the ciphertext to its
+# stream, version and field: a ciphertext moved to another event, or changed by one bit,
+# fails to decrypt and the read fails loudly (``MapperDeserialisationError``); only a
+# destroyed key reads as erased.
+SEALED = "hotline_sealed"
+PERSONAL = "personal"
+TEXT = "text"  # the one key of a sealed free-text field's plaintext
+
+
+class _SealedTranscoding(Transcoding):
+    type = Sealed
+    name = SEALED
+
+    def encode(self, obj: Sealed) -> dict[str, Any]:
+        return obj.to_json()
+
+    def decode(self, data: dict[str, Any]) -> Sealed:
+        return Sealed.from_json(data)
+
+
+def register_sealed(transcoder: JSONTranscoder) -> None:
+    transcoder.register(_SealedTranscoding())
+
+
+@functools.lru_cache(maxsize=1024)
+def _topic(event_class: type) -> str:
+    from eventsourcing.utils import get_topic
+
+    return get_topic(event_class)
+
+
+def associated_data(originator_id: Any, originator_version: int, field: str = PERSONAL) -> bytes:
+    return f"hotline:{originator_id}:{originator_version}:{field}".encode()
+
+
+@functools.lru_cache(maxsize=512)
+def _stream_of(event_class: type) -> str | None:
+    try:
+        from domain.base import _owner_of
+
+        return _owner_of(event_class).STREAM
+    except (TypeError, AttributeError, KeyError):
+        return None
+
+
+def key_subject(event_class: type, state: dict[str, Any], originator_id: Any, keys: CitizenKeys) -> str:
+    """Whose key encrypts this event's personal data (see infra/citizen_keys.py)."""
+    stream = _stream_of(event_class)
+    if stream == "citizen":
+        return str(originator_id)
+    citizen = state.get("citizen_id")
+    if citizen:
+        return str(citizen)
+    if stream == "notification" and state.get("request_id"):
+        owner = keys.owner(str(state["request_id"]))
+        if owner != str(state["request_id"]):
+            return owner
+    personal = state.get(PERSONAL) or {}
+    identifier = _identifier(personal, state.get("channel"))
+    if identifier is not None:
+        from domain.citizens.aggregate import identity_id
+
+        return keys.owner(str(identity_id(identifier)))
+    return keys.owner(str(originator_id))  # a request's later events: its citizen's, if known here
+
+
+def _identifier(personal: dict[str, Any], channel: Any) -> str | None:
+    from domain.citizens.aggregate import email_key
+    from domain.privacy.aggregate import ERASED
+
+    personal = {k: v for k, v in personal.items() if v != ERASED}  # an erased address identifies nobody
+    phone = personal.get("phone") or (personal.get("to") if channel in ("sms", "voicemail", "fax") else None)
+    email = personal.get("email") or (personal.get("to") if channel == "email" else None)
+    if isinstance(phone, str) and phone:
+        return f"phone:{phone}"
+    if isinstance(email, str) and email:
+        return f"email:{email_key(email)}"
+    return None
+
+
+def citizen_text(event_class: type) -> tuple[str, ...]:
+    """The fields of free text the citizen wrote (``CITIZEN_TEXT`` on the event class):
+    sealed like ``personal`` when the jurisdiction's policy says so."""
+    return tuple(getattr(event_class, "CITIZEN_TEXT", ()))
+
+
+def key_links(state: dict[str, Any], originator_id: Any) -> list[tuple[str, str]]:
+    """What an event says about ownership: a stream or identity claim naming its citizen."""
+    citizen = state.get("citizen_id")
+    if citizen and str(citizen) != str(originator_id):
+        return [(str(originator_id), str(citizen))]
+    return []
+
+
+class SealingMapper(Mapper[Any]):
+    """The library's mapper, encrypting ``personal`` fields on the way in and decrypting
+    them on the way out (erased: every given value reads as ``[erased]``)."""
+
+    def __init__(self, transcoder: Transcoder, keys: CitizenKeys, *, encrypt: bool = True, encrypt_text: bool = True, **kw: Any) -> None:
+        super().__init__(transcoder, **kw)
+        self.keys = keys
+        self.encrypt = encrypt
+        # The citizen's own words too (Settings.encrypt_citizen_text, the jurisdiction's policy).
+        self.encrypt_text = encrypt_text
+
+    def _text_fields(self, event_class: type, state: dict[str, Any]) -> list[str]:
+        if not (self.encrypt and self.encrypt_text):
+            return []
+        return [f for f in citizen_text(event_class) if isinstance(state.get(f), str) and state[f]]
+
+    def prepare(self, events: list[Any]) -> None:
+        """Stores the keys and links a batch of events needs, in one transaction, before
+        the batch's own transaction (the group committer calls this through ``save``)."""
+        subjects: list[str] = []
+        links: list[tuple[str, str]] = []
+        for event in events:
+            links += key_links(vars(event), event.originator_id)
+        self.keys.remember(links)  # in memory first: the subjects below follow them
+        owned: list[tuple[str, str]] = []
+        for event in events:
+            state = vars(event)
+            if (self.encrypt and isinstance(state.get(PERSONAL), dict) and state[PERSONAL]) or self._text_fields(type(event), state):
+                subject = key_subject(type(event), state, event.originator_id, self.keys)
+                subjects.append(subject)
+                if subject != str(event.originator_id):
+                    # The stream is the subject's too (a message sent to the citizen, a
+                    # call from their number): an erasure of the citizen names it.
+                    owned.append((str(event.originator_id), subject))
+        if subjects or links:
+            self.keys.prepare(subjects, links + owned)  # one round trip for the batch
+        from domain.citizens.aggregate import CitizenIdentity
+
+        relinks = [pair for e in events if isinstance(e, CitizenIdentity.Reclaimed) for pair in key_links(vars(e), e.originator_id)]
+        if relinks:  # a released claim claimed again (rare): its link is written over
+            self.keys.relink(relinks)
+
+    def to_stored_event(self, domain_event: Any) -> StoredEvent:
+        state = vars(domain_event)
+        personal = state.get(PERSONAL)
+        texts = self._text_fields(type(domain_event), state)
+        if not (self.encrypt and isinstance(personal, dict) and personal) and not texts:
+            return super().to_stored_event(domain_event)
+        keys = self.keys
+        originator_id = domain_event.originator_id
+        links = key_links(state, originator_id)
+        if links and keys.stored_link(*links[0]) is False:  # not prepared with its batch
+            keys.prepare((), links)
+        subject = key_subject(type(domain_event), state, originator_id, keys)
+        stream = str(originator_id)
+        if subject != stream and keys.stored_link(stream, subject) is False:
+            keys.prepare((), [(stream, subject)])
+        version = domain_event.originator_version
+        # The library's mapping (eventsourcing 9.5 Mapper.to_stored_event), with the sealed
+        # values in place of the clear ones; the event object itself is not changed (the
+        # aggregate and the cache hold it).
+        event_state = dict(state)
+        del event_state["originator_id"], event_state["originator_version"]
+        if self.encrypt and isinstance(personal, dict) and personal:
+            sealed = keys.seal_json(subject, personal, associated_data(originator_id, version), self._dumps)
+            event_state[PERSONAL] = {"_type_": SEALED, "_data_": sealed}
+        for name in texts:  # one value, under the same key, bound to its own field
+            text = keys.seal_json(subject, {TEXT: state[name]}, associated_data(originator_id, version, name), self._dumps)
+            event_state[name] = {"_type_": SEALED, "_data_": text}
+        class_version = getattr(type(domain_event), "class_version", 1)
+        if class_version > 1:
+            event_state["class_version"] = class_version
+        stored_state = self.transcoder.encode(event_state)
+        if self.compressor:
+            stored_state = self.compressor.compress(stored_state)
+        if self.cipher:
+            stored_state = self.cipher.encrypt(stored_state)
+        topic = _topic(type(domain_event))  # type: ignore[arg-type]
+        return StoredEvent(originator_id=originator_id, originator_version=version, topic=topic, state=stored_state)
+
+    def to_domain_event(self, stored_event: StoredEvent) -> Any:
+        event = super().to_domain_event(stored_event)
+        state = event.__dict__
+        for name, value in list(state.items()):
+            if isinstance(value, Sealed):
+                opened = self.open(value, stored_event.originator_id, stored_event.originator_version, name)
+                state[name] = opened if name == PERSONAL else opened.get(TEXT)
+        return event
+
+    def open(self, sealed: Sealed, originator_id: Any, originator_version: int, field: str = PERSONAL) -> dict[str, Any]:
+        material = self.keys.material(sealed.key_id)
+        if material == ERASED_KEY:
+            from domain.privacy.aggregate import ERASED
+
+            shape: dict[str, Any] = {k: ERASED for k in sealed.given}
+            shape.update({k: None for k in sealed.empty})
+            return shape
+        try:
+            plain = AESGCM(material).decrypt(sealed.nonce, sealed.ciphertext, associated_data(originator_id, originator_version, field))
+        except InvalidTag:
+            raise TamperedPersonalData(
+                f"the personal data of {originator_id} v{originator_version} does not decrypt: changed or moved ciphertext"
+            ) from None
+        value: dict[str, Any] = orjson.loads(plain)
+        return value
+
+    @staticmethod
+    def _dumps(value: Any) -> bytes:
+        return orjson.dumps(value, option=orjson.OPT_NON_STR_KEYS)
+
+
+class TamperedPersonalData(RuntimeError):
+    """A sealed personal field failed its authentication: never read as erased."""

@@ -12,6 +12,7 @@ from sqlalchemy.engine import Connection
 from domain.base import event_classes
 from domain.citizens.aggregate import Citizen
 from domain.envelope import Envelope
+from domain.privacy.aggregate import ERASED, PersonalDataErasure
 from domain.requests.aggregate import ServiceRequest as R
 from projections.base import Projection, Rows, UtcDateTime
 
@@ -54,6 +55,7 @@ OWNERS = projection.table(
     sa.Column("request_id", sa.String(36), primary_key=True),
     sa.Column("citizen_id", sa.String(36)),
     sa.Column("reference", sa.String(32)),
+    sa.Column("registered_position", sa.BigInteger),  # the registration's interaction, which quotes the description
 )
 C, INTER, OWN = CITIZENS.name, INTERACTIONS.name, OWNERS.name
 # Steps of a request worth showing in the citizen's history.
@@ -154,7 +156,10 @@ def request_registered(env: Envelope, rows: Rows) -> None:
     citizen_id = env.data["citizen_id"]
     if citizen_id is None:
         return  # anonymous: no history to keep
-    rows.put(OWN, {"request_id": env.aggregate_id, "citizen_id": citizen_id, "reference": env.data["reference"]})
+    rows.put(
+        OWN,
+        {"request_id": env.aggregate_id, "citizen_id": citizen_id, "reference": env.data["reference"], "registered_position": env.position},
+    )
     row = _citizen_row(rows, citizen_id, env.time)
     row.update(
         requests=row["requests"] + 1,
@@ -193,6 +198,30 @@ def _interaction(env: Envelope, rows: Rows, citizen_id: str, reference: str, cha
             "detail": _detail(env),
         },
     )
+
+
+@projection.on(PersonalDataErasure.Erased)
+def erased(env: Envelope, rows: Rows) -> None:
+    """What the citizen's events read as once their key is gone: every personal value
+    that was given is ``[erased]``; counts, channels and history stay."""
+    row = rows.get(C, env.data["citizen_id"])
+    if row is None:
+        return
+    row.update({k: ERASED for k in PERSONAL_COLUMNS if row.get(k) is not None})
+    rows.put(C, row)
+    # The registrations quote the citizen's description: it reads as erased (as on a
+    # replay, where the sealed description reads "[erased]").
+    for subject in env.data["subjects"]:
+        owner = rows.get(OWN, subject)
+        if owner is None or owner["citizen_id"] != env.data["citizen_id"] or owner.get("registered_position") is None:
+            continue
+        step = rows.get(INTER, owner["citizen_id"], owner["registered_position"])
+        if step is not None and (step.get("detail") or {}).get("description"):
+            detail = {**step["detail"], "description": ERASED}
+            rows.put(INTER, {**step, "detail": detail, "summary": SUMMARIES[R.Registered](detail)})
+
+
+PERSONAL_COLUMNS = ("name", "phone", "email", "address")
 
 
 # ------------------------------------------------------------------------ queries

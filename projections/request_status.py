@@ -33,9 +33,10 @@ import sqlalchemy as sa
 from sqlalchemy.dialects import postgresql
 from sqlalchemy.engine import Connection
 
-from domain.base import InvalidCommand, event_classes
+from domain.base import InvalidCommand, event_classes, event_type_name
 from domain.catalogue.aggregate import URGENCIES
 from domain.envelope import Envelope
+from domain.privacy.aggregate import ERASED, PersonalDataErasure
 from domain.requests.aggregate import OPEN_STATES
 from domain.requests.aggregate import ServiceRequest as R
 from domain.requests.sla import WAITING
@@ -327,10 +328,61 @@ def phone_tokens(phone: str) -> list[str]:
 def _contact_tokens(personal: dict[str, Any] | None, language: str) -> list[str]:
     if not personal:
         return []
-    tokens = text.analyze(personal.get("name") or "", language)
-    if personal.get("phone"):
+    # An erased contact (its key destroyed: a replay after the erasure) gives no tokens.
+    name = personal.get("name")
+    tokens = text.analyze(name, language) if name and name != ERASED else []
+    if personal.get("phone") and personal["phone"] != ERASED:
         tokens += phone_tokens(personal["phone"])
     return tokens
+
+
+# Event types whose timeline details hold free text the citizen wrote (``CITIZEN_TEXT``).
+_CITIZEN_TEXT: dict[str, tuple[str, ...]] = {
+    event_type_name(cls): tuple(getattr(cls, "CITIZEN_TEXT", ())) for cls in event_classes(R) if getattr(cls, "CITIZEN_TEXT", ())
+}
+
+
+@projection.on(PersonalDataErasure.Erased)
+def erased(env: Envelope, rows: Rows) -> None:
+    """The citizen's requests lose their contact tokens (search by name or number), their
+    description and its words, and the text of the citizen's messages on the timeline: as
+    a replay after the erasure builds them (the sealed text reads ``[erased]``; where the
+    policy left it in clear, this handler blanks it on the replay too)."""
+    for subject in env.data["subjects"]:
+        row = rows.get(T, subject)
+        if row is None or row.get("citizen_id") != env.data["citizen_id"]:
+            continue
+        _erase_text(rows, row)
+        search = rows.get(SEARCH.name, row["serial"])
+        if search is None or not search["contact"]:
+            continue
+        for term in dict.fromkeys(search["contact"].split()):
+            rows.delete(TERMS.name, term, True, row["serial"])
+        rows.put(SEARCH.name, {**search, "contact": ""})
+
+
+def _erase_text(rows: Rows, row: dict[str, Any]) -> None:
+    if row.get("description"):
+        rows.put(T, {**row, "description": ERASED})
+        search = rows.get(SEARCH.name, row["serial"])
+        if search is not None:
+            public = [*_reference_tokens(row["reference"]), *text.analyze(ERASED, row["language"])]
+            for term in dict.fromkeys(search["tokens"].split()):
+                rows.delete(TERMS.name, term, False, row["serial"])
+            for term in term_rows(row["serial"], public, []):
+                rows.put(TERMS.name, term)
+            rows.put(SEARCH.name, {**search, "tokens": text.joined(public)})
+    versions = [(row["id"], v) for v in range(1, int(row.get("version") or 0) + 1)]
+    rows.read_ahead(TIMELINE.name, versions)
+    for key in versions:
+        step = rows.get(TIMELINE.name, *key)
+        fields = _CITIZEN_TEXT.get(step["type"]) if step is not None else None
+        if step is None or not fields:
+            continue
+        details = dict(step["details"] or {})
+        blanked = {f: ERASED for f in fields if isinstance(details.get(f), str) and details[f]}
+        if blanked:
+            rows.put(TIMELINE.name, {**step, "details": {**details, **blanked}})
 
 
 def _reopened(env: Envelope, rows: Rows) -> None:

@@ -19,6 +19,7 @@ import phonenumbers
 from domain.access import Access
 from domain.base import Context, HotlineAggregate, InvalidCommand, derived_id
 from domain.catalogue.aggregate import LANGUAGES
+from domain.privacy.aggregate import ERASED
 
 _EMAIL = re.compile(r"^[^@\s]+@[^@\s]+\.[^@\s]+$")
 
@@ -118,6 +119,18 @@ class ContactDetails:
             return f"email:{self.email}"
         return None
 
+    def completed_from(self, on_record: dict[str, Any]) -> ContactDetails:
+        """The missing name, phone and email filled in from the citizen on record (already
+        normalised there); nothing given is replaced."""
+
+        def known(field: str) -> str | None:
+            value = on_record.get(field)
+            return value if isinstance(value, str) and value and value != ERASED else None
+
+        return ContactDetails(
+            name=self.name or known("name"), phone=self.phone or known("phone"), email=self.email or known("email"), address=self.address
+        )
+
     def as_personal(self) -> dict[str, str | None]:
         return {"name": self.name, "phone": self.phone, "email": self.email, "address": self.address}
 
@@ -126,12 +139,36 @@ class ContactDetails:
         return not (self.name or self.phone or self.email)
 
 
+# Whole-message keywords by which a number stops or resumes SMS (the carriers' usual set:
+# CTIA's STOP words, and START / UNSTOP to come back), case-insensitive.
+SMS_OPT_OUT_KEYWORDS = frozenset({"stop", "stopall", "unsubscribe", "cancel", "end", "quit"})
+SMS_OPT_IN_KEYWORDS = frozenset({"start", "unstop"})
+_KEYWORD = re.compile(r"\s*([^\W\d_]+)\s*[.!]*\s*")
+
+
+def sms_keyword(text: str) -> tuple[str, str] | None:
+    """``("opt_out", "STOP")`` or ``("opt_in", "START")`` when the whole message is one of
+    the keywords (trailing punctuation and spaces aside); None for any other text: "stop
+    the noise at night" is a complaint, not an opt-out."""
+    found = _KEYWORD.fullmatch(text)
+    word = found.group(1).casefold() if found else ""
+    if word in SMS_OPT_OUT_KEYWORDS:
+        return "opt_out", word.upper()
+    if word in SMS_OPT_IN_KEYWORDS:
+        return "opt_in", word.upper()
+    return None
+
+
 def identity_id(identifier: str) -> uuid.UUID:
     return derived_id("citizen-identity", identifier)
 
 
 class CitizenIdentity(HotlineAggregate):
-    """Claims one identifier (``phone:+39…`` or ``email:…``) for one citizen."""
+    """Claims one identifier (``phone:+39…`` or ``email:…``) for one citizen.
+
+    An erasure releases the claims of the erased citizen (``citizen_id`` becomes None): a
+    later contact from the same number or address is somebody new to the hotline, and
+    claims it again, on the same aggregate (its id derives from the identifier)."""
 
     STREAM = "citizen_identity"
     PUBLISHED = False  # keyed by a hash of a phone number or email: internal
@@ -139,12 +176,43 @@ class CitizenIdentity(HotlineAggregate):
     class Claimed(HotlineAggregate.Created):
         citizen_id: str
 
+    class Released(HotlineAggregate.Event):
+        """The claimant was erased. Names them under another field than ``citizen_id``,
+        which would make the claim theirs again for the key store (infra/transcoder.py)."""
+
+        released_citizen_id: str
+
+        def apply(self, i: CitizenIdentity) -> None:
+            i.citizen_id = None
+
+    class Reclaimed(HotlineAggregate.Event):
+        citizen_id: str
+
+        def apply(self, i: CitizenIdentity) -> None:
+            i.citizen_id = self.citizen_id
+
     def __init__(self, citizen_id: str) -> None:
-        self.citizen_id = citizen_id
+        self.citizen_id: str | None = citizen_id
 
     @classmethod
     def claim(cls, identifier: str, citizen_id: uuid.UUID, ctx: Context) -> CitizenIdentity:
         return cls._start(cls.Claimed, identity_id(identifier), ctx, citizen_id=str(citizen_id))
+
+    @property
+    def released(self) -> bool:
+        return self.citizen_id is None
+
+    def release(self, ctx: Context) -> bool:
+        """Returns whether this changed anything (a released claim stays released)."""
+        if self.citizen_id is None:
+            return False
+        self._record(self.Released, ctx, released_citizen_id=self.citizen_id)
+        return True
+
+    def reclaim(self, citizen_id: uuid.UUID, ctx: Context) -> None:
+        if self.citizen_id is not None:
+            raise InvalidCommand("this identifier is claimed already", code="identifier_taken")
+        self._record(self.Reclaimed, ctx, citizen_id=str(citizen_id))
 
 
 class Citizen(HotlineAggregate):
@@ -174,6 +242,27 @@ class Citizen(HotlineAggregate):
         def apply(self, c: Citizen) -> None:
             c.language = self.language
 
+    class SmsOptedOut(HotlineAggregate.Event):
+        """The citizen's number answered STOP (or another opt-out keyword): no SMS goes to
+        it until it answers START. ``personal`` holds the number."""
+
+        personal: dict[str, Any]
+        keyword: str
+        provider_message_id: str | None
+
+        def apply(self, c: Citizen) -> None:
+            c.sms_opted_out[str(self.personal["phone"])] = {"keyword": self.keyword, "at": self.timestamp.isoformat()}
+
+    class SmsOptedIn(HotlineAggregate.Event):
+        """The number answered START or UNSTOP: SMS may go to it again."""
+
+        personal: dict[str, Any]
+        keyword: str
+        provider_message_id: str | None
+
+        def apply(self, c: Citizen) -> None:
+            c.sms_opted_out.pop(str(self.personal["phone"]), None)
+
     def access(self) -> Access:
         """A citizen's own record is theirs (scope ``own_cases``)."""
         return Access(citizen_id=str(self.id))
@@ -181,6 +270,8 @@ class Citizen(HotlineAggregate):
     def __init__(self, personal: dict[str, Any], language: str) -> None:
         self.personal = dict(personal)
         self.language = language
+        # Numbers (E.164) of this citizen that opted out of SMS: keyword and when.
+        self.sms_opted_out: dict[str, dict[str, str]] = {}
 
     @classmethod
     def register(cls, contact: ContactDetails, language: str, ctx: Context) -> Citizen:
@@ -206,6 +297,28 @@ class Citizen(HotlineAggregate):
         check_language(language)
         if language != self.language:
             self._record(self.LanguagePreferred, ctx, language=language)
+
+    def opt_out_of_sms(self, phone: str, keyword: str, provider_message_id: str | None, ctx: Context) -> bool:
+        """Per number: the STOP came from one phone, and only that phone stops getting SMS.
+        A second STOP changes nothing (no event); returns whether this one did."""
+        if phone in self.sms_opted_out:
+            return False
+        self._record(self.SmsOptedOut, ctx, personal={"phone": phone}, keyword=keyword, provider_message_id=provider_message_id)
+        return True
+
+    def opt_in_to_sms(self, phone: str, keyword: str, provider_message_id: str | None, ctx: Context) -> bool:
+        if phone not in self.sms_opted_out:
+            return False
+        self._record(self.SmsOptedIn, ctx, personal={"phone": phone}, keyword=keyword, provider_message_id=provider_message_id)
+        return True
+
+    def sms_refused(self, phone: str) -> str | None:
+        """Why no SMS may go to ``phone`` (its opt-out), or None. Names no number: the
+        reason is kept on the message, outside the erasable personal data."""
+        opted = self.sms_opted_out.get(phone)
+        if opted is None:
+            return None
+        return f"the recipient opted out of SMS (replied {opted['keyword']} at {opted['at']}); START resumes"
 
 
 def check_language(language: str) -> str:

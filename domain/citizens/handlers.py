@@ -5,10 +5,10 @@ from __future__ import annotations
 import uuid
 from typing import Any
 
-from domain.access import authorize
-from domain.base import Context, InvalidTransition
+from domain.access import Action, authorize
+from domain.base import Context, InvalidCommand, InvalidTransition
 from domain.citizens import commands as c
-from domain.citizens.aggregate import Citizen, CitizenIdentity, ContactDetails, identity_id
+from domain.citizens.aggregate import Citizen, CitizenIdentity, ContactDetails, identity_id, normalise_phone
 from domain.handling import Handlers, UnitOfWork, parse_id
 
 handles = Handlers("citizens")
@@ -17,18 +17,33 @@ handles = Handlers("citizens")
 def find_claim(uow: UnitOfWork, contact: ContactDetails, identifier: str) -> tuple[CitizenIdentity | None, bool]:
     """Who claimed this identifier, and whether under its current key (else under the key
     it had before email keys were case-folded: a claim made then is still honoured)."""
-    claim = uow.read(CitizenIdentity, identity_id(identifier))  # claims never change
+    claim = _held(uow.read(CitizenIdentity, identity_id(identifier)))
     if claim is not None:
         return claim, True
     legacy = contact.legacy_identifier(identifier)
-    return (uow.read(CitizenIdentity, identity_id(legacy)) if legacy else None), False
+    return (_held(uow.read(CitizenIdentity, identity_id(legacy))) if legacy else None), False
+
+
+def _held(claim: CitizenIdentity | None) -> CitizenIdentity | None:
+    """A released claim (its citizen was erased) is no claim: the identifier is free."""
+    return None if claim is None or claim.released else claim
+
+
+def claim_identifier(uow: UnitOfWork, ctx: Context, identifier: str, citizen_id: uuid.UUID) -> None:
+    """Claims the identifier for the citizen: a new claim, or an event on the released one
+    (the claim's id derives from the identifier, so there is only ever one aggregate)."""
+    released = uow.find(CitizenIdentity, identity_id(identifier))
+    if released is None:
+        uow.add(CitizenIdentity.claim(identifier, citizen_id, ctx))
+    elif released.released:
+        released.reclaim(citizen_id, ctx)
 
 
 def known_citizen(uow: UnitOfWork, contact: ContactDetails) -> uuid.UUID | None:
     """The citizen this phone number or email already belongs to, if any; creates nothing."""
     for identifier in contact.identifiers():
         claim, _ = find_claim(uow, contact, identifier)
-        if claim is not None:
+        if claim is not None and claim.citizen_id is not None:
             return uuid.UUID(claim.citizen_id)
     return None
 
@@ -39,12 +54,12 @@ def resolve_citizen(uow: UnitOfWork, ctx: Context, contact: ContactDetails, lang
     if not identifiers:
         return None
     claims = {identifier: find_claim(uow, contact, identifier) for identifier in identifiers}
-    owner = next((claim.citizen_id for claim, _ in claims.values() if claim is not None), None)
+    owner = next((claim.citizen_id for claim, _ in claims.values() if claim is not None and claim.citizen_id is not None), None)
     if owner is None:
         citizen = Citizen.register(contact, language, ctx)
         uow.add(citizen)
         for identifier in identifiers:
-            uow.add(CitizenIdentity.claim(identifier, citizen.id, ctx))
+            claim_identifier(uow, ctx, identifier, citizen.id)
         return citizen
     citizen = uow.get(Citizen, uuid.UUID(owner))
     citizen.learn(contact, ctx)
@@ -52,7 +67,7 @@ def resolve_citizen(uow: UnitOfWork, ctx: Context, contact: ContactDetails, lang
         # New to the hotline, or claimed by this citizen under its old key: claim it under
         # the current one. An identifier of another citizen stays theirs.
         if claim is None or (not current and claim.citizen_id == owner):
-            uow.add(CitizenIdentity.claim(identifier, citizen.id, ctx))
+            claim_identifier(uow, ctx, identifier, citizen.id)
     return citizen
 
 
@@ -76,7 +91,45 @@ def update_citizen(uow: UnitOfWork, ctx: Context, cmd: c.UpdateCitizen) -> dict[
             if claim is not None and claim.citizen_id != str(citizen.id):
                 raise InvalidTransition(f"{identifier.split(':')[0]} already belongs to another citizen", code="identifier_taken")
             if claim is None or not current:
-                uow.add(CitizenIdentity.claim(identifier, citizen.id, ctx))
+                claim_identifier(uow, ctx, identifier, citizen.id)
     if cmd.language is not None:
         citizen.prefer_language(cmd.language, ctx)
     return {"id": str(citizen.id), "version": citizen.version}
+
+
+# The SMS channel issues these when a number writes STOP or START (api/routers/sms_inbound.py).
+SMS_CHANNEL = ("api.routers.sms_inbound",)
+
+
+def _citizen_of_number(uow: UnitOfWork, ctx: Context, raw_phone: str) -> tuple[Citizen, str]:
+    phone = normalise_phone(raw_phone, ctx.deps.policy.default_region)
+    citizen = resolve_citizen(uow, ctx, ContactDetails(phone=phone), ctx.deps.policy.default_language)
+    if citizen is None:  # cannot happen: a phone number is an identifier
+        raise InvalidCommand("a phone number is needed", field="phone")
+    authorize(ctx.actor, Action.CITIZENS_UPDATE, citizen.access())
+    return citizen, phone
+
+
+@handles(c.OptOutOfSms, issued_by=SMS_CHANNEL)
+def opt_out_of_sms(uow: UnitOfWork, ctx: Context, cmd: c.OptOutOfSms) -> dict[str, Any]:
+    citizen, phone = _citizen_of_number(uow, ctx, cmd.phone)
+    changed = citizen.opt_out_of_sms(phone, cmd.keyword, cmd.provider_message_id, ctx)
+    return {"citizen_id": str(citizen.id), "sms_opted_out": True, "changed": changed}
+
+
+@handles(c.OptInToSms, issued_by=SMS_CHANNEL)
+def opt_in_to_sms(uow: UnitOfWork, ctx: Context, cmd: c.OptInToSms) -> dict[str, Any]:
+    citizen, phone = _citizen_of_number(uow, ctx, cmd.phone)
+    changed = citizen.opt_in_to_sms(phone, cmd.keyword, cmd.provider_message_id, ctx)
+    return {"citizen_id": str(citizen.id), "sms_opted_out": False, "changed": changed}
+
+
+def sms_refused(uow: UnitOfWork, phone: str) -> str | None:
+    """Why no SMS may go to ``phone`` (E.164): its citizen opted out; None when it may.
+    Read as reference data (fresh within the store's reference cache's seconds): the
+    sender consults the citizen, never changes it."""
+    claim = _held(uow.read(CitizenIdentity, identity_id(f"phone:{phone}")))
+    if claim is None or claim.citizen_id is None:
+        return None
+    citizen = uow.read(Citizen, uuid.UUID(claim.citizen_id))
+    return citizen.sms_refused(phone) if citizen is not None else None

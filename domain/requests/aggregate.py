@@ -51,6 +51,9 @@ class ServiceRequest(HotlineAggregate):
 
     # ------------------------------------------------------------------ events
     class Registered(HotlineAggregate.Created):
+        # The citizen's own words: sealed with their key when the policy says so
+        # (Settings.encrypt_citizen_text, infra/transcoder.py); "[erased]" after an erasure.
+        CITIZEN_TEXT = ("description",)
         reference: str
         kind: str
         subtype: str | None
@@ -243,6 +246,7 @@ class ServiceRequest(HotlineAggregate):
         """The citizen wrote about the case (an email reply, an SMS, the portal): kept on
         the case for whoever handles it, with what came with it."""
 
+        CITIZEN_TEXT = ("text",)  # as Registered.description
         text: str
         channel: str
         attachment_ids: list[str]
@@ -284,6 +288,7 @@ class ServiceRequest(HotlineAggregate):
     class CitizenResponded(HotlineAggregate.Event):
         """The clock runs again; the deadline moved by the pause (on its own basis)."""
 
+        CITIZEN_TEXT = ("note",)  # what the citizen answered (their message's text, quoted)
         note: str | None
         paused_seconds: float
         due_at: datetime
@@ -706,9 +711,7 @@ class ServiceRequest(HotlineAggregate):
         require_reason(text, "note")
         self._record(self.NoteAdded, ctx, text=text, internal=internal)
 
-    def add_citizen_message(
-        self, text: str, channel: str, attachment_ids: list[str], raw_message_sha256: str | None, ctx: Context
-    ) -> None:
+    def add_citizen_message(self, text: str, channel: str, attachment_ids: list[str], raw_message_sha256: str | None, ctx: Context) -> None:
         """Any time, closed cases included: what a citizen writes is never dropped (a message
         after closure is how a reopening starts). Resuming a paused clock is the handler's."""
         if not text.strip() and not attachment_ids:

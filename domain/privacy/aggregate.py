@@ -1,0 +1,74 @@
+"""Privacy: a citizen's right to erasure, honoured by crypto-shredding.
+
+Personal data lives only in event fields named ``personal``, encrypted with a key per
+citizen (``infra/citizen_keys.py``). Erasing a citizen destroys their keys: the events
+stay (the history replays, every count stays the same), but their ``personal`` values
+read back as :data:`ERASED`. :class:`PersonalDataErasure` records each erasure, who asked
+and why, with the ids of the streams whose personal data it covers (``subjects``: the
+citizen, their requests, contacts, notifications and identity claims; opaque ids, never
+the data), so every read model can blank what it copied.
+"""
+
+from __future__ import annotations
+
+import uuid
+from datetime import datetime
+from typing import Any
+
+from domain.base import Context, HotlineAggregate, InvalidCommand, derived_id
+
+# What a personal value reads as once its key is destroyed (and what read models show).
+ERASED = "[erased]"
+MIN_REASON = 5
+
+
+def erased(personal: dict[str, Any] | None) -> dict[str, Any] | None:
+    """The personal dict as it reads after erasure: the same keys, every value that was
+    given replaced by :data:`ERASED` (absent values stay absent)."""
+    if personal is None:
+        return None
+    return {k: None if v is None else ERASED for k, v in personal.items()}
+
+
+def erasure_id(citizen_id: str) -> uuid.UUID:
+    return derived_id("erasure", citizen_id)
+
+
+class PersonalDataErasure(HotlineAggregate):
+    """The erasures of one citizen's personal data (id derived from the citizen's)."""
+
+    STREAM = "erasure"
+
+    class Requested(HotlineAggregate.Created):
+        citizen_id: str
+
+    class Erased(HotlineAggregate.Event):
+        citizen_id: str
+        reason: str
+        basis: str  # "request" (the citizen asked, an administrator acted) or "retention"
+        subjects: list[str]  # stream ids whose personal data the destroyed keys covered
+
+        def apply(self, e: PersonalDataErasure) -> None:
+            e.erasures += 1
+            e.last_erased_at = self.timestamp
+
+    def __init__(self, citizen_id: str) -> None:
+        self.citizen_id = citizen_id
+        self.erasures = 0
+        self.last_erased_at: datetime | None = None
+
+    @classmethod
+    def open(cls, citizen_id: str, ctx: Context) -> PersonalDataErasure:
+        return cls._start(cls.Requested, erasure_id(citizen_id), ctx, citizen_id=citizen_id)
+
+    def erase(self, reason: str, basis: str, subjects: list[str], ctx: Context) -> None:
+        reason = reason.strip()
+        if len(reason) < MIN_REASON:
+            raise InvalidCommand("an erasure needs a reason", field="reason", min_length=MIN_REASON)
+        # The citizen's own stream is always covered, whatever else the key store knew.
+        covered = list(dict.fromkeys([self.citizen_id, *subjects]))
+        self._record(self.Erased, ctx, citizen_id=self.citizen_id, reason=reason, basis=basis, subjects=covered)
+
+
+def retention_reason(cutoff: datetime) -> str:
+    return f"retention: every request of the citizen closed before {cutoff.date().isoformat()}"
