@@ -16,7 +16,7 @@ from domain.base import Context, InvalidCommand, NotFound
 from domain.calendars.handlers import jurisdiction_calendar
 from domain.catalogue.handlers import load_catalogue
 from domain.citizens.aggregate import Citizen, ContactDetails, check_language, same_name
-from domain.citizens.handlers import resolve_citizen, signed_in_citizen
+from domain.citizens.handlers import known_citizen, resolve_citizen, signed_in_citizen
 from domain.handling import Handlers, UnitOfWork, on_aggregate, parse_id
 from domain.requests import commands as c
 from domain.requests.aggregate import WAITING, ServiceRequest, request_id_for
@@ -69,6 +69,8 @@ def register_request(uow: UnitOfWork, ctx: Context, cmd: c.RegisterRequest) -> d
     given = cmd.contact.model_dump() if cmd.contact else None
     # A signed-in citizen registers for themselves: the case is theirs whatever the body says.
     contact = ContactDetails.parse(given or (own.personal if own else None), deps.policy.default_region)
+    if not cmd.anonymous and own is None:
+        contact = _completed_from_record(uow, contact)
     hidden = deps.policy.check(contact, wants_anonymity=cmd.anonymous)
     language = check_language(cmd.language or deps.policy.default_language)
     citizen = own or resolve_citizen(uow, ctx, contact, language)
@@ -112,6 +114,17 @@ def register_request(uow: UnitOfWork, ctx: Context, cmd: c.RegisterRequest) -> d
     result["citizen_id"] = str(citizen.id) if citizen else None
     result["identity_check"] = identity_check
     return result
+
+
+def _completed_from_record(uow: UnitOfWork, contact: ContactDetails) -> ContactDetails:
+    """A known citizen writing from their email or number needs not repeat what the hotline
+    knows: an email without a phone in it, or a text without a name, is completed from the
+    citizen on record (what was given is kept as given)."""
+    if all((contact.name, contact.phone, contact.email)):
+        return contact
+    owner = known_citizen(uow, contact)
+    citizen = uow.find(Citizen, owner) if owner else None
+    return contact.completed_from(citizen.personal) if citizen is not None else contact
 
 
 IDENTITY_NOTES = {

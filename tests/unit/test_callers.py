@@ -21,6 +21,7 @@ from api.app import create_app
 from domain.base import SYSTEM, Context, FixedClock, InvalidCommand
 from domain.citizens.aggregate import Citizen, CitizenIdentity, ContactDetails, email_key, same_name
 from domain.requests import commands as c
+from domain.requests.aggregate import ServiceRequest, request_id_for
 from domain.requests.intake import phone_region
 from infra.runtime import Hotline
 from infra.settings import Settings
@@ -243,5 +244,20 @@ def test_the_name_check_applies_to_a_known_email_too(sqlite_hotline: Hotline) ->
     run(c.RegisterRequest(**body(name="Mario Rossi", email="m.rossi@example.it", phone="+39 06 5550 1234")), SYSTEM)
     flagged = run(c.RegisterRequest(**body(name="Luca Neri", email="M.ROSSI@example.it", phone="+39 347 123 4567")), SYSTEM).result
     assert flagged["identity_check"] == "name_differs"
-    with pytest.raises(InvalidCommand):  # the Italian policy wants a name: nothing to flag without one
-        run(c.RegisterRequest(**body(phone="+39 06 5550 1234")), SYSTEM)
+    # No name given for a known number: the name on record is the caller's, nothing to flag.
+    assert run(c.RegisterRequest(**body(phone="+39 06 5550 1234")), SYSTEM).result["identity_check"] is None
+    with pytest.raises(InvalidCommand):  # the Italian policy wants a name: an unknown number alone is refused
+        run(c.RegisterRequest(**body(phone="+39 06 5550 9999")), SYSTEM)
+
+
+def test_a_known_citizen_writing_from_their_email_need_not_repeat_name_and_phone(api: tuple[TestClient, Hotline]) -> None:
+    client, hotline = api
+    first = register(client, name="Giulia Verdi", phone="06 4567 8910", email="giulia.verdi@example.org")
+    # An email from the same address (no phone in it, another case of the address): the
+    # contact is completed from the record and the citizen is the same.
+    later = register(client, email="Giulia.Verdi@Example.org")
+    assert later["citizen_id"] == first["citizen_id"] and later["identity_check"] is None
+    registered: ServiceRequest = hotline.store.repository.get(request_id_for(later["reference"]))
+    assert registered.personal == {"name": "Giulia Verdi", "phone": "+390645678910", "email": "Giulia.Verdi@example.org", "address": None}
+    # What is given is kept as given; an unknown address alone is still refused by the rule.
+    assert register(client, status=422, email="nobody.known@example.org")["error"]["code"] == "contact_required"
