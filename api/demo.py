@@ -50,6 +50,16 @@ CASES: list[tuple[str, str, str, str, dict[str, Any]]] = [
     ("bus-complaint", "action", "complaint", "Bus 64 skipped the stop twice this morning", {"line": "64"}),
     ("benefit-application", "action", "application", "申请低保，家里四口人", {"household_size": 4}),
 ]
+# Where the demo's problems are (Rome), each report a few tens of metres from the spot: reports
+# of one problem cluster as a city's do, so the desk's nearby open work orders have something to show.
+PLACES: list[tuple[str, str, float, float]] = [
+    ("Via Nazionale 1", "Centro", 41.9009, 12.4936),
+    ("Piazza Venezia", "Centro", 41.8960, 12.4823),
+    ("Viale di Trastevere 60", "Trastevere", 41.8834, 12.4719),
+    ("Via Tuscolana 200", "Appio-Latino", 41.8772, 12.5224),
+    ("Via Nomentana 150", "Nomentano", 41.9160, 12.5150),
+    ("Piazza Bologna", "Nomentano", 41.9130, 12.5200),
+]
 QUESTIONS = [
     "What are the opening hours of the registry office?",
     "Quali documenti servono per la carta d'identità?",
@@ -192,7 +202,8 @@ class DemoStory:
             "awaiting_ruling": 0,
             "timer_events": 0,
         }
-        self.open_orders: dict[str, str] = {}  # problem code -> an open work order (for duplicates)
+        # "<problem code>@<address>" -> an open work order there (what a duplicate links to).
+        self.open_orders: dict[str, str] = {}
         self.sim: Any = None
         self._last_question = QUESTIONS[0]
         self.refused: list[str] = []
@@ -302,10 +313,20 @@ class DemoStory:
             "urgency": rnd.choices(["normal", "urgent", "control"], [6, 2, 2])[0],
             "problem_code": code,
             "collected": collected,
-            "location": {"address": "Via Nazionale 1", "district": "Centro"},
+            "location": self._place(),
         }
         fate = rnd.random()
         self._at(t, lambda: self._register(body, code, fate, t))
+
+    def _place(self) -> dict[str, Any]:
+        address, district, lat, lon = self.rnd.choice(PLACES)
+        # Within about 90 m of the spot (0.0008° of latitude).
+        return {
+            "address": address,
+            "district": district,
+            "lat": lat + self.rnd.uniform(-8e-4, 8e-4),
+            "lon": lon + self.rnd.uniform(-8e-4, 8e-4),
+        }
 
     def _information(self, who: dict[str, Any], contact: c.Contact, t: datetime) -> None:
         r = self._run(
@@ -372,13 +393,19 @@ class DemoStory:
         r = self._run(c.RegisterRequest.model_validate(body), AGENT)
         self.counts["requests"] += 1
         ref = r["reference"]
-        if code in self.open_orders and self.rnd.random() < 0.5:
-            order = self.open_orders[code]
+        spot = self._spot(ref)
+        if spot in self.open_orders and self.rnd.random() < 0.5:
+            order = self.open_orders[spot]
             self._at(self._later(t, 1, 10), lambda: self._duplicate(ref, order))
             return
         if fate < 0.08:
             return  # still waiting for dispatch
         self._at(self._later(t, 3, 90), lambda: self._dispatch(ref, fate))
+
+    def _spot(self, ref: str) -> str:
+        """The same problem at the same place: where a second report is a duplicate."""
+        request = self.hotline.store.read_reference(request_id_for(ref))
+        return f"{request.problem_code}@{(request.location or {}).get('address')}"
 
     def _duplicate(self, ref: str, order: str) -> None:
         self._run(woc.LinkDuplicate(ref=ref, work_order_id=order), AGENT)
@@ -422,7 +449,7 @@ class DemoStory:
         self.counts["work_orders"] += 1
         code = self.hotline.store.read_reference(request_id_for(ref)).problem_code
         if code:
-            self.open_orders[code] = wo["id"]
+            self.open_orders[self._spot(ref)] = wo["id"]
         t = self.clock.now()
         if fate < 0.35:
             if self.rnd.random() < 0.5:
@@ -477,8 +504,8 @@ class DemoStory:
 
     def _finish(self, ref: str, dep: str, order: str, code: str | None, fate: float) -> None:
         self._run(woc.CompleteWorkOrder(order_id=order, outcome="Fixed on site"), _department(dep))
-        if code and self.open_orders.get(code) == order:
-            del self.open_orders[code]
+        if code and self.open_orders.get(self._spot(ref)) == order:
+            del self.open_orders[self._spot(ref)]
         replied = self._later(self.clock.now(), 10, 240)
 
         def reply() -> None:
