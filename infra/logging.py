@@ -58,7 +58,8 @@ def configure_logging(settings: Settings) -> None:
     else:
         renderer = structlog.processors.JSONRenderer(ensure_ascii=False)
         final = [structlog.stdlib.ProcessorFormatter.remove_processors_meta, structlog.processors.format_exc_info, renderer]
-    formatter = structlog.stdlib.ProcessorFormatter(foreign_pre_chain=shared, processors=final)
+    # A standard-library line's ``extra=`` fields become fields of the line (not dropped).
+    formatter = structlog.stdlib.ProcessorFormatter(foreign_pre_chain=[*shared, structlog.stdlib.ExtraAdder()], processors=final)
     handler = logging.StreamHandler(sys.stderr)
     handler.set_name(_HANDLER)
     handler.setFormatter(formatter)
