@@ -77,8 +77,34 @@ def start_notifier(hotline: Hotline) -> Stop | None:
     return in_thread("notifier", notifier.run, hotline.settings.notify_poll_seconds)
 
 
+def start_email_in(hotline: Hotline) -> Stop | None:
+    """The SMTP listener for citizens' email (``hotline email-in`` on its own)."""
+    from consumers.email_in import start_listener
+
+    if not hotline.settings.email_in_inprocess:
+        return None
+    return start_listener(hotline).stop
+
+
+def start_retention(hotline: Hotline) -> Stop | None:
+    """The retention rule on a schedule (``HOTLINE_RETENTION_INPROCESS``; or a cron job
+    running ``hotline privacy retention``)."""
+    from infra.privacy import run_retention
+
+    if not hotline.settings.retention_inprocess:
+        return None
+    return in_thread("retention", lambda stop, poll: run_retention(hotline, stop, poll), hotline.settings.retention_interval_hours * 3600)
+
+
 # What `hotline serve` may run beside the API, in start order.
-BACKGROUND: tuple[Callable[[Hotline], Stop | None], ...] = (start_timers, start_router, start_analytics_ingest, start_notifier)
+BACKGROUND: tuple[Callable[[Hotline], Stop | None], ...] = (
+    start_timers,
+    start_router,
+    start_analytics_ingest,
+    start_notifier,
+    start_email_in,
+    start_retention,
+)
 
 
 def start_background(hotline: Hotline) -> list[Stop]:

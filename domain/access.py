@@ -59,6 +59,10 @@ class Action(StrEnum):
     WORK_ORDERS_READ = "work_orders.read"
     WORK_ORDERS_WORK = "work_orders.work"  # start, tasks, complete
     WORK_ORDERS_CANCEL = "work_orders.cancel"
+    # attachments (photos, documents) on requests and work orders
+    ATTACHMENTS_ADD = "attachments.add"
+    ATTACHMENTS_READ = "attachments.read"  # then the subject's own read rule, on the subject
+    ATTACHMENTS_REMOVE = "attachments.remove"
     # citizens' personal data
     CITIZENS_READ = "citizens.read"
     CITIZENS_UPDATE = "citizens.update"
@@ -97,6 +101,10 @@ class Action(StrEnum):
     API_KEYS_READ = "api_keys.read"  # a key's name, role, actions and state (never the key)
     API_KEYS_MANAGE = "api_keys.manage"
     OPERATIONS_READ = "operations.read"  # Kafka status
+    CHANNELS_SMS_RECEIVE = "channels.sms_receive"  # the SMS provider delivers what citizens texted (signed webhook)
+    AUDIT_READ = "audit.read"  # any aggregate's full history and state as of a time, case traces, read models as of a time
+    PRIVACY_ERASE = "privacy.erase"  # erase a citizen's personal data (crypto-shredding), with a reason
+    PRIVACY_RETENTION = "privacy.retention"  # the retention rule: erase citizens whose requests all closed long ago
 
 
 A, D, C, AS, S = Scope.ALL, Scope.OWN_DEPARTMENT, Scope.OWN_CASES, Scope.ASSIGNED, Scope.SELF
@@ -143,6 +151,27 @@ RULES: Mapping[Action, Mapping[str, Scope]] = {
     Action.WORK_ORDERS_READ: {"agent": A, "expert": A, "supervisor": A, "department": D, "control_office": A, **_READ_ALL},
     Action.WORK_ORDERS_WORK: {"department": D, "supervisor": A, "system": A},
     Action.WORK_ORDERS_CANCEL: {"supervisor": A, "control_office": A, "system": A},
+    Action.ATTACHMENTS_ADD: {
+        "citizen": C,
+        "agent": A,
+        "expert": A,
+        "supervisor": A,
+        "department": D,
+        "control_office": A,
+        "integrator": A,
+        "system": A,
+    },
+    Action.ATTACHMENTS_READ: {
+        "citizen": C,
+        "agent": A,
+        "expert": A,
+        "supervisor": A,
+        "department": D,
+        "control_office": A,
+        "integrator": A,
+        **_READ_ALL,
+    },
+    Action.ATTACHMENTS_REMOVE: {"supervisor": A, "control_office": A, "system": A},
     Action.CITIZENS_READ: {"citizen": C, "agent": A, "expert": A, "supervisor": A, "control_office": A, **_READ_ALL},
     Action.CITIZENS_UPDATE: {"citizen": C, "agent": A, "supervisor": A, "system": A},
     Action.CATALOGUE_READ: {role: A for role in ROLES},  # public: what the hotline handles, and its calendar
@@ -171,9 +200,15 @@ RULES: Mapping[Action, Mapping[str, Scope]] = {
     Action.CITIZENS_SIGN_IN: {"citizen": A, "system": A},
     Action.STAFF_READ: {"supervisor": A, "administrator": A, **_READ_ALL},
     Action.STAFF_MANAGE: {"administrator": A, "system": A},
+    Action.PRIVACY_ERASE: {"administrator": A, "system": A},
+    Action.PRIVACY_RETENTION: {"administrator": A, "system": A},
     Action.API_KEYS_READ: {"administrator": A, **_READ_ALL},
     Action.API_KEYS_MANAGE: {"administrator": A, "system": A},
     Action.OPERATIONS_READ: {"supervisor": A, "administrator": A, **_READ_ALL},
+    # The provider proves it is the hotline's SMS channel by its signature (a system actor).
+    Action.CHANNELS_SMS_RECEIVE: {"system": A},
+    # The auditor's views read every stream, personal data included: auditors only (and the CLI's system actor).
+    Action.AUDIT_READ: {"auditor": A, "system": A},
 }
 
 # Actions anyone may take without signing in (an anonymous citizen): the public face of

@@ -17,12 +17,15 @@ from urllib.parse import unquote, urlparse
 from eventsourcing.application import AggregateNotFoundError, Application, LRUCache, ProcessingEvent, project_aggregate
 from eventsourcing.domain import DomainEvent
 from eventsourcing.persistence import Notification, Recording
+from eventsourcing.sqlite import SQLiteDatastore
 from eventsourcing.utils import register_topic
 
 from domain.envelope import Envelope, envelope_of
+from infra.audit_chain import Checkpointer, checkpoint_file
+from infra.citizen_keys import CitizenKeys
 from infra.group_read import GroupReader
 from infra.settings import Settings
-from infra.transcoder import FastJSONTranscoder
+from infra.transcoder import FastJSONTranscoder, SealingMapper, register_sealed
 
 
 def store_env(settings: Settings) -> dict[str, str]:
@@ -39,7 +42,7 @@ def store_env(settings: Settings) -> dict[str, str]:
             "POSTGRES_MAX_OVERFLOW": "8",
             "POSTGRES_LOCK_TIMEOUT": "10",
             "CREATE_TABLE": "y",
-            "APPLICATION_RECORDER_TOPIC": "infra.pg_recorder:HotlinePostgresRecorder",
+            "APPLICATION_RECORDER_TOPIC": f"infra.pg_recorder:{'Hotline' if settings.audit_chain else 'Unchained'}PostgresRecorder",
             **CACHE,
         }
     settings.data_dir.mkdir(parents=True, exist_ok=True)
@@ -48,6 +51,7 @@ def store_env(settings: Settings) -> dict[str, str]:
         "SQLITE_DBNAME": str(settings.sqlite_events_path),
         "SQLITE_LOCK_TIMEOUT": "30",
         "CREATE_TABLE": "y",
+        "APPLICATION_RECORDER_TOPIC": f"infra.sqlite_recorder:{'Hotline' if settings.audit_chain else 'Unchained'}SQLiteRecorder",
         **CACHE,
     }
 
@@ -172,17 +176,47 @@ class EventStore(Application):
         # share queries under load; SQLite answers in-process and needs no batching.
         self.group_reader = GroupReader(self.recorder) if self.is_postgres else None
         self._cache_lock = threading.Lock()
+        # Tamper evidence: the recorders chain every event; checkpoints of the chain head go
+        # to this file (and the log) every ``audit_checkpoint_every`` events.
+        self.audit_checkpoint_file = checkpoint_file(settings)
+        self.checkpointer = Checkpointer(self, settings.audit_checkpoint_every if settings.audit_chain else 0)
+        # Personal data: a key per citizen, in the store's own database (infra/citizen_keys.py).
+        # The in-memory store of some tests has no database: its keys go to an in-memory SQLite.
+        datastore = getattr(self.recorder, "datastore", None) or SQLiteDatastore(":memory:")
+        self.keys = CitizenKeys(datastore, postgres=self.is_postgres, dsn=settings.database_url)
+        self.keys.on_erasure.append(self.forget_personal_data)
+        mapper: Any = self.mapper
+        mapper.keys = self.keys
+        mapper.encrypt = settings.encrypt_personal
+        mapper.encrypt_text = settings.encrypt_citizen_text
 
     def construct_transcoder(self) -> FastJSONTranscoder:
         transcoder = FastJSONTranscoder()
         self.register_transcodings(transcoder)
+        register_sealed(transcoder)
         return transcoder
+
+    def construct_mapper(self) -> Any:
+        # Keys are attached once the recorder (their database) exists, in __init__.
+        return SealingMapper(self.construct_transcoder(), None, compressor=self.factory.compressor(), cipher=self.factory.cipher())  # type: ignore[arg-type]
+
+    def forget_personal_data(self) -> None:
+        """After an erasure: no cached aggregate or reference keeps personal data in memory."""
+        cache = self.repository.cache
+        if cache is not None:
+            with self._cache_lock:
+                cache.cache.clear()
+        self.reference_cache.forget(list(self.reference_cache._entries))
 
     def save(self, *objs: Any, **kwargs: Any) -> list[Recording[Any]]:
         """``Application.save`` (eventsourcing 9.5) with the faster collection above."""
         processing_event = _Collected()
         processing_event.collect_events(*objs, **kwargs)
+        mapper: Any = self.mapper
+        if mapper.encrypt:  # the batch's keys, stored before its events (one transaction)
+            mapper.prepare(processing_event.events)
         recordings = self._record(processing_event)
+        self.checkpointer.after_commit(recordings)
         self._take_snapshots(processing_event)
         self._notify(recordings)
         self.notify(processing_event.events)  # deprecated hook, kept as the library calls it
@@ -286,4 +320,5 @@ class EventStore(Application):
     def close(self) -> None:
         if self.group_reader is not None:
             self.group_reader.close()
+        self.keys.close()
         super().close()

@@ -7,4 +7,8 @@ cd "$(dirname "$0")/.."
 bash infra/bootstrap.sh
 # No SMS gateway on a laptop: citizens' sign-in codes are also written to the log.
 export HOTLINE_LOG_SIGN_IN_CODES="${HOTLINE_LOG_SIGN_IN_CODES:-true}"
+# Citizens' email: an SMTP listener on 127.0.0.1:2525 inside the server (README: Citizen channels).
+export HOTLINE_EMAIL_IN_INPROCESS="${HOTLINE_EMAIL_IN_INPROCESS:-true}"
+# The SMS provider's webhook secret, for trying POST /channels/sms/inbound by hand.
+export HOTLINE_SMS_INBOUND_SECRET="${HOTLINE_SMS_INBOUND_SECRET:-demo-sms-secret}"
 exec .venv/bin/hotline serve --demo "$@"

@@ -36,6 +36,7 @@ class Hotline:
     bus: CommandBus
     identity: Identity
     projector: Any = None  # consumers.inprocess.InProcessProjector in the embedded mode
+    attachments: Any = None  # infra.attachments.AttachmentStore: attachments' bytes
     extras: dict[str, Any] = field(default_factory=dict)
 
     @classmethod
@@ -63,6 +64,9 @@ class Hotline:
         projector = InProcessProjector(store, read_store) if settings.projections_inprocess else None
         bus = CommandBus(store, committer, deps, clock, HANDLERS, after_commit=projector.catch_up if projector else None)
         hotline = cls(settings, clock, store, committer, read_store, bus, identity, projector)
+        from infra.attachments import AttachmentStore
+
+        hotline.attachments = AttachmentStore.for_settings(settings, read_store.engine)
         from consumers.timers import configure_sla
 
         configure_sla(hotline)

@@ -39,6 +39,9 @@ class Settings(BaseSettings):
     # jurisdiction's (domain/requests/intake.py PHONE_REGIONS; the demo's is IT).
     default_region: str | None = None
     default_language: str = "it"
+    # Nearby duplicates: how far (metres) an open work order of the same problem code may be
+    # from a new request, for problem codes that set no ``duplicate_radius_m`` of their own.
+    duplicate_radius_m: float = 100.0
     # Where the hotline is: the console shows dates and times in this zone.
     time_zone: str = "Europe/Rome"
     group_commit_max_batch: int = 500
@@ -48,6 +51,13 @@ class Settings(BaseSettings):
     # (measured with 32 clients: fuller batches, fewer commits, and the best throughput).
     group_commit_max_wait_ms: float = 6.0
     pg_pool_size: int = 16
+    # Audit chain (infra/audit_chain.py): every event hashed onto its stream and the global
+    # order. Off only to measure what it costs (events written then are reported by verify).
+    audit_chain: bool = True
+    # A checkpoint (chain head: position and hash) is logged and appended to the file every
+    # this many events (0: only on demand, `hotline audit checkpoint`).
+    audit_checkpoint_every: int = 10_000
+    audit_checkpoint_file: Path | None = None  # default: <data_dir>/audit-checkpoints.jsonl
     # Python's young-generation GC threshold (0: Python's default, 700). A command allocates
     # hundreds of objects, so at the default a collection ran every few commands; scanning
     # less often gave the write path 5% (the older generations are collected as before).
@@ -85,6 +95,17 @@ class Settings(BaseSettings):
     sms_gateway_token: str | None = None
     sms_gateway_retries: int = 3
     sms_gateway_backoff_seconds: float = 0.5
+    # Inbound SMS (POST /channels/sms/inbound): the provider signs each call with
+    # HMAC-SHA256, under this shared secret, of "<timestamp>.<raw body>"; the timestamp
+    # (Unix seconds) in its own header, refused when further than max-age from now.
+    # Unset: no signature is accepted (every call is 401).
+    sms_inbound_secret: str | None = None
+    sms_inbound_signature_header: str = "X-Hotline-Signature"
+    sms_inbound_timestamp_header: str = "X-Hotline-Timestamp"
+    sms_inbound_max_age_seconds: int = 300
+    # A text from a number whose citizen's name is unknown cannot be registered where the
+    # intake policy wants a name: it goes to an agent as a contact of this (chat) queue.
+    sms_inbound_queue: str = "chat"
     notify_max_attempts: int = 5
     notify_retry_seconds: float = 60.0  # first retry after this, doubling
     notify_poll_seconds: float = 1.0
@@ -118,6 +139,41 @@ class Settings(BaseSettings):
     rate_limit_codes: str = "5/hour"  # sign-in codes sent to one phone or email
     # Development only: also log citizens' sign-in codes (there is no SMS gateway on a laptop).
     log_sign_in_codes: bool = False
+    # Attachments (infra/attachments.py): size and types, checked on the content.
+    attachments_max_bytes: int = 10 * 1024 * 1024
+    attachments_allowed_types: list[str] = ["image/jpeg", "image/png", "image/webp", "image/heic", "application/pdf", "text/plain"]
+    # Where their bytes go. Unset: <data_dir>/attachments, or PostgreSQL large objects
+    # when HOTLINE_DATABASE_URL is set; set: this directory in either mode.
+    attachments_dir: Path | None = None
+    # Open311 GeoReport v2 (api/routers/open311.py): the jurisdiction_ids it answers to
+    # (empty: the hotline's own jurisdiction; with several, clients must name one), the
+    # results of a page (the spec's default and maximum, 1000) and the default window (90 days).
+    open311_jurisdictions: list[str] = []
+    open311_page_size: int = 1000
+    open311_window_days: int = 90
+    # Email in (consumers/email_in.py): an SMTP listener that registers citizens' email as
+    # requests. `hotline email-in` runs it; `hotline serve` too when email_in_inprocess.
+    email_in_inprocess: bool = False
+    email_in_host: str = "127.0.0.1"
+    email_in_port: int = 2525
+    email_in_addresses: list[str] = []  # recipients taken (others: 550); empty: any (the MTA in front routes)
+    email_in_max_bytes: int = 15 * 1024 * 1024  # a bigger message is refused (552) and bounced by the sender's MTA
+    email_in_kind: Literal["information", "action", "feedback"] = "information"  # operators re-classify
+    email_in_workers: int = 16  # messages worked on at once (their commands group-commit together)
+    # Privacy (infra/citizen_keys.py, domain/privacy/): ``personal`` event fields encrypted with
+    # a key per citizen (AES-GCM); erasure destroys the key. Retention: citizens whose requests
+    # all closed more than this many years ago are erased (`hotline privacy retention`, or
+    # in `hotline serve` when retention_inprocess, every retention_interval_hours).
+    encrypt_personal: bool = True
+    # The jurisdiction's policy on free text the citizen wrote (a request's description, their
+    # messages): sealed with their key too, so an erasure takes it. On by default, as the
+    # Italian default is strict about personal data (a description often names people).
+    encrypt_citizen_text: bool = True
+    retention_years: float = 5.0
+    retention_inprocess: bool = False
+    retention_interval_hours: float = 24.0
+    # Fault injection for the email-in tests: the listener dies after committing, before its 250.
+    fault_email_in_exit_after_commit: bool = False
     # Fault injection for the Kafka tests: the projection consumer dies before its Nth commit.
     fault_kill_before_commit: int = 0
 

@@ -21,6 +21,8 @@ from api.console import portal as console_portal
 from api.console import reports as console_reports
 from api.console import session as console_session
 from api.console import supervisor as console_supervisor
+from api.routers import attachments as attachments_api
+from api.routers import audit as audit_api
 from api.routers import auth as auth_api
 from api.routers import catalogue as catalogue_api
 from api.routers import citizens as citizens_api
@@ -28,13 +30,18 @@ from api.routers import contact_center as contact_center_api
 from api.routers import health as health_api
 from api.routers import integrators as integrators_api
 from api.routers import knowledge as knowledge_api
+from api.routers import nearby as nearby_api
+from api.routers import open311 as open311_api
 from api.routers import outbox as outbox_api
+from api.routers import privacy as privacy_api
 from api.routers import reports as reports_api
 from api.routers import requests as requests_api
 from api.routers import sla as sla_api
+from api.routers import sms_inbound as sms_inbound_api
 from api.routers import staff as staff_api
 from api.routers import supervision as supervision_api
 from api.routers import work_orders as work_orders_api
+from domain.attachments import handlers as attachments
 from domain.calendars import handlers as calendars
 from domain.catalogue import handlers as catalogue
 from domain.citizens import handlers as citizens
@@ -43,10 +50,12 @@ from domain.handling import CommandHandlers
 from domain.identity import handlers as identity
 from domain.knowledge import handlers as knowledge
 from domain.notifications import handlers as notifications
+from domain.privacy import handlers as privacy
 from domain.requests import handlers as requests
 from domain.work_orders import handlers as work_orders
 from projections import (
     agent_desk,
+    audit_trace,
     citizen_history,
     department_workload,
     request_status,
@@ -55,12 +64,15 @@ from projections import (
     staff,
     wallboard,
 )
+from projections import attachments as attachment_index
 from projections import knowledge as knowledge_index
+from projections import nearby as nearby_work_orders
 from projections import notifications as notification_log
+from projections import open311 as open311_requests
 from projections.base import Projection
 
 # Bounded contexts: each module's ``handles`` registry (domain/<context>/handlers.py).
-CONTEXTS = (requests, work_orders, citizens, catalogue, calendars, notifications, contact_center, knowledge, identity)
+CONTEXTS = (requests, work_orders, citizens, catalogue, calendars, notifications, contact_center, knowledge, identity, attachments, privacy)
 
 # Read models, in the order they are applied.
 PROJECTIONS: tuple[Projection, ...] = (
@@ -74,6 +86,10 @@ PROJECTIONS: tuple[Projection, ...] = (
     agent_desk.projection,
     knowledge_index.projection,
     staff.projection,
+    nearby_work_orders.projection,
+    attachment_index.projection,
+    open311_requests.projection,
+    audit_trace.projection,
 )
 
 # HTTP areas, served in this order.
@@ -83,6 +99,7 @@ ROUTERS = (
     staff_api,
     catalogue_api,
     requests_api,
+    nearby_api,  # before work_orders_api: /work-orders/nearby, not /work-orders/{order_id}
     work_orders_api,
     citizens_api,
     supervision_api,
@@ -92,6 +109,11 @@ ROUTERS = (
     contact_center_api,
     knowledge_api,
     outbox_api,
+    attachments_api,
+    sms_inbound_api,
+    open311_api,
+    audit_api,
+    privacy_api,
 )
 
 # The console's screen areas (api/console/), served after the API.

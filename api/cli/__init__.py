@@ -13,11 +13,11 @@ from __future__ import annotations
 
 import typer
 
-from api.cli import catalogue, contact_center, core, identity, kafka, reports, sla
+from api.cli import audit, catalogue, channels, contact_center, core, identity, kafka, privacy, reports, sla
 from infra.logging import configure_logging
 from infra.settings import get_settings
 
-AREAS = (core, catalogue, sla, contact_center, kafka, reports, identity)
+AREAS = (core, catalogue, sla, contact_center, kafka, reports, identity, channels, privacy, audit)
 
 app = typer.Typer(help="Hotline: citizen-service hotline and contact center backend", no_args_is_help=True)
 

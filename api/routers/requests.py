@@ -16,6 +16,7 @@ from fastapi import APIRouter, Depends, Query, Request, Response
 
 from api.auth import allow, citizen_filter, department_filter, row_access
 from api.deps import CommandRoute, add_command_routes, get_hotline, run_command, set_etag, wait_for_position
+from api.read_log import PersonalDataRead, personal_data_read
 from api.routers.knowledge import suggest_and_record
 from api.schemas import RequestAccepted, RequestDetail, RequestPage, TimelineEntry
 from domain.access import Action, Scope, allows, authorize, scope
@@ -128,6 +129,7 @@ def search(
     limit: int = Query(50, ge=1, le=500),
     cursor: str | None = Query(None, description="next_cursor of the previous page"),
     min_position: int | None = Query(None, description="Wait until the read model has applied this event position"),
+    read: PersonalDataRead = personal_data_read("find a case"),
 ) -> dict[str, Any]:
     for value in status:
         _one_of("status", value)
@@ -157,7 +159,11 @@ def search(
     )
     wait_for_position(hotline, min_position)
     with hotline.read_store.engine.connect() as conn:
-        return request_status.find(conn, filters, now=hotline.clock.now(), sort=sort, limit=limit, cursor=cursor)
+        page = request_status.find(conn, filters, now=hotline.clock.now(), sort=sort, limit=limit, cursor=cursor)
+    if filters.text and filters.personal:
+        # Searched by words that may be a caller's name or number: a read of personal data.
+        read.record(actor, what="request search", citizen_ids=[r.get("citizen_id") for r in page["items"]], count=len(page["items"]))
+    return page
 
 
 @router.get("/{ref}", response_model=RequestDetail, summary="Status and timeline of one request")
@@ -167,6 +173,7 @@ def get_request(
     hotline: Hotline = Depends(get_hotline),
     actor: Actor = allow(Action.REQUESTS_READ),
     min_position: int | None = Query(None, description="Wait until the read model has applied this event position"),
+    read: PersonalDataRead = personal_data_read("case handling"),
 ) -> dict[str, Any]:
     wait_for_position(hotline, min_position)
     with hotline.read_store.engine.connect() as conn:
@@ -178,6 +185,8 @@ def get_request(
         timeline = request_status.timeline(conn, row["id"])
         row["timeline"] = [TimelineEntry(**t) for t in (timeline if internal else public_timeline(timeline))]
     set_etag(response, row["version"])
+    if row.get("citizen_id"):  # a citizen's case in their own words
+        read.record(actor, what="request", subject=row["reference"], citizen_ids=[row["citizen_id"]])
     return row
 
 
