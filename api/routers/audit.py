@@ -33,6 +33,7 @@ from fastapi import APIRouter, Depends, Query
 from api.auth import allow
 from api.deps import get_hotline
 from api.read_log import PersonalDataRead, personal_data_read
+from api.routers.supervision import department_loads
 from consumers.fast_decode import decoder_for
 from domain.access import Action, allows
 from domain.audit import AsOf, holds_personal, linked_ids, mask_personal, public_state, rebuild, resolve, step
@@ -342,26 +343,7 @@ def read_model_as_of(
 
 def _workloads(conn: sa.Connection, now: datetime, due_within_hours: float, department_id: str | None) -> list[dict[str, Any]]:
     """``GET /departments/workloads`` as it would have answered at ``now``."""
-    loads = department_workload.workloads(conn)
-    overdue = sla_breaches.overdue_by_department(conn, now)
-    due_soon = sla_breaches.due_soon_by_department(conn, now, timedelta(hours=due_within_hours))
-    result = []
-    for dep in sorted(set(loads) | {d for d in overdue if d} | {d for d in due_soon if d}):
-        if department_id and dep != department_id:
-            continue
-        load = loads.get(dep, {"department_id": dep, "open": 0, "by_state": {}, "providers": {}})
-        result.append(
-            {
-                "department_id": dep,
-                "open": load["open"],
-                "by_state": load["by_state"],
-                "providers": load["providers"],
-                "work_orders": load.get("work_orders", {}),
-                "overdue": overdue.get(dep, {"overdue": 0}),
-                "due_soon": due_soon.get(dep, 0),
-            }
-        )
-    return result
+    return department_loads(conn, now, timedelta(hours=due_within_hours), lambda dep: not department_id or dep == department_id)
 
 
 def _where_is(reference: str, shown: dict[str, Any]) -> dict[str, Any]:

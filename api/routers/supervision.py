@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
-from datetime import timedelta
+from collections.abc import Callable
+from datetime import datetime, timedelta
 from typing import Any
 
+import sqlalchemy as sa
 from fastapi import APIRouter, Depends, Query
 
 from api.auth import allow, department_filter
@@ -26,15 +28,26 @@ def workloads(
     min_position: int | None = None,
 ) -> list[dict[str, Any]]:
     wait_for_position(hotline, min_position)
-    now = hotline.clock.now()
     with hotline.read_store.engine.connect() as conn:
-        loads = department_workload.workloads(conn)
-        overdue = sla_breaches.overdue_by_department(conn, now)
-        due_soon = sla_breaches.due_soon_by_department(conn, now, timedelta(hours=due_within_hours))
+        # A department sees its own load.
+        return department_loads(
+            conn,
+            hotline.clock.now(),
+            timedelta(hours=due_within_hours),
+            lambda dep: allows(actor, Action.SLA_READ, Access.of_department(dep)),
+        )
+
+
+def department_loads(conn: sa.Connection, now: datetime, due_within: timedelta, keep: Callable[[str], bool]) -> list[dict[str, Any]]:
+    """Each department's open work, overdue and due-soon counts at ``now`` (those ``keep``
+    accepts): what ``GET /departments/workloads`` answers, and the auditor's view of it then."""
+    loads = department_workload.workloads(conn)
+    overdue = sla_breaches.overdue_by_department(conn, now)
+    due_soon = sla_breaches.due_soon_by_department(conn, now, due_within)
     result = []
     for dep in sorted(set(loads) | {d for d in overdue if d} | {d for d in due_soon if d}):
-        if not allows(actor, Action.SLA_READ, Access.of_department(dep)):
-            continue  # a department sees its own load
+        if not keep(dep):
+            continue
         load = loads.get(dep, {"department_id": dep, "open": 0, "by_state": {}, "providers": {}})
         result.append(
             {
