@@ -123,6 +123,10 @@ class CitizenKeys:
             "CREATE INDEX IF NOT EXISTS citizen_key_links_citizen ON citizen_key_links (citizen_id)",
             f"CREATE TABLE IF NOT EXISTS citizen_key_erasures (id {serial}, subject_id TEXT NOT NULL, erased_at TEXT NOT NULL)",
         )
+        if self._tables_exist():
+            # CREATE INDEX IF NOT EXISTS still takes its table's SHARE lock: a process starting
+            # while others write keys would deadlock with them (two tables locked in turn).
+            return
         for attempt in range(5):
             try:
                 with self._tx() as curs:
@@ -133,6 +137,16 @@ class CitizenKeys:
                 if attempt == 4:
                     raise
                 time.sleep(0.05 * (attempt + 1))
+
+    _OBJECTS = ("citizen_keys", "citizen_keys_subject", "citizen_key_links", "citizen_key_links_citizen", "citizen_key_erasures")
+
+    def _tables_exist(self) -> bool:
+        if self.postgres:
+            rows = self._rows("SELECT " + ", ".join(f"to_regclass('{name}') IS NOT NULL" for name in self._OBJECTS))
+            return bool(rows) and all(rows[0])
+        marks = ", ".join("?" for _ in self._OBJECTS)
+        rows = self._rows(f"SELECT COUNT(*) FROM sqlite_master WHERE name IN ({marks})", self._OBJECTS)
+        return bool(rows) and int(rows[0][0]) == len(self._OBJECTS)
 
     @contextlib.contextmanager
     def _tx(self) -> Iterator[Any]:
