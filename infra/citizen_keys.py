@@ -14,10 +14,15 @@ is read from the store: the events stay and replay, their ``personal`` values re
   which streams and identities belong to which citizen (from the events themselves:
   a request names its citizen, an identity claim names its citizen), so an erasure covers
   the caller's earlier calls and the messages sent to them.
-* **Durable first.** Keys (and links) are written in their own committed transaction
-  before the events encrypted with them are inserted: a committed event never names a
-  key that was not stored. The group committer asks for all the keys of a batch at once
-  (:meth:`CitizenKeys.prepare`), one round trip per batch that meets a new citizen.
+* **Durable with the events.** A committed event never names a key that was not stored.
+  On PostgreSQL the keys (and links) a batch needs are *staged* (:meth:`CitizenKeys.prepare`
+  with ``stage=True``) and written by the event store's append function in the events' own
+  transaction (``infra/pg_recorder.py``): no round trip of their own. A subject the
+  process has no key for gets a fresh one without asking the table (a subject may hold
+  several keys; an erasure destroys them all), so the write path never reads keys. Staged
+  keys are the writing thread's own until its transaction commits; if it fails they are
+  dropped. On SQLite, and for saves outside a batch, keys are written in their own
+  committed transaction just before the events.
 * **Caches.** Keys are cached in memory. An erasure (here or in another process: API
   nodes, Kafka consumers, the relay) appends to ``citizen_key_erasures``; every process
   checks its highest id at most once a second before using a cached key, and drops its
@@ -37,7 +42,7 @@ import threading
 import time
 import uuid
 from collections.abc import Callable, Iterable, Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
@@ -107,6 +112,10 @@ class CitizenKeys:
         self._erasure_mark = 0
         self._checked_at = 0.0
         self.on_erasure: list[Callable[[], None]] = []  # called when another process erased
+        # Keys and links staged for the calling thread's next append (see "Durable with the
+        # events"); set up by the PostgreSQL recorder, which writes them (``append_keys``).
+        self.append_keys = False
+        self._staged = threading.local()
         self._create_tables()
         self._erasure_mark = self._current_mark()
         self._checked_at = time.monotonic()
@@ -220,13 +229,25 @@ class CitizenKeys:
         self._links.update(given)
         return [(s, c) for s, c in given if self._stored_links.get(s) != c]
 
-    def prepare(self, subjects: Iterable[str], links: Iterable[tuple[str, str]]) -> None:
-        """Makes sure every subject has a stored key and every link is stored, in one
+    def prepare(self, subjects: Iterable[str], links: Iterable[tuple[str, str]], *, stage: bool = False) -> None:
+        """Makes sure every subject has a key and every link is stored: staged for this
+        thread's next append (``stage``, when the recorder writes them), else in one
         committed transaction (nothing to do when all are cached)."""
         self.recheck()
+        staged = self._staging()
+        if stage and self.append_keys:
+            staged.clear()  # left by a save that failed before its append: never stored
         new_links = self.remember(links)
-        wanted = [s for s in dict.fromkeys(self.owner(s) for s in subjects) if s not in self._active]
+        wanted = [s for s in dict.fromkeys(self.owner(s) for s in subjects) if s not in self._active and s not in staged.active]
         if not wanted and not new_links:
+            return
+        if stage and self.append_keys:
+            for subject in wanted:
+                key_id, material = uuid.uuid4().hex, AESGCM.generate_key(bit_length=256)
+                staged.keys.append((key_id, subject, material))
+                staged.active[subject] = key_id
+                staged.material[key_id] = material
+            staged.links.extend(new_links)
             return
         if self.postgres and self.dsn:
             found, created = self._prepare_pg(wanted, new_links)
@@ -319,28 +340,54 @@ class CitizenKeys:
                 curs.executemany(f"INSERT INTO citizen_key_links (subject_id, citizen_id) VALUES ({p}, {p}) {conflict}", new_links)
         return found, created
 
-    def seal(self, subject: str, personal: dict[str, Any], aad: bytes, dumps: Callable[[Any], bytes]) -> Sealed:
-        owner = self.owner(subject)
+    # ------------------------------------------------------------------ staging (PostgreSQL)
+    def _staging(self) -> _Staged:
+        staged: _Staged | None = getattr(self._staged, "value", None)
+        if staged is None:
+            staged = self._staged.value = _Staged()
+        return staged
+
+    def take_staged(self) -> _Staged | None:
+        """The keys and links this thread staged, for the append that writes them with its
+        events (None: nothing staged). Until :meth:`committed` they stay this thread's."""
+        staged: _Staged | None = getattr(self._staged, "value", None)
+        if staged is None or not (staged.keys or staged.links):
+            return None
+        self._staged.value = None
+        return staged
+
+    def committed(self, staged: _Staged) -> None:
+        """The append that carried ``staged`` committed: its keys are every thread's now."""
+        with self._lock:
+            for key_id, subject, material in staged.keys:
+                self._keys[key_id] = material
+                self._active.setdefault(subject, key_id)
+            self._stored_links.update(staged.links)
+
+    def _key_for(self, owner: str) -> tuple[str, bytes]:
+        staged: _Staged | None = getattr(self._staged, "value", None)
+        if staged is not None and (key_id := staged.active.get(owner)) is not None:
+            return key_id, staged.material[key_id]
         key_id = self._active.get(owner)
         if key_id is None:  # not prepared (a save outside the committer): stored now, durably
             self.prepare([owner], ())
             key_id = self._active[owner]
+        return key_id, self._keys[key_id]
+
+    def seal(self, subject: str, personal: dict[str, Any], aad: bytes, dumps: Callable[[Any], bytes]) -> Sealed:
+        key_id, material = self._key_for(self.owner(subject))
         nonce = os.urandom(12)
-        ciphertext = AESGCM(self._keys[key_id]).encrypt(nonce, dumps(personal), aad)
+        ciphertext = AESGCM(material).encrypt(nonce, dumps(personal), aad)
         given = tuple(k for k, v in personal.items() if v is not None)
         empty = tuple(k for k, v in personal.items() if v is None)
         return Sealed(key_id, nonce, ciphertext, given, empty)
 
     def seal_json(self, subject: str, personal: dict[str, Any], aad: bytes, dumps: Callable[[Any], bytes]) -> dict[str, Any]:
         """:meth:`seal`, already in its stored (JSON) form: the write path's."""
-        owner = self.owner(subject)
-        key_id = self._active.get(owner)
-        if key_id is None:
-            self.prepare([owner], ())
-            key_id = self._active[owner]
+        key_id, material = self._key_for(self.owner(subject))
         cipher = self._ciphers.get(key_id)
         if cipher is None:
-            cipher = self._ciphers[key_id] = AESGCM(self._keys[key_id])
+            cipher = self._ciphers[key_id] = AESGCM(material)
         nonce = os.urandom(12)
         return {
             "k": key_id,
@@ -351,8 +398,11 @@ class CitizenKeys:
         }
 
     def stored_link(self, subject: str, citizen: str) -> bool | None:
-        """True if this link is in the table; False if not (yet)."""
-        return self._stored_links.get(subject) == citizen
+        """True if this link is in the table (or staged with this thread's append); False if not (yet)."""
+        if self._stored_links.get(subject) == citizen:
+            return True
+        staged: _Staged | None = getattr(self._staged, "value", None)
+        return staged is not None and (subject, citizen) in staged.links
 
     # ------------------------------------------------------------------ read path
     def material(self, key_id: str) -> bytes:
@@ -423,6 +473,22 @@ class CitizenKeys:
         rows = self._rows("SELECT COUNT(*) AS total, COUNT(key_material) AS live FROM citizen_keys")
         total, live = rows[0]
         return {"keys": int(total), "live": int(live), "erased": int(total) - int(live)}
+
+
+@dataclass
+class _Staged:
+    """One thread's keys and links waiting for the append that writes them."""
+
+    keys: list[tuple[str, str, bytes]] = field(default_factory=list)  # (key id, subject, material)
+    links: list[tuple[str, str]] = field(default_factory=list)  # (subject, citizen)
+    active: dict[str, str] = field(default_factory=dict)  # subject -> staged key id
+    material: dict[str, bytes] = field(default_factory=dict)  # staged key id -> material
+
+    def clear(self) -> None:
+        self.keys.clear()
+        self.links.clear()
+        self.active.clear()
+        self.material.clear()
 
 
 def _tuple(row: Any) -> tuple[Any, ...]:

@@ -24,6 +24,7 @@ from domain.envelope import Envelope, envelope_of
 from infra.audit_chain import Checkpointer, checkpoint_file
 from infra.citizen_keys import CitizenKeys
 from infra.group_read import GroupReader
+from infra.pg_recorder import HotlinePostgresRecorder
 from infra.settings import Settings
 from infra.transcoder import FastJSONTranscoder, SealingMapper, register_sealed
 
@@ -185,6 +186,9 @@ class EventStore(Application):
         datastore = getattr(self.recorder, "datastore", None) or SQLiteDatastore(":memory:")
         self.keys = CitizenKeys(datastore, postgres=self.is_postgres, dsn=settings.database_url)
         self.keys.on_erasure.append(self.forget_personal_data)
+        if isinstance(self.recorder, HotlinePostgresRecorder):  # its append writes the batch's keys
+            self.recorder.citizen_keys = self.keys
+            self.keys.append_keys = True
         mapper: Any = self.mapper
         mapper.keys = self.keys
         mapper.encrypt = settings.encrypt_personal

@@ -20,6 +20,7 @@ from __future__ import annotations
 import threading
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
+from datetime import UTC, datetime
 from typing import Any
 from uuid import UUID
 
@@ -87,6 +88,38 @@ class HeldConnection:
             self.datastore.pool.putconn(conn)  # the pool resets or replaces it
 
 
+# The citizen keys and links a batch staged (infra/citizen_keys.py), written by the append
+# function in the events' own transaction, after the table lock (so no other append can
+# hold a key row this one waits for). The tables are the key store's, found on the
+# session's search path as it finds them.
+KEYS_SQL = (
+    "  IF cardinality(key_ids) > 0 THEN "
+    "    INSERT INTO citizen_keys (key_id, subject_id, key_material, created_at) "
+    "      SELECT k, s, m, keys_created FROM unnest(key_ids, key_subjects, key_materials) AS n(k, s, m); "
+    "  END IF; "
+    "  IF cardinality(link_subjects) > 0 THEN "
+    "    INSERT INTO citizen_key_links (subject_id, citizen_id) "
+    "      SELECT DISTINCT ON (s) s, c FROM unnest(link_subjects, link_citizens) AS l(s, c) ON CONFLICT (subject_id) DO NOTHING; "
+    "  END IF; "
+)
+
+
+def staged_rows(staged: Any) -> tuple[list[str], list[str], list[bytes], list[str], list[str], str]:
+    """The append function's key arguments: (key ids, subjects, materials, link subjects,
+    link citizens, creation stamp); empty when the batch staged nothing."""
+    if staged is None:
+        return [], [], [], [], [], ""
+    links = dict(staged.links)
+    return (
+        [k for k, _, _ in staged.keys],
+        [s for _, s, _ in staged.keys],
+        [m for _, _, m in staged.keys],
+        list(links),
+        list(links.values()),
+        datetime.now(UTC).isoformat(),
+    )
+
+
 class HotlinePostgresRecorder(PostgresApplicationRecorder):
     # Chained: the append function also writes the audit chain (infra/audit_chain.py).
     chained = True
@@ -120,13 +153,14 @@ class HotlinePostgresRecorder(PostgresApplicationRecorder):
         self.sql_create_statements.append(
             SQL(
                 "CREATE OR REPLACE FUNCTION {schema}.{function}("
-                "  ids uuid[], versions integer[], topics text[], states bytea[]) "
+                "  ids uuid[], versions integer[], topics text[], states bytea[], "
+                "  key_ids text[], key_subjects text[], key_materials bytea[], link_subjects text[], link_citizens text[], "
+                "  keys_created text) "
                 "RETURNS SETOF bigint LANGUAGE plpgsql AS $BODY$ "
                 "BEGIN "
                 "  SET LOCAL lock_timeout = '{lock_timeout}s'; "
                 "  LOCK TABLE {schema}.{table} IN EXCLUSIVE MODE; "
-                "  NOTIFY {channel}; "
-                "  RETURN QUERY "
+                "  NOTIFY {channel}; " + KEYS_SQL + "  RETURN QUERY "
                 "    INSERT INTO {schema}.{table} (originator_id, originator_version, topic, state) "
                 "    SELECT * FROM unnest(ids, versions, topics, states) "
                 "    RETURNING notification_id; "
@@ -143,7 +177,9 @@ class HotlinePostgresRecorder(PostgresApplicationRecorder):
         self.sql_create_statements.append(
             SQL(
                 "CREATE OR REPLACE FUNCTION {schema}.{function}("
-                "  ids uuid[], versions integer[], topics text[], states bytea[]) "
+                "  ids uuid[], versions integer[], topics text[], states bytea[], "
+                "  key_ids text[], key_subjects text[], key_materials bytea[], link_subjects text[], link_citizens text[], "
+                "  keys_created text) "
                 "RETURNS SETOF bigint LANGUAGE plpgsql AS $BODY$ "
                 "DECLARE "
                 "  n integer := cardinality(ids); "
@@ -159,7 +195,8 @@ class HotlinePostgresRecorder(PostgresApplicationRecorder):
                 "  SET LOCAL enable_seqscan = off; "
                 "  LOCK TABLE {schema}.{table} IN EXCLUSIVE MODE; "
                 "  NOTIFY {channel}; "
-                "  SELECT h.position, h.hash INTO head_position, head_hash FROM {schema}.{head} h WHERE h.id = 1; "
+                + KEYS_SQL
+                + "  SELECT h.position, h.hash INTO head_position, head_hash FROM {schema}.{head} h WHERE h.id = 1; "
                 "  IF NOT FOUND THEN head_position := 0; head_hash := genesis; END IF; "
                 "  positions := ARRAY(SELECT nextval(seq) FROM generate_series(1, n)); "
                 # The stored predecessor's hash (NULL: none, or an unchained row: the genesis).
@@ -198,9 +235,11 @@ class HotlinePostgresRecorder(PostgresApplicationRecorder):
         self.select_events_statement = SQL("SELECT originator_version, topic, state FROM {schema}.{table} WHERE originator_id = %s").format(
             schema=schema, table=table
         )
-        self.append_statement = SQL("SELECT * FROM {schema}.{function}(%b::uuid[], %b::integer[], %b::text[], %b::bytea[])").format(
-            schema=schema, function=chained_function if self.chained else function
-        )
+        self.append_statement = SQL(
+            "SELECT * FROM {schema}.{function}(%b::uuid[], %b::integer[], %b::text[], %b::bytea[], "
+            "%b::text[], %b::text[], %b::bytea[], %b::text[], %b::text[], %b::text)"
+        ).format(schema=schema, function=chained_function if self.chained else function)
+        self.citizen_keys: Any = None  # the store's CitizenKeys, whose staged keys an append writes
 
     def _create_table(self, curs: Any) -> None:
         # Several processes (API workers, consumers) start at once: CREATE OR REPLACE
@@ -261,11 +300,14 @@ class HotlinePostgresRecorder(PostgresApplicationRecorder):
     def insert_events(self, stored_events: Sequence[StoredEvent], **kwargs: Any) -> Sequence[int] | None:
         if not stored_events:
             return []
+        keys = self.citizen_keys
+        staged = keys.take_staged() if keys is not None else None
         params = (
             [e.originator_id for e in stored_events],
             [e.originator_version for e in stored_events],
             [e.topic for e in stored_events],
             [e.state for e in stored_events],
+            *staged_rows(staged),
         )
         # Both turn psycopg's errors into the library's (IntegrityError for a version
         # somebody else wrote first), which the group committer and the bus handle.
@@ -273,7 +315,10 @@ class HotlinePostgresRecorder(PostgresApplicationRecorder):
         connection = held.connection() if held is not None else self.datastore.get_connection()
         with connection as conn, conn.cursor(row_factory=tuple_row) as curs:
             curs.execute(self.append_statement, params, prepare=True)
-            return [row[0] for row in curs.fetchall()]
+            positions = [row[0] for row in curs.fetchall()]
+        if staged is not None:
+            keys.committed(staged)
+        return positions
 
     def hold_connection(self) -> None:
         """The calling thread (the group committer) keeps one pooled connection for its inserts."""

@@ -216,7 +216,7 @@ class SealingMapper(Mapper[Any]):
                     # call from their number): an erasure of the citizen names it.
                     owned.append((str(event.originator_id), subject))
         if subjects or links:
-            self.keys.prepare(subjects, links + owned)  # one round trip for the batch
+            self.keys.prepare(subjects, links + owned, stage=True)  # with the batch's events, or one round trip before them
         from domain.citizens.aggregate import CitizenIdentity
 
         relinks = [pair for e in events if isinstance(e, CitizenIdentity.Reclaimed) for pair in key_links(vars(e), e.originator_id)]
