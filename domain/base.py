@@ -169,6 +169,10 @@ class Context:
     now: datetime
     correlation_id: str = field(default_factory=lambda: str(uuid.uuid4()))
     causation_id: str = field(default_factory=lambda: str(uuid.uuid4()))
+    # Given by the caller (an X-Correlation-Id header, the event a consumer reacts to): the
+    # command's events carry it. Otherwise they continue the case they act on (see
+    # HotlineAggregate.CASE and infra/unit_of_work.py).
+    correlation_given: bool = True
     # The jurisdiction's configuration the handlers need (intake policy, calendar, SLA).
     deps: Deps = field(default_factory=_default_deps, compare=False, repr=False)
 
@@ -216,6 +220,11 @@ class HotlineAggregate(Aggregate):
     # False for the hotline's own bookkeeping (idempotency records, identity claims):
     # never published to Kafka or analytics.
     PUBLISHED: ClassVar[bool] = True
+    # A part of one citizen's case (the call, the request, its work orders, the messages,
+    # attachments): its events carry the correlation id it was created with, and what a
+    # command creates while acting on it inherits that id, so one correlation id traces the
+    # whole case across aggregates (GET /audit/trace/{correlation_id}).
+    CASE: ClassVar[bool] = False
     # Every aggregate class of the domain, registered by its definition (domain/events.py).
     DEFINED: ClassVar[list[type[HotlineAggregate]]] = []
 
@@ -229,7 +238,10 @@ class HotlineAggregate(Aggregate):
         SCHEMA_VERSION: ClassVar[int] = 1
 
     class Created(Event, Aggregate.Created):
-        pass
+        def mutate(self, aggregate: Any) -> Any:
+            created: Any = super().mutate(aggregate)
+            created.correlation_id = self.meta.get("correlation_id")  # the case this aggregate belongs to
+            return created
 
     @classmethod
     def _start(cls: type[T], event_class: type[Aggregate.Created], id: uuid.UUID, ctx: Context, **data: Any) -> T:

@@ -74,6 +74,11 @@ class UnitOfWork(Protocol):
 
     def add(self, aggregate: HotlineAggregate) -> None: ...
 
+    def continue_case(self, aggregate: HotlineAggregate) -> None:
+        """The command acts within this aggregate's case (its correlation id): for a case
+        the handler only reads, such as the call a request is registered during."""
+        ...
+
 
 C = TypeVar("C", bound=Command)
 Handler = Callable[[UnitOfWork, Context, Any], dict[str, Any]]

@@ -79,6 +79,7 @@ class CommandBus:
         name = type(cmd).__name__
         # One correlation and causation id for every attempt: the log lines of a command
         # that is retried after a lost race belong together.
+        correlation_given = correlation_id is not None
         correlation_id = correlation_id or _new_id()
         causation_id = causation_id or _new_id()
         # Bound in this thread only (the group committer's thread has its own context),
@@ -92,7 +93,7 @@ class CommandBus:
             # The role may take this action at all (domain/access.py); the handler checks
             # the scope once it has loaded what the command acts on.
             authorize(actor, type(cmd).action)
-            answer = self._execute(cmd, name, actor, idempotency_key, idempotency_scope, correlation_id, causation_id)
+            answer = self._execute(cmd, name, actor, idempotency_key, idempotency_scope, correlation_id, causation_id, correlation_given)
             outcome = "replayed" if answer.replayed else "ok"
             if log.isEnabledFor(logging.DEBUG):
                 log.debug("command done: position %d%s", answer.position, " (replayed)" if answer.replayed else "")
@@ -121,6 +122,7 @@ class CommandBus:
         idempotency_scope: str | None,
         correlation_id: str,
         causation_id: str,
+        correlation_given: bool = True,
     ) -> CommandResult:
         handler = self.handlers.for_command(cmd)
         scope = idempotency_scope or name
@@ -137,13 +139,14 @@ class CommandBus:
                 now=self.clock.now(),
                 correlation_id=correlation_id,
                 causation_id=causation_id,
+                correlation_given=correlation_given,
                 deps=self.deps,
             )
             uow = EventStoreUnitOfWork(self.store)
             self.committer.preparing(+1)
             try:
                 result = handler(uow, ctx, cmd)
-                events = uow.collect_events()
+                events = uow.collect_events(correlation_given)
                 if idempotency_key:
                     record = IdempotencyRecord.record(idempotency_key, scope, payload_print, result, ctx)
                     events.extend(record.collect_events())

@@ -6,24 +6,29 @@ The event is committed first: an erasure nobody can audit never happens. The key
 right after, then the outbox's copies and the citizen's files (attachments and raw
 emails, :func:`erase_blobs`); if the process dies in between, running the erasure again
 (it is idempotent: the keys, links and files already gone stay gone) finishes it.
-(Nothing yet finds such a half-done erasure by itself.) The erasure's event also
+When all is done a second event says so (``CarriedOut``); :func:`resume_erasures`
+(``hotline privacy resume``, and the retention loop) finds erasures without it and
+finishes them. The erasure's event also
 releases the citizen's phone and email claims (domain/privacy/handlers.py), and every
 read model blanks what it copied, the citizen's own words included.
 """
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import uuid
 from datetime import datetime, timedelta
 from typing import Any
 
 import sqlalchemy as sa
+from eventsourcing.utils import get_topic
 
 from domain.attachments.aggregate import Attachment
-from domain.base import SYSTEM, Actor
+from domain.base import SYSTEM, Actor, InvalidTransition
 from domain.privacy.aggregate import PersonalDataErasure, erasure_id
-from domain.privacy.commands import ApplyRetention, EraseCitizen, RetentionCandidate
+from domain.privacy.commands import ApplyRetention, EraseCitizen, RecordErasureCarriedOut, RetentionCandidate
+from domain.recordings.aggregate import Recording
 from domain.requests.aggregate import ServiceRequest
 from infra.outbox import erase_messages, outbox_root
 from infra.runtime import Hotline
@@ -36,10 +41,49 @@ def _after_erasure(hotline: Hotline, citizen_id: str, subjects: list[str], *, se
     destroyed = hotline.store.keys.destroy(subjects)
     hotline.store.forget_personal_data()
     erase_messages(outbox_root(hotline.settings), subjects)
-    erase_blobs(hotline, citizen_id, subjects)
+    deleted = erase_blobs(hotline, citizen_id, subjects)
     if settle:
         settle_files(hotline)
+    with contextlib.suppress(InvalidTransition):  # another process finished it first
+        hotline.bus.execute(RecordErasureCarriedOut(citizen_id=citizen_id, keys_destroyed=destroyed, files_deleted=deleted), SYSTEM)
     return destroyed
+
+
+ERASURE_TOPICS = (get_topic(PersonalDataErasure.Erased), get_topic(PersonalDataErasure.CarriedOut))
+
+
+def half_done_erasures(hotline: Hotline, after: int = 0) -> tuple[dict[str, list[str]], int]:
+    """Erasures whose event committed but whose ``CarriedOut`` did not (the process stopped
+    in between): citizen id -> the subjects the erasure covered; and the last position read.
+    Reads only the two event types from the log (the store filters by topic)."""
+    erased: dict[str, int] = {}
+    carried: dict[str, int] = {}
+    subjects: dict[str, list[str]] = {}
+    position = after
+    recorder: Any = hotline.store.recorder
+    while True:
+        page = recorder.select_notifications(position + 1, 1000, topics=ERASURE_TOPICS)
+        if not page:
+            break
+        for notification in page:
+            event: Any = hotline.store.mapper.to_domain_event(notification)
+            if isinstance(event, PersonalDataErasure.Erased):
+                erased[event.citizen_id] = erased.get(event.citizen_id, 0) + 1
+                subjects[event.citizen_id] = list(event.subjects)
+            else:
+                citizen = str(hotline.store.reference(event.originator_id).citizen_id)
+                carried[citizen] = carried.get(citizen, 0) + 1
+        position = page[-1].id
+    return {c: subjects[c] for c, n in erased.items() if n > carried.get(c, 0)}, position
+
+
+def resume_erasures(hotline: Hotline) -> list[str]:
+    """Finishes every half-done erasure (see :func:`half_done_erasures`); returns the citizens."""
+    pending, _ = half_done_erasures(hotline)
+    for citizen_id, subjects in pending.items():
+        destroyed = _after_erasure(hotline, citizen_id, subjects)
+        log.warning("half-done erasure finished", extra={"citizen_id": citizen_id, "keys": destroyed})
+    return list(pending)
 
 
 def citizen_blobs(hotline: Hotline, citizen_id: str, subjects: list[str]) -> set[str]:
@@ -57,6 +101,8 @@ def citizen_blobs(hotline: Hotline, citizen_id: str, subjects: list[str]) -> set
                 found.add(event.sha256)
             elif isinstance(event, ServiceRequest.CitizenWrote) and event.raw_message_sha256:
                 found.add(event.raw_message_sha256)
+            elif isinstance(event, Recording.Completed):  # a call recording's audio (domain/recordings)
+                found.add(event.sha256)
     return found
 
 
@@ -170,6 +216,7 @@ def run_retention(hotline: Hotline, stop: Any, poll_seconds: float) -> None:
     ``HOTLINE_RETENTION_INTERVAL_HOURS``."""
     while not stop.is_set():
         try:
+            resume_erasures(hotline)
             apply_retention(hotline)
         except Exception:
             log.exception("retention run failed; next run at the next interval")

@@ -17,6 +17,16 @@ class EventStoreUnitOfWork:
     def __init__(self, store: EventStore) -> None:
         self.store = store
         self.seen: dict[uuid.UUID, HotlineAggregate] = {}
+        self.case: str | None = None  # the correlation id of the case the command acts on
+
+    def continue_case(self, aggregate: HotlineAggregate) -> None:
+        """The command acts on this aggregate's case (first come, first kept)."""
+        if self.case is None and aggregate.CASE:
+            self.case = getattr(aggregate, "correlation_id", None)
+
+    def _loaded(self, aggregate: HotlineAggregate) -> None:
+        self.seen[aggregate.id] = aggregate
+        self.continue_case(aggregate)
 
     def find(self, cls: type[A], id: uuid.UUID) -> A | None:
         if id in self.seen:
@@ -26,7 +36,7 @@ class EventStoreUnitOfWork:
                 agg = self.store.checkout(id)
             except AggregateNotFoundError:
                 return None
-            self.seen[id] = agg
+            self._loaded(agg)
         return agg if isinstance(agg, cls) else None
 
     def read(self, cls: type[A], id: uuid.UUID) -> A | None:
@@ -47,8 +57,21 @@ class EventStoreUnitOfWork:
     def add(self, aggregate: HotlineAggregate) -> None:
         self.seen[aggregate.id] = aggregate
 
-    def collect_events(self) -> list[Any]:
+    def collect_events(self, correlation_given: bool = True) -> list[Any]:
+        """The command's new events. Unless the caller gave the correlation id, each case
+        aggregate's events carry its own case's id, and everything else (a new work order,
+        the agent answering the call) the id of the case the command acted on."""
         events: list[Any] = []
         for agg in self.seen.values():
-            events.extend(agg.collect_events())
+            pending: list[Any] = list(agg.collect_events())
+            if not correlation_given and pending:
+                created = pending[0].originator_version == 1
+                own = None if created or not agg.CASE else getattr(agg, "correlation_id", None)
+                case = own or self.case
+                if case is not None:
+                    for event in pending:
+                        event.meta["correlation_id"] = case
+                    if created:
+                        agg.correlation_id = case  # type: ignore[attr-defined]
+            events.extend(pending)
         return events

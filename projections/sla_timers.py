@@ -46,6 +46,7 @@ REQUESTS = projection.table(
     sa.Column("version", sa.Integer, nullable=False),
     sa.Column("last_event_at", UtcDateTime, nullable=False),
     sa.Column("keys", sa.JSON, nullable=False),  # keys of the current plan
+    sa.Column("correlation_id", sa.String(64)),  # the case's, which the fired timers' events carry
 )
 T, Q = TIMERS.name, REQUESTS.name
 PENDING, FIRED = "pending", "fired"
@@ -61,6 +62,7 @@ def _seen(env: Envelope, rows: Rows, **changes: Any) -> dict[str, Any]:
         "request_id": env.aggregate_id,
         "reference": env.data.get("reference"),
         "keys": [],
+        "correlation_id": env.meta.get("correlation_id"),
     }
     row.update(version=env.version, last_event_at=env.time, **changes)
     rows.put(Q, row)
@@ -161,6 +163,7 @@ _DUE_COLUMNS = (
     TIMERS.c.department_id,
     REQUESTS.c.version,
     REQUESTS.c.last_event_at,
+    REQUESTS.c.correlation_id,
 )
 
 
@@ -184,7 +187,7 @@ def due_timers(conn: Connection, now: datetime, limit: int = 1000, *, full: bool
 
     ``full=False`` reads only what firing needs. Rows become dicts by zipping the column
     names (SQLAlchemy's ``RowMapping`` to dict costs several times more per row)."""
-    columns = (*TIMERS.c, REQUESTS.c.version, REQUESTS.c.last_event_at) if full else _DUE_COLUMNS
+    columns = (*TIMERS.c, REQUESTS.c.version, REQUESTS.c.last_event_at, REQUESTS.c.correlation_id) if full else _DUE_COLUMNS
     q = (
         sa.select(*columns)
         .join(REQUESTS, REQUESTS.c.request_id == TIMERS.c.request_id)

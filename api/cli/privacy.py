@@ -50,6 +50,21 @@ def erase(
     typer.echo(json.dumps(outcome))
 
 
+@privacy.command("resume")
+def resume() -> None:
+    """Finish erasures a stopped process left half-done (their event committed, the keys or
+    files not yet gone); the retention loop does this too."""
+    from infra.privacy import resume_erasures
+    from infra.runtime import Hotline
+
+    hotline = Hotline.start(get_settings())
+    try:
+        finished = resume_erasures(hotline)
+    finally:
+        hotline.close()
+    typer.echo(json.dumps({"finished": finished}))
+
+
 @privacy.command("keys")
 def keys() -> None:
     """How many citizen keys exist, live and destroyed."""

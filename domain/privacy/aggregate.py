@@ -15,7 +15,7 @@ import uuid
 from datetime import datetime
 from typing import Any
 
-from domain.base import Context, HotlineAggregate, InvalidCommand, derived_id
+from domain.base import Context, HotlineAggregate, InvalidCommand, InvalidTransition, derived_id
 
 # What a personal value reads as once its key is destroyed (and what read models show).
 ERASED = "[erased]"
@@ -52,10 +52,26 @@ class PersonalDataErasure(HotlineAggregate):
             e.erasures += 1
             e.last_erased_at = self.timestamp
 
+    class CarriedOut(HotlineAggregate.Event):
+        """What the erasure's event decided was done: the keys destroyed, the outbox's
+        copies redacted, the citizen's files deleted. An erasure without it (the process
+        stopped half-way) is found and finished by ``hotline privacy resume``."""
+
+        keys_destroyed: int
+        files_deleted: int
+
+        def apply(self, e: PersonalDataErasure) -> None:
+            e.carried_out += 1
+
     def __init__(self, citizen_id: str) -> None:
         self.citizen_id = citizen_id
         self.erasures = 0
+        self.carried_out = 0
         self.last_erased_at: datetime | None = None
+
+    @property
+    def half_done(self) -> bool:
+        return self.erasures > self.carried_out
 
     @classmethod
     def open(cls, citizen_id: str, ctx: Context) -> PersonalDataErasure:
@@ -68,6 +84,11 @@ class PersonalDataErasure(HotlineAggregate):
         # The citizen's own stream is always covered, whatever else the key store knew.
         covered = list(dict.fromkeys([self.citizen_id, *subjects]))
         self._record(self.Erased, ctx, citizen_id=self.citizen_id, reason=reason, basis=basis, subjects=covered)
+
+    def carry_out(self, keys_destroyed: int, files_deleted: int, ctx: Context) -> None:
+        if not self.half_done:
+            raise InvalidTransition("no erasure of this citizen is waiting to be carried out")
+        self._record(self.CarriedOut, ctx, keys_destroyed=keys_destroyed, files_deleted=files_deleted)
 
 
 def retention_reason(cutoff: datetime) -> str:

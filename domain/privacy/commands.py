@@ -34,3 +34,12 @@ class ApplyRetention(Command):
     action = Action.PRIVACY_RETENTION
     cutoff: datetime
     candidates: list[RetentionCandidate] = Field(default_factory=list, max_length=500)
+
+
+class RecordErasureCarriedOut(Command):
+    """The hotline finished what an erasure's event decided (keys, outbox, files)."""
+
+    action = Action.PRIVACY_ERASE
+    citizen_id: str
+    keys_destroyed: int = Field(ge=0, le=1_000_000)
+    files_deleted: int = Field(ge=0, le=1_000_000)

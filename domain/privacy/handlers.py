@@ -10,7 +10,7 @@ from domain.base import Context, InvalidCommand, NotFound
 from domain.citizens.aggregate import Citizen, CitizenIdentity, ContactDetails, identity_id
 from domain.handling import Handlers, UnitOfWork, parse_id
 from domain.privacy.aggregate import PersonalDataErasure, erasure_id, retention_reason
-from domain.privacy.commands import ApplyRetention, EraseCitizen
+from domain.privacy.commands import ApplyRetention, EraseCitizen, RecordErasureCarriedOut
 from domain.requests.aggregate import ServiceRequest
 
 handles = Handlers("privacy")
@@ -101,3 +101,10 @@ def _all_closed_before(uow: UnitOfWork, subjects: list[str], cutoff: Any) -> boo
         if request.status != "closed" or request.closed_at is None or request.closed_at >= cutoff:
             return False
     return found > 0
+
+
+@handles(RecordErasureCarriedOut, issued_by=("infra.privacy",))
+def record_erasure_carried_out(uow: UnitOfWork, ctx: Context, cmd: RecordErasureCarriedOut) -> dict[str, Any]:
+    record = uow.get(PersonalDataErasure, erasure_id(cmd.citizen_id))
+    record.carry_out(cmd.keys_destroyed, cmd.files_deleted, ctx)
+    return {"citizen_id": cmd.citizen_id, "erasures": record.erasures, "carried_out": record.carried_out}

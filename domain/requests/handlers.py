@@ -17,6 +17,7 @@ from domain.calendars.handlers import jurisdiction_calendar
 from domain.catalogue.handlers import load_catalogue
 from domain.citizens.aggregate import Citizen, ContactDetails, check_language, same_name
 from domain.citizens.handlers import known_citizen, resolve_citizen, signed_in_citizen
+from domain.contact_center.contacts import Contact
 from domain.handling import Handlers, UnitOfWork, on_aggregate, parse_id
 from domain.requests import commands as c
 from domain.requests.aggregate import WAITING, ServiceRequest, request_id_for
@@ -64,6 +65,9 @@ def request_summary(request: ServiceRequest) -> dict[str, Any]:
 
 @handles(c.RegisterRequest)
 def register_request(uow: UnitOfWork, ctx: Context, cmd: c.RegisterRequest) -> dict[str, Any]:
+    if cmd.collected and not cmd.problem_code:
+        # Details are the problem code's: without one there is nothing to check them against.
+        raise InvalidCommand("collected details need the problem_code that defines them", code="invalid_collected", field="collected")
     deps = ctx.deps
     own = signed_in_citizen(uow, ctx)
     given = cmd.contact.model_dump() if cmd.contact else None
@@ -71,7 +75,7 @@ def register_request(uow: UnitOfWork, ctx: Context, cmd: c.RegisterRequest) -> d
     contact = ContactDetails.parse(given or (own.personal if own else None), deps.policy.default_region)
     if not cmd.anonymous and own is None:
         contact = _completed_from_record(uow, contact)
-    hidden = deps.policy.check(contact, wants_anonymity=cmd.anonymous)
+    hidden = deps.policy.check(contact, wants_anonymity=cmd.anonymous, channel=cmd.channel)
     language = check_language(cmd.language or deps.policy.default_language)
     citizen = own or resolve_citizen(uow, ctx, contact, language)
     identity_check = _identity_check(citizen, contact)
@@ -82,6 +86,9 @@ def register_request(uow: UnitOfWork, ctx: Context, cmd: c.RegisterRequest) -> d
         reply_channel = "phone" if contact.phone else "email" if contact.email else None
     personal = None if contact.is_anonymous else contact.as_personal()
 
+    call = _contact_of(uow, cmd.contact_id)
+    if call is not None:  # registered during a call or chat: the request is part of its case
+        uow.continue_case(call)
     # A reference number already taken makes the insert conflict; the bus then runs the
     # command again, which draws another number.
     reference = deps.new_reference(ctx.now)
@@ -114,6 +121,13 @@ def register_request(uow: UnitOfWork, ctx: Context, cmd: c.RegisterRequest) -> d
     result["citizen_id"] = str(citizen.id) if citizen else None
     result["identity_check"] = identity_check
     return result
+
+
+def _contact_of(uow: UnitOfWork, contact_id: str | None) -> Contact | None:
+    try:
+        return uow.read(Contact, uuid.UUID(contact_id)) if contact_id else None
+    except ValueError:  # not a contact of ours (an integrator's own id): kept as given
+        return None
 
 
 def _completed_from_record(uow: UnitOfWork, contact: ContactDetails) -> ContactDetails:
@@ -305,8 +319,8 @@ def fire_timers(uow: UnitOfWork, ctx: Context, cmd: c.FireTimers) -> dict[str, A
     fired, skipped = [], []
     for item in cmd.timers:
         request = uow.find(ServiceRequest, parse_id(item.request_id, "request"))
-        # The case is the correlation; the timer is the cause (auditors replay by these).
-        item_ctx = replace(ctx, correlation_id=item.request_id, causation_id=f"timer:{item.key}")
+        # The timer is the cause; the request's events carry its case's correlation.
+        item_ctx = replace(ctx, causation_id=f"timer:{item.key}")
         if request is None or not request.fire_timer(item.key, item_ctx):
             skipped.append(item.model_dump())
             continue

@@ -258,9 +258,9 @@ def test_erasure_leaves_no_trace_and_changes_no_count(hotline: Hotline, clock: F
     analytics.publish_snapshot(force=True)
     after = _kpis(analytics, h)
     analytics.close()
-    # The erasure's own events (its record opened, the erasure) and the release of the
-    # citizen's phone and email claims are the only new facts.
-    assert after["counts"].pop("events") == before["counts"].pop("events") + 2 + 2
+    # The erasure's own events (its record opened, the erasure, its carrying out) and the
+    # release of the citizen's phone and email claims are the only new facts.
+    assert after["counts"].pop("events") == before["counts"].pop("events") + 3 + 2
     assert after == before
 
     live = _table_rows(h)

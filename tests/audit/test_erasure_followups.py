@@ -7,6 +7,8 @@ from __future__ import annotations
 import uuid
 from typing import Any
 
+import pytest
+
 from domain.base import Actor, FixedClock
 from domain.citizens.aggregate import Citizen, CitizenIdentity, identity_id
 from domain.privacy.aggregate import ERASED
@@ -199,3 +201,36 @@ def test_erasure_deletes_the_citizens_files_but_not_bytes_another_citizen_shares
     assert names == {ERASED}
     assert {r["filename"] for r in rows if r["citizen_id"] == theirs["citizen_id"]} == {"same-photo.png"}
     assert h.attachments.get(next(r["sha256"] for r in rows if r["citizen_id"] == theirs["citizen_id"])) == shared
+
+
+def test_a_half_done_erasure_is_found_and_finished(hotline: Hotline, monkeypatch: Any) -> None:
+    """The erasure's event commits first; if the process stops before the keys and files
+    go, the erasure is half done: ``resume_erasures`` (``hotline privacy resume``, and the
+    retention loop) finds it by the missing ``CarriedOut`` and finishes it, once."""
+    import infra.privacy as privacy
+    from domain.privacy.aggregate import PersonalDataErasure, erasure_id
+
+    h = hotline
+    done = register(h, name="Ida Bassotti", phone="+39 06 5555 0101")
+    privacy.erase_citizen(h, done["citizen_id"], "the citizen asked (GDPR art. 17)", ADMIN)
+    victim = register(h, name=NAME, phone=PHONE, email=EMAIL)
+
+    def crash(*_: Any, **__: Any) -> int:
+        raise SystemExit("the process stopped")
+
+    with monkeypatch.context() as m:
+        m.setattr(h.store.keys, "destroy", crash)
+        with pytest.raises(SystemExit):
+            privacy.erase_citizen(h, victim["citizen_id"], "the citizen asked (GDPR art. 17)", ADMIN)
+    assert h.store.keys.live(h.store.keys.scope(victim["citizen_id"])), "the keys outlived the stopped erasure"
+    pending, _ = privacy.half_done_erasures(h)
+    assert list(pending) == [victim["citizen_id"]], "the finished erasure is not pending; the stopped one is"
+
+    assert privacy.resume_erasures(h) == [victim["citizen_id"]]
+    assert not h.store.keys.live(h.store.keys.scope(victim["citizen_id"]))
+    h.store.forget_personal_data()
+    citizen = h.store._rebuild(uuid.UUID(victim["citizen_id"]))
+    assert citizen.personal["name"] == ERASED
+    record = h.store._rebuild(erasure_id(victim["citizen_id"]))
+    assert isinstance(record, PersonalDataErasure) and record.erasures == record.carried_out == 1
+    assert privacy.resume_erasures(h) == [], "nothing left: a second run does nothing"

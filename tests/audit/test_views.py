@@ -329,6 +329,70 @@ def test_a_case_trace_follows_the_call_the_request_its_work_order_and_notificati
     assert client.get("/audit/staff_credential/op-anna", headers=auditor(h)).status_code == 404
 
 
+def test_one_correlation_id_traces_the_whole_case_from_the_call(hotline: Hotline, client: TestClient) -> None:
+    """Without correlation ids given by callers, what acts on a case continues its
+    correlation: the call's id is carried by the agent answering it, the request registered
+    during it, the request's later steps by anyone, its work order and the citizen's message."""
+    h = hotline
+    assert isinstance(h.clock, FixedClock)
+    router = Router(h.store, h.bus)
+    h.bus.execute(cc.DefineQueue(queue_id="general", names={"en": "General"}), SUP)
+    anna = Actor("op-anna", "agent")
+    h.bus.execute(cc.LoginAgent(agent_id="op-anna", queues=["general"]), anna)
+    arrives = cc.ContactArrives(channel="phone", queue_id="general", phone="+390612345678")
+    contact_id = str(h.bus.execute(arrives, Actor("pbx", "system")).result["id"])
+    first: Any = next(iter(h.store.events.get(uuid.UUID(contact_id))))
+    call = first.meta["correlation_id"]
+    router.run_until_idle()
+    h.bus.execute(cc.Answer(contact_id=contact_id, agent_id="op-anna"), anna)
+    register_cmd = c.RegisterRequest(
+        kind="action",
+        subtype="complaint",
+        channel="phone",
+        description="Pothole",
+        contact=CONTACT,
+        problem_code="pothole",
+        contact_id=contact_id,
+    )
+    ref = h.bus.execute(register_cmd, anna).result["reference"]
+    rid = str(request_id_for(ref))
+    h.bus.execute(c.Dispatch(ref=ref), anna)
+    h.clock.advance(minutes=30)
+    h.bus.execute(c.Accept(ref=ref), ROADS)
+    order_id = h.bus.execute(woc.CreateWorkOrder(ref=ref), anna).result["id"]
+    h.bus.execute(woc.StartWorkOrder(order_id=order_id, crew="crew 3"), ROADS)
+    h.clock.advance(hours=2)
+    h.bus.execute(c.FinalReply(ref=ref, message="Filled"), ROADS)
+    notifier = NotificationConsumer.from_settings(h)
+    assert notifier.follow() >= 1
+    other = register(h, contact=c.Contact(name="Someone Else", phone="+39 06 9999 0000"))  # another case
+
+    shown = client.get(f"/audit/trace/{call}", headers=auditor(h)).json()
+    assert shown["mode"] == "correlation" and {s["correlation_id"] for s in shown["events"]} == {call}
+    names = [(s["stream"], s["name"]) for s in shown["events"]]
+    for step in [
+        ("contact", "arrived"),
+        ("agent", "reserved"),
+        ("contact", "answered"),
+        ("agent", "contact_started"),
+        ("request", "registered"),
+        ("request", "dispatched"),
+        ("request", "accepted"),
+        ("workorder", "created"),
+        ("workorder", "started"),
+        ("notification", "queued"),
+    ]:
+        assert step in names, step
+    # Oracle: every stored event of the request and its work order carries the call's id.
+    for aggregate in (rid, order_id):
+        stored: list[Any] = list(h.store.events.get(uuid.UUID(aggregate)))
+        assert {e.meta["correlation_id"] for e in stored} == {call}, aggregate
+    assert other["id"] not in {s["id"] for s in shown["events"]}
+    # A caller's own correlation id still wins (an integrator tracing its own calls).
+    h.bus.execute(c.AddNote(ref=ref, text="called back", internal=True), anna, correlation_id="crm-42")
+    assert [s["name"] for s in client.get("/audit/trace/crm-42", headers=auditor(h)).json()["events"]] == ["note_added"]
+
+
 # ---------------------------------------------------------------------- read models as of T
 def test_was_the_request_on_the_overdue_list_then(hotline: Hotline, client: TestClient) -> None:
     h = hotline

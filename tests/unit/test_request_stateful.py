@@ -78,6 +78,9 @@ class MemoryUnitOfWork:
     def add(self, aggregate: HotlineAggregate) -> None:
         self.seen[aggregate.id] = aggregate
 
+    def continue_case(self, aggregate: HotlineAggregate) -> None:
+        pass  # correlation ids are not what this model checks
+
     def commit(self) -> None:
         for agg in self.seen.values():
             new = agg.collect_events()
