@@ -200,8 +200,14 @@ _CE_SHAPE = json.dumps(
         "type": "VARCHAR",
         "subject": "VARCHAR",
         "time": "VARCHAR",
-        "sequence": "BIGINT",
+        # Envelope 2: a zero-padded string; envelope 1: an integer (read as its text).
+        "sequence": "VARCHAR",
         "aggregateversion": "BIGINT",
+        "hotlineactor": "VARCHAR",
+        "hotlinerole": "VARCHAR",
+        "correlationid": "VARCHAR",
+        "causationid": "VARCHAR",
+        # Envelope 1 (messages published before the change, still on the topics).
         "hotlinemeta": {"actor_id": "VARCHAR", "actor_role": "VARCHAR", "correlation_id": "VARCHAR", "causation_id": "VARCHAR"},
         "data": "JSON",
     }
@@ -572,11 +578,15 @@ class AnalyticsStore:
         batch = pa.table([values], names=["doc"])
         load = f"""
         CREATE OR REPLACE TEMP TABLE incoming AS
-        SELECT coalesce(c.id, c.subject || '/' || c.aggregateversion) AS event_id, c.sequence AS position, c.type,
+        SELECT coalesce(c.id, c.subject || '/' || c.aggregateversion) AS event_id,
+               CAST(c.sequence AS BIGINT) AS position, c.type,
                c.subject AS aggregate_id, c.aggregateversion AS version,
                CAST(CAST(c.time AS TIMESTAMPTZ) AS TIMESTAMP) AS time,
-               CAST(c.data AS VARCHAR) AS data, c.hotlinemeta.actor_id, c.hotlinemeta.actor_role,
-               c.hotlinemeta.correlation_id, c.hotlinemeta.causation_id
+               CAST(c.data AS VARCHAR) AS data,
+               coalesce(c.hotlineactor, c.hotlinemeta.actor_id) AS actor_id,
+               coalesce(c.hotlinerole, c.hotlinemeta.actor_role) AS actor_role,
+               coalesce(c.correlationid, c.hotlinemeta.correlation_id) AS correlation_id,
+               coalesce(c.causationid, c.hotlinemeta.causation_id) AS causation_id
         FROM (SELECT from_json(doc, '{_CE_SHAPE}') AS c FROM batch)
         """
 

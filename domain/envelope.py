@@ -19,6 +19,29 @@ from domain.base import _owner_of, event_payload, event_type_name, stream_topic
 
 CLOUDEVENTS_SOURCE = "urn:hotline:event-store"
 
+# The version of the published envelope (the CloudEvents attributes around ``data``), carried
+# by the ``hotlineenvelope`` extension attribute. 1 (no attribute): ``sequence`` an integer and
+# ``hotlinemeta`` an object. 2: every attribute a flat scalar of the CloudEvents type system,
+# ``sequence`` a zero-padded string (the sequence extension). ``data`` is versioned apart, by
+# each type's ``….v<n>`` suffix: this change left every ``data`` as it was.
+ENVELOPE_VERSION = 2
+# Digits of ``sequence``: wide enough for any unsigned 64-bit position (PostgreSQL's bigint
+# needs 19), so string order is numeric order for every position the store can hand out.
+SEQUENCE_WIDTH = 20
+# ``meta`` key -> its CloudEvents extension attribute (lowercase a-z0-9, at most 20 characters).
+META_ATTRIBUTES: dict[str, str] = {
+    "actor_id": "hotlineactor",
+    "actor_role": "hotlinerole",
+    "actor_name": "hotlineactorname",
+    "correlation_id": "correlationid",
+    "causation_id": "causationid",
+}
+
+
+def sequence_of(position: int) -> str:
+    """The ``sequence`` attribute of a global position: ``00000000000000001234``."""
+    return f"{position:0{SEQUENCE_WIDTH}d}"
+
 
 def to_jsonable(value: Any) -> Any:
     if isinstance(value, datetime | date):
@@ -87,7 +110,7 @@ class Envelope:
             for name in self.citizen_text_fields:
                 if data.get(name) is not None:
                     data[name] = "***"
-        return {
+        ce: dict[str, Any] = {
             "specversion": "1.0",
             "id": self.event_id,
             "source": CLOUDEVENTS_SOURCE,
@@ -95,14 +118,23 @@ class Envelope:
             "subject": self.aggregate_id,
             "time": self.time.isoformat(),
             "datacontenttype": "application/json",
-            "sequence": self.position,
+            "hotlineenvelope": ENVELOPE_VERSION,
+            "sequence": sequence_of(self.position),
             "aggregateversion": self.version,
-            "hotlinemeta": self.meta,
-            "data": data,
         }
+        meta = self.meta
+        for key, attribute in META_ATTRIBUTES.items():
+            value = meta.get(key)
+            if value is not None:  # an unset attribute is absent, never null
+                ce[attribute] = str(value)
+        ce["data"] = data
+        return ce
 
     @classmethod
     def from_cloudevent(cls, ce: dict[str, Any]) -> Envelope:
+        """Reads envelope version 2 and version 1 alike (``int`` takes the padded string and
+        the old integer; the old ``hotlinemeta`` object is used where present), so a consumer
+        upgraded first reads the messages already on the topics."""
         type_ = ce["type"]
         known = _events().stream_and_name(type_)
         return cls(
@@ -115,7 +147,7 @@ class Envelope:
             position=int(ce["sequence"]),
             time=datetime.fromisoformat(ce["time"]),
             data=ce.get("data") or {},
-            meta=ce.get("hotlinemeta") or {},
+            meta=ce.get("hotlinemeta") or {key: ce[attribute] for key, attribute in META_ATTRIBUTES.items() if attribute in ce},
         )
 
 
@@ -147,4 +179,4 @@ def envelope_of(event: Any, position: int) -> Envelope:
     )
 
 
-__all__ = ["Envelope", "envelope_of", "stream_topic", "to_jsonable"]
+__all__ = ["ENVELOPE_VERSION", "META_ATTRIBUTES", "SEQUENCE_WIDTH", "Envelope", "envelope_of", "sequence_of", "stream_topic", "to_jsonable"]

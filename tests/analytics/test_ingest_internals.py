@@ -49,6 +49,32 @@ def test_cloudevents_without_sequence_are_still_deduplicated(tmp_path: Path, tra
     store.close()
 
 
+def test_both_envelope_versions_land_alike(tmp_path: Path, traffic: list[Envelope]) -> None:
+    """Envelope 2 (flat attributes, padded ``sequence``) and envelope 1 (``hotlinemeta``,
+    integer ``sequence``: messages published before the change) give the same rows."""
+
+    def version_1(e: Envelope) -> str:
+        flat = ("hotlineenvelope", "hotlineactor", "hotlinerole", "hotlineactorname", "correlationid", "causationid")
+        ce = {k: v for k, v in e.to_cloudevent().items() if k not in flat}
+        ce["sequence"] = e.position
+        ce["hotlinemeta"] = e.meta
+        return json.dumps(ce)
+
+    columns = "event_id, position, type, aggregate_id, version, time, data, actor_id, actor_role, correlation_id, causation_id"
+    rows = []
+    for name, encode in (("v2", lambda e: json.dumps(e.to_cloudevent())), ("v1", version_1)):
+        store = AnalyticsStore(tmp_path / f"{name}.duckdb")
+        assert store.ingest_cloudevents([encode(e) for e in traffic[:300]]) == 300
+        rows.append(store.conn.execute(f"SELECT {columns} FROM events ORDER BY position").fetchall())
+        store.close()
+    assert rows[0] == rows[1]
+    assert [r[1] for r in rows[0]] == [e.position for e in traffic[:300]]
+    assert all(
+        (r[7], r[8], r[9]) == (e.meta["actor_id"], e.meta["actor_role"], e.meta["correlation_id"])
+        for r, e in zip(rows[0], traffic, strict=False)
+    )
+
+
 def test_the_writer_checkpoints_when_the_wal_is_large(tmp_path: Path, traffic: list[Envelope], monkeypatch: pytest.MonkeyPatch) -> None:
     path = tmp_path / "a.duckdb"
     store = AnalyticsStore(path)
