@@ -39,7 +39,10 @@ def _check(calls: float, interval_seconds: float, aht_seconds: float) -> None:
 def traffic_intensity(calls: float, interval_seconds: float, aht_seconds: float) -> float:
     """Offered load in erlangs: arrivals per second × handle time."""
     _check(calls, interval_seconds, aht_seconds)
-    return calls / interval_seconds * aht_seconds
+    traffic = calls / interval_seconds * aht_seconds
+    if not math.isfinite(traffic):  # a vanishing interval: no number of agents is an answer
+        raise ValueError("the offered load is not a finite number of erlangs: check the contacts, interval and handle time")
+    return traffic
 
 
 def erlang_b(agents: int, traffic: float) -> float:
@@ -170,10 +173,31 @@ def agents_needed(
     n = max(1, math.floor(a) + 1)  # fewer than A agents can never keep up
     if max_occupancy is not None:
         n = max(n, math.ceil(a / max_occupancy - 1e-9))
-    while n <= MAX_AGENTS:
-        if service_level(n, a, aht_seconds, target_seconds) >= target_service_level and (
-            max_asa_seconds is None or average_speed_of_answer(n, a, aht_seconds) <= max_asa_seconds
-        ):
-            return evaluate(calls, interval_seconds, aht_seconds, n, target_seconds, shrinkage)
-        n += 1
-    raise ValueError(f"more than {MAX_AGENTS} agents would be needed: check the inputs")
+
+    def meets(agents: int) -> bool:
+        return service_level(agents, a, aht_seconds, target_seconds) >= target_service_level and (
+            max_asa_seconds is None or average_speed_of_answer(agents, a, aht_seconds) <= max_asa_seconds
+        )
+
+    # Service level rises and ASA falls with every agent added beyond A, so the fewest that
+    # meet the target are found by galloping up from n and then bisecting: O(log N)
+    # evaluations of O(N) each, where one more agent at a time took seconds near MAX_AGENTS.
+    if n > MAX_AGENTS:
+        raise ValueError(f"more than {MAX_AGENTS} agents would be needed: check the inputs")
+    if meets(n):
+        return evaluate(calls, interval_seconds, aht_seconds, n, target_seconds, shrinkage)
+    low, step = n, 1  # invariant: ``low`` does not meet the target
+    while True:
+        high = min(low + step, MAX_AGENTS)
+        if meets(high):
+            break
+        if high == MAX_AGENTS:
+            raise ValueError(f"more than {MAX_AGENTS} agents would be needed: check the inputs")
+        low, step = high, step * 2
+    while high - low > 1:
+        middle = (low + high) // 2
+        if meets(middle):
+            high = middle
+        else:
+            low = middle
+    return evaluate(calls, interval_seconds, aht_seconds, high, target_seconds, shrinkage)

@@ -8,8 +8,9 @@ from typing import Any
 from fastapi import APIRouter, Depends, Query, Response
 
 from api.auth import allow, row_access
-from api.deps import CommandRoute, add_command_routes, get_hotline, set_etag, wait_for_position
+from api.deps import CommandRoute, ReadYourWrites, add_command_routes, get_hotline, set_etag
 from api.read_log import PersonalDataRead, personal_data_read
+from api.responses import Ageing, CalendarView, DeadlineAnswer, NotificationList, RequestSla, TimersStatus
 from domain.access import Action, allows, authorize
 from domain.base import Actor, InvalidCommand, NotFound
 from domain.calendars import commands as cal
@@ -24,6 +25,9 @@ from projections import notifications as notes
 from projections import sla_breaches, sla_timers
 
 router = APIRouter(tags=["sla"])
+# The years a working-time question may start in (hours <= a year: the answer stays far
+# from the end of datetime's range).
+FIRST_YEAR, LAST_YEAR = 1900, 9000
 
 
 def _calendar(hotline: Hotline, jurisdiction: str) -> BusinessCalendar:
@@ -46,7 +50,7 @@ def _calendar_and_version(hotline: Hotline, jurisdiction: str) -> tuple[Business
 
 
 # ------------------------------------------------------------------ calendars
-@router.get("/calendars/{jurisdiction}", summary="A jurisdiction's business calendar")
+@router.get("/calendars/{jurisdiction}", response_model=CalendarView, summary="A jurisdiction's business calendar")
 def get_calendar(
     jurisdiction: str, response: Response, hotline: Hotline = Depends(get_hotline), _: Actor = allow(Action.CATALOGUE_READ)
 ) -> dict[str, Any]:
@@ -62,7 +66,11 @@ add_command_routes(
 )
 
 
-@router.get("/calendars/{jurisdiction}/deadline", summary="Working-time arithmetic: start + hours of working time")
+@router.get(
+    "/calendars/{jurisdiction}/deadline",
+    response_model=DeadlineAnswer,
+    summary="Working-time arithmetic: start + hours of working time",
+)
 def deadline(
     jurisdiction: str,
     start: datetime,
@@ -71,7 +79,11 @@ def deadline(
     _: Actor = allow(Action.CATALOGUE_READ),
 ) -> dict[str, Any]:
     if start.tzinfo is None:
-        raise InvalidCommand("start needs a time zone offset")
+        raise InvalidCommand("start needs a time zone offset", field="start")
+    if not FIRST_YEAR <= start.year <= LAST_YEAR:
+        # A year of working time from the last days of 9999 passes the end of the calendar
+        # Python can count (an OverflowError); no deadline is that far.
+        raise InvalidCommand(f"start must be in the years {FIRST_YEAR} to {LAST_YEAR}", field="start")
     cal = _calendar(hotline, jurisdiction)
     due = cal.add_working_time(start, timedelta(hours=hours))
     return {"start": start, "working_hours": hours, "due_at": due, "local_due_at": due.astimezone(cal.zone).isoformat()}
@@ -88,11 +100,10 @@ add_command_routes(
 )
 
 
-@router.get("/requests/{ref}/sla", summary="SLA measures and timers of one request")
+@router.get("/requests/{ref}/sla", response_model=RequestSla, summary="SLA measures and timers of one request")
 def request_sla(
-    ref: str, hotline: Hotline = Depends(get_hotline), actor: Actor = allow(Action.REQUESTS_READ), min_position: int | None = None
+    ref: str, hotline: Hotline = Depends(get_hotline), actor: Actor = allow(Action.REQUESTS_READ), _ryw: None = ReadYourWrites
 ) -> dict[str, Any]:
-    wait_for_position(hotline, min_position)
     r = load_request(EventStoreUnitOfWork(hotline.store), ref)
     authorize(actor, Action.REQUESTS_READ, r.access())
     with hotline.read_store.engine.connect() as conn:
@@ -107,14 +118,13 @@ def request_sla(
     }
 
 
-@router.get("/sla/ageing", summary="Due-soon and overdue work per department and provider, in ageing buckets")
+@router.get("/sla/ageing", response_model=Ageing, summary="Due-soon and overdue work per department and provider, in ageing buckets")
 def ageing(
     hotline: Hotline = Depends(get_hotline),
     actor: Actor = allow(Action.SLA_READ),
     by: str = Query("provider", pattern="^(provider|department)$"),
-    min_position: int | None = None,
+    _ryw: None = ReadYourWrites,
 ) -> dict[str, Any]:
-    wait_for_position(hotline, min_position)
     now = hotline.clock.now()
     with hotline.read_store.engine.connect() as conn:
         groups = sla_breaches.ageing(conn, now, by=by)
@@ -122,7 +132,7 @@ def ageing(
     return {"as_of": now, "groups": [g for g in groups if allows(actor, Action.SLA_READ, row_access(g))]}
 
 
-@router.get("/sla/timers", summary="The timer table and, when it runs here, the timer process")
+@router.get("/sla/timers", response_model=TimersStatus, summary="The timer table and, when it runs here, the timer process")
 def timers_status(hotline: Hotline = Depends(get_hotline), _: Actor = allow(Action.OPERATIONS_READ)) -> dict[str, Any]:
     with hotline.read_store.engine.connect() as conn:
         table = sla_timers.timer_status(conn, hotline.clock.now())
@@ -131,17 +141,20 @@ def timers_status(hotline: Hotline = Depends(get_hotline), _: Actor = allow(Acti
 
 
 # ------------------------------------------------------------------ notifications
-@router.get("/notifications", summary="Messages sent or to send (status: queued, sending, sent, failed, dead_lettered)")
+@router.get(
+    "/notifications",
+    response_model=NotificationList,
+    summary="Messages sent or to send (status: queued, sending, sent, failed, dead_lettered)",
+)
 def list_notifications(
     hotline: Hotline = Depends(get_hotline),
     actor: Actor = allow(Action.NOTIFICATIONS_READ),
     status: str | None = None,
     request_id: str | None = None,
     limit: int = Query(100, ge=1, le=1000),
-    min_position: int | None = None,
+    _ryw: None = ReadYourWrites,
     read: PersonalDataRead = personal_data_read("message delivery"),
 ) -> dict[str, Any]:
-    wait_for_position(hotline, min_position)
     with hotline.read_store.engine.connect() as conn:
         messages = notes.listing(conn, status=status, request_id=request_id, limit=limit)
         counts = notes.counts(conn)

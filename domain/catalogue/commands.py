@@ -9,16 +9,17 @@ from pydantic.json_schema import SkipJsonSchema
 
 from domain.access import Action
 from domain.handling import FROM_PATH, Command, Target
+from domain.limits import NAME_MAX, SHORT_TEXT_MAX
 
 Level = Literal["department", "provider", "category", "problem_code"]
 
 
 class Names(BaseModel):
     model_config = ConfigDict(extra="forbid")
-    zh: str
-    ar: str
-    it: str
-    en: str
+    zh: str = Field(max_length=NAME_MAX)
+    ar: str = Field(max_length=NAME_MAX)
+    it: str = Field(max_length=NAME_MAX)
+    en: str = Field(max_length=NAME_MAX)
 
 
 class AddDepartment(Command):
@@ -52,7 +53,7 @@ class AddProblemCode(Command):
     category_id: str
     names: Names
     work_order_template: dict[str, Any]
-    fields_to_collect: list[dict[str, Any]] = Field(default_factory=list)
+    fields_to_collect: list[dict[str, Any]] = Field(default_factory=list, max_length=100)
     deadlines: dict[str, Any] | None = None
     duplicate_radius_m: float | None = Field(
         default=None, gt=0, le=10_000, description="Nearby duplicates: metres (default: the hotline's setting)"
@@ -64,7 +65,7 @@ class ReviseProblemCode(Command):
 
     code: Target = ""
     work_order_template: dict[str, Any] | None = None
-    fields_to_collect: list[dict[str, Any]] | None = None
+    fields_to_collect: list[dict[str, Any]] | None = Field(default=None, max_length=100)
     deadlines: dict[str, Any] | None = None
     duplicate_radius_m: float | None = Field(default=None, gt=0, le=10_000, description="Nearby duplicates: metres")
 
@@ -84,7 +85,7 @@ class RenameEntry(EntryCommand):
 
 
 class RetireEntry(EntryCommand):
-    reason: str = Field(min_length=1)
+    reason: str = Field(min_length=1, max_length=SHORT_TEXT_MAX)
 
 
 class ImportCatalogue(Command):

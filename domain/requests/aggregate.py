@@ -22,6 +22,7 @@ from domain.base import (
 )
 from domain.catalogue.aggregate import URGENCIES
 from domain.deadlines import WorkingTime, compute_due, deadline_rule
+from domain.requests.intake import check_collected
 from domain.requests.sla import APPROACHING, CALLBACK, ESCALATION, INTERIM_DUE, MISSED, REMINDER, WAITING, Timer, resume_due
 
 KINDS = ("information", "action", "feedback")
@@ -32,7 +33,8 @@ SUBTYPES = {
     "suggestion": "feedback",
     "praise": "feedback",
 }
-CHANNELS = ("phone", "web", "email", "sms", "chat", "walk_in", "social")
+# voicemail: a message left in the voice menu (seed 000's voice-message channel).
+CHANNELS = ("phone", "web", "email", "sms", "chat", "walk_in", "social", "voicemail")
 REPLY_CHANNELS = ("phone", "email", "sms")
 OPEN_STATES = ("registered", "dispatched", "in_progress", "returned", "awaiting_ruling", "replied", WAITING)
 # States from which a request may wait for the citizen (the SLA clock stops meanwhile).
@@ -48,9 +50,12 @@ def request_id_for(reference: str) -> uuid.UUID:
 
 class ServiceRequest(HotlineAggregate):
     STREAM = "request"
+    CASE = True  # its events carry its case's correlation id
 
     # ------------------------------------------------------------------ events
     class Registered(HotlineAggregate.Created):
+        """A request was registered (受理): the case exists, with its reference, what the citizen reported and its first deadline."""
+
         # The citizen's own words: sealed with their key when the policy says so
         # (Settings.encrypt_citizen_text, infra/transcoder.py); "[erased]" after an erasure.
         CITIZEN_TEXT = ("description",)
@@ -62,7 +67,8 @@ class ServiceRequest(HotlineAggregate):
         location: dict[str, Any] | None
         urgency: str
         citizen_id: str | None
-        personal: dict[str, Any] | None  # contact as given; None when anonymous
+        personal: dict[str, Any] | None
+        """The citizen's contact details as given (name, phone, email, address); null when anonymous."""
         contact_hidden: bool
         language: str
         reply_channel: str | None
@@ -70,6 +76,8 @@ class ServiceRequest(HotlineAggregate):
         contact_id: str | None
 
     class Classified(HotlineAggregate.Event):
+        """The request was classified under a problem code, with what it collected and its deadline."""
+
         problem_code: str
         category_id: str
         provider_id: str
@@ -86,6 +94,8 @@ class ServiceRequest(HotlineAggregate):
             r.due_at = self.due_at
 
     class KindChanged(HotlineAggregate.Event):
+        """The request's kind (information, action, feedback) was corrected."""
+
         kind: str
         subtype: str | None
         reason: str
@@ -94,6 +104,8 @@ class ServiceRequest(HotlineAggregate):
             r.kind, r.subtype = self.kind, self.subtype
 
     class Dispatched(HotlineAggregate.Event):
+        """The request was dispatched (派单) to a department, with its deadline."""
+
         department_id: str
         provider_id: str | None
         instructions: str | None
@@ -111,6 +123,8 @@ class ServiceRequest(HotlineAggregate):
             r.dispatch_count += 1
 
     class Accepted(HotlineAggregate.Event):
+        """The department accepted the request (签收): handling starts."""
+
         department_id: str
 
         def apply(self, r: ServiceRequest) -> None:
@@ -118,6 +132,8 @@ class ServiceRequest(HotlineAggregate):
             r.accepted_at = self.timestamp
 
     class ReturnedToDispatcher(HotlineAggregate.Event):
+        """The department returned the request (退单), saying why."""
+
         department_id: str
         reason: str
         return_count: int
@@ -137,6 +153,8 @@ class ServiceRequest(HotlineAggregate):
             r.status = "awaiting_ruling"
 
     class OwnershipRuled(HotlineAggregate.Event):
+        """The control office ruled which department owns the case; a Dispatched event follows."""
+
         department_id: str
         provider_id: str | None
         reason: str
@@ -145,6 +163,8 @@ class ServiceRequest(HotlineAggregate):
             pass  # the Dispatched event that follows carries the state change
 
     class InterimReplied(HotlineAggregate.Event):
+        """The citizen got an interim reply: why the answer is late and when it is expected."""
+
         message: str
         delay_reason: str
         expected_at: datetime
@@ -156,6 +176,8 @@ class ServiceRequest(HotlineAggregate):
             r.first_response_at = r.first_response_at or self.timestamp
 
     class FinalReplied(HotlineAggregate.Event):
+        """The citizen got the final reply (回复)."""
+
         message: str
         channel: str
 
@@ -165,6 +187,8 @@ class ServiceRequest(HotlineAggregate):
             r.first_response_at = r.first_response_at or self.timestamp
 
     class Resolved(HotlineAggregate.Event):
+        """The request was resolved."""
+
         resolution: str
 
         def apply(self, r: ServiceRequest) -> None:
@@ -172,6 +196,8 @@ class ServiceRequest(HotlineAggregate):
             r.resolved_at = self.timestamp
 
     class Closed(HotlineAggregate.Event):
+        """The request was closed (办结)."""
+
         on_time: bool
 
         def apply(self, r: ServiceRequest) -> None:
@@ -180,6 +206,8 @@ class ServiceRequest(HotlineAggregate):
             r.rated = False
 
     class Reopened(HotlineAggregate.Event):
+        """A resolved or closed request was reopened, with a new deadline."""
+
         reason: str
         status: str
         due_at: datetime
@@ -194,6 +222,8 @@ class ServiceRequest(HotlineAggregate):
             r.rated, r.rating = False, None  # a rating belongs to one closure
 
     class Rated(HotlineAggregate.Event):
+        """The citizen rated how the request was handled (评价)."""
+
         score: int
         comment: str | None
 
@@ -202,6 +232,8 @@ class ServiceRequest(HotlineAggregate):
             r.rating = self.score
 
     class ExtensionRequested(HotlineAggregate.Event):
+        """The department asked for a later deadline (延期)."""
+
         requested_due_at: datetime
         reason: str
 
@@ -209,6 +241,8 @@ class ServiceRequest(HotlineAggregate):
             r.pending_extension = {"requested_due_at": self.requested_due_at, "reason": self.reason}
 
     class ExtensionApproved(HotlineAggregate.Event):
+        """The extension was approved: the request has a new deadline."""
+
         due_at: datetime
         comment: str | None
 
@@ -218,24 +252,32 @@ class ServiceRequest(HotlineAggregate):
             r.extensions += 1
 
     class ExtensionRefused(HotlineAggregate.Event):
+        """The extension was refused: the deadline stays."""
+
         reason: str
 
         def apply(self, r: ServiceRequest) -> None:
             r.pending_extension = None
 
     class SupervisionStarted(HotlineAggregate.Event):
+        """The control office took the case under supervision (督办)."""
+
         reason: str
 
         def apply(self, r: ServiceRequest) -> None:
             r.supervised = True
 
     class SupervisionEnded(HotlineAggregate.Event):
+        """The supervision of the case ended."""
+
         reason: str
 
         def apply(self, r: ServiceRequest) -> None:
             r.supervised = False
 
     class NoteAdded(HotlineAggregate.Event):
+        """A note was added to the case (internal: staff only)."""
+
         text: str
         internal: bool
 
@@ -256,6 +298,8 @@ class ServiceRequest(HotlineAggregate):
             r.citizen_messages += 1
 
     class WorkOrderLinked(HotlineAggregate.Event):
+        """The request was linked to a work order (a new one, or an open one as a duplicate)."""
+
         work_order_id: str
         as_duplicate: bool
 
@@ -323,7 +367,7 @@ class ServiceRequest(HotlineAggregate):
         """警戒提示: a warning point of the allowed time passed (detail: percent)."""
 
     class DeadlineMissed(TimerFired):
-        pass
+        """The request's deadline passed with the case still open."""
 
     class ReminderSent(TimerFired):
         """催办: the department is reminded of overdue work (detail: reminder number)."""
@@ -509,14 +553,7 @@ class ServiceRequest(HotlineAggregate):
                 f"request {self.reference} is linked to work order {self.work_order_id} "
                 f"for {self.problem_code}: it cannot change problem code"
             )
-        collected = dict(collected or {})
-        missing = [f["name"] for f in problem["fields_to_collect"] if f["required"] and collected.get(f["name"]) in (None, "")]
-        if missing:
-            raise InvalidCommand(f"problem code {problem_code} needs these details: {missing}", missing=missing)
-        known = {f["name"] for f in problem["fields_to_collect"]}
-        unknown = sorted(set(collected) - known)
-        if unknown:
-            raise InvalidCommand(f"problem code {problem_code} does not collect {unknown}", known=sorted(known))
+        collected = check_collected(problem_code, problem["fields_to_collect"], collected)
         due = compute_due(self.registered_at, deadline_rule(self.urgency, problem), calendar)
         self._record(
             self.Classified,

@@ -3,17 +3,18 @@
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
 from domain.access import Action
 from domain.handling import Command, Target
+from domain.limits import COMMAND_TEXT_MAX, ID_MAX, SHORT_TEXT_MAX, TEXT_MAX
 
 Urgency = Literal["urgent", "control", "normal"]
 Kind = Literal["information", "action", "feedback"]
 Subtype = Literal["consultation", "complaint", "application", "suggestion", "praise"]
-Channel = Literal["phone", "web", "email", "sms", "chat", "walk_in", "social"]
+Channel = Literal["phone", "web", "email", "sms", "chat", "walk_in", "social", "voicemail"]
 ReplyChannel = Literal["phone", "email", "sms"]
 Language = Literal["zh", "ar", "it", "en"]
 
@@ -35,33 +36,36 @@ class Location(BaseModel):
 
 
 class RegisterRequest(Command):
+    # Every text field has a maximum (domain/limits.py): this one where none is named.
+    model_config = ConfigDict(extra="forbid", str_max_length=COMMAND_TEXT_MAX)
     action = Action.REQUESTS_REGISTER
 
     kind: Kind
     subtype: Subtype | None = None
     channel: Channel
-    description: str = Field(min_length=1, max_length=10_000)
+    description: str = Field(min_length=1, max_length=TEXT_MAX)
     contact: Contact | None = None
     anonymous: bool = Field(default=False, description="Ask for the contact to be hidden (only where the jurisdiction allows it)")
     location: Location | None = None
     urgency: Urgency = "normal"
     language: Language | None = None
     reply_channel: ReplyChannel | None = None
-    problem_code: str | None = Field(default=None, description="Classify at once")
-    collected: dict[str, Any] | None = None
-    contact_id: str | None = Field(default=None, description="The call/chat during which it was registered")
+    problem_code: str | None = Field(default=None, max_length=ID_MAX, description="Classify at once")
+    collected: dict[str, Any] | None = Field(default=None, description="The problem code's details (its fields_to_collect)")
+    contact_id: str | None = Field(default=None, max_length=ID_MAX, description="The call/chat during which it was registered")
 
 
 class RequestCommand(Command):
     """A command on one request, named by reference number (what citizens quote) or id."""
 
+    model_config = ConfigDict(extra="forbid", str_max_length=COMMAND_TEXT_MAX)
     ref: Target = ""
 
 
 class Classify(RequestCommand):
     action = Action.REQUESTS_TRIAGE
 
-    problem_code: str
+    problem_code: str = Field(max_length=ID_MAX)
     collected: dict[str, Any] | None = None
 
 
@@ -70,43 +74,47 @@ class ChangeKind(RequestCommand):
 
     kind: Kind
     subtype: Subtype | None = None
-    reason: str
+    reason: str = Field(max_length=SHORT_TEXT_MAX)
 
 
 class Dispatch(RequestCommand):
     action = Action.REQUESTS_DISPATCH
 
-    department_id: str | None = Field(default=None, description="Default: the problem code's department")
-    provider_id: str | None = None
-    instructions: str | None = None
+    department_id: str | None = Field(default=None, max_length=ID_MAX, description="Default: the problem code's department")
+    provider_id: str | None = Field(default=None, max_length=ID_MAX)
+    instructions: str | None = Field(default=None, max_length=TEXT_MAX)
 
 
 class Accept(RequestCommand):
     action = Action.REQUESTS_ACCEPT
 
-    department_id: str | None = Field(default=None, description="The department acting (default: the one the request is with)")
+    department_id: str | None = Field(
+        default=None, max_length=ID_MAX, description="The department acting (default: the one the request is with)"
+    )
 
 
 class ReturnToDispatcher(RequestCommand):
     action = Action.REQUESTS_ACCEPT
 
-    department_id: str | None = Field(default=None, description="The department acting (default: the one the request is with)")
-    reason: str = Field(min_length=1)
+    department_id: str | None = Field(
+        default=None, max_length=ID_MAX, description="The department acting (default: the one the request is with)"
+    )
+    reason: str = Field(min_length=1, max_length=SHORT_TEXT_MAX)
 
 
 class RuleOwnership(RequestCommand):
     action = Action.REQUESTS_OVERSEE
 
-    department_id: str
-    provider_id: str | None = None
-    reason: str = Field(min_length=1)
+    department_id: str = Field(max_length=ID_MAX)
+    provider_id: str | None = Field(default=None, max_length=ID_MAX)
+    reason: str = Field(min_length=1, max_length=SHORT_TEXT_MAX)
 
 
 class InterimReply(RequestCommand):
     action = Action.REQUESTS_REPLY
 
     message: str = Field(min_length=1)
-    delay_reason: str = Field(min_length=1)
+    delay_reason: str = Field(min_length=1, max_length=SHORT_TEXT_MAX)
     expected_at: datetime
     channel: ReplyChannel | None = None
 
@@ -131,7 +139,7 @@ class Close(RequestCommand):
 class Reopen(RequestCommand):
     action = Action.REQUESTS_REOPEN
 
-    reason: str = Field(min_length=1)
+    reason: str = Field(min_length=1, max_length=SHORT_TEXT_MAX)
 
 
 class Rate(RequestCommand):
@@ -145,15 +153,15 @@ class RequestExtension(RequestCommand):
     action = Action.REQUESTS_EXTEND
 
     requested_due_at: datetime
-    reason: str = Field(min_length=1)
-    department_id: str | None = None
+    reason: str = Field(min_length=1, max_length=SHORT_TEXT_MAX)
+    department_id: str | None = Field(default=None, max_length=ID_MAX)
 
 
 class DecideExtension(RequestCommand):
     action = Action.REQUESTS_OVERSEE
 
     approve: bool
-    comment: str | None = None
+    comment: str | None = Field(default=None, max_length=SHORT_TEXT_MAX)
     due_at: datetime | None = Field(default=None, description="Approve a different date than requested")
 
 
@@ -161,26 +169,26 @@ class Supervise(RequestCommand):
     action = Action.REQUESTS_OVERSEE
 
     supervised: bool = True
-    reason: str = Field(min_length=1)
+    reason: str = Field(min_length=1, max_length=SHORT_TEXT_MAX)
 
 
 class AddNote(RequestCommand):
     action = Action.REQUESTS_NOTE
 
-    text: str = Field(min_length=1, max_length=10_000)
+    text: str = Field(min_length=1, max_length=TEXT_MAX)
     internal: bool = True
 
 
 class WaitForCitizen(RequestCommand):
     action = Action.REQUESTS_FOLLOW_UP
 
-    reason: str = Field(min_length=1, description="What the citizen must provide; the SLA clock stops meanwhile")
+    reason: str = Field(min_length=1, max_length=SHORT_TEXT_MAX, description="What the citizen must provide; the SLA clock stops meanwhile")
 
 
 class CitizenResponded(RequestCommand):
     action = Action.REQUESTS_CITIZEN_RESPONDED
 
-    note: str | None = Field(default=None, max_length=10_000)
+    note: str | None = Field(default=None, max_length=TEXT_MAX)
 
 
 class AddCitizenMessage(RequestCommand):
@@ -191,7 +199,9 @@ class AddCitizenMessage(RequestCommand):
 
     text: str = Field(default="", max_length=100_000)
     channel: Channel
-    attachment_ids: list[str] = Field(default_factory=list, max_length=50, description="Attachments already stored (POST …/attachments)")
+    attachment_ids: list[Annotated[str, Field(max_length=ID_MAX)]] = Field(
+        default_factory=list, max_length=50, description="Attachments already stored (POST …/attachments)"
+    )
     raw_message_sha256: str | None = Field(
         default=None, pattern="^[0-9a-f]{64}$", description="The raw message as received (email), kept for the auditor"
     )
