@@ -11,7 +11,7 @@ from typing import Any, NamedTuple
 from fastapi import APIRouter, Depends, Request, Response
 
 from api.auth import allow
-from api.errors import ProjectionLagging
+from api.limits import MinPosition
 from domain.base import Actor, InvalidCommand, snake_case
 from domain.handling import Command
 from infra.bus import CommandResult
@@ -148,33 +148,22 @@ def add_command_routes(router: APIRouter, base: str, routes: Iterable[CommandRou
         )
 
 
-def wait_for_position(hotline: Hotline, position: int | None, timeout: float = 5.0) -> None:
-    """Read-your-writes: block until the read models have applied ``position``.
+async def wait_for_position(hotline: Hotline, position: int | None, timeout: float | None = None) -> None:
+    """Read-your-writes: returns when the read models have applied ``position``, holding
+    no worker thread while it waits (``api/read_your_writes.py``); 504 after ``timeout``
+    (default ``HOTLINE_READ_YOUR_WRITES_TIMEOUT``, 5 s), 422 at once for a position beyond
+    the end of the event store."""
+    from api.read_your_writes import wait_for_position as wait
 
-    Embedded: the in-process projector catches up now. Distributed: the projection
-    consumers report their applied positions; we poll them until ``timeout``.
-    """
-    if not position:
-        return
-    if hotline.projector is not None:
-        hotline.projector.catch_up(until=position)
-        return
+    await wait(hotline, position, timeout)
 
-    deadline = time.monotonic() + timeout
-    while True:
-        if hotline.settings.kafka_bootstrap_servers:
-            # Kafka: per-partition positions; a minimum over them would wait for quiet partitions.
-            from consumers.kafka_projections import position_visible
 
-            if position_visible(hotline.read_store, position):
-                return
-        applied = hotline.read_store.applied_position()
-        if applied >= position and not hotline.settings.kafka_bootstrap_servers:
-            return
-        if time.monotonic() >= deadline:
-            raise ProjectionLagging(
-                f"the read models have applied position {applied}, not yet {position}; retry shortly",
-                applied_position=applied,
-                wanted_position=position,
-            )
-        time.sleep(0.01)
+async def read_your_writes(request: Request, min_position: MinPosition = None) -> None:
+    """The ``min_position`` query parameter: the route's body runs once the read models
+    have applied it. A dependency, so a plain ``def`` route waits on the event loop before
+    its body takes a worker thread. List it after the route's ``allow(...)``: refusals first."""
+    await wait_for_position(get_hotline(request), min_position)
+
+
+# A route's parameter ``_ryw: None = ReadYourWrites`` (read-your-writes).
+ReadYourWrites = Depends(read_your_writes)

@@ -19,6 +19,7 @@ import logging
 import re
 import signal
 import threading
+import time
 from pathlib import Path
 from typing import Any
 
@@ -61,6 +62,10 @@ class AnalyticsConsumer:
         self.topics = list(topics)
         self.max_records = max_records
         self.rejected = 0
+        self.ingested = 0  # events added (for /metrics)
+        self.batches = 0
+        self.lags: dict[str, int] = {}  # per "topic/partition", refreshed by the run loop (/metrics)
+        self._lag_at = 0.0
         self.consumer = KafkaConsumer(
             bootstrap_servers=bootstrap_servers,
             group_id=group_id,
@@ -102,6 +107,8 @@ class AnalyticsConsumer:
             self.store.ingest_cloudevents([], offsets)
         self.consumer.commit()
         self.store.publish_snapshot()
+        self.ingested += added
+        self.batches += 1
         return added
 
     def lag(self) -> dict[str, int]:
@@ -112,15 +119,44 @@ class AnalyticsConsumer:
         stored = self.store.positions()
         return {f"{tp.topic}/{tp.partition}": ends[tp] - (stored.get((tp.topic, tp.partition), -1) + 1) for tp in assigned}
 
-    def run(self, stop: threading.Event) -> None:
+    def run(self, stop: threading.Event, lag_every: float = 2.0) -> None:
         while not stop.is_set():
             self.poll_once()
+            if time.monotonic() - self._lag_at >= lag_every:
+                # Here, on the consumer's thread (a KafkaConsumer is not thread-safe): the
+                # scrape reads the result.
+                self._lag_at = time.monotonic()
+                try:
+                    self.lags = self.lag()
+                except Exception as exc:
+                    log.warning("analytics lag not read: %s", exc)
 
     def close(self) -> None:
         try:
             self.consumer.close()
         finally:
             self.store.close()
+
+
+def analytics_metrics(consumer: AnalyticsConsumer, group: str) -> Any:
+    """The ingest's figures for /metrics, read at scrape time."""
+    from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily
+
+    from infra.metrics import StatsCollector
+
+    def build() -> Any:
+        yield CounterMetricFamily("hotline_analytics_events", "Events added to DuckDB (duplicates dropped)", value=consumer.ingested)
+        yield CounterMetricFamily("hotline_analytics_batches", "Batches ingested (one DuckDB transaction each)", value=consumer.batches)
+        yield CounterMetricFamily("hotline_analytics_rejected", "Messages that could not be read and were skipped", value=consumer.rejected)
+        lag = GaugeMetricFamily(
+            "hotline_analytics_lag_messages", "Messages of an assigned partition not ingested yet", labels=["group", "topic", "partition"]
+        )
+        for key, n in sorted(consumer.lags.items()):
+            topic, partition = key.rsplit("/", 1)
+            lag.add_metric([group, topic, partition], n)
+        yield lag
+
+    return StatsCollector("hotline_analytics", build)
 
 
 def topics_for(prefix: str = "hotline") -> list[str]:
@@ -138,6 +174,9 @@ def main(group: str = DEFAULT_GROUP) -> None:  # pragma: no cover - a process en
         raise SystemExit("HOTLINE_KAFKA_BOOTSTRAP_SERVERS is not set: in the embedded mode the API ingests in-process")
     topics = topics_for(settings.kafka_topic_prefix)
     consumer = AnalyticsConsumer(settings.kafka_bootstrap_servers, settings.duckdb_path, topics, group_id=group)
+    from infra.metrics import start_process_metrics
+
+    start_process_metrics(settings, "analytics", analytics_metrics(consumer, group))
     stop = threading.Event()
     signal.signal(signal.SIGTERM, lambda *_: stop.set())
     signal.signal(signal.SIGINT, lambda *_: stop.set())

@@ -17,8 +17,12 @@ the same feed, never the reverse.
 
 from __future__ import annotations
 
+import bisect
+import contextlib
+import threading
 import zlib
 from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
@@ -251,6 +255,47 @@ def applied_frontier_by_rows(conn: Connection, projection_names: Sequence[str], 
     return max(frontier, lowest)
 
 
+def projection_frontiers(conn: Connection, projection_names: Sequence[str], relay: str = RELAY_NAME) -> dict[str, int]:
+    """Each projection's own position: the highest P such that it has applied every
+    published event at or below P (``applied_frontier``'s rule for one projection at a
+    time). Not the minimum over its per-feed rows: a partition that never had an event
+    keeps position 0 there, and a quiet one stays at its last event."""
+    frontier = relay_position(conn, relay)
+    by_feed, floor = effective_positions(conn, projection_names)
+    lowest = min(floor.values(), default=0)
+    routes = conn.execute(
+        sa.select(relay_routes.c.feed, relay_routes.c.last_position, relay_routes.c.first_position)
+        .where(relay_routes.c.first_position <= frontier, relay_routes.c.last_position > lowest)
+        .order_by(relay_routes.c.feed, relay_routes.c.last_position)
+    ).all()
+    # Per feed: the routes' ends in order, and the smallest start from each route on (a
+    # projection that applied a feed up to ``a`` misses events from max(first, a + 1) of
+    # the first route ending beyond ``a`` or of any later one).
+    lasts: dict[int, list[int]] = {}
+    firsts: dict[int, list[int]] = {}
+    for feed, last, first in routes:
+        lasts.setdefault(int(feed), []).append(int(last))
+        firsts.setdefault(int(feed), []).append(int(first))
+    suffix_min = {}
+    for feed, fs in firsts.items():
+        mins = fs[:]
+        for i in range(len(mins) - 2, -1, -1):
+            mins[i] = min(mins[i], mins[i + 1])
+        suffix_min[feed] = mins
+    out: dict[str, int] = {}
+    for name in projection_names:
+        reached = frontier
+        own_floor = floor[name]
+        if own_floor < frontier:
+            for feed, ends in lasts.items():
+                applied = max(by_feed.get((name, feed), 0), own_floor)
+                i = bisect.bisect_right(ends, applied)
+                if i < len(ends):
+                    reached = min(reached, max(suffix_min[feed][i], applied + 1) - 1)
+        out[name] = max(reached, own_floor)
+    return out
+
+
 def prune_routes(conn: Connection, projection_names: Sequence[str], feeds: Iterable[int]) -> int:
     """Forget routes every projection has applied (they can no longer make anyone wait)."""
     by_feed, floor = effective_positions(conn, projection_names)
@@ -287,11 +332,133 @@ def record_lag(conn: Connection, group: str, member: str, lags: dict[tuple[str, 
     )
 
 
-def lag_report(conn: Connection) -> dict[str, Any]:
+def lag_report(conn: Connection, stale_after: float = 10.0) -> dict[str, Any]:
+    """The members' own lag reports (``consumer_lag``). A report older than ``stale_after``
+    seconds is marked ``stale``: its member stopped reporting (killed, or the partition
+    moved), so its figure says nothing now. The group's real lag is ``KafkaLag``'s
+    (committed offsets against end offsets: ``hotline kafka-status``, ``/readyz``)."""
     rows = conn.execute(sa.select(consumer_lag)).mappings().all()
     groups: dict[str, Any] = {}
+    stamp = now()
     for r in rows:
-        g = groups.setdefault(r["consumer_group"], {"lag": 0, "partitions": []})
+        updated = r["updated_at"] if r["updated_at"].tzinfo else r["updated_at"].replace(tzinfo=UTC)
+        age = (stamp - updated).total_seconds()
+        g = groups.setdefault(r["consumer_group"], {"lag": 0, "partitions": [], "stale": False})
         g["lag"] += r["lag"]
-        g["partitions"].append({"topic": r["topic"], "partition": r["partition"], "lag": r["lag"], "member": r["member"]})
+        g["stale"] = g["stale"] or age > stale_after
+        g["partitions"].append(
+            {
+                "topic": r["topic"],
+                "partition": r["partition"],
+                "lag": r["lag"],
+                "member": r["member"],
+                "age_seconds": round(age, 1),
+                "stale": age > stale_after,
+            }
+        )
     return groups
+
+
+# ------------------------------------------------------------------ consumer group lag
+@dataclass
+class GroupLag:
+    """A consumer group's lag the standard way (as ``kafka-consumer-groups.sh`` shows it):
+    per partition, the broker's end offset minus the group's committed offset. A partition
+    the group never committed counts from the log's start (``auto_offset_reset=earliest``)."""
+
+    group: str
+    partitions: dict[tuple[str, int], tuple[int | None, int, int]] = field(default_factory=dict)  # (committed, end, lag)
+
+    @property
+    def total(self) -> int:
+        return sum(lag for _, _, lag in self.partitions.values())
+
+    def committed(self) -> dict[tuple[str, int], int | None]:
+        return {tp: c for tp, (c, _, _) in self.partitions.items()}
+
+    def as_dict(self) -> dict[str, Any]:
+        return {
+            "lag": self.total,
+            "partitions": [
+                {"topic": t, "partition": p, "committed": c, "end": e, "lag": lag}
+                for (t, p), (c, e, lag) in sorted(self.partitions.items())
+            ],
+        }
+
+
+class KafkaLag:
+    """Reads consumer groups' committed offsets (``KafkaAdminClient``) and the partitions'
+    end offsets (``KafkaConsumer.end_offsets``) with short timeouts; the clients are made
+    on first use and kept (made again after a failure). Not thread-safe: one caller at a time."""
+
+    def __init__(self, settings: Settings, timeout_ms: int = 2000) -> None:
+        if not settings.kafka_bootstrap_servers:
+            raise ValueError("consumer lag needs HOTLINE_KAFKA_BOOTSTRAP_SERVERS")
+        self.bootstrap = settings.kafka_bootstrap_servers
+        self.topics = [topic_for(settings, s) for s in public_streams()]
+        self.timeout_ms = timeout_ms
+        self._admin: Any = None
+        self._consumer: Any = None
+        self._lock = threading.Lock()
+
+    def _clients(self) -> tuple[Any, Any]:
+        from kafka import KafkaAdminClient, KafkaConsumer
+
+        common = {
+            "bootstrap_servers": self.bootstrap,
+            "request_timeout_ms": self.timeout_ms,
+            "api_version_auto_timeout_ms": self.timeout_ms,
+            "reconnect_backoff_max_ms": 500,
+        }
+        if self._admin is None:
+            self._admin = KafkaAdminClient(client_id="hotline-lag-admin", **common)
+        if self._consumer is None:
+            self._consumer = KafkaConsumer(
+                client_id="hotline-lag", group_id=None, enable_auto_commit=False, fetch_max_wait_ms=100, **common
+            )
+        return self._admin, self._consumer
+
+    def partitions(self) -> list[Any]:
+        from kafka import TopicPartition
+
+        _, consumer = self._clients()
+        out: list[Any] = []
+        for topic in self.topics:
+            found = consumer.partitions_for_topic(topic)
+            out.extend(TopicPartition(topic, p) for p in sorted(found or ()))
+        return out
+
+    def groups(self) -> list[str]:
+        admin, _ = self._clients()
+        return sorted(g[0] for g in admin.list_consumer_groups())
+
+    def group_lags(self, groups: Sequence[str]) -> dict[str, GroupLag]:
+        """Lag of each group over the hotline's topics; raises ``KafkaError`` (or a timeout)
+        when the brokers do not answer in time."""
+        with self._lock:
+            try:
+                admin, consumer = self._clients()
+                tps = self.partitions()
+                ends = consumer.end_offsets(tps) if tps else {}
+                starts = consumer.beginning_offsets(tps) if tps else {}
+                out = {}
+                for group in groups:
+                    committed = admin.list_consumer_group_offsets(group, partitions=tps or None)
+                    lag = GroupLag(group)
+                    for tp in tps:
+                        meta = committed.get(tp)
+                        offset = meta.offset if meta is not None and meta.offset >= 0 else None
+                        base = offset if offset is not None else starts.get(tp, 0)
+                        lag.partitions[(tp.topic, tp.partition)] = (offset, ends[tp], max(0, ends[tp] - base))
+                    out[group] = lag
+                return out
+            except Exception:
+                self.close()  # fresh clients next time (a broker restarted, a connection hung)
+                raise
+
+    def close(self) -> None:
+        for client in (self._admin, self._consumer):
+            if client is not None:
+                with contextlib.suppress(Exception):  # closing a client whose broker is gone
+                    client.close()
+        self._admin = self._consumer = None

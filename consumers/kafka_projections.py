@@ -49,6 +49,15 @@ from consumers.kafka_contract import (
 from domain.envelope import Envelope
 from infra.eventstore import EventStore
 from infra.live_feed import notify
+from infra.metrics import (
+    CONSUMER_APPLY_SECONDS,
+    CONSUMER_BATCH,
+    CONSUMER_COMMITS,
+    CONSUMER_EVENTS,
+    CONSUMER_LAG,
+    ProjectionPositions,
+    start_process_metrics,
+)
 from infra.read_store import _DELETED, WHOLE_LOG, ReadStore, SqlRows, _upsert, make_engine, positions
 from infra.runtime import tune_gc
 from infra.settings import Settings
@@ -565,11 +574,18 @@ class ProjectionConsumer:
         self.offset_commit_interval = offset_commit_interval
         self._uncommitted: dict[TopicPartition, int] = {}
         self._last_commit = 0.0
+        self._batch_metric = CONSUMER_BATCH.labels(self.group)
+        self._apply_metric = CONSUMER_APPLY_SECONDS.labels(self.group)
+        self._events_metric = CONSUMER_EVENTS.labels(self.group)
 
     # ----------------------------------------------------------------- one step
     def poll_once(self, gather_ms: float = 0.0) -> int:
         polled = self.consumer.poll(timeout_ms=self.poll_ms, max_records=self.max_records)
         if not polled:
+            # Idle: commit what was applied now, or the group's committed offsets (which
+            # ``hotline kafka-status``, /readyz and every Kafka tool read) stay behind until
+            # the next message, however long that takes.
+            self.commit_offsets(idle=True)
             self._maybe_report()
             return 0
         # Take what else is already fetched (no waiting: a wait is added to every event's
@@ -602,8 +618,12 @@ class ProjectionConsumer:
             self.known_feeds.update(new_feeds)
         started = time.perf_counter()
         apply_feeds(self.read_store, batches)
-        self.apply_seconds += time.perf_counter() - started
+        took = time.perf_counter() - started
+        self.apply_seconds += took
         self.batches += 1
+        self._batch_metric.observe(count)
+        self._apply_metric.observe(took)
+        self._events_metric.inc(count)
         if self.before_commit is not None:
             self.before_commit(offsets)  # tests: a crash between the transaction and the commit
         self._uncommitted.update(offsets)
@@ -612,15 +632,17 @@ class ProjectionConsumer:
         self._maybe_report()
         return count
 
-    def commit_offsets(self, force: bool = False) -> None:
-        """Commits the offsets of applied batches, at most every ``offset_commit_interval``.
+    def commit_offsets(self, force: bool = False, idle: bool = False) -> None:
+        """Commits the offsets of applied batches, at most every ``offset_commit_interval``
+        (``idle``: now, as nothing else is coming).
 
         The positions in the read-model transaction are what makes a redelivery harmless;
         the offsets only spare a restarted member re-reading (and skipping) what was applied.
         So they are committed asynchronously and not after every batch: each commit is a
         broker request, and on a 2-core machine the broker's CPU is the read models' too."""
-        if not self._uncommitted or (not force and time.monotonic() - self._last_commit < self.offset_commit_interval):
+        if not self._uncommitted or (not force and not idle and time.monotonic() - self._last_commit < self.offset_commit_interval):
             return
+        CONSUMER_COMMITS.labels(self.group, "forced" if force else "idle" if idle else "interval").inc()
         offsets = {tp: OffsetAndMetadata(o, "", -1) for tp, o in self._uncommitted.items()}
         self._uncommitted = {}
         self._last_commit = time.monotonic()
@@ -642,6 +664,8 @@ class ProjectionConsumer:
             )
         try:
             lags = self.lags()
+            for (topic, partition), (lag, _) in lags.items():
+                CONSUMER_LAG.labels(self.group, topic, str(partition)).set(lag)
             with self.read_store.engine.begin() as conn:
                 record_lag(conn, self.group, self.member, lags)
                 prune_routes(conn, self.names, [feed_id(t, p) for t, p in lags])
@@ -750,6 +774,16 @@ def wait_until_applied(read_store: ReadStore, position: int, timeout: float, pol
         time.sleep(poll)
 
 
+def projection_metrics(read_store: ReadStore, store: EventStore | None) -> ProjectionPositions:
+    """Each projection's position and lag, read at scrape time (``ReadStore.positions``)."""
+
+    def source() -> tuple[int, dict[str, int], list[str]]:
+        head = store.max_position() if store is not None else 0
+        return head, read_store.positions(), [p.name for p in read_store.projections]
+
+    return ProjectionPositions(source)
+
+
 def _fault_injection(settings: Settings) -> Callable[[dict[TopicPartition, int]], None] | None:
     """Tests set HOTLINE_FAULT_KILL_BEFORE_COMMIT=N: the process SIGKILLs itself after writing
     its N-th batch to the read models and before committing the Kafka offsets."""
@@ -774,6 +808,7 @@ def main(group: str | None = None, once: bool = False, settings: Settings | None
     settings = settings or get_settings()
     consumer = ProjectionConsumer(settings, group=group, max_records=max_records, before_commit=_fault_injection(settings))
     tune_gc(consumer.settings)
+    start_process_metrics(settings, "consumer", projection_metrics(consumer.read_store, consumer.store))
     signal.signal(signal.SIGTERM, lambda *_: consumer.stopping.set())
     try:
         consumer.run(once=once)

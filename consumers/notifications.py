@@ -90,6 +90,37 @@ def describe(sender: EmailSender | MessageGateway | None) -> str:
     return "not configured" if sender is None else type(sender).__name__
 
 
+def notifier_metrics(consumer: NotificationConsumer) -> Any:
+    """The notifier's figures for /metrics: attempts' outcomes counted by this process, and
+    the messages by status (dead letters among them) read from the read model at scrape time."""
+    from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily
+
+    from infra.metrics import StatsCollector
+
+    def build() -> Any:
+        s = consumer.stats
+        outcomes = CounterMetricFamily("hotline_notifications", "Delivery attempts by outcome, this process", labels=["outcome"])
+        for outcome in ("sent", "failed", "dead_lettered", "in_doubt", "suppressed"):
+            outcomes.add_metric([outcome], getattr(s, outcome))
+        yield outcomes
+        yield CounterMetricFamily("hotline_notifier_errors", "Rounds of the notifier that failed", value=s.errors)
+        channels = CounterMetricFamily("hotline_notifications_sent_by_channel", "Messages delivered, by channel", labels=["channel"])
+        for channel, sent in sorted(s.by_channel.items()):
+            channels.add_metric([channel], sent)
+        yield channels
+        with consumer.hotline.read_store.engine.connect() as conn:
+            counts = read_model.counts(conn)
+        messages = GaugeMetricFamily("hotline_notification_messages", "Messages by status (read model)", labels=["status"])
+        for status, count in sorted(counts.items()):
+            messages.add_metric([status], count)
+        yield messages
+        yield GaugeMetricFamily(
+            "hotline_notification_dead_letters", "Messages given up on (an operator may retry them)", value=counts.get("dead_lettered", 0)
+        )
+
+    return StatsCollector("hotline_notifier", build)
+
+
 @dataclass
 class NotifyStats:
     queued: int = 0

@@ -33,11 +33,12 @@ import uuid
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from dataclasses import fields as dataclass_fields
-from typing import Any, Protocol
+from typing import Any
 
 from eventsourcing.persistence import Notification, Recording
 
 from consumers.fast_decode import decoder_for
+from consumers.leadership import LOCK_KEY, AdvisoryLockLeadership, AlwaysLeader, Leadership  # noqa: F401 (LOCK_KEY: re-exported)
 from domain.base import Actor, Context, DomainError, _owner_of, event_type_name
 from domain.contact_center import commands as cc
 from domain.contact_center import handlers as contact_center
@@ -51,84 +52,7 @@ from infra.group_commit import GroupCommitter
 
 log = logging.getLogger("hotline.router")
 ROUTER_ACTOR = Actor(id="router", role="system", name="ACD router")
-LOCK_KEY = 0x486F746C696E65  # "Hotline": the advisory lock every router contends for
 KEPT_STREAMS = ("contact", "agent")  # the aggregates routing decisions write to
-
-
-class Leadership(Protocol):
-    def acquire(self) -> bool: ...
-
-    def still_leader(self) -> bool: ...
-
-    def release(self) -> None: ...
-
-
-class AlwaysLeader:
-    """Embedded mode: one process, one router."""
-
-    def acquire(self) -> bool:
-        return True
-
-    def still_leader(self) -> bool:
-        return True
-
-    def release(self) -> None:
-        pass
-
-
-class AdvisoryLockLeadership:
-    """Leader election on PostgreSQL: ``pg_try_advisory_lock`` held by one connection.
-
-    The lock lives as long as the session: if the leader process dies or its connection
-    breaks, PostgreSQL releases it and the next standby's attempt succeeds."""
-
-    def __init__(self, dsn: str, key: int = LOCK_KEY) -> None:
-        self.dsn = dsn
-        self.key = key
-        self.conn: Any = None
-
-    def acquire(self) -> bool:
-        import psycopg
-
-        try:
-            if self.conn is None or self.conn.closed:
-                self.conn = psycopg.connect(self.dsn, autocommit=True, connect_timeout=5)
-            row = self.conn.execute("SELECT pg_try_advisory_lock(%s)", (self.key,)).fetchone()
-            return bool(row and row[0])
-        except Exception as exc:
-            log.warning("leader election: %s", exc)
-            self._drop()
-            return False
-
-    def still_leader(self) -> bool:
-        try:
-            if self.conn is None or self.conn.closed:
-                return False
-            row = self.conn.execute(
-                "SELECT count(*) FROM pg_locks WHERE locktype = 'advisory' AND pid = pg_backend_pid()"
-                " AND classid = %s AND objid = %s AND granted",
-                (self.key >> 32, self.key & 0xFFFFFFFF),
-            ).fetchone()
-            return bool(row and row[0])
-        except Exception:
-            self._drop()
-            return False
-
-    def release(self) -> None:
-        try:
-            if self.conn is not None and not self.conn.closed:
-                self.conn.execute("SELECT pg_advisory_unlock(%s)", (self.key,))
-        except Exception:
-            pass
-        self._drop()
-
-    def _drop(self) -> None:
-        try:
-            if self.conn is not None:
-                self.conn.close()
-        except Exception:
-            pass
-        self.conn = None
 
 
 class BatchLoader:
@@ -574,6 +498,34 @@ def enable_aggregate_cache(store: EventStore, maxsize: int = 20_000) -> None:
     store._repository = Repository(  # type: ignore[attr-defined]
         event_store=store.events, snapshot_store=store.snapshots, cache_maxsize=maxsize, fastforward=True
     )
+
+
+def router_metrics(router: Router) -> Any:
+    """The router's figures for /metrics, read at scrape time from its counters and view
+    (nothing is added to the routing loop)."""
+    from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily
+
+    from infra.metrics import StatsCollector
+
+    def build() -> Any:
+        s = router.stats
+        yield GaugeMetricFamily("hotline_router_leader", "1 while this router holds the leader lock", value=1 if router.is_leader else 0)
+        yield CounterMetricFamily("hotline_router_decisions", "Routing decisions taken (offers and skips)", value=s.decisions)
+        yield CounterMetricFamily("hotline_router_offers", "Contacts offered to agents", value=s.offered)
+        yield CounterMetricFamily("hotline_router_skipped", "Decisions not written: the world moved on", value=s.skipped)
+        yield CounterMetricFamily("hotline_router_actions", "Timeouts, wrap-ups and overflows the router issued", value=s.actions)
+        yield CounterMetricFamily("hotline_router_batches", "Decision batches committed", value=s.batches)
+        yield GaugeMetricFamily("hotline_router_view_position", "Event position the routing view has applied", value=router.view.position)
+        depth = GaugeMetricFamily("hotline_router_queue_depth", "Contacts waiting in the queue (router's view)", labels=["queue"])
+        waiting: dict[str, int] = dict.fromkeys(list(router.view.queues), 0)
+        for contact in list(router.view.contacts.values()):
+            if contact.status == "queued":
+                waiting[contact.queue_id] = waiting.get(contact.queue_id, 0) + 1
+        for queue, n in sorted(waiting.items()):
+            depth.add_metric([queue], n)
+        yield depth
+
+    return StatsCollector("hotline_router", build)
 
 
 def leadership_for(database_url: str | None) -> Leadership:

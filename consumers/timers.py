@@ -215,7 +215,9 @@ class TimerProcess:
 
     @staticmethod
     def _event(row: dict[str, Any], version: int, now: datetime) -> Any:
-        ctx = Context(TIMER_ACTOR, now, correlation_id=row["request_id"], causation_id=f"timer:{row['key']}")
+        # The case's correlation (the request id for a request projected before it was kept).
+        correlation = row.get("correlation_id") or row["request_id"]
+        ctx = Context(TIMER_ACTOR, now, correlation_id=correlation, causation_id=f"timer:{row['key']}")
         event_class: Any = TIMER_EVENTS[row["kind"]]
         return event_class(
             originator_id=uuid.UUID(row["request_id"]),
@@ -324,6 +326,27 @@ class TimerProcess:
         with self.hotline.read_store.engine.connect() as conn:
             table = sla_timers.timer_status(conn, self.hotline.clock.now())
         return {"process": self.stats.as_dict(), "table": table}
+
+
+def timer_metrics(process: TimerProcess) -> Any:
+    """The timer process's figures for /metrics: its counters, and the backlog (timers due
+    and not fired) read from the timer table at scrape time."""
+    from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily
+
+    from infra.metrics import StatsCollector
+
+    def build() -> Any:
+        s = process.stats
+        yield CounterMetricFamily("hotline_timers_fired", "Timers fired (events committed)", value=s.fired)
+        yield CounterMetricFamily("hotline_timers_conflicts", "Timer batches that met a concurrent write", value=s.conflicts)
+        yield CounterMetricFamily("hotline_timers_errors", "Ticks that failed", value=s.errors)
+        yield CounterMetricFamily("hotline_timers_ticks", "Ticks run", value=s.ticks)
+        with process.hotline.read_store.engine.connect() as conn:
+            table = sla_timers.timer_status(conn, process.hotline.clock.now())
+        yield GaugeMetricFamily("hotline_timer_backlog", "Timers due now and not fired yet", value=table["pending_due"])
+        yield GaugeMetricFamily("hotline_timers_pending", "Timers planned for later", value=table["pending_later"])
+
+    return StatsCollector("hotline_timers", build)
 
 
 def configure_sla(hotline: Hotline) -> None:

@@ -22,6 +22,7 @@ from prometheus_client import (
     PROCESS_COLLECTOR,
     CollectorRegistry,
     Counter,
+    Gauge,
     Histogram,
     disable_created_metrics,
     generate_latest,
@@ -30,7 +31,16 @@ from prometheus_client import (
 from prometheus_client.core import GaugeMetricFamily, Metric
 from prometheus_client.registry import Collector
 
-__all__ = ["CONTENT_TYPE_LATEST", "REGISTRY", "ProjectionPositions", "exposition", "serve_metrics"]
+__all__ = [
+    "CONTENT_TYPE_LATEST",
+    "REGISTRY",
+    "ProjectionPositions",
+    "StatsCollector",
+    "exposition",
+    "metrics_port",
+    "serve_metrics",
+    "start_process_metrics",
+]
 
 disable_created_metrics()  # no *_created series: half the scrape, and Prometheus does not use them
 REGISTRY = CollectorRegistry()
@@ -98,6 +108,32 @@ def observe_http(method: str, route: str, status: int, seconds: float) -> None:
     child.observe(seconds)
 
 
+# --- projection consumers (consumers/kafka_projections.py) --------------------------------
+CONSUMER_EVENTS = Counter("hotline_consumer_events", "Events applied to the read models from Kafka", ["group"], registry=REGISTRY)
+CONSUMER_BATCH = Histogram(
+    "hotline_consumer_batch_events",
+    "Events applied in one read-model transaction",
+    ["group"],
+    buckets=(1, 2, 4, 8, 16, 32, 64, 128, 256, 512, 1024, 2048),
+    registry=REGISTRY,
+)
+CONSUMER_APPLY_SECONDS = Histogram(
+    "hotline_consumer_apply_duration_seconds", "Time to apply one batch to the read models", ["group"], buckets=_LATENCY, registry=REGISTRY
+)
+CONSUMER_LAG = Gauge(
+    "hotline_consumer_lag_messages",
+    "Messages of an assigned partition not yet consumed (end offset minus this member's position), every 2 s",
+    ["group", "topic", "partition"],
+    registry=REGISTRY,
+)
+CONSUMER_COMMITS = Counter(
+    "hotline_consumer_offset_commits",
+    "Offset commits sent by a consumer, by reason (interval, idle, forced)",
+    ["group", "reason"],
+    registry=REGISTRY,
+)
+
+
 # --- read at scrape time -----------------------------------------------------------------
 PositionSource = Callable[[], tuple[int, Mapping[str, int], Iterable[str]]]
 
@@ -153,3 +189,55 @@ def serve_metrics(port: int, *collectors: Collector, addr: str = "127.0.0.1") ->
     for collector in collectors:
         REGISTRY.register(collector)
     start_http_server(port, addr=addr, registry=REGISTRY)
+
+
+class StatsCollector(Collector):
+    """Families built at scrape time by ``build`` (a process's own counters and the
+    tables it reads), so that the work loop pays nothing for them. A failing ``build``
+    yields ``<prefix>_scrape_ok 0`` instead of breaking the scrape."""
+
+    def __init__(self, prefix: str, build: Callable[[], Iterable[Metric]]) -> None:
+        self.prefix = prefix
+        self.build = build
+
+    def collect(self) -> Iterator[Metric]:
+        try:
+            families = list(self.build())
+        except Exception:
+            families = []
+            ok = 0
+        else:
+            ok = 1
+        yield GaugeMetricFamily(f"{self.prefix}_scrape_ok", "1 if this process's own figures could be read for this scrape", value=ok)
+        yield from families
+
+
+# --- a port per process ------------------------------------------------------------------
+# ``metrics_base_port`` + the offset (HOTLINE_METRICS_PORT overrides it for one process).
+PROCESS_PORT_OFFSETS = {"consumer": 1, "analytics": 2, "router": 3, "timers": 4, "notify": 5, "relay": 6}
+
+
+def metrics_port(settings: Any, process: str) -> int | None:
+    """The port ``process`` serves /metrics on (None: not served)."""
+    if settings.metrics_port is not None:
+        return int(settings.metrics_port)
+    if not settings.metrics_base_port:
+        return None
+    return int(settings.metrics_base_port) + PROCESS_PORT_OFFSETS[process]
+
+
+def start_process_metrics(settings: Any, process: str, *collectors: Collector) -> int | None:
+    """Serves the registry (with ``collectors``) for a long-running process; returns the
+    port, or None when switched off or the port is taken (logged: the process runs on)."""
+    import logging
+
+    port = metrics_port(settings, process)
+    if port is None:
+        return None
+    try:
+        serve_metrics(port, *collectors, addr=settings.metrics_addr)
+    except OSError as exc:
+        logging.getLogger("hotline.metrics").warning("/metrics of %s not served on port %d: %s", process, port, exc)
+        return None
+    logging.getLogger("hotline.metrics").info("%s metrics on http://%s:%d/metrics", process, settings.metrics_addr, port)
+    return port

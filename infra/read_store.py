@@ -193,9 +193,23 @@ class ReadStore:
             return read_position(conn, name, partition)
 
     def positions(self) -> dict[str, int]:
+        """Each projection's position: every event at or below it is applied.
+
+        Fed in order (embedded, in-process): its one row. Fed from Kafka: rows per feed, and
+        the minimum over them is wrong (a partition that never had an event stays at 0, a
+        quiet one at its last event); the relay's routes say what each feed still owes
+        (``consumers.kafka_contract.projection_frontiers``)."""
         with self.engine.connect() as conn:
-            rows = conn.execute(sa.select(positions.c.name, sa.func.min(positions.c.position)).group_by(positions.c.name))
-            return {name: pos for name, pos in rows}
+            lowest, top = sa.func.min(positions.c.position), sa.func.max(positions.c.partition)
+            rows = conn.execute(sa.select(positions.c.name, lowest, top).group_by(positions.c.name)).all()
+            if any(top != WHOLE_LOG for _, _, top in rows):
+                from consumers.kafka_contract import projection_frontiers
+
+                try:
+                    return projection_frontiers(conn, [p.name for p in self.projections])
+                except sa.exc.ProgrammingError:  # the relay has not created its tables yet
+                    conn.rollback()
+            return {name: pos for name, pos, _ in rows}
 
     def applied_position(self) -> int:
         """The position every projection has applied (the slowest one's)."""

@@ -135,6 +135,10 @@ def router(
     hotline = Hotline.start(settings)
     enable_aggregate_cache(hotline.store)
     acd = Router(hotline.store, hotline.bus, batch=batch, leadership=leadership_for(settings.database_url), name=name, freeze_heap=True)
+    from consumers.router import router_metrics
+    from infra.metrics import start_process_metrics
+
+    start_process_metrics(settings, "router", router_metrics(acd))
     stop = threading.Event()
     for sig in (signal.SIGINT, signal.SIGTERM):
         signal.signal(sig, lambda *_: stop.set())

@@ -47,6 +47,9 @@ def serve(
         workers=workers,
         log_level=settings.log_level,
         log_config=None,  # uvicorn's loggers go through infra/logging.py like the rest
+        # SIGTERM: requests in flight get this long, then are cancelled (a slow upload, a
+        # live feed, a long query would otherwise hold the server up for ever).
+        timeout_graceful_shutdown=settings.shutdown_grace_seconds,
     )
 
 
@@ -79,14 +82,20 @@ def replay(name: str = typer.Argument(..., help="Projection name, or 'all'")) ->
 
 @commands.command()
 def status() -> None:
-    """Positions of the event store and of each projection."""
+    """Positions of the event store and of each projection: a projection's position is the
+    highest up to which it has applied every event (from Kafka: every published one), its
+    lag the stored events beyond it."""
     from infra.runtime import Hotline
 
     hotline = Hotline.start(get_settings())
     try:
         position = hotline.store.max_position()
         applied = hotline.read_store.positions()
-        out: dict[str, Any] = {"mode": hotline.settings.mode, "event_store_position": position, "projections": applied}
+        projections = {
+            p.name: {"position": applied.get(p.name, 0), "lag": max(0, position - applied.get(p.name, 0))}
+            for p in hotline.read_store.projections
+        }
+        out: dict[str, Any] = {"mode": hotline.settings.mode, "event_store_position": position, "projections": projections}
         console.print_json(json.dumps(out))
     finally:
         hotline.close()

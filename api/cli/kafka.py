@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
+from typing import Any
 
 import typer
 from rich.console import Console
@@ -59,25 +60,36 @@ def asyncapi(out: Path = typer.Option(None, help="Write here instead of printing
 
 
 @commands.command("kafka-status")
-def kafka_status() -> None:
-    """Relay position and lag, and each consumer group's lag per partition."""
+def kafka_status(
+    group: list[str] = typer.Option(None, help="Consumer groups to show (default: every group the brokers know)"),
+    timeout: float = typer.Option(5.0, help="Seconds to wait for the brokers"),
+) -> None:
+    """Relay position and lag, and each consumer group's lag per partition: the group's
+    committed offsets against the brokers' end offsets (what kafka-consumer-groups.sh shows)."""
     import sqlalchemy as sa
 
-    from consumers.kafka_contract import create_relay_tables, lag_report, relay_positions
+    from consumers.kafka_contract import KafkaLag, create_relay_tables, relay_positions
     from infra.eventstore import EventStore
     from infra.read_store import make_engine
     from infra.settings import get_settings
 
     settings = get_settings()
+    if not settings.kafka_bootstrap_servers:
+        raise typer.BadParameter("HOTLINE_KAFKA_BOOTSTRAP_SERVERS is not set (embedded mode: see `hotline status`)")
     store = EventStore(settings)
     engine = make_engine(settings.read_store_url, 2)
+    lag = KafkaLag(settings, timeout_ms=int(timeout * 1000))
     try:
         create_relay_tables(engine)
         head = store.max_position()
         with engine.connect() as conn:
             relays = {r.name: {"position": r.position, "lag": max(0, head - r.position)} for r in conn.execute(sa.select(relay_positions))}
-            groups = lag_report(conn)
+        try:
+            groups: dict[str, Any] = {g: v.as_dict() for g, v in lag.group_lags(group or lag.groups()).items()}
+        except Exception as exc:  # the brokers did not answer: say so, with what is known
+            groups = {"error": f"{type(exc).__name__}: {exc}"}
         console.print_json(json.dumps({"event_store_position": head, "relays": relays, "consumer_groups": groups}))
     finally:
+        lag.close()
         engine.dispose()
         store.close()

@@ -72,6 +72,11 @@ def timers(
     hotline = Hotline.start(settings, _clock(clock))
     configure_sla(hotline)
     process = TimerProcess(hotline, batch=batch or settings.timers_batch, fast_path=not slow_path)
+    if not once:
+        from consumers.timers import timer_metrics
+        from infra.metrics import start_process_metrics
+
+        start_process_metrics(settings, "timers", timer_metrics(process))
     stop = threading.Event()
     _stop_on_signals(stop)
     try:
@@ -105,6 +110,11 @@ def notify(
     hotline = Hotline.start(settings, _clock(clock))
     configure_sla(hotline)
     consumer = NotificationConsumer.from_settings(hotline)
+    if not once:
+        from consumers.notifications import notifier_metrics
+        from infra.metrics import start_process_metrics
+
+        start_process_metrics(settings, "notify", notifier_metrics(consumer))
     stop = threading.Event()
     _stop_on_signals(stop)
     try:
