@@ -24,6 +24,7 @@ from domain.work_orders import commands as woc
 from infra.knowledge_data import KNOWLEDGE_FILE, load_articles, read_articles
 from infra.runtime import Hotline
 from infra.settings import Settings
+from telephony_adapter.ivr.demo import publish_demo_flows
 
 CITIZENS = [
     {"name": "Mario Rossi", "phone": "+39 06 1234 5678", "email": "mario.rossi@example.it", "language": "it"},
@@ -161,6 +162,7 @@ def load_demo(settings: Settings, *, only_if_empty: bool, console: Any = None, d
 # Later capabilities (contact-center traffic, analytics …) add demo data here:
 # each hook is called with (hotline, clock, now, console) after the requests are loaded.
 DEMO_HOOKS: list[Any] = []
+DEMO_HOOKS.append(publish_demo_flows)  # the IVR's staffed hours and voice menu (infra/data/ivr/)
 
 
 def _reference_data(hotline: Hotline) -> dict[str, int]:

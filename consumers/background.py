@@ -96,6 +96,27 @@ def start_retention(hotline: Hotline) -> Stop | None:
     return in_thread("retention", lambda stop, poll: run_retention(hotline, stop, poll), hotline.settings.retention_interval_hours * 3600)
 
 
+def start_recording_retention(hotline: Hotline) -> Stop | None:
+    """Call recordings' retention beside the privacy retention, on the same switch and interval."""
+    from infra.recordings import run_recording_retention
+
+    if not hotline.settings.retention_inprocess:
+        return None
+    every = hotline.settings.retention_interval_hours * 3600
+    return in_thread("recording-retention", lambda stop, poll: run_recording_retention(hotline, stop, poll), every)
+
+
+def start_telephony(hotline: Hotline) -> Stop | None:
+    """The Asterisk ARI adapter (``HOTLINE_ARI_INPROCESS``; or ``hotline telephony``): with
+    PostgreSQL one is active per Stasis application across processes (advisory lock)."""
+    from telephony_adapter.process import from_hotline
+
+    if not hotline.settings.ari_inprocess:
+        return None
+    process = hotline.extras["telephony"] = from_hotline(hotline).start()
+    return process.stop
+
+
 # What `hotline serve` may run beside the API, in start order.
 BACKGROUND: tuple[Callable[[Hotline], Stop | None], ...] = (
     start_timers,
@@ -104,6 +125,8 @@ BACKGROUND: tuple[Callable[[Hotline], Stop | None], ...] = (
     start_notifier,
     start_email_in,
     start_retention,
+    start_recording_retention,
+    start_telephony,
 )
 
 

@@ -208,6 +208,7 @@ TERMS: dict[str, dict[str, str]] = {
         "chat": N_("chat"),
         "walk_in": N_("walk-in"),
         "social": N_("social media"),
+        "voicemail": N_("voice message"),
     },
     "not_ready_reason": {
         "break": N_("break"),

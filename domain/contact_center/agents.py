@@ -47,10 +47,14 @@ class Agent(HotlineAggregate):
     STREAM = "agent"
 
     class Enrolled(HotlineAggregate.Created):
+        """An agent joined the contact center (created with their staff username and display name)."""
+
         agent_id: str
         name: str | None
 
     class LoggedIn(AgentEvent):
+        """The agent signed in to the queues, with the skills, languages, departments and capacity they work with."""
+
         skills: dict[str, int]
         languages: list[str]
         departments: list[str]
@@ -63,15 +67,21 @@ class Agent(HotlineAggregate):
             a.missed_offers = 0  # the StateChanged that follows sets the presence
 
     class LoggedOut(AgentEvent):
+        """The agent signed out of every queue (or a supervisor signed them out)."""
+
         forced_by: str | None
 
         def apply(self, a: Agent) -> None:
             pass  # the StateChanged that follows sets the presence
 
     class StateChanged(AgentEvent):
-        state: str  # derived: what the agent is doing now
+        """The agent's state changed: the presence they chose or what they are doing now."""
+
+        state: str
+        """What the agent is doing now, derived from their presence and contacts (available, reserved, busy, wrap_up, not_ready …)."""
         previous: str
-        presence: str  # chosen: available / not_ready / logged_out
+        presence: str
+        """The presence the agent chose: available, not_ready or logged_out."""
         reason: str | None
         forced_by: str | None
 
@@ -81,6 +91,8 @@ class Agent(HotlineAggregate):
                 a.idle_since = self.timestamp
 
     class Reserved(AgentEvent):
+        """The router reserved the agent for a contact it is offering them."""
+
         contact_id: str
         queue_id: str | None
         media: str
@@ -95,6 +107,8 @@ class Agent(HotlineAggregate):
                 a.state = self.state
 
     class OfferLost(AgentEvent):
+        """An offered contact did not reach the agent: the offer timed out, was declined or was withdrawn."""
+
         contact_id: str
         outcome: str  # timed_out / declined / withdrawn
         missed: int
@@ -104,6 +118,8 @@ class Agent(HotlineAggregate):
             a.missed_offers = self.missed
 
     class ContactStarted(AgentEvent):
+        """The agent started handling a contact (answered an offer, grabbed it from a queue, joined a consult or took it directly)."""
+
         contact_id: str
         media: str
         queue_id: str | None
@@ -119,6 +135,8 @@ class Agent(HotlineAggregate):
             a.contacts_today += 1
 
     class ContactFinished(AgentEvent):
+        """The agent's part in a contact ended: after-call work runs until ``wrap_until`` at the latest."""
+
         contact_id: str
         wrap_until: datetime
 
@@ -128,6 +146,8 @@ class Agent(HotlineAggregate):
                 a.wrapping[self.contact_id] = (media, self.wrap_until)
 
     class WrapUpCompleted(AgentEvent):
+        """The agent finished the after-call work of a contact (or its time ran out)."""
+
         contact_id: str
         timed_out: bool
 
@@ -135,6 +155,8 @@ class Agent(HotlineAggregate):
             a.wrapping.pop(self.contact_id, None)
 
     class QueuesChanged(AgentEvent):
+        """The queues the agent takes contacts from changed."""
+
         queues: list[str]
         changed_by: str | None
 
@@ -142,6 +164,8 @@ class Agent(HotlineAggregate):
             a.queues = list(self.queues)
 
     class SkillsChanged(AgentEvent):
+        """The agent's skill levels or languages changed."""
+
         skills: dict[str, int]
         languages: list[str]
 

@@ -4,12 +4,13 @@ simulator and router all build these)."""
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
 from domain.access import Action
 from domain.handling import Command, Target
+from domain.limits import PRIORITY_MAX, SECONDS_MAX
 
 ContactChannel = Literal["phone", "callback", "chat", "social", "sms", "email", "web"]
 Media = Literal["voice", "chat", "email", "web"]
@@ -31,20 +32,20 @@ class DefineQueue(Command):
     names: dict[str, str] = Field(default_factory=dict)
     media: Media | None = None
     required_skills: dict[str, int] | None = None
-    priority: int | None = None
+    priority: int | None = Field(default=None, ge=-PRIORITY_MAX, le=PRIORITY_MAX)
     strategy: Strategy | None = None
-    sl_percent: float | None = None
-    sl_seconds: int | None = None
-    max_wait_seconds: int | None = None
+    sl_percent: float | None = Field(default=None, gt=0, le=100)
+    sl_seconds: int | None = Field(default=None, ge=0, le=SECONDS_MAX)
+    max_wait_seconds: int | None = Field(default=None, ge=0, le=SECONDS_MAX)
     overflow: Overflow | None = None
     opening_hours: dict[str, list[list[str]]] | None = None
     timezone: str | None = None
     grab: bool | None = None
-    wrap_seconds: int | None = None
-    offer_timeout_seconds: int | None = None
-    max_missed_offers: int | None = None
-    relaxation: list[list[int]] | None = None
-    ageing_per_minute: float | None = None
+    wrap_seconds: int | None = Field(default=None, ge=0, le=SECONDS_MAX)
+    offer_timeout_seconds: int | None = Field(default=None, gt=0, le=SECONDS_MAX)
+    max_missed_offers: int | None = Field(default=None, ge=1, le=1000)
+    relaxation: list[list[Annotated[int, Field(ge=0, le=SECONDS_MAX)]]] | None = Field(default=None, max_length=100)
+    ageing_per_minute: float | None = Field(default=None, ge=0, le=PRIORITY_MAX, allow_inf_nan=False)
     join_when_empty: bool | None = None
 
     def config(self) -> dict[str, Any]:
@@ -63,7 +64,7 @@ class LoginAgent(Command):
     languages: list[str] = Field(default_factory=list)
     departments: list[str] = Field(default_factory=list)
     queues: list[str] = Field(default_factory=list)
-    capacity: dict[str, int] | None = None
+    capacity: dict[str, Annotated[int, Field(ge=0, le=1000)]] | None = None
     ready: bool = Field(default=True, description="Available at once (else not ready, reason 'login')")
 
 
@@ -103,7 +104,7 @@ class ContactArrives(Command):
     channel: ContactChannel
     queue_id: str
     language: str | None = None
-    priority: int = 0
+    priority: int = Field(default=0, ge=-PRIORITY_MAX, le=PRIORITY_MAX)
     phone: str | None = Field(default=None, max_length=40, description="The citizen's number (personal data)")
     email: str | None = Field(default=None, max_length=254)
     direction: Literal["inbound", "outbound"] = "inbound"
@@ -214,9 +215,9 @@ class ScheduleCallback(Command):
     reason: Literal["answer", "survey", "virtual_hold", "other"] = "answer"
     request_id: str | None = None
     language: str | None = None
-    priority: int = 0
+    priority: int = Field(default=0, ge=-PRIORITY_MAX, le=PRIORITY_MAX)
     max_attempts: int = Field(default=3, ge=1, le=10)
-    retry_seconds: int = Field(default=600, ge=0)
+    retry_seconds: int = Field(default=600, ge=0, le=SECONDS_MAX)
     citizen_id: str | None = None
     external_id: str | None = None
 
@@ -225,6 +226,21 @@ class CallbackOutcome(ContactCommand):
     action = Action.CONTACTS_HANDLE
 
     outcome: Literal["answered", "no_answer", "busy", "failed"]
+
+
+class RecordIvrSession(ContactCommand):
+    """The IVR session of this call, for the audit: the flow and published version the
+    caller met (the telephony adapter issues it when the session ends)."""
+
+    action = Action.CONTACTS_ROUTE
+
+    flow_id: str = Field(min_length=1, max_length=64)
+    flow_version: int | None = Field(default=None, ge=1)
+    flow_sha256: str = Field(default="", max_length=64)
+    language: str = Field(min_length=2, max_length=5)
+    outcome: Literal["handover", "callback", "hangup", "caller_hung_up", "limit", "unfinished"]
+    steps: int = Field(ge=0, le=100_000)
+    request_reference: str | None = Field(default=None, max_length=32)
 
 
 class Supervise(ContactCommand):

@@ -44,20 +44,26 @@ def _seconds(a: datetime, b: datetime) -> float:
 
 class Contact(HotlineAggregate):
     STREAM = "contact"
+    CASE = True  # its events carry its case's correlation id
 
     class Arrived(HotlineAggregate.Created):
+        """A call, chat or message reached the hotline (or an outbound contact started): the contact exists."""
+
         channel: str
         media: str
         queue_id: str
         language: str | None
         priority: int
-        personal: dict[str, Any] | None  # the citizen's phone / address: personal data
+        personal: dict[str, Any] | None
+        """The citizen's phone number or address as the channel gave it (personal data); null when none."""
         direction: str
         citizen_id: str | None
         external_id: str | None
         subject: str | None
 
     class Queued(HotlineAggregate.Event):
+        """The contact waits in a queue for an agent."""
+
         queue_id: str
         priority: int
         since: datetime  # the place in line: kept when an offer fails or a callback waits
@@ -67,6 +73,8 @@ class Contact(HotlineAggregate):
             c.status, c.queue_id, c.priority, c.since = "queued", self.queue_id, self.priority, self.since
 
     class Offered(HotlineAggregate.Event):
+        """The router offered the contact to an agent."""
+
         agent_id: str
         queue_id: str
         kind: str  # route / transfer / consult / conference
@@ -77,18 +85,24 @@ class Contact(HotlineAggregate):
                 c.status = "offered"
 
     class OfferTimedOut(HotlineAggregate.Event):
+        """The agent did not accept the offer in time: the contact goes back to its place in line."""
+
         agent_id: str
 
         def apply(self, c: Contact) -> None:
             c._offer_failed()
 
     class OfferDeclined(HotlineAggregate.Event):
+        """The agent declined the offer: the contact goes back to its place in line."""
+
         agent_id: str
 
         def apply(self, c: Contact) -> None:
             c._offer_failed()
 
     class Answered(HotlineAggregate.Event):
+        """An agent answered the contact."""
+
         agent_id: str
         queue_id: str
         wait_seconds: float
@@ -100,12 +114,16 @@ class Contact(HotlineAggregate):
             c.offered_to = c.offer_kind = None
 
     class Held(HotlineAggregate.Event):
+        """The agent put the citizen on hold."""
+
         agent_id: str
 
         def apply(self, c: Contact) -> None:
             c.held_since = self.timestamp
 
     class Resumed(HotlineAggregate.Event):
+        """The agent took the citizen off hold."""
+
         agent_id: str
         hold_seconds: float
 
@@ -114,6 +132,8 @@ class Contact(HotlineAggregate):
             c.hold_seconds += self.hold_seconds
 
     class Transferred(HotlineAggregate.Event):
+        """The contact was transferred to a queue or an agent, cold (at once) or warm (after a consult)."""
+
         from_agent_id: str
         to_queue_id: str | None
         to_agent_id: str | None
@@ -131,6 +151,8 @@ class Contact(HotlineAggregate):
                 c.status, c.since = "queued", self.timestamp
 
     class ParticipantJoined(HotlineAggregate.Event):
+        """Another agent joined the contact, for a consult or a conference."""
+
         agent_id: str
         role: str  # consult / conference
 
@@ -139,6 +161,8 @@ class Contact(HotlineAggregate):
             c.offered_to = c.offer_kind = None
 
     class ParticipantLeft(HotlineAggregate.Event):
+        """A participant left the contact."""
+
         agent_id: str
         new_primary: str | None  # a warm transfer completed: the expert now handles it
 
@@ -149,6 +173,8 @@ class Contact(HotlineAggregate):
                 c.participants[self.new_primary] = "primary"
 
     class Abandoned(HotlineAggregate.Event):
+        """The citizen hung up while waiting, before an agent answered."""
+
         queue_id: str
         wait_seconds: float
         offered_to: str | None
@@ -157,6 +183,8 @@ class Contact(HotlineAggregate):
             c.status, c.offered_to = "abandoned", None
 
     class Overflowed(HotlineAggregate.Event):
+        """The contact left its queue for another queue, voicemail or a callback (waited too long, queue closed, no agents)."""
+
         from_queue_id: str
         to: str  # queue / voicemail / callback
         to_queue_id: str | None
@@ -173,6 +201,8 @@ class Contact(HotlineAggregate):
                 c.queue_id = self.to_queue_id or c.queue_id
 
     class Ended(HotlineAggregate.Event):
+        """The conversation ended."""
+
         agent_id: str | None
         talk_seconds: float
         hold_seconds: float
@@ -185,6 +215,8 @@ class Contact(HotlineAggregate):
             c.ended_at = self.timestamp
 
     class WrappedUp(HotlineAggregate.Event):
+        """After-call work on the contact ended, with the disposition the agent chose."""
+
         agent_id: str | None
         wrap_seconds: float
         disposition: str | None
@@ -194,12 +226,16 @@ class Contact(HotlineAggregate):
             c.status, c.disposition = "closed", self.disposition
 
     class RequestLinked(HotlineAggregate.Event):
+        """A service request was registered from this contact, or linked to it."""
+
         request_id: str
 
         def apply(self, c: Contact) -> None:
             c.request_ids.append(self.request_id)
 
     class CallbackScheduled(HotlineAggregate.Event):
+        """The hotline will call the citizen back: an attempt is scheduled."""
+
         queue_id: str
         due_at: datetime
         attempt: int  # the attempt this schedules (1 = first)
@@ -225,6 +261,8 @@ class Contact(HotlineAggregate):
             c.offered_to = c.offer_kind = None
 
     class CallbackUnanswered(HotlineAggregate.Event):
+        """A callback attempt did not reach the citizen."""
+
         attempt: int
         agent_id: str
         outcome: str  # no_answer / busy / failed
@@ -233,6 +271,8 @@ class Contact(HotlineAggregate):
             c.agent_id = None
 
     class CallbackConnected(HotlineAggregate.Event):
+        """A callback reached the citizen and an agent."""
+
         agent_id: str
         queue_id: str
         wait_seconds: float
@@ -243,12 +283,38 @@ class Contact(HotlineAggregate):
             c.participants = {self.agent_id: "primary"}
 
     class CallbackGaveUp(HotlineAggregate.Event):
+        """No callback attempt reached the citizen: the hotline stopped trying."""
+
         attempts: int
 
         def apply(self, c: Contact) -> None:
             c.status = "failed"
 
+    class IvrSessionRecorded(HotlineAggregate.Event):
+        """The voice menu the caller went through on this call: which IVR flow and which
+        published version of it (stream ``ivr_flow``), in which language, how it ended."""
+
+        flow_id: str
+        """The IVR flow's name (stream ``ivr_flow``)."""
+        flow_version: int | None
+        """The published version of the flow the caller met (None: an unpublished file tried)."""
+        flow_sha256: str
+        """SHA-256 of that version's document."""
+        language: str
+        """The language the caller heard at the end."""
+        outcome: str
+        """How the session ended: handover, callback, hangup, caller_hung_up, limit or unfinished."""
+        steps: int
+        """Nodes of the flow the caller went through."""
+        request_reference: str | None
+        """The request a message left in the IVR became, if any."""
+
+        def apply(self, c: Contact) -> None:
+            pass  # a fact for the audit; the contact's state does not change
+
     class SupervisorJoined(HotlineAggregate.Event):
+        """A supervisor joined the contact to monitor, whisper to the agent, or barge in."""
+
         supervisor_id: str
         mode: str  # monitor / whisper / barge
 
@@ -256,12 +322,16 @@ class Contact(HotlineAggregate):
             c.supervisors[self.supervisor_id] = self.mode
 
     class SupervisorLeft(HotlineAggregate.Event):
+        """The supervisor left the contact."""
+
         supervisor_id: str
 
         def apply(self, c: Contact) -> None:
             c.supervisors.pop(self.supervisor_id, None)
 
     class TakenOver(HotlineAggregate.Event):
+        """A supervisor took the contact over from the agent."""
+
         supervisor_id: str
         from_agent_id: str | None
 
@@ -634,6 +704,10 @@ class Contact(HotlineAggregate):
         if request_id in self.request_ids:
             return
         self._record(self.RequestLinked, ctx, request_id=request_id)
+
+    def record_ivr_session(self, ctx: Context, **session: Any) -> None:
+        """The IVR flow and version this call met (any state: before a queue, or instead of one)."""
+        self._record(self.IvrSessionRecorded, ctx, **session)
 
     # ------------------------------------------------------------------ supervisors
     def supervise(self, supervisor_id: str, mode: str, ctx: Context) -> None:

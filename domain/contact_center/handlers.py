@@ -523,6 +523,15 @@ def callback_outcome(uow: UnitOfWork, ctx: Context, cmd: cc.CallbackOutcome) -> 
     return _contact_result(contact)
 
 
+@handles(cc.RecordIvrSession, issued_by=("telephony_adapter.ivr.ports",))
+def record_ivr_session(uow: UnitOfWork, ctx: Context, cmd: cc.RecordIvrSession) -> dict[str, Any]:
+    """Which IVR flow and version the call went through (``telephony_adapter/ivr``)."""
+    contact = load_contact(uow, cmd.contact_id)
+    session = cmd.model_dump(exclude={"contact_id", "expected_version"})
+    contact.record_ivr_session(ctx, **session)
+    return _contact_result(contact)
+
+
 # ------------------------------------------------------------------------ supervisors
 @handles(cc.Supervise)
 def supervise_contact(uow: UnitOfWork, ctx: Context, cmd: cc.Supervise) -> dict[str, Any]:

@@ -20,11 +20,15 @@ class Queue(HotlineAggregate):
     STREAM = "queue"
 
     class Defined(HotlineAggregate.Created):
+        """A contact-center queue was defined, with its names and configuration."""
+
         queue_id: str
         names: dict[str, str]
         config: dict[str, Any]
 
     class Reconfigured(HotlineAggregate.Event):
+        """A queue's configuration changed (service level, overflow, opening hours, skills …)."""
+
         queue_id: str
         config: dict[str, Any]
 

@@ -1,0 +1,1 @@
+"""IVR flows: voice menus as data, each published version an event."""
