@@ -33,8 +33,11 @@ class TooLarge(InvalidCommand):
 
 class Attachment(HotlineAggregate):
     STREAM = "attachment"
+    CASE = True  # its events carry its case's correlation id
 
     class Attached(HotlineAggregate.Created):
+        """A file was attached to a request or a work order (an upload, an email's attachment or its raw message)."""
+
         request_id: str | None
         request_ref: str | None
         work_order_id: str | None
@@ -44,9 +47,12 @@ class Attachment(HotlineAggregate):
         source: str
         url: str | None
         citizen_id: str | None
-        personal: dict[str, Any]  # {"filename": …}
+        personal: dict[str, Any]
+        """The file's name as it came (``{"filename": …}``): personal data, since it may name the citizen."""
 
     class Removed(HotlineAggregate.Event):
+        """An attachment was removed from its case (the reason says why)."""
+
         reason: str
 
         def apply(self, a: Attachment) -> None:

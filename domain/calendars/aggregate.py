@@ -411,10 +411,14 @@ class JurisdictionCalendar(HotlineAggregate):
     STREAM = "calendar"
 
     class Defined(HotlineAggregate.Created):
+        """The jurisdiction's working calendar was defined: time zone, working hours, holidays. Deadlines count working time in it."""
+
         jurisdiction: str
         definition: dict[str, Any]
 
     class Redefined(HotlineAggregate.Event):
+        """The working calendar's definition was replaced."""
+
         definition: dict[str, Any]
         reason: str | None
 
@@ -422,6 +426,8 @@ class JurisdictionCalendar(HotlineAggregate):
             c.definition = dict(self.definition)
 
     class HolidayDeclared(HotlineAggregate.Event):
+        """A day was declared a holiday: no working time on it."""
+
         day: str
         name: str | None
 
@@ -429,12 +435,16 @@ class JurisdictionCalendar(HotlineAggregate):
             c.definition["holidays"] = sorted({*c.definition.get("holidays", []), self.day})
 
     class HolidayWithdrawn(HotlineAggregate.Event):
+        """A declared holiday was withdrawn: the day is an ordinary day again."""
+
         day: str
 
         def apply(self, c: JurisdictionCalendar) -> None:
             c.definition["holidays"] = [d for d in c.definition.get("holidays", []) if d != self.day]
 
     class MakeupDayDeclared(HotlineAggregate.Event):
+        """A normally free day was declared a working day (a make-up day), with its hours."""
+
         day: str
         hours: list[list[str]]
 
@@ -442,6 +452,8 @@ class JurisdictionCalendar(HotlineAggregate):
             c.definition.setdefault("makeup_working_days", {})[self.day] = self.hours
 
     class MakeupDayWithdrawn(HotlineAggregate.Event):
+        """A declared make-up day was withdrawn."""
+
         day: str
 
         def apply(self, c: JurisdictionCalendar) -> None:

@@ -134,9 +134,13 @@ class Catalogue(HotlineAggregate):
     STREAM = "catalogue"
 
     class Opened(HotlineAggregate.Created):
+        """The jurisdiction's service catalogue was started (departments, providers, categories, problem codes)."""
+
         jurisdiction: str
 
     class DepartmentAdded(HotlineAggregate.Event):
+        """A department was added to the catalogue."""
+
         department_id: str
         names: dict[str, str]
         is_control_office: bool
@@ -149,6 +153,8 @@ class Catalogue(HotlineAggregate):
             }
 
     class ProviderAdded(HotlineAggregate.Event):
+        """A service provider was added under a department."""
+
         provider_id: str
         department_id: str
         names: dict[str, str]
@@ -157,6 +163,8 @@ class Catalogue(HotlineAggregate):
             c.providers[self.provider_id] = {"department_id": self.department_id, "names": self.names, "active": True}
 
     class CategoryAdded(HotlineAggregate.Event):
+        """A category was added under a provider."""
+
         category_id: str
         provider_id: str
         names: dict[str, str]
@@ -165,6 +173,8 @@ class Catalogue(HotlineAggregate):
             c.categories[self.category_id] = {"provider_id": self.provider_id, "names": self.names, "active": True}
 
     class ProblemCodeAdded(HotlineAggregate.Event):
+        """A problem code was added under a category: what to collect, the work order template and the deadlines."""
+
         code: str
         category_id: str
         names: dict[str, str]
@@ -187,6 +197,8 @@ class Catalogue(HotlineAggregate):
             }
 
     class ProblemCodeRevised(HotlineAggregate.Event):
+        """Some attributes of a problem code changed."""
+
         code: str
         changes: dict[str, Any]
 
@@ -194,6 +206,8 @@ class Catalogue(HotlineAggregate):
             c.problem_codes[self.code].update(self.changes)
 
     class EntryRenamed(HotlineAggregate.Event):
+        """A catalogue entry's display names changed."""
+
         level: str
         entry_id: str
         names: dict[str, str]
@@ -202,6 +216,8 @@ class Catalogue(HotlineAggregate):
             c._level(self.level)[self.entry_id]["names"] = self.names
 
     class EntryRetired(HotlineAggregate.Event):
+        """A catalogue entry was retired: no new case uses it."""
+
         level: str
         entry_id: str
         reason: str

@@ -219,10 +219,14 @@ class Citizen(HotlineAggregate):
     STREAM = "citizen"
 
     class Registered(HotlineAggregate.Created):
+        """The hotline met a citizen for the first time: their record exists (personal data masked)."""
+
         personal: dict[str, Any]
         language: str
 
     class IdentifierAdded(HotlineAggregate.Event):
+        """Another phone number or email address was recognised as this citizen's."""
+
         personal: dict[str, Any]
 
         def apply(self, c: Citizen) -> None:
@@ -231,12 +235,16 @@ class Citizen(HotlineAggregate):
                     c.personal[key] = value
 
     class ContactDetailsChanged(HotlineAggregate.Event):
+        """The citizen's contact details changed."""
+
         personal: dict[str, Any]
 
         def apply(self, c: Citizen) -> None:
             c.personal.update({k: v for k, v in self.personal.items() if v is not None})
 
     class LanguagePreferred(HotlineAggregate.Event):
+        """The citizen's preferred language changed."""
+
         language: str
 
         def apply(self, c: Citizen) -> None:

@@ -54,36 +54,48 @@ class StaffMember(HotlineAggregate):
     STREAM = "staff"
 
     class Enrolled(HotlineAggregate.Created):
+        """A staff member was enrolled, with their roles and departments (the password is kept apart, never published)."""
+
         username: str
         name: str
         roles: list[str]
         departments: list[str]
 
     class RoleGranted(HotlineAggregate.Event):
+        """A role was granted to the staff member."""
+
         role: str
 
         def apply(self, s: StaffMember) -> None:
             s.roles = sorted({*s.roles, self.role}, key=ROLES.index)
 
     class RoleRevoked(HotlineAggregate.Event):
+        """A role was revoked from the staff member."""
+
         role: str
 
         def apply(self, s: StaffMember) -> None:
             s.roles = [r for r in s.roles if r != self.role]
 
     class DepartmentsAssigned(HotlineAggregate.Event):
+        """The staff member's departments changed."""
+
         departments: list[str]
 
         def apply(self, s: StaffMember) -> None:
             s.departments = list(self.departments)
 
     class Disabled(HotlineAggregate.Event):
+        """The staff member can no longer sign in."""
+
         reason: str
 
         def apply(self, s: StaffMember) -> None:
             s.disabled = True
 
     class Enabled(HotlineAggregate.Event):
+        """The staff member can sign in again."""
+
         def apply(self, s: StaffMember) -> None:
             s.disabled = False
 

@@ -42,6 +42,8 @@ class KnowledgeArticle(HotlineAggregate):
     STREAM = "knowledge_article"
 
     class Drafted(HotlineAggregate.Created):
+        """A knowledge-base article was drafted, in one or more languages."""
+
         translations: dict[str, dict[str, str]]
         phones: list[str]
         url: str | None
@@ -52,6 +54,8 @@ class KnowledgeArticle(HotlineAggregate):
         owner: str
 
     class Reviewed(HotlineAggregate.Event):
+        """A revision of the article was reviewed."""
+
         revision: int
         note: str | None
 
@@ -59,6 +63,8 @@ class KnowledgeArticle(HotlineAggregate):
             a.status = "reviewed"
 
     class Published(HotlineAggregate.Event):
+        """A revision of the article was published: agents and citizens see it."""
+
         revision: int
 
         def apply(self, a: KnowledgeArticle) -> None:
@@ -66,6 +72,8 @@ class KnowledgeArticle(HotlineAggregate):
             a.published_revision = self.revision
 
     class Revised(HotlineAggregate.Event):
+        """A new revision of the article was written."""
+
         revision: int
         translations: dict[str, dict[str, str]]
         phones: list[str]
@@ -84,6 +92,8 @@ class KnowledgeArticle(HotlineAggregate):
                 a.status = "draft"
 
     class Retired(HotlineAggregate.Event):
+        """The article was retired: no longer shown."""
+
         reason: str
 
         def apply(self, a: KnowledgeArticle) -> None:
@@ -169,17 +179,22 @@ class KnowledgeSearch(HotlineAggregate):
     STREAM = "knowledge"
 
     class SearchPerformed(HotlineAggregate.Created):
+        """Someone searched the knowledge base (typed by a person, or suggested from a request or contact)."""
+
         query: str
         language: str | None
         channel: str
         trigger: str  # "search" (typed by someone) or "suggestion" (from a request or contact)
         results: int  # how many articles were shown
         answered: bool  # something was shown; what came of it are the later events
-        shown: list[dict[str, Any]]  # [{"article_id", "revision", "rank", "score"}]
+        shown: list[dict[str, Any]]
+        """The articles shown, in rank order: ``article_id``, ``revision``, ``rank`` and relevance ``score`` each."""
         contact_id: str | None
         request_id: str | None
 
     class ArticleOpened(HotlineAggregate.Event):
+        """An article from the search's results was opened."""
+
         article_id: str
         revision: int | None
         rank: int | None
@@ -188,6 +203,8 @@ class KnowledgeSearch(HotlineAggregate):
             s.opened.append(self.article_id)
 
     class UsedToAnswer(HotlineAggregate.Event):
+        """An article from the search answered the citizen (on a request, if any)."""
+
         article_id: str
         revision: int
         rank: int | None
@@ -197,6 +214,8 @@ class KnowledgeSearch(HotlineAggregate):
             s.outcome = "answered"
 
     class Deflected(HotlineAggregate.Event):
+        """The citizen's self-service search ended with their answer: no request was needed."""
+
         article_id: str | None
         revision: int | None
 
@@ -204,6 +223,8 @@ class KnowledgeSearch(HotlineAggregate):
             s.outcome = "deflected"
 
     class NoGoodAnswer(HotlineAggregate.Event):
+        """The search ended without a good answer."""
+
         note: str | None
 
         def apply(self, s: KnowledgeSearch) -> None:

@@ -70,12 +70,16 @@ class RetryPolicy:
 
 class Notification(HotlineAggregate):
     STREAM = "notification"
+    CASE = True  # its events carry its case's correlation id
 
     class Queued(HotlineAggregate.Created):
+        """A message to a citizen was queued (email, SMS …): one per idempotency key."""
+
         key: str
         purpose: str
         channel: str
-        personal: dict[str, Any]  # {"to": address or number}: personal data, erasable
+        personal: dict[str, Any]
+        """The recipient, ``{"to": email address or phone number}``: personal data, erased with the citizen."""
         language: str
         subject: str
         body: str
@@ -84,6 +88,8 @@ class Notification(HotlineAggregate):
         source_event: str | None
 
     class AttemptStarted(HotlineAggregate.Event):
+        """An attempt to send the message started."""
+
         attempt: int
 
         def apply(self, n: Notification) -> None:
@@ -91,6 +97,8 @@ class Notification(HotlineAggregate):
             n.attempts = self.attempt
 
     class Sent(HotlineAggregate.Event):
+        """The provider accepted the message."""
+
         attempt: int
         provider_ref: str | None
 
@@ -100,6 +108,8 @@ class Notification(HotlineAggregate):
             n.next_attempt_at = None
 
     class AttemptFailed(HotlineAggregate.Event):
+        """An attempt to send the message failed; another follows at ``retry_at`` unless the failure is permanent."""
+
         attempt: int
         error: str
         permanent: bool
@@ -111,6 +121,8 @@ class Notification(HotlineAggregate):
             n.next_attempt_at = self.retry_at
 
     class DeadLettered(HotlineAggregate.Event):
+        """The message was given up after its attempts: it waits for someone to retry it by hand."""
+
         reason: str
         attempts: int
 
@@ -129,6 +141,8 @@ class Notification(HotlineAggregate):
             n.next_attempt_at = None
 
     class RetryRequested(HotlineAggregate.Event):
+        """Someone asked for a dead-lettered message to be sent again."""
+
         reason: str | None
 
         def apply(self, n: Notification) -> None:

@@ -19,8 +19,11 @@ WORK_ORDER_OPEN = ("open", "in_progress")
 
 class WorkOrder(HotlineAggregate):
     STREAM = "workorder"
+    CASE = True  # its events carry its case's correlation id
 
     class Created(HotlineAggregate.Created):
+        """A work order was made for a request from its problem code's template and sent to the department."""
+
         problem_code: str
         department_id: str
         provider_id: str | None
@@ -30,18 +33,24 @@ class WorkOrder(HotlineAggregate):
         request_id: str
 
     class DuplicateLinked(HotlineAggregate.Event):
+        """Another citizen's request about the same problem was linked to the work order."""
+
         request_id: str
 
         def apply(self, w: WorkOrder) -> None:
             w.request_ids.append(self.request_id)
 
     class Started(HotlineAggregate.Event):
+        """Work started on the order."""
+
         crew: str | None
 
         def apply(self, w: WorkOrder) -> None:
             w.status = "in_progress"
 
     class TaskDone(HotlineAggregate.Event):
+        """One task of the work order was done."""
+
         task_index: int
         note: str | None
 
@@ -49,6 +58,8 @@ class WorkOrder(HotlineAggregate):
             w.tasks_done.add(self.task_index)
 
     class Completed(HotlineAggregate.Event):
+        """The work order was completed, with its outcome."""
+
         outcome: str
 
         def apply(self, w: WorkOrder) -> None:
@@ -56,6 +67,8 @@ class WorkOrder(HotlineAggregate):
             w.outcome = self.outcome
 
     class Cancelled(HotlineAggregate.Event):
+        """The work order was cancelled."""
+
         reason: str
 
         def apply(self, w: WorkOrder) -> None:
@@ -63,6 +76,8 @@ class WorkOrder(HotlineAggregate):
             w.outcome = self.reason
 
     class Reassigned(HotlineAggregate.Event):
+        """The work order was moved to another department or provider."""
+
         department_id: str
         provider_id: str | None
 
