@@ -105,6 +105,14 @@ class Action(StrEnum):
     AUDIT_READ = "audit.read"  # any aggregate's full history and state as of a time, case traces, read models as of a time
     PRIVACY_ERASE = "privacy.erase"  # erase a citizen's personal data (crypto-shredding), with a reason
     PRIVACY_RETENTION = "privacy.retention"  # the retention rule: erase citizens whose requests all closed long ago
+    IVR_READ = "ivr.read"  # IVR flows and their published versions
+    IVR_PUBLISH = "ivr.publish"  # publish a new version of an IVR flow
+    # call recordings (domain/recordings)
+    RECORDINGS_READ = "recordings.read"  # search and metadata: agents their own calls, departments those of their cases
+    RECORDINGS_PLAY = "recordings.play"  # a playback link (audited): the same scopes as reading
+    RECORDINGS_MANAGE = "recordings.manage"  # a queue's recording policy
+    RECORDINGS_CAPTURE = "recordings.capture"  # the PBX adapter starts and completes recordings
+    RECORDINGS_RETENTION = "recordings.retention"  # delete old recordings, and erased citizens' audio
 
 
 A, D, C, AS, S = Scope.ALL, Scope.OWN_DEPARTMENT, Scope.OWN_CASES, Scope.ASSIGNED, Scope.SELF
@@ -202,6 +210,8 @@ RULES: Mapping[Action, Mapping[str, Scope]] = {
     Action.STAFF_MANAGE: {"administrator": A, "system": A},
     Action.PRIVACY_ERASE: {"administrator": A, "system": A},
     Action.PRIVACY_RETENTION: {"administrator": A, "system": A},
+    Action.IVR_READ: {"supervisor": A, "administrator": A, **_READ_ALL},
+    Action.IVR_PUBLISH: {"administrator": A, "system": A},
     Action.API_KEYS_READ: {"administrator": A, **_READ_ALL},
     Action.API_KEYS_MANAGE: {"administrator": A, "system": A},
     Action.OPERATIONS_READ: {"supervisor": A, "administrator": A, **_READ_ALL},
@@ -209,6 +219,13 @@ RULES: Mapping[Action, Mapping[str, Scope]] = {
     Action.CHANNELS_SMS_RECEIVE: {"system": A},
     # The auditor's views read every stream, personal data included: auditors only (and the CLI's system actor).
     Action.AUDIT_READ: {"auditor": A, "system": A},
+    # Recordings: an agent their own calls, a department only recordings attached to its cases,
+    # supervisors, the control office (supervision, disputes) and auditors all; never citizens.
+    Action.RECORDINGS_READ: {"agent": AS, "expert": AS, "supervisor": A, "control_office": A, "department": D, **_READ_ALL},
+    Action.RECORDINGS_PLAY: {"agent": AS, "expert": AS, "supervisor": A, "control_office": A, "department": D, **_READ_ALL},
+    Action.RECORDINGS_MANAGE: {"supervisor": A, "administrator": A, "system": A},
+    Action.RECORDINGS_CAPTURE: {"system": A},
+    Action.RECORDINGS_RETENTION: {"administrator": A, "system": A},
 }
 
 # Actions anyone may take without signing in (an anonymous citizen): the public face of

@@ -33,6 +33,8 @@ class Settings(BaseSettings):
     # The relay gathers commits for this long after a wake-up before reading the log: fewer,
     # fuller cycles (each costs a log read, a produce request and a bookkeeping write).
     relay_gather_ms: float = 4.0
+    # How long a query with min_position waits for the read models before its 504 (api/read_your_writes.py).
+    read_your_writes_timeout: float = 5.0
     jurisdiction: str = "default"
     allow_anonymous: bool = False
     # Where phone numbers without a country code are read (ISO 3166: IT, CN …). Unset: the
@@ -131,7 +133,32 @@ class Settings(BaseSettings):
     # X-Actor-Departments / X-Actor-Citizen from it. Off: those headers confer nothing.
     trusted_gateway: bool = False
     metrics_token: str | None = None  # when set, /metrics wants "Authorization: Bearer <it>"
+    # /metrics of the processes without the API (infra/metrics.py PROCESS_PORT_OFFSETS): each
+    # serves on metrics_base_port + its offset (consume projections 1, consume analytics 2,
+    # router 3, timers 4, notify 5, relay 6); HOTLINE_METRICS_PORT sets one process's port
+    # (a second consumer on the same host needs its own); base port 0: none served.
+    metrics_base_port: int = 9460
+    metrics_port: int | None = None
+    metrics_addr: str = "127.0.0.1"
+    # /readyz (api/routers/health.py): 503 naming what is wrong when, in the distributed mode,
+    # the relay or the projection consumers are more than this many events behind, or behind
+    # and not moving for stall seconds, or Kafka does not answer within the timeout; or, with
+    # PostgreSQL and readyz_router, no router holds the leader lock. Checks are cached this long.
+    readyz_max_relay_lag: int = 10_000
+    readyz_max_consumer_lag: int = 10_000
+    readyz_stall_seconds: float = 10.0
+    readyz_kafka_timeout_seconds: float = 2.0
+    readyz_router: bool = True
+    readyz_cache_seconds: float = 1.0
     cors_origins: list[str] = []  # browsers' origins allowed to call the API (none by default)
+    # The largest request body the API reads (413 beyond; the attachment uploads have their
+    # own limit, attachments_max_bytes). Bounds of fields and headers: domain/limits.py.
+    max_body_bytes: int = 1024 * 1024
+    # `hotline serve` on SIGTERM: requests in flight get shutdown_grace_seconds, then are
+    # cancelled; whatever still runs (a background thread, a request's worker thread) is cut
+    # short when shutdown_seconds have passed since the signal (api/main.py).
+    shutdown_grace_seconds: int = 4
+    shutdown_seconds: float = 9.0
     # Abuse limits ("limits" rate-limit strings) on the public endpoints, per client
     # address and per subject; shared between processes through PostgreSQL when it is the store.
     rate_limit_public: str = "60/minute"  # registrations, searches, feedback by one address
@@ -172,6 +199,32 @@ class Settings(BaseSettings):
     retention_years: float = 5.0
     retention_inprocess: bool = False
     retention_interval_hours: float = 24.0
+    # Call recordings (domain/recordings/, infra/recordings.py): their audio is kept in the
+    # attachment store; deleted after this many days (`hotline recordings retention`) unless
+    # the case is supervised or disputed. A playback link works for recordings_link_seconds.
+    recordings_retention_days: float = 90.0
+    recordings_max_bytes: int = 200 * 1024 * 1024
+    recordings_link_seconds: int = 300
+    # The AMI observer (telephony_adapter/ami.py, `hotline ami`): an Asterisk manager login,
+    # and how app_queue's queue and member names map to the hotline's queue and agent ids
+    # (unmapped: the name itself; a member "PJSIP/op-anna" is agent "op-anna").
+    ami_host: str = "127.0.0.1"
+    ami_port: int = 5038
+    ami_username: str = "hotline"
+    ami_secret: str | None = None
+    ami_queue_map: dict[str, str] = {}
+    ami_agent_map: dict[str, str] = {}
+    # Asterisk ARI (`hotline telephony`, telephony_adapter/process.py): ARI's base URL (the
+    # event WebSocket is <url>/events?app=<ari_app>), its user (ari.conf) and the Stasis app.
+    ari_url: str = "http://127.0.0.1:8088/ari"
+    ari_user: str = "hotline"
+    ari_password: str | None = None
+    ari_app: str = "hotline"
+    ari_agent_endpoint: str = "PJSIP/{agent_id}"  # where an agent's (or supervisor's) phone is dialled
+    ari_trunk_endpoint: str = "PJSIP/{number}@trunk"  # how a citizen is called back
+    ari_default_queue: str = "general"  # a call entering Stasis without a queue argument
+    ari_reconnect_max_seconds: float = 30.0  # the reconnection backoff doubles up to this
+    ari_inprocess: bool = False  # `hotline serve` runs the adapter too (else `hotline telephony`)
     # Fault injection for the email-in tests: the listener dies after committing, before its 250.
     fault_email_in_exit_after_commit: bool = False
     # Fault injection for the Kafka tests: the projection consumer dies before its Nth commit.

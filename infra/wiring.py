@@ -29,11 +29,13 @@ from api.routers import citizens as citizens_api
 from api.routers import contact_center as contact_center_api
 from api.routers import health as health_api
 from api.routers import integrators as integrators_api
+from api.routers import ivr as ivr_api
 from api.routers import knowledge as knowledge_api
 from api.routers import nearby as nearby_api
 from api.routers import open311 as open311_api
 from api.routers import outbox as outbox_api
 from api.routers import privacy as privacy_api
+from api.routers import recordings as recordings_api
 from api.routers import reports as reports_api
 from api.routers import requests as requests_api
 from api.routers import sla as sla_api
@@ -48,9 +50,11 @@ from domain.citizens import handlers as citizens
 from domain.contact_center import handlers as contact_center
 from domain.handling import CommandHandlers
 from domain.identity import handlers as identity
+from domain.ivr import handlers as ivr
 from domain.knowledge import handlers as knowledge
 from domain.notifications import handlers as notifications
 from domain.privacy import handlers as privacy
+from domain.recordings import handlers as recordings
 from domain.requests import handlers as requests
 from domain.work_orders import handlers as work_orders
 from projections import (
@@ -65,14 +69,30 @@ from projections import (
     wallboard,
 )
 from projections import attachments as attachment_index
+from projections import ivr as ivr_flows
 from projections import knowledge as knowledge_index
 from projections import nearby as nearby_work_orders
 from projections import notifications as notification_log
 from projections import open311 as open311_requests
+from projections import recordings as recording_index
 from projections.base import Projection
 
 # Bounded contexts: each module's ``handles`` registry (domain/<context>/handlers.py).
-CONTEXTS = (requests, work_orders, citizens, catalogue, calendars, notifications, contact_center, knowledge, identity, attachments, privacy)
+CONTEXTS = (
+    requests,
+    work_orders,
+    citizens,
+    catalogue,
+    calendars,
+    notifications,
+    contact_center,
+    knowledge,
+    identity,
+    attachments,
+    privacy,
+    ivr,
+    recordings,
+)
 
 # Read models, in the order they are applied.
 PROJECTIONS: tuple[Projection, ...] = (
@@ -90,6 +110,8 @@ PROJECTIONS: tuple[Projection, ...] = (
     attachment_index.projection,
     open311_requests.projection,
     audit_trace.projection,
+    recording_index.projection,
+    ivr_flows.projection,
 )
 
 # HTTP areas, served in this order.
@@ -114,6 +136,8 @@ ROUTERS = (
     open311_api,
     audit_api,
     privacy_api,
+    recordings_api,
+    ivr_api,
 )
 
 # The console's screen areas (api/console/), served after the API.

@@ -13,11 +13,14 @@ from __future__ import annotations
 
 import typer
 
-from api.cli import audit, catalogue, channels, contact_center, core, identity, kafka, privacy, reports, sla
+from api.cli import ami as ami_cli
+from api.cli import audit, catalogue, channels, contact_center, core, identity, kafka, privacy, reports, sla, telephony
+from api.cli import ivr as ivr_cli
+from api.cli import recordings as recordings_cli
 from infra.logging import configure_logging
 from infra.settings import get_settings
 
-AREAS = (core, catalogue, sla, contact_center, kafka, reports, identity, channels, privacy, audit)
+AREAS = (core, catalogue, sla, contact_center, kafka, reports, identity, channels, privacy, audit, telephony, ivr_cli)
 
 app = typer.Typer(help="Hotline: citizen-service hotline and contact center backend", no_args_is_help=True)
 
@@ -29,6 +32,8 @@ def _configure() -> None:
 
 
 for _area in AREAS:
+    app.add_typer(_area.commands)
+for _area in (ami_cli, recordings_cli):  # the AMI observer; call recordings' retention
     app.add_typer(_area.commands)
 
 

@@ -24,7 +24,7 @@ from api.console.cases import event_short_name
 from api.console.reference import department_names
 from api.console.session import page
 from api.console.web import N_, Formats, choose_language, render
-from api.deps import wait_for_position
+from api.deps import ReadYourWrites
 from api.read_log import record_read
 from api.routers import catalogue as catalogue_api
 from api.routers import knowledge as knowledge_api
@@ -106,16 +106,14 @@ def desk_page(request: Request, actor: Actor = page(Action.AGENTS_DESK)) -> HTML
 
 
 @router.get("/console/desk/presence", response_class=HTMLResponse)
-def presence(request: Request, actor: Actor = page(Action.AGENTS_DESK), min_position: int | None = None) -> HTMLResponse:
+def presence(request: Request, actor: Actor = page(Action.AGENTS_DESK), _ryw: None = ReadYourWrites) -> HTMLResponse:
     hotline = _hotline(request)
-    wait_for_position(hotline, min_position)
     return render(request, "desk/_presence.html", actor, desk=_desk(hotline, actor.id), **_values(request, actor.id))
 
 
 @router.get("/console/desk/contact", response_class=HTMLResponse)
-def contact(request: Request, actor: Actor = page(Action.AGENTS_DESK), min_position: int | None = None) -> HTMLResponse:
+def contact(request: Request, actor: Actor = page(Action.AGENTS_DESK), _ryw: None = ReadYourWrites) -> HTMLResponse:
     hotline = _hotline(request)
-    wait_for_position(hotline, min_position)
     return render(request, "desk/_contact.html", actor, desk=_desk(hotline, actor.id), **_values(request, actor.id))
 
 
@@ -231,10 +229,9 @@ def workspace(request: Request, contact: str = Query(..., max_length=64), actor:
 
 @router.get("/console/desk/caller", response_class=HTMLResponse)
 def caller(
-    request: Request, contact: str = Query(..., max_length=64), actor: Actor = page(Action.AGENTS_DESK), min_position: int | None = None
+    request: Request, contact: str = Query(..., max_length=64), actor: Actor = page(Action.AGENTS_DESK), _ryw: None = ReadYourWrites
 ) -> HTMLResponse:
     hotline = _hotline(request)
-    wait_for_position(hotline, min_position)
     return render(request, "desk/_caller.html", actor, contact_id=contact, caller=_caller(hotline, actor, contact))
 
 
@@ -273,7 +270,7 @@ def article(
 ) -> HTMLResponse:
     hotline = _hotline(request)
     language = choose_language(request, hotline.settings.default_language)
-    shown = knowledge_api.get_article(article_id, lang=language, revision=None, min_position=None, hotline=hotline, actor=actor)  # type: ignore[arg-type]
+    shown = knowledge_api.get_article(article_id, lang=language, revision=None, hotline=hotline, actor=actor)  # type: ignore[arg-type]
     return render(request, "desk/_article.html", actor, article=shown, search_id=search, contact_id=contact)
 
 
@@ -299,14 +296,13 @@ def duplicates(
     request: Request,
     ref: str = Query(..., max_length=64),
     actor: Actor = page(Action.WORK_ORDERS_READ),
-    min_position: int | None = None,
+    _ryw: None = ReadYourWrites,
 ) -> HTMLResponse:
     """Open work orders for the request's problem code: with coordinates, those within the
     problem code's distance, nearest first, then older (the API's ranking, ``GET
     /requests/{ref}/nearby-work-orders``), each with its distance; without, those at the
     same address or district first, then newer."""
     hotline = _hotline(request)
-    wait_for_position(hotline, min_position)
     orders: list[dict[str, Any]] = []
     radius: float | None = None
     with hotline.read_store.engine.connect() as conn:
