@@ -12,7 +12,7 @@ from fastapi.middleware.cors import CORSMiddleware
 from fastapi.routing import APIRoute
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from api import console, errors
+from api import console, errors, limits, openapi
 from api.auth import rule_of
 from consumers.background import start_background
 from domain.access import PUBLIC
@@ -93,6 +93,8 @@ def create_app(settings: Settings | None = None, hotline: Hotline | None = None,
         declare_permissions(module.router)
         app.include_router(module.router)
     console.install(app)
+    openapi.install(app)  # every status, header and answer documented (api/openapi.py)
+    limits.install(app, hotline.settings if hotline is not None else settings or get_settings())
     return app
 
 

@@ -13,6 +13,7 @@ from fastapi import FastAPI, Request
 from fastapi.encoders import jsonable_encoder
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
+from pydantic import BaseModel, ConfigDict, Field
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from analytics.reports import ReportError
@@ -40,6 +41,13 @@ class ProjectionLagging(DomainError):
     code = "projection_lagging"
 
 
+class PositionBeyondEnd(InvalidCommand):
+    """Read-your-writes asked for a position no command has been answered with yet: the
+    event store ends before it, so waiting cannot help (HTTP 422, like any invalid input)."""
+
+    code = "position_beyond_end"
+
+
 # The most specific class in an error's MRO decides.
 STATUS: dict[type[DomainError], int] = {
     Unauthenticated: 401,
@@ -62,6 +70,32 @@ def status_of(exc: DomainError) -> int:
         if cls in STATUS:
             return STATUS[cls]  # type: ignore[index]
     return 422
+
+
+class ErrorDetail(BaseModel):
+    """What went wrong: the HTTP status again, a stable machine-readable code, a sentence."""
+
+    status: int = Field(description="The HTTP status of the answer", examples=[422])
+    code: str = Field(
+        description="Stable and machine-readable: invalid_request, not_found, forbidden, invalid_state …", examples=["invalid_state"]
+    )
+    message: str = Field(
+        description="What is wrong, in a sentence for a person", examples=["the request is closed: it cannot be dispatched"]
+    )
+    details: dict[str, Any] | None = Field(
+        None,
+        description="More about it: ``problems`` (field, problem, type) for invalid input, ``permission`` for a refusal, ``retry_after`` …",
+    )
+
+
+class ErrorResponse(BaseModel):
+    """Every error this API answers (4xx and 5xx alike): ``{"error": {...}}``."""
+
+    model_config = ConfigDict(
+        json_schema_extra={"examples": [{"error": {"status": 404, "code": "not_found", "message": "no request 000000000000"}}]}
+    )
+
+    error: ErrorDetail
 
 
 def error_body(status: int, code: str, message: str, details: dict[str, Any] | None = None) -> dict[str, Any]:
@@ -95,6 +129,10 @@ def install(app: FastAPI) -> None:
 
     @app.exception_handler(StarletteHTTPException)
     async def http_error(_: Request, exc: StarletteHTTPException) -> JSONResponse:
+        if exc.status_code == 400:
+            # The framework's answer to a body it cannot read (not UTF-8, a broken or
+            # oversized form): invalid input like any other, so the same 422 and error body.
+            return JSONResponse(error_body(422, "invalid_request", f"the body could not be read: {exc.detail}"), status_code=422)
         code = {404: "not_found", 405: "method_not_allowed"}.get(exc.status_code, "http_error")
         return JSONResponse(
             error_body(exc.status_code, code, str(exc.detail)), status_code=exc.status_code, headers=getattr(exc, "headers", None)

@@ -582,10 +582,11 @@ class ProjectionConsumer:
     def poll_once(self, gather_ms: float = 0.0) -> int:
         polled = self.consumer.poll(timeout_ms=self.poll_ms, max_records=self.max_records)
         if not polled:
-            # Idle: commit what was applied now, or the group's committed offsets (which
-            # ``hotline kafka-status``, /readyz and every Kafka tool read) stay behind until
-            # the next message, however long that takes.
-            self.commit_offsets(idle=True)
+            # Idle: commit what was applied (at most every offset_commit_interval, as a busy
+            # consumer does: an empty poll between two batches is not worth a broker request),
+            # or the group's committed offsets (which ``hotline kafka-status``, /readyz and
+            # every Kafka tool read) stay behind until the next message, however long.
+            self.commit_offsets()
             self._maybe_report()
             return 0
         # Take what else is already fetched (no waiting: a wait is added to every event's
@@ -632,17 +633,16 @@ class ProjectionConsumer:
         self._maybe_report()
         return count
 
-    def commit_offsets(self, force: bool = False, idle: bool = False) -> None:
-        """Commits the offsets of applied batches, at most every ``offset_commit_interval``
-        (``idle``: now, as nothing else is coming).
+    def commit_offsets(self, force: bool = False) -> None:
+        """Commits the offsets of applied batches, at most every ``offset_commit_interval``.
 
         The positions in the read-model transaction are what makes a redelivery harmless;
         the offsets only spare a restarted member re-reading (and skipping) what was applied.
         So they are committed asynchronously and not after every batch: each commit is a
         broker request, and on a 2-core machine the broker's CPU is the read models' too."""
-        if not self._uncommitted or (not force and not idle and time.monotonic() - self._last_commit < self.offset_commit_interval):
+        if not self._uncommitted or (not force and time.monotonic() - self._last_commit < self.offset_commit_interval):
             return
-        CONSUMER_COMMITS.labels(self.group, "forced" if force else "idle" if idle else "interval").inc()
+        CONSUMER_COMMITS.labels(self.group, "forced" if force else "interval").inc()
         offsets = {tp: OffsetAndMetadata(o, "", -1) for tp, o in self._uncommitted.items()}
         self._uncommitted = {}
         self._last_commit = time.monotonic()

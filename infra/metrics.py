@@ -128,7 +128,7 @@ CONSUMER_LAG = Gauge(
 )
 CONSUMER_COMMITS = Counter(
     "hotline_consumer_offset_commits",
-    "Offset commits sent by a consumer, by reason (interval, idle, forced)",
+    "Offset commits sent by a consumer, by reason (interval: at most every offset_commit_interval, busy or idle; forced: on revocation and close)",
     ["group", "reason"],
     registry=REGISTRY,
 )

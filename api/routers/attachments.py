@@ -30,7 +30,8 @@ from fastapi.responses import StreamingResponse
 from starlette.datastructures import UploadFile
 
 from api.auth import allow
-from api.deps import CommandRoute, add_command_routes, get_hotline, run_command, wait_for_position
+from api.deps import CommandRoute, ReadYourWrites, add_command_routes, get_hotline, run_command
+from api.responses import AttachmentView, CommandAnswer
 from domain.access import Action, access_of, authorize
 from domain.attachments import commands as c
 from domain.attachments.aggregate import Attachment
@@ -56,6 +57,7 @@ _UPLOAD_BODY: dict[str, Any] = {
                 "schema": {
                     "type": "object",
                     "required": ["file"],
+                    "additionalProperties": False,
                     "properties": {
                         "file": {"type": "string", "format": "binary"},
                         "source": {"type": "string", "enum": ["api", "console"], "default": "api"},
@@ -120,7 +122,7 @@ async def _upload(
         if not isinstance(part, UploadFile):
             raise InvalidCommand("upload the file as multipart/form-data, in a part named 'file'", field="file")
         source: Literal["api", "console"]
-        match form.get("source") or "api":
+        match form.get("source", "api"):  # absent: api; anything else but the two is refused
             case "api" | "console" as given:
                 source = given
             case _:
@@ -146,6 +148,7 @@ async def _upload(
 @router.post(
     "/requests/{ref}/attachments",
     summary="Attach a photo or document to a request (multipart: file)",
+    response_model=CommandAnswer,
     status_code=201,
     openapi_extra=_UPLOAD_BODY,
 )
@@ -165,6 +168,7 @@ async def upload_to_request(
 @router.post(
     "/work-orders/{order_id}/attachments",
     summary="Attach a photo or document to a work order (multipart: file)",
+    response_model=CommandAnswer,
     status_code=201,
     openapi_extra=_UPLOAD_BODY,
 )
@@ -181,32 +185,30 @@ async def upload_to_work_order(
 
 
 # ------------------------------------------------------------------------ lists
-@router.get("/requests/{ref}/attachments", summary="A request's attachments")
+@router.get("/requests/{ref}/attachments", response_model=list[AttachmentView], summary="A request's attachments")
 def request_attachments(
     ref: str,
     hotline: Hotline = Depends(get_hotline),
     actor: Actor = allow(Action.REQUESTS_READ),
     include_removed: bool = False,
-    min_position: int | None = None,
+    _ryw: None = ReadYourWrites,
 ) -> list[dict[str, Any]]:
     target = _request(hotline, ref)
     authorize(actor, Action.REQUESTS_READ, access_of(target))
-    wait_for_position(hotline, min_position)
     with hotline.read_store.engine.connect() as conn:
         return rm.of_request(conn, str(target.id), include_removed=include_removed)
 
 
-@router.get("/work-orders/{order_id}/attachments", summary="A work order's attachments")
+@router.get("/work-orders/{order_id}/attachments", response_model=list[AttachmentView], summary="A work order's attachments")
 def work_order_attachments(
     order_id: str,
     hotline: Hotline = Depends(get_hotline),
     actor: Actor = allow(Action.WORK_ORDERS_READ),
     include_removed: bool = False,
-    min_position: int | None = None,
+    _ryw: None = ReadYourWrites,
 ) -> list[dict[str, Any]]:
     target = _work_order(hotline, order_id)
     authorize(actor, Action.WORK_ORDERS_READ, access_of(target))
-    wait_for_position(hotline, min_position)
     with hotline.read_store.engine.connect() as conn:
         return rm.of_work_order(conn, str(target.id), include_removed=include_removed)
 
@@ -223,7 +225,12 @@ def content_disposition(kind: Literal["inline", "attachment"], filename: str | N
     "/attachments/{attachment_id}/content",
     summary="An attachment's bytes, with its type (who may read its subject)",
     response_class=StreamingResponse,
-    responses={200: {"content": {"application/octet-stream": {}}}},
+    responses={
+        200: {
+            "description": "The bytes, with the type read from them at upload",
+            "content": {"*/*": {"schema": {"type": "string", "format": "binary"}}},
+        }
+    },
 )
 def attachment_content(
     attachment_id: str,

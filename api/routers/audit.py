@@ -33,6 +33,7 @@ from fastapi import APIRouter, Depends, Query
 from api.auth import allow
 from api.deps import get_hotline
 from api.read_log import PersonalDataRead, personal_data_read
+from api.responses import AggregateHistory, CaseTrace, ReadModelAsOf
 from api.routers.supervision import department_loads
 from consumers.fast_decode import decoder_for
 from domain.access import Action, allows
@@ -363,7 +364,11 @@ def parse_moment(value: str) -> datetime:
 
 
 # ------------------------------------------------------------------------ routes
-@router.get("/trace/{key}", summary="A case trace: every event sharing a correlation id (or a request's case), in global order")
+@router.get(
+    "/trace/{key}",
+    response_model=CaseTrace,
+    summary="A case trace: every event sharing a correlation id (or a request's case), in global order",
+)
 def get_trace(
     key: str,
     hotline: Hotline = Depends(get_hotline),
@@ -373,7 +378,11 @@ def get_trace(
     return trace(hotline, actor, key, read)
 
 
-@router.get("/read-models/{name}", summary="What a read model showed at a time, replayed from the log up to then")
+@router.get(
+    "/read-models/{name}",
+    response_model=ReadModelAsOf,
+    summary="What a read model showed at a time, replayed from the log up to then",
+)
 def get_read_model(
     name: str,
     as_of: str = Query(..., max_length=40, description="ISO 8601 time with its offset: 2026-11-20T09:00:00+01:00"),
@@ -388,7 +397,11 @@ def get_read_model(
     )
 
 
-@router.get("/{stream}/{key}", summary="An aggregate's full history and its state as of a version or a time")
+@router.get(
+    "/{stream}/{key}",
+    response_model=AggregateHistory,
+    summary="An aggregate's full history and its state as of a version or a time",
+)
 def get_history(
     stream: str,
     key: str,

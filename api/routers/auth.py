@@ -25,6 +25,7 @@ from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError, m
 from api.auth import OPEN, allow, client_address, hotline_limits
 from api.deps import get_hotline
 from api.errors import DeliveryFailed, Unauthenticated
+from api.responses import Jwks, OpenIdConfiguration, SignInCodeSent
 from domain.access import Action
 from domain.base import SYSTEM, Actor
 from domain.citizens.aggregate import identifier_key, normalise_email, normalise_phone
@@ -80,12 +81,16 @@ class CitizenCode(CitizenContact):
     language: str | None = None
 
 
-@router.get("/.well-known/openid-configuration", summary="Discovery document of the hotline's own token issuer")
+@router.get(
+    "/.well-known/openid-configuration",
+    response_model=OpenIdConfiguration,
+    summary="Discovery document of the hotline's own token issuer",
+)
 def discovery(request: Request, hotline: Hotline = Depends(get_hotline), _: None = OPEN) -> dict[str, Any]:
     return hotline.identity.discovery(str(request.base_url).rstrip("/"))
 
 
-@router.get("/auth/jwks.json", summary="The public keys that verify the hotline's tokens (JWKS)")
+@router.get("/auth/jwks.json", response_model=Jwks, summary="The public keys that verify the hotline's tokens (JWKS)")
 def jwks(hotline: Hotline = Depends(get_hotline), _: None = OPEN) -> dict[str, Any]:
     return hotline.identity.keyring.jwks()
 
@@ -149,7 +154,10 @@ def token(
 
 
 @router.post(
-    "/auth/citizen/code", status_code=status.HTTP_202_ACCEPTED, summary="A citizen asks for a one-time sign-in code (SMS or email)"
+    "/auth/citizen/code",
+    status_code=status.HTTP_202_ACCEPTED,
+    response_model=SignInCodeSent,
+    summary="A citizen asks for a one-time sign-in code (SMS or email)",
 )
 def citizen_code(
     body: CitizenContact, request: Request, hotline: Hotline = Depends(get_hotline), actor: Actor = allow(Action.CITIZENS_SIGN_IN)

@@ -8,6 +8,7 @@ from fastapi import APIRouter, Depends, Response
 
 from api.auth import allow
 from api.deps import CommandRoute, add_command_routes, get_hotline, set_etag
+from api.responses import CatalogueTree, ProblemCodeView
 from api.schemas import Accepted
 from domain.access import Action
 from domain.base import Actor, NotFound
@@ -28,7 +29,7 @@ def _catalogue(hotline: Hotline) -> Catalogue:
     return cat
 
 
-@router.get("", summary="The whole catalogue as a tree, names in zh, ar, it, en")
+@router.get("", response_model=CatalogueTree, summary="The whole catalogue as a tree, names in zh, ar, it, en")
 def tree(
     hotline: Hotline = Depends(get_hotline),
     _: Actor = allow(Action.CATALOGUE_READ),
@@ -40,7 +41,7 @@ def tree(
     return {"jurisdiction": cat.jurisdiction, "version": cat.version, "departments": cat.as_tree()}
 
 
-@router.get("/problem-codes/{code}", summary="One problem code: fields to collect, template, deadlines")
+@router.get("/problem-codes/{code}", response_model=ProblemCodeView, summary="One problem code: fields to collect, template, deadlines")
 def problem_code(
     code: str,
     hotline: Hotline = Depends(get_hotline),

@@ -7,7 +7,7 @@ from typing import Any
 from fastapi import APIRouter, Depends, Response
 
 from api.auth import allow
-from api.deps import CommandRoute, add_command_routes, get_hotline, set_etag, wait_for_position
+from api.deps import CommandRoute, ReadYourWrites, add_command_routes, get_hotline, set_etag
 from api.read_log import PersonalDataRead, personal_data_read
 from api.schemas import Accepted, CitizenDetail, CitizenView, HistoryEntry
 from domain.access import Access, Action, allows, authorize
@@ -50,11 +50,10 @@ def get_citizen(
     response: Response,
     hotline: Hotline = Depends(get_hotline),
     actor: Actor = allow(Action.CITIZENS_READ),
-    min_position: int | None = None,
+    _ryw: None = ReadYourWrites,
     read: PersonalDataRead = personal_data_read("case handling"),
 ) -> dict[str, Any]:
     authorize(actor, Action.CITIZENS_READ, Access(citizen_id=citizen_id))
-    wait_for_position(hotline, min_position)
     with hotline.read_store.engine.connect() as conn:
         row = citizen_history.get(conn, citizen_id)
         if row is None:

@@ -13,7 +13,8 @@ from fastapi import APIRouter, Depends, Request
 from fastapi.responses import StreamingResponse
 
 from api.auth import allow
-from api.deps import CommandRoute, add_command_routes, get_hotline, wait_for_position
+from api.deps import CommandRoute, ReadYourWrites, add_command_routes, get_hotline
+from api.responses import AgentView, Desk, QueuePosition, WaitingContact, Wallboard
 from domain.access import Access, Action, authorize
 from domain.base import Actor, NotFound
 from domain.contact_center import commands as cc
@@ -108,29 +109,34 @@ add_command_routes(
 
 
 # ------------------------------------------------------------------------ views
-@router.get("/wallboard", summary="Agents by state; per queue: waiting, longest wait, service level and abandons today")
+@router.get(
+    "/wallboard",
+    response_model=Wallboard,
+    summary="Agents by state; per queue: waiting, longest wait, service level and abandons today",
+)
 def get_wallboard(
-    hotline: Hotline = Depends(get_hotline), _: Actor = allow(Action.CONTACT_CENTER_READ), min_position: int | None = None
+    hotline: Hotline = Depends(get_hotline), _: Actor = allow(Action.CONTACT_CENTER_READ), _ryw: None = ReadYourWrites
 ) -> dict[str, Any]:
-    wait_for_position(hotline, min_position)
     with hotline.read_store.engine.connect() as conn:
         return wallboard.wallboard(conn, hotline.clock.now())
 
 
-@router.get("/queues/{queue_id}/waiting", summary="A queue's waiting contacts in the order they will be served")
+@router.get(
+    "/queues/{queue_id}/waiting",
+    response_model=list[WaitingContact],
+    summary="A queue's waiting contacts in the order they will be served",
+)
 def waiting(
-    queue_id: str, hotline: Hotline = Depends(get_hotline), _: Actor = allow(Action.CONTACT_CENTER_READ), min_position: int | None = None
+    queue_id: str, hotline: Hotline = Depends(get_hotline), _: Actor = allow(Action.CONTACT_CENTER_READ), _ryw: None = ReadYourWrites
 ) -> list[dict[str, Any]]:
-    wait_for_position(hotline, min_position)
     with hotline.read_store.engine.connect() as conn:
         return wallboard.waiting_contacts(conn, hotline.clock.now(), queue_id)
 
 
-@router.get("/contacts/{contact_id}/position", summary="Where a waiting contact is in its queue")
+@router.get("/contacts/{contact_id}/position", response_model=QueuePosition, summary="Where a waiting contact is in its queue")
 def position(
-    contact_id: str, hotline: Hotline = Depends(get_hotline), _: Actor = allow(Action.CONTACT_CENTER_READ), min_position: int | None = None
+    contact_id: str, hotline: Hotline = Depends(get_hotline), _: Actor = allow(Action.CONTACT_CENTER_READ), _ryw: None = ReadYourWrites
 ) -> dict[str, Any]:
-    wait_for_position(hotline, min_position)
     with hotline.read_store.engine.connect() as conn:
         found = wallboard.queue_position(conn, hotline.clock.now(), contact_id)
     if found is None:
@@ -138,7 +144,7 @@ def position(
     return found
 
 
-@router.get("/agents", summary="Logged-in agents with state and time in state")
+@router.get("/agents", response_model=list[AgentView], summary="Logged-in agents with state and time in state")
 def list_agents(
     hotline: Hotline = Depends(get_hotline), _: Actor = allow(Action.CONTACT_CENTER_READ), state: str | None = None
 ) -> list[dict[str, Any]]:
@@ -146,12 +152,11 @@ def list_agents(
         return wallboard.agents(conn, hotline.clock.now(), state)
 
 
-@router.get("/agents/{agent_id}/desk", summary="An agent's console: current offer, contacts, wrap-ups, grabbable work")
+@router.get("/agents/{agent_id}/desk", response_model=Desk, summary="An agent's console: current offer, contacts, wrap-ups, grabbable work")
 def desk(
-    agent_id: str, hotline: Hotline = Depends(get_hotline), actor: Actor = allow(Action.AGENTS_DESK), min_position: int | None = None
+    agent_id: str, hotline: Hotline = Depends(get_hotline), actor: Actor = allow(Action.AGENTS_DESK), _ryw: None = ReadYourWrites
 ) -> dict[str, Any]:
     authorize(actor, Action.AGENTS_DESK, Access(subject=agent_id))
-    wait_for_position(hotline, min_position)
     with hotline.read_store.engine.connect() as conn:
         shown = agent_desk.desk(conn, agent_id, hotline.clock.now())
         # Articles for the contact in hand (its subject, its requests' categories); a use
@@ -194,11 +199,26 @@ async def _live(request: Request, hotline: Hotline, event: str, read: Any, *, to
         feed.unsubscribe(subscriber)
 
 
+def _sse_answer(event: str, model: str) -> dict[str, Any]:
+    """The document's description of a feed: each event's ``data`` is JSON of ``model``."""
+    data = {"type": "string", "contentMediaType": "application/json", "contentSchema": {"$ref": f"#/components/schemas/{model}"}}
+    event_schema = {"type": "object", "required": ["event", "data"], "properties": {"event": {"const": event}, "data": data}}
+    return {
+        "description": f"text/event-stream of '{event}' events: one now, then one on every change (at least every 15 s)",
+        "content": {"text/event-stream": {"schema": event_schema}},
+    }
+
+
 def _stream(generator: AsyncIterator[str]) -> StreamingResponse:
     return StreamingResponse(generator, media_type="text/event-stream", headers={"Cache-Control": "no-cache", "X-Accel-Buffering": "no"})
 
 
-@router.get("/live/wallboard", summary="Server-sent events: the wallboard, pushed on every change")
+@router.get(
+    "/live/wallboard",
+    summary="Server-sent events: the wallboard, pushed on every change",
+    response_class=StreamingResponse,
+    responses={200: _sse_answer("wallboard", "Wallboard")},
+)
 async def live_wallboard(
     request: Request, hotline: Hotline = Depends(get_hotline), _: Actor = allow(Action.CONTACT_CENTER_READ), once: bool = False
 ) -> StreamingResponse:
@@ -213,7 +233,12 @@ async def live_wallboard(
     return _stream(_live(request, hotline, "wallboard", read, topic="wallboard", once=once))
 
 
-@router.get("/live/agents/{agent_id}", summary="Server-sent events: offers and changes on one agent's desk")
+@router.get(
+    "/live/agents/{agent_id}",
+    summary="Server-sent events: offers and changes on one agent's desk",
+    response_class=StreamingResponse,
+    responses={200: _sse_answer("desk", "Desk")},
+)
 async def live_agent(
     agent_id: str, request: Request, hotline: Hotline = Depends(get_hotline), actor: Actor = allow(Action.AGENTS_DESK), once: bool = False
 ) -> StreamingResponse:

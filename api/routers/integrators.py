@@ -10,6 +10,7 @@ from fastapi import APIRouter, Depends
 
 from api.auth import OPEN, allow
 from api.deps import get_hotline
+from api.responses import AsyncApiDocument, KafkaStatus
 from domain.access import Action
 from domain.base import Actor
 from infra.runtime import Hotline
@@ -24,12 +25,12 @@ def _document() -> dict[str, Any]:
     return generate()
 
 
-@router.get("/asyncapi.json", summary="AsyncAPI 2.6 document of the Kafka topics (CloudEvents 1.0 JSON)")
+@router.get("/asyncapi.json", response_model=AsyncApiDocument, summary="AsyncAPI 2.6 document of the Kafka topics (CloudEvents 1.0 JSON)")
 def asyncapi_document(_: None = OPEN) -> dict[str, Any]:
     return _document()
 
 
-@router.get("/kafka/status", summary="Relay position and consumer-group lag (distributed mode)")
+@router.get("/kafka/status", response_model=KafkaStatus, summary="Relay position and consumer-group lag (distributed mode)")
 def kafka_status(hotline: Hotline = Depends(get_hotline), _: Actor = allow(Action.OPERATIONS_READ)) -> dict[str, Any]:
     import sqlalchemy as sa
 

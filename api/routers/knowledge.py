@@ -16,8 +16,9 @@ from typing import Any
 from fastapi import APIRouter, Depends, Query, Request, Response
 
 from api.auth import allow, caller, hotline_limits
-from api.deps import CommandRoute, add_command_routes, get_hotline, run_command, set_etag, wait_for_position
+from api.deps import CommandRoute, ReadYourWrites, add_command_routes, get_hotline, run_command, set_etag
 from api.errors import ProjectionLagging
+from api.responses import AgentSuggestions, Article, ArticleUsage, RevisionEntry, SearchResults, UnansweredQuery
 from domain.access import Access, Action, allows, authorize
 from domain.base import Actor, NotFound
 from domain.knowledge import commands as c
@@ -64,7 +65,7 @@ def _record(
     return {"results": results, "search_id": answer["search_id"], "language": language, "position": answer["position"]}
 
 
-@router.get("/knowledge/search", summary="Search published articles (public; the search is recorded)")
+@router.get("/knowledge/search", response_model=SearchResults, summary="Search published articles (public; the search is recorded)")
 def search(
     request: Request,
     q: str = Query(..., min_length=1, max_length=1000),
@@ -127,18 +128,21 @@ def _view(article_id: str, summary: dict[str, Any], rev: dict[str, Any], lang: s
     }
 
 
-@router.get("/knowledge/articles/{article_id}", summary="An article: its published revision (writers also see drafts)")
+@router.get(
+    "/knowledge/articles/{article_id}",
+    response_model=Article,
+    summary="An article: its published revision (writers also see drafts)",
+)
 def get_article(
     article_id: str,
     lang: c.Language | None = None,
-    revision: int | None = Query(None, ge=1, description="A past revision: what the article said then"),
-    min_position: int | None = None,
+    revision: int | None = Query(None, ge=1, le=1_000_000, description="A past revision: what the article said then"),
     hotline: Hotline = Depends(get_hotline),
     actor: Actor = allow(Action.KNOWLEDGE_SEARCH),
+    _ryw: None = ReadYourWrites,
     # Last and optional: the consoles call this function directly (api/console/), with no response.
     response: Response = None,  # type: ignore[assignment]
 ) -> dict[str, Any]:
-    wait_for_position(hotline, min_position)
     return _read_article(hotline, actor, response, article_id, lang, revision)
 
 
@@ -183,7 +187,11 @@ def _stored_article(hotline: Hotline, article_id: str) -> KnowledgeArticle | Non
     return found if isinstance(found, KnowledgeArticle) else None
 
 
-@router.get("/knowledge/articles/{article_id}/revisions", summary="Every revision of an article: when, by whom, why")
+@router.get(
+    "/knowledge/articles/{article_id}/revisions",
+    response_model=list[RevisionEntry],
+    summary="Every revision of an article: when, by whom, why",
+)
 def list_revisions(
     article_id: str, hotline: Hotline = Depends(get_hotline), actor: Actor = allow(Action.KNOWLEDGE_READ_INTERNAL)
 ) -> list[dict[str, Any]]:
@@ -192,7 +200,7 @@ def list_revisions(
         return kb.revisions(conn, article_id)
 
 
-@router.get("/knowledge/articles/{article_id}/revisions/{revision}", summary="One revision, as it was read out")
+@router.get("/knowledge/articles/{article_id}/revisions/{revision}", response_model=Article, summary="One revision, as it was read out")
 def get_revision(
     article_id: str,
     revision: int,
@@ -204,7 +212,11 @@ def get_revision(
     return _read_article(hotline, actor, response, article_id, lang, revision)
 
 
-@router.get("/knowledge/articles/{article_id}/usage", summary="How often the article was opened, used to answer, and deflected a request")
+@router.get(
+    "/knowledge/articles/{article_id}/usage",
+    response_model=ArticleUsage,
+    summary="How often the article was opened, used to answer, and deflected a request",
+)
 def article_usage(
     article_id: str, hotline: Hotline = Depends(get_hotline), _: Actor = allow(Action.KNOWLEDGE_READ_INTERNAL)
 ) -> dict[str, Any]:
@@ -212,7 +224,11 @@ def article_usage(
         return kb.usage(conn, article_id)
 
 
-@router.get("/knowledge/unanswered", summary="Queries most often left without a good answer: what to write next")
+@router.get(
+    "/knowledge/unanswered",
+    response_model=list[UnansweredQuery],
+    summary="Queries most often left without a good answer: what to write next",
+)
 def unanswered(
     lang: c.Language | None = None,
     limit: int = Query(20, ge=1, le=500),
@@ -251,7 +267,12 @@ def suggest_and_record(
     )
 
 
-@router.get("/knowledge/suggestions", summary="Articles for a request (from its description and category), or for a text being typed")
+@router.get(
+    "/knowledge/suggestions",
+    response_model=SearchResults,
+    summary="Articles for a request (from its description and category), or for a text being typed",
+    responses={404: {"description": "No request with that reference or id"}},
+)
 def suggestions(
     request: Request,
     ref: str | None = Query(None, description="A request's reference or id: its description, language and category"),
@@ -259,11 +280,10 @@ def suggestions(
     lang: c.Language | None = None,
     category: list[str] = Query(default_factory=list),
     limit: int = Query(5, ge=1, le=20),
-    min_position: int | None = None,
     hotline: Hotline = Depends(get_hotline),
     actor: Actor = allow(Action.KNOWLEDGE_ANSWER),
+    _ryw: None = ReadYourWrites,
 ) -> dict[str, Any]:
-    wait_for_position(hotline, min_position)
     codes = list(category)
     request_id = contact_id = None
     if ref is not None:
@@ -281,7 +301,9 @@ def suggestions(
 
 
 @router.get(
-    "/agents/{agent_id}/suggestions", summary="Articles for the agent's current contact: its subject, language and requests' categories"
+    "/agents/{agent_id}/suggestions",
+    response_model=AgentSuggestions,
+    summary="Articles for the agent's current contact: its subject, language and requests' categories",
 )
 def agent_suggestions(
     agent_id: str,

@@ -15,7 +15,7 @@ from fastapi import APIRouter, Depends, Query
 from pydantic import BaseModel
 
 from api.auth import allow, department_filter, row_access
-from api.deps import get_hotline, wait_for_position
+from api.deps import ReadYourWrites, get_hotline
 from api.routers.catalogue import _catalogue
 from domain.access import Action, authorize
 from domain.base import Actor, InvalidTransition, NotFound
@@ -64,10 +64,14 @@ def duplicate_radius(hotline: Hotline, problem_code: str) -> float:
 
 RADIUS = Query(None, gt=0, le=MAX_DUPLICATE_RADIUS_M, description="Metres (default: the problem code's, else the hotline's)")
 LIMIT = Query(20, ge=1, le=100)
-POSITION = Query(None, description="Wait until the read model has applied this event position")
 
 
-@router.get("/work-orders/nearby", response_model=NearbyWorkOrders, summary="Open work orders of a problem code near a place")
+@router.get(
+    "/work-orders/nearby",
+    response_model=NearbyWorkOrders,
+    summary="Open work orders of a problem code near a place",
+    responses={404: {"description": "The problem code is not in the catalogue"}},
+)
 def nearby_work_orders(
     problem_code: str = Query(..., min_length=1, max_length=64),
     lat: float = Query(..., ge=-90, le=90),
@@ -75,14 +79,13 @@ def nearby_work_orders(
     radius_m: float | None = RADIUS,
     department_id: str | None = None,
     limit: int = LIMIT,
-    min_position: int | None = POSITION,
     hotline: Hotline = Depends(get_hotline),
     actor: Actor = allow(Action.WORK_ORDERS_READ),
+    _ryw: None = ReadYourWrites,
 ) -> dict[str, Any]:
     """Nearest first, then the older order first; each with its distance in metres."""
     department_id = department_filter(actor, Action.WORK_ORDERS_READ, department_id)
     radius = radius_m or duplicate_radius(hotline, problem_code)
-    wait_for_position(hotline, min_position)
     with hotline.read_store.engine.connect() as conn:
         found = nearby.nearby(conn, problem_code=problem_code, lat=lat, lon=lon, radius_m=radius, limit=limit, department_id=department_id)
     return {"problem_code": problem_code, "lat": lat, "lon": lon, "radius_m": radius, "work_orders": found}
@@ -93,18 +96,18 @@ def nearby_work_orders(
     response_model=NearbyWorkOrders,
     tags=["requests"],
     summary="Open work orders near a request, of its problem code: candidates to link it to as a duplicate",
+    responses={409: {"description": "The request has no problem code yet (not_classified): classify it first"}},
 )
 def nearby_for_request(
     ref: str,
     radius_m: float | None = RADIUS,
     limit: int = LIMIT,
-    min_position: int | None = POSITION,
     hotline: Hotline = Depends(get_hotline),
     actor: Actor = allow(Action.WORK_ORDERS_READ),
+    _ryw: None = ReadYourWrites,
 ) -> dict[str, Any]:
     """The request's place and problem code; the order it is already linked to is left out.
     Nothing is linked: that stays the operator's decision."""
-    wait_for_position(hotline, min_position)
     with hotline.read_store.engine.connect() as conn:
         row = request_status.by_reference(conn, ref) or request_status.get(conn, ref)
         if row is None:

@@ -61,6 +61,13 @@ class Open311Route(APIRoute):
     takes ``api_key`` from the query string or the form (as an ``X-API-Key`` header for
     the API's own sign-in, api/auth.py)."""
 
+    # How api/openapi.py documents these routes: their refusals as Open311 answers them.
+    status_map = OPEN311_STATUS
+
+    @staticmethod
+    def error_response(status: int, description: str) -> dict[str, Any]:
+        return {"description": description, "content": OPEN311_ERROR_CONTENT}
+
     def get_route_handler(self) -> Callable[[Request], Coroutine[Any, Any, Response]]:
         handler = super().get_route_handler()
 
@@ -107,7 +114,44 @@ async def _api_key_as_header(request: Request) -> bool:
     return True
 
 
-router = APIRouter(prefix="/open311/v2", tags=["open311"], route_class=Open311Route)
+# The document's description of what these routes answer: the format asked for in the path.
+OPEN311_ERROR_CONTENT = {
+    "application/json; charset=utf-8": {
+        "schema": {
+            "type": "array",
+            "items": {
+                "type": "object",
+                "required": ["code", "description"],
+                "properties": {"code": {"type": "integer"}, "description": {"type": "string"}},
+            },
+        },
+        "example": [{"code": 404, "description": "service_code 'pothole' not found"}],
+    },
+    "text/xml; charset=utf-8": {
+        "schema": {"type": "string"},
+        "example": "<errors><error><code>404</code><description>…</description></error></errors>",
+    },
+}
+OPEN311_ANSWER: dict[int | str, dict[str, Any]] = {
+    200: {
+        "description": "GeoReport v2 in the format asked for: .json (a list of objects) or .xml",
+        "content": {
+            "application/json; charset=utf-8": {"schema": {"type": "array", "items": {"type": "object"}}},
+            "text/xml; charset=utf-8": {"schema": {"type": "string"}},
+        },
+    },
+    **{
+        status: {"description": text, "content": OPEN311_ERROR_CONTENT}
+        for status, text in (
+            (400, "A refusal of the request's parameters or content (the spec's 400)"),
+            (404, "No such service, request, token, jurisdiction or format"),
+        )
+    },
+}
+# Response: the answers are built in the format asked for (no JSON by default in the document).
+router = APIRouter(
+    prefix="/open311/v2", tags=["open311"], route_class=Open311Route, responses=OPEN311_ANSWER, default_response_class=Response
+)
 
 
 # ------------------------------------------------------------------------ helpers
@@ -219,7 +263,19 @@ def list_services(
     return answer(fmt, "services", mapping.services(cat, _language(request, hotline, locale)))
 
 
-@router.get("/services/{service_code}.{fmt}", summary="Open311: a service's definition (the attributes it collects)")
+@router.get(
+    "/services/{service_code}.{fmt}",
+    summary="Open311: a service's definition (the attributes it collects)",
+    responses={
+        200: {
+            "description": "The service definition in the format asked for: .json (an object) or .xml",
+            "content": {
+                "application/json; charset=utf-8": {"schema": {"type": "object"}},
+                "text/xml; charset=utf-8": {"schema": {"type": "string"}},
+            },
+        }
+    },
+)
 def service_definition(
     service_code: str,
     fmt: str,
@@ -362,20 +418,24 @@ async def submit_request(
     if media_url is not None and not allows(actor, Action.ATTACHMENTS_ADD):
         raise Open311Error(403, f"this api_key may not add a media_url ({Action.ATTACHMENTS_ADD.value})")
 
-    def register() -> dict[str, Any]:
+    def register() -> tuple[dict[str, Any], int]:
         body = run_command(hotline, cmd, actor, request=request)
         position = body["position"]
         if media_url is not None:
             # The photo by reference (not fetched): an attachment of the request.
             attached = hotline.bus.execute(AttachFile(request_ref=body["reference"], url=media_url, source="open311"), actor)
             position = attached.position or position
-        wait_for_position(hotline, position)
+        return body, position
+
+    def written(body: dict[str, Any]) -> dict[str, Any]:
         with hotline.read_store.engine.connect() as conn:
             row = read_model.one(conn, reference=body["reference"])
         assert row is not None, "the request just registered is in the read model"
         return {**mapping.RequestWriter(_catalogue(hotline), lang).request(row), "token": body["id"], "account_id": None}
 
-    created = await run_in_threadpool(register)
+    body, position = await run_in_threadpool(register)
+    await wait_for_position(hotline, position)  # on the event loop: no worker thread held
+    created = await run_in_threadpool(written, body)
     return answer(fmt, "service_requests", [created])
 
 

@@ -17,7 +17,8 @@ from fastapi import APIRouter, Depends, Query
 from fastapi.responses import FileResponse
 
 from api.auth import allow, row_access
-from api.deps import get_hotline, wait_for_position
+from api.deps import ReadYourWrites, get_hotline
+from api.responses import OutboxList, OutboxMessage, RequestNotifications
 from domain.access import Action, authorize
 from domain.base import Actor, InvalidCommand, NotFound
 from domain.notifications.aggregate import CHANNELS
@@ -49,7 +50,12 @@ def _message_path(hotline: Hotline, notification_id: str) -> Path:
     return path
 
 
-@router.get("/outbox", summary="Messages delivered to the local outbox (no SMTP server or SMS gateway configured), newest first")
+@router.get(
+    "/outbox",
+    response_model=OutboxList,
+    summary="Messages delivered to the local outbox (no SMTP server or SMS gateway configured), newest first",
+    responses={404: {"description": "No request with that reference or id"}},
+)
 def list_outbox(
     hotline: Hotline = Depends(get_hotline),
     _: Actor = allow(Action.NOTIFICATIONS_READ),
@@ -78,7 +84,7 @@ def list_outbox(
     return {"folder": str(root), "total": total, "messages": messages}
 
 
-@router.get("/outbox/{notification_id}", summary="One message in the outbox, as its recipient got it")
+@router.get("/outbox/{notification_id}", response_model=OutboxMessage, summary="One message in the outbox, as its recipient got it")
 def get_outbox_message(
     notification_id: str, hotline: Hotline = Depends(get_hotline), _: Actor = allow(Action.NOTIFICATIONS_READ)
 ) -> dict[str, Any]:
@@ -89,6 +95,13 @@ def get_outbox_message(
     "/outbox/{notification_id}/raw",
     summary="The message's file: the RFC 5322 email (message/rfc822) or the gateway's JSON",
     response_class=FileResponse,
+    responses={
+        200: {
+            "description": "The file as it was delivered",
+            "content": {"message/rfc822": {"schema": {"type": "string"}}, "application/json": {"schema": {"type": "object"}}},
+        },
+        404: {"description": "No such message in the outbox"},
+    },
 )
 def get_outbox_file(
     notification_id: str, hotline: Hotline = Depends(get_hotline), _: Actor = allow(Action.NOTIFICATIONS_READ)
@@ -99,15 +112,15 @@ def get_outbox_file(
 
 @router.get(
     "/requests/{ref}/notifications",
+    response_model=RequestNotifications,
     summary="The messages a request caused (replies, alerts) with their state and last error; undelivered ones counted",
 )
 def request_notifications(
     ref: str,
     hotline: Hotline = Depends(get_hotline),
     actor: Actor = allow(Action.REQUESTS_READ_INTERNAL),
-    min_position: int | None = Query(None, description="Wait until the read model has applied this event position"),
+    _ryw: None = ReadYourWrites,
 ) -> dict[str, Any]:
-    wait_for_position(hotline, min_position)
     row = _request_row(hotline, ref)
     # Staff who may read the case's internals (a department only its own cases).
     authorize(actor, Action.REQUESTS_READ_INTERNAL, row_access(row))

@@ -8,6 +8,7 @@ from fastapi import APIRouter, Depends, Request, Response
 
 from api.auth import allow
 from api.deps import get_hotline
+from api.responses import ErasureAnswer
 from domain.access import Action
 from domain.base import Actor
 from domain.privacy.commands import EraseCitizen
@@ -17,7 +18,11 @@ from infra.runtime import Hotline
 router = APIRouter(prefix="/citizens", tags=["privacy"])
 
 
-@router.post("/{citizen_id}/erasure", summary="Erase a citizen's personal data: their keys are destroyed, the history stays")
+@router.post(
+    "/{citizen_id}/erasure",
+    response_model=ErasureAnswer,
+    summary="Erase a citizen's personal data: their keys are destroyed, the history stays",
+)
 def erase(
     citizen_id: str,
     cmd: EraseCitizen,

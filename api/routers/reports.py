@@ -18,6 +18,7 @@ from analytics.kpis import KpiParams
 from analytics.reports import MEDIA_TYPES, Reports, SavedReport, SavedReports, render
 from api.auth import allow
 from api.deps import get_hotline
+from api.responses import ReportInfo, ReportSaved, ReportTable, Staffing
 from domain.access import Action
 from domain.base import Actor, InvalidCommand
 from infra.runtime import Hotline
@@ -34,7 +35,7 @@ def get_reports(hotline: Hotline = Depends(get_hotline)) -> Reports:
     return Reports(hotline.settings.duckdb_path, saved)
 
 
-@router.get("/reports", summary="Standard and saved reports")
+@router.get("/reports", response_model=list[ReportInfo], summary="Standard and saved reports")
 def list_reports(reports: Reports = Depends(get_reports), actor: Actor = allow(Action.REPORTS_READ)) -> list[dict[str, Any]]:
     return reports.list()
 
@@ -42,7 +43,15 @@ def list_reports(reports: Reports = Depends(get_reports), actor: Actor = allow(A
 @router.get(
     "/reports/{name}",
     summary="Run a report",
-    responses={200: {"content": {t: {} for t in MEDIA_TYPES.values()}}},
+    responses={
+        200: {
+            "description": "The report in the format asked for",
+            "content": {
+                **{t: {"schema": {"type": "string", "format": "binary"}} for t in MEDIA_TYPES.values()},
+                "application/json": {"schema": ReportTable.model_json_schema(ref_template="#/components/schemas/{model}")},
+            },
+        }
+    },
 )
 def run_report(
     name: str,
@@ -50,8 +59,8 @@ def run_report(
     to: datetime | None = Query(None, description="End (UTC), exclusive"),
     by: str | None = Query(None, description="hour, interval, day, week, month, total, queue, channel, agent, department …"),
     format: str = Query("json", pattern="^(json|csv|parquet|png|html)$"),
-    sl_threshold: float = Query(20.0, gt=0),
-    short_abandon: float = Query(5.0, ge=0),
+    sl_threshold: float = Query(20.0, gt=0, le=86_400),
+    short_abandon: float = Query(5.0, ge=0, le=86_400),
     fcr_days: int = Query(7, ge=1, le=365),
     repeat_days: int = Query(30, ge=1, le=365),
     target_sl: float = Query(0.8, gt=0, lt=1),
@@ -79,7 +88,12 @@ class SaveReport(BaseModel):
     chart: dict[str, Any] | None = Field(None, description='{"kind": "line|bar|heatmap|none", "x": column, "y": [columns]}')
 
 
-@router.post("/reports", status_code=201, summary="Save a report (validated: read-only and time-limited test run)")
+@router.post(
+    "/reports",
+    status_code=201,
+    response_model=ReportSaved,
+    summary="Save a report (validated: read-only and time-limited test run)",
+)
 def save_report(
     body: SaveReport = Body(...),
     reports: Reports = Depends(get_reports),
@@ -93,14 +107,14 @@ def save_report(
     )
 
 
-@router.get("/staffing/erlang-c", summary="Erlang C: agents needed (or the figures for a given number of agents)")
+@router.get("/staffing/erlang-c", response_model=Staffing, summary="Erlang C: agents needed (or the figures for a given number of agents)")
 def erlang_c(
-    calls: float = Query(..., ge=0, description="Contacts arriving per interval"),
-    aht: float = Query(..., gt=0, description="Average handle time, seconds"),
-    interval: float = Query(1800, gt=0, description="Interval length, seconds"),
-    agents: int | None = Query(None, ge=0, description="Evaluate this many agents instead of finding the number needed"),
+    calls: float = Query(..., ge=0, le=10_000_000, description="Contacts arriving per interval"),
+    aht: float = Query(..., gt=0, le=86_400, description="Average handle time, seconds"),
+    interval: float = Query(1800, gt=0, le=86_400, description="Interval length, seconds"),
+    agents: int | None = Query(None, ge=0, le=100_000, description="Evaluate this many agents instead of finding the number needed"),
     target_sl: float = Query(0.8, gt=0, lt=1),
-    target_seconds: float = Query(20.0, ge=0),
+    target_seconds: float = Query(20.0, ge=0, le=86_400),
     shrinkage: float = Query(0.0, ge=0, lt=1),
     max_occupancy: float | None = Query(None, gt=0, le=1),
     actor: Actor = allow(Action.STAFFING_READ),

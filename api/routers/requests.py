@@ -15,7 +15,7 @@ from zoneinfo import ZoneInfo
 from fastapi import APIRouter, Depends, Query, Request, Response
 
 from api.auth import allow, citizen_filter, department_filter, row_access
-from api.deps import CommandRoute, add_command_routes, get_hotline, run_command, set_etag, wait_for_position
+from api.deps import CommandRoute, ReadYourWrites, add_command_routes, get_hotline, run_command, set_etag
 from api.read_log import PersonalDataRead, personal_data_read
 from api.routers.knowledge import suggest_and_record
 from api.schemas import RequestAccepted, RequestDetail, RequestPage, TimelineEntry
@@ -128,7 +128,7 @@ def search(
     sort: str = Query("-registered_at", description=f"One of {', '.join(SORT_VALUES)}; urgency: most urgent first, newest first"),
     limit: int = Query(50, ge=1, le=500),
     cursor: str | None = Query(None, description="next_cursor of the previous page"),
-    min_position: int | None = Query(None, description="Wait until the read model has applied this event position"),
+    _ryw: None = ReadYourWrites,
     read: PersonalDataRead = personal_data_read("find a case"),
 ) -> dict[str, Any]:
     for value in status:
@@ -157,7 +157,6 @@ def search(
         overdue=overdue,
         supervised=supervised,
     )
-    wait_for_position(hotline, min_position)
     with hotline.read_store.engine.connect() as conn:
         page = request_status.find(conn, filters, now=hotline.clock.now(), sort=sort, limit=limit, cursor=cursor)
     if filters.text and filters.personal:
@@ -172,10 +171,9 @@ def get_request(
     response: Response,
     hotline: Hotline = Depends(get_hotline),
     actor: Actor = allow(Action.REQUESTS_READ),
-    min_position: int | None = Query(None, description="Wait until the read model has applied this event position"),
+    _ryw: None = ReadYourWrites,
     read: PersonalDataRead = personal_data_read("case handling"),
 ) -> dict[str, Any]:
-    wait_for_position(hotline, min_position)
     with hotline.read_store.engine.connect() as conn:
         row = request_status.by_reference(conn, ref) or request_status.get(conn, ref)
         if row is None:

@@ -62,6 +62,7 @@ from pydantic import AliasChoices, BaseModel, ConfigDict, Field, ValidationError
 from api.auth import authenticate, bearer
 from api.deps import get_hotline
 from api.errors import Unauthenticated
+from api.responses import SmsInboundAnswer
 from domain.access import Action, authorize
 from domain.base import Actor, Forbidden, InvalidCommand, NotFound
 from domain.citizens import commands as cc
@@ -203,6 +204,7 @@ def first_outcome(hotline: Hotline, message_id: str) -> dict[str, Any] | None:
 
 @router.post(
     "/inbound",
+    response_model=SmsInboundAnswer,
     summary="A text a citizen sent to the hotline (the SMS provider's signed webhook)",
     openapi_extra={
         "requestBody": {"required": True, "content": {"application/json": {"schema": InboundSms.model_json_schema(by_alias=True)}}},

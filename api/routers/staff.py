@@ -15,7 +15,8 @@ from fastapi import APIRouter, Depends, Query, Request, Response
 from pydantic import BaseModel, ConfigDict, Field
 
 from api.auth import allow
-from api.deps import CommandRoute, add_command_routes, get_hotline, set_etag, wait_for_position
+from api.deps import CommandRoute, ReadYourWrites, add_command_routes, get_hotline, set_etag
+from api.responses import ApiKeyIssued, ApiKeyView, StaffAccount
 from domain.access import Action
 from domain.base import Actor, NotFound
 from domain.identity import commands as c
@@ -29,21 +30,20 @@ from projections import staff as staff_list
 router = APIRouter(tags=["staff and keys"])
 
 
-@router.get("/staff", summary="Staff accounts (filter by role or department)")
+@router.get("/staff", response_model=list[StaffAccount], summary="Staff accounts (filter by role or department)")
 def list_staff(
     hotline: Hotline = Depends(get_hotline),
     _: Actor = allow(Action.STAFF_READ),
     role: str | None = None,
     department: str | None = None,
     limit: int = Query(500, ge=1, le=5000),
-    min_position: int | None = None,
+    _ryw: None = ReadYourWrites,
 ) -> list[dict[str, Any]]:
-    wait_for_position(hotline, min_position)
     with hotline.read_store.engine.connect() as conn:
         return staff_list.listing(conn, role=role, department=department, limit=limit)
 
 
-@router.get("/staff/{username}", summary="A staff account: roles, departments, disabled")
+@router.get("/staff/{username}", response_model=StaffAccount, summary="A staff account: roles, departments, disabled")
 def get_staff(
     username: str, response: Response, hotline: Hotline = Depends(get_hotline), _: Actor = allow(Action.STAFF_READ)
 ) -> dict[str, Any]:
@@ -78,7 +78,12 @@ class ApiKeySpec(BaseModel):
     expires_at: datetime | None = None
 
 
-@router.post("/api-keys", status_code=201, summary="Issue an API key: the key is in this answer only, never again")
+@router.post(
+    "/api-keys",
+    status_code=201,
+    response_model=ApiKeyIssued,
+    summary="Issue an API key: the key is in this answer only, never again",
+)
 def issue_api_key(
     spec: ApiKeySpec,
     request: Request,
@@ -95,7 +100,7 @@ def issue_api_key(
     return answer
 
 
-@router.get("/api-keys/{key_id}", summary="An API key's name, role, actions and state (never the key)")
+@router.get("/api-keys/{key_id}", response_model=ApiKeyView, summary="An API key's name, role, actions and state (never the key)")
 def get_api_key(
     key_id: str, response: Response, hotline: Hotline = Depends(get_hotline), _: Actor = allow(Action.API_KEYS_READ)
 ) -> dict[str, Any]:

@@ -10,7 +10,7 @@ import sqlalchemy as sa
 from fastapi import APIRouter, Depends, Query
 
 from api.auth import allow, department_filter
-from api.deps import get_hotline, wait_for_position
+from api.deps import ReadYourWrites, get_hotline
 from api.schemas import BreachList, DepartmentWorkload
 from domain.access import Access, Action, allows
 from domain.base import Actor
@@ -25,9 +25,8 @@ def workloads(
     hotline: Hotline = Depends(get_hotline),
     actor: Actor = allow(Action.SLA_READ),
     due_within_hours: float = Query(24, gt=0, le=24 * 30),
-    min_position: int | None = None,
+    _ryw: None = ReadYourWrites,
 ) -> list[dict[str, Any]]:
-    wait_for_position(hotline, min_position)
     with hotline.read_store.engine.connect() as conn:
         # A department sees its own load.
         return department_loads(
@@ -70,10 +69,9 @@ def breaches(
     department_id: str | None = None,
     due_within_hours: float = Query(4, gt=0, le=24 * 30),
     limit: int = Query(500, ge=1, le=5000),
-    min_position: int | None = None,
+    _ryw: None = ReadYourWrites,
 ) -> dict[str, Any]:
     department_id = department_filter(actor, Action.SLA_READ, department_id)
-    wait_for_position(hotline, min_position)
     now = hotline.clock.now()
     with hotline.read_store.engine.connect() as conn:
         found = sla_breaches.breaches(conn, now, due_within=timedelta(hours=due_within_hours), department_id=department_id, limit=limit)

@@ -7,7 +7,7 @@ from typing import Any
 from fastapi import APIRouter, Depends, Query, Response
 
 from api.auth import allow, department_filter, row_access
-from api.deps import CommandRoute, add_command_routes, get_hotline, set_etag, wait_for_position
+from api.deps import CommandRoute, ReadYourWrites, add_command_routes, get_hotline, set_etag
 from api.schemas import Accepted, WorkOrderView
 from domain.access import Action, authorize
 from domain.base import Actor, NotFound
@@ -26,10 +26,9 @@ def list_work_orders(
     department_id: str | None = None,
     problem_code: str | None = None,
     limit: int = Query(100, ge=1, le=1000),
-    min_position: int | None = None,
+    _ryw: None = ReadYourWrites,
 ) -> list[dict[str, Any]]:
     department_id = department_filter(actor, Action.WORK_ORDERS_READ, department_id)
-    wait_for_position(hotline, min_position)
     with hotline.read_store.engine.connect() as conn:
         return department_workload.work_orders(conn, status=status, department_id=department_id, problem_code=problem_code, limit=limit)
 
@@ -40,9 +39,8 @@ def get_work_order(
     response: Response,
     hotline: Hotline = Depends(get_hotline),
     actor: Actor = allow(Action.WORK_ORDERS_READ),
-    min_position: int | None = None,
+    _ryw: None = ReadYourWrites,
 ) -> dict[str, Any]:
-    wait_for_position(hotline, min_position)
     with hotline.read_store.engine.connect() as conn:
         row = department_workload.work_order(conn, order_id)
     if row is None:

@@ -1,0 +1,231 @@
+"""Call recordings: search, metadata, a playback link, the audio, and queues' policies.
+
+Who may see and play a recording (``recordings.read`` / ``recordings.play``,
+``domain/access.py``): an agent (or expert) the calls they handled; supervisors, the
+control office and auditors all; a department only recordings linked to a case
+dispatched to it; citizens none. A list is filtered to what the caller may see; one
+recording outside the caller's scope is 403.
+
+Playback is two steps. ``POST /recordings/{id}/playback`` checks the rule on the
+recording and records a ``playback_granted`` event (who, why, until when): every
+playback is audited in the event store, and the personal-data read log
+(``api/read_log.py``) has a line too. It answers a link, ``/recordings/{id}/audio?token=…``,
+that works for the same signed-in user for ``HOTLINE_RECORDINGS_LINK_SECONDS``
+(the event holds the token's hash only), so a media player's range requests need no new
+grant. The audio is served from the attachment store (``infra/recordings.py``).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import secrets
+import uuid
+from datetime import datetime
+from typing import Any
+
+from fastapi import APIRouter, Body, Depends, Query
+from fastapi.responses import StreamingResponse
+
+from api.auth import allow
+from api.deps import CommandRoute, add_command_routes, get_hotline
+from api.read_log import PersonalDataRead, personal_data_read
+from api.responses import PlaybackLink, RecordingPage, RecordingPolicyView, RecordingView
+from domain.access import Access, Action, Scope, authorize, scope
+from domain.base import Actor, Forbidden, InvalidCommand, NotFound
+from domain.contact_center.contacts import Contact
+from domain.recordings import commands as c
+from domain.recordings.aggregate import Recording, RecordingPolicy, policy_id, recording_uuid
+from domain.requests.aggregate import ServiceRequest, request_id_for
+from infra.runtime import Hotline
+from projections import recordings as rm
+
+router = APIRouter(tags=["recordings"])
+
+add_command_routes(
+    router,
+    "/recordings/policies/{queue_id}",
+    [CommandRoute("", c.SetRecordingPolicy, "Set a queue's recording policy (all, none, sample, on demand) and its announcement")],
+)
+
+
+# ------------------------------------------------------------------------ who may
+def _recording(hotline: Hotline, recording_id: str) -> Recording:
+    try:
+        rid = recording_uuid(recording_id)
+    except ValueError:
+        raise NotFound(f"no recording {recording_id}") from None
+    found = hotline.store.read_reference(rid)  # the store, not a read model: no lag on who may see it
+    if not isinstance(found, Recording):
+        raise NotFound(f"no recording {recording_id}")
+    return found
+
+
+def recording_access(hotline: Hotline, recording: Recording) -> Access:
+    """As the handlers decide it (domain/recordings/handlers.py): the call's agent, its
+    citizen, the departments of the cases linked to it."""
+    ids = list(recording.request_ids)
+    contact = hotline.store.read_reference(uuid.UUID(recording.contact_id))
+    if isinstance(contact, Contact):
+        ids += contact.request_ids
+    departments = set()
+    for rid in dict.fromkeys(ids):
+        request = hotline.store.read_reference(uuid.UUID(rid))
+        if isinstance(request, ServiceRequest) and request.department_id:
+            departments.add(request.department_id)
+    return Access(departments=frozenset(departments), citizen_id=recording.citizen_id, assignee=recording.agent_id)
+
+
+def _request_id(ref: str) -> str:
+    try:
+        return str(uuid.UUID(ref))
+    except ValueError:
+        return str(request_id_for(ref))
+
+
+# ------------------------------------------------------------------------ search
+@router.get(
+    "/recordings",
+    response_model=RecordingPage,
+    response_model_exclude_unset=True,
+    summary="Search recordings by date, agent, queue, citizen, request (paginated)",
+)
+def search_recordings(
+    hotline: Hotline = Depends(get_hotline),
+    actor: Actor = allow(Action.RECORDINGS_READ),
+    read: PersonalDataRead = personal_data_read("recordings search"),
+    since: datetime | None = Query(None, description="Started at or after (ISO 8601 with a zone)"),
+    until: datetime | None = Query(None, description="Started before"),
+    agent_id: str | None = Query(None, max_length=100),
+    queue_id: str | None = Query(None, max_length=100),
+    citizen_id: str | None = Query(None, max_length=36),
+    request: str | None = Query(None, max_length=64, description="A request's reference or id"),
+    include_deleted: bool = False,
+    limit: int = Query(50, ge=1, le=200),
+    offset: int = Query(0, ge=0, le=1_000_000),
+) -> dict[str, Any]:
+    for name, value in (("since", since), ("until", until)):
+        if value is not None and value.tzinfo is None:
+            raise InvalidCommand(f"{name} needs a time zone (e.g. 2026-11-16T09:00:00+01:00)", field=name)
+    department: str | None = None
+    granted = scope(actor, Action.RECORDINGS_READ)
+    if granted is Scope.ASSIGNED:  # an agent: their own calls
+        if agent_id is not None and agent_id != actor.id:
+            raise Forbidden(f"{actor.id} reads only their own calls' recordings", permission=Action.RECORDINGS_READ.value)
+        agent_id = actor.id
+    elif granted is Scope.OWN_DEPARTMENT:  # a department: recordings linked to its cases
+        department = actor.departments[0] if len(actor.departments) == 1 else None
+        if department is None:
+            raise Forbidden("name one department to read its cases' recordings", permission=Action.RECORDINGS_READ.value)
+    with hotline.read_store.engine.connect() as conn:
+        items, total = rm.search(
+            conn,
+            since=since,
+            until=until,
+            agent_id=agent_id,
+            queue_id=queue_id,
+            citizen_id=citizen_id,
+            request_id=_request_id(request) if request else None,
+            department=department,
+            include_deleted=include_deleted,
+            limit=limit,
+            offset=offset,
+        )
+    read.record(actor, what="recordings", citizen_ids=[i["citizen_id"] for i in items], count=len(items))
+    return {"items": items, "total": total, "limit": limit, "offset": offset}
+
+
+@router.get("/recordings/policies/{queue_id}", response_model=RecordingPolicyView, summary="A queue's recording policy")
+def recording_policy(
+    queue_id: str, hotline: Hotline = Depends(get_hotline), actor: Actor = allow(Action.RECORDINGS_READ)
+) -> dict[str, Any]:
+    found = hotline.store.read_reference(policy_id(queue_id))
+    if not isinstance(found, RecordingPolicy):
+        return {"queue_id": queue_id, "mode": "none", "sample_percent": 0.0, "announcement": None, "version": 0}
+    return found.summary()
+
+
+@router.get(
+    "/recordings/{recording_id}",
+    response_model=RecordingView,
+    response_model_exclude_unset=True,  # a recording not projected yet: its summary's fields only
+    summary="A recording's metadata (who may: see the module)",
+)
+def recording_metadata(
+    recording_id: str,
+    hotline: Hotline = Depends(get_hotline),
+    actor: Actor = allow(Action.RECORDINGS_READ),
+    read: PersonalDataRead = personal_data_read("recording metadata"),
+) -> dict[str, Any]:
+    recording = _recording(hotline, recording_id)
+    authorize(actor, Action.RECORDINGS_READ, recording_access(hotline, recording))
+    with hotline.read_store.engine.connect() as conn:
+        row = rm.get(conn, str(recording.id))
+    if row is None:  # not projected yet: the aggregate's own summary
+        return recording.summary()
+    read.record(actor, what="recording", subject=str(recording.id), citizen_ids=[recording.citizen_id])
+    return rm.view(row)
+
+
+# ------------------------------------------------------------------------ playback
+@router.post(
+    "/recordings/{recording_id}/playback",
+    response_model=PlaybackLink,
+    summary="A short-lived playback link for the caller (audited)",
+)
+def playback_link(
+    recording_id: str,
+    hotline: Hotline = Depends(get_hotline),
+    actor: Actor = allow(Action.RECORDINGS_PLAY),
+    read: PersonalDataRead = personal_data_read("recording playback"),
+    cmd: c.PlayRecording | None = Body(None),
+) -> dict[str, Any]:
+    token = secrets.token_urlsafe(32)
+    base = cmd or c.PlayRecording()
+    if "seconds" not in base.model_fields_set:
+        base = base.model_copy(update={"seconds": hotline.settings.recordings_link_seconds})
+    command = base.model_copy(update={"recording_id": recording_id, "token_sha256": hashlib.sha256(token.encode()).hexdigest()})
+    outcome = hotline.bus.execute(command, actor)
+    result = outcome.result
+    read.record(actor, what="recording playback", subject=result["id"], citizen_ids=[result.get("citizen_id")])
+    return {
+        "recording_id": result["id"],
+        "url": f"/recordings/{result['id']}/audio?token={token}",
+        "expires_at": result["expires_at"],
+        "position": outcome.position,
+    }
+
+
+@router.get(
+    "/recordings/{recording_id}/audio",
+    summary="A recording's audio, with a link from POST /recordings/{id}/playback",
+    response_class=StreamingResponse,
+    responses={200: {"content": {"audio/wav": {}, "application/octet-stream": {}}}},
+)
+def recording_audio(
+    recording_id: str,
+    token: str = Query(..., min_length=10, max_length=200, description="The playback link's token"),
+    hotline: Hotline = Depends(get_hotline),
+    actor: Actor = allow(Action.RECORDINGS_PLAY),
+    read: PersonalDataRead = personal_data_read("recording playback"),
+) -> StreamingResponse:
+    recording = _recording(hotline, recording_id)
+    if not recording.grant_valid(hashlib.sha256(token.encode()).hexdigest(), actor.id, hotline.clock.now()):
+        raise Forbidden(
+            "this playback link is not yours, has expired, or the recording was deleted", permission=Action.RECORDINGS_PLAY.value
+        )
+    assert recording.sha256 is not None  # a grant exists only for a completed recording
+    chunks = hotline.attachments.open(recording.sha256)
+    first = next(chunks, b"")  # deleted bytes are a 404 now, not a broken stream later
+    read.record(actor, what="recording audio", subject=str(recording.id), citizen_ids=[recording.citizen_id])
+
+    def stream() -> Any:
+        yield first
+        yield from chunks
+
+    headers = {
+        "Content-Length": str(recording.size_bytes),
+        "X-Content-Type-Options": "nosniff",
+        "Cache-Control": "private, no-store",
+        "Content-Disposition": f'inline; filename="recording-{recording.id}"',
+    }
+    return StreamingResponse(stream(), media_type=recording.content_type or "application/octet-stream", headers=headers)
