@@ -128,7 +128,7 @@ CONSUMER_LAG = Gauge(
 )
 CONSUMER_COMMITS = Counter(
     "hotline_consumer_offset_commits",
-    "Offset commits sent by a consumer, by reason (interval: at most every offset_commit_interval, busy or idle; forced: on revocation and close)",
+    "Offset commits sent by a consumer, by reason (interval: at most every offset_commit_interval; forced: revocation, close)",
     ["group", "reason"],
     registry=REGISTRY,
 )
