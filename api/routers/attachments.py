@@ -31,6 +31,7 @@ from starlette.datastructures import UploadFile
 
 from api.auth import allow
 from api.deps import CommandRoute, ReadYourWrites, add_command_routes, get_hotline, run_command
+from api.errors import ErrorResponse
 from api.responses import AttachmentView, CommandAnswer
 from domain.access import Action, access_of, authorize
 from domain.attachments import commands as c
@@ -151,6 +152,7 @@ async def _upload(
     response_model=CommandAnswer,
     status_code=201,
     openapi_extra=_UPLOAD_BODY,
+    responses={409: {"description": "The request is closed (invalid_state): reopen it to add files", "model": ErrorResponse}},
 )
 async def upload_to_request(
     ref: str,
@@ -171,6 +173,7 @@ async def upload_to_request(
     response_model=CommandAnswer,
     status_code=201,
     openapi_extra=_UPLOAD_BODY,
+    responses={409: {"description": "The work order is cancelled (invalid_state)", "model": ErrorResponse}},
 )
 async def upload_to_work_order(
     order_id: str,

@@ -7,9 +7,9 @@ import asyncio
 import json
 from collections.abc import AsyncIterator
 from datetime import datetime
-from typing import Any
+from typing import Any, Literal
 
-from fastapi import APIRouter, Depends, Request
+from fastapi import APIRouter, Depends, Query, Request
 from fastapi.responses import StreamingResponse
 
 from api.auth import allow
@@ -23,6 +23,9 @@ from infra.live_feed import LiveFeed
 from infra.runtime import Hotline
 from projections import agent_desk, wallboard
 from projections import knowledge as kb
+
+# The agent states (domain/contact_center/agents.py STATES), as the filter accepts them.
+AgentStateName = Literal["logged_out", "available", "not_ready", "reserved", "on_contact", "wrap_up"]
 
 router = APIRouter(tags=["contact center"])
 LIVE_HEARTBEAT_SECONDS = 15.0
@@ -146,7 +149,9 @@ def position(
 
 @router.get("/agents", response_model=list[AgentView], summary="Logged-in agents with state and time in state")
 def list_agents(
-    hotline: Hotline = Depends(get_hotline), _: Actor = allow(Action.CONTACT_CENTER_READ), state: str | None = None
+    hotline: Hotline = Depends(get_hotline),
+    _: Actor = allow(Action.CONTACT_CENTER_READ),
+    state: AgentStateName | None = Query(None, description="Only agents in this state"),
 ) -> list[dict[str, Any]]:
     with hotline.read_store.engine.connect() as conn:
         return wallboard.agents(conn, hotline.clock.now(), state)

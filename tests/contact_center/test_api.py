@@ -94,3 +94,14 @@ def test_the_desk_suggests_articles_for_the_contact_in_hand(api: tuple[TestClien
     desk = client.get("/agents/A1/desk", headers=agent("A1")).json()
     assert [s["id"] for s in desk["suggestions"]][:1] == [aid]
     assert client.get("/agents/A1/desk", headers=agent("B2")).status_code == 403  # another agent's desk
+
+
+def test_the_agents_state_filter_takes_exactly_the_domains_states() -> None:
+    """The filter's enum in the API (so the document lists it and 'tue' is a 422) is the
+    domain's list of states, not a copy that drifts."""
+    from typing import get_args
+
+    from api.routers.contact_center import AgentStateName
+    from domain.contact_center.agents import STATES
+
+    assert get_args(AgentStateName) == STATES
