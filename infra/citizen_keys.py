@@ -419,6 +419,19 @@ class CitizenKeys:
             self._keys[key_id] = material
         return material
 
+    def preload(self, key_ids: Iterable[str]) -> None:
+        """Fetches the keys among these not cached yet in one query (a reader about to
+        decrypt a batch of events: the Kafka consumers completing personal data)."""
+        self.recheck()
+        missing = sorted({k for k in key_ids if k not in self._keys})
+        for start in range(0, len(missing), 500):
+            chunk = missing[start : start + 500]
+            marks = ", ".join([self._p] * len(chunk))
+            rows = self._rows(f"SELECT key_id, key_material FROM citizen_keys WHERE key_id IN ({marks})", chunk)
+            with self._lock:
+                for key_id, material in rows:
+                    self._keys[str(key_id)] = ERASED_KEY if material is None else bytes(material)
+
     # ------------------------------------------------------------------ erasure
     def scope(self, citizen_id: str) -> list[str]:
         """Every subject that belongs to the citizen: the citizen, the streams and identities

@@ -13,6 +13,7 @@ from eventsourcing.persistence import MapperDeserialisationError
 
 from consumers.fast_decode import decoder_for
 from domain.base import Actor, FixedClock
+from domain.envelope import Envelope
 from domain.privacy.aggregate import ERASED
 from domain.requests import commands as c
 from infra.citizen_keys import KeyMissing
@@ -198,3 +199,28 @@ def test_a_failed_batch_leaves_no_key_behind_and_the_next_one_stores_its_own(hot
         assert cold.store._rebuild(first.id).personal["name"] == NAME
     finally:
         cold.close()
+
+
+def test_a_consumer_completes_a_batch_of_masked_events_from_the_store(hotline: Hotline) -> None:
+    """What the Kafka projection consumers do with a batch (consumers/kafka_projections.py
+    ``PersonalData``): the masked personal fields and citizen text come back from the store,
+    read as stretches of the log with the keys fetched together, for a cold process too."""
+    from consumers.kafka_projections import PersonalData, key_ids_in
+
+    for i in range(12):
+        register(hotline, name=f"{NAME} {i}", phone=f"+39 06 9876 {5400 + i}")
+    originals = hotline.store.envelopes(0, 10_000)
+    masked = [Envelope.from_cloudevent(e.to_cloudevent(mask_personal=True, mask_citizen_text=True)) for e in originals]
+    assert any(m.data.get("personal") and m.data["personal"].get("name") == "***" for m in masked)
+    cold = Hotline.start(hotline.settings, hotline.clock)  # another process: no key cached
+    try:
+        restored = PersonalData(cold.store).restore(masked[::-1])[::-1]  # partitions interleave: any order
+        assert key_ids_in(n.state for n in cold.store.notifications(0, 10_000)), "the sealed fields name their keys"
+    finally:
+        cold.close()
+    for original, back in zip(originals, restored, strict=True):
+        if back.stream in ("citizen", "request") and original.data.get("personal") is not None:
+            assert back.data["personal"] == original.data["personal"]
+        for field in back.citizen_text_fields:
+            if back.stream in ("citizen", "request") and original.data.get(field) is not None:
+                assert back.data[field] == original.data[field]
