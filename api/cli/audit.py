@@ -13,11 +13,9 @@ as an auditor, and reads of personal data are recorded as the API records them.
 
 from __future__ import annotations
 
-import getpass
 import json
 import sys
-from collections.abc import Iterator
-from contextlib import contextmanager
+from contextlib import AbstractContextManager
 from pathlib import Path
 from typing import Any
 
@@ -25,6 +23,7 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
+from api.cli.shell import shell_actor, started_hotline
 from domain.base import Actor, DomainError
 from infra.settings import get_settings
 
@@ -38,22 +37,11 @@ JSON_OPTION = typer.Option(False, "--json", help="JSON instead of a table")
 
 
 def _actor() -> Actor:
-    try:
-        user = getpass.getuser()
-    except Exception:  # no user name in a container: still an auditor, named by the tool
-        user = "unknown"
-    return Actor(f"cli:{user}", "auditor", name=user)
+    return shell_actor("auditor")
 
 
-@contextmanager
-def _hotline() -> Iterator[Any]:
-    from infra.runtime import Hotline
-
-    hotline = Hotline.start(get_settings())
-    try:
-        yield hotline
-    finally:
-        hotline.close()
+def _hotline() -> AbstractContextManager[Any]:
+    return started_hotline(get_settings())
 
 
 def _fail(exc: DomainError) -> None:

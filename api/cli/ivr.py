@@ -23,11 +23,10 @@ time, as a call's would be.
 
 from __future__ import annotations
 
-import getpass
 import json
 import sys
 from collections.abc import Iterator
-from contextlib import contextmanager
+from contextlib import AbstractContextManager
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -35,6 +34,7 @@ from typing import Any
 import typer
 from rich.console import Console
 
+from api.cli.shell import shell_actor, started_hotline
 from domain.base import Actor, DomainError
 from domain.ivr import commands as ic
 from infra.settings import get_settings
@@ -48,22 +48,11 @@ console = Console(stderr=True)
 
 
 def _actor() -> Actor:
-    try:
-        user = getpass.getuser()
-    except Exception:  # no user name in a container
-        user = "unknown"
-    return Actor(f"cli:{user}", "administrator", name=user)
+    return shell_actor("administrator")
 
 
-@contextmanager
-def _hotline() -> Iterator[Any]:
-    from infra.runtime import Hotline
-
-    hotline = Hotline.start(get_settings())
-    try:
-        yield hotline
-    finally:
-        hotline.close()
+def _hotline() -> AbstractContextManager[Any]:
+    return started_hotline(get_settings())
 
 
 def _fail(message: str) -> None:
