@@ -95,7 +95,7 @@ def knowledge_search(request: Request, q: str = Query("", max_length=1000), acto
 def article(request: Request, article_id: str, actor: Actor | None = PUBLIC_PAGE) -> HTMLResponse:
     hotline: Hotline = request.app.state.hotline
     language = choose_language(request, hotline.settings.default_language)
-    found = knowledge_api.get_article(article_id, language, None, None, hotline, actor or ANONYMOUS)  # type: ignore[arg-type]
+    found = knowledge_api.get_article(article_id, lang=language, revision=None, hotline=hotline, actor=actor or ANONYMOUS)  # type: ignore[arg-type]
     return render(request, "portal/article.html", actor, citizen=_citizen(actor), article=found)
 
 
