@@ -12,7 +12,6 @@ from __future__ import annotations
 import contextlib
 import copy
 import json
-import logging
 import uuid
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
@@ -33,9 +32,9 @@ from domain.contact_center import commands as cc
 from domain.requests import commands as c
 from domain.requests.aggregate import request_id_for
 from domain.work_orders import commands as woc
-from infra.logging import configure_logging
 from infra.runtime import Hotline
 from tests.auth import bearer
+from tests.read_log import ReadLog
 
 AGENT = Actor("op-audit", "agent")
 SUP = Actor("sup-audit", "supervisor")
@@ -435,26 +434,10 @@ def test_was_the_request_on_the_overdue_list_then(hotline: Hotline, client: Test
 
 
 # ---------------------------------------------------------------------- personal-data reads
-class ReadLog:
-    """The personal-data read lines, as the project's log handler writes them."""
-
-    def __init__(self, caplog: pytest.LogCaptureFixture) -> None:
-        self.caplog = caplog
-        self.seen = 0
-
-    def new_lines(self) -> list[dict[str, Any]]:
-        handler = next(h for h in logging.getLogger().handlers if h.get_name() == "hotline")
-        records = [r for r in self.caplog.records if r.name == "hotline.audit.personal_data"]
-        fresh, self.seen = records[self.seen :], len(records)
-        return [json.loads(handler.format(r)) for r in fresh]
-
-
 def test_a_read_of_personal_data_by_an_agent_is_logged_with_who_what_and_why(
     hotline: Hotline, client: TestClient, caplog: pytest.LogCaptureFixture
 ) -> None:
-    configure_logging(hotline.settings.model_copy(update={"log_level": "info", "log_format": "json"}))
-    caplog.set_level(logging.INFO, logger="hotline.audit.personal_data")
-    log = ReadLog(caplog)
+    log = ReadLog(caplog, hotline.settings)
     reg = register(hotline)
     ref, citizen_id = reg["reference"], reg["citizen_id"]
     assert log.new_lines() == []  # registering reads nothing back

@@ -110,7 +110,9 @@ def console_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]
         server.wait(timeout=30)
 
 
-@pytest.fixture(scope="session")
+# Package scope: Playwright's sync API keeps an event loop running in the main thread while
+# it is open, and later tests that call asyncio.run (telephony, read-your-writes) would fail.
+@pytest.fixture(scope="package")
 def browser() -> Iterator[Any]:
     if not Path(CHROMIUM).exists():
         message = f"Chromium is not installed at {CHROMIUM} (apt-get install chromium; infra/test.sh does)"
