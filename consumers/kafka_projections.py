@@ -297,37 +297,56 @@ class PrefetchRows(SqlRows):
         for key in keys:
             self.cache.setdefault((name, key), found.get(key))
 
-    def dry_run(self, projections: Sequence[Projection], envelopes: Sequence[Envelope], rounds: int = 2) -> int:
-        """Runs the handlers on a scratch overlay to learn, and load, the keys they read."""
-        loaded = 0
-        todo = list(projections)
+    def rehearse(self, plans: Sequence[tuple[Projection, Sequence[Envelope]]], topics: set[str] | None, rounds: int = 2) -> set[str]:
+        """Runs each projection's handlers over its envelopes on a scratch overlay of the
+        cached rows, to learn (and load) the keys they read that are not loaded yet.
+
+        A run that read only cached rows and raised nothing already is the real pass (the
+        handlers are pure: the same rows give the same writes), so its writes and live
+        topics are kept and its projection is done: the handlers run once, not twice. The
+        others have their missing keys loaded, and are tried again (keys may depend on rows
+        loaded by the first round); what is still not done after ``rounds`` runs for real
+        afterwards, reading a key the rehearsals missed one by one. Returns the names done."""
+        done: set[str] = set()
+        todo = [(p, envs) for p, envs in plans if envs]
+        done.update(p.name for p, envs in plans if not envs)
         for _ in range(rounds):
             missing: dict[tuple[str, Any], None] = {}
             again = []
-            for p in todo:
+            for p, envs in todo:
                 # One overlay per projection: projections never read each other's tables.
                 probe = _Probe(self.cache, self.pk_names)
+                touched: list[str] = []
+                failed = False
                 handlers = p.handlers
-                for env in envelopes:
-                    handler = handlers.get(env.type)
-                    if handler is None:
-                        continue
+                for env in envs:
                     try:
-                        handler(env, probe)
+                        handlers[env.type](env, probe)
+                        if topics is not None and not probe.missing:
+                            touched.extend(p.topics(env, probe))
                     except Exception:
-                        continue
-                if probe.missing:
+                        failed = True  # the real pass raises it, or finds the row it lacked
+                if probe.missing or failed:
                     missing.update(probe.missing)
-                    again.append(p)  # only these may read keys that depend on what is loaded now
+                    again.append((p, envs))
+                    continue
+                self.adopt(probe)
+                if topics is not None:
+                    topics.update(touched)
+                done.add(p.name)
             if not missing:
                 break
             by_table: dict[str, list[tuple[Any, ...]]] = {}
             for name, key in missing:
                 by_table.setdefault(name, []).append(key)
             self.load(by_table)
-            loaded += len(missing)
             todo = again
-        return loaded
+        return done
+
+    def adopt(self, probe: _Probe) -> None:
+        """A complete rehearsal's writes as the batch's own."""
+        for ck, row in probe.overlay.items():
+            self.cache[ck] = self.dirty[ck] = _DELETED if row is None else row
 
     def flush_with(self, position_rows: list[dict[str, Any]]) -> None:
         """Writes the dirty rows and the positions; on PostgreSQL in one pipeline."""
@@ -387,8 +406,9 @@ class _Probe:
         pass  # the misses its gets record are read in one round trip anyway
 
     def put(self, table: str, row: dict[str, Any]) -> None:
-        # Later reads of this key see the write, as in the real pass (no copy: a hint only).
-        self.overlay[(table, tuple([row[k] for k in self.keys[table]]))] = row
+        # Later reads of this key see the write, as in the real pass. A copy, as SqlRows
+        # keeps: a complete rehearsal's overlay becomes the batch's writes.
+        self.overlay[(table, tuple([row[k] for k in self.keys[table]]))] = dict(row)
 
     def delete(self, table: str, *key: Any) -> None:
         self.overlay[(table, key)] = None
@@ -456,28 +476,36 @@ def apply_feeds(
         floor_rows = found["floors"] if isinstance(found["floors"], list) else found["floors"].fetchall()
         recorded = {(n, int(f)): int(pos) for n, f, pos in recorded_rows}
         floors = {n: int(pos) for n, pos in floor_rows}
-        rows.dry_run(projections, envelopes)
         changed = []
         stamp = datetime.now(UTC)
         # What changed, announced to live screens on commit (PostgreSQL's NOTIFY).
         topics: set[str] | None = set() if conn.dialect.name == "postgresql" else None
+        plans: list[tuple[Projection, list[Envelope]]] = []
         for p in projections:
             floor = floors.get(p.name, 0)
             last = {f: max(recorded.get((p.name, f), 0), floor) for f in feeds}
             handlers = p.handlers
+            todo = []
             for position, feed, env in merged:
                 if position <= last[feed]:
                     continue  # already applied: redelivery changes nothing
-                handler = handlers.get(env.type)
-                if handler is not None:
-                    handler(env, rows)
-                    if topics is not None:
-                        topics.update(p.topics(env, rows))
+                if env.type in handlers:
+                    todo.append(env)
                 last[feed] = position
+            plans.append((p, todo))
             for f in feeds:
                 if last[f] > recorded.get((p.name, f), 0):
                     changed.append({"name": p.name, "partition": f, "position": last[f], "updated_at": stamp})
                 reached[f] = max(reached.get(f, 0), last[f])
+        done = rows.rehearse(plans, topics)
+        for p, todo in plans:
+            if p.name in done:
+                continue
+            handlers = p.handlers
+            for env in todo:
+                handlers[env.type](env, rows)
+                if topics is not None:
+                    topics.update(p.topics(env, rows))
         rows.flush_with(changed)
         if topics:
             notify(conn, topics)
@@ -647,9 +675,13 @@ class ProjectionConsumer:
         batches: dict[int, list[Envelope]] = {}
         offsets: dict[TopicPartition, int] = {}
         count = 0
+        decoded = {tp: [Envelope.from_cloudevent(_loads(r.value)) for r in records] for tp, records in polled.items()}
+        # Personal data is completed for the whole poll at once: its partitions interleave
+        # one stretch of the log, which one read covers (per partition, the same stretch was
+        # read once for each of them).
+        restored = iter(self.personal.restore([env for envelopes in decoded.values() for env in envelopes]))
         for tp, records in polled.items():
-            envelopes = [Envelope.from_cloudevent(_loads(r.value)) for r in records]
-            batches[feed_id(tp.topic, tp.partition)] = self.personal.restore(envelopes)
+            batches[feed_id(tp.topic, tp.partition)] = [next(restored) for _ in decoded[tp]]
             offsets[tp] = records[-1].offset + 1
             count += len(records)
         new_feeds = [f for f in batches if f not in self.known_feeds]

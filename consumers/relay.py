@@ -26,6 +26,7 @@ Each relay serves Prometheus ``/metrics`` (leader or not) on ``HOTLINE_METRICS_B
 from __future__ import annotations
 
 import contextlib
+import functools
 import json
 import logging
 import select
@@ -39,6 +40,7 @@ from typing import Any
 from kafka import KafkaProducer
 from kafka.admin import KafkaAdminClient, NewTopic
 from kafka.errors import KafkaConfigurationError, KafkaError, TopicAlreadyExistsError
+from kafka.partitioner.default import DefaultPartitioner, murmur2
 from prometheus_client import Counter, Histogram
 from prometheus_client.core import GaugeMetricFamily, Metric
 from prometheus_client.registry import Collector
@@ -81,6 +83,20 @@ def encode(value: dict[str, Any]) -> bytes:
     return json.dumps(value, separators=(",", ":"), ensure_ascii=False).encode()
 
 
+@functools.lru_cache(maxsize=65_536)
+def _key_hash(key: bytes) -> int:
+    return murmur2(key) & 0x7FFFFFFF
+
+
+def same_partition_as_java(key: bytes | None, all_partitions: list[int], available: list[int]) -> int:
+    """Kafka's default partitioner (murmur2 of the key, as the Java client and kafka-python
+    compute it), with the hash remembered per key: kafka-python's murmur2 is pure Python,
+    and an aggregate's events, all keyed by its id, come one after another."""
+    if key is None:
+        return DefaultPartitioner()(key, all_partitions, available)
+    return all_partitions[_key_hash(key) % len(all_partitions)]
+
+
 def make_producer(settings: Settings, **overrides: Any) -> KafkaProducer:
     config: dict[str, Any] = {
         "bootstrap_servers": settings.kafka_bootstrap_servers,
@@ -96,6 +112,7 @@ def make_producer(settings: Settings, **overrides: Any) -> KafkaProducer:
         "delivery_timeout_ms": 30_000,
         "reconnect_backoff_max_ms": 2_000,
         "client_id": "hotline-relay",
+        "partitioner": same_partition_as_java,
     }
     config.update(overrides)
     return KafkaProducer(**config)
@@ -254,7 +271,7 @@ class Relay:
         self.name = name
         self.producer = producer
         self.known_topics: set[str] = set()
-        self.decoder = decoder_for(self.store)
+        self.decoder = decoder_for(self.store, masked=True)  # it publishes personal data masked
         self.position = self._load_position()
         self.published = 0  # messages sent by this process
         self.stopping = threading.Event()

@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import base64
 import binascii
+import functools
 import json
 import re
 from collections.abc import Sequence
@@ -312,17 +313,21 @@ def _reference_tokens(reference: str) -> list[str]:
     return list(dict.fromkeys([*pieces, "".join(pieces)]))
 
 
-def phone_tokens(phone: str) -> list[str]:
+@functools.lru_cache(maxsize=8192)
+def phone_tokens(phone: str) -> tuple[str, ...]:
     """The digits a caller's number is searched by: international (``390612345678``),
-    national as dialled (``0612345678``) and the national significant number."""
+    national as dialled (``0612345678``) and the national significant number.
+
+    Cached: parsing with the numbering plan's metadata is the costliest step of applying a
+    registration, and a hotline hears the same callers again and again."""
     digits = re.sub(r"\D", "", phone)
-    tokens = [digits] if digits else []
+    tokens = (digits,) if digits else ()
     try:
         number = phonenumbers.parse(phone if phone.startswith("+") else f"+{digits}", None)
     except phonenumbers.NumberParseException:
         return tokens
     national = re.sub(r"\D", "", phonenumbers.format_number(number, phonenumbers.PhoneNumberFormat.NATIONAL))
-    return list(dict.fromkeys([*tokens, national, phonenumbers.national_significant_number(number)]))
+    return tuple(dict.fromkeys([*tokens, national, phonenumbers.national_significant_number(number)]))
 
 
 def _contact_tokens(personal: dict[str, Any] | None, language: str) -> list[str]:

@@ -82,6 +82,24 @@ def test_relay_and_replay_decoders_decrypt_and_kafka_stays_masked(sqlite_hotline
         assert not any(needle in document for needle in NEEDLES)
 
 
+def test_the_relays_masked_decoder_publishes_what_the_mapper_path_publishes(sqlite_hotline: Hotline) -> None:
+    """The relay decodes sealed fields as masked without the key; what it publishes is what
+    decrypting and then masking gives (an erased citizen's fields too)."""
+    h = sqlite_hotline
+    out = register(h)
+    register(h, name="Other Person", phone="+39 06 1111 2222")
+    h.store.keys.destroy(h.store.keys.scope(out["citizen_id"]))
+    h.store.forget_personal_data()
+    notifications = h.store.notifications(0, 1000)
+    masked = decoder_for(h.store, masked=True).envelopes(notifications)
+    assert any(b"hotline_sealed" in bytes(n.state) for n in notifications)
+    for fast, n in zip(masked, notifications, strict=True):
+        slow = h.store.to_envelope(n)
+        kw = {"mask_personal": True, "mask_citizen_text": True}
+        assert fast.to_cloudevent(**kw) == slow.to_cloudevent(**kw)
+        assert not any(needle in str(fast) for needle in NEEDLES)
+
+
 def test_a_destroyed_key_reads_as_erased_with_the_same_shape(sqlite_hotline: Hotline) -> None:
     h = sqlite_hotline
     out = register(h, name=NAME, phone=PHONE)
