@@ -15,13 +15,13 @@ from fastapi import APIRouter, Query, Request
 from fastapi.responses import HTMLResponse
 
 from api.auth import citizen_filter, department_filter, row_access
-from api.console.reference import department_names
+from api.console.reference import department_names, problem_names
 from api.console.session import page
 from api.console.web import N_, render
 from api.read_log import record_read
 from api.routers.requests import public_timeline
 from domain.access import Access, Action, Scope, allows, authorize, scope
-from domain.base import Actor, NotFound
+from domain.base import Actor, InvalidCommand, NotFound
 from domain.events import stream_and_name
 from domain.requests.aggregate import OPEN_STATES, STATES
 from infra.runtime import Hotline
@@ -31,6 +31,7 @@ from projections import citizen_history, department_workload, request_status
 router = APIRouter(include_in_schema=False)
 PAGE_SIZE = 50
 DUE_SOON_SECONDS = 4 * 3600  # a deadline this close is shown amber
+NO_WORDS = N_("Type at least one word, reference, name or number to search for.")
 IMAGE_TYPES = ("image/jpeg", "image/png", "image/webp")  # shown as thumbnails (browsers show these)
 # Where an attachment came from (domain/attachments SOURCES), in the user's words.
 SOURCE_NAMES = {
@@ -135,35 +136,68 @@ def deadline_class(row: dict[str, Any], now: Any) -> str:
 
 
 def _search(
-    hotline: Hotline, actor: Actor, status: str | None, department_id: str | None, problem_code: str | None, ref: str | None
+    hotline: Hotline,
+    actor: Actor,
+    status: str | None,
+    department_id: str | None,
+    problem_code: str | None,
+    ref: str | None,
+    q: str | None = None,
 ) -> dict[str, Any]:
-    # The same narrowing as GET /requests: a department's own cases, a citizen's own.
+    # The same narrowing as GET /requests: a department's own cases, a citizen's own; only
+    # staff who may read every citizen's personal data find a case by a caller's name or number.
     department_id = department_filter(actor, Action.REQUESTS_READ, department_id or None)
     citizen_id = citizen_filter(actor, Action.REQUESTS_READ, None)
+    text = q.strip() if q and q.strip() else None
+    filters = request_status.Filters(
+        text=text,
+        personal=allows(actor, Action.CITIZENS_READ) and scope(actor, Action.CITIZENS_READ) is Scope.ALL,
+        status=(status,) if status else (),
+        department_id=department_id,
+        citizen_id=citizen_id,
+        problem_code=problem_code or None,
+    )
+    now = hotline.clock.now()
+    total: int | None = None
+    problem: str | None = None
     with hotline.read_store.engine.connect() as conn:
         if ref:
             row = request_status.by_reference(conn, ref.strip()) or request_status.get(conn, ref.strip())
             rows = [row] if row is not None and allows(actor, Action.REQUESTS_READ, row_access(row)) else []
         else:
-            rows = request_status.search(
-                conn,
-                status=status or None,
-                department_id=department_id,
-                citizen_id=citizen_id,
-                problem_code=problem_code or None,
-                limit=PAGE_SIZE,
-            )
-    now = hotline.clock.now()
+            try:
+                found = request_status.find(conn, filters, now=now, limit=PAGE_SIZE)
+            except InvalidCommand as exc:
+                if exc.details.get("field") != "q":
+                    raise
+                found, problem = {"items": [], "total": 0}, NO_WORDS  # only punctuation: nothing to look for
+            rows, total = found["items"], found["total"]
+    if text and filters.personal and not ref:
+        # The words may be a caller's name or number: a read of personal data, as the API records it.
+        record_read(
+            actor,
+            endpoint="console case search",
+            purpose="find a case",
+            what="request search",
+            citizen_ids=[r.get("citizen_id") for r in rows],
+            count=len(rows),
+        )
     for r in rows:
         r["deadline"] = deadline_class(r, now)
-    return {"rows": rows, "department_id": department_id}
+    return {"rows": rows, "total": total, "department_id": department_id, "problem": problem}
 
 
 def _search_values(
-    request: Request, actor: Actor, status: str | None, department_id: str | None, problem_code: str | None, ref: str | None
+    request: Request,
+    actor: Actor,
+    status: str | None,
+    department_id: str | None,
+    problem_code: str | None,
+    ref: str | None,
+    q: str | None = None,
 ) -> dict[str, Any]:
     hotline: Hotline = request.app.state.hotline
-    found = _search(hotline, actor, status, department_id, problem_code, ref)
+    found = _search(hotline, actor, status, department_id, problem_code, ref, q)
     all_departments = department_names(hotline)
     own_only = scope(actor, Action.REQUESTS_READ) is Scope.OWN_DEPARTMENT
     choices = {d: n for d, n in all_departments.items() if not own_only or d in actor.departments}
@@ -172,7 +206,10 @@ def _search_values(
         topics = [f"request_status:department-{d}" for d in actor.departments]
     return {
         "rows": found["rows"],
+        "total": found["total"],
+        "problem": found["problem"],
         "filters": {
+            "q": q or "",
             "status": status or "",
             "department_id": found["department_id"] or "",
             "problem_code": problem_code or "",
@@ -181,6 +218,7 @@ def _search_values(
         "statuses": STATES,
         "departments": choices,
         "department_names": all_departments,
+        "problem_codes": sorted(problem_names(hotline)),
         "topics": topics,
         "query": request.url.query,
     }
@@ -193,6 +231,7 @@ def cases_page(
     department_id: str | None = Query(None, max_length=64),
     problem_code: str | None = Query(None, max_length=64),
     ref: str | None = Query(None, max_length=64),
+    q: str | None = Query(None, max_length=200),
     actor: Actor = page(Action.REQUESTS_READ),
 ) -> HTMLResponse:
     return render(
@@ -200,7 +239,7 @@ def cases_page(
         "cases/list.html",
         actor,
         part="cases/_results.html",
-        **_search_values(request, actor, status, department_id, problem_code, ref),
+        **_search_values(request, actor, status, department_id, problem_code, ref, q),
     )
 
 

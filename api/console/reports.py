@@ -14,6 +14,7 @@ from fastapi.responses import HTMLResponse, Response
 
 from analytics.reports import STANDARD, ReportError, ReportResult, Reports
 from analytics.reports import render as render_report
+from api.console.reference import department_names
 from api.console.session import page
 from api.console.web import N_, render
 from api.routers.reports import get_reports
@@ -127,6 +128,8 @@ def reports_page(
         result=result,
         kpis=kpis,
         error=error,
+        # Codes and ids in the tables are shown by their names in the user's language.
+        department_names=department_names(request.app.state.hotline),
     )
 
 

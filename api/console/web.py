@@ -30,6 +30,7 @@ from fastapi.responses import HTMLResponse
 from jinja2 import Environment, FileSystemLoader, StrictUndefined, select_autoescape
 from markupsafe import Markup
 
+from api.console import reference
 from domain.access import Action, allows
 from domain.base import Actor
 from infra.runtime import Hotline
@@ -315,6 +316,19 @@ def context(request: Request, actor: Actor | None, area: str = "common", **value
         words = ROLE_NAMES if kind == "role" else TERMS.get(kind, {})
         return t.gettext(words.get(value, value)) if value else ""
 
+    @cache
+    def problem_codes() -> dict[str, Any]:
+        # Once per page: the catalogue is reference data (the store's cache).
+        cat = reference.catalogue(hotline)
+        return dict(cat.problem_codes) if cat is not None else {}
+
+    def problem_name(code: str | None) -> str:
+        """A problem code by its name in the user's language; the code itself if the
+        catalogue does not know it (retired, or a catalogue not loaded yet)."""
+        if not code:
+            return ""
+        return localised((problem_codes().get(code) or {}).get("names"), language) or code
+
     return {
         "request": request,
         "actor": actor,
@@ -329,6 +343,7 @@ def context(request: Request, actor: Actor | None, area: str = "common", **value
         "nav": [(path, t.gettext(label)) for path, label, roles in NAV if actor and roles & set(actor.roles)],
         "role_name": lambda role: term("role", role),
         "term": term,
+        "problem_name": problem_name,
         "error_text": lambda error: t.gettext(ERRORS[error.code]) if error.code in ERRORS else error.message,
         "messages": {
             "saved": t.gettext("Saved"),
