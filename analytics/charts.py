@@ -3,8 +3,11 @@ page (the chart as inline SVG and the table; no scripts, no external files)."""
 
 from __future__ import annotations
 
+import functools
 import html
 import io
+from collections.abc import Callable
+from dataclasses import dataclass
 from datetime import date, datetime
 from typing import Any
 
@@ -12,11 +15,64 @@ import matplotlib
 
 matplotlib.use("Agg")  # no display on servers
 import matplotlib.pyplot as plt
+from matplotlib import font_manager
 from matplotlib.figure import Figure
 
 from analytics.reports import ReportResult, format_value
 
 WEEKDAYS = ("Mon", "Tue", "Wed", "Thu", "Fri", "Sat", "Sun")
+
+# Fonts for the hotline's scripts, from the system (Debian: fonts-noto-core, fonts-noto-cjk),
+# each tried glyph by glyph after the reader's own script's font. Matplotlib lays out
+# Arabic itself (shaping and right-to-left runs); it needs a font that has the glyphs.
+LATIN, CJK, ARABIC = "DejaVu Sans", "Noto Sans CJK SC", "Noto Sans Arabic"
+RIGHT_TO_LEFT = ("ar",)
+_SYSTEM_FONTS = {"NotoSansCJK-Regular.ttc": CJK, "NotoSansArabic-Regular.ttf": ARABIC}
+
+
+@functools.cache
+def _installed_families() -> frozenset[str]:
+    """The families charts can use: the system's Noto fonts registered with matplotlib
+    once (its font cache may predate their installation), and what it already knew."""
+    known = {f.name for f in font_manager.fontManager.ttflist}
+    for path in font_manager.findSystemFonts():
+        family = _SYSTEM_FONTS.get(path.rsplit("/", 1)[-1])
+        if family is not None and family not in known:
+            font_manager.fontManager.addfont(path)
+            known.add(family)
+    return frozenset(known)
+
+
+def font_families(language: str | None) -> list[str]:
+    """The fonts a chart in ``language`` is drawn with: its script's first (so shared
+    characters, punctuation and digits, take that script's shapes), then the others'."""
+    first = {"zh": CJK, "ar": ARABIC}.get(language or "", LATIN)
+    ordered = [first, *(f for f in (LATIN, CJK, ARABIC) if f != first)]
+    installed = _installed_families()
+    return [f for f in ordered if f in installed] or [LATIN]
+
+
+def _same(value: str) -> str:
+    return value
+
+
+def _no_name(column: str, value: Any) -> str | None:
+    return None
+
+
+@dataclass(frozen=True)
+class ChartText:
+    """A chart's words in its reader's language; by default the report's own (English
+    titles, the data's column names and values)."""
+
+    language: str | None = None
+    title: str | None = None
+    column: Callable[[str], str] = _same  # a column's heading
+    value: Callable[[str, Any], str | None] = _no_name  # a coded value's name (a problem code, a department), None: as is
+    no_data: str = "no data in this window"
+    no_chart: str = "no chart"
+    weekdays: tuple[str, ...] = WEEKDAYS
+    hour: str = "hour"
 
 
 def _label(v: Any) -> str:
@@ -34,13 +90,32 @@ def _num(v: Any) -> float:
         return float("nan")
 
 
-def figure(result: ReportResult) -> Figure:
+def figure(result: ReportResult, text: ChartText | None = None) -> Figure:
+    """The chart, its texts set in the fonts of ``text``'s language (drawn with them too
+    when saved inside :func:`drawn`)."""
+    with plt.rc_context({"font.family": font_families(text.language if text else None)}):
+        return _figure(result, text or ChartText())
+
+
+def drawn(result: ReportResult, fmt: str, text: ChartText | None = None) -> bytes:
+    """The chart saved as ``fmt`` (png, svg)."""
+    with plt.rc_context({"font.family": font_families(text.language if text else None)}):
+        fig = _figure(result, text or ChartText())
+        buf = io.BytesIO()
+        try:
+            fig.savefig(buf, format=fmt)
+        finally:
+            plt.close(fig)
+    return buf.getvalue()
+
+
+def _figure(result: ReportResult, text: ChartText) -> Figure:
     chart = result.chart
     fig = plt.figure(figsize=(10, 5), dpi=100)
     ax = fig.add_subplot(1, 1, 1)
-    ax.set_title(chart.title if chart and chart.title else result.title)
+    ax.set_title(text.title or (chart.title if chart and chart.title else result.title))
     if not result.rows or chart is None or chart.kind == "none":
-        ax.text(0.5, 0.5, "no data in this window" if not result.rows else "no chart", ha="center", va="center")
+        ax.text(0.5, 0.5, text.no_data if not result.rows else text.no_chart, ha="center", va="center")
         ax.set_axis_off()
         return fig
     cols = result.columns
@@ -52,52 +127,51 @@ def figure(result: ReportResult) -> Figure:
             if r[wi] and r[hi] is not None:
                 grid[int(r[wi]) - 1][int(r[hi])] = _num(r[vi])
         im = ax.imshow(grid, aspect="auto", cmap="YlOrRd")
-        ax.set_yticks(range(7), WEEKDAYS)
+        ax.set_yticks(range(7), text.weekdays)
         ax.set_xticks(range(0, 24, 2))
-        ax.set_xlabel("hour")
-        fig.colorbar(im, ax=ax, label=value)
+        ax.set_xlabel(text.hour)
+        fig.colorbar(im, ax=ax, label=text.column(value))
         fig.tight_layout()
         return fig
     x = chart.x if chart.x in cols else cols[0]
     xi = cols.index(x)
-    labels = [_label(r[xi]) for r in result.rows]
+    labels = [text.value(x, r[xi]) or _label(r[xi]) for r in result.rows]
     ys = [y for y in chart.y if y in cols] or [c for c in cols if c != x][:1]
     pos = list(range(len(labels)))
     width = 0.8 / max(1, len(ys))
     for k, y in enumerate(ys):
         yi = cols.index(y)
         values = [_num(r[yi]) for r in result.rows]
+        label = text.column(y)
         if result.formats.get(y) == "percent":
             values = [v * 100 for v in values]
-            y = f"{y} (%)"
+            label = f"{label} (%)"
         if chart.kind == "line":
-            ax.plot(pos, values, marker="o", label=y)
+            ax.plot(pos, values, marker="o", label=label)
         else:
-            ax.bar([p + k * width - 0.4 + width / 2 for p in pos], values, width=width, label=y)
+            ax.bar([p + k * width - 0.4 + width / 2 for p in pos], values, width=width, label=label)
     step = max(1, len(labels) // 24)
-    ax.set_xticks(pos[::step], labels[::step], rotation=45, ha="right")
-    ax.set_xlabel(x)
+    if text.language in RIGHT_TO_LEFT:
+        # Read from the right: the first bar on the right, the scale on the right.
+        ax.invert_xaxis()
+        ax.yaxis.tick_right()
+        ax.set_xticks(pos[::step], labels[::step], rotation=-45, ha="left")
+    else:
+        ax.set_xticks(pos[::step], labels[::step], rotation=45, ha="right")
+    ax.set_xlabel(text.column(x))
     ax.grid(axis="y", alpha=0.3)
     ax.legend()
     fig.tight_layout()
     return fig
 
 
-def png(result: ReportResult) -> bytes:
-    fig = figure(result)
-    buf = io.BytesIO()
-    fig.savefig(buf, format="png")
-    plt.close(fig)
-    return buf.getvalue()
+def png(result: ReportResult, text: ChartText | None = None) -> bytes:
+    return drawn(result, "png", text)
 
 
-def svg(result: ReportResult) -> str:
-    fig = figure(result)
-    buf = io.StringIO()
-    fig.savefig(buf, format="svg")
-    plt.close(fig)
-    text = buf.getvalue()
-    return text[text.index("<svg") :]  # drop the XML prolog: the page is HTML
+def svg(result: ReportResult, text: ChartText | None = None) -> str:
+    drawing = drawn(result, "svg", text).decode()
+    return drawing[drawing.index("<svg") :]  # drop the XML prolog: the page is HTML
 
 
 def _html_table(result: ReportResult) -> str:

@@ -5,6 +5,10 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 bash infra/bootstrap.sh
+# Debian's Noto fonts: the report charts are drawn in the reader's script (Chinese, Arabic).
+if ! fc-list 2>/dev/null | grep -q "Noto Sans CJK" || ! fc-list | grep -q "Noto Sans Arabic"; then
+    { apt-get update -qq && apt-get install -y -qq fonts-noto-core fonts-noto-cjk; } || echo "run.sh: Noto fonts not installed: Chinese and Arabic charts will miss glyphs" >&2
+fi
 # No SMS gateway on a laptop: citizens' sign-in codes are also written to the log.
 export HOTLINE_LOG_SIGN_IN_CODES="${HOTLINE_LOG_SIGN_IN_CODES:-true}"
 # Citizens' email: an SMTP listener on 127.0.0.1:2525 inside the server (README: Citizen channels).

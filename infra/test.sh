@@ -14,7 +14,7 @@ echo "test.sh: ruff check, ruff format --check, mypy" >&2
 # kcat: the integrators' command-line consumer, used by one Kafka test.
 command -v kcat >/dev/null || { apt-get update -qq && apt-get install -y -qq kcat; } || echo "test.sh: kcat not installed" >&2
 # Debian's Chromium and Noto fonts (Latin, CJK, Arabic): the console's browser tests.
-if ! command -v chromium >/dev/null || ! fc-list 2>/dev/null | grep -q "Noto Sans CJK" || ! fc-list | grep -q "Noto Naskh Arabic"; then
+if ! command -v chromium >/dev/null || ! fc-list 2>/dev/null | grep -q "Noto Sans CJK" || ! fc-list | grep -q "Noto Naskh Arabic" || ! fc-list | grep -q "Noto Sans Arabic"; then
     { apt-get update -qq && apt-get install -y -qq chromium fonts-noto-core fonts-noto-cjk; } || echo "test.sh: chromium or fonts not installed" >&2
 fi
 # Keycloak (the OpenID Connect issuer of the identity tests) boots while the others start.

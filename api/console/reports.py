@@ -9,14 +9,15 @@ from __future__ import annotations
 
 from typing import Any
 
+import babel.dates
 from fastapi import APIRouter, Query, Request
 from fastapi.responses import HTMLResponse, Response
 
+from analytics.charts import ChartText, png
 from analytics.reports import STANDARD, ReportError, ReportResult, Reports
-from analytics.reports import render as render_report
-from api.console.reference import department_names
+from api.console.reference import department_names, problem_names
 from api.console.session import page
-from api.console.web import N_, render
+from api.console.web import N_, choose_language, localised, render, translations
 from api.routers.reports import get_reports
 from domain.access import Action
 from domain.base import Actor, NotFound
@@ -140,6 +141,35 @@ def report_chart(
     by: str | None = Query(None, max_length=32),
     actor: Actor = page(Action.REPORTS_READ),
 ) -> Response:
-    """The report's chart as a PNG, shown inline on the page (not as a download)."""
-    body = render_report(_run(request, name, by), "png")
-    return Response(body, media_type="image/png", headers={"Cache-Control": "private, max-age=60"})
+    """The report's chart as a PNG, shown inline on the page (not as a download), in the
+    user's language: its title, headings, weekdays and the names of coded values."""
+    hotline: Hotline = request.app.state.hotline
+    language = choose_language(request, hotline.settings.default_language)
+    body = png(_run(request, name, by), chart_text(hotline, language, name))
+    # The language is part of the answer: a cache must not give one user's to another.
+    return Response(body, media_type="image/png", headers={"Cache-Control": "private, max-age=60", "Vary": "Cookie, Accept-Language"})
+
+
+# The chart's own words (its headings come from COLUMNS and TITLES).
+CHART_WORDS = {"hour": N_("Hour of the day"), "no_data": N_("No data in this window."), "no_chart": N_("No chart for this report")}
+
+
+def chart_text(hotline: Hotline, language: str, name: str) -> ChartText:
+    t = translations(language, "reports")
+    names = {"problem_code": problem_names(hotline), "department": department_names(hotline)}
+
+    def value(column: str, raw: Any) -> str | None:
+        known = names.get(column, {}).get(str(raw)) if raw is not None else None
+        return localised(known, language) or None
+
+    weekdays = babel.dates.get_day_names("abbreviated", locale=language)
+    return ChartText(
+        language=language,
+        title=t.gettext(TITLES[name]) if name in TITLES else None,
+        column=lambda c: t.gettext(COLUMNS[c]) if c in COLUMNS else c,
+        value=value,
+        no_data=t.gettext(CHART_WORDS["no_data"]),
+        no_chart=t.gettext(CHART_WORDS["no_chart"]),
+        weekdays=tuple(weekdays[d] for d in range(7)),  # Monday first, as the report numbers them
+        hour=t.gettext(CHART_WORDS["hour"]),
+    )
