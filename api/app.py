@@ -14,6 +14,7 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from api import console, errors, limits, openapi
 from api.auth import rule_of
+from api.read_your_writes import close_waiters
 from consumers.background import start_background
 from domain.access import PUBLIC
 from infra.metrics import observe_http
@@ -44,6 +45,7 @@ def create_app(settings: Settings | None = None, hotline: Hotline | None = None,
         try:
             yield
         finally:
+            await close_waiters(app.state.hotline)
             for stop in reversed(stops):
                 stop()
             if own:

@@ -205,6 +205,26 @@ class PositionWaiters:
                 self.loop.call_soon_threadsafe(task.cancel)
         self._executor.shutdown(wait=False, cancel_futures=True)
 
+    async def aclose(self) -> None:
+        """On its own loop (the server's shutdown): the tasks cancelled and awaited, so the
+        loop does not close over pending ones."""
+        tasks = [*self._tasks, *([self._head_read] if self._head_read is not None else [])]
+        for task in tasks:
+            task.cancel()
+        await asyncio.gather(*tasks, return_exceptions=True)
+        self._executor.shutdown(wait=False, cancel_futures=True)
+
+
+async def close_waiters(hotline: Hotline) -> None:
+    """The process's waiters closed at shutdown (if any wait ever happened)."""
+    waiters: PositionWaiters | None = hotline.extras.pop("position_waiters", None)
+    if waiters is None:
+        return
+    if waiters.loop is asyncio.get_running_loop():
+        await waiters.aclose()
+    else:
+        waiters.close()
+
 
 async def wait_for_position(hotline: Hotline, position: int | None, timeout: float | None = None) -> None:
     """Read-your-writes: returns when the read models have applied ``position`` (see the
