@@ -41,9 +41,17 @@ _PK_NAMES: dict[str, list[str]] = {}  # table name -> primary-key column names (
 _GETS: dict[sa.Table, tuple[Any, list[str]]] = {}  # table -> (SELECT by primary key, its parameter names)
 
 
+SQLITE_POOL = 40  # anyio's default worker threads, which run the API's sync endpoints
+
+
 def make_engine(url: str, pool_size: int = 10) -> Engine:
     if url.startswith("sqlite"):
-        engine = sa.create_engine(url, connect_args={"check_same_thread": False, "timeout": 30})
+        # Connections kept for the API's worker threads (40): with SQLAlchemy's default 5,
+        # every request beyond five at once opened a connection (and set its pragmas) and
+        # closed it after, a twentieth of the server's CPU under a contact center's load.
+        engine = sa.create_engine(
+            url, connect_args={"check_same_thread": False, "timeout": 30}, pool_size=max(pool_size, SQLITE_POOL), max_overflow=SQLITE_POOL
+        )
 
         @sa.event.listens_for(engine, "connect")
         def _pragmas(dbapi_conn: Any, _: Any) -> None:
