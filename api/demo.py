@@ -127,11 +127,18 @@ def shift_staff() -> list[tuple[str, str, str]]:
     return [(f"agent-{shift}-{i + 1}", name, shift) for shift, _, _, names in SHIFTS for i, name in enumerate(names)]
 
 
-def load_demo(settings: Settings, *, only_if_empty: bool, console: Any = None, days: int = 5, seed: int = 12345) -> dict[str, int]:
+def load_demo(
+    settings: Settings, *, only_if_empty: bool, console: Any = None, days: float = 5, seed: int = 12345, now: datetime | None = None
+) -> dict[str, int]:
     """Five days of a hotline's life ending now: calls and chats through the real router
     in every working hour, requests whose lifecycles take minutes to days, the SLA timers
-    firing as they would have, and the shift on duty now signed in."""
-    now = datetime.now(UTC).replace(microsecond=0)
+    firing as they would have, and the shift on duty now signed in.
+
+    ``now``: where the story ends, if not now (a test that wants the same traffic whatever
+    the hour it runs at ends it at a past noon); it must not be in the future."""
+    if now is not None and now > datetime.now(UTC):
+        raise ValueError("the demo's story cannot end in the future")
+    now = (now or datetime.now(UTC)).replace(microsecond=0)
     clock = FixedClock(now - timedelta(days=days))
     hotline = Hotline.start(settings, clock)
     # The read models catch up in batches (before each timer round and at the end), not
@@ -211,7 +218,7 @@ class DemoStory:
         self.refused: list[str] = []
 
     # ------------------------------------------------------------------ the run
-    def run(self, days: int, seed: int) -> dict[str, int]:
+    def run(self, days: float, seed: int) -> dict[str, int]:
         from consumers.router import Router
         from consumers.timers import TimerProcess
         from telephony_adapter.simulator import Shift, SimConfig, Simulator

@@ -54,7 +54,7 @@ KNOWN: dict[str, list[str]] = {}
 def demo(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[Hotline, FastAPI]]:
     data = tmp_path_factory.mktemp("fuzz")
     started = time.perf_counter()
-    load_demo(Settings(data_dir=data), only_if_empty=False, days=0.25, seed=7)  # type: ignore[arg-type]  # six hours
+    load_demo(Settings(data_dir=data), only_if_empty=False, days=0.25, seed=7)  # six hours
     print(f"demo loaded in {time.perf_counter() - started:.1f} s")
     hotline = Hotline.start(Settings(data_dir=data))
     app = create_app(hotline=hotline)
