@@ -113,6 +113,7 @@ class Action(StrEnum):
     RECORDINGS_MANAGE = "recordings.manage"  # a queue's recording policy
     RECORDINGS_CAPTURE = "recordings.capture"  # the PBX adapter starts and completes recordings
     RECORDINGS_RETENTION = "recordings.retention"  # delete old recordings, and erased citizens' audio
+    RECORDINGS_DEMAND = "recordings.demand"  # an agent on a live call (or a supervisor for them) asks to record it
 
 
 A, D, C, AS, S = Scope.ALL, Scope.OWN_DEPARTMENT, Scope.OWN_CASES, Scope.ASSIGNED, Scope.SELF
@@ -226,6 +227,8 @@ RULES: Mapping[Action, Mapping[str, Scope]] = {
     Action.RECORDINGS_MANAGE: {"supervisor": A, "administrator": A, "system": A},
     Action.RECORDINGS_CAPTURE: {"system": A},
     Action.RECORDINGS_RETENTION: {"administrator": A, "system": A},
+    # Recording on demand: the agent on the call for themselves (scope assigned), a supervisor for any agent.
+    Action.RECORDINGS_DEMAND: {"agent": AS, "expert": AS, "supervisor": A, "system": A},
 }
 
 # Actions anyone may take without signing in (an anonymous citizen): the public face of

@@ -1,8 +1,9 @@
 """Asterisk ARI events → contact-center commands, and routing decisions → PBX actions.
 
 The PBX sends calls into the Stasis application ``hotline`` (dialplan:
-``Stasis(hotline,<queue_id>[,<language>[,<priority>]])``, or ``Stasis(hotline,ivr,<flow>)``
-for a voice menu first). ARI delivers JSON events over its WebSocket; this adapter maps
+``Stasis(hotline,<queue_id>[,<language>[,<priority>[,<skill>]]])``, or
+``Stasis(hotline,ivr,<flow>)`` for a voice menu first, whose hand-over brings the
+language and skill the caller chose). ARI delivers JSON events over its WebSocket; this adapter maps
 each one, as a plain dict, to a command on the bus:
 
 =====================================  ==========================================
@@ -162,10 +163,14 @@ class AriAdapter:
         queue_id = args[0] if args else self.default_queue
         language = args[1] if len(args) > 1 and args[1] else None
         priority = int(args[2]) if len(args) > 2 and args[2] else 0
-        return self.arrive(channel["id"], queue_id, language, priority, caller)
+        skill = args[3] if len(args) > 3 and args[3] else None
+        return self.arrive(channel["id"], queue_id, language, priority, caller, skill)
 
-    def arrive(self, channel_id: str, queue_id: str, language: str | None, priority: int, caller: str | None) -> dict[str, Any]:
-        """The caller on ``channel_id`` joins ``queue_id`` (after StasisStart or an IVR hand-over)."""
+    def arrive(
+        self, channel_id: str, queue_id: str, language: str | None, priority: int, caller: str | None, skill: str | None = None
+    ) -> dict[str, Any]:
+        """The caller on ``channel_id`` joins ``queue_id`` (after StasisStart or an IVR
+        hand-over, which adds the skill the caller chose in the menu)."""
         result = self._run(
             cc.ContactArrives(
                 channel="phone",
@@ -174,6 +179,7 @@ class AriAdapter:
                 priority=priority,
                 phone=caller,
                 external_id=f"ari:{channel_id}",
+                skill=skill,
             )
         )
         self.legs[channel_id] = Leg(contact_id=result["id"], number=caller)

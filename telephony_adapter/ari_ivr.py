@@ -13,8 +13,10 @@ into its inputs and its actions into ARI requests, in the order given:
   ``RecordingFinished`` goes to the engine, whose port fetches the bytes from
   ``GET /recordings/stored/{name}/file`` to register the message.
 * ``HandOver`` → the caller becomes a contact of the queue (``contact_arrives``, as a
-  StasisStart with a queue would) and the session is recorded on it for the audit.
-* ``OfferCallback`` → ``schedule_callback`` for the number, then the call is hung up.
+  StasisStart with a queue would) with the language and skill chosen, and the session is
+  recorded on it for the audit.
+* ``OfferCallback`` → ``schedule_callback`` for the number (with the skill chosen), then
+  the call is hung up.
 * ``Hangup`` → ``DELETE /channels/{id}``.
 
 Every call runs on one of the adapter's worker threads, one event at a time per channel
@@ -196,7 +198,7 @@ class IvrDriver:
     def _hand_over(self, process: Any, call: _Call, action: HandOver) -> None:
         number = call.session.caller or None
         try:
-            result = process.adapter.arrive(call.channel_id, action.queue_id, action.language, action.priority, number)
+            result = process.adapter.arrive(call.channel_id, action.queue_id, action.language, action.priority, number, action.skill)
         except DomainError as exc:
             log.warning("ivr: hand-over of %s to %s refused: %s", call.channel_id, action.queue_id, exc.message)
             process.ari("DELETE", f"/channels/{call.channel_id}")
@@ -211,6 +213,7 @@ class IvrDriver:
             due_at=now,
             reason="virtual_hold",
             language=call.session.language,
+            skill=call.session.skill,  # the topic chosen in the menu: the callback goes to an agent who has it
             external_id=f"ivr-callback:{call.channel_id}",
         )
         try:

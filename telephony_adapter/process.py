@@ -11,9 +11,11 @@ One asyncio loop holds two conversations with Asterisk:
 * **decisions → ARI**: the process follows the event log, as the router does (the
   store's notifications from a position, woken by the store's new-events signal), and
   turns each contact event (offered, answered, held, transferred, supervised, ended …)
-  into ARI requests with :func:`~telephony_adapter.ari.actions_for`. It starts from the
-  end of the log when it becomes the active adapter: what was decided before is
-  reconciled from the PBX's state instead (below), never replayed.
+  into ARI requests with :func:`~telephony_adapter.ari.actions_for` (a recording an agent
+  demanded: the queue's announcement and ``POST /bridges/{id}/record``, once the call's
+  bridge has its channels, ``_demanded``). It starts from the end of the log when it
+  becomes the active adapter: what was decided before is reconciled from the PBX's state
+  instead (below), never replayed.
 
 After a drop the WebSocket is opened again with exponential backoff; then the adapter
 **resynchronises**: it lists channels and bridges and reconciles them with the contacts
@@ -42,7 +44,9 @@ from websockets.exceptions import ConnectionClosed
 
 from consumers.fast_decode import decoder_for
 from consumers.router import LOCK_KEY, AlwaysLeader, Leadership, leadership_for
+from domain.contact_center.contacts import Contact
 from domain.envelope import Envelope
+from domain.events import EVENT_CLASSES
 from infra.bus import CommandBus
 from infra.eventstore import EventStore
 from telephony_adapter.ari import AriAdapter, Dialplan, Leg, actions_for, bridge_id, bridge_requests, leg_of_channel_id
@@ -76,6 +80,8 @@ class TelephonyStats:
     reconciled: int = 0
     replaced: bool = False
     gone: int = 0  # requests on a channel that hung up meanwhile (404, 400 channel not found)
+    demands: int = 0  # recordings demanded by agents (RecordingDemanded)
+    demands_ignored: int = 0  # … on a call recorded already, or with no recorder installed
     # Seconds from an event's arrival on the WebSocket to its command's commit (events
     # that issued a command): the benchmark's figure.
     latencies: list[float] = field(default_factory=list)
@@ -125,6 +131,9 @@ class TelephonyProcess:
         self._ws: Any = None
         self._recordings: dict[str, dict[str, Any]] = {}  # live recording name -> what it records
         self._joined: set[str] = set()  # legs already bridged (or hung up) on their first Up
+        # Contacts whose bridge has its channels: a recording demanded before is started then.
+        # Touched on the event loop only (_perform, _follow, resync): no lock.
+        self._bridged: set[str] = set()
 
     # ------------------------------------------------------------------ running
     def start(self) -> TelephonyProcess:
@@ -423,9 +432,68 @@ class TelephonyProcess:
                 known = self._decoder.type_of(n.topic)
                 if known is not None and known[1] == "contact":
                     envelope = self._decoder.envelope(n)
-                    for request in await loop.run_in_executor(self.executor, self._plan, envelope):
+                    if EVENT_CLASSES.get(envelope.type) is Contact.RecordingDemanded:
+                        requests = self._demanded(envelope)  # on the loop, beside the bridge state _perform keeps
+                    else:
+                        requests = await loop.run_in_executor(self.executor, self._plan, envelope)
+                    for request in requests:
                         await self._perform(request)
                 self.position = n.id
+
+    def _demanded(self, envelope: Envelope) -> list[Request]:
+        """An agent asked to record the call (``RecordCall``): the queue's announcement to the
+        call's bridge, then the bridge recorded, reason ``agent_demand`` (``StartRecording``
+        once the PBX records). A call recorded already (its policy's recording, an earlier
+        demand) is left as it is; a call not bridged yet is recorded once it is."""
+        contact_id, data = envelope.aggregate_id, envelope.data
+        self.stats.demands += 1
+        if self.recorder is None or self._recording_of(contact_id):
+            self.stats.demands_ignored += 1
+            log.info("%s: recording demanded by %s on contact %s: recorded already or no recorder", self.name, data["agent_id"], contact_id)
+            return []
+        name = f"hl-rec.{contact_id}.d{envelope.version}"
+        self._recordings[name] = {
+            "contact_id": contact_id,
+            "agent_id": data["agent_id"],
+            "queue_id": data["queue_id"],
+            "reason": "agent_demand",
+            "announcement": data.get("announcement"),
+            "pending": True,
+        }
+        return self._record_demanded(name) if contact_id in self._bridged else []
+
+    def _record_demanded(self, name: str) -> list[Request]:
+        known = self._recordings[name]
+        known["pending"] = False
+        bid = bridge_id(known["contact_id"])
+        steps = [self._req("POST", f"/bridges/{bid}/play", media=known["announcement"])] if known["announcement"] else []
+        record = self._req("POST", f"/bridges/{bid}/record", name=name, format="wav", ifExists="overwrite")
+        return [*steps, record | {"then": "recording_started", "name": name}]
+
+    def _before(self, request: Request) -> None:
+        """A contact's bridge going (the call ended, a cold transfer): a demand not started
+        yet goes with it (the next leg is a new bridge, and a new demand)."""
+        contact_id = _contact_of_bridge(request["path"])
+        if request["method"] == "DELETE" and contact_id is not None and request["path"] == f"/bridges/{bridge_id(contact_id)}":
+            self._bridged.discard(contact_id)
+            for name, known in list(self._recordings.items()):
+                if known["contact_id"] == contact_id and known.get("pending"):
+                    self._recordings.pop(name, None)
+
+    def _after(self, request: Request) -> list[Request]:
+        """A request the PBX carried out: the channels added to a contact's bridge start the
+        recordings demanded before it existed."""
+        contact_id = _contact_of_bridge(request["path"])
+        if request["method"] != "POST" or contact_id is None or not request["path"].endswith("/addChannel"):
+            return []
+        self._bridged.add(contact_id)
+        pending = [n for n, known in self._recordings.items() if known["contact_id"] == contact_id and known.get("pending")]
+        return [step for name in pending for step in self._record_demanded(name)]
+
+    def _not_started(self, request: Request) -> None:
+        """A recording request the PBX refused: forgotten, so that the call can be recorded later."""
+        if request.get("then") == "recording_started":
+            self._recordings.pop(request["name"], None)
 
     def _plan(self, envelope: Envelope) -> list[Request]:
         contact_id = envelope.aggregate_id
@@ -461,6 +529,7 @@ class TelephonyProcess:
 
     async def _perform(self, request: Request) -> Any:
         self.stats.requests += 1
+        self._before(request)
         params = request.get("params")
         try:
             result = await self.client.request(request["method"], request["path"], params, request.get("body"))
@@ -471,17 +540,22 @@ class TelephonyProcess:
                 # The channel hung up between the decision and the request: its own events
                 # (or the next resync) tell the hotline.
                 self.stats.gone += 1
+                self._not_started(request)
                 return None
             self.stats.request_errors += 1
             self.stats.errors.append(str(exc))
             log.warning("%s: %s", self.name, exc)
+            self._not_started(request)
             return None
         except Exception as exc:  # the connection broke: resync will reconcile
             self.stats.request_errors += 1
             self.stats.errors.append(f"{request['method']} {request['path']}: {exc}")
+            self._not_started(request)
             return None
         if request.get("then") == "recording_started":
             await self._recording_started(request["name"])
+        for step in self._after(request):
+            await self._perform(step)
         return result
 
     async def _recording_started(self, name: str) -> None:
@@ -507,6 +581,8 @@ class TelephonyProcess:
         except Exception as exc:
             self.stats.errors.append(f"resync: {exc}")
             return
+        # What is bridged now (a demand waits for its call's bridge; see _after).
+        self._bridged = {cid for b in bridges if b.get("channels") and (cid := _contact_of_bridge(f"/bridges/{b.get('id', '')}"))}
         loop = asyncio.get_running_loop()
         requests = await loop.run_in_executor(self.executor, self._reconcile, channels, bridges)
         for request in requests:
@@ -553,6 +629,14 @@ class TelephonyProcess:
             if contact is None or contact.status not in ("connected",):
                 requests.append(self._req("DELETE", f"/bridges/{bid}"))
         return requests
+
+
+def _contact_of_bridge(path: str) -> str | None:
+    """The contact whose bridge an ARI path names (``/bridges/hl-contact.<id>…``), if any."""
+    prefix = f"/bridges/{bridge_id('')}"
+    if not path.startswith(prefix):
+        return None
+    return path[len(prefix) :].split("/", 1)[0] or None
 
 
 def _lane_key(event: dict[str, Any]) -> str:

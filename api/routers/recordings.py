@@ -13,6 +13,10 @@ playback is audited in the event store, and the personal-data read log
 that works for the same signed-in user for ``HOTLINE_RECORDINGS_LINK_SECONDS``
 (the event holds the token's hash only), so a media player's range requests need no new
 grant. The audio is served from the attachment store (``infra/recordings.py``).
+
+Recording on demand: ``POST /contacts/{id}/recording`` (``RecordCall``) lets the agent on a
+live call (or a supervisor for them) have it recorded, as the queue's policy allows; the
+demand is an event on the contact, and the PBX adapter records the call's bridge.
 """
 
 from __future__ import annotations
@@ -25,11 +29,12 @@ from typing import Any
 
 from fastapi import APIRouter, Body, Depends, Query
 from fastapi.responses import StreamingResponse
+from pydantic import Field
 
 from api.auth import allow
 from api.deps import CommandRoute, add_command_routes, get_hotline
 from api.read_log import PersonalDataRead, personal_data_read
-from api.responses import PlaybackLink, RecordingPage, RecordingPolicyView, RecordingView
+from api.responses import CommandAnswer, PlaybackLink, RecordingPage, RecordingPolicyView, RecordingView
 from domain.access import Access, Action, Scope, authorize, scope
 from domain.base import Actor, Forbidden, InvalidCommand, NotFound
 from domain.contact_center.contacts import Contact
@@ -45,6 +50,39 @@ add_command_routes(
     router,
     "/recordings/policies/{queue_id}",
     [CommandRoute("", c.SetRecordingPolicy, "Set a queue's recording policy (all, none, sample, on demand) and its announcement")],
+)
+
+
+class RecordingDemand(CommandAnswer):
+    """A demand to record a live call, recorded on the contact: the PBX adapter now plays the
+    announcement and records the call (reason ``agent_demand``)."""
+
+    contact_id: str = Field(description="The contact (the live call) to record")
+    agent_id: str = Field(description="The agent on the call the recording is for")
+    requested_by: str = Field(description="Who asked: the agent, or the supervisor acting for them")
+    queue_id: str = Field(description="The contact's queue, whose recording policy allowed it")
+    mode: str = Field(description="That queue's recording policy: on_demand or sample")
+    announcement: str | None = Field(description="The prompt played to the call before recording")
+    requested_at: str = Field(description="When it was asked (ISO 8601)")
+
+
+# 202: the demand is recorded; the recording itself starts on the PBX a moment later.
+# Refusals (409, JSON): not_connected, not_on_contact, recording_not_allowed (the queue's
+# policy is none), already_recording (by the queue's policy, or an earlier demand).
+add_command_routes(
+    router,
+    "/contacts/{contact_id}",
+    [
+        CommandRoute(
+            "recording",
+            c.RecordCall,
+            "Record this live call (the agent on it, or a supervisor for them), as the queue's policy allows",
+            name="record_call",
+            status_code=202,
+            body_optional=True,
+        )
+    ],
+    response_model=RecordingDemand,
 )
 
 

@@ -111,6 +111,9 @@ class ContactArrives(Command):
     citizen_id: str | None = None
     external_id: str | None = Field(default=None, description="PBX channel / chat session id: makes arrival idempotent")
     subject: str | None = Field(default=None, max_length=500)
+    skill: str | None = Field(
+        default=None, max_length=64, description="The skill asked for (a voice-menu option): only agents with it are offered the contact"
+    )
 
 
 class ContactCommand(Command):
@@ -220,6 +223,7 @@ class ScheduleCallback(Command):
     retry_seconds: int = Field(default=600, ge=0, le=SECONDS_MAX)
     citizen_id: str | None = None
     external_id: str | None = None
+    skill: str | None = Field(default=None, max_length=64, description="The skill the callback needs (as ContactArrives.skill)")
 
 
 class CallbackOutcome(ContactCommand):

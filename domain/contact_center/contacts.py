@@ -60,6 +60,9 @@ class Contact(HotlineAggregate):
         citizen_id: str | None
         external_id: str | None
         subject: str | None
+        skill: str | None = None
+        """The skill the citizen asked for (a voice-menu option): only agents with it are offered
+        the contact; null when any agent of the queue will do (and in events stored before)."""
 
     class Queued(HotlineAggregate.Event):
         """The contact waits in a queue for an agent."""
@@ -342,6 +345,24 @@ class Contact(HotlineAggregate):
             c.supervisors.pop(self.supervisor_id, None)
             c.taken_over = True
 
+    class RecordingDemanded(HotlineAggregate.Event):
+        """The agent on the call (or a supervisor for them) asked to record it: the PBX adapter
+        plays the queue's announcement and records the call's bridge (reason agent_demand)."""
+
+        agent_id: str
+        """The agent on the call the recording is for: the one who asked, or the one a supervisor named."""
+        requested_by: str
+        """Who asked: the agent themselves, or the supervisor acting for them."""
+        queue_id: str
+        """The contact's queue, whose recording policy allowed the demand."""
+        mode: str
+        """That queue's recording policy when asked (on_demand, or sample for a call outside the sample)."""
+        announcement: str | None
+        """The prompt played to the call before recording (an ARI media URI, the queue's policy)."""
+
+        def apply(self, c: Contact) -> None:
+            c.recording_demanded_for = c.answered_at  # one demand per answered leg of the call
+
     # ------------------------------------------------------------------ state
     def __init__(
         self,
@@ -355,7 +376,9 @@ class Contact(HotlineAggregate):
         citizen_id: str | None,
         external_id: str | None,
         subject: str | None,
+        skill: str | None = None,
     ) -> None:
+        self.skill = skill  # asked for on arrival; the router drops it when the contact moves to another queue
         self.channel, self.media, self.queue_id, self.language = channel, media, queue_id, language
         self.priority, self.personal, self.direction = priority, personal, direction
         self.citizen_id, self.external_id, self.subject = citizen_id, external_id, subject
@@ -410,6 +433,7 @@ class Contact(HotlineAggregate):
         external_id: str | None,
         subject: str | None,
         ctx: Context,
+        skill: str | None = None,
     ) -> Contact:
         if direction not in DIRECTIONS:
             raise InvalidCommand(f"direction must be one of {DIRECTIONS}")
@@ -431,6 +455,7 @@ class Contact(HotlineAggregate):
             citizen_id=citizen_id,
             external_id=external_id,
             subject=subject,
+            skill=skill,
         )
 
     def enqueue(
@@ -729,6 +754,36 @@ class Contact(HotlineAggregate):
         previous = self.agent_id
         self._record(self.TakenOver, ctx, supervisor_id=supervisor_id, from_agent_id=previous)
         return previous
+
+    # ------------------------------------------------------------------ recording on demand
+    # When the call was answered (its current leg: a cold transfer answers it again, in a new
+    # bridge) at the last RecordingDemanded; None before any.
+    recording_demanded_for: datetime | None = None
+
+    def demand_recording(
+        self, agent_id: str, requested_by: str, mode: str, recorded_anyway: bool, announcement: str | None, ctx: Context
+    ) -> None:
+        """An agent on the live call asks to record it. The queue's policy (``mode``) decides:
+        ``none`` forbids recording even on demand; a call the policy records already
+        (``all``, or in its sample: ``recorded_anyway``) needs no demand, nor does a leg
+        already demanded (the recording runs until the call's bridge goes)."""
+        if self.status != "connected":
+            raise InvalidTransition(f"contact {self.id} is {self.status}: only a connected call can be recorded", code="not_connected")
+        if agent_id not in self.participants:
+            raise InvalidTransition(f"agent {agent_id} is not on contact {self.id}", code="not_on_contact")
+        if mode == "none":
+            raise InvalidTransition(f"queue {self.queue_id} records no call, not even on demand", code="recording_not_allowed", mode=mode)
+        if recorded_anyway or (self.answered_at is not None and self.recording_demanded_for == self.answered_at):
+            raise InvalidTransition(f"contact {self.id} is recorded already", code="already_recording", mode=mode)
+        self._record(
+            self.RecordingDemanded,
+            ctx,
+            agent_id=agent_id,
+            requested_by=requested_by,
+            queue_id=self.queue_id,
+            mode=mode,
+            announcement=announcement,
+        )
 
     def summary(self) -> dict[str, Any]:
         return {

@@ -19,7 +19,7 @@ from domain.contact_center import commands as cc
 from domain.contact_center.agents import Agent, agent_uuid
 from domain.contact_center.contacts import Contact, contact_uuid_for
 from domain.contact_center.queues import Queue, queue_uuid
-from domain.contact_center.rules import QueueRules
+from domain.contact_center.rules import QueueRules, check_skill_name
 from domain.handling import Handlers, UnitOfWork
 
 handles = Handlers("contact_center")
@@ -190,6 +190,7 @@ def contact_arrives(uow: UnitOfWork, ctx: Context, cmd: cc.ContactArrives) -> di
         external_id=cmd.external_id,
         subject=cmd.subject,
         ctx=ctx,
+        skill=check_skill_name(cmd.skill) if cmd.skill is not None else None,
     )
     if contact.media != rules.media:
         raise InvalidCommand(f"a {contact.channel} contact cannot join the {rules.media} queue {cmd.queue_id}")
@@ -381,7 +382,9 @@ def _finish(uow: UnitOfWork, ctx: Context, contact: Contact, agent_id: str | Non
 def transfer_contact(uow: UnitOfWork, ctx: Context, cmd: cc.Transfer) -> dict[str, Any]:
     """Cold: the agent leaves at once and the contact goes to the queue or agent. Warm:
     the target (often an expert seat) is offered a consultation first; the agent hands
-    over with ``complete_transfer`` once the target has joined."""
+    over with ``complete_transfer`` once the target has joined. The skill the contact
+    arrived with holds in its first queue only: a transfer to a queue (the agent chose
+    where it goes) routes it to any agent of that queue; to a named agent, it keeps it."""
     acting_as(ctx, cmd.action, cmd.agent_id)
     contact = load_contact(uow, cmd.contact_id)
     contact.expect_version(cmd.expected_version)
@@ -502,6 +505,7 @@ def schedule_callback(uow: UnitOfWork, ctx: Context, cmd: cc.ScheduleCallback) -
         external_id=cmd.external_id,
         subject=cmd.reason,
         ctx=ctx,
+        skill=check_skill_name(cmd.skill) if cmd.skill is not None else None,
     )
     uow.add(contact)
     contact.schedule_callback(cmd.queue_id, cmd.due_at, cmd.max_attempts, cmd.retry_seconds, cmd.reason, cmd.request_id, ctx)

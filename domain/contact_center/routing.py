@@ -4,14 +4,23 @@ The router keeps which agents are free (per queue, language and skill margin) an
 contacts wait (per queue and language), in heaps, so a decision costs O(log n) however
 many agents are logged in and contacts wait:
 
-* ``free[(queue, language, margin)]``: agents who could take one more contact of the
+* ``free[(queue, skill, language, margin)]``: agents who could take one more contact of the
   queue's medium, keyed by the queue's strategy (longest idle, best proficiency, round
   robin, fewest contacts today). ``margin`` is how far the agent's weakest required
   skill exceeds the queue's minimum; skill relaxation widens the margins accepted as a
   contact waits (bullseye routing).
-* ``waiting[(queue, language)]``: contacts, keyed by effective priority. Ageing adds
+* ``waiting[(queue, skill, language)]``: contacts, keyed by effective priority. Ageing adds
   ``rate × wait`` to every contact of a queue alike, so within one queue the order is
   fixed at insertion (key ``priority − rate × queued_at``) and heaps stay valid.
+
+A contact may ask for a skill (a voice-menu option: "taxes"): it is offered only to agents
+of its queue who have that skill (level 1 or more), besides the queue's own requirement.
+Such contacts wait in a pool of their own, ``(queue, skill)``; the plain pool's skill is
+``""``. Agents are indexed in the plain pool of each queue and, once a contact of the
+queue has asked for a skill they have, in that skill's pool too (``skill_pools``: the
+skills asked for per queue, a handful, so a view without skill contacts does exactly
+the work it did before). After the queue's last relaxation step a skill contact joins
+the plain pool: any agent of the queue may then take it (:meth:`QueueRules.skill_dropped`).
 
 Entries are invalidated lazily: each agent and contact has a token that changes when
 its routing state does; stale heap entries are discarded when they reach the top.
@@ -39,6 +48,8 @@ from domain.contact_center.rules import DEFAULT_CAPACITY, QueueRules, queue_rule
 from domain.envelope import Envelope
 
 ANY_LANGUAGE = "*"
+NO_SKILL = ""  # the pool of contacts that asked for no skill (or whose skill was dropped)
+PLAIN = (NO_SKILL,)  # an agent's pools in a queue where no contact asked for a skill
 DEEPEST_LOOK = 8  # how many waiting contacts of one bucket an agent may look past
 MARGINS = range(4, -5, -1)
 
@@ -108,6 +119,7 @@ class ContactView:
     priority: int
     direction: str
     channel: str
+    skill: str | None = None  # asked for on arrival; cleared when the contact moves to another queue
     status: str = "arrived"
     since: float = 0.0
     offered_to: str | None = None
@@ -149,8 +161,9 @@ class RoutingView:
         self.queues: dict[str, QueueRules] = {}
         self.agents: dict[str, AgentView] = {}
         self.contacts: dict[str, ContactView] = {}
-        self.free: dict[tuple[str, str, int], list[tuple[Any, ...]]] = {}
-        self.waiting: dict[tuple[str, str], list[tuple[Any, ...]]] = {}
+        self.free: dict[tuple[str, str, str, int], list[tuple[Any, ...]]] = {}
+        self.waiting: dict[tuple[str, str, str], list[tuple[Any, ...]]] = {}
+        self.skill_pools: dict[str, list[str]] = {}  # queue -> skills its contacts asked for
         self.timers: list[tuple[float, int, str, str, str | None, int]] = []
         self.dirty_agents: set[str] = set()
         self.dirty_contacts: set[str] = set()
@@ -316,6 +329,7 @@ class RoutingView:
             priority=d["priority"],
             direction=d["direction"],
             channel=d["channel"],
+            skill=d.get("skill"),  # absent from events stored before contacts had skills
             since=env.time.timestamp(),
         )
 
@@ -394,6 +408,8 @@ class RoutingView:
         c = self._contact(env)
         if c is not None and env.data["mode"] == "cold":
             c.status, c.since, c.agent_id = "queued", env.time.timestamp(), None
+            if env.data["to_queue_id"] is not None:
+                c.skill = None  # the agent chose the queue: any agent of it will do
             if env.data["to_queue_id"] is None:  # to a named agent: the Offered event follows
                 self._touch_contact(c)
 
@@ -409,6 +425,7 @@ class RoutingView:
             c.virtual = True
         else:
             c.queue_id = env.data["to_queue_id"]
+            c.skill = None  # the overflow queue is the fallback: any of its agents will do
         self._entered_queue(c, env)
 
     def _on_contact_ended(self, env: Envelope) -> None:
@@ -451,11 +468,36 @@ class RoutingView:
         heapq.heappush(self.timers, (at, next(self._seq), kind, contact_id, agent_id, token if token is not None else -1))
 
     def _anyone_serves(self, c: ContactView, rules: QueueRules) -> bool:
+        # A skill the queue drops after its last relaxation step does not count: in time,
+        # any agent of the queue may take the contact (as a level relaxed later does not).
+        skill = c.skill if c.skill and not rules.relaxation else None
         for a in self.agents.values():
             speaks = c.language is None or c.language in a.languages
-            if a.presence != "logged_out" and c.queue_id in a.queues and rules.margin(a.skills) is not None and speaks:
+            skilled = skill is None or a.skills.get(skill, 0) >= 1
+            if a.presence != "logged_out" and c.queue_id in a.queues and rules.margin(a.skills) is not None and speaks and skilled:
                 return True
         return False
+
+    def _pool(self, c: ContactView, rules: QueueRules, now: float) -> str:
+        """The skill pool the contact waits in: its skill, until the queue drops it."""
+        if c.skill is None or rules.skill_dropped(now - c.since):
+            return NO_SKILL
+        return c.skill
+
+    @staticmethod
+    def _agent_pools(a: AgentView, asked: list[str]) -> tuple[str, ...]:
+        """The pools of a queue the agent serves: the plain one and those of its skills
+        among the ``asked`` (the queue's ``skill_pools``; callers skip the call when
+        there are none, the common case)."""
+        return (NO_SKILL, *(s for s in asked if a.skills.get(s, 0) >= 1))
+
+    def _open_pool(self, queue_id: str, skill: str) -> None:
+        """The first contact of the queue asking for this skill: index its agents there too
+        (once per queue and skill for the life of the view)."""
+        self.skill_pools.setdefault(queue_id, []).append(skill)
+        for a in self.agents.values():
+            if queue_id in a.queues and a.skills.get(skill, 0) >= 1:
+                self._touch_agent(a)
 
     def _agent_key(self, a: AgentView, rules: QueueRules, margin: int) -> tuple[Any, ...]:
         strategy = rules.strategy
@@ -480,8 +522,10 @@ class RoutingView:
             if margin is None:
                 continue
             entry = (self._agent_key(a, rules, margin), a.token, a.agent_id)
-            for lang in (*a.languages, ANY_LANGUAGE):
-                heapq.heappush(self.free.setdefault((queue_id, lang, margin), []), entry)
+            asked = self.skill_pools.get(queue_id)
+            for skill in self._agent_pools(a, asked) if asked else PLAIN:
+                for lang in (*a.languages, ANY_LANGUAGE):
+                    heapq.heappush(self.free.setdefault((queue_id, skill, lang, margin), []), entry)
 
     def _contact_key(self, c: ContactView, rules: QueueRules) -> tuple[float, float, str]:
         static = rules.priority + c.priority - rules.ageing_per_minute * c.since / 60.0
@@ -496,8 +540,12 @@ class RoutingView:
             return
         if c.status == "scheduled" and c.due > self.now:
             return  # its "due" timer touches it again
+        skill = NO_SKILL if c.skill is None else self._pool(c, rules, self.now)
+        if skill and skill not in self.skill_pools.get(c.queue_id, ()):
+            self._open_pool(c.queue_id, skill)
         self.dirty_contacts.add(c.contact_id)
-        heapq.heappush(self.waiting.setdefault((c.queue_id, c.language or ANY_LANGUAGE), []), (*self._contact_key(c, rules), c.token))
+        bucket = self.waiting.setdefault((c.queue_id, skill, c.language or ANY_LANGUAGE), [])
+        heapq.heappush(bucket, (*self._contact_key(c, rules), c.token))
 
     def _valid_agent(self, entry: tuple[Any, ...], rules: QueueRules) -> AgentView | None:
         a = self.agents.get(entry[2])
@@ -518,12 +566,13 @@ class RoutingView:
             return None
         lowest = -rules.levels_relaxed(now - c.since)
         lang = c.language or ANY_LANGUAGE
+        skill = NO_SKILL if c.skill is None else self._pool(c, rules, now)
         best: tuple[Any, ...] | None = None
         fallback: tuple[Any, ...] | None = None  # an agent who already refused this contact
         for margin in MARGINS:
             if margin < lowest:
                 break
-            heap = self.free.get((c.queue_id, lang, margin))
+            heap = self.free.get((c.queue_id, skill, lang, margin))
             aside: list[tuple[Any, ...]] = []
             while heap:
                 top = heap[0]
@@ -554,13 +603,15 @@ class RoutingView:
             margin = rules.margin(a.skills)
             if margin is None:
                 continue
-            for lang in (*a.languages, ANY_LANGUAGE):
-                found = self._first_eligible(self.waiting.get((queue_id, lang)), rules, margin, now)
-                if found is None:
-                    continue
-                rank = (-rules.effective_priority(found.priority, now - found.since), found.since)
-                if best_rank is None or rank < best_rank:
-                    best, best_rank = found, rank
+            asked = self.skill_pools.get(queue_id)
+            for skill in self._agent_pools(a, asked) if asked else PLAIN:
+                for lang in (*a.languages, ANY_LANGUAGE):
+                    found = self._first_eligible(self.waiting.get((queue_id, skill, lang)), rules, margin, now)
+                    if found is None:
+                        continue
+                    rank = (-rules.effective_priority(found.priority, now - found.since), found.since)
+                    if best_rank is None or rank < best_rank:
+                        best, best_rank = found, rank
         return best
 
     def _first_eligible(self, heap: list[tuple[Any, ...]] | None, rules: QueueRules, margin: int, now: float) -> ContactView | None:
@@ -614,13 +665,16 @@ class RoutingView:
         # Buckets found without any free agent stay so for the rest of this call (a
         # decision only takes agents away), so thousands of waiting contacts cost a
         # set lookup each when nobody is free, not a search each.
-        nobody: set[tuple[str, str, int]] = set()
+        nobody: set[tuple[str, str, str, int]] = set()
         for c in ordered:
             if len(decisions) >= limit:
                 self.dirty_contacts.add(c.contact_id)
                 continue
             rules = self.queues.get(c.queue_id)
-            bucket = (c.queue_id, c.language or ANY_LANGUAGE, rules.levels_relaxed(t - c.since) if rules else 0)
+            if rules is None:
+                continue  # no queue known: nobody to offer it to (best_agent_for says the same)
+            skill = NO_SKILL if c.skill is None else self._pool(c, rules, t)
+            bucket = (c.queue_id, skill, c.language or ANY_LANGUAGE, rules.levels_relaxed(t - c.since))
             if bucket in nobody:
                 continue
             a = self.best_agent_for(c, t)

@@ -9,6 +9,7 @@ starved. Everything here is a function of its inputs: no clock, no I/O.
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass, field
 from datetime import datetime, time
 from typing import Any
@@ -46,6 +47,18 @@ def check_skills(skills: dict[str, int], what: str = "skill") -> dict[str, int]:
         if not isinstance(level, int) or not 1 <= level <= MAX_PROFICIENCY:
             raise InvalidCommand(f"{what} {name!r} must have a proficiency from 1 to 5, not {level!r}")
     return dict(skills)
+
+
+# A skill a contact asks for: one word (letters of any script, digits, ``_ . -``), as the
+# voice-menu schema's option skills are (a stricter pattern) and agents' skill names read.
+SKILL_NAME = re.compile(r"[^\W_][\w.-]{0,63}")
+
+
+def check_skill_name(skill: str) -> str:
+    """The name of the skill a contact needs (agents' ``skills`` keys are the same names)."""
+    if not SKILL_NAME.fullmatch(skill):
+        raise InvalidCommand(f"skill {skill!r} is not a skill name: one word of at most 64 letters, digits, '_', '.' or '-'", field="skill")
+    return skill
 
 
 @dataclass(frozen=True)
@@ -134,6 +147,13 @@ class QueueRules:
             if wait_seconds >= after:
                 down = levels
         return down
+
+    def skill_dropped(self, wait_seconds: float) -> bool:
+        """Whether a contact that asked for a skill may, after this wait, go to any agent of
+        the queue: once the queue's last relaxation step is reached. A queue that never
+        relaxes keeps the skill for as long as the contact waits (overflow and maximum
+        wait still apply)."""
+        return bool(self.relaxation) and wait_seconds >= self.relaxation[-1][0]
 
     def next_relaxation_after(self, wait_seconds: float) -> float | None:
         """The wait (seconds) at which the requirement next relaxes, if it ever does."""

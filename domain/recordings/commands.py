@@ -81,3 +81,16 @@ class DeleteRecording(Command):
     recording_id: str
     reason: str = Field(min_length=3, max_length=500)
     basis: Literal["erasure", "manual"] = "erasure"
+
+
+class RecordCall(Command):
+    """Record this live call: the agent on it asks (a supervisor may ask for them). The
+    queue's policy decides: ``none`` forbids it, a call the policy records already needs no
+    demand. The demand is an event on the contact (who asked, when); the PBX adapter then
+    plays the queue's announcement and records the call's bridge, reason ``agent_demand``."""
+
+    action = Action.RECORDINGS_DEMAND
+    contact_id: Target = ""
+    agent_id: str | None = Field(
+        default=None, max_length=100, description="The agent on the call: default the agent acting, or for a supervisor the contact's agent"
+    )

@@ -9,12 +9,12 @@ from typing import Any
 
 from domain.access import Access, authorize
 from domain.base import Context, InvalidCommand, InvalidTransition, NotFound
-from domain.contact_center.handlers import load_contact, load_queue
+from domain.contact_center.handlers import acting_as, agent_on, load_contact, load_queue
 from domain.handling import Handlers, UnitOfWork, parse_id
 from domain.privacy.aggregate import PersonalDataErasure, erasure_id
 from domain.recordings import commands as c
 from domain.recordings.aggregate import Recording, RecordingPolicy, held_by, policy_id, recording_uuid
-from domain.recordings.policy import NOT_RECORDED, QueuePolicy, allows
+from domain.recordings.policy import NOT_RECORDED, QueuePolicy, allows, reason_to_record
 from domain.requests.aggregate import ServiceRequest
 
 handles = Handlers("recordings")
@@ -100,6 +100,30 @@ def start_recording(uow: UnitOfWork, ctx: Context, cmd: c.StartRecording) -> dic
     )
     uow.add(recording)
     return recording.summary()
+
+
+@handles(c.RecordCall)
+def record_call(uow: UnitOfWork, ctx: Context, cmd: c.RecordCall) -> dict[str, Any]:
+    """The demand is recorded on the contact (the case's stream: the auditor sees who asked
+    and when); the PBX adapter reacts to it (``telephony_adapter/process.py``)."""
+    contact = load_contact(uow, cmd.contact_id)
+    agent_id = agent_on(ctx, contact, cmd.agent_id)
+    acting_as(ctx, cmd.action, agent_id)  # an agent for themselves only
+    policy = queue_policy(uow, contact.queue_id)
+    recorded_anyway = reason_to_record(policy, str(contact.id), agent_demand=False) is not None
+    contact.expect_version(cmd.expected_version)
+    contact.demand_recording(agent_id, ctx.actor.id, policy.mode, recorded_anyway, policy.announcement, ctx)
+    return {
+        "id": str(contact.id),
+        "contact_id": str(contact.id),
+        "agent_id": agent_id,
+        "requested_by": ctx.actor.id,
+        "queue_id": contact.queue_id,
+        "mode": policy.mode,
+        "announcement": policy.announcement,
+        "requested_at": ctx.now.isoformat(),
+        "version": contact.version,
+    }
 
 
 @handles(c.CompleteRecording, issued_by=("telephony_adapter.recorder",))

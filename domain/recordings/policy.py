@@ -4,9 +4,11 @@ A queue records ``all`` its calls, ``none`` (a confidential line: not even on de
 a ``sample`` of ``sample_percent`` % of them, or only ``on_demand`` (the agent asks).
 The sample is deterministic by contact id (SHA-256 of the id, not a random draw), so
 the adapter, a replay and an auditor all agree on which calls were in the sample, and a
-re-delivered PBX event does not flip the decision. An agent's demand records the call in
-every mode but ``none``. A voicemail is recorded whatever the policy: the caller chose
-to leave a message.
+re-delivered PBX event does not flip the decision. An agent's demand (``RecordCall``)
+records the call in every mode but ``none``; under ``all``, and for a call in the
+sample, the call is recorded already and the demand is refused as such
+(``Contact.demand_recording``). A voicemail is recorded whatever the policy: the caller
+chose to leave a message.
 """
 
 from __future__ import annotations

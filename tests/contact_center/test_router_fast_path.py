@@ -26,15 +26,18 @@ from domain.envelope import Envelope, envelope_of
 from infra.read_store import ReadStore, make_engine
 from projections import agent_desk, wallboard
 from tests.contact_center.harness import Center
+from tests.contact_center.routing_oracle import idle_matches, indexed
 
 
 def _busy_day(center: Center) -> list[str]:
-    """Arrivals, offers, declines, answers, transfers, wrap-ups, presence changes."""
+    """Arrivals (some asking for a skill), offers, declines, answers, transfers, wrap-ups,
+    presence changes."""
     center.queue("q", wrap_seconds=5, offer_timeout_seconds=10)
     center.queue("chat", media="chat")
     for a in ("A", "B", "C"):
-        center.login(a, ["q", "chat"], capacity={"chat": 2})
-    contacts = [center.arrive("q") for _ in range(5)] + [center.arrive("chat", channel="chat") for _ in range(3)]
+        center.login(a, ["q", "chat"], capacity={"chat": 2}, skills={"tax": 2} if a == "B" else {})
+    contacts = [center.arrive("q") for _ in range(4)] + [center.arrive("chat", channel="chat") for _ in range(3)]
+    contacts += [center.arrive("q", skill="tax"), center.arrive("chat", channel="chat", skill="tax")]
     center.route()
     offers = center.offers()
     first, agent = sorted(offers.items())[0]
@@ -71,15 +74,18 @@ def _kept_matches_store(router: Router, center: Center) -> int:
     return checked
 
 
-def _view_state(view: RoutingView) -> dict[str, Any]:
+def _view_state(view: RoutingView, now: float) -> dict[str, Any]:
     return {
         "contacts": {
-            cid: (c.status, c.queue_id, c.offered_to, c.offer_kind, c.agent_id, c.virtual, c.since) for cid, c in view.contacts.items()
+            cid: (c.status, c.queue_id, c.offered_to, c.offer_kind, c.agent_id, c.virtual, c.since, c.skill)
+            for cid, c in view.contacts.items()
         },
         "agents": {
             aid: (a.presence, a.state, dict(a.offers), dict(a.active), dict(a.wrapping), a.idle_since) for aid, a in view.agents.items()
         },
         "position": view.position,
+        "skill_pools": {q: sorted(skills) for q, skills in view.skill_pools.items()},
+        "indexed": indexed(view, now),  # where every waiting contact and free agent is found
     }
 
 
@@ -101,9 +107,11 @@ def test_kept_aggregates_equal_the_store_and_the_view_equals_a_rebuild(center: C
     assert _kept_matches_store(center.router, center) >= 3 + 5  # agents and live contacts
     assert center.router._own == {}
     assert center.router.view.position == center.store.max_position()
+    now = center.clock.now().timestamp()
+    assert idle_matches(center.router.view, now) == []  # nobody free beside a contact they could take
     fresh = Router(center.store, center.bus, name="restarted")
     fresh.rebuild()
-    assert _view_state(fresh.view) == _view_state(center.router.view)
+    assert _view_state(fresh.view, now) == _view_state(center.router.view, now)
     assert _kept_matches_store(fresh, center) == len(center.router.loader.cache)
 
 
@@ -209,7 +217,8 @@ def test_read_back_when_another_write_lands_before_the_routers(center: Center) -
     assert router.view.contacts[second].status == "queued"
     fresh = Router(center.store, center.bus)
     fresh.rebuild()
-    assert _view_state(fresh.view) == _view_state(router.view)
+    now = center.clock.now().timestamp()
+    assert _view_state(fresh.view, now) == _view_state(router.view, now)
 
 
 def test_buckets_without_agents_do_not_hide_a_contact_that_can_be_served() -> None:

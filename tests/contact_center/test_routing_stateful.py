@@ -1,10 +1,13 @@
-"""Random interleavings of arrivals, agent state changes, answers, timeouts, transfers,
-grabs, abandons and a second (stale) router: never a double assignment, never a lost
-contact, every contact ends in exactly one terminal state.
+"""Random interleavings of arrivals (some asking for a skill), agent state changes,
+answers, timeouts, transfers, grabs, abandons and a second (stale) router: never a double
+assignment, never a lost contact, every contact ends in exactly one terminal state, and
+a contact that asked for a skill is routed only to an agent who has it.
 
 The invariants are checked on the event log, independently of the aggregates that
-enforce them, after every step; the teardown drains the center and checks that every
-contact reached exactly one terminal state.
+enforce them, after every step; after each routing pass no free agent is left beside a
+waiting contact it could serve (``routing_oracle``, which reads the view's entities, not
+its heaps); the teardown drains the center and checks that every contact reached
+exactly one terminal state.
 """
 
 from __future__ import annotations
@@ -22,8 +25,10 @@ from domain.base import Actor, DomainError
 from domain.contact_center import commands as cc
 from domain.handling import Command
 from tests.contact_center.harness import SUPERVISOR, Center
+from tests.contact_center.routing_oracle import idle_matches
 
 AGENTS = ("A1", "A2", "A3", "A4")
+ENV_AGENTS = ("A1", "A3")  # the agents with the "env" skill (fixed, so a stale router cannot be wrong about it)
 TERMINAL = {"wrapped_up", "abandoned", "callback_gave_up"}
 
 
@@ -37,6 +42,8 @@ class LogChecker:
         self.terminal: dict[str, int] = defaultdict(int)
         self.voice: dict[str, set[str]] = defaultdict(set)  # agent -> voice contacts on the desk
         self.contacts: set[str] = set()
+        self.skills: dict[str, dict[str, int]] = {}  # agent -> skills
+        self.asked: dict[str, tuple[str, str | None]] = {}  # contact -> (queue, skill asked for there)
 
     def follow(self, center: Center) -> None:
         for e in center.store.envelopes(self.position, 10_000):
@@ -45,11 +52,19 @@ class LogChecker:
             if e.stream == "contact":
                 cid = e.aggregate_id
                 assert self.terminal[cid] == 0, f"event {kind} after the end of contact {cid}"
+                if kind in ("transferred", "overflowed") and e.data.get("to_queue_id") is not None:
+                    self.asked[cid] = (e.data["to_queue_id"], None)  # another queue: the skill stays behind
                 if kind == "arrived":
                     self.contacts.add(cid)
+                    self.asked[cid] = (e.data["queue_id"], e.data.get("skill"))
                 elif kind == "offered":
                     assert self.offer.get(cid) is None, f"{cid} offered to {e.data['agent_id']} while offered to {self.offer[cid]}"
                     self.offer[cid] = e.data["agent_id"]
+                    queue, skill = self.asked[cid]
+                    # q1 never relaxes: its skill contacts only ever go to agents with the skill.
+                    if e.data["kind"] == "route" and queue == "q1" and skill is not None:
+                        has = self.skills.get(e.data["agent_id"], {})
+                        assert has.get(skill, 0) >= 1, f"{cid} asked for {skill}, offered to {e.data['agent_id']} with {has}"
                 elif kind in ("offer_timed_out", "offer_declined", "participant_joined", "callback_attempted"):
                     self.offer[cid] = None
                 elif kind == "answered":
@@ -63,6 +78,8 @@ class LogChecker:
                     self.offer[cid] = None
             elif e.stream == "agent":
                 agent, d = e.data["agent_id"], e.data
+                if kind in ("logged_in", "skills_changed"):
+                    self.skills[agent] = dict(d["skills"])
                 if kind == "reserved" and d["media"] == "voice":
                     assert not self.voice[agent], f"agent {agent} reserved for a call while holding {self.voice[agent]}"
                     self.voice[agent].add(d["contact_id"])
@@ -113,16 +130,22 @@ class ContactCenterMachine(RuleBasedStateMachine):
         return sorted(cid for cid, c in self._view().contacts.items() if c.status == status)
 
     # ------------------------------------------------------------------ rules
-    @rule(queue=st.sampled_from(["q1", "q2", "g"]), priority=st.integers(0, 3), lang=st.sampled_from([None, "it", "en"]))
-    def arrive(self, queue: str, priority: int, lang: str | None) -> None:
+    @rule(
+        queue=st.sampled_from(["q1", "q2", "g"]),
+        priority=st.integers(0, 3),
+        lang=st.sampled_from([None, "it", "en"]),
+        skill=st.sampled_from([None, None, "env", "tax"]),
+    )
+    def arrive(self, queue: str, priority: int, lang: str | None, skill: str | None) -> None:
         # Ids derived from a per-run counter, not random: the rules draw from sorted ids,
         # and Hypothesis must see the same choices when it replays an example.
         self.arrivals += 1
-        self.center.arrive(queue, priority=priority, language=lang, external_id=f"call-{self.arrivals}")
+        self.center.arrive(queue, priority=priority, language=lang, external_id=f"call-{self.arrivals}", skill=skill)
 
     @rule(agent=st.sampled_from(AGENTS), tax=st.integers(1, 5))
     def login(self, agent: str, tax: int) -> None:
-        if self._try(cc.LoginAgent(agent_id=agent, queues=["q1", "q2", "g"], skills={"tax": tax}, languages=["it", "en"][: 1 + tax % 2])):
+        skills = {"tax": tax, **({"env": 1} if agent in ENV_AGENTS else {})}
+        if self._try(cc.LoginAgent(agent_id=agent, queues=["q1", "q2", "g"], skills=skills, languages=["it", "en"][: 1 + tax % 2])):
             self.logged.add(agent)
 
     @rule(agent=st.sampled_from(AGENTS), presence=st.sampled_from(["available", "not_ready"]))
@@ -135,13 +158,19 @@ class ContactCenterMachine(RuleBasedStateMachine):
     def logout(self, agent: str) -> None:
         self._try(cc.LogoutAgent(agent_id=agent))
 
+    def _nobody_left_idle(self) -> None:
+        view = self.center.router.view
+        assert idle_matches(view, self.center.clock.now().timestamp()) == [], "a free agent beside a contact it could serve"
+
     @rule()
     def route(self) -> None:
         self.center.route()
+        self._nobody_left_idle()
 
     @rule(seconds=st.sampled_from([1, 3, 7, 15, 40]))
     def wait(self, seconds: int) -> None:
         self.center.tick(seconds)
+        self._nobody_left_idle()
 
     @rule(data=st.data())
     def answer(self, data: st.DataObject) -> None:
@@ -228,10 +257,11 @@ class ContactCenterMachine(RuleBasedStateMachine):
     def _drain(self) -> None:
         """Everyone works until nothing is left: each contact must reach a terminal state."""
         for agent in AGENTS:
-            self._try(cc.LoginAgent(agent_id=agent, queues=["q1", "q2", "g"], skills={"tax": 5}, languages=["it", "en"]))
+            every = {"tax": 5, "env": 1}
+            self._try(cc.LoginAgent(agent_id=agent, queues=["q1", "q2", "g"], skills=every, languages=["it", "en"]))
             # Agents already logged in keep what they had: give them every skill and
             # language too, or a contact only they could serve would wait for ever.
-            self._try(cc.ChangeSkills(agent_id=agent, skills={"tax": 5}, languages=["it", "en"]))
+            self._try(cc.ChangeSkills(agent_id=agent, skills=every, languages=["it", "en"]))
             self._try(cc.SetPresence(agent_id=agent, presence="available"))
         for _ in range(400):
             view = self._view()

@@ -1,7 +1,8 @@
 """Voice menus through ARI: the shipped flow (``infra/data/ivr/main.json``) driven by the
 adapter against the stand-in. A status lookup by request reference (valid and unknown)
-in staffed hours, and a message left out of hours that becomes a request with the
-recording attached."""
+in staffed hours, a message left out of hours that becomes a request with the
+recording attached, and a hand-over (or a callback) that carries the language and the
+topic's skill the caller chose to the contact, which only an agent with that skill gets."""
 
 from __future__ import annotations
 
@@ -10,7 +11,9 @@ from pathlib import Path
 
 import pytest
 
-from domain.base import FixedClock
+from domain.base import Actor, FixedClock
+from domain.contact_center import commands as cc
+from domain.contact_center.contacts import contact_uuid_for
 from telephony_adapter.ari_ivr import IvrDriver
 from telephony_adapter.ivr.demo import publish_demo_flows
 from tests.telephony.ari_harness import MARIO, MARIO_ON_THE_WIRE, Pbx, in_order, login, start_pbx, wait
@@ -117,7 +120,8 @@ def test_a_message_left_out_of_hours_becomes_a_request(ivr_pbx: Pbx) -> None:
 
 def test_a_hand_over_from_the_menu_to_an_agent(ivr_pbx: Pbx) -> None:
     pbx = ivr_pbx
-    login(pbx, "A1", ["general"])
+    login(pbx, "A0", ["general"])  # first in line (same idle time, smaller id) but without the topic's skill
+    pbx.run(cc.LoginAgent(agent_id="A1", queues=["general"], skills={"general": 2}, languages=["it", "en"]), Actor("A1", "agent"))
     driver = IvrDriver(pbx.hotline, time_scale=0.05)
     pbx.adapter(ivr=driver)
     caller = pbx.standin.call("+390655501234", "ivr", "main", channel_id="1700.77")
@@ -131,12 +135,36 @@ def test_a_hand_over_from_the_menu_to_an_agent(ivr_pbx: Pbx) -> None:
     pbx.standin.dtmf(caller, "1")  # wait for a person
     cid = pbx.contact_of(caller)
     pbx.wait_status(cid, "connected")
-    assert pbx.event(cid, "arrived")["language"] == "en"
+    arrived = pbx.event(cid, "arrived")
+    assert (arrived["queue_id"], arrived["language"], arrived["skill"]) == ("general", "en", "general")
+    assert pbx.event(cid, "answered")["agent_id"] == "A1"  # the agent with the skill, not A0
     wait(lambda: "ivr_session_recorded" in pbx.events_of(cid), what="session recorded on the contact")
     session = next(e for e in pbx.events_of(cid) if e.startswith("ivr"))
     assert session == "ivr_session_recorded"
     wait(lambda: caller in pbx.standin.bridges.get(f"hl-contact.{cid}", {}).get("channels", []), what="bridged to the agent")
     pbx.standin.hangup(caller)
     pbx.wait_status(cid, "closed")
+    pbx.quiet()
+    pbx.assert_valid()
+
+
+def test_a_callback_from_the_menu_keeps_the_language_and_the_topic(ivr_pbx: Pbx) -> None:
+    pbx = ivr_pbx
+    driver = IvrDriver(pbx.hotline, time_scale=0.05)
+    pbx.adapter(ivr=driver)
+    caller = pbx.standin.call("+390655501234", "ivr", "main", channel_id="1700.78")
+    wait_prompt(pbx, caller, "sound:hotline/it/for-italian-press-1")
+    pbx.standin.dtmf(caller, "2")  # English
+    wait_prompt(pbx, caller, "sound:hotline/en/main-menu")
+    pbx.standin.dtmf(caller, "2")  # a topic
+    wait_prompt(pbx, caller, "sound:hotline/en/topic-menu")
+    pbx.standin.dtmf(caller, "1")  # general
+    wait_prompt(pbx, caller, "sound:hotline/en/wait-or-callback")
+    pbx.standin.dtmf(caller, "2")  # call me back
+    wait(lambda: caller not in pbx.standin.channels, what="call ended by the IVR")
+    cid = str(contact_uuid_for(f"ivr-callback:{caller}"))
+    pbx.wait_events(cid, "arrived", "callback_scheduled")
+    arrived = pbx.event(cid, "arrived")
+    assert (arrived["channel"], arrived["queue_id"], arrived["language"], arrived["skill"]) == ("callback", "general", "en", "general")
     pbx.quiet()
     pbx.assert_valid()
