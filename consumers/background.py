@@ -8,6 +8,7 @@ it, so a background thread reading it would act at the wrong time.
 from __future__ import annotations
 
 import logging
+import sys
 import threading
 from collections.abc import Callable
 
@@ -113,6 +114,7 @@ def start_telephony(hotline: Hotline) -> Stop | None:
 
     if not hotline.settings.ari_inprocess:
         return None
+    sys.setswitchinterval(hotline.settings.telephony_switch_interval)  # the process's callers wait on its event loop
     process = hotline.extras["telephony"] = from_hotline(hotline).start()
     return process.stop
 

@@ -12,7 +12,7 @@ from functools import lru_cache
 from pathlib import Path
 from typing import Annotated, Any, Literal
 
-from pydantic import BeforeValidator
+from pydantic import BeforeValidator, Field
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 
@@ -225,6 +225,9 @@ class Settings(BaseSettings):
     ari_default_queue: str = "general"  # a call entering Stasis without a queue argument
     ari_reconnect_max_seconds: float = 30.0  # the reconnection backoff doubles up to this
     ari_inprocess: bool = False  # `hotline serve` runs the adapter too (else `hotline telephony`)
+    # How long a busy thread of `hotline telephony` keeps the GIL before the event loop may
+    # take it (Python's default 0.005): a caller's keypress waits behind a command's work.
+    telephony_switch_interval: float = Field(default=0.001, gt=0, le=0.1)
     # Fault injection for the email-in tests: the listener dies after committing, before its 250.
     fault_email_in_exit_after_commit: bool = False
     # Fault injection for the Kafka tests: the projection consumer dies before its Nth commit.

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import signal
+import sys
 import threading
 
 import typer
@@ -26,6 +27,7 @@ def telephony(
     from telephony_adapter.process import from_hotline
 
     settings = get_settings()
+    sys.setswitchinterval(settings.telephony_switch_interval)
     hotline = Hotline.start(settings)
     try:
         process = from_hotline(hotline, name=name)

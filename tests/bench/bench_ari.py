@@ -224,15 +224,23 @@ def main() -> None:
     parser.add_argument("--store", choices=("sqlite", "postgres"), default="sqlite")
     parser.add_argument("--workers", type=int, default=32, help="the adapter's command threads")
     parser.add_argument(
+        "--switch-interval",
+        type=float,
+        default=Settings().telephony_switch_interval,
+        help="sys.setswitchinterval, as `hotline telephony` sets it (HOTLINE_TELEPHONY_SWITCH_INTERVAL; Python's default 0.005)",
+    )
+    parser.add_argument(
         "--pg-url", default=None, help="with --store postgres: a database to use (created by tests/conftest.py's helper if unset)"
     )
     args = parser.parse_args()
+    sys.setswitchinterval(args.switch_interval)
     pg_url = args.pg_url
     if args.store == "postgres" and pg_url is None:
         from tests.conftest import create_pg_database
 
         pg_url = create_pg_database("bench_ari")
     result = run(args.calls, args.hold, args.seconds, args.store, pg_url, args.projections == "on", args.standin == "apart", args.workers)
+    result["switch_interval"] = args.switch_interval
     for key, value in result.items():
         print(f"{key:>14}: {value}")
     print(f"goal p99 < 20 ms: {'met' if result['p99_ms'] < 20 else 'NOT met'}")
