@@ -234,6 +234,7 @@ ERRORS = {
     "forbidden": N_("Your role does not allow this."),
     "not_found": N_("Not found: it may have been removed, or the reference is wrong."),
     "invalid_state": N_("Not possible now: the case has moved on. The page shows where it stands."),
+    "deadline_not_later": N_("The new deadline must be later than the current one."),
     "version_conflict": N_("Someone changed this at the same time. Look at it again and retry."),
     "too_many_attempts": N_("Too many attempts. Wait a moment and try again."),
     "rate_limited": N_("Too many attempts. Wait a moment and try again."),

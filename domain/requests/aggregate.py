@@ -714,7 +714,12 @@ class ServiceRequest(HotlineAggregate):
                 due_at=self.due_at.isoformat(),
             )
         if requested_due_at <= self.due_at:
-            raise InvalidCommand("the requested deadline must be later than the current one", due_at=self.due_at.isoformat())
+            raise InvalidCommand(
+                "the requested deadline must be later than the current one",
+                code="deadline_not_later",
+                field="requested_due_at",
+                due_at=self.due_at.isoformat(),
+            )
         self._record(self.ExtensionRequested, ctx, requested_due_at=requested_due_at, reason=reason)
 
     def approve_extension(self, comment: str | None, ctx: Context, due_at: datetime | None = None) -> None:

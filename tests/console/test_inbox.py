@@ -1,10 +1,12 @@
 """The department inbox: a department accepts a dispatched case and replies from it; the
 citizen then signs in on the portal with a one-time code, reads the reply and rates it.
+A department also asks for a deadline extension and pauses its deadline for the citizen.
 In English and in Arabic, accessible, with a screenshot per page."""
 
 from __future__ import annotations
 
 import secrets
+from datetime import datetime, timedelta
 from typing import Any
 from urllib.parse import urlsplit
 
@@ -122,3 +124,42 @@ def test_a_department_sees_only_its_own_cases(open_console: Open, console_server
     # Asking for another department's inbox in the URL is refused, as the API refuses it.
     answer = page.goto("/console/inbox?department=transport")
     assert answer is not None and answer.status == 403
+
+
+@pytest.mark.parametrize("lang", ["en", "ar"])
+def test_department_asks_for_an_extension_and_waits_for_the_citizen(open_console: Open, console_server: Server, lang: str) -> None:
+    """Ask for an extension (the supervisor approves it; the card follows live), then pause
+    the deadline while waiting for the citizen and resume it when they answer."""
+    # One API client each (every token costs a password check: this test is kept short).
+    with console_server.api("sup-li") as sup, console_server.api("dept-transport") as dept:
+        reference, _ = dispatched_case(sup, f"e.{secrets.token_hex(4)}@example.org", f"Sinkhole ({lang} {secrets.token_hex(3)})")
+        assert dept.post(f"/requests/{reference}/accept", json={}).status_code == 200
+        due = datetime.fromisoformat(status_of(dept, reference)["due_at"])
+        page = open_console("dept-transport", lang)
+        page.goto("/console/inbox")
+        case = page.locator(f"li.case[data-reference='{reference}']")
+
+        case.locator("details.act:has([data-action=extend]) summary").click()
+        case.locator("input[name=requested_due_at]").fill((due + timedelta(days=3)).strftime("%Y-%m-%dT%H:%M"))
+        case.locator("textarea[name=reason]").first.fill("Asphalt on order" if lang == "en" else "الأسفلت قيد الطلب")
+        case.locator("[data-action=extend]").click()
+        case.locator("[data-extension=pending]").wait_for()
+        # The supervisor approves (their approvals screen's form posts this): the card follows, live.
+        assert sup.post(f"/requests/{reference}/extension/decision", json={"approve": True}).status_code == 200
+        case.locator("[data-extension=approved]").wait_for()
+        assert datetime.fromisoformat(status_of(dept, reference)["due_at"]) > due + timedelta(days=2)
+
+        case.locator("details.act:has([data-action=wait]) summary").click()
+        case.locator("details.act:has([data-action=wait]) textarea[name=reason]").fill(
+            "A photo, please" if lang == "en" else "صورة من فضلك"
+        )
+        case.locator("[data-action=wait]").click()
+        case.locator("[data-deadline=paused]").wait_for()
+        assert case.get_attribute("data-status") == "waiting_citizen"
+        case.locator("details.act:has([data-action=resume]) summary").click()
+        screenshot(page, f"inbox-waiting-{lang}")
+        assert_accessible(page)  # the approved extension, the paused deadline and the resume form
+        case.locator("[data-action=resume]").click()
+        page.locator(f"li.case[data-reference='{reference}'][data-status='in_progress']").wait_for()
+        assert case.locator("[data-deadline=paused]").count() == 0
+        assert status_of(dept, reference)["status"] == "in_progress"
