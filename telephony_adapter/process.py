@@ -619,7 +619,14 @@ class TelephonyProcess:
             if args is None:
                 continue  # not in our application
             self.stats.reconciled += 1
-            self.adapter.handle({"type": "StasisStart", "args": args, "channel": ch})
+            event = {"type": "StasisStart", "args": args, "channel": ch}
+            # A caller in a voice menu (a replaced adapter held the session): the menu starts
+            # again from its greeting, rather than leaving the caller in silence.
+            taken = self.ivr.on_event(self, event) if self.ivr is not None else None
+            if taken is None:
+                self.adapter.handle(event)
+            else:
+                requests += taken[1]
         # Bridges of contacts that are over.
         for bridge in bridges:
             bid = str(bridge.get("id", ""))

@@ -168,3 +168,43 @@ def test_a_callback_from_the_menu_keeps_the_language_and_the_topic(ivr_pbx: Pbx)
     assert (arrived["channel"], arrived["queue_id"], arrived["language"], arrived["skill"]) == ("callback", "general", "en", "general")
     pbx.quiet()
     pbx.assert_valid()
+
+
+def test_a_caller_in_the_menu_is_taken_over_by_a_replacing_adapter(ivr_pbx: Pbx) -> None:
+    """The adapter holding a caller's menu session is replaced (ApplicationReplaced): the
+    new one finds the channel in ARI's list, starts the menu again from its greeting, and
+    the caller goes on to a person through it."""
+    pbx = ivr_pbx
+    pbx.run(cc.LoginAgent(agent_id="A1", queues=["general"], skills={"general": 2}, languages=["it", "en"]), Actor("A1", "agent"))
+    first = pbx.adapter("first", ivr=IvrDriver(pbx.hotline, time_scale=0.05))
+    caller = pbx.standin.call("+390655501234", "ivr", "main", channel_id="1700.79")
+    wait_prompt(pbx, caller, "sound:hotline/it/for-italian-press-1")
+    pbx.standin.dtmf(caller, "2")  # English
+    wait_prompt(pbx, caller, "sound:hotline/en/main-menu")
+    greetings = sum("sound:hotline/it/for-italian-press-1" in m.split(",") for m in plays(pbx, caller))
+
+    second = pbx.adapter("second", ivr=IvrDriver(pbx.hotline, time_scale=0.05))
+    wait(lambda: first.stopped_because == "replaced", what="the first adapter stopped")
+    wait(lambda: second.stats.resyncs == 1, what="the second adapter resynced")
+    wait(
+        lambda: (
+            sum("sound:hotline/it/for-italian-press-1" in m.split(",") for m in plays(pbx, caller)) > greetings
+            and not pbx.standin.playbacks
+        ),
+        what="the menu started again by the second adapter",
+    )
+    pbx.standin.dtmf(caller, "2")  # English again
+    wait_prompt(pbx, caller, "sound:hotline/en/main-menu")
+    pbx.standin.dtmf(caller, "2")  # a topic
+    wait_prompt(pbx, caller, "sound:hotline/en/topic-menu")
+    pbx.standin.dtmf(caller, "1")  # general
+    wait_prompt(pbx, caller, "sound:hotline/en/wait-or-callback")
+    pbx.standin.dtmf(caller, "1")  # wait for a person
+    cid = pbx.contact_of(caller)
+    pbx.wait_status(cid, "connected")
+    assert pbx.event(cid, "answered")["agent_id"] == "A1"
+    assert pbx.events_of(cid).count("arrived") == 1
+    pbx.standin.hangup(caller)
+    pbx.wait_status(cid, "closed")
+    pbx.quiet()
+    pbx.assert_valid()
