@@ -8,7 +8,6 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-import yaml
 
 from analytics.charts import ARABIC, CJK, drawn, figure, font_families
 from analytics.reports import Chart, ReportResult
@@ -17,26 +16,7 @@ from domain.base import SystemClock
 from infra.runtime import Hotline
 from infra.settings import Settings
 from tests.conftest import load_catalogue
-
-CATALOGUE = Path(__file__).resolve().parents[2] / "infra" / "data" / "catalogue.yaml"
-
-
-def _names_in_file() -> dict[str, dict[str, str]]:
-    """Problem code → names, read from the catalogue file (the oracle), not the store."""
-    found: dict[str, dict[str, str]] = {}
-
-    def walk(node: object) -> None:
-        if isinstance(node, dict):
-            if "code" in node and "names" in node:
-                found[node["code"]] = node["names"]
-            for v in node.values():
-                walk(v)
-        elif isinstance(node, list):
-            for v in node:
-                walk(v)
-
-    walk(yaml.safe_load(CATALOGUE.read_text()))
-    return found
+from tests.console.test_problem_names_and_search import catalogue_names
 
 
 @pytest.fixture(scope="module")
@@ -66,7 +46,7 @@ def _texts(fig: object) -> list[str]:
 
 @pytest.mark.parametrize("lang", ["ar", "zh", "it", "en"])
 def test_the_problems_chart_names_problems_in_the_readers_language(hotline: Hotline, lang: str) -> None:
-    names = _names_in_file()
+    names = catalogue_names()  # read from the catalogue file (the oracle), not the store
     fig = figure(_problems(), chart_text(hotline, lang, "problems"))
     texts = _texts(fig)
     assert names["pothole"][lang] in texts and names["appliance-removal"][lang] in texts
