@@ -4,6 +4,7 @@
     python tests/bench/bench_kafka.py relay --events 200000     # relay throughput
     python tests/bench/bench_kafka.py lag --rate 500 --seconds 30
     python tests/bench/bench_kafka.py lag --rate 0 --seconds 30  # 0: as fast as the writers go
+    python tests/bench/bench_kafka.py catchup --steps 8000      # one consumer's CPU per event
 
 Events for ``replay``/``relay`` are generated directly into the event store: a real
 workload's stored events are cloned (new aggregate ids, new reference numbers) and
@@ -303,6 +304,51 @@ def bench_lag(args: argparse.Namespace) -> dict[str, Any]:
         drop_pg_database(url)
 
 
+def bench_catchup(args: argparse.Namespace) -> dict[str, Any]:
+    """One consumer's CPU per event, catching up on a log written and relayed first: the
+    cost that decides the lag, measured apart from the writers and the broker (``lag`` on
+    two cores mostly measures their saturation, where a small cost moves the lag a lot)."""
+    import os
+
+    from consumers.kafka_projections import position_visible
+
+    url = create_pg_database("b_catchup")
+    data = Path(f"/tmp/hotline-bench-{uuid.uuid4().hex[:6]}")
+    settings = distributed_settings(url, data, kafka_topic_partitions=6, pg_pool_size=12)
+    h = Hotline.start(settings, SystemClock())
+    logs = data / "logs"
+    logs.mkdir(parents=True, exist_ok=True)
+    relay = consumer = None
+    try:
+        load_catalogue(h)
+        work = Workload(h, seed=7)
+        for _ in range(args.steps):
+            work.step()
+        end = h.store.max_position()
+        relay = Proc("relay", settings, logs)
+        wait_until(lambda: h.store.max_position() == end, 5, "store")  # nothing else writes
+        consumer = Proc("consume projections", settings, logs)
+        started = time.perf_counter()
+        wait_until(lambda: position_visible(h.read_store, end), 900, "catch-up")
+        seconds = time.perf_counter() - started
+        fields = Path(f"/proc/{consumer.proc.pid}/stat").read_text().rsplit(")", 1)[1].split()
+        cpu = (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+        result = {
+            "events": end,
+            "seconds": round(seconds, 1),
+            "consumer_cpu_s": round(cpu, 1),
+            "consumer_cpu_us_per_event": round(cpu / end * 1e6),  # start-up included (about 2 s)
+        }
+        print(result)
+        return result
+    finally:
+        for proc in (consumer, relay):
+            if proc is not None:
+                proc.stop()
+        h.close()
+        drop_pg_database(url)
+
+
 def main() -> None:
     parser = argparse.ArgumentParser()
     sub = parser.add_subparsers(dest="what", required=True)
@@ -321,9 +367,11 @@ def main() -> None:
     lg.add_argument("--check-ms", type=float, default=10.0, help="how often the measuring process evaluates visibility")
     lg.add_argument("--series", default="", help="write 'commit-time position lag-ms' per command to this file")
     lg.add_argument("--consumer-args", default="", help="extra arguments of `hotline consume projections`")
+    cu = sub.add_parser("catchup")
+    cu.add_argument("--steps", type=int, default=8000, help="workload steps written first (about two events each)")
     args = parser.parse_args()
     print(f"Kafka {KAFKA}")
-    fn = {"replay": bench_replay, "relay": bench_relay, "lag": bench_lag}[args.what]
+    fn = {"replay": bench_replay, "relay": bench_relay, "lag": bench_lag, "catchup": bench_catchup}[args.what]
     fn(args)
 
 
