@@ -7,7 +7,7 @@ the same service as ``GET /reports/{name}``; the chart is matplotlib's PNG, serv
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, Literal
 
 import babel.dates
 from fastapi import APIRouter, Query, Request
@@ -139,12 +139,15 @@ def report_chart(
     request: Request,
     name: str,
     by: str | None = Query(None, max_length=32),
+    lang: Literal["zh", "ar", "it", "en"] | None = Query(None, description="the page's language (else the user's)"),
     actor: Actor = page(Action.REPORTS_READ),
 ) -> Response:
     """The report's chart as a PNG, shown inline on the page (not as a download), in the
-    user's language: its title, headings, weekdays and the names of coded values."""
+    user's language: its title, headings, weekdays and the names of coded values. The page
+    names its language in the address, so a browser's cached chart of another language is
+    never shown after the user switches."""
     hotline: Hotline = request.app.state.hotline
-    language = choose_language(request, hotline.settings.default_language)
+    language = lang or choose_language(request, hotline.settings.default_language)
     body = png(_run(request, name, by), chart_text(hotline, language, name))
     # The language is part of the answer: a cache must not give one user's to another.
     return Response(body, media_type="image/png", headers={"Cache-Control": "private, max-age=60", "Vary": "Cookie, Accept-Language"})

@@ -22,6 +22,7 @@ def test_an_analyst_opens_a_report_and_its_chart_loads(open_console: Open, lang:
     chart = page.locator("#report-chart")
     src = chart.get_attribute("src") or ""
     assert src.startswith("/console/")  # same origin, no CDN
+    assert f"lang={lang}" in src  # a chart cached in another language is never reused after a switch
     answer = page.request.get(src)
     assert answer.status == 200 and answer.headers["content-type"] == "image/png"
     assert answer.body()[:8] == b"\x89PNG\r\n\x1a\n"
