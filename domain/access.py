@@ -292,6 +292,12 @@ def allows(actor: Actor, action: Action, on: Access | None = None) -> bool:
     return any(_within(actor, s, on) for s in found)
 
 
+def finds_by_personal_data(actor: Actor) -> bool:
+    """May ``actor`` find cases by a caller's name or number (a search of personal data)?
+    Only staff who may read every citizen's personal data."""
+    return allows(actor, Action.CITIZENS_READ) and scope(actor, Action.CITIZENS_READ) is Scope.ALL
+
+
 def _within(actor: Actor, s: Scope, on: Access) -> bool:
     if s is Scope.OWN_DEPARTMENT:
         return bool(on.departments & set(actor.departments))

@@ -20,7 +20,7 @@ from api.console.session import page
 from api.console.web import N_, render
 from api.read_log import record_read
 from api.routers.requests import public_timeline
-from domain.access import Access, Action, Scope, allows, authorize, scope
+from domain.access import Access, Action, Scope, allows, authorize, finds_by_personal_data, scope
 from domain.base import Actor, InvalidCommand, NotFound
 from domain.events import stream_and_name
 from domain.requests.aggregate import OPEN_STATES, STATES
@@ -151,7 +151,7 @@ def _search(
     text = q.strip() if q and q.strip() else None
     filters = request_status.Filters(
         text=text,
-        personal=allows(actor, Action.CITIZENS_READ) and scope(actor, Action.CITIZENS_READ) is Scope.ALL,
+        personal=finds_by_personal_data(actor),
         status=(status,) if status else (),
         department_id=department_id,
         citizen_id=citizen_id,

@@ -318,17 +318,15 @@ def context(request: Request, actor: Actor | None, area: str = "common", **value
         return t.gettext(words.get(value, value)) if value else ""
 
     @cache
-    def problem_codes() -> dict[str, Any]:
-        # Once per page: the catalogue is reference data (the store's cache).
-        cat = reference.catalogue(hotline)
-        return dict(cat.problem_codes) if cat is not None else {}
+    def problem_names() -> dict[str, dict[str, str]]:
+        return reference.problem_names(hotline)  # once per page: reference data (the store's cache)
 
     def problem_name(code: str | None) -> str:
         """A problem code by its name in the user's language; the code itself if the
         catalogue does not know it (retired, or a catalogue not loaded yet)."""
         if not code:
             return ""
-        return localised((problem_codes().get(code) or {}).get("names"), language) or code
+        return localised(problem_names().get(code), language) or code
 
     return {
         "request": request,

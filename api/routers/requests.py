@@ -19,7 +19,7 @@ from api.deps import CommandRoute, ReadYourWrites, add_command_routes, get_hotli
 from api.read_log import PersonalDataRead, personal_data_read
 from api.routers.knowledge import suggest_and_record
 from api.schemas import RequestAccepted, RequestDetail, RequestPage, TimelineEntry
-from domain.access import Action, Scope, allows, authorize, scope
+from domain.access import Action, allows, authorize, finds_by_personal_data
 from domain.base import Actor, InvalidCommand, NotFound, event_type_name
 from domain.catalogue.aggregate import URGENCIES
 from domain.requests import commands as c
@@ -141,7 +141,7 @@ def search(
     citizen_id = citizen_filter(actor, Action.REQUESTS_READ, citizen_id)
     filters = request_status.Filters(
         text=q.strip() if q and q.strip() else None,
-        personal=allows(actor, Action.CITIZENS_READ) and scope(actor, Action.CITIZENS_READ) is Scope.ALL,
+        personal=finds_by_personal_data(actor),
         status=tuple(dict.fromkeys(status)),
         kind=kind,
         subtype=subtype,

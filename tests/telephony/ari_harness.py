@@ -110,6 +110,14 @@ class Pbx:
         """Lets in-flight events and requests settle."""
         time.sleep(seconds)
 
+    def close(self) -> None:
+        """Adapters, router, stand-in and store stopped (a fixture's teardown)."""
+        for adapter in self.adapters:
+            adapter.stop()
+        self.router.stop()
+        self.standin.stop()
+        self.hotline.close()
+
     def assert_valid(self) -> None:
         """Every event sent and every request received matched Asterisk's model."""
         assert self.standin.violations == [], self.standin.violations
@@ -152,8 +160,4 @@ def pbx(tmp_path: Path) -> Iterator[Pbx]:
     try:
         yield p
     finally:
-        for adapter in p.adapters:
-            adapter.stop()
-        p.router.stop()
-        p.standin.stop()
-        p.hotline.close()
+        p.close()

@@ -26,11 +26,7 @@ def ivr_pbx(tmp_path: Path) -> Iterator[Pbx]:
     try:
         yield p
     finally:
-        for adapter in p.adapters:
-            adapter.stop()
-        p.router.stop()
-        p.standin.stop()
-        p.hotline.close()
+        p.close()
 
 
 def plays(pbx: Pbx, channel: str) -> list[str]:

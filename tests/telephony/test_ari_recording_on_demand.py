@@ -119,11 +119,7 @@ def slow_phones(tmp_path: Path) -> Iterator[Pbx]:
     try:
         yield p
     finally:
-        for adapter in p.adapters:
-            adapter.stop()
-        p.router.stop()
-        p.standin.stop()
-        p.hotline.close()
+        p.close()
 
 
 def test_a_demand_before_the_call_is_bridged_waits_for_the_bridge(slow_phones: Pbx) -> None:
