@@ -37,10 +37,9 @@ from __future__ import annotations
 import base64
 import contextlib
 import logging
-import os
+import ssl
 import threading
 import time
-import uuid
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -88,6 +87,20 @@ class Sealed:
             given=tuple(data.get("f") or ()),
             empty=tuple(data.get("z") or ()),
         )
+
+
+def random_bytes(n: int) -> bytes:
+    """Random bytes from OpenSSL's generator (a CSPRNG, reseeded after a fork), for nonces
+    and new keys. Not ``os.urandom``: it lets go of the GIL for its system call, and the
+    group committer, which seals every event of a batch, then queued behind every other
+    thread to get it back (3.9 ms a call beside 8 busy threads, against 8 µs here; a
+    third of the batch's time with 32 clients)."""
+    return ssl.RAND_bytes(n)
+
+
+def _new_key() -> tuple[str, bytes]:
+    """A key id (128 random bits in hex) and 256 bits of key material."""
+    return random_bytes(16).hex(), random_bytes(32)
 
 
 ERASED_KEY = b""  # the cache's mark for a key that was destroyed
@@ -243,7 +256,7 @@ class CitizenKeys:
             return
         if stage and self.append_keys:
             for subject in wanted:
-                key_id, material = uuid.uuid4().hex, AESGCM.generate_key(bit_length=256)
+                key_id, material = _new_key()
                 staged.keys.append((key_id, subject, material))
                 staged.active[subject] = key_id
                 staged.material[key_id] = material
@@ -278,7 +291,7 @@ class CitizenKeys:
         starts after it and waits for its flush, makes these rows durable no later than the
         events that need them (the log is written in order). The group committer runs this
         for each batch, so round trips here are paid by every command."""
-        fresh = {s: (uuid.uuid4().hex, AESGCM.generate_key(bit_length=256)) for s in wanted}
+        fresh = {s: _new_key() for s in wanted}
         params = {
             "wanted": wanted,
             "key_ids": [fresh[s][0] for s in wanted],
@@ -328,7 +341,7 @@ class CitizenKeys:
                 )
                 for key_id, subject, material in map(_tuple, curs.fetchall()):
                     found.setdefault(subject, (key_id, bytes(material)))
-            created = {s: (uuid.uuid4().hex, AESGCM.generate_key(bit_length=256)) for s in wanted if s not in found}
+            created = {s: _new_key() for s in wanted if s not in found}
             stamp = datetime.now(UTC).isoformat()
             if created:
                 curs.executemany(
@@ -376,7 +389,7 @@ class CitizenKeys:
 
     def seal(self, subject: str, personal: dict[str, Any], aad: bytes, dumps: Callable[[Any], bytes]) -> Sealed:
         key_id, material = self._key_for(self.owner(subject))
-        nonce = os.urandom(12)
+        nonce = random_bytes(12)
         ciphertext = AESGCM(material).encrypt(nonce, dumps(personal), aad)
         given = tuple(k for k, v in personal.items() if v is not None)
         empty = tuple(k for k, v in personal.items() if v is None)
@@ -388,7 +401,7 @@ class CitizenKeys:
         cipher = self._ciphers.get(key_id)
         if cipher is None:
             cipher = self._ciphers[key_id] = AESGCM(material)
-        nonce = os.urandom(12)
+        nonce = random_bytes(12)
         return {
             "k": key_id,
             "n": base64.b64encode(nonce).decode(),

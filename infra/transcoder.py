@@ -11,7 +11,9 @@ read each other's events; a unit test holds them to that.
 from __future__ import annotations
 
 import functools
+import threading
 import uuid
+from collections.abc import Callable
 from datetime import datetime
 from typing import Any
 
@@ -43,8 +45,29 @@ class UnstorableValue(InvalidCommand):
 
 class FastJSONTranscoder(JSONTranscoder):
     def encode(self, obj: Any) -> bytes:
+        return self._written(lambda: self._tag(obj))
+
+    def encode_with(self, state: dict[str, Any], given: dict[str, Any], extra: dict[str, Any]) -> bytes:
+        """``encode`` of an event's state less its originator, with ``given`` values in
+        place of its own (sealed personal data: JSON already, not walked again) and
+        ``extra`` added (``class_version``)."""
+
+        def tagged() -> dict[str, Any]:
+            tag = self._tag
+            out = {
+                k: given[k] if k in given else (v if type(v) in _PLAIN else tag(v))
+                for k, v in state.items()
+                if k != "originator_id" and k != "originator_version"
+            }
+            out.update(extra)
+            return out
+
+        return self._written(tagged)
+
+    def _written(self, tagged: Callable[[], Any]) -> bytes:
+        """orjson's bytes of what ``tagged`` builds; a value JSON cannot hold is the command's fault."""
         try:
-            return orjson.dumps(self._tag(obj), default=self._refuse, option=_OPTIONS)
+            return orjson.dumps(tagged(), default=self._refuse, option=_OPTIONS)
         except TranscodingNotRegisteredError:
             raise  # a type the code forgot to register: a programming error, not the caller's
         except orjson.JSONEncodeError as exc:
@@ -167,6 +190,7 @@ def _identifier(personal: dict[str, Any], channel: Any) -> str | None:
     return None
 
 
+@functools.lru_cache(maxsize=1024)
 def citizen_text(event_class: type) -> tuple[str, ...]:
     """The fields of free text the citizen wrote (``CITIZEN_TEXT`` on the event class):
     sealed like ``personal`` when the jurisdiction's policy says so."""
@@ -191,6 +215,9 @@ class SealingMapper(Mapper[Any]):
         self.encrypt = encrypt
         # The citizen's own words too (Settings.encrypt_citizen_text, the jurisdiction's policy).
         self.encrypt_text = encrypt_text
+        # What ``prepare`` worked out for each event of the calling thread's batch (its key's
+        # subject, its sealed texts), so that ``to_stored_event`` does not work it out again.
+        self._plans = threading.local()
 
     def _text_fields(self, event_class: type, state: dict[str, Any]) -> list[str]:
         if not (self.encrypt and self.encrypt_text):
@@ -200,60 +227,78 @@ class SealingMapper(Mapper[Any]):
     def prepare(self, events: list[Any]) -> None:
         """Stores the keys and links a batch of events needs, in one transaction, before
         the batch's own transaction (the group committer calls this through ``save``)."""
-        subjects: list[str] = []
-        links: list[tuple[str, str]] = []
-        for event in events:
-            links += key_links(vars(event), event.originator_id)
-        self.keys.remember(links)  # in memory first: the subjects below follow them
-        owned: list[tuple[str, str]] = []
-        for event in events:
-            state = vars(event)
-            if (self.encrypt and isinstance(state.get(PERSONAL), dict) and state[PERSONAL]) or self._text_fields(type(event), state):
-                subject = key_subject(type(event), state, event.originator_id, self.keys)
-                subjects.append(subject)
-                if subject != str(event.originator_id):
-                    # The stream is the subject's too (a message sent to the citizen, a
-                    # call from their number): an erasure of the citizen names it.
-                    owned.append((str(event.originator_id), subject))
-        if subjects or links:
-            self.keys.prepare(subjects, links + owned, stage=True)  # with the batch's events, or one round trip before them
         from domain.citizens.aggregate import CitizenIdentity
 
-        relinks = [pair for e in events if isinstance(e, CitizenIdentity.Reclaimed) for pair in key_links(vars(e), e.originator_id)]
+        links: list[tuple[str, str]] = []
+        relinks: list[tuple[str, str]] = []
+        to_seal: list[tuple[Any, dict[str, Any], list[str]]] = []
+        for event in events:
+            state = vars(event)
+            if state.get("citizen_id"):
+                found = key_links(state, event.originator_id)
+                links += found
+                if isinstance(event, CitizenIdentity.Reclaimed):
+                    relinks += found
+            texts = self._text_fields(type(event), state)
+            personal = state.get(PERSONAL)
+            if (self.encrypt and isinstance(personal, dict) and personal) or texts:
+                to_seal.append((event, state, texts))
+        self.keys.remember(links)  # in memory first: the subjects below follow them
+        subjects: list[str] = []
+        owned: list[tuple[str, str]] = []
+        plans: dict[int, tuple[Any, str, list[str]]] = {}
+        for event, state, texts in to_seal:
+            subject = key_subject(type(event), state, event.originator_id, self.keys)
+            subjects.append(subject)
+            plans[id(event)] = (event, subject, texts)
+            stream = str(event.originator_id)
+            if subject != stream:
+                # The stream is the subject's too (a message sent to the citizen, a call
+                # from their number): an erasure of the citizen names it.
+                owned.append((stream, subject))
+        self._plans.value = plans
+        if subjects or links:
+            self.keys.prepare(subjects, links + owned, stage=True)  # with the batch's events, or one round trip before them
         if relinks:  # a released claim claimed again (rare): its link is written over
             self.keys.relink(relinks)
 
     def to_stored_event(self, domain_event: Any) -> StoredEvent:
         state = vars(domain_event)
-        personal = state.get(PERSONAL)
-        texts = self._text_fields(type(domain_event), state)
-        if not (self.encrypt and isinstance(personal, dict) and personal) and not texts:
-            return super().to_stored_event(domain_event)
         keys = self.keys
         originator_id = domain_event.originator_id
-        links = key_links(state, originator_id)
-        if links and keys.stored_link(*links[0]) is False:  # not prepared with its batch
-            keys.prepare((), links)
-        subject = key_subject(type(domain_event), state, originator_id, keys)
-        stream = str(originator_id)
-        if subject != stream and keys.stored_link(stream, subject) is False:
-            keys.prepare((), [(stream, subject)])
+        plan = getattr(self._plans, "value", {}).get(id(domain_event))
+        if plan is not None and plan[0] is domain_event:  # prepared with its batch
+            subject, texts = plan[1], plan[2]
+        else:
+            texts = self._text_fields(type(domain_event), state)
+            if not (self.encrypt and isinstance(state.get(PERSONAL), dict) and state[PERSONAL]) and not texts:
+                return super().to_stored_event(domain_event)
+            links = key_links(state, originator_id)
+            if links and keys.stored_link(*links[0]) is False:  # not prepared with a batch
+                keys.prepare((), links)
+            subject = key_subject(type(domain_event), state, originator_id, keys)
+            stream = str(originator_id)
+            if subject != stream and keys.stored_link(stream, subject) is False:
+                keys.prepare((), [(stream, subject)])
+        personal = state.get(PERSONAL)
         version = domain_event.originator_version
         # The library's mapping (eventsourcing 9.5 Mapper.to_stored_event), with the sealed
         # values in place of the clear ones; the event object itself is not changed (the
         # aggregate and the cache hold it).
-        event_state = dict(state)
-        del event_state["originator_id"], event_state["originator_version"]
+        sealed: dict[str, Any] = {}
         if self.encrypt and isinstance(personal, dict) and personal:
-            sealed = keys.seal_json(subject, personal, associated_data(originator_id, version), self._dumps)
-            event_state[PERSONAL] = {"_type_": SEALED, "_data_": sealed}
+            value = keys.seal_json(subject, personal, associated_data(originator_id, version), self._dumps)
+            sealed[PERSONAL] = {"_type_": SEALED, "_data_": value}
         for name in texts:  # one value, under the same key, bound to its own field
-            text = keys.seal_json(subject, {TEXT: state[name]}, associated_data(originator_id, version, name), self._dumps)
-            event_state[name] = {"_type_": SEALED, "_data_": text}
+            value = keys.seal_json(subject, {TEXT: state[name]}, associated_data(originator_id, version, name), self._dumps)
+            sealed[name] = {"_type_": SEALED, "_data_": value}
         class_version = getattr(type(domain_event), "class_version", 1)
-        if class_version > 1:
-            event_state["class_version"] = class_version
-        stored_state = self.transcoder.encode(event_state)
+        extra = {"class_version": class_version} if class_version > 1 else {}
+        if isinstance(self.transcoder, FastJSONTranscoder):
+            stored_state = self.transcoder.encode_with(state, sealed, extra)
+        else:
+            event_state = {k: v for k, v in state.items() if k not in ("originator_id", "originator_version")}
+            stored_state = self.transcoder.encode({**event_state, **sealed, **extra})
         if self.compressor:
             stored_state = self.compressor.compress(stored_state)
         if self.cipher:
