@@ -333,15 +333,18 @@ def main() -> None:
     results = []
     for store in stores:
         for layer in layers:
-            # (audit chain, encryption) per run: a "both" switch alternates off/on.
+            # (audit chain, encryption) per run: a "both" switch alternates off/on, in the
+            # order off, on, on, off, off, on…, so that a machine slowing down (or speeding
+            # up) through the run weighs on both sides alike.
             if args.audit == "both":
-                variants = [(False, False), (True, True)] * args.rounds
+                pair = [(False, False), (True, True)]
             elif args.audit_chain == "both":
-                variants = [(False, args.encryption != "off"), (True, args.encryption != "off")] * args.rounds
+                pair = [(False, args.encryption != "off"), (True, args.encryption != "off")]
             elif args.encryption == "both":
-                variants = [(args.audit_chain == "on", False), (args.audit_chain == "on", True)] * args.rounds
+                pair = [(args.audit_chain == "on", False), (args.audit_chain == "on", True)]
             else:
-                variants = [(args.audit_chain == "on", args.encryption == "on")]
+                pair = [(args.audit_chain == "on", args.encryption == "on")]
+            variants = [v for k in range(args.rounds) for v in (pair if k % 2 == 0 else pair[::-1])] if len(pair) == 2 else pair
             for clients, (chain, encrypt) in [(int(x), v) for x in args.clients.split(",") for v in variants]:
                 tmp = Path(tempfile.mkdtemp(prefix="hotline-bench-"))
                 url = create_pg_database("bench") if store == "postgres" else None
@@ -384,6 +387,15 @@ def main() -> None:
         cells += [r["p50_ms"], r["p99_ms"]]
         cpu = f"{r['cpu_us_per_event']} + {r.get('pg_cpu_us_per_event', '?')}" if "cpu_us_per_event" in r else ""
         print("| " + " | ".join(str(c) for c in [*cells, r.get("commands_per_transaction", ""), cpu]) + " |")
+    # What the audit chain and the encryption cost: mean events/s of each configuration.
+    configs = sorted({(r["store"], r["layer"], r["clients"]) for r in results})
+    for store, layer, clients in configs:
+        runs = [r for r in results if (r["store"], r["layer"], r["clients"]) == (store, layer, clients)]
+        plain = [r["events_per_s"] for r in runs if not (r["audit_chain"] or r["encryption"])]
+        audited = [r["events_per_s"] for r in runs if r["audit_chain"] or r["encryption"]]
+        if plain and audited:
+            off, on = sum(plain) / len(plain), sum(audited) / len(audited)
+            print(f"\n{store} {layer} {clients} clients: {off:.0f} events/s without, {on:.0f} with: {(on / off - 1) * 100:+.1f} %")
 
 
 if __name__ == "__main__":
