@@ -164,7 +164,7 @@ def test_untouched_store_verifies_and_matches_an_independent_computation(hotline
     assert report.head_hash == previous_global.hex()
 
 
-def test_concurrent_commands_keep_one_valid_chain(hotline: Hotline) -> None:
+def test_concurrent_commands_keep_one_valid_chain(hotline: Hotline, raw: Raw) -> None:
     start = threading.Barrier(16)
 
     def client(n: int) -> None:
@@ -181,7 +181,9 @@ def test_concurrent_commands_keep_one_valid_chain(hotline: Hotline) -> None:
     assert hotline.committer.commands > hotline.committer.batches  # shared transactions happened
     report = verify(hotline.store)
     assert report.ok, report.as_dict()
-    assert report.events_checked == hotline.store.max_position()
+    # Every stored row (not the highest position: on PostgreSQL a batch that lost a
+    # conflict leaves the positions it took unused).
+    assert report.events_checked == len(raw.rows())
 
 
 def test_a_flipped_byte_in_any_event_is_caught_at_its_position(hotline: Hotline, raw: Raw) -> None:
