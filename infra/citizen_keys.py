@@ -40,6 +40,7 @@ import logging
 import ssl
 import threading
 import time
+from binascii import b2a_base64
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -402,12 +403,16 @@ class CitizenKeys:
         if cipher is None:
             cipher = self._ciphers[key_id] = AESGCM(material)
         nonce = random_bytes(12)
+        given: list[str] = []
+        empty: list[str] = []
+        for k, v in personal.items():
+            (empty if v is None else given).append(k)
         return {
             "k": key_id,
-            "n": base64.b64encode(nonce).decode(),
-            "c": base64.b64encode(cipher.encrypt(nonce, dumps(personal), aad)).decode(),
-            "f": [k for k, v in personal.items() if v is not None],
-            "z": [k for k, v in personal.items() if v is None],
+            "n": b2a_base64(nonce, newline=False).decode(),
+            "c": b2a_base64(cipher.encrypt(nonce, dumps(personal), aad), newline=False).decode(),
+            "f": given,
+            "z": empty,
         }
 
     def stored_link(self, subject: str, citizen: str) -> bool | None:

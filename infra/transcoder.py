@@ -286,11 +286,12 @@ class SealingMapper(Mapper[Any]):
         # values in place of the clear ones; the event object itself is not changed (the
         # aggregate and the cache hold it).
         sealed: dict[str, Any] = {}
+        oid = str(originator_id)  # once: a UUID's str is slow
         if self.encrypt and isinstance(personal, dict) and personal:
-            value = keys.seal_json(subject, personal, associated_data(originator_id, version), self._dumps)
+            value = keys.seal_json(subject, personal, associated_data(oid, version), self._dumps)
             sealed[PERSONAL] = {"_type_": SEALED, "_data_": value}
         for name in texts:  # one value, under the same key, bound to its own field
-            value = keys.seal_json(subject, {TEXT: state[name]}, associated_data(originator_id, version, name), self._dumps)
+            value = keys.seal_json(subject, {TEXT: state[name]}, associated_data(oid, version, name), self._dumps)
             sealed[name] = {"_type_": SEALED, "_data_": value}
         class_version = getattr(type(domain_event), "class_version", 1)
         extra = {"class_version": class_version} if class_version > 1 else {}
