@@ -21,7 +21,7 @@ from datetime import datetime, timedelta
 from typing import Any
 
 from domain.base import Context, HotlineAggregate, InvalidCommand, InvalidTransition, derived_id
-from domain.contact_center.rules import media_of
+from domain.contact_center.rules import QueueRules, media_of
 
 TERMINAL = ("closed", "abandoned", "voicemail", "failed")
 WAITING = ("queued", "scheduled")
@@ -152,6 +152,8 @@ class Contact(HotlineAggregate):
                 c.legs_talk += self.talk_seconds
                 c.answered_at = None
                 c.status, c.since = "queued", self.timestamp
+                if self.to_queue_id is not None:
+                    c.skill = None  # the agent chose the queue: any agent of it will do
 
     class ParticipantJoined(HotlineAggregate.Event):
         """Another agent joined the contact, for a consult or a conference."""
@@ -202,6 +204,7 @@ class Contact(HotlineAggregate):
                 c.callback = {"attempt": 1, "max_attempts": VIRTUAL_HOLD_ATTEMPTS, "retry_seconds": VIRTUAL_HOLD_RETRY}
             else:
                 c.queue_id = self.to_queue_id or c.queue_id
+                c.skill = None  # the overflow queue is the fallback: any of its agents will do
 
     class Ended(HotlineAggregate.Event):
         """The conversation ended."""
@@ -378,7 +381,7 @@ class Contact(HotlineAggregate):
         subject: str | None,
         skill: str | None = None,
     ) -> None:
-        self.skill = skill  # asked for on arrival; the router drops it when the contact moves to another queue
+        self.skill = skill  # asked for on arrival; dropped when the contact moves to another queue
         self.channel, self.media, self.queue_id, self.language = channel, media, queue_id, language
         self.priority, self.personal, self.direction = priority, personal, direction
         self.citizen_id, self.external_id, self.subject = citizen_id, external_id, subject
@@ -474,6 +477,18 @@ class Contact(HotlineAggregate):
         )
 
     # ------------------------------------------------------------------ routing
+    def why_not_skilled(self, agent_id: str, skills: dict[str, int], rules: QueueRules, now: datetime) -> str | None:
+        """Why an agent with these skills may not take this contact (None: they may): a
+        skill the queue requires missing altogether (relaxation lowers levels, it never
+        waives a skill), or the skill the citizen asked for, until the queue drops it.
+        The router never makes such a choice; an offer or a grab is checked all the same,
+        as a router with a stale view, or an agent's own pick, could."""
+        if rules.margin(skills) is None:
+            return f"agent {agent_id} lacks the skills queue {self.queue_id} requires"
+        if self.skill and skills.get(self.skill, 0) < 1 and not rules.skill_dropped(self.wait_seconds(now)):
+            return f"contact {self.id} asked for the skill {self.skill!r}, which agent {agent_id} lacks"
+        return None
+
     def why_not_offer(self, now: datetime) -> str | None:
         if self.offered_to is not None:
             return f"contact {self.id} is already offered to {self.offered_to}"

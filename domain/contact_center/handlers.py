@@ -239,6 +239,9 @@ def _offer(uow: UnitOfWork, ctx: Context, contact: Contact, agent: Agent, rules:
         raise InvalidTransition(f"agent {agent.agent_id} does not serve queue {contact.queue_id}", code="not_in_queue")
     if rules.strategy == "ring_all":
         raise InvalidTransition(f"queue {contact.queue_id} rings all agents: they grab its contacts", code="grab_queue")
+    why = contact.why_not_skilled(agent.agent_id, agent.skills, rules, ctx.now)
+    if why:
+        raise InvalidTransition(why, code="unskilled")
     contact.offer(agent.agent_id, ctx)
     agent.reserve(str(contact.id), contact.queue_id, contact.media, ctx)
 
@@ -330,8 +333,9 @@ def grab_contact(uow: UnitOfWork, ctx: Context, cmd: cc.Grab) -> dict[str, Any]:
     why = agent.why_not(contact.media)
     if why:
         raise InvalidTransition(why, code="agent_unavailable")
-    if rules.margin(agent.skills) is None:
-        raise InvalidTransition(f"agent {cmd.agent_id} lacks the skills queue {contact.queue_id} requires", code="unskilled")
+    unskilled = contact.why_not_skilled(cmd.agent_id, agent.skills, rules, ctx.now)
+    if unskilled:
+        raise InvalidTransition(unskilled, code="unskilled")
     how = contact.grab(cmd.agent_id, rules.grab, ctx)
     agent.start_contact(str(contact.id), contact.media, contact.queue_id, "grab", ctx)
     return _contact_result(contact, how=how)

@@ -10,12 +10,12 @@ import dataclasses
 
 import pytest
 
-from domain.base import InvalidCommand
+from domain.base import InvalidCommand, InvalidTransition
 from domain.contact_center import commands as cc
 from domain.contact_center.contacts import Contact
 from domain.envelope import envelope_of
 from telephony_adapter.ari import AriAdapter
-from tests.contact_center.harness import Center
+from tests.contact_center.harness import SUPERVISOR, Center
 from tests.contact_center.routing_oracle import idle_matches
 
 
@@ -177,3 +177,78 @@ def test_an_arrival_stored_before_skills_loads_without_one(center: Center) -> No
     contact = event.mutate(None)
     assert isinstance(contact, Contact) and contact.skill is None and contact.queue_id == "q"
     assert envelope_of(event, 1).data["skill"] is None
+
+
+# ---------------------------------------------------------------------------- offers and grabs
+# The router never chooses an unskilled agent; the aggregates refuse it all the same, for a
+# supervisor's assignment, an agent's own pick and a router deciding on a stale view.
+
+
+def _offered_in_store(center: Center, cid: str) -> str | None:
+    """The agent of the contact's last offer, as stored (a supervisor's offer is not the
+    router's: its view learns of it only when it runs)."""
+    offers = [e.data["agent_id"] for e in center.envelopes() if e.aggregate_id == cid and e.name == "offered"]
+    return offers[-1] if offers else None
+
+
+def test_an_offer_to_an_agent_without_the_asked_skill_is_refused(center: Center) -> None:
+    center.queue("q")
+    center.login("U", ["q"], skills={"general": 3})
+    cid = center.arrive("q", skill="tax")
+    with pytest.raises(InvalidTransition) as refused:
+        center.run(cc.OfferContact(contact_id=cid, agent_id="U"), actor=SUPERVISOR)
+    assert refused.value.code == "unskilled"
+    assert "tax" in refused.value.message
+    assert center.offered_to(cid) is None
+    plain = center.arrive("q")  # U was not reserved by the refused offer
+    center.run(cc.OfferContact(contact_id=plain, agent_id="U"), actor=SUPERVISOR)
+    assert _offered_in_store(center, plain) == "U"
+    center.login("S", ["q"], skills={"tax": 1})
+    center.run(cc.OfferContact(contact_id=cid, agent_id="S"), actor=SUPERVISOR)
+    assert _offered_in_store(center, cid) == "S"
+
+
+def test_a_queue_skill_missing_altogether_refuses_an_offer(center: Center) -> None:
+    center.queue("q", required_skills={"general": 2}, relaxation=[[20, 1]])
+    center.login("U", ["q"], skills={"tax": 5})
+    cid = center.arrive("q")
+    center.tick(60)  # relaxation lowers the level, it never waives the skill
+    with pytest.raises(InvalidTransition) as refused:
+        center.run(cc.OfferContact(contact_id=cid, agent_id="U"), actor=SUPERVISOR)
+    assert refused.value.code == "unskilled"
+
+
+def test_the_routers_stale_decision_for_an_unskilled_agent_is_skipped(center: Center) -> None:
+    center.queue("q")
+    center.login("U", ["q"])
+    center.login("S", ["q"], skills={"tax": 2})
+    tax = center.arrive("q", skill="tax")
+    plain = center.arrive("q")
+    out = center.run(cc.OfferContacts(decisions=[(tax, "U"), (plain, "S")]))
+    assert out["offered"] == [(plain, "S")]
+    assert [(s["contact_id"], s["agent_id"]) for s in out["skipped"]] == [(tax, "U")]
+    assert "tax" in out["skipped"][0]["why"]
+
+
+def test_a_grab_needs_the_asked_skill_until_the_queue_drops_it(center: Center) -> None:
+    center.queue("q", strategy="ring_all", grab=True, relaxation=[[30, 1]])  # agents pick; the router offers nothing
+    center.login("U", ["q"])
+    cid = center.arrive("q", skill="tax")
+    with pytest.raises(InvalidTransition) as refused:
+        center.as_agent("U", cc.Grab(contact_id=cid, agent_id="U"))
+    assert refused.value.code == "unskilled"
+    center.tick(31)  # past the last relaxation step: any agent of the queue
+    assert center.as_agent("U", cc.Grab(contact_id=cid, agent_id="U"))["how"] == "answered"
+
+
+def test_an_overflow_to_a_queue_leaves_the_skill_behind_in_the_aggregate(center: Center) -> None:
+    center.queue("other")
+    center.queue("q", max_wait_seconds=60, overflow={"to": "queue", "queue_id": "other"})
+    center.login("U", ["other"])
+    center.presence("U", "not_ready", "break")
+    cid = center.arrive("q", skill="tax")
+    center.tick(61)
+    assert "overflowed" in center.events_of(cid)
+    center.presence("U", "available")
+    center.run(cc.OfferContact(contact_id=cid, agent_id="U"), actor=SUPERVISOR)  # a supervisor's pick, no tax skill
+    assert _offered_in_store(center, cid) == "U"
