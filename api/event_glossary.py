@@ -276,7 +276,8 @@ GLOSSARY: dict[str, Term] = {
     "presence": Term("The presence the agent chose: available, not_ready or logged_out.", "available"),
     "skills": Term("Skill levels by skill (1 to 10).", {"roads": 8, "waste": 5}),
     "skill": Term(
-        "The skill the citizen asked for in the voice menu; only agents with it are offered the contact, until the queue's last relaxation step. Null: any agent of the queue.",
+        "The skill the citizen asked for in the voice menu; only agents with it are offered the contact, "
+        "until the queue's last relaxation step. Null: any agent of the queue.",
         "roads",
     ),
     "capacity": Term("How many contacts of each medium the agent takes at once.", {"voice": 1, "chat": 2}),

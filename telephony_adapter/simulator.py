@@ -53,6 +53,9 @@ class QueueSpec:
     patience_seconds: float | None = 120.0  # mean; None: nobody abandons
     channel: str = "phone"
     skills: dict[str, int] = field(default_factory=dict)
+    # The voice menu's options that ask for a skill, by the share of callers who choose
+    # each (the rest choose none): such a call waits for an agent with that skill.
+    menu_skills: dict[str, float] = field(default_factory=dict)
     config: dict[str, Any] = field(default_factory=dict)  # DefineQueue settings
     languages: dict[str, float] = field(default_factory=lambda: {"it": 0.85, "en": 0.1, "zh": 0.05})
     shape: dict[int, float] | None = None  # hour -> share of the peak; None: DAY_SHAPE
@@ -123,6 +126,7 @@ class SimConfig:
                     90,
                     210,
                     skills={"general": 1},
+                    menu_skills={"roads": 0.15, "waste": 0.1},
                     config={
                         "names": {"zh": "综合咨询", "ar": "الاستفسارات العامة", "it": "Informazioni generali", "en": "General enquiries"},
                         "required_skills": {"general": 1},
@@ -306,7 +310,7 @@ class Simulator:
         """Log an agent in with skills for the queues (agent ``i`` of the day)."""
         cfg = self.config
         queue_ids = [q.queue_id for q in cfg.queues]
-        all_skills = sorted({s for q in cfg.queues for s in q.skills})
+        all_skills = sorted({s for q in cfg.queues for s in (*q.skills, *q.menu_skills)})
         skills = {s: self.rng.randint(1, 5) for s in all_skills if s == "general" or self.rng.random() < 0.55}
         for spec in cfg.queues:  # every queue needs some agents who can serve it
             if i % max(1, len(cfg.queues)) == queue_ids.index(spec.queue_id):
@@ -476,17 +480,21 @@ class Simulator:
         phone = f"+39 06 {self.rng.randint(1000000, 9999999)}"
         if self.config.known_callers and self.rng.random() < self.config.known_share:
             phone = self.rng.choice(self.config.known_callers)  # a citizen the hotline knows
-        result = self._run(
-            cc.ContactArrives.model_validate(
-                {
-                    "channel": spec.channel,
-                    "queue_id": queue_id,
-                    "language": lang,
-                    "phone": phone,
-                    "priority": self.rng.choice(self.config.priorities),
-                }
-            )
-        )
+        arrival: dict[str, Any] = {
+            "channel": spec.channel,
+            "queue_id": queue_id,
+            "language": lang,
+            "phone": phone,
+            "priority": self.rng.choice(self.config.priorities),
+        }
+        if spec.menu_skills:  # (no draw otherwise: the runs of queues without a menu stay as they were)
+            pick = self.rng.random()
+            for skill, share in spec.menu_skills.items():
+                if pick < share:
+                    arrival["skill"] = skill
+                    break
+                pick -= share
+        result = self._run(cc.ContactArrives.model_validate(arrival))
         if result and spec.patience_seconds:
             self._at(self._now() + self.rng.expovariate(1.0 / spec.patience_seconds), "patience", result["id"])
 
