@@ -288,6 +288,31 @@ def test_the_inbox_waits_for_the_citizen_and_resumes(hotline: Hotline, console: 
     assert stale.status_code == 409 and stale.json()["error"]["code"] == "invalid_state"
 
 
+def test_a_case_not_yet_accepted_can_wait_for_the_citizen_and_comes_back_to_be_accepted(
+    hotline: Hotline, console: Console, clock: FixedClock
+) -> None:
+    """ "We need the exact address before we can take this": the department pauses the
+    deadline from the dispatched card, and the case returns to it when the citizen answers."""
+    fields: dict[str, Any] = {"kind": "action", "subtype": "complaint", "channel": "phone", "problem_code": "pothole"}
+    contact = c.Contact(name="Giulia Bianchi", phone="+39 06 5550 7788")
+    result = hotline.bus.execute(c.RegisterRequest(**fields, description="A pothole somewhere on via Roma", contact=contact), SUP).result
+    reference = str(result["reference"])
+    hotline.bus.execute(c.Dispatch(ref=reference), SUP)
+    card = console.as_(TRANSPORT).inbox(reference)
+    assert card.status == "dispatched"
+    assert card.apis() >= {"/requests/{ref}/accept", "/requests/{ref}/wait-for-citizen"}
+    answer = console.submit(card.form("/requests/{ref}/wait-for-citizen"), {"reason": "Which number of via Roma?"})
+    assert answer.status_code == 200, answer.text
+    assert console.case(reference)["status"] == "waiting_citizen"
+    clock.advance(days=1)
+    card = console.inbox(reference)
+    answer = console.submit(card.form("/requests/{ref}/citizen-responded"), {"note": "Number 40"})
+    assert answer.status_code == 200, answer.text
+    card = console.inbox(reference)
+    assert card.status == "dispatched" == console.case(reference)["status"]
+    assert "/requests/{ref}/accept" in card.apis()
+
+
 # What the cards and forms say, in English: each language's own words must be shown instead.
 LABELS = (
     "extension asked",
