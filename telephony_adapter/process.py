@@ -336,28 +336,25 @@ class TelephonyProcess:
         citizen = self._citizen_channel(leg.contact_id)
         if citizen is None:
             return [self._req("DELETE", f"/channels/{channel_id}")]
-        steps: list[Request] = []
-        reason = None
-        first = contact.participants.get(leg.agent_id or "") == "primary" and not self._recording_of(leg.contact_id)
-        if self.recorder is not None and first:
-            reason = self.recorder.decide(contact.queue_id, leg.contact_id)
-            announcement = self.recorder.announcement(contact.queue_id) if reason else None
-            if announcement:
-                steps.append(self._req("POST", f"/channels/{citizen}/play", media=announcement))
-        steps += bridge_requests(leg.contact_id, [citizen, channel_id])
-        if reason is not None:
-            name = f"hl-rec.{leg.contact_id}.{contact.version}"
-            self._recordings[name] = {
-                "contact_id": leg.contact_id,
-                "agent_id": leg.agent_id,
-                "queue_id": contact.queue_id,
-                "reason": reason,
-            }
-            steps.append(
-                self._req("POST", f"/bridges/{bridge_id(leg.contact_id)}/record", name=name, format="wav", ifExists="overwrite")
-                | {"then": "recording_started", "name": name}
-            )
-        return steps
+        announce, record = self._by_policy(leg.contact_id, contact, leg.agent_id, citizen)
+        return [*announce, *bridge_requests(leg.contact_id, [citizen, channel_id]), *record]
+
+    def _by_policy(self, contact_id: str, contact: Any, agent_id: str | None, citizen: str) -> tuple[list[Request], list[Request]]:
+        """The queue's recording policy, applied when the citizen and the first agent are
+        bridged (an answered call, or a callback the citizen picked up): the announcement to
+        the citizen before the bridge, the bridge's recording after it."""
+        first = contact.participants.get(agent_id or "") == "primary" and not self._recording_of(contact_id)
+        if self.recorder is None or not first:
+            return [], []
+        reason = self.recorder.decide(contact.queue_id, contact_id)
+        if reason is None:
+            return [], []
+        announcement = self.recorder.announcement(contact.queue_id)
+        announce = [self._req("POST", f"/channels/{citizen}/play", media=announcement)] if announcement else []
+        name = f"hl-rec.{contact_id}.{contact.version}"
+        self._recordings[name] = {"contact_id": contact_id, "agent_id": agent_id, "queue_id": contact.queue_id, "reason": reason}
+        record = self._req("POST", f"/bridges/{bridge_id(contact_id)}/record", name=name, format="wav", ifExists="overwrite")
+        return announce, [record | {"then": "recording_started", "name": name}]
 
     def _join_citizen(self, channel_id: str, leg: Leg) -> list[Request]:
         """A called-back citizen answered: bridged with the agent waiting on the line (if the
@@ -370,7 +367,8 @@ class TelephonyProcess:
         )
         if agent is None:
             return []
-        return [self._req("DELETE", f"/channels/{agent}/moh"), *bridge_requests(leg.contact_id, [channel_id, agent])]
+        announce, record = self._by_policy(leg.contact_id, contact, contact.agent_id, channel_id)
+        return [*announce, self._req("DELETE", f"/channels/{agent}/moh"), *bridge_requests(leg.contact_id, [channel_id, agent]), *record]
 
     def _recording_of(self, contact_id: str) -> bool:
         return any(r["contact_id"] == contact_id for r in self._recordings.values())

@@ -4,7 +4,11 @@ unanswered (cause 19) become the callback's outcomes."""
 
 from __future__ import annotations
 
+from typing import Any
+
 from domain.contact_center import commands as cc
+from domain.recordings.commands import SetRecordingPolicy
+from telephony_adapter.recorder import Recorder
 from tests.telephony.ari_harness import Pbx, in_order, login, pbx, wait
 
 __all__ = ["pbx"]
@@ -35,6 +39,36 @@ def test_a_callback_answered(pbx: Pbx) -> None:
     pbx.wait_status(cid, "closed")
     assert pbx.event(cid, "ended")["ended_by"] == "citizen"
     wait(lambda: agent not in pbx.standin.channels, what="agent leg hung up")
+    pbx.quiet()
+    pbx.assert_valid()
+
+
+def _recording_events(pbx: Pbx, name: str) -> list[Any]:
+    return [e for e in pbx.hotline.store.iter_envelopes() if e.stream == "recording" and e.name == name]
+
+
+def test_a_callback_answered_is_recorded_by_the_queues_policy(pbx: Pbx) -> None:
+    """The citizen picks up a callback: as for an answered call, the queue's announcement is
+    played to them before they are bridged with the agent, and the bridge is recorded."""
+    announce = "sound:hotline/call-recorded"
+    pbx.run(SetRecordingPolicy(queue_id="general", mode="all", announcement=announce))
+    login(pbx, "A1", ["general"])
+    pbx.adapter(recorder=Recorder(pbx.hotline.bus, pbx.hotline.attachments))
+    cid = schedule(pbx)
+    pbx.wait_status(cid, "connected")
+    citizen = f"hl-callback.{cid}.1"
+    wait(lambda: bool(pbx.standin.ops("bridges.record")), what="the callback's bridge recorded")
+    [play] = [r for r in pbx.standin.ops("channels.play") if r.path == f"/channels/{citizen}/play"]
+    assert play.query["media"] == announce and play.status == 201
+    [record] = pbx.standin.ops("bridges.record")
+    assert record.path == f"/bridges/hl-contact.{cid}/record" and record.status == 201
+    assert in_order(pbx.ops(), ["channels.play", "bridges.addChannel", "bridges.record"])
+    wait(lambda: bool(_recording_events(pbx, "started")), what="StartRecording")
+    [started] = _recording_events(pbx, "started")
+    assert (started.data["contact_id"], started.data["agent_id"], started.data["reason"]) == (cid, "A1", "policy")
+    pbx.standin.hangup(citizen)
+    pbx.wait_status(cid, "closed")
+    wait(lambda: bool(_recording_events(pbx, "completed")), what="CompleteRecording")
     pbx.quiet()
     pbx.assert_valid()
 
