@@ -14,7 +14,7 @@ from collections.abc import Iterator, Sequence
 from typing import Any
 from urllib.parse import unquote, urlparse
 
-from eventsourcing.application import AggregateNotFoundError, Application, LRUCache, ProcessingEvent, project_aggregate
+from eventsourcing.application import AggregateNotFoundError, Application, LRUCache, ProcessingEvent, Repository
 from eventsourcing.domain import DomainEvent
 from eventsourcing.persistence import Notification, Recording
 from eventsourcing.sqlite import SQLiteDatastore
@@ -140,6 +140,37 @@ def _peek(cache: Any, key: Any) -> Any:
     return link[3] if isinstance(cache, LRUCache) else link
 
 
+def replay(aggregate: Any, domain_events: Any) -> Any:
+    """The library's ``project_aggregate`` (eventsourcing 9.5) less its ``assert
+    isinstance(event, CanMutateProtocol)`` on every event: a check against a runtime
+    Protocol costs about 40 µs on Python 3.11, more than most events' own mutation, and
+    every rebuild of an aggregate paid it once per stored event."""
+    for domain_event in domain_events:
+        aggregate = domain_event.mutate(aggregate)
+    return aggregate
+
+
+class HotlineRepository(Repository[Any]):
+    """The library's repository, rebuilding aggregates with :func:`replay`."""
+
+    def get(
+        self,
+        aggregate_id: Any,
+        *,
+        version: int | None = None,
+        projector_func: Any = replay,
+        fastforward_skipping: bool = False,
+        deepcopy_from_cache: bool = True,
+    ) -> Any:
+        return super().get(
+            aggregate_id,
+            version=version,
+            projector_func=projector_func,
+            fastforward_skipping=fastforward_skipping,
+            deepcopy_from_cache=deepcopy_from_cache,
+        )
+
+
 class _Collected(ProcessingEvent[Any]):
     """``ProcessingEvent`` that recognises pre-built events by their class.
 
@@ -194,6 +225,18 @@ class EventStore(Application):
         mapper.encrypt = settings.encrypt_personal
         mapper.encrypt_text = settings.encrypt_citizen_text
 
+    def construct_repository(self) -> Repository[Any]:
+        library = super().construct_repository()
+        repository = HotlineRepository(
+            event_store=library.event_store,
+            snapshot_store=library.snapshot_store,
+            fastforward=library.fastforward,
+            fastforward_skipping=library.fastforward_skipping,
+            deepcopy_from_cache=library.deepcopy_from_cache,
+        )
+        repository.cache = library.cache  # as the library sized it (HOTLINE's env)
+        return repository
+
     def construct_transcoder(self) -> FastJSONTranscoder:
         transcoder = FastJSONTranscoder()
         self.register_transcodings(transcoder)
@@ -235,7 +278,7 @@ class EventStore(Application):
             return previous
         if self.group_reader is not None:
             stored = self.group_reader.stored_events(aggregate_id)
-            return project_aggregate(None, (self.mapper.to_domain_event(e) for e in stored)) if stored else None
+            return replay(None, (self.mapper.to_domain_event(e) for e in stored)) if stored else None
         try:
             return self._rebuild(aggregate_id)
         except AggregateNotFoundError:
@@ -249,7 +292,7 @@ class EventStore(Application):
     def _rebuild(self, aggregate_id: Any) -> Any:
         """From the store, bypassing the cache (the library's own reconstruction)."""
         repository: Any = self.repository
-        return repository._reconstruct_aggregate(aggregate_id, None, project_aggregate)
+        return repository._reconstruct_aggregate(aggregate_id, None, replay)
 
     def checkout(self, aggregate_id: Any) -> Any:
         """The aggregate for a command to change: taken out of the cache, not copied (a
