@@ -25,6 +25,7 @@ or in the simulator's loop.
 
 from __future__ import annotations
 
+import copy
 import gc
 import logging
 import threading
@@ -165,8 +166,11 @@ class _PrefetchedStore:
         return found if found is not None else self._store.checkout(aggregate_id)
 
     def remember(self, aggregates: Any) -> None:
-        """The batch loader keeps the router's aggregates; the shared cache must not hold
-        the same objects (the router goes on changing them)."""
+        """The batch loader keeps the router's aggregates, which the router goes on
+        changing: the shared cache gets copies. Without them the next command on an offered
+        agent (the answer, from the desk or the PBX) rebuilt the agent from its whole
+        stream, a day of contacts (the demo: 767 rebuilds of 240 events on average)."""
+        self._store.remember([copy.deepcopy(a) for a in aggregates])
 
 
 class _KeepingCommitter:
