@@ -7,7 +7,7 @@ from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from typing import Any
 
-from fastapi import APIRouter, FastAPI, Request
+from fastapi import APIRouter, FastAPI
 from fastapi.middleware.cors import CORSMiddleware
 from fastapi.routing import APIRoute
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
@@ -54,29 +54,7 @@ def create_app(settings: Settings | None = None, hotline: Hotline | None = None,
     app = FastAPI(title="Hotline", version="0.1.0", description=DESCRIPTION, lifespan=lifespan, docs_url=None, redoc_url=None)
     errors.install(app)
 
-    @app.middleware("http")
-    async def server_timing(request: Request, call_next: Any) -> Any:
-        # Server-Timing says where a request's time went: the command (domain and event
-        # store, group commit included) and the whole application (FastAPI, validation,
-        # serialisation, thread hand-off). The rest of what a client sees is the server
-        # loop and the network. The same time goes to the HTTP latency histogram, by
-        # route template (``/requests/{ref}``: the labels stay few).
-        started = time.perf_counter()
-        try:
-            response = await call_next(request)
-        except Exception:
-            observe_http(request.method, _route_of(request), 500, time.perf_counter() - started)
-            raise
-        elapsed = time.perf_counter() - started
-        observe_http(request.method, _route_of(request), response.status_code, elapsed)
-        total = elapsed * 1000
-        timing = f"app;dur={total:.2f}"
-        command = request.scope.get("state", {}).get("command_ms")
-        if command is not None:
-            timing += f", command;dur={command:.2f}"
-        response.headers["Server-Timing"] = timing
-        return response
-
+    app.add_middleware(ServerTiming)
     app.add_middleware(SecurityHeaders)
 
     cors = (settings or get_settings()).cors_origins if hotline is None else hotline.settings.cors_origins
@@ -107,6 +85,46 @@ HTML_CSP = (
     "connect-src 'self'; frame-ancestors 'none'; base-uri 'none'; form-action 'self'"
 )
 DOCS_CSP = HTML_CSP.replace("script-src 'self'", "script-src 'self' 'unsafe-inline'")
+
+
+class ServerTiming:
+    """Server-Timing says where a request's time went: the command (domain and event store,
+    group commit included) and the whole application (FastAPI, validation, serialisation,
+    thread hand-off). The rest of what a client sees is the server loop and the network.
+    The same time goes to the HTTP latency histogram, by route template (``/requests/{ref}``:
+    the labels stay few). A plain ASGI middleware: Starlette's request/response middleware
+    ran every request in a task of its own with memory streams, a large share of the event
+    loop's time per request under load."""
+
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        started = time.perf_counter()
+        answered = False
+
+        async def send_with_timing(message: Message) -> None:
+            nonlocal answered
+            if message["type"] == "http.response.start":
+                answered = True
+                elapsed = time.perf_counter() - started
+                observe_http(scope["method"], _route_of(scope), message["status"], elapsed)
+                timing = f"app;dur={elapsed * 1000:.2f}"
+                command = scope.get("state", {}).get("command_ms")
+                if command is not None:
+                    timing += f", command;dur={command:.2f}"
+                message = {**message, "headers": [*message.get("headers", []), (b"server-timing", timing.encode())]}
+            await send(message)
+
+        try:
+            await self.app(scope, receive, send_with_timing)
+        except Exception:
+            if not answered:
+                observe_http(scope["method"], _route_of(scope), 500, time.perf_counter() - started)
+            raise
 
 
 class SecurityHeaders:
@@ -157,7 +175,7 @@ def declare_permissions(router: APIRouter) -> None:
         route.openapi_extra = {**(route.openapi_extra or {}), **extra}
 
 
-def _route_of(request: Request) -> str:
+def _route_of(scope: Scope) -> str:
     """The matched route's template, or one label for every path that matched none."""
-    route = request.scope.get("route")
+    route = scope.get("route")
     return getattr(route, "path", None) or "unmatched"

@@ -80,7 +80,11 @@ def _value(text: str, name: str, **labels: str) -> float:
 def test_metrics(client: TestClient, sqlite_hotline: Hotline) -> None:
     before = client.get("/metrics").text
     registered = _value(before, "hotline_commands_total", command="RegisterRequest", outcome="ok") if "RegisterRequest" in before else 0
-    reference = client.post("/requests", json=BODY, headers=AGENT).json()["reference"]
+    registered_answer = client.post("/requests", json=BODY, headers=AGENT)
+    reference = registered_answer.json()["reference"]
+    # Where the request's time went: the whole application, and the command inside it.
+    timing = dict(part.strip().split(";dur=") for part in registered_answer.headers["server-timing"].split(","))
+    assert set(timing) == {"app", "command"} and 0 < float(timing["command"]) <= float(timing["app"])
     assert client.post(f"/requests/{reference}/close", json={}, headers=AGENT).status_code == 409
 
     response = client.get("/metrics")
