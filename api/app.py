@@ -87,14 +87,8 @@ HTML_CSP = (
 DOCS_CSP = HTML_CSP.replace("script-src 'self'", "script-src 'self' 'unsafe-inline'")
 
 
-class ServerTiming:
-    """Server-Timing says where a request's time went: the command (domain and event store,
-    group commit included) and the whole application (FastAPI, validation, serialisation,
-    thread hand-off). The rest of what a client sees is the server loop and the network.
-    The same time goes to the HTTP latency histogram, by route template (``/requests/{ref}``:
-    the labels stay few). A plain ASGI middleware: Starlette's request/response middleware
-    ran every request in a task of its own with memory streams, a large share of the event
-    loop's time per request under load."""
+class HttpMiddleware:
+    """A plain ASGI middleware for HTTP requests (others, the lifespan, pass through)."""
 
     def __init__(self, app: ASGIApp) -> None:
         self.app = app
@@ -103,6 +97,22 @@ class ServerTiming:
         if scope["type"] != "http":
             await self.app(scope, receive, send)
             return
+        await self.http(scope, receive, send)
+
+    async def http(self, scope: Scope, receive: Receive, send: Send) -> None:
+        raise NotImplementedError
+
+
+class ServerTiming(HttpMiddleware):
+    """Server-Timing says where a request's time went: the command (domain and event store,
+    group commit included) and the whole application (FastAPI, validation, serialisation,
+    thread hand-off). The rest of what a client sees is the server loop and the network.
+    The same time goes to the HTTP latency histogram, by route template (``/requests/{ref}``:
+    the labels stay few). A plain ASGI middleware: Starlette's request/response middleware
+    ran every request in a task of its own with memory streams, a large share of the event
+    loop's time per request under load."""
+
+    async def http(self, scope: Scope, receive: Receive, send: Send) -> None:
         started = time.perf_counter()
         answered = False
 
@@ -127,20 +137,13 @@ class ServerTiming:
             raise
 
 
-class SecurityHeaders:
+class SecurityHeaders(HttpMiddleware):
     """Headers every answer carries (a plain ASGI middleware: it only edits the response
     start, without the cost of a request/response middleware on every call)."""
 
     COMMON = ((b"x-content-type-options", b"nosniff"), (b"referrer-policy", b"no-referrer"), (b"x-frame-options", b"DENY"))
 
-    def __init__(self, app: ASGIApp) -> None:
-        self.app = app
-
-    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] != "http":
-            await self.app(scope, receive, send)
-            return
-
+    async def http(self, scope: Scope, receive: Receive, send: Send) -> None:
         async def send_with_headers(message: Message) -> None:
             if message["type"] == "http.response.start":
                 headers = list(message.get("headers", []))

@@ -168,13 +168,19 @@ def console(hotline: Hotline) -> Iterator[Console]:
         yield Console(client, hotline)
 
 
-def accepted_case(hotline: Hotline, console: Console) -> str:
-    """A pothole dispatched to transport and accepted there from the inbox; its reference."""
+def dispatched_case(hotline: Hotline, description: str = "Deep pothole at number 12") -> str:
+    """A pothole dispatched to transport; its reference."""
     fields: dict[str, Any] = {"kind": "action", "subtype": "complaint", "channel": "phone", "problem_code": "pothole"}
     contact = c.Contact(name="Giulia Bianchi", phone="+39 06 5550 7788")
-    result = hotline.bus.execute(c.RegisterRequest(**fields, description="Deep pothole at number 12", contact=contact), SUP).result
+    result = hotline.bus.execute(c.RegisterRequest(**fields, description=description, contact=contact), SUP).result
     reference = str(result["reference"])
     hotline.bus.execute(c.Dispatch(ref=reference), SUP)
+    return reference
+
+
+def accepted_case(hotline: Hotline, console: Console) -> str:
+    """A pothole dispatched to transport and accepted there from the inbox; its reference."""
+    reference = dispatched_case(hotline)
     card = console.as_(TRANSPORT).inbox(reference)
     assert console.submit(card.form("/requests/{ref}/accept"), {}).status_code == 200
     return reference
@@ -293,11 +299,7 @@ def test_a_case_not_yet_accepted_can_wait_for_the_citizen_and_comes_back_to_be_a
 ) -> None:
     """ "We need the exact address before we can take this": the department pauses the
     deadline from the dispatched card, and the case returns to it when the citizen answers."""
-    fields: dict[str, Any] = {"kind": "action", "subtype": "complaint", "channel": "phone", "problem_code": "pothole"}
-    contact = c.Contact(name="Giulia Bianchi", phone="+39 06 5550 7788")
-    result = hotline.bus.execute(c.RegisterRequest(**fields, description="A pothole somewhere on via Roma", contact=contact), SUP).result
-    reference = str(result["reference"])
-    hotline.bus.execute(c.Dispatch(ref=reference), SUP)
+    reference = dispatched_case(hotline, "A pothole somewhere on via Roma")
     card = console.as_(TRANSPORT).inbox(reference)
     assert card.status == "dispatched"
     assert card.apis() >= {"/requests/{ref}/accept", "/requests/{ref}/wait-for-citizen"}
