@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import time
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
 from typing import Any
 
@@ -88,7 +88,10 @@ DOCS_CSP = HTML_CSP.replace("script-src 'self'", "script-src 'self' 'unsafe-inli
 
 
 class HttpMiddleware:
-    """A plain ASGI middleware for HTTP requests (others, the lifespan, pass through)."""
+    """A plain ASGI middleware for HTTP requests (others, the lifespan, pass through):
+    a subclass defines ``http``, what it does around an HTTP request."""
+
+    http: Callable[[Scope, Receive, Send], Awaitable[None]]
 
     def __init__(self, app: ASGIApp) -> None:
         self.app = app
@@ -98,9 +101,6 @@ class HttpMiddleware:
             await self.app(scope, receive, send)
             return
         await self.http(scope, receive, send)
-
-    async def http(self, scope: Scope, receive: Receive, send: Send) -> None:
-        raise NotImplementedError
 
 
 class ServerTiming(HttpMiddleware):

@@ -219,6 +219,11 @@ class SealingMapper(Mapper[Any]):
         # subject, its sealed texts), so that ``to_stored_event`` does not work it out again.
         self._plans = threading.local()
 
+    def _personal(self, state: dict[str, Any]) -> dict[str, Any] | None:
+        """The event's personal data to seal (None: encryption off, or nothing given)."""
+        personal = state.get(PERSONAL)
+        return personal if self.encrypt and isinstance(personal, dict) and personal else None
+
     def _text_fields(self, event_class: type, state: dict[str, Any]) -> list[str]:
         if not (self.encrypt and self.encrypt_text):
             return []
@@ -240,8 +245,7 @@ class SealingMapper(Mapper[Any]):
                 if isinstance(event, CitizenIdentity.Reclaimed):
                     relinks += found
             texts = self._text_fields(type(event), state)
-            personal = state.get(PERSONAL)
-            if (self.encrypt and isinstance(personal, dict) and personal) or texts:
+            if self._personal(state) or texts:
                 to_seal.append((event, state, texts))
         self.keys.remember(links)  # in memory first: the subjects below follow them
         subjects: list[str] = []
@@ -271,7 +275,7 @@ class SealingMapper(Mapper[Any]):
             subject, texts = plan[1], plan[2]
         else:
             texts = self._text_fields(type(domain_event), state)
-            if not (self.encrypt and isinstance(state.get(PERSONAL), dict) and state[PERSONAL]) and not texts:
+            if not self._personal(state) and not texts:
                 return super().to_stored_event(domain_event)
             links = key_links(state, originator_id)
             if links and keys.stored_link(*links[0]) is False:  # not prepared with a batch
@@ -280,14 +284,14 @@ class SealingMapper(Mapper[Any]):
             stream = str(originator_id)
             if subject != stream and keys.stored_link(stream, subject) is False:
                 keys.prepare((), [(stream, subject)])
-        personal = state.get(PERSONAL)
+        personal = self._personal(state)
         version = domain_event.originator_version
         # The library's mapping (eventsourcing 9.5 Mapper.to_stored_event), with the sealed
         # values in place of the clear ones; the event object itself is not changed (the
         # aggregate and the cache hold it).
         sealed: dict[str, Any] = {}
         oid = str(originator_id)  # once: a UUID's str is slow
-        if self.encrypt and isinstance(personal, dict) and personal:
+        if personal:
             value = keys.seal_json(subject, personal, associated_data(oid, version), self._dumps)
             sealed[PERSONAL] = {"_type_": SEALED, "_data_": value}
         for name in texts:  # one value, under the same key, bound to its own field

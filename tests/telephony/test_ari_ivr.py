@@ -114,13 +114,8 @@ def test_a_message_left_out_of_hours_becomes_a_request(ivr_pbx: Pbx) -> None:
     pbx.assert_valid()
 
 
-def test_a_hand_over_from_the_menu_to_an_agent(ivr_pbx: Pbx) -> None:
-    pbx = ivr_pbx
-    login(pbx, "A0", ["general"])  # first in line (same idle time, smaller id) but without the topic's skill
-    pbx.run(cc.LoginAgent(agent_id="A1", queues=["general"], skills={"general": 2}, languages=["it", "en"]), Actor("A1", "agent"))
-    driver = IvrDriver(pbx.hotline, time_scale=0.05)
-    pbx.adapter(ivr=driver)
-    caller = pbx.standin.call("+390655501234", "ivr", "main", channel_id="1700.77")
+def english_general_topic(pbx: Pbx, caller: str) -> None:
+    """Through the menu in English to the general topic, until it asks: wait or be called back?"""
     wait_prompt(pbx, caller, "sound:hotline/it/for-italian-press-1")
     pbx.standin.dtmf(caller, "2")  # English
     wait_prompt(pbx, caller, "sound:hotline/en/main-menu")
@@ -128,6 +123,16 @@ def test_a_hand_over_from_the_menu_to_an_agent(ivr_pbx: Pbx) -> None:
     wait_prompt(pbx, caller, "sound:hotline/en/topic-menu")
     pbx.standin.dtmf(caller, "1")  # general
     wait_prompt(pbx, caller, "sound:hotline/en/wait-or-callback")
+
+
+def test_a_hand_over_from_the_menu_to_an_agent(ivr_pbx: Pbx) -> None:
+    pbx = ivr_pbx
+    login(pbx, "A0", ["general"])  # first in line (same idle time, smaller id) but without the topic's skill
+    pbx.run(cc.LoginAgent(agent_id="A1", queues=["general"], skills={"general": 2}, languages=["it", "en"]), Actor("A1", "agent"))
+    driver = IvrDriver(pbx.hotline, time_scale=0.05)
+    pbx.adapter(ivr=driver)
+    caller = pbx.standin.call("+390655501234", "ivr", "main", channel_id="1700.77")
+    english_general_topic(pbx, caller)
     pbx.standin.dtmf(caller, "1")  # wait for a person
     cid = pbx.contact_of(caller)
     pbx.wait_status(cid, "connected")
@@ -149,13 +154,7 @@ def test_a_callback_from_the_menu_keeps_the_language_and_the_topic(ivr_pbx: Pbx)
     driver = IvrDriver(pbx.hotline, time_scale=0.05)
     pbx.adapter(ivr=driver)
     caller = pbx.standin.call("+390655501234", "ivr", "main", channel_id="1700.78")
-    wait_prompt(pbx, caller, "sound:hotline/it/for-italian-press-1")
-    pbx.standin.dtmf(caller, "2")  # English
-    wait_prompt(pbx, caller, "sound:hotline/en/main-menu")
-    pbx.standin.dtmf(caller, "2")  # a topic
-    wait_prompt(pbx, caller, "sound:hotline/en/topic-menu")
-    pbx.standin.dtmf(caller, "1")  # general
-    wait_prompt(pbx, caller, "sound:hotline/en/wait-or-callback")
+    english_general_topic(pbx, caller)
     pbx.standin.dtmf(caller, "2")  # call me back
     wait(lambda: caller not in pbx.standin.channels, what="call ended by the IVR")
     cid = str(contact_uuid_for(f"ivr-callback:{caller}"))

@@ -38,16 +38,22 @@ def recording_events(pbx: Pbx, name: str) -> list[Any]:
     return [e for e in pbx.hotline.store.iter_envelopes() if e.stream == "recording" and e.name == name]
 
 
+def call_with_recorder(pbx: Pbx) -> tuple[TelephonyProcess, str, str]:
+    """Agent A1 signed in to general, the adapter with a recorder, and a call to general:
+    the adapter, the caller's channel and the contact's id."""
+    login(pbx, "A1", ["general"])
+    adapter = recorder_adapter(pbx)
+    caller = pbx.standin.call("+390655501234", "general")
+    return adapter, caller, pbx.contact_of(caller)
+
+
 def bridged(pbx: Pbx, contact_id: str) -> bool:
     return len(pbx.standin.bridges.get(f"hl-contact.{contact_id}", {}).get("channels", [])) == 2
 
 
 def test_an_agent_asks_to_record_an_answered_call(pbx: Pbx) -> None:
     pbx.run(SetRecordingPolicy(queue_id="general", mode="on_demand", announcement=ANNOUNCE))
-    login(pbx, "A1", ["general"])
-    adapter = recorder_adapter(pbx)
-    caller = pbx.standin.call("+390655501234", "general")
-    cid = pbx.contact_of(caller)
+    adapter, caller, cid = call_with_recorder(pbx)
     pbx.wait_status(cid, "connected")
     wait(lambda: bridged(pbx, cid), what="caller and agent bridged")
     pbx.quiet()
@@ -91,10 +97,7 @@ def test_an_agent_asks_to_record_an_answered_call(pbx: Pbx) -> None:
 
 def test_a_demand_on_a_call_recorded_already_is_left_alone(pbx: Pbx) -> None:
     pbx.run(SetRecordingPolicy(queue_id="general", mode="all", announcement=ANNOUNCE))
-    login(pbx, "A1", ["general"])
-    adapter = recorder_adapter(pbx)
-    caller = pbx.standin.call("+390655501234", "general")
-    cid = pbx.contact_of(caller)
+    adapter, caller, cid = call_with_recorder(pbx)
     pbx.wait_status(cid, "connected")
     wait(lambda: len(recording_events(pbx, "started")) == 1, what="the policy's recording")
     # The queue's policy changes during the call: the domain sees no recording to refuse
@@ -125,10 +128,7 @@ def slow_phones(tmp_path: Path) -> Iterator[Pbx]:
 def test_a_demand_before_the_call_is_bridged_waits_for_the_bridge(slow_phones: Pbx) -> None:
     pbx = slow_phones
     pbx.run(SetRecordingPolicy(queue_id="general", mode="on_demand", announcement=ANNOUNCE))
-    login(pbx, "A1", ["general"])
-    adapter = recorder_adapter(pbx)
-    caller = pbx.standin.call("+390655501234", "general")
-    cid = pbx.contact_of(caller)
+    adapter, caller, cid = call_with_recorder(pbx)
     pbx.wait_status(cid, "offered")
     wait(lambda: bool(pbx.standin.ops("channels.originate")), what="the agent's phone rings")
     # The agent takes the call on the desk and asks at once, while the phone still rings.
