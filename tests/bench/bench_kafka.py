@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import sys
 import threading
 import time
@@ -168,6 +169,7 @@ def _writer_process(settings_json: str, seed: int, threads: int, rate: float, se
 
     pool = [threading.Thread(target=writer, args=(i,)) for i in range(threads)]
     ship = threading.Thread(target=sender)
+    cpu_before = _own_cpu()
     ship.start()
     for t in pool:
         t.start()
@@ -176,9 +178,44 @@ def _writer_process(settings_json: str, seed: int, threads: int, rate: float, se
     for t in pool:
         t.join()
     ship.join()
+    out.send({"cpu_s": _own_cpu() - cpu_before})
     out.send(None)
     out.close()
     h.close()
+
+
+def _own_cpu() -> float:
+    t = os.times()
+    return t.user + t.system
+
+
+def _cpu_by_process() -> dict[int, tuple[str, float]]:
+    """Every process's command name and CPU seconds so far (user + system), from /proc."""
+    tick = os.sysconf("SC_CLK_TCK")
+    found: dict[int, tuple[str, float]] = {}
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit():
+            continue
+        try:
+            stat = (entry / "stat").read_text()
+            cmdline = (entry / "cmdline").read_bytes().replace(b"\0", b" ").decode(errors="replace")
+        except OSError:
+            continue
+        comm, rest = stat.split(" (", 1)[1].rsplit(")", 1)
+        fields = rest.split()
+        found[int(entry.name)] = (comm + " " + cmdline, (int(fields[11]) + int(fields[12])) / tick)
+    return found
+
+
+def _cpu_spent(before: dict[int, tuple[str, float]], after: dict[int, tuple[str, float]], kinds: dict[str, str]) -> dict[str, float]:
+    """CPU seconds between two snapshots per kind of process (the first of ``kinds``' name
+    fragments found in its command line); processes that ended between them are not counted."""
+    spent: dict[str, float] = {}
+    for pid, (cmd, cpu) in after.items():
+        kind = next((k for fragment, k in kinds.items() if fragment in cmd), None)
+        if kind is not None:
+            spent[kind] = round(spent.get(kind, 0.0) + cpu - before.get(pid, (cmd, 0.0))[1], 1)
+    return spent
 
 
 def bench_lag(args: argparse.Namespace) -> dict[str, Any]:
@@ -192,7 +229,7 @@ def bench_lag(args: argparse.Namespace) -> dict[str, Any]:
 
     import numpy as np
 
-    from consumers.kafka_contract import applied_frontier
+    from consumers.kafka_contract import applied_frontier, relay_position
     from consumers.kafka_projections import position_visible
 
     url = create_pg_database("b_lag")
@@ -234,6 +271,13 @@ def bench_lag(args: argparse.Namespace) -> dict[str, Any]:
         from multiprocessing.connection import wait as wait_pipes
 
         pending: list[tuple[int, float]] = []  # a heap: the lowest position first
+        relay_pending: list[tuple[int, float]] = []  # the same, until the relay has published it
+        relay_lags: list[float] = []
+        writer_cpu = 0.0
+        while time.time() < start_at:
+            time.sleep(0.01)
+        cpu_before = _cpu_by_process()
+        measuring_before = _own_cpu()
         commands = 0
         open_pipes = list(pipes)
         next_check = 0.0
@@ -245,12 +289,16 @@ def bench_lag(args: argparse.Namespace) -> dict[str, Any]:
             ready = wait_pipes(open_pipes, timeout=max(0.0, next_check - time.time())) if open_pipes else []
             for r in [p for p in open_pipes if p in ready]:
                 while r.poll():
-                    item: list[tuple[int, float]] | None = r.recv()
+                    item: list[tuple[int, float]] | dict[str, float] | None = r.recv()
                     if item is None:
                         open_pipes.remove(r)
                         break
+                    if isinstance(item, dict):
+                        writer_cpu += item["cpu_s"]
+                        continue
                     for entry in item:
                         heapq.heappush(pending, entry)
+                        heapq.heappush(relay_pending, entry)
                     commands += len(item)
             if not open_pipes and time.time() < next_check:
                 time.sleep(next_check - time.time())
@@ -261,7 +309,11 @@ def bench_lag(args: argparse.Namespace) -> dict[str, Any]:
             next_check = time.time() + args.check_ms / 1000
             visibility.rollback()  # a fresh snapshot
             frontier = applied_frontier(visibility, [p.name for p in h.read_store.projections])
+            relayed = relay_position(visibility)
             seen = time.time()
+            while relay_pending and relay_pending[0][0] <= relayed:
+                _, committed = heapq.heappop(relay_pending)
+                relay_lags.append(seen - committed)
             while pending and pending[0][0] <= frontier:
                 position, committed = heapq.heappop(pending)
                 lags.append(seen - committed)
@@ -272,6 +324,7 @@ def bench_lag(args: argparse.Namespace) -> dict[str, Any]:
             if time.time() > start_at + args.seconds + 120:
                 raise RuntimeError("the read models did not catch up within 120 s")
         visibility.close()
+        cpu_after = _cpu_by_process()
         for proc in procs:
             proc.join(30)
         elapsed = args.seconds
@@ -287,6 +340,19 @@ def bench_lag(args: argparse.Namespace) -> dict[str, Any]:
             "lag_ms_p90": round(float(np.percentile(arr, 90)), 1),
             "lag_ms_p99": round(float(np.percentile(arr, 99)), 1),
             "lag_ms_max": round(float(arr.max()), 1),
+            # The part of it until the relay had published and recorded the event.
+            "relay_lag_ms_p50": round(float(np.percentile(np.array(relay_lags) * 1000, 50)), 1),
+            "relay_lag_ms_p99": round(float(np.percentile(np.array(relay_lags) * 1000, 99)), 1),
+            # Where the two cores went while the load ran (and the consumers caught up).
+            "cpu_s": {
+                "writers": round(writer_cpu, 1),
+                **_cpu_spent(
+                    cpu_before,
+                    cpu_after,
+                    {"hotline relay": "relay", "consume projections": "consumers", "kafka.Kafka": "kafka", "postgres": "postgres"},
+                ),
+                "measuring": round(_own_cpu() - measuring_before, 1),
+            },
         }
         print(result)
         if args.series:
@@ -308,8 +374,6 @@ def bench_catchup(args: argparse.Namespace) -> dict[str, Any]:
     """One consumer's CPU per event, catching up on a log written and relayed first: the
     cost that decides the lag, measured apart from the writers and the broker (``lag`` on
     two cores mostly measures their saturation, where a small cost moves the lag a lot)."""
-    import os
-
     from consumers.kafka_projections import position_visible
 
     url = create_pg_database("b_catchup")
@@ -319,6 +383,7 @@ def bench_catchup(args: argparse.Namespace) -> dict[str, Any]:
     logs = data / "logs"
     logs.mkdir(parents=True, exist_ok=True)
     relay = consumer = None
+    spy = None
     try:
         load_catalogue(h)
         work = Workload(h, seed=7)
@@ -328,6 +393,11 @@ def bench_catchup(args: argparse.Namespace) -> dict[str, Any]:
         relay = Proc("relay", settings, logs)
         wait_until(lambda: h.store.max_position() == end, 5, "store")  # nothing else writes
         consumer = Proc("consume projections", settings, logs)
+        if args.py_spy:  # where the consumer's time goes: a flame graph of the catch-up
+            import subprocess
+
+            spy_cmd = [str(ROOT / ".venv/bin/py-spy"), "record", "-p", str(consumer.proc.pid), "-o", args.py_spy]
+            spy = subprocess.Popen([*spy_cmd, "-r", "200", "--format", "raw", "--nonblocking"])
         started = time.perf_counter()
         wait_until(lambda: position_visible(h.read_store, end), 900, "catch-up")
         seconds = time.perf_counter() - started
@@ -342,6 +412,9 @@ def bench_catchup(args: argparse.Namespace) -> dict[str, Any]:
         print(result)
         return result
     finally:
+        if spy is not None:
+            spy.send_signal(2)  # SIGINT: py-spy writes its file and exits
+            spy.wait(30)
         for proc in (consumer, relay):
             if proc is not None:
                 proc.stop()
@@ -369,6 +442,7 @@ def main() -> None:
     lg.add_argument("--consumer-args", default="", help="extra arguments of `hotline consume projections`")
     cu = sub.add_parser("catchup")
     cu.add_argument("--steps", type=int, default=8000, help="workload steps written first (about two events each)")
+    cu.add_argument("--py-spy", default="", help="record the consumer with py-spy into this file (raw folded stacks)")
     args = parser.parse_args()
     print(f"Kafka {KAFKA}")
     fn = {"replay": bench_replay, "relay": bench_relay, "lag": bench_lag, "catchup": bench_catchup}[args.what]
