@@ -61,7 +61,7 @@ def start_analytics_ingest(hotline: Hotline) -> Stop | None:
 
     if hotline.settings.mode != "embedded" or not hotline.settings.analytics_inprocess:
         return None
-    return start_background(hotline.store, hotline.settings.duckdb_path)
+    return start_background(hotline.store, hotline.settings.duckdb_path, gather=hotline.settings.analytics_gather_seconds)
 
 
 def start_notifier(hotline: Hotline) -> Stop | None:

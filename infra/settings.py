@@ -79,6 +79,10 @@ class Settings(BaseSettings):
     timers_inprocess: bool = True  # the SLA timer process, in the embedded mode
     router_inprocess: bool = True  # the ACD router (with PostgreSQL, one active across processes)
     analytics_inprocess: bool = True  # DuckDB ingest from the event store, in the embedded mode
+    # The embedded ingest waits this long after each round, so that the commits of that
+    # time make one DuckDB transaction (its cost is mostly per transaction: one per few
+    # commits took half the server's CPU under load); reports are at most this much later.
+    analytics_gather_seconds: float = 1.0
     # Replies and alerts. Unset: on with SQLite (the embedded default), off with PostgreSQL or
     # Kafka, where `hotline notify` runs as its own process.
     notifier_inprocess: bool | None = None

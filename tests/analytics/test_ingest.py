@@ -30,9 +30,36 @@ class ListStore:
     def max_position(self) -> int:
         return self.items[-1].position if self.items else 0
 
-    def envelopes(self, after: int, limit: int = 1000) -> list[Envelope]:
+    def envelopes(self, after: int, limit: int = 1000, stop: int | None = None) -> list[Envelope]:
         self.reads += 1
-        return [e for e in self.items if e.position > after][:limit]
+        return [e for e in self.items if e.position > after and (stop is None or e.position <= stop)][:limit]
+
+
+class BusyStore(ListStore):
+    """A store under a steady load: a command commits while each read runs."""
+
+    def __init__(self, envelopes: list[Envelope], committed: int) -> None:
+        super().__init__(envelopes[:committed])
+        self.coming = envelopes[committed:]
+
+    def envelopes(self, after: int, limit: int = 1000, stop: int | None = None) -> list[Envelope]:
+        found = super().envelopes(after, limit, stop)
+        if self.coming:
+            self.items.append(self.coming.pop(0))
+        return found
+
+
+def test_a_catch_up_takes_what_was_committed_when_it_began(tmp_path: Path, traffic: list[Envelope]) -> None:
+    """Not what commits meanwhile: chasing each new commit made a DuckDB transaction of
+    every few commands under load (the cost is per transaction), half a server's CPU."""
+    source = BusyStore(traffic[:400], committed=100)
+    ingest = InProcessAnalytics(source, tmp_path / "busy.duckdb", batch=10)
+    try:
+        assert ingest.catch_up() == traffic[99].position
+        assert source.reads == 10
+        assert ingest.catch_up() == traffic[109].position  # the next round: what came meanwhile
+    finally:
+        ingest.close()
 
 
 def _counts(path: Path) -> dict[str, int]:
