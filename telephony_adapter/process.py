@@ -532,8 +532,11 @@ class TelephonyProcess:
         try:
             result = await self.client.request(request["method"], request["path"], params, request.get("body"))
         except AriHttpError as exc:
-            if (exc.status == 404 and request["method"] == "DELETE") or (exc.status == 409 and request["path"] == "/bridges"):
-                return None  # gone already / exists already: what we wanted
+            if (exc.status == 404 and request["method"] == "DELETE") or (exc.status == 409 and _names_its_own_id(request)):
+                # Gone already / exists already: what we wanted. A bridge or leg is created
+                # with an id of ours, so doing it again (after a reconnect, the requests of
+                # a contact event not yet known to be done are performed again) is harmless.
+                return None
             if exc.status == 404 or (exc.status == 400 and "not found" in exc.message.lower()):
                 # The channel hung up between the decision and the request: its own events
                 # (or the next resync) tell the hotline.
@@ -634,6 +637,16 @@ class TelephonyProcess:
             if contact is None or contact.status not in ("connected",):
                 requests.append(self._req("DELETE", f"/bridges/{bid}"))
         return requests
+
+
+def _names_its_own_id(request: Request) -> bool:
+    """A bridge, or one of our legs, created with the id we chose (``bridgeId``, ``channelId``)."""
+    params = request.get("params") or {}
+    if request["method"] != "POST":
+        return False
+    if request["path"] == "/bridges":
+        return True
+    return request["path"] == "/channels" and leg_of_channel_id(str(params.get("channelId") or "")) is not None
 
 
 def _contact_of_bridge(path: str) -> str | None:

@@ -110,3 +110,25 @@ def test_one_active_adapter_per_application(pbx: Pbx, pg_url: str) -> None:
     pbx.wait_status(cid, "closed")
     pbx.quiet()
     pbx.assert_valid()
+
+
+def test_a_leg_originated_again_after_a_reconnect_is_not_an_error(pbx: Pbx) -> None:
+    """After a reconnect the adapter performs again the requests of a contact event it did
+    not see done (at least once). Its legs carry ids it chose, so the PBX's 409 "exists
+    already" for one of them means the leg is there: what was wanted, not a failure."""
+    import asyncio
+
+    login(pbx, "A1", ["general"])
+    adapter = pbx.adapter()
+    caller = pbx.standin.call("+390655501234", "general")
+    contact = pbx.contact_of(caller)
+    pbx.wait_status(contact, "connected")
+    agent = pbx.agent_leg(contact, "A1")
+    again = next(r for r in pbx.standin.requests if r.method == "POST" and r.path == "/channels" and r.query.get("channelId") == agent)
+    request = {"method": "POST", "path": "/channels", "params": dict(again.query)}
+    assert adapter._loop is not None
+    asyncio.run_coroutine_threadsafe(adapter._perform(request), adapter._loop).result(5)  # type: ignore[arg-type]
+    assert [r.status for r in pbx.standin.requests if r.path == "/channels" and r.query.get("channelId") == agent] == [200, 409]
+    assert adapter.stats.request_errors == 0, adapter.stats.errors
+    pbx.quiet()
+    pbx.assert_valid()
