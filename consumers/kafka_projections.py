@@ -207,6 +207,19 @@ def _dumps_json(value: Any) -> bytes | str:
 
 
 _PG_TABLES: dict[sa.Table, _PgTable] = {}
+_STRING_KEYED: dict[str, list[str]] = {}  # projection name -> its tables keyed by one string
+
+
+def _string_keyed(projection: Projection) -> list[str]:
+    """The projection's tables whose primary key is one string column (read by aggregate id)."""
+    found = _STRING_KEYED.get(projection.name)
+    if found is None:
+        found = _STRING_KEYED[projection.name] = [
+            name
+            for name, table in projection.tables.items()
+            if len(pk := list(table.primary_key.columns)) == 1 and isinstance(pk[0].type, sa.String)
+        ]
+    return found
 
 
 def _pg_table(table: sa.Table, dialect: Any) -> _PgTable:
@@ -256,10 +269,8 @@ class PrefetchRows(SqlRows):
             if not ids:
                 continue
             keys = [(i,) for i in ids]
-            for name, table in p.tables.items():
-                pk = list(table.primary_key.columns)
-                if len(pk) == 1 and isinstance(pk[0].type, sa.String):
-                    wanted[name] = keys
+            for name in _string_keyed(p):
+                wanted[name] = keys
         return wanted
 
     def load(self, wanted: dict[str, list[tuple[Any, ...]]], extra: Callable[[Any], None] | None = None) -> None:

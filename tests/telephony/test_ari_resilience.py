@@ -4,6 +4,8 @@ that takes the application over (``ApplicationReplaced``)."""
 
 from __future__ import annotations
 
+import asyncio
+
 import pytest
 
 from consumers.router import LOCK_KEY
@@ -14,13 +16,19 @@ from tests.telephony.ari_harness import Pbx, login, pbx, wait
 __all__ = ["pbx"]
 
 
-def test_the_websocket_dropped_mid_call_and_resumed(pbx: Pbx) -> None:
+def _answered_call(pbx: Pbx) -> tuple[TelephonyProcess, str, str, str]:
+    """Agent A1 answers a call to the general queue: the adapter, the caller's channel, the
+    contact and the agent's leg."""
     login(pbx, "A1", ["general"])
     adapter = pbx.adapter()
     caller = pbx.standin.call("+390655501234", "general")
-    first = pbx.contact_of(caller)
-    pbx.wait_status(first, "connected")
-    agent = pbx.agent_leg(first, "A1")
+    contact = pbx.contact_of(caller)
+    pbx.wait_status(contact, "connected")
+    return adapter, caller, contact, pbx.agent_leg(contact, "A1")
+
+
+def test_the_websocket_dropped_mid_call_and_resumed(pbx: Pbx) -> None:
+    adapter, caller, first, agent = _answered_call(pbx)
     wait(lambda: pbx.standin.channels[caller].bridge is not None, what="bridged")
 
     # Asterisk's HTTP server goes away for a while; meanwhile the caller hangs up and a
@@ -116,14 +124,7 @@ def test_a_leg_originated_again_after_a_reconnect_is_not_an_error(pbx: Pbx) -> N
     """After a reconnect the adapter performs again the requests of a contact event it did
     not see done (at least once). Its legs carry ids it chose, so the PBX's 409 "exists
     already" for one of them means the leg is there: what was wanted, not a failure."""
-    import asyncio
-
-    login(pbx, "A1", ["general"])
-    adapter = pbx.adapter()
-    caller = pbx.standin.call("+390655501234", "general")
-    contact = pbx.contact_of(caller)
-    pbx.wait_status(contact, "connected")
-    agent = pbx.agent_leg(contact, "A1")
+    adapter, _, _, agent = _answered_call(pbx)
     again = next(r for r in pbx.standin.requests if r.method == "POST" and r.path == "/channels" and r.query.get("channelId") == agent)
     request = {"method": "POST", "path": "/channels", "params": dict(again.query)}
     assert adapter._loop is not None
