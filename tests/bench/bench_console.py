@@ -11,12 +11,16 @@
 
     .venv/bin/python tests/bench/bench_console.py [--connections 200] [--commits 30] [--actions 200]
     .venv/bin/python tests/bench/bench_console.py --load-only --load-connections 0 --load-commands 20 --load-reads 80
+
+Before the load, the server's CPU per request of each kind the load sends is measured one
+request at a time (``--cpu-requests``): what one process must spend for the load's mix.
 """
 
 from __future__ import annotations
 
 import argparse
 import asyncio
+import os
 import statistics
 import subprocess
 import sys
@@ -174,6 +178,44 @@ async def live_latency(server: Server, connections: int, commits: int) -> list[f
     return latencies
 
 
+# What the load reads (a case, the wallboard, a desk, the SLA list) and the note it writes.
+LOAD_READS = ("/requests/{ref}", "/wallboard", "/agents/op-anna/desk", "/sla/breaches")
+
+
+def note(k: int) -> dict[str, Any]:
+    return {"text": f"load {k}", "internal": True}
+
+
+def server_cpu(pid: int) -> float:
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def cpu_per_request(server: Server, pid: int, n: int) -> dict[str, float]:
+    """The server's CPU (ms) per request of each kind the load sends, one client, one at a
+    time: what one process must spend for the load's mix, apart from any queueing."""
+    spent: dict[str, float] = {}
+    deadline = time.monotonic() + 120
+    while time.monotonic() < deadline:  # the demo's start-up work (analytics ingest …) done first
+        before = server_cpu(pid)
+        time.sleep(1)
+        if server_cpu(pid) - before < 0.05:
+            break
+    with server.api("sup-li") as api:
+        refs = [r["reference"] for r in api.get("/requests", params={"limit": 200}).json()["items"]]
+        kinds: dict[str, Any] = {path: (lambda k, path=path: api.get(path.format(ref=refs[k % len(refs)]))) for path in LOAD_READS}
+        kinds["POST /requests/{ref}/notes"] = lambda k: api.post(f"/requests/{refs[k % len(refs)]}/notes", json=note(k))
+        for kind, send in kinds.items():
+            send(0)
+            before = server_cpu(pid)
+            for k in range(n):
+                answer = send(k)
+                assert answer.status_code < 400, answer.text
+            time.sleep(1.5)  # the analytics ingest's round for these commits (1 s gather) counts too
+            spent[kind] = (server_cpu(pid) - before) / n * 1000
+    return spent
+
+
 async def contact_center_load(
     server: Server, seconds: float, commands_per_s: float, reads_per_s: float, connections: int
 ) -> dict[str, Any]:
@@ -207,10 +249,9 @@ async def contact_center_load(
             async with in_flight:
                 try:
                     if kind == "command":
-                        answer = await client.post(f"/requests/{ref}/notes", json={"text": f"load {k}", "internal": True})
+                        answer = await client.post(f"/requests/{ref}/notes", json=note(k))
                     else:
-                        path = (f"/requests/{ref}", "/wallboard", "/agents/op-anna/desk", "/sla/breaches")[k % 4]
-                        answer = await client.get(path)
+                        answer = await client.get(LOAD_READS[k % len(LOAD_READS)].format(ref=ref))
                     ok = answer.status_code < 400
                 except httpx.TransportError:
                     ok = False  # the connection dropped: a failure, timed like the rest
@@ -242,13 +283,17 @@ def main() -> None:
     parser.add_argument("--load-commands", type=float, default=100, help="per second")
     parser.add_argument("--load-reads", type=float, default=400, help="per second")
     parser.add_argument("--load-only", action="store_true", help="skip the pages, actions and live-update measures")
+    parser.add_argument("--cpu-requests", type=int, default=300, help="requests of each kind timed for server CPU (0: skip)")
     args = parser.parse_args()
     process, server = start_server(Path(tempfile.mkdtemp(prefix="hotline-bench-console-")))
     pages: list[dict[str, Any]] = []
     loads: dict[str, float] = {}
     actions: list[float] = []
     live: list[float] = []
+    cpu: dict[str, float] = {}
     try:
+        if args.cpu_requests:
+            cpu = cpu_per_request(server, process.pid, args.cpu_requests)
         if not args.load_only:
             pages = page_times(server, args.rounds)
             loads = browser_times(server)
@@ -277,6 +322,8 @@ def main() -> None:
             f"commit → SSE event, {args.connections} connections × {args.commits} commits ({len(live)} updates): "
             f"p50 {pct(live, 0.5):.0f} ms, p95 {pct(live, 0.95):.0f} ms, max {max(live):.0f} ms"
         )
+    for kind, ms in cpu.items():
+        print(f"server CPU per request, {kind}: {ms:.2f} ms ({args.cpu_requests}, one client)")
     if load:
         c, r = load["command"], load["read"]
         print(
