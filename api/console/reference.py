@@ -1,13 +1,18 @@
-"""What the screens name from the catalogue: departments and problem codes, in every
-language. Read as reference data (the event store's cache, checked against the store
-every 2 s), never rebuilt from the catalogue's events for each page."""
+"""What the screens name: departments, categories and problem codes from the catalogue, in
+every language, read as reference data (the event store's cache, checked against the store
+every 2 s), never rebuilt from the catalogue's events for each page; queues and agents
+from the wallboard's read model."""
 
 from __future__ import annotations
 
+import json
 from typing import Any
+
+import sqlalchemy as sa
 
 from domain.catalogue.aggregate import catalogue_id
 from infra.runtime import Hotline
+from projections import wallboard
 
 
 def catalogue(hotline: Hotline) -> Any:
@@ -30,3 +35,23 @@ def problem_names(hotline: Hotline) -> dict[str, dict[str, str]]:
     """Problem code → its names in every language (the lists show names, not codes)."""
     cat = catalogue(hotline)
     return {code: dict(info.get("names") or {}) for code, info in (cat.problem_codes.items() if cat is not None else [])}
+
+
+def category_names(hotline: Hotline) -> dict[str, dict[str, str]]:
+    """Category id → its names in every language."""
+    cat = catalogue(hotline)
+    return {cid: dict(info.get("names") or {}) for cid, info in (cat.categories.items() if cat is not None else [])}
+
+
+def queue_names(hotline: Hotline) -> dict[str, dict[str, str]]:
+    """Queue id → its names in every language (the wallboard's read model)."""
+    with hotline.read_store.engine.connect() as conn:
+        rows = conn.execute(sa.select(wallboard.QUEUES.c.queue_id, wallboard.QUEUES.c.names)).all()
+    return {queue_id: json.loads(names or "{}") for queue_id, names in rows}
+
+
+def agent_names(hotline: Hotline) -> dict[str, str]:
+    """Agent id → the name people know them by (the wallboard's read model)."""
+    with hotline.read_store.engine.connect() as conn:
+        rows = conn.execute(sa.select(wallboard.AGENTS.c.agent_id, wallboard.AGENTS.c.name)).all()
+    return {agent_id: name for agent_id, name in rows if name}

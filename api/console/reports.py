@@ -7,17 +7,19 @@ the same service as ``GET /reports/{name}``; the chart is matplotlib's PNG, serv
 
 from __future__ import annotations
 
+from functools import cached_property
 from typing import Any, Literal
 
+import babel
 import babel.dates
 from fastapi import APIRouter, Query, Request
 from fastapi.responses import HTMLResponse, Response
 
 from analytics.charts import ChartText, png
 from analytics.reports import STANDARD, ReportError, ReportResult, Reports
-from api.console.reference import department_names, problem_names
+from api.console.reference import agent_names, category_names, department_names, problem_names, queue_names
 from api.console.session import page
-from api.console.web import N_, choose_language, localised, render, translations
+from api.console.web import N_, TERMS, choose_language, localised, render, translations
 from api.routers.reports import get_reports
 from domain.access import Action
 from domain.base import Actor, NotFound
@@ -73,7 +75,91 @@ COLUMNS = {
     "repeat_rate": N_("Repeat rate"),
     "agent_id": N_("Agent"),
     "handled": N_("Handled"),
+    "answered_within_threshold": N_("Answered in time"),
+    "longest_wait_seconds": N_("Longest wait"),
+    "avg_talk_seconds": N_("Average talk time"),
+    "avg_hold_seconds": N_("Average hold time"),
+    "avg_wrap_seconds": N_("Average after-call work"),
+    "transfers": N_("Transfers"),
+    "staffed_seconds": N_("Time signed in"),
+    "eligible_requests": N_("Requests counted"),
+    "resolved_first_contact": N_("Resolved at first contact"),
+    "repeat_complaints": N_("Repeat complaints"),
+    "department_id": N_("Department"),
+    "category": N_("Category"),
+    "category_id": N_("Category"),
+    "urgency": N_("Urgency"),
+    "under_1d": N_("Under 1 day"),
+    "d1_3": N_("1–3 days"),
+    "d3_7": N_("3–7 days"),
+    "d7_30": N_("7–30 days"),
+    "over_30d": N_("Over 30 days"),
+    "avg_age_days": N_("Average age (days)"),
+    "oldest_days": N_("Oldest (days)"),
+    "weekday": N_("Weekday"),
+    "hour": N_("Hour"),
+    "searches": N_("Searches"),
+    "with_results": N_("With results"),
+    "used_to_answer": N_("Used to answer"),
+    "deflected": N_("Deflected"),
+    "resolved": N_("Resolved"),
+    "self_service_searches": N_("Self-service searches"),
+    "self_service_deflected": N_("Self-service deflected"),
+    "deflection_rate": N_("Deflection rate"),
+    "no_results": N_("No results"),
+    "no_good_answer": N_("No good answer"),
+    "unanswered": N_("Unanswered"),
+    "unanswered_rate": N_("Unanswered rate"),
+    "traffic_erlangs": N_("Traffic (erlangs)"),
+    "agents": N_("Agents needed"),
+    "scheduled_agents": N_("Agents to schedule"),
 }
+# The groupings a report offers, as the "Group by" list names them.
+GROUPINGS = {
+    "hour": N_("Hour"),
+    "interval": N_("Half hour"),
+    "day": N_("Day"),
+    "week": N_("Week"),
+    "month": N_("Month"),
+    "total": N_("Whole period"),
+    "queue": N_("Queue"),
+    "channel": N_("Channel"),
+    "agent": N_("Agent"),
+    "language": N_("Language"),
+    "department": N_("Department"),
+    "category": N_("Category"),
+    "problem_code": N_("Problem code"),
+    "kind": N_("Kind of request"),
+    "urgency": N_("Urgency"),
+    "department_category": N_("Department and category"),
+    "trigger": N_("How the search began"),
+}
+# Which coded values a column holds: a report's own columns, and its "bucket" column by
+# the grouping. The values stay the data's (the CSV and the API keep them); people read names.
+CODED_COLUMNS = {
+    "department": "department",
+    "department_id": "department",
+    "category": "category",
+    "category_id": "category",
+    "problem_code": "problem_code",
+    "urgency": "urgency",
+    "agent_id": "agent",
+}
+CODED_GROUPINGS = {
+    "department": "department",
+    "category": "category",
+    "problem_code": "problem_code",
+    "queue": "queue",
+    "channel": "channel",
+    "agent": "agent",
+    "kind": "kind",
+    "urgency": "urgency",
+    "language": "language",
+    "trigger": "search_trigger",
+}
+# The knowledge report's channels are where a search was made, not a request's channel.
+SEARCH_CHANNELS = {"agent": N_("agent's desk"), "self_service": N_("self-service")}
+SEARCH_TRIGGERS = {"search": N_("typed search"), "suggestion": N_("suggested on the desk")}
 # The headline figures (the "daily" report over its whole window).
 KPIS = (
     ("offered", N_("Contacts offered")),
@@ -109,6 +195,8 @@ def reports_page(
     by: str | None = Query(None, max_length=32),
     actor: Actor = page(Action.REPORTS_READ),
 ) -> HTMLResponse:
+    hotline: Hotline = request.app.state.hotline
+    names = ValueNames(hotline, choose_language(request, hotline.settings.default_language), name, by)
     error = None
     result = kpis = None
     try:
@@ -122,15 +210,17 @@ def reports_page(
         actor,
         reports=[r for r in STANDARD.values()],
         titles=TITLES,
-        columns=COLUMNS,
         chosen=STANDARD.get(name),
         name=name,
         by=by or "",
         result=result,
         kpis=kpis,
         error=error,
-        # Codes and ids in the tables are shown by their names in the user's language.
-        department_names=department_names(request.app.state.hotline),
+        groupings=GROUPINGS,
+        # Codes and ids in the table are shown by their names in the user's language.
+        value_name=names.name,
+        value_kind=names.kind,
+        heading=names.heading,
     )
 
 
@@ -148,7 +238,7 @@ def report_chart(
     never shown after the user switches."""
     hotline: Hotline = request.app.state.hotline
     language = lang or choose_language(request, hotline.settings.default_language)
-    body = png(_run(request, name, by), chart_text(hotline, language, name))
+    body = png(_run(request, name, by), chart_text(hotline, language, name, by))
     # The language is part of the answer: a cache must not give one user's to another.
     return Response(body, media_type="image/png", headers={"Cache-Control": "private, max-age=60", "Vary": "Cookie, Accept-Language"})
 
@@ -157,22 +247,78 @@ def report_chart(
 CHART_WORDS = {"hour": N_("Hour of the day"), "no_data": N_("No data in this window."), "no_chart": N_("No chart for this report")}
 
 
-def chart_text(hotline: Hotline, language: str, name: str) -> ChartText:
+def chart_text(hotline: Hotline, language: str, name: str, by: str | None = None) -> ChartText:
     t = translations(language, "reports")
-    names = {"problem_code": problem_names(hotline), "department": department_names(hotline)}
-
-    def value(column: str, raw: Any) -> str | None:
-        known = names.get(column, {}).get(str(raw)) if raw is not None else None
-        return localised(known, language) or None
-
+    names = ValueNames(hotline, language, name, by)
     weekdays = babel.dates.get_day_names("abbreviated", locale=language)
     return ChartText(
         language=language,
         title=t.gettext(TITLES[name]) if name in TITLES else None,
-        column=lambda c: t.gettext(COLUMNS[c]) if c in COLUMNS else c,
-        value=value,
+        column=names.heading,
+        value=names.name,
         no_data=t.gettext(CHART_WORDS["no_data"]),
         no_chart=t.gettext(CHART_WORDS["no_chart"]),
         weekdays=tuple(weekdays[d] for d in range(7)),  # Monday first, as the report numbers them
         hour=t.gettext(CHART_WORDS["hour"]),
     )
+
+
+class ValueNames:
+    """The coded values of one report's table and chart in one reader's language:
+    departments, categories, problem codes and queues by their names, agents by theirs,
+    channels, urgencies and languages in the reader's words. Each lookup is read once."""
+
+    def __init__(self, hotline: Hotline, language: str, report: str, by: str | None) -> None:
+        self.hotline = hotline
+        self.language = language
+        self.report = report
+        self.by = by or (STANDARD[report].default_by if report in STANDARD else None)
+        self.t = translations(language, "reports")
+
+    def heading(self, column: str) -> str:
+        """A column's heading: the grouping's name for the grouped column ("Channel", "Day")."""
+        if column == "bucket" and self.by in GROUPINGS and self.by != "total":
+            return self.t.gettext(GROUPINGS[self.by])
+        return self.t.gettext(COLUMNS[column]) if column in COLUMNS else column
+
+    def kind(self, column: str) -> str | None:
+        """What ``column`` holds (None: not a coded value)."""
+        if column != "bucket":
+            return CODED_COLUMNS.get(column)
+        if self.report == "knowledge" and self.by == "channel":
+            return "search_channel"
+        return CODED_GROUPINGS.get(self.by or "")
+
+    @cached_property
+    def _catalogued(self) -> dict[str, dict[str, dict[str, str]]]:
+        h = self.hotline
+        return {"department": department_names(h), "category": category_names(h), "problem_code": problem_names(h), "queue": queue_names(h)}
+
+    @cached_property
+    def _agents(self) -> dict[str, str]:
+        return agent_names(self.hotline)
+
+    def name(self, column: str, raw: Any) -> str | None:
+        """``raw`` in ``column`` as the reader should see it; None where it is shown as it is
+        (a number, a date). A code nothing names stays the code."""
+        if raw is None:
+            return None
+        value = str(raw)
+        if column == "bucket" and self.by == "total":
+            return self.t.gettext(GROUPINGS["total"])
+        if column == "weekday" and isinstance(raw, int) and 1 <= raw <= 7:  # ISO: Monday is 1
+            return str(babel.dates.get_day_names("wide", locale=self.language)[raw - 1])
+        kind = self.kind(column)
+        if kind is None:
+            return None
+        if kind in ("department", "category", "problem_code", "queue"):
+            return localised(self._catalogued[kind].get(value), self.language) or value
+        if kind == "agent":
+            return self._agents.get(value) or value
+        if kind == "language":
+            try:
+                return babel.Locale.parse(value).get_display_name(self.language) or value
+            except (ValueError, babel.UnknownLocaleError):
+                return value
+        words = {"search_channel": SEARCH_CHANNELS, "search_trigger": SEARCH_TRIGGERS}.get(kind) or TERMS.get(kind, {})
+        return self.t.gettext(words[value]) if value in words else value
