@@ -18,7 +18,9 @@ from infra.bus import CommandResult
 from infra.runtime import Hotline
 
 
-def get_hotline(request: Request) -> Hotline:
+async def get_hotline(request: Request) -> Hotline:
+    # async: FastAPI runs a plain ``def`` dependency in its thread pool, and this one is in
+    # nearly every route (a hand-off to a worker thread and back on every request for nothing).
     hotline: Hotline = request.app.state.hotline
     return hotline
 
@@ -162,7 +164,7 @@ async def read_your_writes(request: Request, min_position: MinPosition = None) -
     """The ``min_position`` query parameter: the route's body runs once the read models
     have applied it. A dependency, so a plain ``def`` route waits on the event loop before
     its body takes a worker thread. List it after the route's ``allow(...)``: refusals first."""
-    await wait_for_position(get_hotline(request), min_position)
+    await wait_for_position(request.app.state.hotline, min_position)
 
 
 # A route's parameter ``_ryw: None = ReadYourWrites`` (read-your-writes).
