@@ -31,13 +31,15 @@ SUPERVISOR = {"sub": "sup-names", "roles": "supervisor", "departments": []}
 
 
 def catalogue_names() -> dict[str, dict[str, str]]:
-    """Problem code → names, straight from the catalogue file."""
+    """Problem code, department, provider and category id → names, straight from the
+    catalogue file (the catalogue's codes and ids are distinct)."""
     found: dict[str, dict[str, str]] = {}
 
     def walk(node: Any) -> None:
         if isinstance(node, dict):
-            if "code" in node and "names" in node:
-                found[node["code"]] = node["names"]
+            key = node.get("code") or node.get("id")
+            if isinstance(key, str) and isinstance(node.get("names"), dict):
+                found[key] = node["names"]
             for value in node.values():
                 walk(value)
         elif isinstance(node, list):
@@ -108,6 +110,17 @@ def register(hotline: Hotline, description: str, problem_code: str, name: str, p
     reference = str(result["reference"])
     hotline.bus.execute(c.Dispatch(ref=reference), SUP)
     return reference
+
+
+def ingest_analytics(hotline: Hotline) -> None:
+    """Brings the analytics store (what reports read) up to the event store."""
+    from analytics.ingest import InProcessAnalytics
+
+    ingest = InProcessAnalytics(hotline.store, hotline.settings.duckdb_path)
+    try:
+        ingest.catch_up()
+    finally:
+        ingest.close()
 
 
 def page_as(client: TestClient, hotline: Hotline, who: dict[str, Any], url: str, lang: str = "en") -> Page:
@@ -201,15 +214,9 @@ def test_the_case_search_finds_by_words_as_the_api_does(client: TestClient, hotl
 
 
 def test_the_problems_report_names_codes_and_departments(client: TestClient, hotline: Hotline) -> None:
-    from analytics.ingest import InProcessAnalytics
-
     register(hotline, "Deep pothole in via Roma", "pothole", "Giulia Bianchi", "+39 06 5550 2222")
     register(hotline, "Lamp post dark near the school", "streetlight-out", "Paolo Verdi", "+39 06 5550 3333")
-    ingest = InProcessAnalytics(hotline.store, hotline.settings.duckdb_path)
-    try:
-        ingest.catch_up()
-    finally:
-        ingest.close()
+    ingest_analytics(hotline)
     names = catalogue_names()
     document = yaml.safe_load(CATALOGUE.read_text("utf-8"))
     transport = next(d["names"] for d in document["departments"] if d["id"] == "transport")

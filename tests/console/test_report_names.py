@@ -11,21 +11,18 @@ from __future__ import annotations
 import re
 from collections.abc import Iterator
 from html.parser import HTMLParser
-from typing import Any
 
 import pytest
-import yaml
 from fastapi.testclient import TestClient
 
-from analytics.ingest import InProcessAnalytics
 from analytics.reports import STANDARD
 from api.app import create_app
 from domain.base import SystemClock
 from infra.runtime import Hotline
 from infra.settings import Settings
 from tests.auth import token_for
-from tests.conftest import CATALOGUE, load_catalogue
-from tests.console.test_problem_names_and_search import register
+from tests.conftest import load_catalogue
+from tests.console.test_problem_names_and_search import catalogue_names, ingest_analytics, register
 
 ANALYST = ("analyst-names", "analyst")
 # An untranslated heading or choice would be the data's own name: ASCII, lower case, digits
@@ -74,11 +71,7 @@ def hotline(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Hotline]:
     register(h, "Deep pothole in via Roma", "pothole", "Giulia Bianchi", "+39 06 5550 2222")
     register(h, "Lamp post dark near the school", "streetlight-out", "Paolo Verdi", "+39 06 5550 3333")
     register(h, "The bins were not emptied this week", "missed-collection", "Anna Neri", "+39 06 5550 4444")
-    ingest = InProcessAnalytics(h.store, h.settings.duckdb_path)
-    try:
-        ingest.catch_up()
-    finally:
-        ingest.close()
+    ingest_analytics(h)
     yield h
     h.close()
 
@@ -96,25 +89,6 @@ def report(client: TestClient, hotline: Hotline, name: str, by: str, lang: str) 
     assert answer.status_code == 200, answer.text[:2000]
     assert "The reports cannot be run now" not in answer.text, (name, by)
     return ReportPage(answer.text)
-
-
-def catalogue_names() -> dict[str, dict[str, str]]:
-    """Department, category and problem code ids → their names, from the catalogue file."""
-    found: dict[str, dict[str, str]] = {}
-
-    def walk(node: Any) -> None:
-        if isinstance(node, dict):
-            key = node.get("id") or node.get("code")
-            if isinstance(key, str) and isinstance(node.get("names"), dict):
-                found[key] = node["names"]
-            for value in node.values():
-                walk(value)
-        elif isinstance(node, list):
-            for value in node:
-                walk(value)
-
-    walk(yaml.safe_load(CATALOGUE.read_text("utf-8")))
-    return found
 
 
 @pytest.mark.parametrize("lang", ["ar", "zh", "it"])
