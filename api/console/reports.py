@@ -159,6 +159,15 @@ CODED_GROUPINGS = {
 }
 # The knowledge report's channels are where a search was made, not a request's channel.
 SEARCH_CHANNELS = {"agent": N_("agent's desk"), "self_service": N_("self-service")}
+# A coded column's empty value, said for what it means (a request answered at once has no
+# department; a contact abandoned in the queue, no agent).
+NO_VALUE = {
+    "department": N_("not sent to a department"),
+    "category": N_("not classified"),
+    "problem_code": N_("not classified"),
+    "agent": N_("no agent"),
+    "queue": N_("no queue"),
+}
 SEARCH_TRIGGERS = {"search": N_("typed search"), "suggestion": N_("suggested on the desk")}
 # The headline figures (the "daily" report over its whole window).
 KPIS = (
@@ -302,7 +311,8 @@ class ValueNames:
         """``raw`` in ``column`` as the reader should see it; None where it is shown as it is
         (a number, a date). A code nothing names stays the code."""
         if raw is None:
-            return None
+            kind = self.kind(column)
+            return self.t.gettext(NO_VALUE[kind]) if kind in NO_VALUE else None
         value = str(raw)
         if column == "bucket" and self.by == "total":
             return self.t.gettext(GROUPINGS["total"])

@@ -17,7 +17,9 @@ from fastapi.testclient import TestClient
 
 from analytics.reports import STANDARD
 from api.app import create_app
-from domain.base import SystemClock
+from api.console.web import translations
+from domain.base import Actor, SystemClock
+from domain.requests import commands as c
 from infra.runtime import Hotline
 from infra.settings import Settings
 from tests.auth import token_for
@@ -71,6 +73,15 @@ def hotline(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Hotline]:
     register(h, "Deep pothole in via Roma", "pothole", "Giulia Bianchi", "+39 06 5550 2222")
     register(h, "Lamp post dark near the school", "streetlight-out", "Paolo Verdi", "+39 06 5550 3333")
     register(h, "The bins were not emptied this week", "missed-collection", "Anna Neri", "+39 06 5550 4444")
+    # An information request answered at once: no problem code, no department.
+    question = c.RegisterRequest(
+        kind="information",
+        subtype="consultation",
+        channel="phone",
+        description="When is the office open?",
+        contact=c.Contact(name="Ugo Blu", phone="+39 06 5550 5555"),
+    )
+    h.bus.execute(question, Actor("sup-names", "supervisor"))
     ingest_analytics(h)
     yield h
     h.close()
@@ -116,6 +127,10 @@ def test_coded_values_are_shown_by_their_names(client: TestClient, hotline: Hotl
     backlog = report(client, hotline, "backlog", "department_category", lang).cells
     assert {names["environment"][lang], names["residential-collection"][lang]} <= set(backlog), backlog[:24]
     assert not {"environment", "residential-collection", "transport"} & set(backlog)
+    # No department, no problem code: said for what it means, not a dash.
+    t = translations(lang, "reports")
+    assert t.gettext("not sent to a department") in requests_by["department"]
+    assert t.gettext("not classified") in requests_by["problem_code"]
     # The domain's own words: a channel, an urgency, a kind of request.
     for by, raw in (("channel", "phone"), ("urgency", "normal"), ("kind", "action")):
         cells = report(client, hotline, "requests", by, lang).cells
