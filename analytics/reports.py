@@ -331,7 +331,8 @@ def _backlog(conn: duckdb.DuckDBPyConnection, w: Window) -> ReportResult:
         f"Backlog and ageing as of {w.end:%Y-%m-%d %H:%M}",
         rows,
         cols,
-        Chart("bar", keys[0], ["open_requests", "past_due"]),
+        # By department and category, one bar per category (each belongs to one department).
+        Chart("bar", keys[-1], ["open_requests", "past_due"]),
         w,
     )
 

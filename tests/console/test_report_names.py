@@ -15,8 +15,10 @@ from html.parser import HTMLParser
 import pytest
 from fastapi.testclient import TestClient
 
-from analytics.reports import STANDARD
+from analytics.charts import figure
+from analytics.reports import STANDARD, Reports
 from api.app import create_app
+from api.console.reports import chart_text
 from api.console.web import translations
 from domain.base import Actor, SystemClock
 from domain.requests import commands as c
@@ -135,3 +137,11 @@ def test_coded_values_are_shown_by_their_names(client: TestClient, hotline: Hotl
     for by, raw in (("channel", "phone"), ("urgency", "normal"), ("kind", "action")):
         cells = report(client, hotline, "requests", by, lang).cells
         assert raw not in cells and not any(DATA_NAME.match(c) for c in cells[:1]), (by, cells[:12])
+
+
+def test_the_backlog_by_department_and_category_charts_one_bar_per_category(hotline: Hotline) -> None:
+    result = Reports(hotline.settings.duckdb_path).run("backlog", by="department_category")
+    fig = figure(result, chart_text(hotline, "ar", "backlog", "department_category"))
+    labels = {t.get_text() for t in fig.axes[0].get_xticklabels()}
+    names = catalogue_names()
+    assert {names["road-surface"]["ar"], names["residential-collection"]["ar"]} <= labels, labels
