@@ -245,6 +245,11 @@ class StandIn:
         """The requests made, optionally only those of the given operations (``resource.nickname``)."""
         return [r for r in self.requests if not nicknames or r.operation in nicknames]
 
+    def answered(self, *nicknames: str) -> list[Recorded]:
+        """The requests the stand-in has answered: a request is recorded when it arrives,
+        and its status (0 until then) is set once its handler has run."""
+        return [r for r in self.ops(*nicknames) if r.status]
+
     def wait_for(self, predicate: Callable[[], bool], timeout: float = 5.0, what: str = "condition") -> None:
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:

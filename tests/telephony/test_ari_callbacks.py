@@ -57,7 +57,7 @@ def test_a_callback_answered_is_recorded_by_the_queues_policy(pbx: Pbx) -> None:
     cid = schedule(pbx)
     pbx.wait_status(cid, "connected")
     citizen = f"hl-callback.{cid}.1"
-    wait(lambda: bool(pbx.standin.ops("bridges.record")), what="the callback's bridge recorded")
+    wait(lambda: bool(pbx.standin.answered("bridges.record")), what="the callback's bridge recorded")
     [play] = [r for r in pbx.standin.ops("channels.play") if r.path == f"/channels/{citizen}/play"]
     assert play.query["media"] == announce and play.status == 201
     [record] = pbx.standin.ops("bridges.record")

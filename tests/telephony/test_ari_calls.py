@@ -56,7 +56,7 @@ def test_a_caller_who_hangs_up_in_the_queue_abandons(pbx: Pbx) -> None:
     caller = pbx.standin.call("+390655501234", "general")
     cid = pbx.contact_of(caller)
     pbx.wait_status(cid, "queued")
-    wait(lambda: len(pbx.standin.ops("channels.startMoh")) == 1, what="music on hold")
+    wait(lambda: len(pbx.standin.answered("channels.startMoh")) == 1, what="music on hold")
     assert pbx.standin.channels[caller].model["state"] == "Up" and pbx.standin.channels[caller].moh
     pbx.standin.hangup(caller)
     pbx.wait_status(cid, "abandoned")
