@@ -44,9 +44,10 @@ def category_names(hotline: Hotline) -> dict[str, dict[str, str]]:
 
 
 def queue_names(hotline: Hotline) -> dict[str, dict[str, str]]:
-    """Queue id → its names in every language (the wallboard's read model)."""
+    """Queue id → its names in every language (the wallboard's read model), by queue id."""
+    q = wallboard.QUEUES
     with hotline.read_store.engine.connect() as conn:
-        rows = conn.execute(sa.select(wallboard.QUEUES.c.queue_id, wallboard.QUEUES.c.names)).all()
+        rows = conn.execute(sa.select(q.c.queue_id, q.c.names).order_by(q.c.queue_id)).all()
     return {queue_id: json.loads(names or "{}") for queue_id, names in rows}
 
 

@@ -7,6 +7,7 @@ the same service as ``GET /reports/{name}``; the chart is matplotlib's PNG, serv
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from functools import cached_property
 from typing import Any, Literal
 
@@ -272,6 +273,15 @@ def chart_text(hotline: Hotline, language: str, name: str, by: str | None = None
     )
 
 
+# Coded values named in every language: where each kind's names are read.
+NAMED: dict[str, Callable[[Hotline], dict[str, dict[str, str]]]] = {
+    "department": department_names,
+    "category": category_names,
+    "problem_code": problem_names,
+    "queue": queue_names,
+}
+
+
 class ValueNames:
     """The coded values of one report's table and chart in one reader's language:
     departments, categories, problem codes and queues by their names, agents by theirs,
@@ -283,6 +293,7 @@ class ValueNames:
         self.report = report
         self.by = by or (STANDARD[report].default_by if report in STANDARD else None)
         self.t = translations(language, "reports")
+        self._names: dict[str, dict[str, dict[str, str]]] = {}
 
     def heading(self, column: str) -> str:
         """A column's heading: the grouping's name for the grouped column ("Channel", "Day")."""
@@ -298,10 +309,11 @@ class ValueNames:
             return "search_channel"
         return CODED_GROUPINGS.get(self.by or "")
 
-    @cached_property
-    def _catalogued(self) -> dict[str, dict[str, dict[str, str]]]:
-        h = self.hotline
-        return {"department": department_names(h), "category": category_names(h), "problem_code": problem_names(h), "queue": queue_names(h)}
+    def _named(self, kind: str) -> dict[str, dict[str, str]]:
+        """The names of one kind of coded value, read once, and only if the report shows it."""
+        if kind not in self._names:
+            self._names[kind] = NAMED[kind](self.hotline)
+        return self._names[kind]
 
     @cached_property
     def _agents(self) -> dict[str, str]:
@@ -321,8 +333,8 @@ class ValueNames:
         kind = self.kind(column)
         if kind is None:
             return None
-        if kind in ("department", "category", "problem_code", "queue"):
-            return localised(self._catalogued[kind].get(value), self.language) or value
+        if kind in NAMED:
+            return localised(self._named(kind).get(value), self.language) or value
         if kind == "agent":
             return self._agents.get(value) or value
         if kind == "language":

@@ -17,7 +17,7 @@ from fastapi import APIRouter, Query, Request
 from fastapi.responses import HTMLResponse
 
 from api.auth import department_filter, row_access
-from api.console.reference import department_names, problem_names
+from api.console.reference import department_names, problem_names, queue_names
 from api.console.session import page
 from api.console.web import N_, render
 from domain.access import Access, Action, Scope, allows, scopes
@@ -75,17 +75,13 @@ def agents_view(hotline: Hotline) -> dict[str, Any]:
     now = hotline.clock.now()
     with hotline.read_store.engine.connect() as conn:
         agents = wallboard.agents(conn, now)
-        # The queues by their names in every language (the chips and the move list show them).
-        queue_names = {
-            r.queue_id: json.loads(r.names or "{}")
-            for r in conn.execute(sa.select(wallboard.QUEUES.c.queue_id, wallboard.QUEUES.c.names).order_by(wallboard.QUEUES.c.queue_id))
-        }
         desk = agent_desk.DESK
         live = conn.execute(sa.select(desk.c.agent_id, desk.c.contact_id).where(desk.c.role == "active").order_by(desk.c.since))
         contact_of = {r.agent_id: r.contact_id for r in live}
     for a in agents:
         a["contact_id"] = contact_of.get(a["agent_id"])
-    return {"agents": agents, "queues": list(queue_names), "queue_names": queue_names, "at": now.isoformat()}
+    names = queue_names(hotline)  # the chips and the move list show queues by name
+    return {"agents": agents, "queues": list(names), "queue_names": names, "at": now.isoformat()}
 
 
 def _agents_values(hotline: Hotline) -> dict[str, Any]:

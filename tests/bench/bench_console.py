@@ -188,6 +188,12 @@ def note(k: int) -> dict[str, Any]:
     return {"text": f"load {k}", "internal": True}
 
 
+def request_refs(server: Server) -> list[str]:
+    """The demo's cases the load reads and writes notes on."""
+    with server.api("sup-li") as api:
+        return [r["reference"] for r in api.get("/requests", params={"limit": 200}).json()["items"]]
+
+
 def server_cpu(pid: int) -> float:
     fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
     return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
@@ -208,8 +214,8 @@ def cpu_per_request(server: Server, pid: int, n: int) -> dict[str, float]:
         time.sleep(1)
         if server_cpu(pid) - before < 0.05:
             break
+    refs = request_refs(server)
     with server.api("sup-li") as api:
-        refs = [r["reference"] for r in api.get("/requests", params={"limit": 200}).json()["items"]]
         kinds: dict[str, Any] = {path: (lambda k, path=path: api.get(path.format(ref=refs[k % len(refs)]))) for path in LOAD_READS}
         kinds["POST /requests/{ref}/notes"] = lambda k: api.post(f"/requests/{refs[k % len(refs)]}/notes", json=note(k))
         for kind, send in kinds.items():
@@ -230,8 +236,7 @@ async def contact_center_load(
     and an open-loop schedule of commands and reads (each timed from when it was due, so
     a slow server cannot hide its queue by slowing the generator down)."""
     cookie = session_cookie(server, "sup-li")
-    with server.api("sup-li") as api:
-        refs = [r["reference"] for r in api.get("/requests", params={"limit": 200}).json()["items"]]
+    refs = request_refs(server)
     token = server.token("sup-li")
     took: dict[str, list[float]] = {"command": [], "read": []}
     failed = 0
