@@ -35,7 +35,7 @@ from domain.idempotency import IdempotencyRecord
 from domain.identity.api_keys import ApiKey
 from domain.identity.sign_in import CitizenSignIn
 from domain.identity.staff import StaffCredential
-from infra.read_store import WHOLE_LOG, positions
+from infra.read_store import WHOLE_LOG, lock_ddl, positions
 from infra.settings import Settings
 
 # Streams that stay inside: idempotency records hold whole command answers, and identity
@@ -121,8 +121,7 @@ def create_tables_safely(engine: Engine, *metadatas: sa.MetaData) -> None:
     """CREATE TABLE IF NOT EXISTS from several processes at once (relay, consumers, API):
     PostgreSQL's catalog races are avoided with an advisory lock held by the creator."""
     with engine.begin() as conn:
-        if conn.dialect.name == "postgresql":
-            conn.exec_driver_sql("SELECT pg_advisory_xact_lock(727274)")
+        lock_ddl(conn)
         for md in metadatas:
             md.create_all(conn)
 

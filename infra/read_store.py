@@ -165,6 +165,18 @@ def _upsert(conn: Connection, table: sa.Table, rows: list[dict[str, Any]]) -> No
     conn.execute(stmt, [{c: r.get(c) for c in columns} for r in rows])
 
 
+# The advisory lock every process takes around its DDL (CREATE TABLE / INDEX IF NOT EXISTS
+# from several processes at once races in PostgreSQL's catalog).
+DDL_LOCK = 727274
+
+
+def lock_ddl(conn: Connection) -> None:
+    """Serialises this transaction's DDL with every other process's (PostgreSQL; SQLite
+    has one writer anyway)."""
+    if conn.dialect.name == "postgresql":
+        conn.exec_driver_sql(f"SELECT pg_advisory_xact_lock({DDL_LOCK})")
+
+
 class ReadStore:
     def __init__(self, engine: Engine, projections: Sequence[Projection]) -> None:
         self.engine = engine
@@ -178,9 +190,17 @@ class ReadStore:
 
     def create_tables(self) -> None:
         """Creates missing tables. A projection whose table definitions changed since its
-        rows were written is dropped and rebuilt from the events (it is only a cache)."""
-        tracking_md.create_all(self.engine)
+        rows were written is dropped and rebuilt from the events (it is only a cache).
+
+        Several processes start at once (API workers beside running consumers): the DDL is
+        serialised by :func:`lock_ddl`, and an index added to an existing table since is
+        created alone, in a transaction of its own. CREATE INDEX locks its table against
+        writes until commit, even with IF NOT EXISTS and the index there, so creating every
+        index in one transaction locked table after table while a consumer's batch held
+        others: PostgreSQL found a deadlock and the API worker failed to start."""
         with self.engine.begin() as conn:
+            lock_ddl(conn)
+            tracking_md.create_all(conn)
             known = {name: fp for name, fp in conn.execute(sa.select(schemas.c.name, schemas.c.fingerprint))}
             for p in self.projections:
                 fingerprint = schema_fingerprint(p)
@@ -188,13 +208,31 @@ class ReadStore:
                     p.metadata.drop_all(conn)
                     conn.execute(sa.delete(positions).where(positions.c.name == p.name))
                 p.metadata.create_all(conn)
-                # create_all skips the tables that exist: an index added to one since is
-                # created here (an index changes no row, so the rows need no rebuild).
-                for table in p.metadata.tables.values():
-                    for index in table.indexes:
-                        conn.execute(sa.schema.CreateIndex(index, if_not_exists=True))
                 if known.get(p.name) != fingerprint:
                     _upsert(conn, schemas, [{"name": p.name, "fingerprint": fingerprint}])
+        # create_all skips the tables that exist: an index added to one since is created
+        # here (an index changes no row, so the rows need no rebuild).
+        for index in self._missing_indexes():
+            with self.engine.begin() as conn:
+                lock_ddl(conn)
+                conn.execute(sa.schema.CreateIndex(index, if_not_exists=True))
+
+    def _missing_indexes(self) -> list[sa.Index]:
+        # From the catalog: SQLAlchemy's reflection skips expression indexes (with a warning).
+        catalog = (
+            "SELECT tablename, indexname FROM pg_indexes WHERE schemaname = current_schema()"
+            if self.engine.dialect.name == "postgresql"
+            else "SELECT tbl_name, name FROM sqlite_master WHERE type = 'index'"
+        )
+        with self.engine.connect() as conn:
+            present = {(str(table), str(name)) for table, name in conn.exec_driver_sql(catalog)}
+        return [
+            index
+            for p in self.projections
+            for table in p.metadata.tables.values()
+            for index in table.indexes
+            if (table.name, index.name) not in present
+        ]
 
     def position(self, name: str, partition: int = WHOLE_LOG) -> int:
         with self.engine.connect() as conn:
