@@ -14,6 +14,7 @@ COPYed in big batches; nothing goes through HTTP.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import os
 import sys
@@ -24,13 +25,14 @@ from pathlib import Path
 from typing import Any
 
 ROOT = Path(__file__).resolve().parents[2]
+METRICS_PORT = 9560  # the relay's /metrics; the consumers' on the ports after it
 sys.path.insert(0, str(ROOT))
 
 from domain.base import SystemClock  # noqa: E402
 from infra.runtime import Hotline  # noqa: E402
 from infra.settings import Settings  # noqa: E402
 from tests.conftest import create_pg_database, drop_pg_database, load_catalogue  # noqa: E402
-from tests.kafka.harness import KAFKA, Proc, Workload, distributed_settings, wait_until  # noqa: E402
+from tests.kafka.harness import HOTLINE, KAFKA, Proc, Workload, distributed_settings, wait_until  # noqa: E402
 
 
 def generate(url: str, events: int, data_dir: Path) -> int:
@@ -128,10 +130,17 @@ def bench_relay(args: argparse.Namespace) -> dict[str, Any]:
         drop_pg_database(url)
 
 
-def _writer_process(settings_json: str, seed: int, threads: int, rate: float, seconds: float, out: Any, start_at: float) -> None:
+def _writer_process(
+    settings_json: str, seed: int, threads: int, rate: float, seconds: float, out: Any, start_at: float, metrics_on: bool = True
+) -> None:
     """A load generator in its own process (its own GIL): ``threads`` writers share one
     hotline, so their commits are group-committed; sends ``(position, commit time)``."""
     import gc
+
+    if not metrics_on:
+        from tests.bench.without_metrics import switch_off
+
+        switch_off()
 
     gc.freeze()
     settings = Settings.model_validate_json(settings_json)
@@ -218,7 +227,47 @@ def _cpu_spent(before: dict[int, tuple[str, float]], after: dict[int, tuple[str,
     return spent
 
 
-def bench_lag(args: argparse.Namespace) -> dict[str, Any]:
+def bench_lag(args: argparse.Namespace) -> list[dict[str, Any]]:
+    """``--metrics on`` (as deployed) or ``off`` (every recording a no-op in the writers, the
+    relay and the consumers), or ``both``: ``--rounds`` pairs alternated off, on, on, off …
+    so that the machine's drift weighs on both sides, with the medians compared."""
+    import statistics
+
+    modes = {"on": [True], "off": [False], "both": [False, True]}[args.metrics]
+    runs: list[dict[str, Any]] = []
+    for round_ in range(args.rounds):
+        for on in modes if round_ % 2 == 0 else modes[::-1]:
+            runs.append(_lag_run(args, on))
+    if args.metrics == "both":
+        print("alternated runs, metrics recorded against replaced by no-ops:")
+        medians: dict[bool, dict[str, float]] = {}
+        for on in (False, True):
+            mine = [r for r in runs if r["metrics"] == ("on" if on else "off")]
+            medians[on] = {k: statistics.median(r[k] for r in mine) for k in ("lag_ms_p50", "lag_ms_p99")}
+            figures = "; ".join(f"{k} {[r[k] for r in mine]} (median {medians[on][k]})" for k in medians[on])
+            print(f"  metrics {'on ' if on else 'off'}: {figures}")
+        # CPU is the steadier figure: what recording costs the processes that record (the
+        # lag moves with the whole machine's load, by a third between runs of one mode).
+        for on in (False, True):
+            mine = [r for r in runs if r["metrics"] == ("on" if on else "off")]
+            medians[on]["cpu_s"] = statistics.median(sum(r["cpu_s"].get(k, 0.0) for k in ("writers", "relay", "consumers")) for r in mine)
+        print(f"  CPU s of the writers, relay and consumers, median: off {medians[False]['cpu_s']:.1f}, on {medians[True]['cpu_s']:.1f}")
+        for k in ("lag_ms_p50", "lag_ms_p99", "cpu_s"):
+            print(f"  {k}: on against off {100 * (medians[True][k] / medians[False][k] - 1):+.1f} % on the medians")
+    return runs
+
+
+def _scrape_every(ports: list[int], seconds: float, stop: threading.Event) -> None:
+    """What Prometheus does to the processes (every 15 s by default; here more often)."""
+    import urllib.request
+
+    while not stop.wait(seconds):
+        for port in ports:
+            with contextlib.suppress(OSError):
+                urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=2).read()
+
+
+def _lag_run(args: argparse.Namespace, metrics_on: bool) -> dict[str, Any]:
     """Commit -> read-model visibility (read-your-writes check) under a steady command rate.
 
     The writers run in separate processes (``--procs``, each with ``--writers`` threads and
@@ -239,8 +288,23 @@ def bench_lag(args: argparse.Namespace) -> dict[str, Any]:
     load_catalogue(h)
     logs = data / "logs"
     logs.mkdir(parents=True, exist_ok=True)
-    relay = Proc("relay", settings, logs)
-    consumers = [Proc("consume projections", settings, logs, *args.consumer_args.split()) for _ in range(args.consumers)]
+    program = (HOTLINE,) if metrics_on else (sys.executable, "-m", "tests.bench.without_metrics")
+    relay = Proc("relay", settings, logs, program=program, HOTLINE_METRICS_PORT=str(METRICS_PORT))
+    consumers = [
+        Proc(
+            "consume projections",
+            settings,
+            logs,
+            *args.consumer_args.split(),
+            program=program,
+            HOTLINE_METRICS_PORT=str(METRICS_PORT + 1 + i),
+        )
+        for i in range(args.consumers)
+    ]
+    scraping = threading.Event()
+    if metrics_on:
+        ports = [METRICS_PORT + i for i in range(args.consumers + 1)]
+        threading.Thread(target=_scrape_every, args=(ports, args.scrape_seconds, scraping), daemon=True).start()
     lags: list[float] = []
     series: list[tuple[float, int, float]] = []  # (commit time, position, lag) for --series
     procs: list[Any] = []
@@ -261,7 +325,7 @@ def bench_lag(args: argparse.Namespace) -> dict[str, Any]:
             recv, send = ctx.Pipe(duplex=False)
             proc = ctx.Process(
                 target=_writer_process,
-                args=(settings.model_dump_json(), i + 1, args.writers, per_proc, args.seconds, send, start_at),
+                args=(settings.model_dump_json(), i + 1, args.writers, per_proc, args.seconds, send, start_at, metrics_on),
             )
             proc.start()
             send.close()
@@ -330,6 +394,7 @@ def bench_lag(args: argparse.Namespace) -> dict[str, Any]:
         elapsed = args.seconds
         arr = np.array(lags) * 1000
         result = {
+            "metrics": "on" if metrics_on else "off",
             "target_rate": args.rate or "max",
             "achieved_commands_per_second": round(commands / elapsed, 1),
             "commands": commands,
@@ -349,7 +414,7 @@ def bench_lag(args: argparse.Namespace) -> dict[str, Any]:
                 **_cpu_spent(
                     cpu_before,
                     cpu_after,
-                    {"hotline relay": "relay", "consume projections": "consumers", "kafka.Kafka": "kafka", "postgres": "postgres"},
+                    {"kafka.Kafka": "kafka", " relay": "relay", " consume projections": "consumers", "postgres": "postgres"},
                 ),
                 "measuring": round(_own_cpu() - measuring_before, 1),
             },
@@ -360,6 +425,7 @@ def bench_lag(args: argparse.Namespace) -> dict[str, Any]:
                 f.writelines(f"{t:.4f} {p} {lag * 1000:.1f}\n" for t, p, lag in sorted(series))
         return result
     finally:
+        scraping.set()
         for proc in procs:
             if proc.is_alive():
                 proc.terminate()
@@ -440,6 +506,9 @@ def main() -> None:
     lg.add_argument("--check-ms", type=float, default=10.0, help="how often the measuring process evaluates visibility")
     lg.add_argument("--series", default="", help="write 'commit-time position lag-ms' per command to this file")
     lg.add_argument("--consumer-args", default="", help="extra arguments of `hotline consume projections`")
+    lg.add_argument("--metrics", choices=("on", "off", "both"), default="on", help="both: alternated, compared on the medians")
+    lg.add_argument("--rounds", type=int, default=1, help="runs of each --metrics mode")
+    lg.add_argument("--scrape-seconds", type=float, default=5.0, help="how often /metrics is scraped with metrics on")
     cu = sub.add_parser("catchup")
     cu.add_argument("--steps", type=int, default=8000, help="workload steps written first (about two events each)")
     cu.add_argument("--py-spy", default="", help="record the consumer with py-spy into this file (raw folded stacks)")

@@ -64,14 +64,17 @@ def settings_env(settings: Settings, **extra: str) -> dict[str, str]:
 
 class Proc:
     """A relay or consumer process (``hotline relay``, ``hotline consume projections``),
-    started with the installed ``hotline`` script and killable with SIGKILL."""
+    started with the installed ``hotline`` script (or ``program``, a command line that
+    takes the same arguments) and killable with SIGKILL."""
 
-    def __init__(self, command: str, settings: Settings, log_dir: Path, *args: str, **env: str) -> None:
+    def __init__(
+        self, command: str, settings: Settings, log_dir: Path, *args: str, program: tuple[str, ...] = (HOTLINE,), **env: str
+    ) -> None:
         self.command = command
         self.log_path = log_dir / f"{command.replace(' ', '-')}-{uuid.uuid4().hex[:6]}.log"
         self.log = self.log_path.open("w")
         self.proc = subprocess.Popen(
-            [HOTLINE, *command.split(), *args],
+            [*program, *command.split(), *args],
             cwd=ROOT,
             env=settings_env(settings, **env),
             stdout=self.log,
