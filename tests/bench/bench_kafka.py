@@ -32,7 +32,7 @@ from domain.base import SystemClock  # noqa: E402
 from infra.runtime import Hotline  # noqa: E402
 from infra.settings import Settings  # noqa: E402
 from tests.conftest import create_pg_database, drop_pg_database, load_catalogue  # noqa: E402
-from tests.kafka.harness import HOTLINE, KAFKA, Proc, Workload, distributed_settings, wait_until  # noqa: E402
+from tests.kafka.harness import HOTLINE, KAFKA, Proc, Workload, delete_topics, distributed_settings, wait_until  # noqa: E402
 
 
 def generate(url: str, events: int, data_dir: Path) -> int:
@@ -433,6 +433,7 @@ def _lag_run(args: argparse.Namespace, metrics_on: bool) -> dict[str, Any]:
         for c in consumers:
             c.stop()
         h.close()
+        delete_topics(settings)
         drop_pg_database(url)
 
 
