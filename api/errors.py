@@ -7,8 +7,13 @@ knows nothing of HTTP.
 
 from __future__ import annotations
 
+import logging
+import sqlite3
 from typing import Any
 
+import psycopg
+import psycopg_pool
+import sqlalchemy.exc
 from fastapi import FastAPI, Request
 from fastapi.encoders import jsonable_encoder
 from fastapi.exceptions import RequestValidationError
@@ -21,6 +26,8 @@ from domain.attachments.aggregate import TooLarge
 from domain.base import ConcurrencyConflict, DomainError, Forbidden, InvalidCommand, InvalidTransition, NotFound
 from domain.identity.sign_in import TooManyAttempts
 from infra.rate_limits import LimitExceeded
+
+log = logging.getLogger("hotline.api")
 
 
 class Unauthenticated(DomainError):
@@ -63,6 +70,19 @@ STATUS: dict[type[DomainError], int] = {
     DeliveryFailed: 503,
     DomainError: 422,
 }
+
+
+# The stores cannot give an answer now: PostgreSQL down, at its connection limit or in a
+# deadlock, a connection pool exhausted, SQLite locked beyond its timeout. Nothing the caller
+# sent is wrong and a retry may well succeed: 503 with Retry-After, not a bare 500.
+STORE_UNAVAILABLE: tuple[type[Exception], ...] = (
+    sqlalchemy.exc.OperationalError,
+    sqlalchemy.exc.TimeoutError,
+    psycopg.OperationalError,
+    psycopg_pool.PoolTimeout,
+    sqlite3.OperationalError,
+)
+STORE_RETRY_AFTER = 1  # seconds
 
 
 def status_of(exc: DomainError) -> int:
@@ -126,6 +146,21 @@ def install(app: FastAPI) -> None:
         ]
         summary = "; ".join(f"{p['field'] or 'body'}: {p['problem']}" for p in problems)
         return JSONResponse(error_body(422, "invalid_request", summary, {"problems": problems}), status_code=422)
+
+    async def store_unavailable(request: Request, exc: Exception) -> JSONResponse:
+        # Answered here, so not re-raised to the server's log: logged here instead.
+        log.error("store unavailable: %s %s: %s", request.method, request.url.path, exc, exc_info=exc)
+        body = error_body(503, "store_unavailable", "the data store cannot answer now (unreachable or busy): retry shortly")
+        return JSONResponse(body, status_code=503, headers={"Retry-After": str(STORE_RETRY_AFTER)})
+
+    for unavailable in STORE_UNAVAILABLE:
+        app.add_exception_handler(unavailable, store_unavailable)
+
+    @app.exception_handler(Exception)
+    async def unexpected(_: Request, exc: Exception) -> JSONResponse:
+        # The one error body for a bug too (Starlette's own is plain text); the server
+        # still logs the exception with its traceback.
+        return JSONResponse(error_body(500, "internal_error", "an unexpected error on the server: it is logged"), status_code=500)
 
     @app.exception_handler(StarletteHTTPException)
     async def http_error(_: Request, exc: StarletteHTTPException) -> JSONResponse:

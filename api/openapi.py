@@ -8,7 +8,8 @@ not a hand list per route):
 * the statuses it can answer, each with the one error body of ``api/errors.py``
   (:class:`~api.errors.ErrorResponse`): a rule from ``allow()`` → 401 and 403, a public
   action → 429 (rate limited), input → 422, a body → 413, a path parameter → 404, a
-  command → 404, 409 and 422, ``min_position`` → 504 (read-your-writes timed out);
+  command → 404, 409 and 422, ``min_position`` → 504 (read-your-writes timed out), and
+  every route → 503 (the store unavailable: api/errors.py ``STORE_UNAVAILABLE``);
 * the headers it reads: ``Idempotency-Key``, ``If-Match`` and ``X-Correlation-Id`` on
   commands, the credentials as security schemes (bearer token, ``X-API-Key``, the
   console's session cookie, a trusted gateway's ``X-Actor-*``);
@@ -57,6 +58,11 @@ COMMON: dict[int, tuple[str, str, str]] = {
     413: ("The body is larger than the server accepts", "body_too_large", "the request body is larger than 1048576 bytes"),
     422: ("Invalid input: details.problems names each field and what is wrong", "invalid_request", "urgency: Input should be 'normal'"),
     429: ("Too many requests from this caller: retry after Retry-After seconds", "rate_limited", "too many requests: retry in 30 s"),
+    503: (
+        "The data store cannot answer now (unreachable, at its connection limit, busy): retry after Retry-After seconds",
+        "store_unavailable",
+        "the data store cannot answer now (unreachable or busy): retry shortly",
+    ),
     504: (
         "Read-your-writes: the read models did not reach min_position in time; retry shortly",
         "projection_lagging",
@@ -67,6 +73,7 @@ COMMON: dict[int, tuple[str, str, str]] = {
 HEADERS: dict[int, dict[str, Any]] = {
     401: {"WWW-Authenticate": {"description": 'Bearer realm="hotline"', "schema": {"type": "string"}}},
     429: {"Retry-After": {"description": "Seconds to wait before retrying", "schema": {"type": "string"}}},
+    503: {"Retry-After": {"description": "Seconds to wait before retrying", "schema": {"type": "string"}}},
 }
 
 COMMAND_HEADERS: list[dict[str, Any]] = [
@@ -187,7 +194,7 @@ def is_command(route: APIRoute) -> bool:
 
 def statuses(route: APIRoute) -> set[int]:
     """The common statuses a route can answer, from what it depends on."""
-    found: set[int] = set()
+    found: set[int] = {503}  # every route reads or writes a store (api/errors.py STORE_UNAVAILABLE)
     declared, action = rule_of(route.dependant)
     if declared and action is not None:
         found |= {401, 403}  # credentials refused (401), the action or the resource's scope refused (403)

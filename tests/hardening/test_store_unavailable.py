@@ -1,0 +1,87 @@
+"""A store that cannot answer (PostgreSQL down or at its connection limit, a pool exhausted,
+SQLite locked) is a 503 with Retry-After and the error body, documented on every operation;
+a bug is a 500 with the same body, not Starlette's plain text. Seen under load: two API
+workers with large pools hit PostgreSQL's "too many clients" and answered plain-text 500s."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from contextlib import contextmanager
+
+import pytest
+from fastapi.testclient import TestClient
+
+from api.app import create_app
+from infra.read_store import make_engine
+from infra.runtime import Hotline
+from tests.auth import SignedInClient
+
+SUP = {"X-Actor-Id": "sup-li", "X-Actor-Role": "supervisor"}
+
+
+@pytest.fixture
+def client(hotline: Hotline) -> Iterator[TestClient]:
+    with SignedInClient(create_app(hotline=hotline), raise_server_exceptions=False) as c:
+        yield c
+
+
+@contextmanager
+def read_store_unreachable(hotline: Hotline) -> Iterator[None]:
+    """The read store moved to a PostgreSQL that refuses connections (nothing listens on port 1)."""
+    working = hotline.read_store.engine
+    hotline.read_store.engine = make_engine("postgresql://postgres@127.0.0.1:1/nothing", 1)
+    try:
+        yield
+    finally:
+        hotline.read_store.engine.dispose()
+        hotline.read_store.engine = working
+
+
+@pytest.fixture
+def unreachable_read_store(hotline: Hotline) -> Iterator[None]:
+    with read_store_unreachable(hotline):
+        yield
+
+
+def test_an_unreachable_store_is_a_503_with_retry_after(client: TestClient, unreachable_read_store: None) -> None:
+    answer = client.get("/requests", headers=SUP)
+    assert answer.status_code == 503, answer.text
+    assert answer.headers["Retry-After"] == "1"
+    assert answer.json()["error"]["code"] == "store_unavailable"
+
+
+def test_open311_answers_it_in_its_own_format(client: TestClient, unreachable_read_store: None) -> None:
+    answer = client.get("/open311/v2/requests.json", headers=SUP)
+    assert answer.status_code == 503, answer.text
+    assert answer.headers["Retry-After"] == "1"
+    assert answer.json()[0]["code"] == 503
+
+
+def test_the_api_answers_again_once_the_store_is_back(client: TestClient, hotline: Hotline) -> None:
+    with read_store_unreachable(hotline):
+        assert client.get("/requests", headers=SUP).status_code == 503
+    assert client.get("/requests", headers=SUP).status_code == 200
+
+
+def test_a_bug_is_a_500_with_the_error_body(hotline: Hotline) -> None:
+    app = create_app(hotline=hotline)
+
+    @app.get("/test-only/broken", include_in_schema=False)
+    def broken() -> None:
+        raise RuntimeError("a bug")
+
+    with TestClient(app, raise_server_exceptions=False) as c:
+        answer = c.get("/test-only/broken")
+    assert answer.status_code == 500
+    assert answer.json()["error"]["code"] == "internal_error"
+
+
+def test_every_operation_documents_the_503(client: TestClient) -> None:
+    document = client.get("/openapi.json").json()
+    missing = [
+        f"{method.upper()} {path}"
+        for path, operations in document["paths"].items()
+        for method, operation in operations.items()
+        if method in ("get", "post", "put", "patch", "delete") and "503" not in operation["responses"]
+    ]
+    assert not missing, missing
