@@ -85,6 +85,17 @@ STORE_UNAVAILABLE: tuple[type[Exception], ...] = (
 STORE_RETRY_AFTER = 1  # seconds
 
 
+def store_unavailable(exc: BaseException) -> bool:
+    """Whether ``exc`` (one of STORE_UNAVAILABLE) says the store cannot answer now, not that
+    the query is wrong: SQLite raises OperationalError for a syntax error or a missing table
+    as well as for a locked database, and those are bugs (500)."""
+    cause = getattr(exc, "orig", None) or exc
+    if isinstance(cause, sqlite3.OperationalError):
+        text = str(cause).lower()
+        return any(word in text for word in ("locked", "busy", "unable to open", "disk i/o"))
+    return True
+
+
 def status_of(exc: DomainError) -> int:
     for cls in type(exc).__mro__:
         if cls in STATUS:
@@ -122,6 +133,10 @@ def error_body(status: int, code: str, message: str, details: dict[str, Any] | N
     return {"error": {"status": status, "code": code, "message": message, **({"details": details} if details else {})}}
 
 
+def internal_error() -> JSONResponse:
+    return JSONResponse(error_body(500, "internal_error", "an unexpected error on the server: it is logged"), status_code=500)
+
+
 def install(app: FastAPI) -> None:
     @app.exception_handler(DomainError)
     async def domain_error(_: Request, exc: DomainError) -> JSONResponse:
@@ -147,20 +162,22 @@ def install(app: FastAPI) -> None:
         summary = "; ".join(f"{p['field'] or 'body'}: {p['problem']}" for p in problems)
         return JSONResponse(error_body(422, "invalid_request", summary, {"problems": problems}), status_code=422)
 
-    async def store_unavailable(request: Request, exc: Exception) -> JSONResponse:
+    async def unavailable(request: Request, exc: Exception) -> JSONResponse:
         # Answered here, so not re-raised to the server's log: logged here instead.
-        log.error("store unavailable: %s %s: %s", request.method, request.url.path, exc, exc_info=exc)
+        log.error("store error: %s %s: %s", request.method, request.url.path, exc, exc_info=exc)
+        if not store_unavailable(exc):
+            return internal_error()
         body = error_body(503, "store_unavailable", "the data store cannot answer now (unreachable or busy): retry shortly")
         return JSONResponse(body, status_code=503, headers={"Retry-After": str(STORE_RETRY_AFTER)})
 
-    for unavailable in STORE_UNAVAILABLE:
-        app.add_exception_handler(unavailable, store_unavailable)
+    for cls in STORE_UNAVAILABLE:
+        app.add_exception_handler(cls, unavailable)
 
     @app.exception_handler(Exception)
     async def unexpected(_: Request, exc: Exception) -> JSONResponse:
         # The one error body for a bug too (Starlette's own is plain text); the server
         # still logs the exception with its traceback.
-        return JSONResponse(error_body(500, "internal_error", "an unexpected error on the server: it is logged"), status_code=500)
+        return internal_error()
 
     @app.exception_handler(StarletteHTTPException)
     async def http_error(_: Request, exc: StarletteHTTPException) -> JSONResponse:

@@ -76,6 +76,21 @@ def test_a_bug_is_a_500_with_the_error_body(hotline: Hotline) -> None:
     assert answer.json()["error"]["code"] == "internal_error"
 
 
+def test_a_wrong_query_on_sqlite_is_a_bug_not_an_unavailable_store(hotline: Hotline) -> None:
+    """SQLite raises OperationalError for a syntax error too: that is a 500, not a 503."""
+    app = create_app(hotline=hotline)
+
+    @app.get("/test-only/wrong-query", include_in_schema=False)
+    def wrong_query() -> None:
+        with make_engine("sqlite://", 1).connect() as conn:
+            conn.exec_driver_sql("SELEKT 1")
+
+    with TestClient(app, raise_server_exceptions=False) as c:
+        answer = c.get("/test-only/wrong-query")
+    assert answer.status_code == 500
+    assert answer.json()["error"]["code"] == "internal_error"
+
+
 def test_every_operation_documents_the_503(client: TestClient) -> None:
     document = client.get("/openapi.json").json()
     missing = [
