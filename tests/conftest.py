@@ -111,3 +111,16 @@ def sqlite_hotline(tmp_path: Path, clock: FixedClock) -> Iterator[Hotline]:
     load_catalogue(h)
     yield h
     h.close()
+
+
+def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
+    """Deletes the Kafka topics this session's distributed tests created (tests/kafka/
+    harness.py ``PREFIXES_USED``): a developer's broker otherwise keeps thousands of
+    partitions from every run, and spends its CPU on them."""
+    import sys
+
+    harness = sys.modules.get("tests.kafka.harness")
+    host, port = harness.KAFKA.rsplit(":", 1) if harness is not None else ("", "0")
+    if harness is None or not harness.PREFIXES_USED or not _port_open(host, int(port)):
+        return
+    harness.delete_prefixed_topics(harness.KAFKA, set(harness.PREFIXES_USED))

@@ -32,8 +32,14 @@ AGENT = Actor("op1", "agent")
 ROADS = Actor("transport", "department", departments=("transport",))
 
 
+# The topic prefixes this process's tests used: their topics are deleted when the session
+# ends (tests/conftest.py), or a developer's broker grows by thousands of partitions a run.
+PREFIXES_USED: set[str] = set()
+
+
 def distributed_settings(url: str, data_dir: Path, prefix: str | None = None, **kw: Any) -> Settings:
     prefix = prefix or f"t{uuid.uuid4().hex[:10]}"
+    PREFIXES_USED.add(prefix)
     return Settings(
         data_dir=data_dir,
         database_url=url,
@@ -107,13 +113,17 @@ class Proc:
 def delete_topics(settings: Settings) -> None:
     """Deletes the topics of ``settings``' prefix: a broker left with thousands of partitions
     from earlier runs spends CPU on them (on a 2-core machine, the measured processes' CPU)."""
+    delete_prefixed_topics(settings.kafka_bootstrap_servers or KAFKA, {settings.kafka_topic_prefix})
+
+
+def delete_prefixed_topics(bootstrap: str, prefixes: set[str]) -> None:
     from kafka import KafkaAdminClient
 
-    admin = KafkaAdminClient(bootstrap_servers=settings.kafka_bootstrap_servers, client_id="hotline-bench-cleanup")
+    admin = KafkaAdminClient(bootstrap_servers=bootstrap, client_id="hotline-test-cleanup")
     try:
-        mine = [t for t in admin.list_topics() if t.startswith(f"{settings.kafka_topic_prefix}.")]
-        if mine:
-            admin.delete_topics(mine, timeout_ms=30_000)
+        mine = [t for t in admin.list_topics() if t.split(".", 1)[0] in prefixes]
+        for i in range(0, len(mine), 500):
+            admin.delete_topics(mine[i : i + 500], timeout_ms=30_000)
     finally:
         admin.close()
 
