@@ -11,6 +11,7 @@ import logging
 import sqlite3
 from typing import Any
 
+import eventsourcing.persistence
 import psycopg
 import psycopg_pool
 import sqlalchemy.exc
@@ -74,25 +75,42 @@ STATUS: dict[type[DomainError], int] = {
 
 # The stores cannot give an answer now: PostgreSQL down, at its connection limit or in a
 # deadlock, a connection pool exhausted, SQLite locked beyond its timeout. Nothing the caller
-# sent is wrong and a retry may well succeed: 503 with Retry-After, not a bare 500.
+# sent is wrong and a retry may well succeed: 503 with Retry-After, not a bare 500. (The
+# event store's recorders wrap the driver's errors in eventsourcing's own classes.)
 STORE_UNAVAILABLE: tuple[type[Exception], ...] = (
     sqlalchemy.exc.OperationalError,
     sqlalchemy.exc.TimeoutError,
     psycopg.OperationalError,
     psycopg_pool.PoolTimeout,
     sqlite3.OperationalError,
+    eventsourcing.persistence.OperationalError,
+    eventsourcing.persistence.InterfaceError,
 )
 STORE_RETRY_AFTER = 1  # seconds
+# PostgreSQL's SQLSTATEs that say "not now" (connection exceptions, insufficient resources
+# such as too many connections, operator intervention, system errors, a serialisation
+# failure, a deadlock, a lock not available); psycopg files some bugs under
+# OperationalError too (a program limit exceeded, a routine's error), which stay 500.
+_TRANSIENT_CLASSES = ("08", "53", "57", "58")
+_TRANSIENT_STATES = ("40001", "40P01", "55P03")
 
 
 def store_unavailable(exc: BaseException) -> bool:
     """Whether ``exc`` (one of STORE_UNAVAILABLE) says the store cannot answer now, not that
     the query is wrong: SQLite raises OperationalError for a syntax error or a missing table
     as well as for a locked database, and those are bugs (500)."""
-    cause = getattr(exc, "orig", None) or exc
-    if isinstance(cause, sqlite3.OperationalError):
+    cause: BaseException = exc
+    while True:  # down to the driver's own error (SQLAlchemy's .orig, eventsourcing's __cause__)
+        inner = getattr(cause, "orig", None) or cause.__cause__
+        if not isinstance(inner, BaseException) or inner is cause:
+            break
+        cause = inner
+    if isinstance(cause, sqlite3.Error):
         text = str(cause).lower()
         return any(word in text for word in ("locked", "busy", "unable to open", "disk i/o"))
+    if isinstance(cause, psycopg.Error):
+        state = cause.sqlstate
+        return state is None or state.startswith(_TRANSIENT_CLASSES) or state in _TRANSIENT_STATES
     return True
 
 
@@ -163,10 +181,12 @@ def install(app: FastAPI) -> None:
         return JSONResponse(error_body(422, "invalid_request", summary, {"problems": problems}), status_code=422)
 
     async def unavailable(request: Request, exc: Exception) -> JSONResponse:
-        # Answered here, so not re-raised to the server's log: logged here instead.
-        log.error("store error: %s %s: %s", request.method, request.url.path, exc, exc_info=exc)
+        # Answered here, so not re-raised to the server's log: logged here instead (a bug
+        # with its traceback; an outage in one line per request, it may be thousands).
         if not store_unavailable(exc):
+            log.error("store error: %s %s", request.method, request.url.path, exc_info=exc)
             return internal_error()
+        log.error("store unavailable: %s %s: %s", request.method, request.url.path, exc)
         body = error_body(503, "store_unavailable", "the data store cannot answer now (unreachable or busy): retry shortly")
         return JSONResponse(body, status_code=503, headers={"Retry-After": str(STORE_RETRY_AFTER)})
 

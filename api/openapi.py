@@ -70,6 +70,8 @@ COMMON: dict[int, tuple[str, str, str]] = {
     ),
 }
 
+LIVENESS = ("/healthz",)
+
 HEADERS: dict[int, dict[str, Any]] = {
     401: {"WWW-Authenticate": {"description": 'Bearer realm="hotline"', "schema": {"type": "string"}}},
     429: {"Retry-After": {"description": "Seconds to wait before retrying", "schema": {"type": "string"}}},
@@ -194,7 +196,9 @@ def is_command(route: APIRoute) -> bool:
 
 def statuses(route: APIRoute) -> set[int]:
     """The common statuses a route can answer, from what it depends on."""
-    found: set[int] = {503}  # every route reads or writes a store (api/errors.py STORE_UNAVAILABLE)
+    # Every route reads or writes a store (api/errors.py STORE_UNAVAILABLE), but for the
+    # liveness probe, which reports a store's failure in its 200.
+    found: set[int] = set() if route.path in LIVENESS else {503}
     declared, action = rule_of(route.dependant)
     if declared and action is not None:
         found |= {401, 403}  # credentials refused (401), the action or the resource's scope refused (403)
@@ -268,8 +272,9 @@ def complete_operation(route: APIRoute, op: dict[str, Any]) -> None:
                 media.setdefault("example", error_response(int(key))["content"]["application/json"]["example"])
             if answer.get("description") in (None, "", "Validation Error", "Additional Response"):
                 answer["description"] = COMMON.get(int(key), ("An error",))[0]
-            answer.setdefault("headers", {}).update(copy.deepcopy(HEADERS.get(int(key), {})))
-            if not answer["headers"]:
+            if key not in own:  # a route's own answer (/readyz's 503) says its own headers
+                answer.setdefault("headers", {}).update(copy.deepcopy(HEADERS.get(int(key), {})))
+            if "headers" in answer and not answer["headers"]:
                 del answer["headers"]
 
     declared, action = rule_of(route.dependant)

@@ -24,7 +24,6 @@ import signal
 import socket
 import threading
 import time
-import zlib
 from collections.abc import Callable, Iterable, Sequence
 from datetime import UTC, datetime
 from typing import Any
@@ -59,7 +58,17 @@ from infra.metrics import (
     ProjectionPositions,
     start_process_metrics,
 )
-from infra.read_store import _DELETED, WHOLE_LOG, ReadStore, SqlRows, _upsert, make_engine, positions
+from infra.read_store import (
+    _DELETED,
+    WHOLE_LOG,
+    ReadStore,
+    SqlRows,
+    _upsert,
+    lock_projections,
+    make_engine,
+    positions,
+    projection_lock_key,
+)
 from infra.runtime import tune_gc
 from infra.settings import Settings
 from projections.base import Projection
@@ -74,23 +83,6 @@ except ImportError:  # pragma: no cover
     _loads = json.loads  # type: ignore[assignment]
     _orjson_dumps = None  # type: ignore[assignment]
     _NON_STR_KEYS = 0
-
-
-def projection_lock_key(name: str) -> int:
-    """Advisory-lock key of a projection: consumers take it shared, a replay's switch exclusive."""
-    return zlib.crc32(f"hotline-projection:{name}".encode()) & 0x7FFFFFFF
-
-
-def lock_projections(conn: Connection, names: Sequence[str], *, exclusive: bool = False) -> None:
-    if conn.dialect.name != "postgresql":
-        return  # SQLite: one writer at a time anyway
-    # (PostgreSQL consumers take the exclusive form in apply_feeds: see there why.)
-    fn = "pg_advisory_xact_lock" if exclusive else "pg_advisory_xact_lock_shared"
-    # One statement (one round trip); the select list is evaluated left to right, so the
-    # locks are still taken in one fixed order.
-    keys = [projection_lock_key(name) for name in sorted(names)]
-    if keys:
-        conn.exec_driver_sql("SELECT " + ", ".join(f"{fn}({k})" for k in keys))
 
 
 def ensure_position_rows(conn: Connection, names: Sequence[str], feeds: Sequence[int]) -> None:

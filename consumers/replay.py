@@ -28,9 +28,8 @@ from psycopg.rows import tuple_row
 from sqlalchemy.engine import Connection
 
 from consumers.fast_decode import decoder_for
-from consumers.kafka_projections import lock_projections
 from infra.eventstore import EventStore
-from infra.read_store import WHOLE_LOG, ReadStore, SqlRows, make_engine, positions, write_position
+from infra.read_store import WHOLE_LOG, ReadStore, SqlRows, lock_projections, make_engine, positions, write_position
 from infra.settings import Settings
 from projections.base import MemoryRows, Projection
 

@@ -7,6 +7,7 @@ second delivery is at or below the recorded position and is skipped.
 
 from __future__ import annotations
 
+import zlib
 from collections.abc import Callable, Iterable, Sequence
 from datetime import UTC, datetime
 from typing import Any
@@ -177,6 +178,23 @@ def lock_ddl(conn: Connection) -> None:
         conn.exec_driver_sql(f"SELECT pg_advisory_xact_lock({DDL_LOCK})")
 
 
+def projection_lock_key(name: str) -> int:
+    """Advisory-lock key of a projection: consumers take it shared, a replay's switch exclusive."""
+    return zlib.crc32(f"hotline-projection:{name}".encode()) & 0x7FFFFFFF
+
+
+def lock_projections(conn: Connection, names: Sequence[str], *, exclusive: bool = False) -> None:
+    if conn.dialect.name != "postgresql":
+        return  # SQLite: one writer at a time anyway
+    # (PostgreSQL consumers take the exclusive form in apply_feeds: see there why.)
+    fn = "pg_advisory_xact_lock" if exclusive else "pg_advisory_xact_lock_shared"
+    # One statement (one round trip); the select list is evaluated left to right, so the
+    # locks are still taken in one fixed order.
+    keys = [projection_lock_key(name) for name in sorted(names)]
+    if keys:
+        conn.exec_driver_sql("SELECT " + ", ".join(f"{fn}({k})" for k in keys))
+
+
 class ReadStore:
     def __init__(self, engine: Engine, projections: Sequence[Projection]) -> None:
         self.engine = engine
@@ -202,6 +220,11 @@ class ReadStore:
             lock_ddl(conn)
             tracking_md.create_all(conn)
             known = {name: fp for name, fp in conn.execute(sa.select(schemas.c.name, schemas.c.fingerprint))}
+            # A projection whose tables are dropped is locked first, as a consumer or a replay
+            # locks it before its position rows and tables (one order on every side: no
+            # deadlock against a batch in flight).
+            changed = [p.name for p in self.projections if known.get(p.name) not in (None, schema_fingerprint(p))]
+            lock_projections(conn, changed, exclusive=True)
             for p in self.projections:
                 fingerprint = schema_fingerprint(p)
                 if known.get(p.name) not in (None, fingerprint):

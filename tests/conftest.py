@@ -123,4 +123,9 @@ def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
     host, port = harness.KAFKA.rsplit(":", 1) if harness is not None else ("", "0")
     if harness is None or not harness.PREFIXES_USED or not _port_open(host, int(port)):
         return
-    harness.delete_prefixed_topics(harness.KAFKA, set(harness.PREFIXES_USED))
+    try:
+        harness.delete_prefixed_topics(harness.KAFKA, set(harness.PREFIXES_USED))
+    except Exception as exc:  # a clean-up: never the session's result
+        import warnings
+
+        warnings.warn(f"the session's Kafka topics were not deleted: {exc}", stacklevel=1)

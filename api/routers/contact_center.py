@@ -14,6 +14,7 @@ from fastapi.responses import StreamingResponse
 
 from api.auth import allow
 from api.deps import CommandRoute, ReadYourWrites, add_command_routes, get_hotline
+from api.errors import STORE_UNAVAILABLE, log, store_unavailable
 from api.responses import AgentView, Desk, QueuePosition, WaitingContact, Wallboard
 from domain.access import Access, Action, authorize
 from domain.base import Actor, NotFound
@@ -192,7 +193,15 @@ async def _live(request: Request, hotline: Hotline, event: str, read: Any, *, to
     heartbeat = False
     try:
         while not await request.is_disconnected():
-            data = await asyncio.to_thread(read)
+            try:
+                data = await asyncio.to_thread(read)
+            except STORE_UNAVAILABLE as exc:
+                if not store_unavailable(exc):
+                    raise
+                # The answer has started (200, a stream): no 503 can be sent now. The stream
+                # ends; an EventSource reconnects by itself and finds the store back, or a 503.
+                log.warning("live feed %s ended, store unavailable: %s", event, exc)
+                return
             body = json.dumps(data, default=_json_default, sort_keys=True)
             if body != last or heartbeat:
                 last = body

@@ -93,7 +93,7 @@ class Open311Route(APIRoute):
             except STORE_UNAVAILABLE as exc:
                 if not store_unavailable(exc):
                     raise  # a bug: the server's 500
-                log.error("store unavailable: %s %s: %s", request.method, request.url.path, exc, exc_info=exc)
+                log.error("store unavailable: %s %s: %s", request.method, request.url.path, exc)
                 unavailable = error_answer(fmt, 503, "the data store cannot answer now (unreachable or busy): retry shortly")
                 unavailable.headers["Retry-After"] = str(STORE_RETRY_AFTER)
                 return unavailable

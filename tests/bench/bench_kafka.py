@@ -239,7 +239,7 @@ def bench_lag(args: argparse.Namespace) -> list[dict[str, Any]]:
         for on in modes if round_ % 2 == 0 else modes[::-1]:
             runs.append(_lag_run(args, on))
     if args.metrics == "both":
-        print("alternated runs, metrics recorded against replaced by no-ops:")
+        print("alternated runs, metrics recorded (and /metrics scraped) against replaced by no-ops (not scraped):")
         medians: dict[bool, dict[str, float]] = {}
         for on in (False, True):
             mine = [r for r in runs if r["metrics"] == ("on" if on else "off")]

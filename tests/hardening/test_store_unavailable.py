@@ -5,13 +5,18 @@ workers with large pools hit PostgreSQL's "too many clients" and answered plain-
 
 from __future__ import annotations
 
+import sqlite3
 from collections.abc import Iterator
 from contextlib import contextmanager
 
+import eventsourcing.persistence
+import psycopg
+import psycopg_pool
 import pytest
 from fastapi.testclient import TestClient
 
 from api.app import create_app
+from api.errors import STORE_UNAVAILABLE, store_unavailable
 from infra.read_store import make_engine
 from infra.runtime import Hotline
 from tests.auth import SignedInClient
@@ -97,6 +102,41 @@ def test_every_operation_documents_the_503(client: TestClient) -> None:
         f"{method.upper()} {path}"
         for path, operations in document["paths"].items()
         for method, operation in operations.items()
-        if method in ("get", "post", "put", "patch", "delete") and "503" not in operation["responses"]
+        if method in ("get", "post", "put", "patch", "delete") and "503" not in operation["responses"] and path != "/healthz"
     ]
     assert not missing, missing
+    # The liveness probe reports a store's failure in its 200; /readyz's own 503 has no Retry-After.
+    assert "503" not in document["paths"]["/healthz"]["get"]["responses"]
+    assert "Retry-After" not in document["paths"]["/readyz"]["get"]["responses"]["503"].get("headers", {})
+
+
+def _raised_from(cause: BaseException, wrapper: type[Exception]) -> Exception:
+    try:
+        try:
+            raise cause
+        except BaseException as exc:
+            raise wrapper("the store failed") from exc
+    except Exception as wrapped:
+        return wrapped
+
+
+@pytest.mark.parametrize(
+    ("error", "unavailable"),
+    [
+        (psycopg.errors.DeadlockDetected(), True),
+        (psycopg.errors.TooManyConnections(), True),
+        (psycopg.errors.AdminShutdown(), True),
+        (psycopg.OperationalError("connection refused"), True),  # no SQLSTATE: the client's side
+        (psycopg.errors.ProgramLimitExceeded(), False),  # a query too big: a bug
+        (sqlite3.OperationalError("database is locked"), True),
+        (sqlite3.OperationalError("no such table: rm_requests"), False),
+        (_raised_from(psycopg.errors.TooManyConnections(), eventsourcing.persistence.OperationalError), True),
+        (_raised_from(sqlite3.OperationalError('near "SELEKT": syntax error'), eventsourcing.persistence.OperationalError), False),
+        (psycopg_pool.PoolTimeout("pool initialization incomplete"), True),
+    ],
+)
+def test_what_counts_as_an_unavailable_store(error: Exception, unavailable: bool) -> None:
+    """The event store's recorders wrap the driver's error (eventsourcing's own classes, the
+    driver's as __cause__); the SQLSTATE says whether waiting can help."""
+    assert isinstance(error, STORE_UNAVAILABLE)
+    assert store_unavailable(error) is unavailable

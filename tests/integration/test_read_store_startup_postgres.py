@@ -10,7 +10,8 @@ import threading
 
 import sqlalchemy as sa
 
-from infra.read_store import ReadStore, make_engine
+from consumers.kafka_projections import ensure_position_rows
+from infra.read_store import ReadStore, lock_projections, make_engine, positions, schemas
 from infra.wiring import all_projections
 
 
@@ -58,3 +59,42 @@ def test_an_index_added_since_is_created_on_start(pg_url: str) -> None:
         assert "ix_rm_requests_status" in names
     finally:
         store.engine.dispose()
+
+
+def test_a_changed_projection_is_rebuilt_after_the_batch_in_flight(pg_url: str) -> None:
+    """A projection whose tables changed is dropped on start; a consumer's batch holds its
+    lock, its position rows and then writes its tables. The start waits for the batch (the
+    same lock first), where it used to drop the tables and wait on the position rows while
+    the batch waited on the dropped tables: a deadlock, one side aborted."""
+    running = _store(pg_url)
+    with running.engine.begin() as conn:
+        conn.execute(sa.update(schemas).where(schemas.c.name == "request_status").values(fingerprint="changed"))
+        ensure_position_rows(conn, ["request_status"], [1])  # as a consumer's feed has
+    starting = _store_without_start(pg_url)
+    done = threading.Event()
+    failed: list[BaseException] = []
+    try:
+        with running.engine.begin() as batch:
+            lock_projections(batch, ["request_status"], exclusive=True)
+            batch.execute(sa.select(positions).where(positions.c.name == "request_status").with_for_update()).all()
+
+            def start() -> None:
+                try:
+                    starting.create_tables()
+                except BaseException as exc:  # reported below
+                    failed.append(exc)
+                done.set()
+
+            threading.Thread(target=start, daemon=True).start()
+            assert not done.wait(1.0), "the start did not wait for the batch holding the projection"
+            table = running.tables["rm_requests"]
+            batch.execute(sa.delete(table).where(table.c.id == "nobody"))
+        assert done.wait(20), "the start did not finish after the batch"
+        assert not failed, failed
+    finally:
+        running.engine.dispose()
+        starting.engine.dispose()
+
+
+def _store_without_start(url: str) -> ReadStore:
+    return ReadStore(make_engine(url, 4), all_projections())

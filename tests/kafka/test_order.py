@@ -26,7 +26,7 @@ from infra.settings import Settings
 from infra.wiring import all_projections
 from projections.base import MemoryRows, Projection
 from tests.conftest import PG_HOST, PG_PORT, create_pg_database, drop_pg_database, load_catalogue, require_service
-from tests.kafka.harness import AGENT, Workload, distributed_settings, published_events
+from tests.kafka.harness import AGENT, PREFIXES_USED, Workload, distributed_settings, published_events
 
 
 @pytest.fixture(scope="module")
@@ -55,6 +55,7 @@ def test_per_aggregate_order_is_kept_end_to_end(order_hotline: Hotline, steps: l
         else:
             h.bus.execute(c.AddNote(ref=refs[i], text=f"step {n}"), AGENT)
     prefix = f"t{uuid.uuid4().hex[:10]}"
+    PREFIXES_USED.add(prefix)  # deleted when the session ends
     own = Settings(**{**h.settings.model_dump(), "kafka_topic_prefix": prefix})
     relay = Relay(own, h.store, batch=batch, name=f"order-{prefix}")
     try:
