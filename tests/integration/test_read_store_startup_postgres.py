@@ -21,6 +21,23 @@ def _store(url: str) -> ReadStore:
     return store
 
 
+def _start_beside(starting: ReadStore) -> tuple[threading.Event, list[BaseException]]:
+    """``starting.create_tables()`` in a thread (a process starting): set when it returned,
+    with what it raised."""
+    done = threading.Event()
+    failed: list[BaseException] = []
+
+    def start() -> None:
+        try:
+            starting.create_tables()
+        except BaseException as exc:  # reported by the test
+            failed.append(exc)
+        done.set()
+
+    threading.Thread(target=start, daemon=True).start()
+    return done, failed
+
+
 def test_a_starting_process_waits_for_no_open_batch(pg_url: str) -> None:
     running = _store(pg_url)
     starting = _store(pg_url)
@@ -30,17 +47,7 @@ def test_a_starting_process_waits_for_no_open_batch(pg_url: str) -> None:
             batch.exec_driver_sql("SET LOCAL lock_timeout = '20s'")
             table = running.tables["rm_requests"]
             batch.execute(sa.delete(table).where(table.c.id == "nobody"))
-            done = threading.Event()
-            failed: list[BaseException] = []
-
-            def start() -> None:
-                try:
-                    starting.create_tables()
-                except BaseException as exc:  # reported below
-                    failed.append(exc)
-                done.set()
-
-            threading.Thread(target=start, daemon=True).start()
+            done, failed = _start_beside(starting)
             assert done.wait(10), "create_tables waited for the open batch's table lock"
             assert not failed, failed
     finally:
@@ -71,21 +78,11 @@ def test_a_changed_projection_is_rebuilt_after_the_batch_in_flight(pg_url: str) 
         conn.execute(sa.update(schemas).where(schemas.c.name == "request_status").values(fingerprint="changed"))
         ensure_position_rows(conn, ["request_status"], [1])  # as a consumer's feed has
     starting = _store_without_start(pg_url)
-    done = threading.Event()
-    failed: list[BaseException] = []
     try:
         with running.engine.begin() as batch:
             lock_projections(batch, ["request_status"], exclusive=True)
             batch.execute(sa.select(positions).where(positions.c.name == "request_status").with_for_update()).all()
-
-            def start() -> None:
-                try:
-                    starting.create_tables()
-                except BaseException as exc:  # reported below
-                    failed.append(exc)
-                done.set()
-
-            threading.Thread(target=start, daemon=True).start()
+            done, failed = _start_beside(starting)
             assert not done.wait(1.0), "the start did not wait for the batch holding the projection"
             table = running.tables["rm_requests"]
             batch.execute(sa.delete(table).where(table.c.id == "nobody"))
