@@ -87,6 +87,7 @@ STORE_UNAVAILABLE: tuple[type[Exception], ...] = (
     eventsourcing.persistence.InterfaceError,
 )
 STORE_RETRY_AFTER = 1  # seconds
+STORE_UNAVAILABLE_MESSAGE = "the data store cannot answer now (unreachable or busy): retry shortly"
 # PostgreSQL's SQLSTATEs that say "not now" (connection exceptions, insufficient resources
 # such as too many connections, operator intervention, system errors, a serialisation
 # failure, a deadlock, a lock not available); psycopg files some bugs under
@@ -151,6 +152,11 @@ def error_body(status: int, code: str, message: str, details: dict[str, Any] | N
     return {"error": {"status": status, "code": code, "message": message, **({"details": details} if details else {})}}
 
 
+def log_unavailable(request: Request, exc: BaseException) -> None:
+    """One line per request (an outage may mean thousands), not a traceback each."""
+    log.error("store unavailable: %s %s: %s", request.method, request.url.path, exc)
+
+
 def internal_error() -> JSONResponse:
     return JSONResponse(error_body(500, "internal_error", "an unexpected error on the server: it is logged"), status_code=500)
 
@@ -181,13 +187,12 @@ def install(app: FastAPI) -> None:
         return JSONResponse(error_body(422, "invalid_request", summary, {"problems": problems}), status_code=422)
 
     async def unavailable(request: Request, exc: Exception) -> JSONResponse:
-        # Answered here, so not re-raised to the server's log: logged here instead (a bug
-        # with its traceback; an outage in one line per request, it may be thousands).
+        # Answered here, so not re-raised to the server's log: logged here instead.
         if not store_unavailable(exc):
             log.error("store error: %s %s", request.method, request.url.path, exc_info=exc)
             return internal_error()
-        log.error("store unavailable: %s %s: %s", request.method, request.url.path, exc)
-        body = error_body(503, "store_unavailable", "the data store cannot answer now (unreachable or busy): retry shortly")
+        log_unavailable(request, exc)
+        body = error_body(503, "store_unavailable", STORE_UNAVAILABLE_MESSAGE)
         return JSONResponse(body, status_code=503, headers={"Retry-After": str(STORE_RETRY_AFTER)})
 
     for cls in STORE_UNAVAILABLE:

@@ -39,7 +39,15 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from api.auth import allow, citizen_filter, department_filter
 from api.deps import get_hotline, run_command, wait_for_position
-from api.errors import STORE_RETRY_AFTER, STORE_UNAVAILABLE, Unauthenticated, log, status_of, store_unavailable
+from api.errors import (
+    STORE_RETRY_AFTER,
+    STORE_UNAVAILABLE,
+    STORE_UNAVAILABLE_MESSAGE,
+    Unauthenticated,
+    log_unavailable,
+    status_of,
+    store_unavailable,
+)
 from api.open311 import mapping
 from api.open311.formats import FORMATS, Open311Error, answer, error_answer
 from domain.access import Access, Action, allows, authorize
@@ -93,8 +101,8 @@ class Open311Route(APIRoute):
             except STORE_UNAVAILABLE as exc:
                 if not store_unavailable(exc):
                     raise  # a bug: the server's 500
-                log.error("store unavailable: %s %s: %s", request.method, request.url.path, exc)
-                unavailable = error_answer(fmt, 503, "the data store cannot answer now (unreachable or busy): retry shortly")
+                log_unavailable(request, exc)
+                unavailable = error_answer(fmt, 503, STORE_UNAVAILABLE_MESSAGE)
                 unavailable.headers["Retry-After"] = str(STORE_RETRY_AFTER)
                 return unavailable
 
