@@ -37,11 +37,15 @@ def _port_open(host: str, port: int) -> bool:
         return False
 
 
+# Each service's start script in infra/.
+START_SCRIPTS = {"PostgreSQL": "infra/postgres.sh", "Kafka": "infra/kafka.sh"}
+
+
 def require_service(name: str, host: str, port: int) -> None:
     """Skip locally, fail in CI, when a real service the test needs is not running."""
     if _port_open(host, port):
         return
-    message = f"{name} is not running on {host}:{port} (start it with infra/{name.lower()}.sh start)"
+    message = f"{name} is not running on {host}:{port} (start it with {START_SCRIPTS[name]} start)"
     if IN_CI:
         pytest.fail(message)
     pytest.skip(message)
