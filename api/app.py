@@ -15,6 +15,7 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 from api import console, errors, limits, openapi
 from api.auth import rule_of
 from api.read_your_writes import close_waiters
+from api.routing import set_read_threads
 from consumers.background import start_background
 from domain.access import PUBLIC
 from infra.metrics import observe_http
@@ -40,6 +41,7 @@ def create_app(settings: Settings | None = None, hotline: Hotline | None = None,
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         own = hotline is None
         app.state.hotline = hotline or Hotline.start(settings or get_settings(), **start_kw)
+        set_read_threads(app.state.hotline.settings.query_threads)
         # The router, timers, notifier and analytics ingest, as the settings ask.
         stops = start_background(app.state.hotline)
         try:

@@ -53,6 +53,11 @@ class Settings(BaseSettings):
     # (measured with 32 clients: fuller batches, fewer commits, and the best throughput).
     group_commit_max_wait_ms: float = 6.0
     pg_pool_size: int = 16
+    # Queries (GET routes) run at once per API process (api/routing.py); the rest wait on
+    # the event loop. Default: SQLITE_READ_THREADS (2) on SQLite, where a query is Python
+    # and SQLite bound by the GIL and more threads only contend for it; pg_pool_size on
+    # PostgreSQL, where a query mostly waits on the server.
+    read_threads: int | None = Field(default=None, ge=1, le=256)
     # Audit chain (infra/audit_chain.py): every event hashed onto its stream and the global
     # order. Off only to measure what it costs (events written then are reported by verify).
     audit_chain: bool = True
@@ -248,6 +253,12 @@ class Settings(BaseSettings):
         return self.kafka_bootstrap_servers is None
 
     @property
+    def query_threads(self) -> int:
+        if self.read_threads is not None:
+            return self.read_threads
+        return self.pg_pool_size if self.database_url else SQLITE_READ_THREADS
+
+    @property
     def sqlite_events_path(self) -> Path:
         return self.data_dir / "events.sqlite"
 
@@ -264,6 +275,9 @@ class Settings(BaseSettings):
     @property
     def duckdb_path(self) -> Path:
         return self.data_dir / "analytics.duckdb"
+
+
+SQLITE_READ_THREADS = 2
 
 
 def _sqlalchemy_pg(url: str) -> str:

@@ -17,7 +17,7 @@ from datetime import UTC, datetime
 from typing import Any
 from zoneinfo import ZoneInfo
 
-from fastapi import APIRouter, Query, Request
+from fastapi import Query, Request
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
 
 from api.auth import row_access
@@ -27,12 +27,13 @@ from api.console.session import page
 from api.console.web import render
 from api.read_log import record_read
 from api.routers.audit import trace as case_trace
+from api.routing import HotlineRouter
 from domain.access import Access, Action, allows, authorize
 from domain.audit import AsOf, holds_personal, rebuild, version_at
 from domain.base import Actor, InvalidCommand, aggregate_state, event_payload, event_type_name
 from infra.runtime import Hotline
 
-router = APIRouter(include_in_schema=False)
+router = HotlineRouter(include_in_schema=False)
 
 # What the "as of" view shows of the rebuilt aggregate, in this order.
 STATE_FIELDS = (

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from fastapi import APIRouter, Query, Request
+from fastapi import Query, Request
 from fastapi.responses import HTMLResponse
 
 from api.auth import citizen_filter, department_filter, row_access
@@ -20,6 +20,7 @@ from api.console.session import page
 from api.console.web import N_, render
 from api.read_log import record_read
 from api.routers.requests import public_timeline
+from api.routing import HotlineRouter
 from domain.access import Access, Action, Scope, allows, authorize, finds_by_personal_data, scope
 from domain.base import Actor, InvalidCommand, NotFound
 from domain.events import stream_and_name
@@ -28,7 +29,7 @@ from infra.runtime import Hotline
 from projections import attachments as attachment_index
 from projections import citizen_history, department_workload, request_status
 
-router = APIRouter(include_in_schema=False)
+router = HotlineRouter(include_in_schema=False)
 PAGE_SIZE = 50
 DUE_SOON_SECONDS = 4 * 3600  # a deadline this close is shown amber
 NO_WORDS = N_("Type at least one word, reference, name or number to search for.")

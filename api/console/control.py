@@ -12,7 +12,7 @@ from datetime import timedelta
 from typing import Any
 
 import sqlalchemy as sa
-from fastapi import APIRouter, Request
+from fastapi import Request
 from fastapi.responses import HTMLResponse
 
 from api.console.reference import department_names, problem_names
@@ -20,6 +20,7 @@ from api.console.reference import departments as catalogue_departments
 from api.console.session import page
 from api.console.supervisor import deadline_class, pending_extensions
 from api.console.web import render
+from api.routing import HotlineRouter
 from domain.access import Action
 from domain.base import Actor, event_type_name
 from domain.requests.aggregate import OPEN_STATES
@@ -27,7 +28,7 @@ from domain.requests.aggregate import ServiceRequest as R
 from infra.runtime import Hotline
 from projections import request_status, sla_breaches
 
-router = APIRouter(include_in_schema=False)
+router = HotlineRouter(include_in_schema=False)
 
 SENT_FOR_RULING = event_type_name(R.SentForRuling)
 RETURNED = event_type_name(R.ReturnedToDispatcher)

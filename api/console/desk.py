@@ -17,7 +17,7 @@ from typing import Any
 
 import babel.units
 import sqlalchemy as sa
-from fastapi import APIRouter, Query, Request
+from fastapi import Query, Request
 from fastapi.responses import HTMLResponse
 
 from api.console.cases import event_short_name
@@ -29,6 +29,7 @@ from api.read_log import record_read
 from api.routers import catalogue as catalogue_api
 from api.routers import knowledge as knowledge_api
 from api.routers import nearby as nearby_api
+from api.routing import HotlineRouter
 from domain.access import Access, Action, allows, authorize
 from domain.base import Actor, DomainError
 from domain.citizens.aggregate import normalise_phone
@@ -37,7 +38,7 @@ from domain.work_orders.aggregate import WORK_ORDER_OPEN
 from infra.runtime import Hotline
 from projections import agent_desk, citizen_history, department_workload, nearby, request_status, wallboard
 
-router = APIRouter(include_in_schema=False)
+router = HotlineRouter(include_in_schema=False)
 
 # Reasons an agent picks for "not ready" (the domain's list, less those the system sets).
 READY_REASONS = ("break", "lunch", "training", "meeting", "after_call_work", "other")

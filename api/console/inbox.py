@@ -21,7 +21,7 @@ from typing import Any
 from zoneinfo import ZoneInfo
 
 import sqlalchemy as sa
-from fastapi import APIRouter, Query, Request
+from fastapi import Query, Request
 from fastapi.responses import HTMLResponse
 from sqlalchemy.engine import Connection
 
@@ -29,6 +29,7 @@ from api.auth import department_filter
 from api.console.reference import department_names
 from api.console.session import page
 from api.console.web import N_, render
+from api.routing import HotlineRouter
 from domain.access import Action, Scope, allows, scopes
 from domain.base import Actor, event_type_name
 from domain.requests.aggregate import ServiceRequest as R
@@ -36,7 +37,7 @@ from domain.requests.sla import WAITING
 from infra.runtime import Hotline
 from projections import department_workload, request_status
 
-router = APIRouter(include_in_schema=False)
+router = HotlineRouter(include_in_schema=False)
 
 # The inbox's sections: which statuses each lists (a department's open work).
 SECTIONS: tuple[tuple[str, str, tuple[str, ...]], ...] = (

@@ -12,19 +12,20 @@ from __future__ import annotations
 from typing import Any
 
 import sqlalchemy as sa
-from fastapi import APIRouter, Query, Request
+from fastapi import Query, Request
 from fastapi.responses import HTMLResponse
 
 from api.console.session import page
 from api.console.web import LANGUAGE_NAMES, LANGUAGES, N_, RTL, render
 from api.routers import knowledge as knowledge_api
+from api.routing import HotlineRouter
 from domain.access import Action, allows
 from domain.base import Actor, NotFound
 from domain.knowledge.commands import Language
 from infra.runtime import Hotline
 from projections import knowledge as kb
 
-router = APIRouter(include_in_schema=False)
+router = HotlineRouter(include_in_schema=False)
 LIST_SIZE = 200
 SEARCH_SIZE = 20
 STATUS_NAMES = {"draft": N_("draft"), "reviewed": N_("reviewed"), "published": N_("published"), "retired": N_("retired")}

@@ -20,19 +20,20 @@ import json
 from collections.abc import AsyncIterator, Callable
 from typing import Any
 
-from fastapi import APIRouter, Query, Request
+from fastapi import Query, Request
 from fastapi.concurrency import run_in_threadpool
 from fastapi.responses import StreamingResponse
 
 from api.auth import row_access
 from api.console.session import page
+from api.routing import HotlineRouter
 from domain.access import Access, Action, Scope, allows, scopes
 from domain.base import Actor
 from infra.live_feed import LiveFeed, Subscriber
 from infra.runtime import Hotline
 from projections import request_status
 
-router = APIRouter(include_in_schema=False)
+router = HotlineRouter(include_in_schema=False)
 
 # What each read model's signals may tell, and to whom.
 TOPIC_RULES: dict[str, Action] = {

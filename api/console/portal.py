@@ -12,7 +12,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from fastapi import APIRouter, Query, Request
+from fastapi import Query, Request
 from fastapi.responses import HTMLResponse, JSONResponse, Response
 
 from api.auth import ANONYMOUS, citizen_filter, row_access
@@ -22,13 +22,14 @@ from api.errors import Unauthenticated, error_body
 from api.routers import auth as auth_api
 from api.routers import knowledge as knowledge_api
 from api.routers.requests import public_timeline
+from api.routing import HotlineRouter
 from domain.access import Action, authorize
 from domain.base import Actor, NotFound, event_type_name
 from domain.requests.aggregate import ServiceRequest as R
 from infra.runtime import Hotline
 from projections import request_status
 
-router = APIRouter(include_in_schema=False)
+router = HotlineRouter(include_in_schema=False)
 
 # What a citizen reads of each step of their case (other steps are not shown to them).
 STEPS: dict[str, str] = {

@@ -13,7 +13,7 @@ from typing import Any, Literal
 
 import babel
 import babel.dates
-from fastapi import APIRouter, Query, Request
+from fastapi import Query, Request
 from fastapi.responses import HTMLResponse, Response
 
 from analytics.charts import ChartText, png
@@ -22,11 +22,12 @@ from api.console.reference import agent_names, category_names, department_names,
 from api.console.session import page
 from api.console.web import N_, TERMS, choose_language, localised, render, translations
 from api.routers.reports import get_reports
+from api.routing import HotlineRouter
 from domain.access import Action
 from domain.base import Actor, NotFound
 from infra.runtime import Hotline
 
-router = APIRouter(include_in_schema=False)
+router = HotlineRouter(include_in_schema=False)
 
 TITLES = {
     "daily": N_("Daily statistics: contacts and requests"),

@@ -13,7 +13,7 @@ import secrets
 from typing import Any
 from urllib.parse import quote
 
-from fastapi import APIRouter, Depends, Form, Request
+from fastapi import Depends, Form, Request
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
 
 from api.auth import CSRF_COOKIE, SESSION_COOKIE, authenticate
@@ -21,12 +21,13 @@ from api.console.web import LANGUAGE_COOKIE, LANGUAGES, render
 from api.deps import get_hotline
 from api.errors import Unauthenticated, status_of
 from api.routers.auth import limit_sign_in
+from api.routing import HotlineRouter
 from domain.access import Action, authorize
 from domain.base import Actor, DomainError
 from infra.identity.tokens import InvalidToken
 from infra.runtime import Hotline
 
-router = APIRouter(include_in_schema=False)
+router = HotlineRouter(include_in_schema=False)
 
 
 CONSOLE_SIGN_IN, PORTAL_SIGN_IN = "/console/sign-in", "/portal/sign-in"

@@ -13,13 +13,14 @@ from datetime import timedelta
 from typing import Any
 
 import sqlalchemy as sa
-from fastapi import APIRouter, Query, Request
+from fastapi import Query, Request
 from fastapi.responses import HTMLResponse
 
 from api.auth import department_filter, row_access
 from api.console.reference import department_names, problem_names, queue_names
 from api.console.session import page
 from api.console.web import N_, render
+from api.routing import HotlineRouter
 from domain.access import Access, Action, Scope, allows, scopes
 from domain.base import Actor, event_type_name
 from domain.contact_center.agents import NOT_READY_REASONS
@@ -28,7 +29,7 @@ from domain.requests.aggregate import ServiceRequest as R
 from infra.runtime import Hotline
 from projections import agent_desk, department_workload, request_status, sla_breaches, wallboard
 
-router = APIRouter(include_in_schema=False)
+router = HotlineRouter(include_in_schema=False)
 
 # A queue is in alarm when one of these is crossed (the wallboard's red tiles).
 WAITING_ALARM = 5  # contacts waiting

@@ -24,7 +24,7 @@ import uuid
 from typing import Any, Literal
 from urllib.parse import quote
 
-from fastapi import APIRouter, Depends, HTTPException, Query, Request, Response
+from fastapi import Depends, HTTPException, Query, Request, Response
 from fastapi.concurrency import run_in_threadpool
 from fastapi.responses import StreamingResponse
 from starlette.datastructures import UploadFile
@@ -33,6 +33,7 @@ from api.auth import allow
 from api.deps import CommandRoute, ReadYourWrites, add_command_routes, get_hotline, run_command
 from api.errors import ErrorResponse
 from api.responses import AttachmentView, CommandAnswer
+from api.routing import HotlineRouter
 from domain.access import Action, access_of, authorize
 from domain.attachments import commands as c
 from domain.attachments.aggregate import Attachment
@@ -43,7 +44,7 @@ from infra.attachments import too_large
 from infra.runtime import Hotline
 from projections import attachments as rm
 
-router = APIRouter(tags=["attachments"])
+router = HotlineRouter(tags=["attachments"])
 
 # Room for the multipart framing around the file (boundaries, part headers, the source field).
 FRAMING = 64 * 1024

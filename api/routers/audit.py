@@ -28,13 +28,14 @@ from pathlib import Path
 from typing import Any
 
 import sqlalchemy as sa
-from fastapi import APIRouter, Depends, Query
+from fastapi import Depends, Query
 
 from api.auth import allow
 from api.deps import get_hotline
 from api.read_log import PersonalDataRead, personal_data_read
 from api.responses import AggregateHistory, CaseTrace, ReadModelAsOf
 from api.routers.supervision import department_loads
+from api.routing import HotlineRouter
 from consumers.fast_decode import decoder_for
 from domain.access import Action, allows
 from domain.audit import AsOf, holds_personal, linked_ids, mask_personal, public_state, rebuild, resolve, step
@@ -45,7 +46,7 @@ from infra.runtime import Hotline
 from projections import audit_trace, department_workload, sla_breaches
 from projections.base import MemoryRows, Projection
 
-router = APIRouter(prefix="/audit", tags=["audit"])
+router = HotlineRouter(prefix="/audit", tags=["audit"])
 
 # Aggregates named by a natural key as well as by id (``/audit/agent/op-anna``).
 NATURAL_KEYS: dict[str, Callable[[str], uuid.UUID]] = {}

@@ -18,7 +18,7 @@ import secrets
 from typing import Any
 from urllib.parse import parse_qs
 
-from fastapi import APIRouter, Depends, Request, status
+from fastapi import Depends, Request, status
 from fastapi.exceptions import RequestValidationError
 from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError, model_validator
 
@@ -26,6 +26,7 @@ from api.auth import OPEN, allow, client_address, hotline_limits
 from api.deps import get_hotline
 from api.errors import DeliveryFailed, Unauthenticated
 from api.responses import Jwks, OpenIdConfiguration, SignInCodeSent
+from api.routing import HotlineRouter
 from domain.access import Action
 from domain.base import SYSTEM, Actor
 from domain.citizens.aggregate import identifier_key, normalise_email, normalise_phone
@@ -36,7 +37,7 @@ from infra.settings import Settings
 from infra.sms_gateway import GatewaySender
 from infra.smtp import DeliveryError, SmtpSender
 
-router = APIRouter(tags=["sign-in"])
+router = HotlineRouter(tags=["sign-in"])
 log = logging.getLogger(__name__)
 
 

@@ -4,11 +4,12 @@ from __future__ import annotations
 
 from typing import Any
 
-from fastapi import APIRouter, Depends, Response
+from fastapi import Depends, Response
 
 from api.auth import allow
 from api.deps import CommandRoute, add_command_routes, get_hotline, set_etag
 from api.responses import CatalogueTree, ProblemCodeView
+from api.routing import HotlineRouter
 from api.schemas import Accepted
 from domain.access import Action
 from domain.base import Actor, NotFound
@@ -16,7 +17,7 @@ from domain.catalogue import commands as c
 from domain.catalogue.aggregate import Catalogue, catalogue_id
 from infra.runtime import Hotline
 
-router = APIRouter(prefix="/catalogue", tags=["catalogue"])
+router = HotlineRouter(prefix="/catalogue", tags=["catalogue"])
 
 
 def _catalogue(hotline: Hotline) -> Catalogue:

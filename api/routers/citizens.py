@@ -4,11 +4,12 @@ from __future__ import annotations
 
 from typing import Any
 
-from fastapi import APIRouter, Depends, Response
+from fastapi import Depends, Response
 
 from api.auth import allow
 from api.deps import CommandRoute, ReadYourWrites, add_command_routes, get_hotline, set_etag
 from api.read_log import PersonalDataRead, personal_data_read
+from api.routing import HotlineRouter
 from api.schemas import Accepted, CitizenDetail, CitizenView, HistoryEntry
 from domain.access import Access, Action, allows, authorize
 from domain.base import Actor, NotFound
@@ -17,7 +18,7 @@ from domain.citizens.aggregate import normalise_email, normalise_phone
 from infra.runtime import Hotline
 from projections import citizen_history
 
-router = APIRouter(prefix="/citizens", tags=["citizens"])
+router = HotlineRouter(prefix="/citizens", tags=["citizens"])
 
 
 @router.get("", response_model=list[CitizenView], summary="Find a citizen by phone number or email")

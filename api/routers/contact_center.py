@@ -9,13 +9,14 @@ from collections.abc import AsyncIterator
 from datetime import datetime
 from typing import Any, Literal
 
-from fastapi import APIRouter, Depends, Query, Request
+from fastapi import Depends, Query, Request
 from fastapi.responses import StreamingResponse
 
 from api.auth import allow
 from api.deps import CommandRoute, ReadYourWrites, add_command_routes, get_hotline
 from api.errors import STORE_UNAVAILABLE, log, store_unavailable
 from api.responses import AgentView, Desk, QueuePosition, WaitingContact, Wallboard
+from api.routing import HotlineRouter
 from domain.access import Access, Action, authorize
 from domain.base import Actor, NotFound
 from domain.contact_center import commands as cc
@@ -28,7 +29,7 @@ from projections import knowledge as kb
 # The agent states (domain/contact_center/agents.py STATES), as the filter accepts them.
 AgentStateName = Literal["logged_out", "available", "not_ready", "reserved", "on_contact", "wrap_up"]
 
-router = APIRouter(tags=["contact center"])
+router = HotlineRouter(tags=["contact center"])
 LIVE_HEARTBEAT_SECONDS = 15.0
 
 

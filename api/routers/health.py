@@ -10,7 +10,7 @@ from __future__ import annotations
 import hmac
 from typing import Any
 
-from fastapi import APIRouter, Depends, Request, Response
+from fastapi import Depends, Request, Response
 from fastapi.responses import JSONResponse
 from prometheus_client.core import GaugeMetricFamily
 from prometheus_client.registry import Collector
@@ -19,12 +19,13 @@ from api.auth import OPEN
 from api.deps import get_hotline
 from api.errors import Unauthenticated
 from api.responses import NotReady, ReadinessReport
+from api.routing import HotlineRouter
 from api.schemas import Health
 from infra.metrics import CONTENT_TYPE_LATEST, ProjectionPositions, exposition
 from infra.readiness import Readiness
 from infra.runtime import Hotline
 
-router = APIRouter(tags=["health"])
+router = HotlineRouter(tags=["health"])
 
 
 @router.get("/healthz", response_model=Health)

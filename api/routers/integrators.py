@@ -6,16 +6,17 @@ from __future__ import annotations
 from functools import lru_cache
 from typing import Any
 
-from fastapi import APIRouter, Depends
+from fastapi import Depends
 
 from api.auth import OPEN, allow
 from api.deps import get_hotline
 from api.responses import AsyncApiDocument, KafkaStatus
+from api.routing import HotlineRouter
 from domain.access import Action
 from domain.base import Actor
 from infra.runtime import Hotline
 
-router = APIRouter(tags=["integrators"])
+router = HotlineRouter(tags=["integrators"])
 
 
 @lru_cache(maxsize=1)

@@ -7,11 +7,12 @@ from __future__ import annotations
 
 from typing import Any
 
-from fastapi import APIRouter, Depends, Path, Response
+from fastapi import Depends, Path, Response
 
 from api.auth import allow
 from api.deps import CommandRoute, add_command_routes, get_hotline, set_etag
 from api.responses import IvrFlowDetail, IvrFlowSchema, IvrFlowSummary, IvrFlowVersion
+from api.routing import HotlineRouter
 from domain.access import Action
 from domain.base import Actor, NotFound
 from domain.ivr import commands as c
@@ -19,7 +20,7 @@ from domain.ivr.flow import schema
 from infra.runtime import Hotline
 from projections import ivr as rm
 
-router = APIRouter(tags=["ivr"])
+router = HotlineRouter(tags=["ivr"])
 
 add_command_routes(router, "/ivr/flows", [CommandRoute("", c.PublishFlow, "Publish a flow as its next version", status_code=201)])
 

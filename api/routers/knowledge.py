@@ -13,12 +13,13 @@ import time
 import uuid
 from typing import Any
 
-from fastapi import APIRouter, Depends, Query, Request, Response
+from fastapi import Depends, Query, Request, Response
 
 from api.auth import allow, caller, hotline_limits
 from api.deps import CommandRoute, ReadYourWrites, add_command_routes, get_hotline, run_command, set_etag
 from api.errors import ProjectionLagging
 from api.responses import AgentSuggestions, Article, ArticleUsage, RevisionEntry, SearchResults, UnansweredQuery
+from api.routing import HotlineRouter
 from domain.access import Access, Action, allows, authorize
 from domain.base import Actor, NotFound
 from domain.knowledge import commands as c
@@ -27,7 +28,7 @@ from infra.runtime import Hotline
 from projections import agent_desk, request_status
 from projections import knowledge as kb
 
-router = APIRouter(tags=["knowledge base"])
+router = HotlineRouter(tags=["knowledge base"])
 
 # Self-service searches per caller (a signed-in citizen, else the client address) and minute.
 CITIZEN_SEARCHES = "30/minute"

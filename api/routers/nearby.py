@@ -11,19 +11,20 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any
 
-from fastapi import APIRouter, Depends, Query
+from fastapi import Depends, Query
 from pydantic import BaseModel
 
 from api.auth import allow, department_filter, row_access
 from api.deps import ReadYourWrites, get_hotline
 from api.routers.catalogue import _catalogue
+from api.routing import HotlineRouter
 from domain.access import Action, authorize
 from domain.base import Actor, InvalidTransition, NotFound
 from domain.catalogue.aggregate import MAX_DUPLICATE_RADIUS_M
 from infra.runtime import Hotline
 from projections import nearby, request_status
 
-router = APIRouter(tags=["work orders"])
+router = HotlineRouter(tags=["work orders"])
 
 
 class Place(BaseModel):

@@ -30,10 +30,9 @@ from datetime import UTC, date, datetime, time, timedelta
 from typing import Any
 from zoneinfo import ZoneInfo
 
-from fastapi import APIRouter, Depends, Request, Response
+from fastapi import Depends, Request, Response
 from fastapi.concurrency import run_in_threadpool
 from fastapi.exceptions import RequestValidationError
-from fastapi.routing import APIRoute
 from pydantic import ValidationError
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
@@ -50,6 +49,7 @@ from api.errors import (
 )
 from api.open311 import mapping
 from api.open311.formats import FORMATS, Open311Error, answer, error_answer
+from api.routing import HotlineRoute, HotlineRouter
 from domain.access import Access, Action, allows, authorize
 from domain.attachments.commands import AttachFile
 from domain.base import Actor, DomainError
@@ -64,7 +64,7 @@ FORM_TYPES = ("application/x-www-form-urlencoded", "multipart/form-data")
 OPEN311_STATUS = {409: 400, 422: 400}
 
 
-class Open311Route(APIRoute):
+class Open311Route(HotlineRoute):
     """A route whose errors are Open311 error lists in the format asked for, and which
     takes ``api_key`` from the query string or the form (as an ``X-API-Key`` header for
     the API's own sign-in, api/auth.py)."""
@@ -164,7 +164,7 @@ OPEN311_ANSWER: dict[int | str, dict[str, Any]] = {
     },
 }
 # Response: the answers are built in the format asked for (no JSON by default in the document).
-router = APIRouter(
+router = HotlineRouter(
     prefix="/open311/v2", tags=["open311"], route_class=Open311Route, responses=OPEN311_ANSWER, default_response_class=Response
 )
 

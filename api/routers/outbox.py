@@ -13,12 +13,13 @@ import uuid
 from pathlib import Path
 from typing import Any
 
-from fastapi import APIRouter, Depends, Query
+from fastapi import Depends, Query
 from fastapi.responses import FileResponse
 
 from api.auth import allow, row_access
 from api.deps import ReadYourWrites, get_hotline
 from api.responses import OutboxList, OutboxMessage, RequestNotifications
+from api.routing import HotlineRouter
 from domain.access import Action, authorize
 from domain.base import Actor, InvalidCommand, NotFound
 from domain.notifications.aggregate import CHANNELS
@@ -27,7 +28,7 @@ from infra.runtime import Hotline
 from projections import notifications as notes
 from projections import request_status
 
-router = APIRouter(tags=["notifications"])
+router = HotlineRouter(tags=["notifications"])
 MEDIA_TYPES = {".eml": "message/rfc822", ".json": "application/json"}
 
 

@@ -4,18 +4,19 @@ from __future__ import annotations
 
 from typing import Any
 
-from fastapi import APIRouter, Depends, Request, Response
+from fastapi import Depends, Request, Response
 
 from api.auth import allow
 from api.deps import get_hotline
 from api.responses import ErasureAnswer
+from api.routing import HotlineRouter
 from domain.access import Action
 from domain.base import Actor
 from domain.privacy.commands import EraseCitizen
 from infra.privacy import erase_citizen
 from infra.runtime import Hotline
 
-router = APIRouter(prefix="/citizens", tags=["privacy"])
+router = HotlineRouter(prefix="/citizens", tags=["privacy"])
 
 
 @router.post(

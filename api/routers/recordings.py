@@ -27,7 +27,7 @@ import uuid
 from datetime import datetime
 from typing import Any
 
-from fastapi import APIRouter, Body, Depends, Query
+from fastapi import Body, Depends, Query
 from fastapi.responses import StreamingResponse
 from pydantic import Field
 
@@ -35,6 +35,7 @@ from api.auth import allow
 from api.deps import CommandRoute, add_command_routes, get_hotline
 from api.read_log import PersonalDataRead, personal_data_read
 from api.responses import CommandAnswer, PlaybackLink, RecordingPage, RecordingPolicyView, RecordingView
+from api.routing import HotlineRouter
 from domain.access import Access, Action, Scope, authorize, scope
 from domain.base import Actor, Forbidden, InvalidCommand, NotFound
 from domain.contact_center.contacts import Contact
@@ -44,7 +45,7 @@ from domain.requests.aggregate import ServiceRequest, request_id_for
 from infra.runtime import Hotline
 from projections import recordings as rm
 
-router = APIRouter(tags=["recordings"])
+router = HotlineRouter(tags=["recordings"])
 
 add_command_routes(
     router,

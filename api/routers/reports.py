@@ -9,7 +9,7 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any
 
-from fastapi import APIRouter, Body, Depends, Query
+from fastapi import Body, Depends, Query
 from fastapi.responses import JSONResponse, Response
 from pydantic import BaseModel, Field
 
@@ -19,11 +19,12 @@ from analytics.reports import MEDIA_TYPES, Reports, SavedReport, SavedReports, r
 from api.auth import allow
 from api.deps import get_hotline
 from api.responses import ReportInfo, ReportSaved, ReportTable, Staffing
+from api.routing import HotlineRouter
 from domain.access import Action
 from domain.base import Actor, InvalidCommand
 from infra.runtime import Hotline
 
-router = APIRouter(tags=["reports"])
+router = HotlineRouter(tags=["reports"])
 _saved_cache: dict[int, SavedReports] = {}
 
 

@@ -12,12 +12,13 @@ from datetime import UTC, date, datetime, time, timedelta
 from typing import Any
 from zoneinfo import ZoneInfo
 
-from fastapi import APIRouter, Depends, Query, Request, Response
+from fastapi import Depends, Query, Request, Response
 
 from api.auth import allow, citizen_filter, department_filter, row_access
 from api.deps import CommandRoute, ReadYourWrites, add_command_routes, get_hotline, run_command, set_etag
 from api.read_log import PersonalDataRead, personal_data_read
 from api.routers.knowledge import suggest_and_record
+from api.routing import HotlineRouter
 from api.schemas import RequestAccepted, RequestDetail, RequestPage, TimelineEntry
 from domain.access import Action, allows, authorize, finds_by_personal_data
 from domain.base import Actor, InvalidCommand, NotFound, event_type_name
@@ -28,7 +29,7 @@ from domain.work_orders import commands as wo
 from infra.runtime import Hotline
 from projections import request_status
 
-router = APIRouter(prefix="/requests", tags=["requests"])
+router = HotlineRouter(prefix="/requests", tags=["requests"])
 NOTE_ADDED = event_type_name(ServiceRequest.NoteAdded)
 
 

@@ -5,12 +5,13 @@ from __future__ import annotations
 from datetime import datetime, timedelta
 from typing import Any
 
-from fastapi import APIRouter, Depends, Query, Response
+from fastapi import Depends, Query, Response
 
 from api.auth import allow, row_access
 from api.deps import CommandRoute, ReadYourWrites, add_command_routes, get_hotline, set_etag
 from api.read_log import PersonalDataRead, personal_data_read
 from api.responses import Ageing, CalendarView, DeadlineAnswer, NotificationList, RequestSla, TimersStatus
+from api.routing import HotlineRouter
 from domain.access import Action, allows, authorize
 from domain.base import Actor, InvalidCommand, NotFound
 from domain.calendars import commands as cal
@@ -24,7 +25,7 @@ from infra.unit_of_work import EventStoreUnitOfWork
 from projections import notifications as notes
 from projections import sla_breaches, sla_timers
 
-router = APIRouter(tags=["sla"])
+router = HotlineRouter(tags=["sla"])
 # The years a working-time question may start in (hours <= a year: the answer stays far
 # from the end of datetime's range).
 FIRST_YEAR, LAST_YEAR = 1900, 9000

@@ -55,7 +55,7 @@ from datetime import datetime
 from typing import Any
 
 from eventsourcing.application import AggregateNotFoundError
-from fastapi import APIRouter, Depends, Request
+from fastapi import Depends, Request
 from fastapi.security import HTTPAuthorizationCredentials
 from pydantic import AliasChoices, BaseModel, ConfigDict, Field, ValidationError
 
@@ -63,6 +63,7 @@ from api.auth import authenticate, bearer
 from api.deps import get_hotline
 from api.errors import Unauthenticated
 from api.responses import SmsInboundAnswer
+from api.routing import HotlineRouter
 from domain.access import Action, authorize
 from domain.base import Actor, Forbidden, InvalidCommand, NotFound
 from domain.citizens import commands as cc
@@ -74,7 +75,7 @@ from domain.requests import commands as rc
 from infra.runtime import Hotline
 from infra.settings import Settings
 
-router = APIRouter(prefix="/channels/sms", tags=["channels"])
+router = HotlineRouter(prefix="/channels/sms", tags=["channels"])
 
 # Who acts when the provider's signature checks out: the hotline's SMS channel.
 SMS_CHANNEL = Actor(id="channel:sms", role="system", name="SMS provider (signed webhook)", via="signature:sms")

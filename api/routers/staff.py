@@ -11,12 +11,13 @@ import uuid
 from datetime import datetime
 from typing import Any
 
-from fastapi import APIRouter, Depends, Query, Request, Response
+from fastapi import Depends, Query, Request, Response
 from pydantic import BaseModel, ConfigDict, Field
 
 from api.auth import allow
 from api.deps import CommandRoute, ReadYourWrites, add_command_routes, get_hotline, set_etag
 from api.responses import ApiKeyIssued, ApiKeyView, StaffAccount
+from api.routing import HotlineRouter
 from domain.access import Action
 from domain.base import Actor, NotFound
 from domain.identity import commands as c
@@ -27,7 +28,7 @@ from infra.identity.service import API_KEY_PREFIX
 from infra.runtime import Hotline
 from projections import staff as staff_list
 
-router = APIRouter(tags=["staff and keys"])
+router = HotlineRouter(tags=["staff and keys"])
 
 
 @router.get("/staff", response_model=list[StaffAccount], summary="Staff accounts (filter by role or department)")

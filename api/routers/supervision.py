@@ -7,17 +7,18 @@ from datetime import datetime, timedelta
 from typing import Any
 
 import sqlalchemy as sa
-from fastapi import APIRouter, Depends, Query
+from fastapi import Depends, Query
 
 from api.auth import allow, department_filter
 from api.deps import ReadYourWrites, get_hotline
+from api.routing import HotlineRouter
 from api.schemas import BreachList, DepartmentWorkload
 from domain.access import Access, Action, allows
 from domain.base import Actor
 from infra.runtime import Hotline
 from projections import department_workload, sla_breaches
 
-router = APIRouter(tags=["supervision"])
+router = HotlineRouter(tags=["supervision"])
 
 
 @router.get("/departments/workloads", response_model=list[DepartmentWorkload], summary="Work held by each department")

@@ -4,10 +4,11 @@ from __future__ import annotations
 
 from typing import Any
 
-from fastapi import APIRouter, Depends, Query, Response
+from fastapi import Depends, Query, Response
 
 from api.auth import allow, department_filter, row_access
 from api.deps import CommandRoute, ReadYourWrites, add_command_routes, get_hotline, set_etag
+from api.routing import HotlineRouter
 from api.schemas import Accepted, WorkOrderView
 from domain.access import Action, authorize
 from domain.base import Actor, NotFound
@@ -15,7 +16,7 @@ from domain.work_orders import commands as c
 from infra.runtime import Hotline
 from projections import department_workload
 
-router = APIRouter(prefix="/work-orders", tags=["work orders"])
+router = HotlineRouter(prefix="/work-orders", tags=["work orders"])
 
 
 @router.get("", response_model=list[WorkOrderView])

@@ -1,0 +1,86 @@
+"""Queries run on a few threads of their own (api/routing.py): at most ``read_threads`` at
+once, the rest waiting without a thread; commands and ``async`` routes untouched; and
+FastAPI still sees each wrapped route's parameters and answer."""
+
+from __future__ import annotations
+
+import asyncio
+import threading
+import time
+
+import httpx
+from fastapi import FastAPI, Query
+
+from api.routing import HotlineRouter, set_read_threads
+from infra.settings import SQLITE_READ_THREADS, Settings
+from infra.wiring import CONSOLE, ROUTERS
+
+
+def _app(read_threads: int) -> tuple[FastAPI, dict[str, int]]:
+    seen = {"now": 0, "most": 0, "writes_now": 0, "writes_most": 0}
+    lock = threading.Lock()
+
+    def busy(kind: str) -> None:
+        with lock:
+            seen[f"{kind}now"] += 1
+            seen[f"{kind}most"] = max(seen[f"{kind}most"], seen[f"{kind}now"])
+        time.sleep(0.05)
+        with lock:
+            seen[f"{kind}now"] -= 1
+
+    router = HotlineRouter()
+
+    @router.get("/slow/{key}")
+    def slow(key: str, times: int = Query(1, ge=1, le=3)) -> dict[str, str]:
+        busy("")
+        return {"key": key * times}
+
+    @router.post("/write")
+    def write() -> dict[str, bool]:
+        busy("writes_")
+        return {"ok": True}
+
+    app = FastAPI()
+    app.include_router(router)
+    app.state.read_threads = read_threads
+    return app, seen
+
+
+async def _hammer(app: FastAPI, method: str, path: str, n: int) -> list[httpx.Response]:
+    set_read_threads(app.state.read_threads)  # on this event loop, as api/app.py's lifespan does
+    transport = httpx.ASGITransport(app=app)
+    async with httpx.AsyncClient(transport=transport, base_url="http://test") as client:
+        return list(await asyncio.gather(*[client.request(method, path) for _ in range(n)]))
+
+
+def test_at_most_read_threads_queries_run_at_once_and_every_one_is_answered() -> None:
+    app, seen = _app(read_threads=2)
+    answers = asyncio.run(_hammer(app, "GET", "/slow/ab?times=2", 12))
+    assert [a.json() for a in answers] == [{"key": "abab"}] * 12
+    assert seen["most"] == 2
+
+
+def test_commands_are_not_held_to_the_read_threads() -> None:
+    app, seen = _app(read_threads=1)
+    answers = asyncio.run(_hammer(app, "POST", "/write", 8))
+    assert all(a.status_code == 200 for a in answers)
+    assert seen["writes_most"] > 1  # FastAPI's own pool, as before
+
+
+def test_a_wrapped_route_keeps_its_parameters_and_validation() -> None:
+    app, _ = _app(read_threads=2)
+    answers = asyncio.run(_hammer(app, "GET", "/slow/x?times=9", 1))
+    assert answers[0].status_code == 422
+    parameters = {p["name"] for p in app.openapi()["paths"]["/slow/{key}"]["get"]["parameters"]}
+    assert parameters == {"key", "times"}
+
+
+def test_every_area_uses_the_hotline_router() -> None:
+    for module in (*ROUTERS, *CONSOLE):
+        assert isinstance(module.router, HotlineRouter), module.__name__
+
+
+def test_the_default_follows_the_store() -> None:
+    assert Settings(database_url=None).query_threads == SQLITE_READ_THREADS
+    assert Settings(database_url="postgresql://h/db", pg_pool_size=12).query_threads == 12
+    assert Settings(database_url=None, read_threads=3).query_threads == 3
