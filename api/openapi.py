@@ -264,7 +264,9 @@ def complete_operation(route: APIRoute, op: dict[str, Any]) -> None:
         responses[key] = make_error(int(key), description) if make_error else error_response(int(key))
     # Statuses the route declared without a body schema (or FastAPI's 422): the error body.
     for key, answer in responses.items():
-        if key.startswith(("4", "5")) and make_error is None:
+        if not key.startswith(("4", "5")):
+            continue
+        if make_error is None:
             content = answer.setdefault("content", {})
             media = content.setdefault("application/json", {})
             if media.get("schema", {}).get("$ref", "").endswith("HTTPValidationError") or "schema" not in media:
@@ -272,10 +274,11 @@ def complete_operation(route: APIRoute, op: dict[str, Any]) -> None:
                 media.setdefault("example", error_response(int(key))["content"]["application/json"]["example"])
             if answer.get("description") in (None, "", "Validation Error", "Additional Response"):
                 answer["description"] = COMMON.get(int(key), ("An error",))[0]
-            if key not in own:  # a route's own answer (/readyz's 503) says its own headers
-                answer.setdefault("headers", {}).update(copy.deepcopy(HEADERS.get(int(key), {})))
-            if "headers" in answer and not answer["headers"]:
-                del answer["headers"]
+        # Headers whatever the body's format (Open311's error lists carry Retry-After too).
+        if key not in own:  # a route's own answer (/readyz's 503) says its own headers
+            answer.setdefault("headers", {}).update(copy.deepcopy(HEADERS.get(int(key), {})))
+        if "headers" in answer and not answer["headers"]:
+            del answer["headers"]
 
     declared, action = rule_of(route.dependant)
     if declared and action is not None:

@@ -93,7 +93,10 @@ class Open311Route(HotlineRoute):
                 return error_answer(fmt, 401, exc.message)
             except DomainError as exc:
                 status = status_of(exc)
-                return error_answer(fmt, OPEN311_STATUS.get(status, status), exc.message)
+                refused = error_answer(fmt, OPEN311_STATUS.get(status, status), exc.message)
+                if status == 429 and "retry_after" in exc.details:  # as the API's own 429 says it
+                    refused.headers["Retry-After"] = str(exc.details["retry_after"])
+                return refused
             except RequestValidationError as exc:
                 first = exc.errors()[0] if exc.errors() else {}
                 where = ".".join(str(p) for p in first.get("loc", ()) if p not in ("query", "path", "body"))

@@ -165,3 +165,14 @@ def test_readiness_answers_match_the_document(tmp_path: Path, monkeypatch: pytes
     assert NotReady.model_validate(distributed).model_dump(mode="json", exclude_unset=True) == distributed
     with pytest.raises(ValueError):
         ReadinessReport.model_validate({**distributed, "status": "maybe"})
+
+
+def test_every_retry_answer_says_when(doc: dict[str, Any]) -> None:
+    """A 429 or 503 carries Retry-After, Open311's error lists as much as the API's body."""
+    silent = [
+        f"{name} {status}"
+        for name, op in operations(doc)
+        for status, answer in op["responses"].items()
+        if status in ("429", "503") and name != "GET /readyz" and "Retry-After" not in answer.get("headers", {})
+    ]
+    assert not silent, f"retryable answers without Retry-After: {silent}"

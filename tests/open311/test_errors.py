@@ -5,13 +5,18 @@ api_key, 404 for what is not there; 401 where a read comes with no credential at
 from __future__ import annotations
 
 import uuid
+from pathlib import Path
 from typing import Any
 
 import pytest
 from fastapi.testclient import TestClient
 
+from api.app import create_app
+from domain.base import FixedClock
 from domain.requests.intake import IntakePolicy
 from infra.runtime import Hotline
+from infra.settings import Settings
+from tests.conftest import START, load_catalogue
 from tests.open311.conformance import validate, xml_as_json
 from tests.open311.conftest import BASE, issue_key, pothole_form, staff
 
@@ -147,3 +152,21 @@ def test_a_department_reads_only_its_own_requests(client: TestClient, hotline: H
     assert client.get(f"{BASE}/servicerequestupdates.json", headers=environment).json() == []
     refused(client, "GET", f"requests/{ref}" + ".{fmt}", 403, "outside", headers=environment)
     assert client.get(f"{BASE}/requests/{ref}.json", headers=transport).status_code == 200
+
+
+@pytest.mark.parametrize("fmt", ["json", "xml"])
+def test_too_many_calls_from_one_address_are_429_with_retry_after(tmp_path: Path, fmt: str) -> None:
+    """Open311's error list, with the Retry-After the API's own 429 carries."""
+    hotline = Hotline.start(Settings(data_dir=tmp_path, rate_limit_public="2/minute"), FixedClock(START))
+    load_catalogue(hotline)
+    try:
+        with TestClient(create_app(hotline=hotline)) as client:
+            answers = [client.get(f"{BASE}/services.{fmt}") for _ in range(3)]
+    finally:
+        hotline.close()
+    assert [a.status_code for a in answers] == [200, 200, 429], answers[-1].text
+    limited = answers[-1]
+    errors = limited.json() if fmt == "json" else xml_as_json(limited.content, "errors", "errors.json")
+    validate("errors.json", errors)
+    assert errors[0]["code"] == 429 and "try again" in errors[0]["description"]
+    assert 1 <= int(limited.headers["Retry-After"]) <= 61
