@@ -254,7 +254,29 @@ def bench_lag(args: argparse.Namespace) -> list[dict[str, Any]]:
         print(f"  CPU s of the writers, relay and consumers, median: off {medians[False]['cpu_s']:.1f}, on {medians[True]['cpu_s']:.1f}")
         for k in ("lag_ms_p50", "lag_ms_p99", "cpu_s"):
             print(f"  {k}: on against off {100 * (medians[True][k] / medians[False][k] - 1):+.1f} % on the medians")
+        _paired(runs)
     return runs
+
+
+def _paired(runs: list[dict[str, Any]]) -> None:
+    """Each round's on/off ratio (its two runs adjacent, their order alternating, so a
+    steady drift of the machine cancels out over the rounds), their mean and a 95 %
+    interval: how finely this run can tell the two modes apart at all."""
+    import statistics
+
+    def value(run: dict[str, Any], k: str) -> float:
+        return float(sum(run["cpu_s"].get(p, 0.0) for p in ("writers", "relay", "consumers"))) if k == "cpu_s" else float(run[k])
+
+    pairs = [runs[i : i + 2] for i in range(0, len(runs) - 1, 2)]
+    for k in ("lag_ms_p50", "lag_ms_p99", "cpu_s"):
+        ratios = [value(on, k) / value(off, k) for a, b in pairs for off, on in [(a, b) if a["metrics"] == "off" else (b, a)]]
+        mean = statistics.mean(ratios)
+        # Student's t for n - 1 degrees of freedom (n rounds, up to 10), 97.5 %.
+        t = {1: 12.71, 2: 4.30, 3: 3.18, 4: 2.78, 5: 2.57, 6: 2.45, 7: 2.36, 8: 2.31, 9: 2.26}.get(len(ratios) - 1, 2.0)
+        half = t * statistics.stdev(ratios) / len(ratios) ** 0.5 if len(ratios) > 1 else float("inf")
+        shown = ", ".join(f"{r:.3f}" for r in ratios)
+        low, high = 100 * (mean - half - 1), 100 * (mean + half - 1)
+        print(f"  {k}: on/off by round [{shown}]: {100 * (mean - 1):+.1f} % (95 % interval {low:+.1f} to {high:+.1f} %)")
 
 
 def _scrape_every(ports: list[int], seconds: float, stop: threading.Event) -> None:
@@ -507,7 +529,7 @@ def main() -> None:
     lg.add_argument("--check-ms", type=float, default=10.0, help="how often the measuring process evaluates visibility")
     lg.add_argument("--series", default="", help="write 'commit-time position lag-ms' per command to this file")
     lg.add_argument("--consumer-args", default="", help="extra arguments of `hotline consume projections`")
-    lg.add_argument("--metrics", choices=("on", "off", "both"), default="on", help="both: alternated, compared on the medians")
+    lg.add_argument("--metrics", choices=("on", "off", "both"), default="on", help="both: alternated, compared on the medians and by round")
     lg.add_argument("--rounds", type=int, default=1, help="runs of each --metrics mode")
     lg.add_argument("--scrape-seconds", type=float, default=5.0, help="how often /metrics is scraped with metrics on")
     cu = sub.add_parser("catchup")
