@@ -230,16 +230,24 @@ def _cpu_spent(before: dict[int, tuple[str, float]], after: dict[int, tuple[str,
 def bench_lag(args: argparse.Namespace) -> list[dict[str, Any]]:
     """``--metrics on`` (as deployed) or ``off`` (every recording a no-op in the writers, the
     relay and the consumers), or ``both``: ``--rounds`` pairs alternated off, on, on, off …
-    so that the machine's drift weighs on both sides, with the medians compared."""
+    so that the machine's drift weighs on both sides, with the medians compared.
+    ``scrape``: the same, both sides recording, only the "on" side scraped (what the
+    scrape costs apart from recording)."""
     import statistics
 
-    modes = {"on": [True], "off": [False], "both": [False, True]}[args.metrics]
+    modes = {"on": [True], "off": [False], "both": [False, True], "scrape": [False, True]}[args.metrics]
     runs: list[dict[str, Any]] = []
     for round_ in range(args.rounds):
         for on in modes if round_ % 2 == 0 else modes[::-1]:
-            runs.append(_lag_run(args, on))
-    if args.metrics == "both":
-        print("alternated runs, metrics recorded (and /metrics scraped) against replaced by no-ops (not scraped):")
+            if args.metrics == "scrape":
+                runs.append(_lag_run(args, True, scraped=on) | {"metrics": "on" if on else "off", "recorded": True})
+            else:
+                runs.append(_lag_run(args, on))
+    if args.metrics in ("both", "scrape"):
+        if args.metrics == "scrape":
+            print("alternated runs, metrics recorded on both sides, /metrics scraped (on) against not scraped (off):")
+        else:
+            print("alternated runs, metrics recorded (and /metrics scraped) against replaced by no-ops (not scraped):")
         medians: dict[bool, dict[str, float]] = {}
         for on in (False, True):
             mine = [r for r in runs if r["metrics"] == ("on" if on else "off")]
@@ -289,7 +297,7 @@ def _scrape_every(ports: list[int], seconds: float, stop: threading.Event) -> No
                 urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=2).read()
 
 
-def _lag_run(args: argparse.Namespace, metrics_on: bool) -> dict[str, Any]:
+def _lag_run(args: argparse.Namespace, metrics_on: bool, scraped: bool | None = None) -> dict[str, Any]:
     """Commit -> read-model visibility (read-your-writes check) under a steady command rate.
 
     The writers run in separate processes (``--procs``, each with ``--writers`` threads and
@@ -324,7 +332,7 @@ def _lag_run(args: argparse.Namespace, metrics_on: bool) -> dict[str, Any]:
         for i in range(args.consumers)
     ]
     scraping = threading.Event()
-    if metrics_on:
+    if metrics_on if scraped is None else scraped:
         ports = [METRICS_PORT + i for i in range(args.consumers + 1)]
         threading.Thread(target=_scrape_every, args=(ports, args.scrape_seconds, scraping), daemon=True).start()
     lags: list[float] = []
@@ -529,7 +537,9 @@ def main() -> None:
     lg.add_argument("--check-ms", type=float, default=10.0, help="how often the measuring process evaluates visibility")
     lg.add_argument("--series", default="", help="write 'commit-time position lag-ms' per command to this file")
     lg.add_argument("--consumer-args", default="", help="extra arguments of `hotline consume projections`")
-    lg.add_argument("--metrics", choices=("on", "off", "both"), default="on", help="both: alternated, compared on the medians and by round")
+    lg.add_argument(
+        "--metrics", choices=("on", "off", "both", "scrape"), default="on", help="both: recorded or not; scrape: scraped or not"
+    )
     lg.add_argument("--rounds", type=int, default=1, help="runs of each --metrics mode")
     lg.add_argument("--scrape-seconds", type=float, default=5.0, help="how often /metrics is scraped with metrics on")
     cu = sub.add_parser("catchup")
