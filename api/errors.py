@@ -161,15 +161,21 @@ def internal_error() -> JSONResponse:
     return JSONResponse(error_body(500, "internal_error", "an unexpected error on the server: it is logged"), status_code=500)
 
 
+def retry_after(exc: DomainError) -> dict[str, str]:
+    """A refusal's Retry-After header, when it says when to retry (a rate limit's 429),
+    for the API's error body and Open311's error list alike."""
+    if status_of(exc) == 429 and "retry_after" in exc.details:
+        return {"Retry-After": str(exc.details["retry_after"])}
+    return {}
+
+
 def install(app: FastAPI) -> None:
     @app.exception_handler(DomainError)
     async def domain_error(_: Request, exc: DomainError) -> JSONResponse:
         status = status_of(exc)
-        headers = {}
+        headers = retry_after(exc)
         if status == 401:
             headers["WWW-Authenticate"] = 'Bearer realm="hotline"'
-        if status == 429 and "retry_after" in exc.details:
-            headers["Retry-After"] = str(exc.details["retry_after"])
         body = jsonable_encoder(error_body(status, exc.code, exc.message, exc.details))
         return JSONResponse(body, status_code=status, headers=headers)
 

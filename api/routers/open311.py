@@ -44,6 +44,7 @@ from api.errors import (
     STORE_UNAVAILABLE_MESSAGE,
     Unauthenticated,
     log_unavailable,
+    retry_after,
     status_of,
     store_unavailable,
 )
@@ -94,8 +95,7 @@ class Open311Route(HotlineRoute):
             except DomainError as exc:
                 status = status_of(exc)
                 refused = error_answer(fmt, OPEN311_STATUS.get(status, status), exc.message)
-                if status == 429 and "retry_after" in exc.details:  # as the API's own 429 says it
-                    refused.headers["Retry-After"] = str(exc.details["retry_after"])
+                refused.headers.update(retry_after(exc))
                 return refused
             except RequestValidationError as exc:
                 first = exc.errors()[0] if exc.errors() else {}

@@ -239,10 +239,9 @@ def bench_lag(args: argparse.Namespace) -> list[dict[str, Any]]:
     runs: list[dict[str, Any]] = []
     for round_ in range(args.rounds):
         for on in modes if round_ % 2 == 0 else modes[::-1]:
-            if args.metrics == "scrape":
-                runs.append(_lag_run(args, True, scraped=on) | {"metrics": "on" if on else "off", "recorded": True})
-            else:
-                runs.append(_lag_run(args, on))
+            # "side": which half of the comparison a run is (recording, or being scraped).
+            run = _lag_run(args, True, scraped=on) if args.metrics == "scrape" else _lag_run(args, on)
+            runs.append(run | {"side": "on" if on else "off"})
     if args.metrics in ("both", "scrape"):
         if args.metrics == "scrape":
             print("alternated runs, metrics recorded on both sides, /metrics scraped (on) against not scraped (off):")
@@ -250,15 +249,15 @@ def bench_lag(args: argparse.Namespace) -> list[dict[str, Any]]:
             print("alternated runs, metrics recorded (and /metrics scraped) against replaced by no-ops (not scraped):")
         medians: dict[bool, dict[str, float]] = {}
         for on in (False, True):
-            mine = [r for r in runs if r["metrics"] == ("on" if on else "off")]
+            mine = [r for r in runs if r["side"] == ("on" if on else "off")]
             medians[on] = {k: statistics.median(r[k] for r in mine) for k in ("lag_ms_p50", "lag_ms_p99")}
             figures = "; ".join(f"{k} {[r[k] for r in mine]} (median {medians[on][k]})" for k in medians[on])
             print(f"  metrics {'on ' if on else 'off'}: {figures}")
         # CPU is the steadier figure: what recording costs the processes that record (the
         # lag moves with the whole machine's load, by a third between runs of one mode).
         for on in (False, True):
-            mine = [r for r in runs if r["metrics"] == ("on" if on else "off")]
-            medians[on]["cpu_s"] = statistics.median(sum(r["cpu_s"].get(k, 0.0) for k in ("writers", "relay", "consumers")) for r in mine)
+            mine = [r for r in runs if r["side"] == ("on" if on else "off")]
+            medians[on]["cpu_s"] = statistics.median(_recording_cpu(r) for r in mine)
         print(f"  CPU s of the writers, relay and consumers, median: off {medians[False]['cpu_s']:.1f}, on {medians[True]['cpu_s']:.1f}")
         for k in ("lag_ms_p50", "lag_ms_p99", "cpu_s"):
             print(f"  {k}: on against off {100 * (medians[True][k] / medians[False][k] - 1):+.1f} % on the medians")
@@ -273,11 +272,11 @@ def _paired(runs: list[dict[str, Any]]) -> None:
     import statistics
 
     def value(run: dict[str, Any], k: str) -> float:
-        return float(sum(run["cpu_s"].get(p, 0.0) for p in ("writers", "relay", "consumers"))) if k == "cpu_s" else float(run[k])
+        return _recording_cpu(run) if k == "cpu_s" else float(run[k])
 
     pairs = [runs[i : i + 2] for i in range(0, len(runs) - 1, 2)]
     for k in ("lag_ms_p50", "lag_ms_p99", "cpu_s"):
-        ratios = [value(on, k) / value(off, k) for a, b in pairs for off, on in [(a, b) if a["metrics"] == "off" else (b, a)]]
+        ratios = [value(on, k) / value(off, k) for a, b in pairs for off, on in [(a, b) if a["side"] == "off" else (b, a)]]
         mean = statistics.mean(ratios)
         # Student's t for n - 1 degrees of freedom (n rounds, up to 10), 97.5 %.
         t = {1: 12.71, 2: 4.30, 3: 3.18, 4: 2.78, 5: 2.57, 6: 2.45, 7: 2.36, 8: 2.31, 9: 2.26}.get(len(ratios) - 1, 2.0)
@@ -285,6 +284,11 @@ def _paired(runs: list[dict[str, Any]]) -> None:
         shown = ", ".join(f"{r:.3f}" for r in ratios)
         low, high = 100 * (mean - half - 1), 100 * (mean + half - 1)
         print(f"  {k}: on/off by round [{shown}]: {100 * (mean - 1):+.1f} % (95 % interval {low:+.1f} to {high:+.1f} %)")
+
+
+def _recording_cpu(run: dict[str, Any]) -> float:
+    """CPU seconds of the processes that record metrics (writers, relay, consumers)."""
+    return float(sum(run["cpu_s"].get(p, 0.0) for p in ("writers", "relay", "consumers")))
 
 
 def _scrape_every(ports: list[int], seconds: float, stop: threading.Event) -> None:
