@@ -15,7 +15,7 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 from api import console, errors, limits, openapi
 from api.auth import rule_of
 from api.read_your_writes import close_waiters
-from api.routing import set_read_threads
+from api.routing import add_routes, set_read_threads
 from consumers.background import start_background
 from domain.access import PUBLIC
 from infra.metrics import observe_http
@@ -73,7 +73,7 @@ def create_app(settings: Settings | None = None, hotline: Hotline | None = None,
 
     for module in ROUTERS:
         declare_permissions(module.router)
-        app.include_router(module.router)
+        add_routes(app, module.router)
     console.install(app)
     openapi.install(app)  # every status, header and answer documented (api/openapi.py)
     limits.install(app, hotline.settings if hotline is not None else settings or get_settings())

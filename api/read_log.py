@@ -69,7 +69,7 @@ class PersonalDataRead:
 def personal_data_read(default_purpose: str) -> Any:
     """The endpoint's dependency: who asks is the route's ``allow`` rule; this adds why."""
 
-    def dependency(
+    async def dependency(  # async: no work worth a hand-off to a worker thread and back
         request: Request,
         x_purpose: str | None = Header(None, alias="X-Purpose", max_length=PURPOSE_MAX, description="Why personal data is read (recorded)"),
         purpose: str | None = Query(None, max_length=PURPOSE_MAX, description="Why personal data is read (recorded); or X-Purpose"),

@@ -1,5 +1,5 @@
-"""How the API's routes run: queries on a few threads of their own, everything else as
-FastAPI runs it.
+"""How the API's routes run: queries on a few threads of their own, everything else on
+FastAPI's, and every route in the application's own list (:func:`add_routes`).
 
 FastAPI runs every plain ``def`` route on one pool of 40 threads. A command spends most
 of its time there waiting for its group commit, so commands want many threads. A query
@@ -10,8 +10,10 @@ on two threads it stayed at 2.2–2.3 ms; under 60 % of the console's load goal 
 performance) the p99 fell from 1.4–2.2 s to 0.4–0.9 s with one or two threads. So a
 ``def`` route for GET runs on its own limiter of ``HOTLINE_READ_THREADS`` threads (two
 on SQLite: one slow query, a search or a report, still leaves a thread for the rest);
-reads beyond that wait on the event loop, holding no thread. ``async def`` routes (the
-live feeds, read-your-writes) are left as they are.
+reads beyond that wait on the event loop, holding no thread. Other plain ``def`` routes
+(commands) run on FastAPI's threads, as coroutines that hand their body to a thread
+(:func:`on_worker_threads` says why). ``async def`` routes (the live feeds,
+read-your-writes) are left as they are.
 """
 
 from __future__ import annotations
@@ -24,7 +26,7 @@ from typing import Any
 import anyio
 import anyio.to_thread
 from anyio.lowlevel import RunVar
-from fastapi import APIRouter
+from fastapi import APIRouter, FastAPI
 from fastapi.routing import APIRoute
 
 # One limiter per event loop (the server's; a test client's portal has its own).
@@ -48,24 +50,37 @@ def read_limiter() -> anyio.CapacityLimiter:
 
 
 def on_read_threads(endpoint: Callable[..., Any]) -> Callable[..., Any]:
-    """``endpoint`` (a plain function) as a coroutine that runs it on the read limiter.
-    ``functools.wraps`` keeps what FastAPI reads: the signature and the annotations'
-    module (through ``__wrapped__``)."""
+    """``endpoint`` (a plain function) as a coroutine that runs it on the read limiter."""
+    return _on_thread(endpoint, read_limiter)
 
+
+def on_worker_threads(endpoint: Callable[..., Any]) -> Callable[..., Any]:
+    """``endpoint`` (a plain function) as a coroutine that runs it on anyio's default
+    limiter, the threads FastAPI itself would have run it on. Why then: FastAPI checks a
+    plain function's answer against its response model on a worker thread too, a second
+    hand-off to a thread and back for every command; a coroutine's answer is checked on
+    the event loop, where that brief check costs less than the hand-off."""
+    return _on_thread(endpoint, anyio.to_thread.current_default_thread_limiter)
+
+
+def _on_thread(endpoint: Callable[..., Any], limiter: Callable[[], anyio.CapacityLimiter]) -> Callable[..., Any]:
+    # ``functools.wraps`` keeps what FastAPI reads: the signature and the annotations'
+    # module (through ``__wrapped__``).
     @functools.wraps(endpoint)
     async def run(*args: Any, **kwargs: Any) -> Any:
-        return await anyio.to_thread.run_sync(functools.partial(endpoint, *args, **kwargs), limiter=read_limiter())
+        return await anyio.to_thread.run_sync(functools.partial(endpoint, *args, **kwargs), limiter=limiter())
 
     return run
 
 
 class HotlineRoute(APIRoute):
-    """An API route whose plain-``def`` GET endpoint runs on the read threads."""
+    """An API route whose plain-``def`` endpoint runs on a worker thread chosen here: a
+    GET on the read threads, anything else on the default ones."""
 
     def __init__(self, path: str, endpoint: Callable[..., Any], **kwargs: Any) -> None:
-        methods = {m.upper() for m in kwargs.get("methods") or ()}
-        if methods and methods <= READ_METHODS and not inspect.iscoroutinefunction(endpoint):
-            endpoint = on_read_threads(endpoint)
+        if not inspect.iscoroutinefunction(endpoint):
+            methods = {m.upper() for m in kwargs.get("methods") or ()}
+            endpoint = on_read_threads(endpoint) if methods and methods <= READ_METHODS else on_worker_threads(endpoint)
         super().__init__(path, endpoint, **kwargs)
 
 
@@ -74,3 +89,17 @@ class HotlineRouter(APIRouter):
 
     def __init__(self, *, route_class: type[HotlineRoute] = HotlineRoute, **kwargs: Any) -> None:
         super().__init__(route_class=route_class, **kwargs)
+
+
+def add_routes(app: FastAPI, router: APIRouter) -> None:
+    """Puts ``router``'s routes in the application's own list, in order.
+
+    Not ``app.include_router``: FastAPI (0.16x) keeps an included router as one entry that
+    matches a request by walking its routes, and walks the chosen router's routes again to
+    handle it, so every request paid for each router before its own, twice for its own: a
+    seventh of the event loop's time under the console's load (py-spy), 0.2-0.4 ms a
+    request. Flat, a request is matched once against each route before its own, about a
+    microsecond each. The routers set their prefixes and tags themselves, so there is
+    nothing to include; ``app.dependency_overrides`` does not reach these routes (the
+    tests give ``create_app`` the hotline they want instead)."""
+    app.router.routes.extend(router.routes)

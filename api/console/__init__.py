@@ -19,6 +19,7 @@ from fastapi.staticfiles import StaticFiles
 
 from api.console.session import PUBLIC_PAGE, install_pages
 from api.console.web import HERE
+from api.routing import add_routes
 from domain.base import Actor
 
 
@@ -40,4 +41,4 @@ def install(app: FastAPI) -> None:
         )
 
     for module in CONSOLE:
-        app.include_router(module.router)
+        add_routes(app, module.router)

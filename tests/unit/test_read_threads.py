@@ -5,13 +5,16 @@ FastAPI still sees each wrapped route's parameters and answer."""
 from __future__ import annotations
 
 import asyncio
+import inspect
 import threading
 import time
 
 import httpx
 from fastapi import FastAPI, Query
+from fastapi.routing import APIRoute
+from starlette.routing import Mount, Route
 
-from api.routing import HotlineRouter, set_read_threads
+from api.routing import HotlineRoute, HotlineRouter, add_routes, set_read_threads
 from infra.settings import SQLITE_READ_THREADS, Settings
 from infra.wiring import CONSOLE, ROUTERS
 
@@ -84,3 +87,38 @@ def test_the_default_follows_the_store() -> None:
     assert Settings(database_url=None).query_threads == SQLITE_READ_THREADS
     assert Settings(database_url="postgresql://h/db", pg_pool_size=12).query_threads == 12
     assert Settings(database_url=None, read_threads=3).query_threads == 3
+
+
+def test_a_command_runs_on_a_worker_thread_and_its_answer_is_checked() -> None:
+    router = HotlineRouter()
+    ran_on: list[str] = []
+
+    @router.post("/count", response_model=dict[str, int])
+    def count() -> dict[str, object]:
+        ran_on.append(threading.current_thread().name)
+        return {"n": "not a number"}  # the response model refuses it: a server error, as before
+
+    app = FastAPI()
+    add_routes(app, router)
+    route = next(r for r in app.routes if isinstance(r, APIRoute) and r.path == "/count")
+    assert inspect.iscoroutinefunction(route.endpoint)  # a coroutine: FastAPI checks its answer on the loop
+    transport = httpx.ASGITransport(app=app, raise_app_exceptions=False)
+
+    async def post() -> httpx.Response:
+        async with httpx.AsyncClient(transport=transport, base_url="http://test") as client:
+            return await client.post("/count")
+
+    assert asyncio.run(post()).status_code == 500
+    assert ran_on and ran_on[0] != threading.main_thread().name
+
+
+def test_the_application_lists_its_routes_itself() -> None:
+    """No included-router entries (api/routing.py add_routes says why): every API route is
+    the application's own, in the order of infra/wiring.py."""
+    from api.app import create_app
+
+    app = create_app(Settings(database_url=None))
+    assert all(isinstance(r, (APIRoute, Mount, Route)) for r in app.router.routes)  # nothing wrapping routers
+    wired = [r.path for module in ROUTERS for r in module.router.routes]
+    listed = [r.path for r in app.router.routes if isinstance(r, HotlineRoute)]
+    assert listed[: len(wired)] == wired
