@@ -216,12 +216,17 @@ def _cpu_by_process() -> dict[int, tuple[str, float]]:
     return found
 
 
-def _cpu_spent(before: dict[int, tuple[str, float]], after: dict[int, tuple[str, float]], kinds: dict[str, str]) -> dict[str, float]:
+def _cpu_spent(
+    before: dict[int, tuple[str, float]], after: dict[int, tuple[str, float]], kinds: dict[str, str], own: set[int] | None = None
+) -> dict[str, float]:
     """CPU seconds between two snapshots per kind of process (the first of ``kinds``' name
-    fragments found in its command line); processes that ended between them are not counted."""
+    fragments found in its command line); processes that ended between them are not counted.
+    With ``own``, a Hotline process (relay, consumer) counts only if it is one of those."""
     spent: dict[str, float] = {}
     for pid, (cmd, cpu) in after.items():
         kind = next((k for fragment, k in kinds.items() if fragment in cmd), None)
+        if own is not None and kind in ("relay", "consumers") and pid not in own:
+            continue
         if kind is not None:
             spent[kind] = round(spent.get(kind, 0.0) + cpu - before.get(pid, (cmd, 0.0))[1], 1)
     return spent
@@ -235,6 +240,8 @@ def bench_lag(args: argparse.Namespace) -> list[dict[str, Any]]:
     scrape costs apart from recording)."""
     import statistics
 
+    if args.metrics in ("side-by-side", "twins"):
+        return _side_by_side(args)
     modes = {"on": [True], "off": [False], "both": [False, True], "scrape": [False, True]}[args.metrics]
     runs: list[dict[str, Any]] = []
     for round_ in range(args.rounds):
@@ -262,7 +269,76 @@ def bench_lag(args: argparse.Namespace) -> list[dict[str, Any]]:
         for k in ("lag_ms_p50", "lag_ms_p99", "cpu_s"):
             print(f"  {k}: on against off {100 * (medians[True][k] / medians[False][k] - 1):+.1f} % on the medians")
         _paired(runs)
+        _pooled(runs)
     return runs
+
+
+def _side_by_side(args: argparse.Namespace) -> list[dict[str, Any]]:
+    """Both sides at once: two pipelines (database, topics, relay, consumer, writers), one
+    recording metrics and scraped, one with every recording a no-op, their loads started
+    together, ``--rate`` each. Run one after the other, two runs of one mode differed by a
+    third and more with the shared machine's speed; side by side, each moment's speed
+    weighs on both. ``twins``: both sides without metrics, what the comparison's own noise
+    is (its interval should hold 0)."""
+    import multiprocessing as mp
+
+    ctx = mp.get_context("spawn")
+    runs: list[dict[str, Any]] = []
+    metrics_on = {"off": False, "on": args.metrics == "side-by-side"}
+    for round_ in range(args.rounds):
+        start = ctx.Barrier(2)
+        results = ctx.Queue()
+        # Which side's processes start first alternates with the rounds.
+        order = ["off", "on"] if round_ % 2 == 0 else ["on", "off"]
+        sides = [
+            ctx.Process(target=_one_side, args=(args, side, metrics_on[side], METRICS_PORT + 10 * k, start, results))
+            for k, side in enumerate(order)
+        ]
+        for proc in sides:
+            proc.start()
+        got = {}
+        for _ in sides:
+            side, run = results.get(timeout=900)
+            got[side] = run
+        for proc in sides:
+            proc.join(60)
+        runs += [got["off"] | {"side": "off"}, got["on"] | {"side": "on"}]
+        print(f"round {round_ + 1}: p99 off {got['off']['lag_ms_p99']} ms, on {got['on']['lag_ms_p99']} ms", flush=True)
+    what = "metrics on (recorded and scraped) against off" if args.metrics == "side-by-side" else "twins: both sides without metrics"
+    print(f"side by side, {args.rate:g} commands/s each, {what}:")
+    _paired(runs)
+    _pooled(runs)
+    return runs
+
+
+def _one_side(args: argparse.Namespace, side: str, metrics_on: bool, port: int, start: Any, results: Any) -> None:
+    run = _lag_run(args, metrics_on, metrics_port=port, start=start)
+    results.put((side, run))
+
+
+def _pooled(runs: list[dict[str, Any]]) -> None:
+    """Every command's lag of all rounds of a side together, and the on/off ratio of their
+    percentiles with a 95 % interval from resampling whole rounds (each round's two runs
+    kept together, so the machine's drift stays paired). Steadier than a ratio per round:
+    one run's p99 is its slowest 150 commands, which a single stall of the machine makes."""
+    import numpy as np
+
+    pairs = [runs[i : i + 2] for i in range(0, len(runs) - 1, 2)]
+    by_side = [{r["side"]: r["_lags_ms"] for r in pair} for pair in pairs]
+    rng = np.random.default_rng(7)
+    for q in (50, 99):
+        whole = {side: float(np.percentile(np.concatenate([p[side] for p in by_side]), q)) for side in ("off", "on")}
+        ratios = []
+        for _ in range(1000):
+            chosen = rng.integers(0, len(by_side), len(by_side))
+            on = np.percentile(np.concatenate([by_side[i]["on"] for i in chosen]), q)
+            off = np.percentile(np.concatenate([by_side[i]["off"] for i in chosen]), q)
+            ratios.append(on / off)
+        low, high = np.percentile(ratios, [2.5, 97.5])
+        print(
+            f"  lag p{q}, every command of every round: off {whole['off']:.1f} ms, on {whole['on']:.1f} ms: "
+            f"{100 * (whole['on'] / whole['off'] - 1):+.1f} % (95 %: {100 * (low - 1):+.1f} to {100 * (high - 1):+.1f} %)"
+        )
 
 
 def _paired(runs: list[dict[str, Any]]) -> None:
@@ -301,13 +377,18 @@ def _scrape_every(ports: list[int], seconds: float, stop: threading.Event) -> No
                 urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=2).read()
 
 
-def _lag_run(args: argparse.Namespace, metrics_on: bool, scraped: bool | None = None) -> dict[str, Any]:
+def _lag_run(
+    args: argparse.Namespace, metrics_on: bool, scraped: bool | None = None, *, metrics_port: int = METRICS_PORT, start: Any = None
+) -> dict[str, Any]:
     """Commit -> read-model visibility (read-your-writes check) under a steady command rate.
 
     The writers run in separate processes (``--procs``, each with ``--writers`` threads and
     group commit) so that generating the load competes as little as possible with the
     measurement; each command's lag runs from the moment its commit returned (wall clock,
-    sent to this process) to the moment ``position_visible`` first reports it applied."""
+    sent to this process) to the moment ``position_visible`` first reports it applied.
+
+    ``start``: a barrier the run waits at before its load begins (``--metrics side-by-side``:
+    two runs load the machine at the same moments)."""
     import multiprocessing as mp
 
     import numpy as np
@@ -323,7 +404,7 @@ def _lag_run(args: argparse.Namespace, metrics_on: bool, scraped: bool | None = 
     logs = data / "logs"
     logs.mkdir(parents=True, exist_ok=True)
     program = (HOTLINE,) if metrics_on else (sys.executable, "-m", "tests.bench.without_metrics")
-    relay = Proc("relay", settings, logs, program=program, HOTLINE_METRICS_PORT=str(METRICS_PORT))
+    relay = Proc("relay", settings, logs, program=program, HOTLINE_METRICS_PORT=str(metrics_port))
     consumers = [
         Proc(
             "consume projections",
@@ -331,13 +412,13 @@ def _lag_run(args: argparse.Namespace, metrics_on: bool, scraped: bool | None = 
             logs,
             *args.consumer_args.split(),
             program=program,
-            HOTLINE_METRICS_PORT=str(METRICS_PORT + 1 + i),
+            HOTLINE_METRICS_PORT=str(metrics_port + 1 + i),
         )
         for i in range(args.consumers)
     ]
     scraping = threading.Event()
     if metrics_on if scraped is None else scraped:
-        ports = [METRICS_PORT + i for i in range(args.consumers + 1)]
+        ports = [metrics_port + i for i in range(args.consumers + 1)]
         threading.Thread(target=_scrape_every, args=(ports, args.scrape_seconds, scraping), daemon=True).start()
     lags: list[float] = []
     series: list[tuple[float, int, float]] = []  # (commit time, position, lag) for --series
@@ -353,6 +434,8 @@ def _lag_run(args: argparse.Namespace, metrics_on: bool, scraped: bool | None = 
 
         ctx = mp.get_context("spawn")
         pipes = []
+        if start is not None:
+            start.wait(600)
         start_at = time.time() + 3.0  # every writer process is up and connected by then
         per_proc = args.rate / args.procs if args.rate else 0.0
         for i in range(args.procs):
@@ -449,11 +532,14 @@ def _lag_run(args: argparse.Namespace, metrics_on: bool, scraped: bool | None = 
                     cpu_before,
                     cpu_after,
                     {"kafka.Kafka": "kafka", " relay": "relay", " consume projections": "consumers", "postgres": "postgres"},
+                    # This run's relay and consumers only (another run may be beside it).
+                    own={relay.proc.pid, *(c.proc.pid for c in consumers)},
                 ),
                 "measuring": round(_own_cpu() - measuring_before, 1),
             },
         }
         print(result)
+        result["_lags_ms"] = arr  # every command's lag, for the pooled comparison (_pooled)
         if args.series:
             with open(args.series, "w") as f:
                 f.writelines(f"{t:.4f} {p} {lag * 1000:.1f}\n" for t, p, lag in sorted(series))
@@ -471,56 +557,134 @@ def _lag_run(args: argparse.Namespace, metrics_on: bool, scraped: bool | None = 
         drop_pg_database(url)
 
 
-def bench_catchup(args: argparse.Namespace) -> dict[str, Any]:
+def bench_catchup(args: argparse.Namespace) -> list[dict[str, Any]]:
     """One consumer's CPU per event, catching up on a log written and relayed first: the
     cost that decides the lag, measured apart from the writers and the broker (``lag`` on
-    two cores mostly measures their saturation, where a small cost moves the lag a lot)."""
-    from consumers.kafka_projections import position_visible
+    two cores mostly measures their saturation, where a small cost moves the lag a lot).
 
-    url = create_pg_database("b_catchup")
+    ``--metrics both --rounds N``: the same log relayed and caught up N times each with
+    metrics on (as deployed, the relay's and the consumer's ``/metrics`` scraped every
+    ``--scrape-seconds``) and off (every recording a no-op), alternated; each run on a copy
+    of the log's database (PostgreSQL's ``CREATE DATABASE … TEMPLATE``) and topics of its own."""
+    import psycopg
+
+    from tests.conftest import PG_HOST, PG_PORT
+
+    template = create_pg_database("b_catchup")
     data = Path(f"/tmp/hotline-bench-{uuid.uuid4().hex[:6]}")
-    settings = distributed_settings(url, data, kafka_topic_partitions=6, pg_pool_size=12)
-    h = Hotline.start(settings, SystemClock())
-    logs = data / "logs"
-    logs.mkdir(parents=True, exist_ok=True)
-    relay = consumer = None
-    spy = None
+    h = Hotline.start(distributed_settings(template, data, kafka_topic_partitions=6, pg_pool_size=12), SystemClock())
     try:
         load_catalogue(h)
         work = Workload(h, seed=7)
         for _ in range(args.steps):
             work.step()
         end = h.store.max_position()
-        relay = Proc("relay", settings, logs)
-        wait_until(lambda: h.store.max_position() == end, 5, "store")  # nothing else writes
-        consumer = Proc("consume projections", settings, logs)
+    finally:
+        h.close()  # a template database must have no connections
+    admin = f"postgresql://postgres@{PG_HOST}:{PG_PORT}/postgres"
+    runs: list[dict[str, Any]] = []
+    modes = {"on": [True], "off": [False], "both": [False, True]}[args.metrics]
+    try:
+        for round_ in range(args.rounds):
+            for on in modes if round_ % 2 == 0 else modes[::-1]:
+                copy = f"b_catchup_run_{uuid.uuid4().hex[:10]}"
+                with psycopg.connect(admin, autocommit=True) as conn:
+                    conn.execute(f'CREATE DATABASE "{copy}" TEMPLATE "{template.rsplit("/", 1)[1]}"')
+                url = f"postgresql://postgres@{PG_HOST}:{PG_PORT}/{copy}"
+                try:
+                    run = _catch_up_once(args, url, data / copy, end, on, len(runs))
+                finally:
+                    drop_pg_database(url)
+                runs.append(run | {"side": "on" if on else "off"})
+                print(runs[-1], flush=True)
+        if args.metrics == "both":
+            pairs = [runs[i : i + 2] for i in range(0, len(runs) - 1, 2)]
+            for k in ("consumer_cpu_us_per_event", "relay_cpu_us_per_event", "seconds"):
+                ratios = [on[k] / off[k] for a, b in pairs for off, on in [(a, b) if a["side"] == "off" else (b, a)]]
+                print(f"  {k}: on/off by round [{', '.join(f'{r:.3f}' for r in ratios)}]: {_interval(ratios)}")
+        return runs
+    finally:
+        drop_pg_database(template)
+
+
+def _catch_up_once(args: argparse.Namespace, url: str, data: Path, end: int, metrics_on: bool, n: int) -> dict[str, Any]:
+    import sqlalchemy as sa
+
+    from consumers.kafka_contract import relay_position
+    from consumers.kafka_projections import position_visible
+
+    settings = distributed_settings(url, data, kafka_topic_partitions=6, pg_pool_size=12)
+    h = Hotline.start(settings, SystemClock())
+    logs = data / "logs"
+    logs.mkdir(parents=True, exist_ok=True)
+    program = (HOTLINE,) if metrics_on else (sys.executable, "-m", "tests.bench.without_metrics")
+    relay = Proc("relay", settings, logs, program=program, HOTLINE_METRICS_PORT=str(METRICS_PORT))
+
+    def relayed() -> int:
+        with h.read_store.engine.connect() as conn:
+            try:
+                return relay_position(conn)
+            except sa.exc.ProgrammingError:  # the relay has not created its tables yet
+                return 0
+
+    # The whole log published first: the consumer's catch-up then runs at its own pace.
+    wait_until(lambda: relayed() >= end, 300, "relay")
+    consumer = Proc("consume projections", settings, logs, program=program, HOTLINE_METRICS_PORT=str(METRICS_PORT + 1))
+    spy = None
+    scraping = threading.Event()
+
+    def cpu(proc: Proc) -> float:
+        fields = Path(f"/proc/{proc.proc.pid}/stat").read_text().rsplit(")", 1)[1].split()
+        return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+    try:
+        if metrics_on:
+            threading.Thread(
+                target=_scrape_every, args=([METRICS_PORT, METRICS_PORT + 1], args.scrape_seconds, scraping), daemon=True
+            ).start()
         if args.py_spy:  # where the consumer's time goes: a flame graph of the catch-up
             import subprocess
 
-            spy_cmd = [str(ROOT / ".venv/bin/py-spy"), "record", "-p", str(consumer.proc.pid), "-o", args.py_spy]
+            spy_cmd = [str(ROOT / ".venv/bin/py-spy"), "record", "-p", str(consumer.proc.pid), "-o", f"{args.py_spy}.{n}"]
             spy = subprocess.Popen([*spy_cmd, "-r", "200", "--format", "raw", "--nonblocking"])
-        started = time.perf_counter()
+        # From the consumer's first applied batch on: the start-up (about 2 s of imports)
+        # is the same with metrics or without, and would only dilute the difference.
+        wait_until(lambda: max(h.read_store.positions().values(), default=0) > 0, 120, "start", every=0.02)
+        first, cpu_first, started = max(h.read_store.positions().values(), default=0), cpu(consumer), time.perf_counter()
         wait_until(lambda: position_visible(h.read_store, end), 900, "catch-up")
         seconds = time.perf_counter() - started
-        fields = Path(f"/proc/{consumer.proc.pid}/stat").read_text().rsplit(")", 1)[1].split()
-        cpu = (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
-        result = {
+        spent = cpu(consumer) - cpu_first
+        return {
+            "metrics": "on" if metrics_on else "off",
             "events": end,
-            "seconds": round(seconds, 1),
-            "consumer_cpu_s": round(cpu, 1),
-            "consumer_cpu_us_per_event": round(cpu / end * 1e6),  # start-up included (about 2 s)
+            "seconds": round(seconds, 2),
+            "consumer_cpu_s": round(spent, 2),
+            # The events applied after the first batch (their positions: the log has no gaps).
+            "consumer_cpu_us_per_event": round(spent / max(1, end - first) * 1e6),
+            # The relay's whole run, start-up included.
+            "relay_cpu_us_per_event": round(cpu(relay) / end * 1e6),
         }
-        print(result)
-        return result
     finally:
+        scraping.set()
         if spy is not None:
             spy.send_signal(2)  # SIGINT: py-spy writes its file and exits
             spy.wait(30)
-        for proc in (consumer, relay):
-            if proc is not None:
-                proc.stop()
+        consumer.stop()
+        relay.stop()
         h.close()
-        drop_pg_database(url)
+        delete_topics(settings)
+
+
+def _interval(ratios: list[float]) -> str:
+    """The ratios' mean as a change, with a 95 % interval (Student's t)."""
+    import statistics
+
+    mean = statistics.mean(ratios)
+    if len(ratios) < 2:
+        return f"{100 * (mean - 1):+.1f} %"
+    t = {1: 12.71, 2: 4.30, 3: 3.18, 4: 2.78, 5: 2.57, 6: 2.45, 7: 2.36, 8: 2.31, 9: 2.26}.get(len(ratios) - 1, 2.0)
+    half = t * statistics.stdev(ratios) / len(ratios) ** 0.5
+    return f"{100 * (mean - 1):+.1f} % (95 % interval {100 * (mean - half - 1):+.1f} to {100 * (mean + half - 1):+.1f} %)"
 
 
 def main() -> None:
@@ -542,13 +706,19 @@ def main() -> None:
     lg.add_argument("--series", default="", help="write 'commit-time position lag-ms' per command to this file")
     lg.add_argument("--consumer-args", default="", help="extra arguments of `hotline consume projections`")
     lg.add_argument(
-        "--metrics", choices=("on", "off", "both", "scrape"), default="on", help="both: recorded or not; scrape: scraped or not"
+        "--metrics",
+        choices=("on", "off", "both", "scrape", "side-by-side", "twins"),
+        default="on",
+        help="both: recorded or not, alternated; scrape: scraped or not; side-by-side: on and off at once; twins: off and off at once",
     )
     lg.add_argument("--rounds", type=int, default=1, help="runs of each --metrics mode")
     lg.add_argument("--scrape-seconds", type=float, default=5.0, help="how often /metrics is scraped with metrics on")
     cu = sub.add_parser("catchup")
     cu.add_argument("--steps", type=int, default=8000, help="workload steps written first (about two events each)")
-    cu.add_argument("--py-spy", default="", help="record the consumer with py-spy into this file (raw folded stacks)")
+    cu.add_argument("--py-spy", default="", help="record the consumer with py-spy into FILE.<run> (raw folded stacks)")
+    cu.add_argument("--metrics", choices=("on", "off", "both"), default="on", help="both: on and off alternated")
+    cu.add_argument("--rounds", type=int, default=1, help="catch-ups of each --metrics mode")
+    cu.add_argument("--scrape-seconds", type=float, default=5.0, help="how often /metrics is scraped with metrics on")
     args = parser.parse_args()
     print(f"Kafka {KAFKA}")
     fn = {"replay": bench_replay, "relay": bench_relay, "lag": bench_lag, "catchup": bench_catchup}[args.what]
