@@ -228,6 +228,7 @@ cmd_start() {
         return 0
     fi
     rm -f "$PID_FILE"
+    reserve_ports "$KAFKA_PORT" "$CONTROLLER_PORT"
     for p in "$KAFKA_PORT" "$CONTROLLER_PORT"; do
         if port_in_use "$p" "$KAFKA_HOST"; then
             if [[ "$p" == "$KAFKA_PORT" ]] && broker_ready; then

@@ -232,6 +232,7 @@ cmd_start() {
         return 0
     fi
     rm -f "$PID_FILE"
+    reserve_ports "$KC_PORT"
     if port_in_use "$KC_PORT" "$KC_HOST"; then
         if realm_ready; then
             # e.g. started from another working directory: reuse it rather than fail

@@ -261,6 +261,7 @@ cmd_start() {
         url
         return 0
     fi
+    reserve_ports "$PG_PORT"
     if port_in_use "$PG_PORT" "$PG_HOST"; then
         local other
         other="$("$BINDIR/psql" -X -q -h "$PG_HOST" -p "$PG_PORT" -U "$PG_USER" -d postgres -tAc \
