@@ -24,6 +24,7 @@ Open311 clients send it, besides the API's own headers.
 
 from __future__ import annotations
 
+import logging
 import uuid
 from collections.abc import Callable, Coroutine, Mapping
 from datetime import UTC, date, datetime, time, timedelta
@@ -59,6 +60,7 @@ from domain.requests import commands as c
 from infra.runtime import Hotline
 from projections import open311 as read_model
 
+log = logging.getLogger("hotline.api")
 FORM_TYPES = ("application/x-www-form-urlencoded", "multipart/form-data")
 # An error's HTTP status as Open311 answers it: the spec knows 400, 403 and 404; a refusal
 # of the request's content (422) or of its state (409) is a 400.
@@ -103,13 +105,22 @@ class Open311Route(HotlineRoute):
                 return error_answer(fmt, 400, f"{where}: {first.get('msg', 'invalid parameter')}")
             except STORE_UNAVAILABLE as exc:
                 if not store_unavailable(exc):
-                    raise  # a bug: the server's 500
+                    return _bug(request, fmt, exc)
                 log_unavailable(request, exc)
                 unavailable = error_answer(fmt, 503, STORE_UNAVAILABLE_MESSAGE)
                 unavailable.headers["Retry-After"] = str(STORE_RETRY_AFTER)
                 return unavailable
+            except Exception as exc:
+                return _bug(request, fmt, exc)
 
         return route
+
+
+def _bug(request: Request, fmt: str, exc: Exception) -> Response:
+    """A bug's 500, as an Open311 error list in the format asked for (an XML client reads
+    XML even then), logged with its traceback here since it is answered, not raised."""
+    log.error("unexpected error: %s %s", request.method, request.url.path, exc_info=exc)
+    return error_answer(fmt, 500, "an unexpected error on the server: it is logged")
 
 
 async def _api_key_as_header(request: Request) -> bool:

@@ -170,3 +170,17 @@ def test_too_many_calls_from_one_address_are_429_with_retry_after(tmp_path: Path
     validate("errors.json", errors)
     assert errors[0]["code"] == 429 and "try again" in errors[0]["description"]
     assert 1 <= int(limited.headers["Retry-After"]) <= 61
+
+
+def test_a_bug_is_a_500_in_the_format_asked_for(
+    client: TestClient, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    """An XML client reads XML even from a bug; the traceback goes to the log."""
+    from api.open311 import mapping
+
+    def broken(*_: Any, **__: Any) -> Any:
+        raise RuntimeError("a bug in the service list")
+
+    monkeypatch.setattr(mapping, "services", broken)
+    refused(client, "GET", "services.{fmt}", 500, "unexpected error")
+    assert any(r.exc_info and "a bug in the service list" in str(r.exc_info[1]) for r in caplog.records)
