@@ -41,7 +41,8 @@ def create_app(settings: Settings | None = None, hotline: Hotline | None = None,
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         own = hotline is None
         app.state.hotline = hotline or Hotline.start(settings or get_settings(), **start_kw)
-        set_read_threads(app.state.hotline.settings.query_threads)
+        settings_now = app.state.hotline.settings
+        set_read_threads(settings_now.query_threads, quick_inline=settings_now.inline_quick_reads)
         # The router, timers, notifier and analytics ingest, as the settings ask.
         stops = start_background(app.state.hotline)
         try:

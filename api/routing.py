@@ -10,7 +10,10 @@ on two threads it stayed at 2.2–2.3 ms; under 60 % of the console's load goal 
 performance) the p99 fell from 1.4–2.2 s to 0.4–0.9 s with one or two threads. So a
 ``def`` route for GET runs on its own limiter of ``HOTLINE_READ_THREADS`` threads (two
 on SQLite: one slow query, a search or a report, still leaves a thread for the rest);
-reads beyond that wait on the event loop, holding no thread. Other plain ``def`` routes
+reads beyond that wait on the event loop, holding no thread. A GET marked
+:func:`quick_read` (small, bounded work: one case, one desk, the wallboard) runs on the
+event loop itself where the settings allow it (SQLite by default), since there the
+hand-off to a thread and back cost as much as the query. Other plain ``def`` routes
 (commands) run on FastAPI's threads, as coroutines that hand their body to a thread
 (:func:`on_worker_threads` says why). ``async def`` routes (the live feeds,
 read-your-writes) are left as they are.
@@ -32,13 +35,30 @@ from fastapi.routing import APIRoute
 # One limiter per event loop (the server's; a test client's portal has its own).
 _READ_LIMITER: RunVar[anyio.CapacityLimiter] = RunVar("hotline_read_limiter")
 DEFAULT_READ_THREADS = 8
+# Whether this event loop runs quick reads itself (the app's lifespan sets it).
+_QUICK_INLINE: RunVar[bool] = RunVar("hotline_quick_reads_inline")
 
 READ_METHODS = frozenset({"GET", "HEAD"})
 
 
-def set_read_threads(count: int) -> None:
-    """How many queries run at once on this event loop (the app's lifespan sets it)."""
+def set_read_threads(count: int, *, quick_inline: bool = False) -> None:
+    """How many queries run at once on this event loop, and whether it runs quick reads
+    itself (the app's lifespan sets both)."""
     _READ_LIMITER.set(anyio.CapacityLimiter(count))
+    _QUICK_INLINE.set(quick_inline)
+
+
+def quick_read(endpoint: Callable[..., Any]) -> Callable[..., Any]:
+    """Marks a GET endpoint whose work is small and bounded whatever the data: one case,
+    one agent's desk, one summary, a list under a limit. Where the settings allow it
+    (``HOTLINE_QUICK_READS_INLINE``, on by default with SQLite), it runs on the event loop
+    itself: measured on the embedded default, the hand-off to a read thread and back cost
+    as much CPU as the query (a case, the wallboard, a desk, the SLA list: 1.5-1.9 ms of
+    server CPU a read through a thread, 0.7-0.9 ms on the loop, one at a time), and the
+    console's load served 388-479 requests/s against 220-250. Anything that may take long
+    (searches, reports, exports) must not be marked: while it runs, nothing else does."""
+    endpoint.quick_read = True  # type: ignore[attr-defined]
+    return endpoint
 
 
 def read_limiter() -> anyio.CapacityLimiter:
@@ -52,6 +72,27 @@ def read_limiter() -> anyio.CapacityLimiter:
 def on_read_threads(endpoint: Callable[..., Any]) -> Callable[..., Any]:
     """``endpoint`` (a plain function) as a coroutine that runs it on the read limiter."""
     return _on_thread(endpoint, read_limiter)
+
+
+def quick_inline() -> bool:
+    try:
+        return _QUICK_INLINE.get()
+    except LookupError:  # an app started without its lifespan
+        return False
+
+
+def on_loop_or_read_threads(endpoint: Callable[..., Any]) -> Callable[..., Any]:
+    """A :func:`quick_read` endpoint as a coroutine: on the event loop where this loop
+    runs quick reads itself, else on the read limiter."""
+    threaded = on_read_threads(endpoint)
+
+    @functools.wraps(endpoint)
+    async def run(*args: Any, **kwargs: Any) -> Any:
+        if quick_inline():
+            return endpoint(*args, **kwargs)
+        return await threaded(*args, **kwargs)
+
+    return run
 
 
 def on_worker_threads(endpoint: Callable[..., Any]) -> Callable[..., Any]:
@@ -74,13 +115,19 @@ def _on_thread(endpoint: Callable[..., Any], limiter: Callable[[], anyio.Capacit
 
 
 class HotlineRoute(APIRoute):
-    """An API route whose plain-``def`` endpoint runs on a worker thread chosen here: a
-    GET on the read threads, anything else on the default ones."""
+    """An API route whose plain-``def`` endpoint runs where chosen here: a GET on the read
+    threads (a :func:`quick_read` one perhaps on the event loop), anything else on the
+    default threads."""
 
     def __init__(self, path: str, endpoint: Callable[..., Any], **kwargs: Any) -> None:
         if not inspect.iscoroutinefunction(endpoint):
             methods = {m.upper() for m in kwargs.get("methods") or ()}
-            endpoint = on_read_threads(endpoint) if methods and methods <= READ_METHODS else on_worker_threads(endpoint)
+            if not (methods and methods <= READ_METHODS):
+                endpoint = on_worker_threads(endpoint)
+            elif getattr(endpoint, "quick_read", False):
+                endpoint = on_loop_or_read_threads(endpoint)
+            else:
+                endpoint = on_read_threads(endpoint)
         super().__init__(path, endpoint, **kwargs)
 
 

@@ -58,6 +58,11 @@ class Settings(BaseSettings):
     # and SQLite bound by the GIL and more threads only contend for it; pg_pool_size on
     # PostgreSQL, where a query mostly waits on the server.
     read_threads: int | None = Field(default=None, ge=1, le=256)
+    # Quick reads (api/routing.py ``quick_read``: one case, one desk, one summary) run on
+    # the event loop itself instead of a read thread. Default: on SQLite, where the hand-off
+    # to a thread and back cost about as much as the query; never worth it on PostgreSQL,
+    # where the query would block the loop on the network.
+    quick_reads_inline: bool | None = None
     # Audit chain (infra/audit_chain.py): every event hashed onto its stream and the global
     # order. Off only to measure what it costs (events written then are reported by verify).
     audit_chain: bool = True
@@ -251,6 +256,12 @@ class Settings(BaseSettings):
         if self.inprocess_projections is not None:
             return self.inprocess_projections
         return self.kafka_bootstrap_servers is None
+
+    @property
+    def inline_quick_reads(self) -> bool:
+        if self.quick_reads_inline is not None:
+            return self.quick_reads_inline
+        return self.database_url is None
 
     @property
     def query_threads(self) -> int:

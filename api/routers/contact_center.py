@@ -16,7 +16,7 @@ from api.auth import allow
 from api.deps import CommandRoute, ReadYourWrites, add_command_routes, get_hotline
 from api.errors import STORE_UNAVAILABLE, log, store_unavailable
 from api.responses import AgentView, Desk, QueuePosition, WaitingContact, Wallboard
-from api.routing import HotlineRouter
+from api.routing import HotlineRouter, quick_read
 from domain.access import Access, Action, authorize
 from domain.base import Actor, NotFound
 from domain.contact_center import commands as cc
@@ -119,6 +119,7 @@ add_command_routes(
     response_model=Wallboard,
     summary="Agents by state; per queue: waiting, longest wait, service level and abandons today",
 )
+@quick_read
 def get_wallboard(
     hotline: Hotline = Depends(get_hotline), _: Actor = allow(Action.CONTACT_CENTER_READ), _ryw: None = ReadYourWrites
 ) -> dict[str, Any]:
@@ -139,6 +140,7 @@ def waiting(
 
 
 @router.get("/contacts/{contact_id}/position", response_model=QueuePosition, summary="Where a waiting contact is in its queue")
+@quick_read
 def position(
     contact_id: str, hotline: Hotline = Depends(get_hotline), _: Actor = allow(Action.CONTACT_CENTER_READ), _ryw: None = ReadYourWrites
 ) -> dict[str, Any]:
@@ -160,6 +162,7 @@ def list_agents(
 
 
 @router.get("/agents/{agent_id}/desk", response_model=Desk, summary="An agent's console: current offer, contacts, wrap-ups, grabbable work")
+@quick_read
 def desk(
     agent_id: str, hotline: Hotline = Depends(get_hotline), actor: Actor = allow(Action.AGENTS_DESK), _ryw: None = ReadYourWrites
 ) -> dict[str, Any]:

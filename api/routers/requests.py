@@ -18,7 +18,7 @@ from api.auth import allow, citizen_filter, department_filter, row_access
 from api.deps import CommandRoute, ReadYourWrites, add_command_routes, get_hotline, run_command, set_etag
 from api.read_log import PersonalDataRead, personal_data_read
 from api.routers.knowledge import suggest_and_record
-from api.routing import HotlineRouter
+from api.routing import HotlineRouter, quick_read
 from api.schemas import RequestAccepted, RequestDetail, RequestPage, TimelineEntry
 from domain.access import Action, allows, authorize, finds_by_personal_data
 from domain.base import Actor, InvalidCommand, NotFound, event_type_name
@@ -167,6 +167,7 @@ def search(
 
 
 @router.get("/{ref}", response_model=RequestDetail, summary="Status and timeline of one request")
+@quick_read
 def get_request(
     ref: str,
     response: Response,

@@ -14,7 +14,7 @@ from fastapi import FastAPI, Query
 from fastapi.routing import APIRoute
 from starlette.routing import Mount, Route
 
-from api.routing import HotlineRoute, HotlineRouter, add_routes, set_read_threads
+from api.routing import HotlineRoute, HotlineRouter, add_routes, quick_read, set_read_threads
 from infra.settings import SQLITE_READ_THREADS, Settings
 from infra.wiring import CONSOLE, ROUTERS
 
@@ -122,3 +122,51 @@ def test_the_application_lists_its_routes_itself() -> None:
     wired = [r.path for module in ROUTERS for r in module.router.routes]
     listed = [r.path for r in app.router.routes if isinstance(r, HotlineRoute)]
     assert listed[: len(wired)] == wired
+
+
+def _quick_app() -> tuple[FastAPI, list[str]]:
+    ran_on: list[str] = []
+    router = HotlineRouter()
+
+    @router.get("/quick")
+    @quick_read
+    def quick() -> dict[str, bool]:
+        ran_on.append(threading.current_thread().name)
+        return {"ok": True}
+
+    app = FastAPI()
+    add_routes(app, router)
+    return app, ran_on
+
+
+async def _get_quick(app: FastAPI, inline: bool) -> httpx.Response:
+    set_read_threads(2, quick_inline=inline)  # as api/app.py's lifespan does
+    async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://test") as client:
+        return await client.get("/quick")
+
+
+def test_a_quick_read_runs_on_the_event_loop_where_allowed_and_on_a_read_thread_elsewhere() -> None:
+    app, ran_on = _quick_app()
+    loop_thread = threading.current_thread().name  # asyncio.run runs the loop in this thread
+    assert asyncio.run(_get_quick(app, inline=True)).json() == {"ok": True}
+    assert asyncio.run(_get_quick(app, inline=False)).json() == {"ok": True}
+    assert ran_on[0] == loop_thread and ran_on[1] != loop_thread
+
+
+def test_quick_reads_are_inline_on_sqlite_only_by_default() -> None:
+    assert Settings(database_url=None).inline_quick_reads
+    assert not Settings(database_url="postgresql://h/db").inline_quick_reads
+    assert not Settings(database_url=None, quick_reads_inline=False).inline_quick_reads
+
+
+def test_the_console_s_hot_reads_are_quick_and_searches_are_not() -> None:
+    from api.routers import contact_center, knowledge, requests, supervision
+
+    quick = {
+        r.path
+        for m in (contact_center, requests, supervision, knowledge)
+        for r in m.router.routes
+        if getattr(r, "endpoint", None) and getattr(getattr(r.endpoint, "__wrapped__", None), "quick_read", False)
+    }
+    assert {"/wallboard", "/agents/{agent_id}/desk", "/requests/{ref}", "/sla/breaches"} <= quick
+    assert "/requests" not in quick and not any(p.startswith("/knowledge") for p in quick)
