@@ -52,10 +52,9 @@ def quick_read(endpoint: Callable[..., Any]) -> Callable[..., Any]:
     """Marks a GET endpoint whose work is small and bounded whatever the data: one case,
     one agent's desk, one summary, a list under a limit. Where the settings allow it
     (``HOTLINE_QUICK_READS_INLINE``, on by default with SQLite), it runs on the event loop
-    itself: measured on the embedded default, the hand-off to a read thread and back cost
-    as much CPU as the query (a case, the wallboard, a desk, the SLA list: 1.5-1.9 ms of
-    server CPU a read through a thread, 0.7-0.9 ms on the loop, one at a time), and the
-    console's load served 388-479 requests/s against 220-250. Anything that may take long
+    itself: on the embedded default the hand-off to a read thread and back cost about as
+    much CPU as the query, and with these reads on the loop the console's full load was
+    served at 365-443 requests/s against 227-266 (README, performance). Anything that may take long
     (searches, reports, exports) must not be marked: while it runs, nothing else does."""
     endpoint.quick_read = True  # type: ignore[attr-defined]
     return endpoint

@@ -11,6 +11,7 @@
 
     .venv/bin/python tests/bench/bench_console.py [--connections 200] [--commits 30] [--actions 200]
     .venv/bin/python tests/bench/bench_console.py --load-only --load-connections 0 --load-commands 20 --load-reads 80
+    .venv/bin/python tests/bench/bench_console.py --load-only --load-commands 60 --load-reads 240 --against HOTLINE_QUICK_READS_INLINE=false
 
 Before the load, the server's CPU per request of each kind the load sends is measured one
 request at a time (``--cpu-requests``): what one process must spend for the load's mix.
@@ -303,7 +304,15 @@ def main() -> None:
     parser.add_argument("--load-reads", type=float, default=400, help="per second")
     parser.add_argument("--load-only", action="store_true", help="skip the pages, actions and live-update measures")
     parser.add_argument("--cpu-requests", type=int, default=300, help="requests of each kind timed for server CPU (0: skip)")
+    parser.add_argument(
+        "--against", action="append", default=[], metavar="NAME=VALUE", help="compare with a server started with this setting too"
+    )
+    parser.add_argument("--against-tree", default="", metavar="DIR", help="compare with a server running another checkout's code")
+    parser.add_argument("--rounds-against", type=int, default=2, help="load runs of each server, alternated")
     args = parser.parse_args()
+    if args.against or args.against_tree:
+        compare(args)
+        return
     process, server = start_server(Path(tempfile.mkdtemp(prefix="hotline-bench-console-")))
     pages: list[dict[str, Any]] = []
     loads: dict[str, float] = {}
@@ -357,6 +366,41 @@ def main() -> None:
             f"cores busy during the load: the server {load['cores']['server']:.2f}, this load generator "
             f"{load['cores']['generator']:.2f}, of the machine's {os.cpu_count()}"
         )
+
+
+def compare(args: argparse.Namespace) -> None:
+    """The load (and the CPU per request) on two servers, each on a demo of its own: this
+    code as configured, and one with ``--against`` settings or ``--against-tree``'s code
+    (its directory first on PYTHONPATH). Run in alternation, A B B A …, each server taking
+    the same loads in the same order (every load adds notes to the cases the next reads)."""
+    other: dict[str, str] = dict(a.split("=", 1) for a in args.against)
+    if args.against_tree:
+        other["PYTHONPATH"] = str(Path(args.against_tree).resolve())
+    sides = {"this": {}, "against": other}
+    started = {name: start_server(Path(tempfile.mkdtemp(prefix=f"hotline-bench-console-{name}-")), **env) for name, env in sides.items()}
+    try:
+        for name, (process, server) in started.items():
+            if args.cpu_requests:
+                for kind, ms in cpu_per_request(server, process.pid, args.cpu_requests).items():
+                    print(f"{name}: server CPU per request, {kind}: {ms:.2f} ms")
+        for round_ in range(args.rounds_against):
+            for name in list(started) if round_ % 2 == 0 else list(started)[::-1]:
+                process, server = started[name]
+                load = asyncio.run(
+                    contact_center_load(server, process.pid, args.load_seconds, args.load_commands, args.load_reads, args.load_connections)
+                )
+                c, r = load["command"], load["read"]
+                print(
+                    f"{name}: served {load['served_per_s']:.0f} requests/s, commands p50 {c['p50']:.0f} ms p99 {c['p99']:.0f} ms, "
+                    f"reads p50 {r['p50']:.0f} ms p99 {r['p99']:.0f} ms, {load['failed']} failed, "
+                    f"server {load['cores']['server']:.2f} cores",
+                    flush=True,
+                )
+    finally:
+        for process, _ in started.values():
+            process.terminate()
+            process.wait(timeout=30)
+    print(f"this: as configured; against: {other}")
 
 
 if __name__ == "__main__":

@@ -341,25 +341,31 @@ def _pooled(runs: list[dict[str, Any]]) -> None:
         )
 
 
-def _paired(runs: list[dict[str, Any]]) -> None:
-    """Each round's on/off ratio (its two runs adjacent, their order alternating, so a
-    steady drift of the machine cancels out over the rounds), their mean and a 95 %
-    interval: how finely this run can tell the two modes apart at all."""
-    import statistics
+def _paired(runs: list[dict[str, Any]], keys: tuple[str, ...] = ("lag_ms_p50", "lag_ms_p99", "cpu_s")) -> None:
+    """Each round's on/off ratio of each of ``keys`` (its two runs adjacent, their order
+    alternating, so a steady drift of the machine cancels out over the rounds), their mean
+    and a 95 % interval: how finely this run can tell the two modes apart at all."""
 
     def value(run: dict[str, Any], k: str) -> float:
         return _recording_cpu(run) if k == "cpu_s" else float(run[k])
 
     pairs = [runs[i : i + 2] for i in range(0, len(runs) - 1, 2)]
-    for k in ("lag_ms_p50", "lag_ms_p99", "cpu_s"):
+    for k in keys:
         ratios = [value(on, k) / value(off, k) for a, b in pairs for off, on in [(a, b) if a["side"] == "off" else (b, a)]]
-        mean = statistics.mean(ratios)
-        # Student's t for n - 1 degrees of freedom (n rounds, up to 10), 97.5 %.
-        t = {1: 12.71, 2: 4.30, 3: 3.18, 4: 2.78, 5: 2.57, 6: 2.45, 7: 2.36, 8: 2.31, 9: 2.26}.get(len(ratios) - 1, 2.0)
-        half = t * statistics.stdev(ratios) / len(ratios) ** 0.5 if len(ratios) > 1 else float("inf")
-        shown = ", ".join(f"{r:.3f}" for r in ratios)
-        low, high = 100 * (mean - half - 1), 100 * (mean + half - 1)
-        print(f"  {k}: on/off by round [{shown}]: {100 * (mean - 1):+.1f} % (95 % interval {low:+.1f} to {high:+.1f} %)")
+        print(f"  {k}: on/off by round [{', '.join(f'{r:.3f}' for r in ratios)}]: {_interval(ratios)}")
+
+
+def _interval(ratios: list[float]) -> str:
+    """The ratios' mean as a change, with a 95 % interval (Student's t)."""
+    import statistics
+
+    mean = statistics.mean(ratios)
+    if len(ratios) < 2:
+        return f"{100 * (mean - 1):+.1f} %"
+    # Student's t for n - 1 degrees of freedom (n rounds, up to 10), 97.5 %.
+    t = {1: 12.71, 2: 4.30, 3: 3.18, 4: 2.78, 5: 2.57, 6: 2.45, 7: 2.36, 8: 2.31, 9: 2.26}.get(len(ratios) - 1, 2.0)
+    half = t * statistics.stdev(ratios) / len(ratios) ** 0.5
+    return f"{100 * (mean - 1):+.1f} % (95 % interval {100 * (mean - half - 1):+.1f} to {100 * (mean + half - 1):+.1f} %)"
 
 
 def _recording_cpu(run: dict[str, Any]) -> float:
@@ -598,10 +604,7 @@ def bench_catchup(args: argparse.Namespace) -> list[dict[str, Any]]:
                 runs.append(run | {"side": "on" if on else "off"})
                 print(runs[-1], flush=True)
         if args.metrics == "both":
-            pairs = [runs[i : i + 2] for i in range(0, len(runs) - 1, 2)]
-            for k in ("consumer_cpu_us_per_event", "relay_cpu_us_per_event", "seconds"):
-                ratios = [on[k] / off[k] for a, b in pairs for off, on in [(a, b) if a["side"] == "off" else (b, a)]]
-                print(f"  {k}: on/off by round [{', '.join(f'{r:.3f}' for r in ratios)}]: {_interval(ratios)}")
+            _paired(runs, ("consumer_cpu_us_per_event", "relay_cpu_us_per_event", "seconds"))
         return runs
     finally:
         drop_pg_database(template)
@@ -673,18 +676,6 @@ def _catch_up_once(args: argparse.Namespace, url: str, data: Path, end: int, met
         relay.stop()
         h.close()
         delete_topics(settings)
-
-
-def _interval(ratios: list[float]) -> str:
-    """The ratios' mean as a change, with a 95 % interval (Student's t)."""
-    import statistics
-
-    mean = statistics.mean(ratios)
-    if len(ratios) < 2:
-        return f"{100 * (mean - 1):+.1f} %"
-    t = {1: 12.71, 2: 4.30, 3: 3.18, 4: 2.78, 5: 2.57, 6: 2.45, 7: 2.36, 8: 2.31, 9: 2.26}.get(len(ratios) - 1, 2.0)
-    half = t * statistics.stdev(ratios) / len(ratios) ** 0.5
-    return f"{100 * (mean - 1):+.1f} % (95 % interval {100 * (mean - half - 1):+.1f} to {100 * (mean + half - 1):+.1f} %)"
 
 
 def main() -> None:
