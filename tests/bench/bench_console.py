@@ -55,6 +55,8 @@ PAGES = [
 
 
 def pct(values: list[float], q: float) -> float:
+    if not values:  # a kind the load did not send (its rate 0)
+        return float("nan")
     ordered = sorted(values)
     return ordered[min(len(ordered) - 1, int(q * len(ordered)))]
 
