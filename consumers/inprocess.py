@@ -26,9 +26,7 @@ class InProcessProjector:
         with self._lock:
             if until is not None and until <= self.applied_position:
                 return self.applied_position
-            positions = self.read_store.positions()
-            start = min((positions.get(p.name, 0) for p in self.read_store.projections), default=0)
-            position = start
+            position = self.applied_position or self._start()
             while True:
                 envelopes = self.store.envelopes(position, self.batch)
                 if not envelopes:
@@ -37,6 +35,14 @@ class InProcessProjector:
                 position = envelopes[-1].position
             self.applied_position = max(position, self.applied_position)
             return self.applied_position
+
+    def _start(self) -> int:
+        """Where this process's first catch-up starts: the slowest projection's position.
+        Later ones start from the position this process reached itself (reading the
+        positions at every commit cost 5 % of a note's CPU): nothing before it is still to
+        apply, and ``ReadStore.apply`` skips what another process applied after it."""
+        positions = self.read_store.positions()
+        return min((positions.get(p.name, 0) for p in self.read_store.projections), default=0)
 
     def lag(self) -> int:
         return max(0, self.store.max_position() - self.applied_position)
