@@ -28,6 +28,9 @@ from infra.pg_recorder import HotlinePostgresRecorder
 from infra.settings import Settings
 from infra.transcoder import FastJSONTranscoder, SealingMapper, register_sealed
 
+# Connections the event store's pool opens beyond pg_pool_size at a burst (infra/pg_connections.py counts them).
+PG_STORE_OVERFLOW = 8
+
 
 def store_env(settings: Settings) -> dict[str, str]:
     if settings.database_url:
@@ -40,7 +43,7 @@ def store_env(settings: Settings) -> dict[str, str]:
             "POSTGRES_USER": unquote(url.username or "postgres"),
             "POSTGRES_PASSWORD": unquote(url.password or ""),
             "POSTGRES_POOL_SIZE": str(settings.pg_pool_size),
-            "POSTGRES_MAX_OVERFLOW": "8",
+            "POSTGRES_MAX_OVERFLOW": str(PG_STORE_OVERFLOW),
             "POSTGRES_LOCK_TIMEOUT": "10",
             "CREATE_TABLE": "y",
             "APPLICATION_RECORDER_TOPIC": f"infra.pg_recorder:{'Hotline' if settings.audit_chain else 'Unchained'}PostgresRecorder",

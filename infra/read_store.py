@@ -45,6 +45,10 @@ _GETS: dict[sa.Table, tuple[Any, list[str]]] = {}  # table -> (SELECT by primary
 SQLITE_POOL = 40  # anyio's default worker threads, which run the API's sync endpoints
 
 
+# Connections the read store's pool opens beyond its size at a burst (infra/pg_connections.py counts them).
+PG_READ_OVERFLOW = 10
+
+
 def make_engine(url: str, pool_size: int = 10) -> Engine:
     if url.startswith("sqlite"):
         # Connections kept for the API's worker threads (40): with SQLAlchemy's default 5,
@@ -63,7 +67,7 @@ def make_engine(url: str, pool_size: int = 10) -> Engine:
             cur.close()
 
         return engine
-    return sa.create_engine(url, pool_size=pool_size, max_overflow=10, pool_pre_ping=True)
+    return sa.create_engine(url, pool_size=pool_size, max_overflow=PG_READ_OVERFLOW, pool_pre_ping=True)
 
 
 class SqlRows:

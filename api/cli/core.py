@@ -3,12 +3,13 @@
 from __future__ import annotations
 
 import json
+import logging
 from typing import Any
 
 import typer
 from rich.console import Console
 
-from infra.settings import get_settings
+from infra.settings import Settings, get_settings
 
 commands = typer.Typer()
 console = Console()
@@ -40,6 +41,8 @@ def serve(
         console.print(f"Replies without an SMTP server or SMS gateway go to the outbox: {outbox_root(settings)} (GET /outbox)")
     if workers > 1 and settings.mode == "embedded":
         raise typer.BadParameter("several workers need the distributed mode (SQLite has one writer)")
+    if settings.database_url:
+        _check_connection_budget(settings, workers)
     uvicorn.run(
         "api.main:app",
         host=host or settings.host,
@@ -51,6 +54,22 @@ def serve(
         # live feed, a long query would otherwise hold the server up for ever).
         timeout_graceful_shutdown=settings.shutdown_grace_seconds,
     )
+
+
+def _check_connection_budget(settings: Settings, workers: int) -> None:
+    """Warn before starting when the API processes' pools may exceed PostgreSQL's
+    connections: under load, requests would fail with "too many clients"."""
+    import psycopg
+
+    from infra.pg_connections import budget
+
+    try:
+        warning = budget(settings, workers).warning(workers, settings)
+    except psycopg.OperationalError:
+        return  # PostgreSQL unreachable: the API's start reports it
+    if warning:
+        console.print(f"[bold yellow]Warning:[/] {warning}")
+        logging.getLogger("hotline.serve").warning(warning)
 
 
 @commands.command()
