@@ -24,6 +24,9 @@ class RequestAccepted(Accepted):
     citizen_id: str | None = None
     # "name_differs": a known phone or email came with another name; the request carries the
     # name given, is attached to the citizen on record, and has an internal note for the operator.
+    # "not_linked": a citizen's phone or email came beside a detail not theirs from a channel
+    # nobody checked; the request has a citizen of its own and the note. Both, and
+    # citizen_id, only to staff who read every citizen's data (a citizen sees their own id).
     identity_check: str | None = None
     # An information request: the knowledge base's articles for it, and the recorded search.
     suggestions: list[dict[str, Any]] | None = None

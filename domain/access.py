@@ -66,6 +66,11 @@ class Action(StrEnum):
     # citizens' personal data
     CITIZENS_READ = "citizens.read"
     CITIZENS_UPDATE = "citizens.update"
+    # Link a phone number and an email given together to one citizen on record. Only staff
+    # who spoke to the person: from an unverified channel (the web, Open311, email-in, an
+    # SMS) anyone could name somebody's number beside their own address and sign in to
+    # that person's cases with it.
+    CITIZENS_LINK = "citizens.link"
     # reference data
     CATALOGUE_READ = "catalogue.read"
     CATALOGUE_MANAGE = "catalogue.manage"  # catalogue and calendars
@@ -183,6 +188,7 @@ RULES: Mapping[Action, Mapping[str, Scope]] = {
     Action.ATTACHMENTS_REMOVE: {"supervisor": A, "control_office": A, "system": A},
     Action.CITIZENS_READ: {"citizen": C, "agent": A, "expert": A, "supervisor": A, "control_office": A, **_READ_ALL},
     Action.CITIZENS_UPDATE: {"citizen": C, "agent": A, "supervisor": A, "system": A},
+    Action.CITIZENS_LINK: {"agent": A, "expert": A, "supervisor": A, "control_office": A, "administrator": A},
     Action.CATALOGUE_READ: {role: A for role in ROLES},  # public: what the hotline handles, and its calendar
     Action.CATALOGUE_MANAGE: {"supervisor": A, "administrator": A, "system": A},
     Action.NOTIFICATIONS_READ: {"supervisor": A, **_READ_ALL},

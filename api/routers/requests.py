@@ -41,8 +41,18 @@ def register(
     hotline: Hotline = Depends(get_hotline),
     actor: Actor = allow(Action.REQUESTS_REGISTER),
 ) -> dict[str, Any]:
+    if actor.role == "citizen" and cmd.channel != "web":
+        # Only staff record how a request came in (a call, a walk-in); a citizen's own
+        # submission through this API is the web channel, whatever the body claims.
+        raise InvalidCommand(f"a citizen's own request comes by the web channel, not {cmd.channel!r}", field="channel", allowed=["web"])
     body = run_command(hotline, cmd, actor, request=request, response=response)
     response.headers["Location"] = f"/requests/{body['reference']}"
+    if not finds_by_personal_data(actor):
+        # Whose number it was, and whether under another name, is staff's to know: told
+        # to anyone, it would answer "is this number registered, and as somebody else?"
+        body["identity_check"] = None
+        if body.get("citizen_id") != actor.citizen_id:
+            body["citizen_id"] = None
     if cmd.kind == "information" and allows(actor, Action.KNOWLEDGE_FEEDBACK):
         # An information request is answered from the knowledge base: suggest its articles
         # now (the suggestion is recorded as a search of this request).

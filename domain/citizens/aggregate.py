@@ -54,7 +54,7 @@ def normalise_email(raw: str) -> str:
     sensitive, in lower case): what is shown and written to. See :func:`email_key`."""
     value = raw.strip()
     if not _EMAIL.match(value):
-        raise InvalidCommand(f"email {raw!r} is not an email address", field="email")
+        raise InvalidCommand(f"email {raw!r} is not an email address", code="email_unreadable", field="email")
     local, _, domain = value.rpartition("@")
     return f"{local}@{domain.lower()}"
 
@@ -111,6 +111,13 @@ class ContactDetails:
         if self.email:
             ids.append(f"email:{email_key(self.email)}")
         return ids
+
+    def only(self, identifiers: list[str]) -> ContactDetails:
+        """These details with only the phone and email among ``identifiers`` (the rest of
+        what was given stays on the request it came with)."""
+        phone = self.phone if self.phone and f"phone:{self.phone}" in identifiers else None
+        email = self.email if self.email and f"email:{email_key(self.email)}" in identifiers else None
+        return ContactDetails(name=self.name, phone=phone, email=email, address=self.address)
 
     def legacy_identifier(self, identifier: str) -> str | None:
         """The key an identifier was claimed under before email keys were case-folded

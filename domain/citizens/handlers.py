@@ -5,7 +5,7 @@ from __future__ import annotations
 import uuid
 from typing import Any
 
-from domain.access import Action, authorize
+from domain.access import Action, allows, authorize
 from domain.base import Context, InvalidCommand, InvalidTransition
 from domain.citizens import commands as c
 from domain.citizens.aggregate import Citizen, CitizenIdentity, ContactDetails, identity_id, normalise_phone
@@ -48,19 +48,32 @@ def known_citizen(uow: UnitOfWork, contact: ContactDetails) -> uuid.UUID | None:
     return None
 
 
-def resolve_citizen(uow: UnitOfWork, ctx: Context, contact: ContactDetails, language: str) -> Citizen | None:
-    """The one citizen behind this phone number or email, created on first contact."""
+def resolve_citizen(uow: UnitOfWork, ctx: Context, contact: ContactDetails, language: str) -> tuple[Citizen | None, bool]:
+    """The one citizen behind this phone number or email, created on first contact; and
+    whether identifiers given together were left unlinked.
+
+    Identifiers new to the hotline are linked to a citizen on record only by staff who
+    spoke to the person (:data:`Action.CITIZENS_LINK`). From any other channel a number or
+    address of a citizen on record beside one that is not theirs (new, or another
+    citizen's) leaves the record as it is: the request gets a new citizen holding the
+    identifiers nobody has (or none), so a stranger cannot sign in to that citizen's cases
+    with an address of their own, nor redirect their replies."""
     identifiers = contact.identifiers()
     if not identifiers:
-        return None
+        return None, False
     claims = {identifier: find_claim(uow, contact, identifier) for identifier in identifiers}
+    owners = {claim.citizen_id for claim, _ in claims.values() if claim is not None and claim.citizen_id is not None}
     owner = next((claim.citizen_id for claim, _ in claims.values() if claim is not None and claim.citizen_id is not None), None)
-    if owner is None:
-        citizen = Citizen.register(contact, language, ctx)
+    free = [identifier for identifier, (claim, _) in claims.items() if claim is None]
+    unlinked = owner is not None and (len(owners) > 1 or bool(free)) and not allows(ctx.actor, Action.CITIZENS_LINK)
+    if owner is None or unlinked:
+        if not free:
+            return None, unlinked
+        citizen = Citizen.register(contact.only(free) if unlinked else contact, language, ctx)
         uow.add(citizen)
-        for identifier in identifiers:
+        for identifier in free:
             claim_identifier(uow, ctx, identifier, citizen.id)
-        return citizen
+        return citizen, unlinked
     citizen = uow.get(Citizen, uuid.UUID(owner))
     citizen.learn(contact, ctx)
     for identifier, (claim, current) in claims.items():
@@ -68,7 +81,7 @@ def resolve_citizen(uow: UnitOfWork, ctx: Context, contact: ContactDetails, lang
         # the current one. An identifier of another citizen stays theirs.
         if claim is None or (not current and claim.citizen_id == owner):
             claim_identifier(uow, ctx, identifier, citizen.id)
-    return citizen
+    return citizen, False
 
 
 def signed_in_citizen(uow: UnitOfWork, ctx: Context) -> Citizen | None:
@@ -103,7 +116,7 @@ SMS_CHANNEL = ("api.routers.sms_inbound",)
 
 def _citizen_of_number(uow: UnitOfWork, ctx: Context, raw_phone: str) -> tuple[Citizen, str]:
     phone = normalise_phone(raw_phone, ctx.deps.policy.default_region)
-    citizen = resolve_citizen(uow, ctx, ContactDetails(phone=phone), ctx.deps.policy.default_language)
+    citizen, _ = resolve_citizen(uow, ctx, ContactDetails(phone=phone), ctx.deps.policy.default_language)
     if citizen is None:  # cannot happen: a phone number is an identifier
         raise InvalidCommand("a phone number is needed", field="phone")
     authorize(ctx.actor, Action.CITIZENS_UPDATE, citizen.access())

@@ -77,8 +77,8 @@ def register_request(uow: UnitOfWork, ctx: Context, cmd: c.RegisterRequest) -> d
         contact = _completed_from_record(uow, contact)
     hidden = deps.policy.check(contact, wants_anonymity=cmd.anonymous, channel=cmd.channel)
     language = check_language(cmd.language or deps.policy.default_language)
-    citizen = own or resolve_citizen(uow, ctx, contact, language)
-    identity_check = _identity_check(citizen, contact)
+    citizen, unlinked = (own, False) if own else resolve_citizen(uow, ctx, contact, language)
+    identity_check = "not_linked" if unlinked else _identity_check(citizen, contact)
     if cmd.language is None and citizen is not None:
         language = citizen.language
     reply_channel = cmd.reply_channel
@@ -145,6 +145,9 @@ IDENTITY_NOTES = {
     "name_differs": "identity check (name_differs): the name given differs from the name on record for this phone"
     " number or email; the request carries the name given and is attached to the citizen on record: confirm who"
     " called, and correct the citizen's details if they changed",
+    "not_linked": "identity check (not_linked): the phone number or email given belongs to a citizen on record and"
+    " the other detail given is not theirs; from this channel nobody checked that they are one person, so the"
+    " request is attached to a citizen of its own: confirm who wrote before treating it as the other citizen's",
 }
 
 

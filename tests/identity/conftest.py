@@ -15,6 +15,14 @@ from domain.base import FixedClock
 from infra.runtime import Hotline
 from infra.settings import Settings
 from tests.conftest import START, load_catalogue
+from tests.sla.servers import SmtpServer
+
+
+@pytest.fixture
+def smtp() -> Iterator[SmtpServer]:
+    """A real SMTP server on loopback (aiosmtpd): where citizens' sign-in codes go."""
+    with SmtpServer() as server:
+        yield server
 
 
 @pytest.fixture

@@ -33,12 +33,6 @@ Json = dict[str, Any]
 
 
 @pytest.fixture
-def smtp() -> Iterator[SmtpServer]:
-    with SmtpServer() as server:
-        yield server
-
-
-@pytest.fixture
 def clock() -> FixedClock:
     return FixedClock(START)
 

@@ -18,7 +18,7 @@ import pytest
 from fastapi.testclient import TestClient
 
 from api.app import create_app
-from domain.base import SYSTEM, Context, FixedClock, InvalidCommand
+from domain.base import SYSTEM, Actor, Context, FixedClock, InvalidCommand
 from domain.citizens.aggregate import Citizen, CitizenIdentity, ContactDetails, email_key, same_name
 from domain.requests import commands as c
 from domain.requests.aggregate import ServiceRequest, request_id_for
@@ -239,10 +239,12 @@ def test_a_flagged_request_hides_the_flag_from_the_citizen(api: tuple[TestClient
 
 def test_the_name_check_applies_to_a_known_email_too(sqlite_hotline: Hotline) -> None:
     """A signed-in citizen's or an email's other name is flagged the same way; no name given
-    (or none on record) is nothing to check."""
+    (or none on record) is nothing to check. (From a channel nobody checked, a known email
+    beside a new number is not linked at all: tests/identity/test_unverified_identifiers.py.)"""
     run = sqlite_hotline.bus.execute
     run(c.RegisterRequest(**body(name="Mario Rossi", email="m.rossi@example.it", phone="+39 06 5550 1234")), SYSTEM)
-    flagged = run(c.RegisterRequest(**body(name="Luca Neri", email="M.ROSSI@example.it", phone="+39 347 123 4567")), SYSTEM).result
+    operator = Actor("op-anna", "agent")  # who spoke to the caller
+    flagged = run(c.RegisterRequest(**body(name="Luca Neri", email="M.ROSSI@example.it", phone="+39 347 123 4567")), operator).result
     assert flagged["identity_check"] == "name_differs"
     # No name given for a known number: the name on record is the caller's, nothing to flag.
     assert run(c.RegisterRequest(**body(phone="+39 06 5550 1234")), SYSTEM).result["identity_check"] is None
