@@ -38,7 +38,6 @@ import hashlib
 import itertools
 import json
 import os
-import shutil
 import threading
 import time as _time
 from collections.abc import Callable, Iterable, Sequence
@@ -494,6 +493,12 @@ class AnalyticsStore:
         self.snapshot_path = snapshot_path_for(self.path)
         self.snapshot_interval = snapshot_interval
         self.conn = connect_writer(self.path)
+        # Snapshots are copied through this descriptor, open as long as the connection is.
+        # DuckDB's lock on the file is a POSIX record lock, which a process loses when it
+        # closes *any* descriptor of the file: copying it by path (open, read, close)
+        # dropped it, a CLI report beside the server then wrote the file too, and a
+        # snapshot came out corrupt.
+        self._source = os.open(self.path, os.O_RDONLY)
         self._lock = threading.RLock()
         self._last_snapshot = 0.0
         self._dirty = False
@@ -688,7 +693,7 @@ class AnalyticsStore:
             version = f"{self.path.stem}.snapshot-{_time.time_ns()}{self.path.suffix}"
             target = self.path.with_name(version)
             tmp = target.with_name(target.name + ".tmp")
-            shutil.copyfile(self.path, tmp)
+            self._copy_to(tmp)
             os.replace(tmp, target)
             link_tmp = self.snapshot_path.with_name(self.snapshot_path.name + f".{os.getpid()}.lnk")
             if link_tmp.is_symlink() or link_tmp.exists():
@@ -699,6 +704,21 @@ class AnalyticsStore:
             self._last_snapshot = now
             self._dirty = False
             return True
+
+    def _copy_to(self, target: Path) -> None:
+        """The checkpointed file's bytes to ``target``, read through the descriptor kept
+        open (never by opening and closing the file: see ``__init__``)."""
+        size = os.fstat(self._source).st_size
+        out = os.open(target, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o644)
+        try:
+            offset = 0
+            while offset < size:
+                sent = os.sendfile(out, self._source, offset, size - offset)
+                if sent == 0:
+                    break  # the file shrank: what was there is copied
+                offset += sent
+        finally:
+            os.close(out)
 
     def _checkpoint(self) -> None:
         self.conn.execute("RESET threads")  # a checkpoint compresses whole row groups: every core
@@ -756,6 +776,7 @@ class AnalyticsStore:
                     self.publish_snapshot(force=True)
             finally:
                 self.conn.close()
+                os.close(self._source)  # after the connection: its lock is gone with it
 
 
 class InProcessAnalytics:

@@ -131,3 +131,29 @@ def test_unusual_values_are_encoded(tmp_path: Path) -> None:
         ("tari", True),
     ]
     store.close()
+
+
+def test_the_writer_keeps_its_lock_on_the_file_after_publishing_a_snapshot(tmp_path: Path, traffic: list[Envelope]) -> None:
+    """A snapshot copied by path (open, read, close) dropped DuckDB's POSIX lock on the
+    file: a `hotline report` beside the server then opened it read-write too, the server's
+    ingest failed on the WAL's lock and a published snapshot was corrupt."""
+    import subprocess
+    import sys
+
+    store = AnalyticsStore(tmp_path / "analytics.duckdb")
+    try:
+        store.ingest_envelopes(traffic[:50])
+        assert store.publish_snapshot(force=True)
+        other = subprocess.run(
+            [sys.executable, "-c", f"import duckdb; duckdb.connect({str(store.path)!r})"], capture_output=True, text=True, timeout=60
+        )
+        assert other.returncode != 0 and "lock" in other.stderr.lower(), other.stderr
+        store.ingest_envelopes(traffic[50:100])
+        assert store.publish_snapshot(force=True)
+        import duckdb
+
+        with duckdb.connect(str(store.snapshot_path), read_only=True) as snap:
+            row = snap.execute("SELECT count(*) FROM ingest_positions").fetchone()
+            assert row is not None
+    finally:
+        store.close()
