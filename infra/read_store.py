@@ -340,6 +340,8 @@ def schema_fingerprint(projection: Projection) -> str:
     for table in sorted(projection.metadata.tables.values(), key=lambda t: t.name):
         parts.append(table.name)
         parts.extend(f"{c.name}:{c.type!r}:{c.primary_key}" for c in table.columns)
+    if projection.version != 1:  # what the rows hold changed, not their shape: rebuilt all the same
+        parts.append(f"version={projection.version}")
     return hashlib.sha256("|".join(parts).encode()).hexdigest()
 
 

@@ -5,7 +5,8 @@ One row per request that has a problem code (an Open311 service): its Open311 st
 (``open`` until resolved or closed, ``open`` again when reopened), the latest reply as
 ``status_notes``, and ``updated_at``, which moves only with what an Open311 client sees
 (not with timer plans or internal notes). One update row per step a client follows:
-dispatch, acceptance, replies, resolution, closing, reopening and public notes, keyed by
+dispatch, acceptance, the work order it joined and that work's outcome ("Pothole
+filled"), replies, resolution, closing, reopening and public notes, keyed by
 the event's position (a unique, increasing ``update_id``). The photo a request came with
 (``media_url``) is an attachment kept by URL, in rows of its own.
 
@@ -31,7 +32,8 @@ from domain.privacy.aggregate import ERASED, PersonalDataErasure
 from domain.requests.aggregate import ServiceRequest as R
 from projections.base import Projection, Rows, UtcDateTime
 
-projection = Projection("open311")
+# Version 2: the work order's link and outcome are updates a client follows.
+projection = Projection("open311", version=2)
 REQUESTS = projection.table(
     "open311_requests",
     sa.Column("id", sa.String(36), primary_key=True),
@@ -164,6 +166,18 @@ def deadline_moved(env: Envelope, rows: Rows) -> None:
 @projection.on(R.Accepted)
 def accepted(env: Envelope, rows: Rows) -> None:
     _change(env, rows, update="")
+
+
+@projection.on(R.WorkOrderLinked)
+def work_order_linked(env: Envelope, rows: Rows) -> None:
+    # A new work order, or an open one it joined as a duplicate: work is under way.
+    _change(env, rows, update="")
+
+
+@projection.on(R.WorkOrderOutcomeRecorded)
+def work_order_outcome(env: Envelope, rows: Rows) -> None:
+    outcome = env.data["outcome"]
+    _change(env, rows, update=outcome, status_notes=outcome)
 
 
 @projection.on(R.InterimReplied)

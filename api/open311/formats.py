@@ -39,11 +39,16 @@ _NOT_XML = re.compile("[\x00-\x08\x0b\x0c\x0e-\x1f\ud800-\udfff\ufffe\uffff]")
 _NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_.-]*$")
 
 
+DESCRIPTION_MAX = 300  # characters of an error's description (it may quote what was sent)
+
+
 class Open311Error(Exception):
     """An error the spec lists: answered as ``[{"code": 400, "description": …}]`` or
     ``<errors><error>…``, with that HTTP status."""
 
     def __init__(self, status: int, description: str) -> None:
+        if len(description) > DESCRIPTION_MAX:  # a 100 kB service_code is not echoed back whole
+            description = description[: DESCRIPTION_MAX - 1] + "…"
         super().__init__(description)
         self.status, self.description = status, description
 

@@ -5,9 +5,10 @@ Every endpoint answers ``.json`` or ``.xml`` (the spec's required format); every
 date-time it writes is RFC 3339 in UTC (``2026-11-16T09:00:00Z``), and one it reads
 without an offset is the hotline's local time; errors are the spec's lists
 (``[{"code": 400, "description": …}]``, ``<errors><error>…``), with 400 for bad
-parameters, 403 for a missing, invalid or unauthorised ``api_key``, 404 for what is not
-there. ``api_key`` is read from the form (``POST requests``) or the query string, as
-Open311 clients send it, besides the API's own headers.
+parameters, 403 for an invalid or unauthorised ``api_key`` (and a submission without
+one), 401 for a read that comes with no credential at all, 404 for what is not there.
+``api_key`` is read from the form (``POST requests``) or the query string, as Open311
+clients send it, besides the API's own headers.
 
 * ``GET services`` / ``services/{code}``: the catalogue's problem codes and the fields
   they collect, public as the catalogue is;
@@ -25,16 +26,20 @@ Open311 clients send it, besides the API's own headers.
 from __future__ import annotations
 
 import logging
+import re
 import uuid
 from collections.abc import Callable, Coroutine, Mapping
 from datetime import UTC, date, datetime, time, timedelta
-from typing import Any
+from typing import Any, cast
+from urllib.parse import parse_qsl
 from zoneinfo import ZoneInfo
 
 from fastapi import Depends, Request, Response
 from fastapi.concurrency import run_in_threadpool
 from fastapi.exceptions import RequestValidationError
 from pydantic import ValidationError
+from python_multipart.multipart import parse_options_header
+from starlette.datastructures import FormData, UploadFile
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from api.auth import allow, citizen_filter, department_filter
@@ -93,7 +98,8 @@ class Open311Route(HotlineRoute):
                 # A key sent as Open311 sends it and refused: the spec's 403. No credential: 401.
                 if from_parameter:
                     return error_answer(fmt, 403, f"api_key is invalid: {exc.message}")
-                return error_answer(fmt, 401, exc.message)
+                bearer = exc.message.split(": ", 1)[-1]  # "send 'Authorization: Bearer <token>'"
+                return error_answer(fmt, 401, f"sign in to read requests: send api_key (an API key of this hotline), or {bearer}")
             except DomainError as exc:
                 status = status_of(exc)
                 refused = error_answer(fmt, OPEN311_STATUS.get(status, status), exc.message)
@@ -123,16 +129,39 @@ def _bug(request: Request, fmt: str, exc: Exception) -> Response:
     return error_answer(fmt, 500, "an unexpected error on the server: it is logged")
 
 
+async def _form(request: Request) -> FormData:
+    """The submitted form, read once (the API key's check and the endpoint share it).
+
+    "All text received by the service from the client will be assumed to be UTF-8"
+    (GeoReport v2): a url-encoded body is decoded as UTF-8 (or the charset it declares)
+    before its escapes are, where Starlette reads raw bytes as Latin-1 and stored 路面 as
+    è·¯é¢. Multipart parts are decoded by their charset, UTF-8 by default."""
+    if (kept := getattr(request.state, "open311_form", None)) is not None:
+        return cast(FormData, kept)
+    content_type, params = parse_options_header(request.headers.get("content-type", ""))
+    try:
+        if content_type == b"application/x-www-form-urlencoded":
+            charset = params.get(b"charset", b"utf-8").decode("ascii", "replace")
+            text = (await request.body()).decode(charset)
+            pairs: list[tuple[str, str | UploadFile]] = list(parse_qsl(text, keep_blank_values=True, encoding=charset, errors="strict"))
+            form = FormData(pairs)
+        else:
+            form = await request.form()
+    except (UnicodeDecodeError, LookupError):
+        raise Open311Error(400, "the form could not be read: its text is not UTF-8 (or the charset it declares)") from None
+    except StarletteHTTPException as exc:  # a malformed multipart body
+        raise Open311Error(400, f"the form could not be read: {exc.detail}") from None
+    request.state.open311_form = form
+    return form
+
+
 async def _api_key_as_header(request: Request) -> bool:
     """Whether an ``api_key`` parameter was sent; it becomes the request's X-API-Key
     unless the request carries its own credentials."""
     key = request.query_params.get("api_key")
     content_type = request.headers.get("content-type", "")
     if request.method == "POST" and content_type.startswith(FORM_TYPES):
-        try:
-            form = await request.form()  # kept by the request: the endpoint reads the same form
-        except StarletteHTTPException as exc:  # a malformed multipart body
-            raise Open311Error(400, f"the form could not be read: {exc.detail}") from None
+        form = await _form(request)
         sent = form.get("api_key")
         key = sent if isinstance(sent, str) else key
     if not key:
@@ -332,17 +361,24 @@ def _field(form: Any, name: str) -> str | None:
     return value or None
 
 
+_DECIMAL = re.compile(r"[+-]?(?:\d+(?:\.\d*)?|\.\d+)")
+
+
 def _coordinate(form: Any, name: str, limit: float) -> float | None:
     value = _field(form, name)
     if value is None:
         return None
-    try:
-        number = float(value)
-    except ValueError:
-        raise Open311Error(400, f"{name} must be a number (WGS84 degrees), not {value!r}") from None
+    # A plain decimal: float() also reads "4_1.9" as 41.9, "0x" no, but "1e1" and "nan" yes.
+    if not _DECIMAL.fullmatch(value):
+        raise Open311Error(400, f"{name} must be a number (WGS84 degrees), not {value!r}")
+    number = float(value)
     if not -limit <= number <= limit:
         raise Open311Error(400, f"{name} must be between -{limit:g} and {limit:g}")
     return number
+
+
+# The Contact's fields as Open311 names them (the name is first_name and last_name together).
+_CONTACT_FIELDS = {"name": "first_name and last_name", "phone": "phone", "email": "email"}
 
 
 def _register_command(hotline: Hotline, form: Any, lang: str) -> tuple[c.RegisterRequest, str | None]:
@@ -369,11 +405,11 @@ def _register_command(hotline: Hotline, form: Any, lang: str) -> tuple[c.Registe
     first, last = _field(form, "first_name"), _field(form, "last_name")
     name = " ".join(part for part in (first, last) if part) or None
     phone, email = _field(form, "phone"), _field(form, "email")
-    contact = c.Contact(name=name, phone=phone, email=email) if (name or phone or email) else None
     description = _field(form, "description") or problem["names"][lang]
     locale = _field(form, "locale")
     language = mapping.language_of(locale, None, "") if locale else None
     try:
+        contact = c.Contact(name=name, phone=phone, email=email) if (name or phone or email) else None
         cmd = c.RegisterRequest(
             kind="action",
             subtype="complaint",
@@ -385,9 +421,11 @@ def _register_command(hotline: Hotline, form: Any, lang: str) -> tuple[c.Registe
             problem_code=code,
             collected=collected,
         )
-    except ValidationError as exc:  # a field too long for the hotline's request
+    except ValidationError as exc:  # a field too long for the hotline's request or its contact
         wrong = exc.errors()[0]
-        raise Open311Error(400, f"{'.'.join(str(p) for p in wrong['loc'])}: {wrong['msg']}") from None
+        where = ".".join(str(p) for p in wrong["loc"])
+        field = _CONTACT_FIELDS.get(where, where) if exc.title == "Contact" else where
+        raise Open311Error(400, f"{field}: {wrong['msg']}") from None
     return cmd, media_url
 
 
@@ -437,7 +475,7 @@ async def submit_request(
     fmt = _format(fmt)
     if not request.headers.get("content-type", "").startswith(FORM_TYPES):
         raise Open311Error(400, "send the request form-encoded (application/x-www-form-urlencoded)")
-    form = await request.form()
+    form = await _form(request)
     _jurisdiction(hotline, _field(form, "jurisdiction_id"))
     lang = _language(request, hotline, _field(form, "locale"))
     cmd, media_url = _register_command(hotline, form, lang)

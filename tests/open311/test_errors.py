@@ -73,6 +73,37 @@ def test_a_submission_with_bad_parameters_is_400(client: TestClient, hotline: Ho
     post(client, 400, "email", {**form, "email": "not an address"})
     # Not a form.
     refused(client, "POST", "requests.{fmt}", 400, "form-encoded", json={"api_key": api_key, "service_code": "pothole"})
+    # The contact's own limits, in Open311's names (a name over 200 characters answered 500).
+    post(client, 400, "first_name and last_name", {**form, "first_name": "A" * 150, "last_name": "B" * 150})
+    post(client, 400, "phone", {**form, "phone": "+39" + "1" * 300})
+    post(client, 400, "email", {**form, "email": "m" * 250 + "@example.org"})
+    # A plain decimal only: float() read "4_1.9" as 41.9.
+    for bad in ("4_1.9", "1e1", "nan", "0x10"):
+        post(client, 400, "lat must be a number", {**form, "lat": bad})
+    # What was sent is quoted, not echoed whole.
+    response = client.post(f"{BASE}/requests.json", data={**form, "service_code": "x" * 100_000})
+    assert response.status_code == 400 and len(response.content) < 1_000, response.text[:200]
+
+
+def test_raw_utf8_in_a_form_is_read_as_utf8(client: TestClient, hotline: Hotline, api_key: str) -> None:
+    """GeoReport v2: "All text received by the service from the client will be assumed to
+    be UTF-8". Sent unescaped (as curl -d sends it), 路面有坑 was stored as è·¯é¢æå."""
+    form = {**pothole_form(api_key), "first_name": "王", "last_name": "芳芳", "description": "路面有坑 città"}
+    raw = "&".join(f"{k}={v.replace(' ', '+').replace('&', '%26')}" for k, v in form.items()).encode("utf-8")
+    for content_type in ("application/x-www-form-urlencoded", "application/x-www-form-urlencoded; charset=UTF-8"):
+        response = client.post(f"{BASE}/requests.json", content=raw, headers={"Content-Type": content_type})
+        assert response.status_code == 200, response.text
+        ref = response.json()[0]["service_request_id"]
+        detail = client.get(f"/requests/{ref}", headers=staff(hotline)).json()
+        assert detail["description"] == "路面有坑 città", detail
+        citizen = client.get(f"/citizens/{detail['citizen_id']}", headers=staff(hotline, "supervisor")).json()
+        assert citizen["name"] == "王 芳芳", citizen
+    latin = client.post(
+        f"{BASE}/requests.json",
+        content=raw.replace("città".encode(), "città".encode("latin-1")),
+        headers={"Content-Type": "application/x-www-form-urlencoded"},
+    )
+    assert latin.status_code == 400 and "UTF-8" in latin.json()[0]["description"], latin.text
 
 
 def test_the_jurisdictions_anonymity_policy_applies(client: TestClient, hotline: Hotline, api_key: str) -> None:
