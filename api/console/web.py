@@ -247,6 +247,8 @@ ERRORS = {
     "agent_unavailable": N_("The agent is not available."),
     "not_offered": N_("This contact is no longer offered to you."),
     "invalid_request": N_("Some fields are not filled in correctly: see the fields marked."),
+    "phone_unreadable": N_("This phone number cannot be read: write it with its area code, for example +39 06 1234 5678."),
+    "email_unreadable": N_("This email address cannot be read: check it, for example name@example.org."),
 }
 # A field's problem, by pydantic's error type (the API sends it with each problem).
 PROBLEMS = {

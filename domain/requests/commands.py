@@ -5,7 +5,7 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, StrictInt
 
 from domain.access import Action
 from domain.handling import Command, Target
@@ -145,7 +145,7 @@ class Reopen(RequestCommand):
 class Rate(RequestCommand):
     action = Action.REQUESTS_RATE
 
-    score: int = Field(ge=1, le=5)
+    score: StrictInt = Field(ge=1, le=5)  # true is not a 1
     comment: str | None = Field(default=None, max_length=2000)
 
 

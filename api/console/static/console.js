@@ -65,7 +65,9 @@
     const summary = form.querySelector("[data-errors]");
     const problems = (error.details && error.details.problems) || [];
     // The domain names fields in "fields" (refused) or "missing" (required, not given).
-    const fields = [...((error.details && error.details.fields) || []), ...((error.details && error.details.missing) || [])];
+    // One field in "field" (a phone number that cannot be read).
+    const details = error.details || {};
+    const fields = [...(details.fields || []), ...(details.missing || []), ...(details.field ? [details.field] : [])];
     let placed = 0;
     for (const p of problems) {
       const field = form.querySelector(`[name="${CSS.escape(p.field)}"]`);
