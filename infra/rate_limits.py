@@ -45,6 +45,16 @@ class RateLimits:
         item = _item(limit)
         if self.limiter.hit(item, name, who):
             return
+        self._refuse(item, name, limit, who)
+
+    def check(self, name: str, limit: str, who: str) -> None:
+        """Refuses (429) while ``who`` is past ``limit``, counting nothing (what counts is
+        hit later: a failure, say)."""
+        item = _item(limit)
+        if not self.limiter.test(item, name, who):
+            self._refuse(item, name, limit, who)
+
+    def _refuse(self, item: RateLimitItem, name: str, limit: str, who: str) -> None:
         reset = self.limiter.get_window_stats(item, name, who).reset_time
         raise LimitExceeded(
             f"more than {limit} for {name}: try again shortly", retry_after=max(1, int(reset - time.time()) + 1), limit=limit

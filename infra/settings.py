@@ -176,7 +176,12 @@ class Settings(BaseSettings):
     # Abuse limits ("limits" rate-limit strings) on the public endpoints, per client
     # address and per subject; shared between processes through PostgreSQL when it is the store.
     rate_limit_public: str = "60/minute"  # registrations, searches, feedback by one address
-    rate_limit_sign_in: str = "10/minute"  # password and code attempts by one address
+    # Sign-in: failed attempts by one address, and every attempt for one username (a
+    # password guessed at); every attempt by one address under the second, wider limit, so
+    # that a shift of agents behind one address (a call centre's NAT) all get in at the
+    # change of shift while the password hashing an address can make the server do stays bounded.
+    rate_limit_sign_in: str = "10/minute"
+    rate_limit_sign_in_address: str = "300/minute"
     rate_limit_codes: str = "5/hour"  # sign-in codes sent to one phone or email
     # Development only: also log citizens' sign-in codes (there is no SMS gateway on a laptop).
     log_sign_in_codes: bool = False

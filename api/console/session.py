@@ -20,11 +20,12 @@ from api.auth import CSRF_COOKIE, SESSION_COOKIE, authenticate
 from api.console.web import LANGUAGE_COOKIE, LANGUAGES, render
 from api.deps import get_hotline
 from api.errors import Unauthenticated, status_of
-from api.routers.auth import limit_sign_in
+from api.routers.auth import failed_sign_in, limit_sign_in
 from api.routing import HotlineRouter
 from domain.access import Action, authorize
 from domain.base import Actor, DomainError
 from infra.identity.tokens import InvalidToken
+from infra.rate_limits import LimitExceeded
 from infra.runtime import Hotline
 
 router = HotlineRouter(include_in_schema=False)
@@ -134,10 +135,16 @@ def sign_in(
     hotline: Hotline = Depends(get_hotline),
     _: Actor | None = PUBLIC_PAGE,
 ) -> Response:
-    limit_sign_in(hotline, request, f"username:{username}")
+    try:
+        limit_sign_in(hotline, request, f"username:{username}")
+    except LimitExceeded as exc:  # the sign-in page, in the reader's language, not a JSON error
+        page = render(request, "sign_in.html", None, status_code=429, next=safe_next(next) or "", error="limited", username=username)
+        page.headers["Retry-After"] = str(exc.details.get("retry_after", 60))
+        return page
     try:
         token, member = hotline.identity.staff_sign_in(username, password)
     except InvalidToken:
+        failed_sign_in(hotline, request)
         return render(request, "sign_in.html", None, status_code=401, next=safe_next(next) or "", error="wrong", username=username)
     actor = member.actor()
     response = RedirectResponse(safe_next(next) or home_of(actor), status_code=303)

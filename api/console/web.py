@@ -280,7 +280,7 @@ NAV: tuple[tuple[str, str, frozenset[str]], ...] = (
     ("/console/cases", N_("Cases"), frozenset({"agent", "expert", "supervisor", "department", "control_office", "auditor"})),
     ("/console/knowledge", N_("Knowledge"), frozenset({"agent", "expert", "supervisor", "administrator"})),
     ("/console/reports", N_("Reports"), frozenset({"analyst", "supervisor", "control_office", "auditor"})),
-    ("/console/audit", N_("Audit"), frozenset({"auditor", "supervisor"})),
+    ("/console/audit", N_("Audit"), frozenset({"auditor"})),
 )
 
 

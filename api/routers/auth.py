@@ -13,6 +13,7 @@ Every attempt is rate-limited per client address; codes also per phone or email.
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import secrets
 from typing import Any
@@ -32,6 +33,7 @@ from domain.base import SYSTEM, Actor
 from domain.citizens.aggregate import identifier_key, normalise_email, normalise_phone
 from domain.identity import commands as c
 from infra.identity.tokens import InvalidToken
+from infra.rate_limits import LimitExceeded
 from infra.runtime import Hotline
 from infra.settings import Settings
 from infra.sms_gateway import GatewaySender
@@ -97,10 +99,21 @@ def jwks(hotline: Hotline = Depends(get_hotline), _: None = OPEN) -> dict[str, A
 
 
 def limit_sign_in(hotline: Hotline, request: Request, *subjects: str) -> None:
-    """Sign-in attempts are limited per client address, and per each subject named."""
-    limits = hotline_limits(hotline)
-    for who in (f"address:{client_address(request)}", *subjects):
-        limits.hit("sign-in", hotline.settings.rate_limit_sign_in, who)
+    """Before a sign-in attempt: refused while its address is past the failures' limit,
+    or past the wider limit on all its attempts; every attempt counts for each subject
+    named (the username). :func:`failed_sign_in` counts a failure against the address."""
+    limits, settings = hotline_limits(hotline), hotline.settings
+    address = f"address:{client_address(request)}"
+    limits.hit("sign-in", settings.rate_limit_sign_in_address, address)
+    limits.check("sign-in-failures", settings.rate_limit_sign_in, address)
+    for who in subjects:
+        limits.hit("sign-in", settings.rate_limit_sign_in, who)
+
+
+def failed_sign_in(hotline: Hotline, request: Request) -> None:
+    """A wrong password or code from this address (the next past the limit is refused)."""
+    with contextlib.suppress(LimitExceeded):  # this one is answered as the failure it is; the next is refused
+        hotline_limits(hotline).hit("sign-in-failures", hotline.settings.rate_limit_sign_in, f"address:{client_address(request)}")
 
 
 async def token_request(request: Request) -> TokenRequest:
@@ -144,6 +157,7 @@ def token(
     try:
         issued, member = hotline.identity.staff_sign_in(body.username, body.password.get_secret_value())
     except InvalidToken as exc:
+        failed_sign_in(hotline, request)
         raise Unauthenticated(str(exc), code="invalid_grant") from None
     return {
         "access_token": issued,
@@ -166,7 +180,10 @@ def citizen_code(
     settings = hotline.settings
     identifier = body.identifier(hotline.bus.deps.policy.default_region)
     limit_sign_in(hotline, request)
-    hotline_limits(hotline).hit("sign-in-codes", settings.rate_limit_codes, identifier_key(identifier))
+    # Each code is an SMS or an email sent: one address asks for few of them.
+    limits = hotline_limits(hotline)
+    limits.hit("sign-in-code-requests", settings.rate_limit_sign_in, f"address:{client_address(request)}")
+    limits.hit("sign-in-codes", settings.rate_limit_codes, identifier_key(identifier))
     code = f"{secrets.randbelow(1_000_000):06d}"
     answer = hotline.bus.execute(c.RequestSignInCode(identifier=identifier, code=SecretStr(code)), SYSTEM).result
     _send_code(settings, identifier, code)
@@ -185,6 +202,7 @@ def citizen_token(
     )
     answer = hotline.bus.execute(cmd, SYSTEM).result
     if not answer["accepted"]:
+        failed_sign_in(hotline, request)
         raise Unauthenticated(answer["reason"], code="invalid_code")
     citizen_id = answer["citizen_id"]
     return {

@@ -47,3 +47,15 @@ def test_an_auditor_reads_a_case_history_and_its_state_as_of_a_time(open_console
     assert_accessible(page)
     page.goto("/console/audit")
     assert_accessible(page)
+
+
+@pytest.mark.parametrize("user", ["op-anna", "sup-li", "dept-transport", "ctrl-office", "expert-marco"])
+def test_the_event_log_is_the_auditors_alone(open_console: Open, console_server: Server, user: str) -> None:
+    """As GET /audit/request/{ref} is: staff read a case's timeline on its case page, not
+    its events with their actors, correlations and personal data as of any time."""
+    ref = register_case(console_server, f"Not for {user}")
+    page = open_console(user, "en")
+    for path in ("/console/audit", f"/console/audit/{ref}", f"/console/audit/trace/{ref}"):
+        answer = page.goto(path)
+        assert answer is not None and answer.status == 403, f"{user} {path}: {answer and answer.status}"
+    assert page.locator("nav a[href='/console/audit']").count() == 0

@@ -269,3 +269,18 @@ def test_a_staff_accounts_etag_makes_a_change_conditional(client: TestClient, ho
     assert late.status_code == 409, late.text
     again = client.get("/staff/sup-etta", headers=admin(hotline))
     assert again.headers["ETag"] == f'"{read.json()["version"] + 1}"'
+
+
+def test_a_shift_signs_in_from_one_address_while_failures_are_limited(client: TestClient, hotline: Hotline) -> None:
+    """A call centre's agents share one address (its NAT): at the change of shift a dozen
+    sign in within a minute. Successes do not count against the address; failures do (10
+    a minute), and every attempt counts for its username."""
+    for n in range(12):
+        enrol(client, hotline, f"agent-{n}", ["agent"])
+    for n in range(12):
+        assert sign_in(client, f"agent-{n}", PASSWORD).status_code == 200, n
+    for n in range(10):
+        assert sign_in(client, f"agent-{n}", "wrong").status_code == 401, n
+    refused = sign_in(client, "agent-11", PASSWORD)  # right, but the address is past its failures
+    assert refused.status_code == 429 and int(refused.headers["retry-after"]) > 0, refused.text
+    assert refused.json()["error"]["code"] == "rate_limited"

@@ -195,8 +195,11 @@ def test_code_requests_are_limited_per_address(tmp_path: Path, smtp: SmtpServer,
                 ask_code(client, f"citizen{n}@example.it")
             assert_refused(client.post("/auth/citizen/code", json={"email": "citizen3@example.it"}), 429, retry_after=True)
             assert not mails_to(smtp, "citizen3@example.it")
-            # The same limit holds for exchanging codes from that address.
+            # Exchanging codes from that address: its wrong codes are limited the same way.
             code = code_from_mail(smtp, "citizen0@example.it")
+            for n in (1, 2):
+                assert_refused(exchange(client, code_from_mail(smtp, f"citizen{n}@example.it"), "citizen0@example.it"), 401)
+            assert_refused(exchange(client, wrong(code), "citizen0@example.it"), 401)
             assert_refused(exchange(client, code, "citizen0@example.it"), 429, retry_after=True)
     finally:
         h.close()
