@@ -3,10 +3,9 @@ simulator and router all build these)."""
 
 from __future__ import annotations
 
-from datetime import datetime
 from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import AwareDatetime, BaseModel, ConfigDict, Field
 
 from domain.access import Action
 from domain.handling import Command, Target
@@ -214,7 +213,7 @@ class ScheduleCallback(Command):
 
     queue_id: str
     phone: str = Field(min_length=3, max_length=40)
-    due_at: datetime
+    due_at: AwareDatetime
     reason: Literal["answer", "survey", "virtual_hold", "other"] = "answer"
     request_id: str | None = None
     language: str | None = None

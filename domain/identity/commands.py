@@ -2,9 +2,7 @@
 
 from __future__ import annotations
 
-from datetime import datetime
-
-from pydantic import Field, SecretStr
+from pydantic import AwareDatetime, Field, SecretStr
 
 from domain.access import Action
 from domain.handling import Command, Target
@@ -62,7 +60,7 @@ class IssueApiKey(Command):
     role: str = "integrator"
     actions: list[str] = Field(min_length=1, max_length=100)
     jurisdiction: str | None = None
-    expires_at: datetime | None = None
+    expires_at: AwareDatetime | None = None
     secret_hash: str = Field(min_length=16, max_length=200)
 
 

@@ -2,9 +2,7 @@
 
 from __future__ import annotations
 
-from datetime import datetime
-
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import AwareDatetime, BaseModel, ConfigDict, Field
 from pydantic.json_schema import SkipJsonSchema
 
 from domain.access import Action
@@ -32,7 +30,7 @@ class ApplyRetention(Command):
     ``cutoff`` (checked here, on the requests themselves); the others are skipped."""
 
     action = Action.PRIVACY_RETENTION
-    cutoff: datetime
+    cutoff: AwareDatetime
     candidates: list[RetentionCandidate] = Field(default_factory=list, max_length=500)
 
 

@@ -3,10 +3,9 @@ adapter, a playback granted (and audited), and the retention rule."""
 
 from __future__ import annotations
 
-from datetime import datetime
 from typing import Literal
 
-from pydantic import Field
+from pydantic import AwareDatetime, Field
 from pydantic.json_schema import SkipJsonSchema
 
 from domain.access import Action
@@ -37,7 +36,7 @@ class StartRecording(Command):
     agent_id: str | None = Field(default=None, max_length=100)
     queue_id: str | None = Field(default=None, max_length=100, description="Default: the contact's queue")
     reason: Reason
-    started_at: datetime
+    started_at: AwareDatetime
 
 
 class CompleteRecording(Command):
@@ -70,7 +69,7 @@ class ApplyRecordingRetention(Command):
     those of a case under supervision or disputed (checked here, on the cases)."""
 
     action = Action.RECORDINGS_RETENTION
-    cutoff: datetime
+    cutoff: AwareDatetime
     recording_ids: list[str] = Field(default_factory=list, max_length=500)
 
 

@@ -2,10 +2,9 @@
 
 from __future__ import annotations
 
-from datetime import datetime
 from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, StrictInt
+from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, StrictInt
 
 from domain.access import Action
 from domain.handling import Command, Target
@@ -115,7 +114,7 @@ class InterimReply(RequestCommand):
 
     message: str = Field(min_length=1)
     delay_reason: str = Field(min_length=1, max_length=SHORT_TEXT_MAX)
-    expected_at: datetime
+    expected_at: AwareDatetime
     channel: ReplyChannel | None = None
 
 
@@ -152,7 +151,7 @@ class Rate(RequestCommand):
 class RequestExtension(RequestCommand):
     action = Action.REQUESTS_EXTEND
 
-    requested_due_at: datetime
+    requested_due_at: AwareDatetime
     reason: str = Field(min_length=1, max_length=SHORT_TEXT_MAX)
     department_id: str | None = Field(default=None, max_length=ID_MAX)
 
@@ -162,7 +161,7 @@ class DecideExtension(RequestCommand):
 
     approve: bool
     comment: str | None = Field(default=None, max_length=SHORT_TEXT_MAX)
-    due_at: datetime | None = Field(default=None, description="Approve a different date than requested")
+    due_at: AwareDatetime | None = Field(default=None, description="Approve a different date than requested")
 
 
 class Supervise(RequestCommand):
