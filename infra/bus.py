@@ -199,7 +199,10 @@ class CommandBus:
                 "this Idempotency-Key was already used for a different request",
                 code="idempotency_key_reused",
             )
-        return CommandResult(dict(record.response), position=0, replayed=True)
+        # The first answer, and a position to read it at: the log's head now (at or after
+        # the first commit), so a client retrying because it lost that answer can still
+        # ask for min_position and see what it did.
+        return CommandResult(dict(record.response), position=self.store.max_position(), replayed=True)
 
 
 def _new_id() -> str:

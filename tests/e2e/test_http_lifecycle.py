@@ -154,6 +154,11 @@ def test_idempotency_key_and_if_match(client: TestClient) -> None:
     assert first.json()["reference"] == again.json()["reference"]
     assert again.headers.get("Idempotent-Replayed") == "true"
     assert client.get("/requests").json()["total"] == 1
+    # The retry (its client lost the first answer) can still read its write: a position at
+    # or after the first commit, in the body and the header (it was 0, with no header).
+    position = again.json()["position"]
+    assert position >= first.json()["position"] > 0 and again.headers["X-Event-Position"] == str(position)
+    assert client.get("/requests", params={"min_position": position}).json()["total"] == 1
     other = client.post("/requests", json={**BODY, "description": "something else"}, headers=headers)
     assert other.status_code == 422 and other.json()["error"]["code"] == "idempotency_key_reused"
 
