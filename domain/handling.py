@@ -47,7 +47,7 @@ class Command(BaseModel):
 
     model_config = ConfigDict(extra="forbid")
     action: ClassVar[Action]
-    expected_version: int | None = Field(default=None, description="Refuse with 409 unless the aggregate is at this version")
+    expected_version: int | None = Field(default=None, ge=1, description="Refuse with 409 unless the aggregate is at this version")
 
     @classmethod
     def targets(cls) -> tuple[str, ...]:

@@ -65,6 +65,8 @@ def request_summary(request: ServiceRequest) -> dict[str, Any]:
 
 @handles(c.RegisterRequest)
 def register_request(uow: UnitOfWork, ctx: Context, cmd: c.RegisterRequest) -> dict[str, Any]:
+    if cmd.expected_version is not None:  # from the body or an If-Match: a new request has no version yet
+        raise InvalidCommand("a new request has no version to expect: send no expected_version or If-Match", field="expected_version")
     if cmd.collected and not cmd.problem_code:
         # Details are the problem code's: without one there is nothing to check them against.
         raise InvalidCommand("collected details need the problem_code that defines them", code="invalid_collected", field="collected")

@@ -162,7 +162,12 @@ def test_idempotency_key_and_if_match(client: TestClient) -> None:
     other = client.post("/requests", json={**BODY, "description": "something else"}, headers=headers)
     assert other.status_code == 422 and other.json()["error"]["code"] == "idempotency_key_reused"
 
+    for refused in ({"json": {**BODY, "expected_version": 5}, "headers": AGENT}, {"json": BODY, "headers": {**AGENT, "If-Match": '"7"'}}):
+        r = client.post("/requests", **refused)  # type: ignore[arg-type]
+        assert r.status_code == 422 and "expected_version" in r.text, r.text
     ref, version = first.json()["reference"], first.json()["version"]
+    negative = client.post(f"/requests/{ref}/notes", json={"text": "x", "expected_version": -3}, headers=AGENT)
+    assert negative.status_code == 422, negative.text
     stale = client.post(f"/requests/{ref}/notes", json={"text": "x"}, headers={**AGENT, "If-Match": str(version - 1)})
     assert stale.status_code == 409 and stale.json()["error"]["code"] == "version_conflict"
     fresh = client.post(f"/requests/{ref}/notes", json={"text": "x"}, headers={**AGENT, "If-Match": str(version)})
