@@ -44,7 +44,8 @@ from domain.requests.sla import WAITING
 from projections import knowledge_text as text
 from projections.base import Handler, Projection, Rows, UtcDateTime
 
-projection = Projection("request_status")
+# Version 2: a reopened case lets go of a finished work order.
+projection = Projection("request_status", version=2)
 REQUESTS = projection.table(
     "requests",
     sa.Column("id", sa.String(36), primary_key=True),
@@ -392,9 +393,12 @@ def _erase_text(rows: Rows, row: dict[str, Any]) -> None:
 
 def _reopened(env: Envelope, rows: Rows) -> None:
     row = rows.get(T, env.aggregate_id) or {}
+    # As the aggregate: work whose outcome is recorded is done, and the reopened case is free of it.
+    done = {"work_order_id": None, "work_order_outcome": None} if row.get("work_order_outcome") is not None else {}
     _update(
         env,
         rows,
+        **done,
         status=env.data["status"],
         due_at=_ts(env.data["due_at"]),
         final_reply=None,

@@ -220,6 +220,8 @@ class ServiceRequest(HotlineAggregate):
             r._window_start = self.timestamp
             r.reopen_count += 1
             r.rated, r.rating = False, None  # a rating belongs to one closure
+            if r.work_order_outcome is not None:  # that work is done: the reopened case may get new work
+                r.work_order_id, r.work_order_outcome, r.duplicate_of_work_order = None, None, False
 
     class Rated(HotlineAggregate.Event):
         """The citizen rated how the request was handled (评价)."""
@@ -763,7 +765,10 @@ class ServiceRequest(HotlineAggregate):
         )
 
     def link_work_order(self, work_order_id: uuid.UUID, work_order_problem_code: str, as_duplicate: bool, ctx: Context) -> None:
-        self._require_state(*OPEN_STATES, action="link a work order to")
+        if as_duplicate:  # at intake, or by the department holding it: the same problem already in work
+            self._require_state("registered", "dispatched", "in_progress", action="link to an open work order")
+        else:  # new work is for the department the case was dispatched to, while it holds it
+            self._require_state("dispatched", "in_progress", action="create a work order for")
         if self.kind != "action":
             raise InvalidTransition("only action requests get work orders")
         if self.problem_code is None:

@@ -275,6 +275,28 @@ def test_work_order_and_duplicates_share_outcome(hotline: Hotline) -> None:
     assert order["status"] == "completed" and len(order["request_ids"]) == 2 and order["tasks_done"] == 1
 
 
+def test_new_work_is_for_the_department_holding_the_case_and_a_reopened_case_may_get_more(hotline: Hotline) -> None:
+    registered = register(hotline, problem_code="pothole")["reference"]
+    with pytest.raises(InvalidTransition):  # not dispatched: no department holds it yet
+        run(hotline, woc.CreateWorkOrder(ref=registered), AGENT)
+    ref = to_in_progress(hotline)
+    wo = run(hotline, woc.CreateWorkOrder(ref=ref), AGENT)
+    run(hotline, woc.StartWorkOrder(order_id=wo["id"]), ROADS)
+    run(hotline, woc.CompleteWorkOrderTask(order_id=wo["id"], task_index=0), ROADS)
+    run(hotline, woc.CompleteWorkOrder(order_id=wo["id"], outcome="Filled with asphalt"), ROADS)
+    run(hotline, c.FinalReply(ref=ref, message="Fixed", channel="email"), AGENT)
+    run(hotline, c.Resolve(ref=ref, resolution="Repaired"), AGENT)
+    run(hotline, c.Close(ref=ref), AGENT)
+    run(hotline, c.Reopen(ref=ref, reason="The pothole is back"), AGENT)
+    again = run(hotline, woc.CreateWorkOrder(ref=ref), AGENT)
+    assert again["id"] != wo["id"]
+    from projections import request_status
+
+    with hotline.read_store.engine.connect() as conn:
+        row = request_status.by_reference(conn, ref)
+    assert row is not None and row["work_order_id"] == again["id"] and row["work_order_outcome"] is None
+
+
 def test_expected_version_conflict_is_409(hotline: Hotline) -> None:
     out = register(hotline, problem_code="pothole")
     with pytest.raises(ConcurrencyConflict):
