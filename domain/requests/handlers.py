@@ -12,12 +12,13 @@ from dataclasses import replace
 from typing import Any
 
 from domain.access import acting_department
-from domain.base import Context, InvalidCommand, NotFound
+from domain.base import Context, DomainError, InvalidCommand, NotFound
 from domain.calendars.handlers import jurisdiction_calendar
 from domain.catalogue.handlers import load_catalogue
 from domain.citizens.aggregate import Citizen, ContactDetails, check_language, same_name
 from domain.citizens.handlers import known_citizen, resolve_citizen, signed_in_citizen
 from domain.contact_center.contacts import Contact
+from domain.deadlines import deadline_rule
 from domain.handling import Handlers, UnitOfWork, on_aggregate, parse_id
 from domain.requests import commands as c
 from domain.requests.aggregate import WAITING, ServiceRequest, request_id_for
@@ -47,10 +48,21 @@ def keep_timers(uow: UnitOfWork, ctx: Context, request: ServiceRequest) -> None:
     if not request.timers_scheduled and not request.is_open and request.status != "closed":
         return
     calendar = jurisdiction_calendar(uow, ctx.deps)
-    timers = reschedule(request, ctx.deps.sla, calendar, ctx.now)
+    basis = _deadline_basis(uow, ctx, request)
+    timers = reschedule(request, ctx.deps.sla, calendar, ctx.now, basis)
     if timers is not None:
         request.schedule_timers(timers, ctx)
-        plan_kept(request, ctx.deps.sla, calendar)
+        plan_kept(request, ctx.deps.sla, calendar, basis)
+
+
+def _deadline_basis(uow: UnitOfWork, ctx: Context, request: ServiceRequest) -> str:
+    """Whether the request's deadline runs on working or clock time (its problem code's
+    rule for its urgency); clock time when the code has left the catalogue since."""
+    try:
+        problem = _problem(uow, ctx, request)
+    except DomainError:
+        problem = None
+    return str(deadline_rule(request.urgency, problem).get("basis", "clock"))
 
 
 def request_summary(request: ServiceRequest) -> dict[str, Any]:

@@ -195,8 +195,12 @@ def measures(r: Any, now: datetime | None = None) -> dict[str, Any]:
 
 
 # ------------------------------------------------------------------ the plan
-def plan(r: Any, policy: SlaPolicy, calendar: WorkingTime | None) -> list[Timer]:
-    """Every timer the request has in its current state (fired ones included)."""
+def plan(r: Any, policy: SlaPolicy, calendar: WorkingTime | None, basis: str = "clock") -> list[Timer]:
+    """Every timer the request has in its current state (fired ones included).
+
+    ``basis`` is the deadline's (domain/deadlines.py): on ``working`` time the warnings
+    fall at their share of the working allowance (75 % of 120 working hours is in office
+    hours, not on a holiday evening), else at their share of the clock time."""
     status = r.status
     if status == "closed":
         if not policy.satisfaction_callback or getattr(r, "rated", False) or r.closed_at is None:
@@ -216,12 +220,13 @@ def plan(r: Any, policy: SlaPolicy, calendar: WorkingTime | None) -> list[Timer]
     allowed = (due - start) - paused_within(getattr(r, "pauses", []), start, due)
     timers: list[Timer] = []
     if allowed > timedelta(0):
+        share = _share_of_working_time(calendar, start, due, getattr(r, "pauses", [])) if basis == "working" else None
+        at_share = share or (lambda point: due - (1 - point) * allowed)
         for point in sorted(set(policy.warning_points)):
             pct = round(point * 100)
-            timers.append(Timer(f"approaching-{pct}:{key}", APPROACHING, due - (1 - point) * allowed, due, pct, dep))
+            timers.append(Timer(f"approaching-{pct}:{key}", APPROACHING, at_share(point), due, pct, dep))
         if policy.interim_reply_at is not None and r.interim_replies == 0:
-            at = due - (1 - policy.interim_reply_at) * allowed
-            timers.append(Timer(f"interim-due:{key}", INTERIM_DUE, at, due, None, dep))
+            timers.append(Timer(f"interim-due:{key}", INTERIM_DUE, at_share(policy.interim_reply_at), due, None, dep))
     timers.append(Timer(f"missed:{key}", MISSED, due, due, None, dep))
     for n in range(1, policy.reminders + 1):
         at = follow_up_at(calendar, due, n * policy.reminder_every_working_days)
@@ -232,7 +237,39 @@ def plan(r: Any, policy: SlaPolicy, calendar: WorkingTime | None) -> list[Timer]
     return timers
 
 
-def reschedule(r: Any, policy: SlaPolicy, calendar: WorkingTime | None, now: datetime) -> list[Timer] | None:
+def _share_of_working_time(
+    calendar: WorkingTime | None, start: datetime, due: datetime, pauses: Sequence[tuple[datetime, datetime | None]]
+) -> Any:
+    """``point`` → the instant when that share of the working time from ``start`` to ``due``
+    (pauses taken out) has passed; None without a calendar that measures working time."""
+    between = getattr(calendar, "working_time_between", None)
+    if calendar is None or between is None:
+        return None
+
+    def paused(until: datetime) -> timedelta:
+        return sum((between(max(start, p), min(until, q or until)) for p, q in pauses), timedelta(0))
+
+    try:
+        allowed = between(start, due) - paused(due)
+    except InvalidCommand:  # a year whose calendar is not published: clock time
+        return None
+    if allowed <= timedelta(0):
+        return None
+
+    def at(point: float) -> datetime:
+        target = point * allowed
+        moment = calendar.add_working_time(start, target)
+        for _ in range(len(pauses)):  # pauses before the moment push it on
+            later = calendar.add_working_time(start, target + paused(moment))
+            if later == moment:
+                break
+            moment = later
+        return min(moment, due)
+
+    return at
+
+
+def reschedule(r: Any, policy: SlaPolicy, calendar: WorkingTime | None, now: datetime, basis: str = "clock") -> list[Timer] | None:
     """The new plan if it differs from the scheduled one, else None.
 
     Timers already scheduled stay even when past (they are about to fire, or fired); a
@@ -243,21 +280,22 @@ def reschedule(r: Any, policy: SlaPolicy, calendar: WorkingTime | None, now: dat
     # warning left out as past stays past). Kept on the aggregate as a memo (see
     # domain.base.aggregate_state), not in its events.
     checked = r.__dict__.get("_memo_timer_plan")
-    if checked is not None and checked[1] is policy and checked[2] is calendar and checked[3] is current and checked[0] == _plan_inputs(r):
+    inputs = (*_plan_inputs(r), basis)
+    if checked is not None and checked[1] is policy and checked[2] is calendar and checked[3] is current and checked[0] == inputs:
         return None
-    wanted = [t for t in plan(r, policy, calendar) if t.key in current or t.kind not in AHEAD_OF_DEADLINE or t.at > now]
+    wanted = [t for t in plan(r, policy, calendar, basis) if t.key in current or t.kind not in AHEAD_OF_DEADLINE or t.at > now]
     wanted.sort(key=lambda t: (t.at, t.key))
     if [t.key for t in wanted] == list(current) and all(current[t.key] == t.to_dict() for t in wanted):
-        plan_kept(r, policy, calendar)
+        plan_kept(r, policy, calendar, basis)
         return None
     return wanted
 
 
-def plan_kept(r: Any, policy: SlaPolicy, calendar: WorkingTime | None) -> None:
+def plan_kept(r: Any, policy: SlaPolicy, calendar: WorkingTime | None, basis: str = "clock") -> None:
     """The scheduled timers are the plan for the request as it is now (after a check, or
     once a new plan is scheduled)."""
     # The objects are held, not their ids, so a later object can never pass for them.
-    r.__dict__["_memo_timer_plan"] = (_plan_inputs(r), policy, calendar, getattr(r, "timers_scheduled", None))
+    r.__dict__["_memo_timer_plan"] = ((*_plan_inputs(r), basis), policy, calendar, getattr(r, "timers_scheduled", None))
 
 
 def _plan_inputs(r: Any) -> tuple[Any, ...]:

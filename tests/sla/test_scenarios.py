@@ -283,3 +283,34 @@ def test_timer_command_refuses_early_firing(rome: Hotline, clock: FixedClock) ->
     with pytest.raises(InvalidTransition):
         run(h, c.FireTimers(timers=[c.DueTimer(request_id=req["id"], key=key)]), SYSTEM)
     assert datetime.now(UTC).tzinfo is UTC
+
+
+def test_warnings_of_a_working_time_deadline_fall_at_their_share_of_working_time(rome: Hotline, clock: FixedClock) -> None:
+    """75 % of a 120-working-hour allowance fell at 22:22 on a Monday, 90 % on Christmas
+    evening: the shares were taken of the clock time to the deadline."""
+    import yaml
+
+    from domain.calendars.aggregate import BusinessCalendar
+    from tests.sla.conftest import CALENDARS
+
+    calendar = BusinessCalendar.from_dict("rome", yaml.safe_load(CALENDARS.read_text("utf-8"))["calendars"]["rome"])
+    rome_zone = ZoneInfo("Europe/Rome")
+    clock.current = datetime(2026, 12, 2, 8, 29, tzinfo=rome_zone)  # a Wednesday, before opening
+    out = register(rome, urgency="normal", problem_code="bus-complaint", collected={"line": "64"})
+    r = load(rome, out["reference"])
+    registered, due = r.registered_at, r.due_at
+    allowed = calendar.working_time_between(registered, due)
+    assert allowed == timedelta(hours=120)
+    shares = {"approaching-75": 0.75, "approaching-90": 0.9, "interim-due": rome.bus.deps.sla.interim_reply_at}
+    seen = set()
+    for key, timer in r.timers_scheduled.items():
+        name = key.split(":")[0]
+        if name not in shares or shares[name] is None:
+            continue
+        seen.add(name)
+        at = datetime.fromisoformat(timer["at"])
+        assert calendar.is_working_time(at) or calendar.is_working_time(at - timedelta(seconds=1)), f"{name} at {at.astimezone(rome_zone)}"
+        share = shares[name]
+        assert share is not None
+        assert abs(calendar.working_time_between(registered, at) - share * allowed) < timedelta(seconds=1), name
+    assert {"approaching-75", "approaching-90"} <= seen
