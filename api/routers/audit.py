@@ -34,7 +34,7 @@ from api.auth import allow
 from api.deps import get_hotline
 from api.read_log import PersonalDataRead, personal_data_read
 from api.responses import AggregateHistory, CaseTrace, ReadModelAsOf
-from api.routers.supervision import department_loads
+from api.routers.supervision import BREACHES_DUE_WITHIN_HOURS, WORKLOADS_DUE_WITHIN_HOURS, department_loads
 from api.routing import HotlineRouter
 from consumers.fast_decode import decoder_for
 from domain.access import Action, allows
@@ -317,13 +317,17 @@ def read_model_as_of(
     moment: datetime,
     *,
     reference: str | None = None,
-    due_within_hours: float = 4,
+    due_within_hours: float | None = None,
     department_id: str | None = None,
 ) -> dict[str, Any]:
+    """What the read model ``name`` showed at ``moment``; "due soon" by default as its live
+    endpoint's default (``due_within_hours`` None), so that the replay matches what was seen."""
     if name not in READ_MODELS:
         raise NotFound(f"no read model {name!r} to replay", code="read_model_not_found", read_models=sorted(READ_MODELS))
     if moment.tzinfo is None:
         raise InvalidCommand("an 'as of' time needs its offset (2026-11-20T09:00:00+01:00)", field="as_of")
+    if due_within_hours is None:
+        due_within_hours = BREACHES_DUE_WITHIN_HOURS if name == "sla-breaches" else WORKLOADS_DUE_WITHIN_HOURS
     position = log_position_at(hotline, moment)
     with tempfile.TemporaryDirectory(prefix="hotline-audit-") as tmp:
         engine = replay_until(hotline, READ_MODELS[name], position, Path(tmp))
@@ -389,7 +393,9 @@ def get_read_model(
     as_of: str = Query(..., max_length=40, description="ISO 8601 time with its offset: 2026-11-20T09:00:00+01:00"),
     reference: str | None = Query(None, max_length=64, description="Was this request on the list then?"),
     department_id: str | None = Query(None, max_length=64),
-    due_within_hours: float = Query(4, gt=0, le=24 * 30),
+    due_within_hours: float | None = Query(
+        None, gt=0, le=24 * 30, description="Default: the live list's (sla-breaches 4, department-workloads 24)"
+    ),
     hotline: Hotline = Depends(get_hotline),
     actor: Actor = allow(Action.AUDIT_READ),
 ) -> dict[str, Any]:

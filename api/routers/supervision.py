@@ -19,13 +19,17 @@ from infra.runtime import Hotline
 from projections import department_workload, sla_breaches
 
 router = HotlineRouter(tags=["supervision"])
+# What counts as "due soon" by default on each list (the auditor's "as of" replays of them
+# take the same: api/routers/audit.py).
+WORKLOADS_DUE_WITHIN_HOURS = 24
+BREACHES_DUE_WITHIN_HOURS = 4
 
 
 @router.get("/departments/workloads", response_model=list[DepartmentWorkload], summary="Work held by each department")
 def workloads(
     hotline: Hotline = Depends(get_hotline),
     actor: Actor = allow(Action.SLA_READ),
-    due_within_hours: float = Query(24, gt=0, le=24 * 30),
+    due_within_hours: float = Query(WORKLOADS_DUE_WITHIN_HOURS, gt=0, le=24 * 30),
     _ryw: None = ReadYourWrites,
 ) -> list[dict[str, Any]]:
     with hotline.read_store.engine.connect() as conn:
@@ -69,7 +73,7 @@ def breaches(
     hotline: Hotline = Depends(get_hotline),
     actor: Actor = allow(Action.SLA_READ),
     department_id: str | None = None,
-    due_within_hours: float = Query(4, gt=0, le=24 * 30),
+    due_within_hours: float = Query(BREACHES_DUE_WITHIN_HOURS, gt=0, le=24 * 30),
     limit: int = Query(500, ge=1, le=5000),
     _ryw: None = ReadYourWrites,
 ) -> dict[str, Any]:

@@ -433,6 +433,24 @@ def test_was_the_request_on_the_overdue_list_then(hotline: Hotline, client: Test
     assert client.get("/audit/read-models/sla-breaches", params={"as_of": "42"}, headers=h_).status_code == 422
 
 
+def test_a_read_model_as_of_now_is_what_its_endpoint_shows_now(hotline: Hotline, client: TestClient) -> None:
+    """The replay's "due soon" was 4 hours for both lists; the workloads endpoint's is 24."""
+    h = hotline
+    assert isinstance(h.clock, FixedClock)
+    ref = register(h)["reference"]
+    h.bus.execute(c.Dispatch(ref=ref), AGENT)
+    due = datetime.fromisoformat(client.get(f"/requests/{ref}", headers=bearer(h.settings, "sup", "supervisor")).json()["due_at"])
+    h.clock.current = due - timedelta(hours=12)  # due soon for the workloads (24 h), not for the breaches list (4 h)
+    sup = bearer(h.settings, "sup", "supervisor")
+    for name, live_path in (("department-workloads", "/departments/workloads"), ("sla-breaches", "/sla/breaches")):
+        live = client.get(live_path, headers=sup).json()
+        replayed = client.get(f"/audit/read-models/{name}", params={"as_of": h.clock.now().isoformat()}, headers=auditor(h)).json()
+        if name == "department-workloads":
+            assert replayed["departments"] == live and any(d["due_soon"] for d in live), (replayed, live)
+        else:
+            assert replayed["due_soon"] == live["due_soon"] == [], (replayed, live)
+
+
 # ---------------------------------------------------------------------- personal-data reads
 def test_a_read_of_personal_data_by_an_agent_is_logged_with_who_what_and_why(
     hotline: Hotline, client: TestClient, caplog: pytest.LogCaptureFixture
