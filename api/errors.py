@@ -21,6 +21,7 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from pydantic import BaseModel, ConfigDict, Field
 from starlette.exceptions import HTTPException as StarletteHTTPException
+from starlette.routing import BaseRoute, Match
 
 from analytics.reports import ReportError
 from domain.attachments.aggregate import TooLarge
@@ -185,12 +186,22 @@ def install(app: FastAPI) -> None:
         return JSONResponse(error_body(exc.status, exc.code, exc.message), status_code=exc.status)
 
     @app.exception_handler(RequestValidationError)
-    async def validation_error(_: Request, exc: RequestValidationError) -> JSONResponse:
-        problems = [
-            {"field": ".".join(str(p) for p in e["loc"] if p != "body"), "problem": e["msg"], "type": e["type"]} for e in exc.errors()
-        ]
+    async def validation_error(request: Request, exc: RequestValidationError) -> JSONResponse:
+        errors = list(exc.errors())
+        sent = request.headers.get("content-type", "").split(";")[0].strip().lower()
+        if sent != "application/json" and any(tuple(e["loc"]) == ("body",) and e["type"] != "missing" for e in errors):
+            # A JSON body sent as text/plain or a form: say so, rather than "not a dictionary".
+            message = f"send the body as application/json (it came as {sent or 'no content type'})"
+            return JSONResponse(error_body(415, "unsupported_media_type", message, {"content_type": sent or None}), status_code=415)
+        problems = [_problem(e) for e in errors]
         summary = "; ".join(f"{p['field'] or 'body'}: {p['problem']}" for p in problems)
         return JSONResponse(error_body(422, "invalid_request", summary, {"problems": problems}), status_code=422)
+
+    def _problem(e: Any) -> dict[str, Any]:
+        if e["type"] == "json_invalid":  # its loc is ("body", <character offset>): no field
+            at = e["loc"][1] if len(e["loc"]) > 1 else None
+            return {"field": "", "problem": f"the body is not valid JSON (at character {at})", "type": e["type"]}
+        return {"field": ".".join(str(p) for p in e["loc"] if p != "body"), "problem": e["msg"], "type": e["type"]}
 
     async def unavailable(request: Request, exc: Exception) -> JSONResponse:
         # Answered here, so not re-raised to the server's log: logged here instead.
@@ -211,12 +222,21 @@ def install(app: FastAPI) -> None:
         return internal_error()
 
     @app.exception_handler(StarletteHTTPException)
-    async def http_error(_: Request, exc: StarletteHTTPException) -> JSONResponse:
+    async def http_error(request: Request, exc: StarletteHTTPException) -> JSONResponse:
         if exc.status_code == 400:
             # The framework's answer to a body it cannot read (not UTF-8, a broken or
             # oversized form): invalid input like any other, so the same 422 and error body.
             return JSONResponse(error_body(422, "invalid_request", f"the body could not be read: {exc.detail}"), status_code=422)
         code = {404: "not_found", 405: "method_not_allowed"}.get(exc.status_code, "http_error")
-        return JSONResponse(
-            error_body(exc.status_code, code, str(exc.detail)), status_code=exc.status_code, headers=getattr(exc, "headers", None)
-        )
+        headers = dict(getattr(exc, "headers", None) or {})
+        if exc.status_code == 405:
+            # Every method of the path (RFC 9110), where Starlette names the first route's only.
+            allowed = {m for route in request.app.router.routes if route.matches(request.scope)[0] != Match.NONE for m in _methods(route)}
+            if allowed:
+                headers["Allow"] = ", ".join(sorted(allowed))
+        return JSONResponse(error_body(exc.status_code, code, str(exc.detail)), status_code=exc.status_code, headers=headers or None)
+
+
+def _methods(route: BaseRoute) -> set[str]:
+    methods = getattr(route, "methods", None)
+    return set(methods) if methods else set()

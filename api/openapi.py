@@ -7,7 +7,7 @@ not a hand list per route):
 
 * the statuses it can answer, each with the one error body of ``api/errors.py``
   (:class:`~api.errors.ErrorResponse`): a rule from ``allow()`` → 401 and 403, a public
-  action → 429 (rate limited), input → 422, a body → 413, a path parameter → 404, a
+  action → 429 (rate limited), input → 422, a body → 413 (a JSON one → 415), a path parameter → 404, a
   command → 404, 409 and 422, ``min_position`` → 504 (read-your-writes timed out), and
   every route → 503 (the store unavailable: api/errors.py ``STORE_UNAVAILABLE``);
 * the headers it reads: ``Idempotency-Key``, ``If-Match`` and ``X-Correlation-Id`` on
@@ -30,6 +30,7 @@ from typing import Any
 
 import fastapi.routing
 from fastapi import FastAPI
+from fastapi.params import Form as FormBody
 from fastapi.routing import APIRoute
 from pydantic import BaseModel
 
@@ -56,6 +57,11 @@ COMMON: dict[int, tuple[str, str, str]] = {
         "the request is closed: it cannot be dispatched",
     ),
     413: ("The body is larger than the server accepts", "body_too_large", "the request body is larger than 1048576 bytes"),
+    415: (
+        "The body is not sent as application/json",
+        "unsupported_media_type",
+        "send the body as application/json (it came as text/plain)",
+    ),
     422: ("Invalid input: details.problems names each field and what is wrong", "invalid_request", "urgency: Input should be 'normal'"),
     429: ("Too many requests from this caller: retry after Retry-After seconds", "rate_limited", "too many requests: retry in 30 s"),
     503: (
@@ -211,6 +217,8 @@ def statuses(route: APIRoute) -> set[int]:
         found.add(422)
     if has_body:
         found.add(413)
+    if route.body_field is not None and not isinstance(route.body_field.field_info, FormBody):
+        found.add(415)  # a JSON body sent as something else (api/errors.py)
     if path:
         found.add(404)
     if is_command(route):

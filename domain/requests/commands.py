@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Annotated, Any, Literal
 
-from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, StrictInt
+from pydantic import AwareDatetime, BaseModel, BeforeValidator, ConfigDict, Field
 
 from domain.access import Action
 from domain.handling import Command, Target
@@ -141,10 +141,17 @@ class Reopen(RequestCommand):
     reason: str = Field(min_length=1, max_length=SHORT_TEXT_MAX)
 
 
+def _not_a_boolean(value: Any) -> Any:
+    """JSON's true would pass for 1 (Python's bool is an int); 2.0 is still 2."""
+    if isinstance(value, bool):
+        raise ValueError("a score is a whole number from 1 to 5, not true or false")
+    return value
+
+
 class Rate(RequestCommand):
     action = Action.REQUESTS_RATE
 
-    score: StrictInt = Field(ge=1, le=5)  # true is not a 1
+    score: Annotated[int, BeforeValidator(_not_a_boolean)] = Field(ge=1, le=5)
     comment: str | None = Field(default=None, max_length=2000)
 
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from collections.abc import Iterator
 from datetime import timedelta
 from typing import Any
@@ -200,3 +201,16 @@ def test_health_and_docs(client: TestClient) -> None:
     assert client.get("/docs").status_code == 200
     spec = client.get("/openapi.json").json()
     assert "/requests/{ref}/dispatch" in spec["paths"]
+
+
+def test_wrong_methods_and_content_types_are_named(client: TestClient) -> None:
+    """405 lists every method of the path (RFC 9110); a JSON body sent as another type is a
+    415 that says so (it was a 422 "not a valid dictionary"); broken JSON names no field."""
+    for method in ("DELETE", "PUT", "PATCH"):
+        r = client.request(method, "/requests", headers=AGENT)
+        assert r.status_code == 405 and r.headers["allow"] == "GET, POST", (method, r.headers.get("allow"))
+    r = client.post("/requests", content=json.dumps(BODY).encode(), headers={**AGENT, "Content-Type": "text/plain"})
+    assert r.status_code == 415 and r.json()["error"]["code"] == "unsupported_media_type" and "text/plain" in r.text, r.text
+    r = client.post("/requests", content=b'{"kind": "action",', headers={**AGENT, "Content-Type": "application/json"})
+    assert r.status_code == 422 and r.json()["error"]["details"]["problems"][0]["field"] == "", r.text
+    assert "not valid JSON" in r.json()["error"]["message"]
