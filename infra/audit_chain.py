@@ -33,6 +33,7 @@ import hashlib
 import json
 import logging
 import os
+import re
 import sqlite3
 import struct
 import threading
@@ -257,13 +258,67 @@ def _global_hash_at(store: EventStore, position: int) -> bytes | None:
 # ---------------------------------------------------------------------------- verify
 
 
+class CheckpointFileError(ValueError):
+    """A checkpoint file that cannot be read as one (missing, unreadable, a line that is no
+    checkpoint): nothing to compare the chain with, which is not a broken link."""
+
+    def __init__(self, path: Path | str, line: int | None, problem: str) -> None:
+        self.path, self.line, self.problem = Path(path), line, problem
+        super().__init__(f"{path}{f' line {line}' if line else ''}: {problem}")
+
+
+_HEX_DIGEST = re.compile(r"[0-9a-fA-F]{64}")
+
+
 def read_checkpoints(path: Path | str) -> list[Checkpoint]:
-    out = []
-    for line in Path(path).read_text("utf-8").splitlines():
-        if line.strip():
-            d = json.loads(line)
-            out.append(Checkpoint(int(d["position"]), str(d["global_hash"]), str(d.get("at", "")), str(d.get("reason", ""))))
-    return out
+    """The checkpoints of a file, one JSON object a line as :meth:`Checkpoint.line` writes
+    them (blank lines skipped); anything else raises :class:`CheckpointFileError`."""
+    try:
+        data = Path(path).read_bytes()
+    except FileNotFoundError:
+        raise CheckpointFileError(path, None, "no such file") from None
+    except IsADirectoryError:
+        raise CheckpointFileError(path, None, "is a directory, not a checkpoint file") from None
+    except OSError as exc:
+        raise CheckpointFileError(path, None, f"cannot be read ({exc.strerror or exc})") from None
+    try:
+        text = data.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        raise CheckpointFileError(path, data[: exc.start].count(b"\n") + 1, "not UTF-8 text") from None
+    return [_checkpoint(path, number, line) for number, line in enumerate(text.splitlines(), 1) if line.strip()]
+
+
+def _checkpoint(path: Path | str, number: int, line: str) -> Checkpoint:
+    def bad(problem: str) -> CheckpointFileError:
+        return CheckpointFileError(path, number, problem)
+
+    try:
+        d = json.loads(line)
+    except json.JSONDecodeError as exc:
+        raise bad(f"not JSON ({exc.msg} at column {exc.colno})") from None
+    except (ValueError, RecursionError) as exc:  # a number of 5,000 digits, [[[… nested too deep
+        raise bad(f"not JSON ({exc})") from None
+    if not isinstance(d, dict):
+        raise bad('not a checkpoint: expected {"position": N, "global_hash": "<64 hex digits>", ...}')
+    for key in ("position", "global_hash"):
+        if key not in d:
+            raise bad(f'no "{key}" (a checkpoint has "position" and "global_hash"; this line has {_shown(sorted(d))})')
+    position = d["position"]
+    # bool is an int; a float or "5.7" would be cut to another position without a word.
+    if isinstance(position, str) and position.isascii() and position.isdigit():
+        position = int(position)
+    if not isinstance(position, int) or isinstance(position, bool) or position < 1:
+        raise bad(f"position {_shown(d['position'])} is not a whole number from 1")
+    digest = d["global_hash"]
+    if not isinstance(digest, str) or not _HEX_DIGEST.fullmatch(digest):
+        raise bad(f"global_hash {_shown(digest)} is not a SHA-256 in hex (64 digits)")
+    return Checkpoint(position, digest.lower(), str(d.get("at", "")), str(d.get("reason", "")))
+
+
+def _shown(value: Any) -> str:
+    """A value quoted in a one-line message, cut short."""
+    text = repr(value)
+    return text if len(text) <= 80 else text[:77] + "..."
 
 
 def verify(
@@ -274,7 +329,8 @@ def verify(
     max_breaks: int = 100,
 ) -> VerifyReport:
     """Checks every stream chain, the global chain, the head and the checkpoints (a file
-    of them or a list; None: the store's own file); reports the broken links in position
+    of them or a list; None: the store's own file; a file that cannot be read raises
+    :class:`CheckpointFileError` before anything is checked); reports the broken links in position
     order, the first of them first. Each link is checked against the stored hash of its
     predecessor, so one changed event breaks its own links only and is named exactly.
 

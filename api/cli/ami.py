@@ -11,6 +11,8 @@ from pathlib import Path
 import typer
 from rich.console import Console
 
+from api.cli.shell import refuse
+from domain.limits import SECONDS_MAX
 from infra.settings import get_settings
 
 commands = typer.Typer()
@@ -56,7 +58,9 @@ def replay(
     session: Path = typer.Argument(
         ..., exists=True, dir_okay=False, help="A recorded AMI session (Key: Value lines, blank-line separated)"
     ),
-    wrap_seconds: int = typer.Option(0, help="Wrap-up time of the queues the session names (defined on the scratch store)"),
+    wrap_seconds: int = typer.Option(
+        0, min=0, max=SECONDS_MAX, help="Wrap-up time of the queues the session names (defined on the scratch store)"
+    ),
 ) -> None:
     """Replay a recorded session on a new scratch store, at the times its Timestamp
     headers say (never on the live store: the events carry the recorded day's times).
@@ -70,9 +74,21 @@ def replay(
     from infra.runtime import Hotline
     from telephony_adapter.ami import AmiObserver, parse_session
 
+    try:
+        events = parse_session(session.read_text("utf-8"))
+    except (OSError, UnicodeDecodeError) as exc:
+        refuse(f"{session}: cannot be read as an AMI session ({exc})")
+    stamps = []
+    for number, event in enumerate(events, 1):
+        # As the observer reads it (any case); checked before anything is replayed.
+        stamp = next((v for k, v in event.items() if k.lower() == "timestamp" and v), None)
+        if stamp is None:
+            continue
+        try:
+            stamps.append(datetime.fromtimestamp(float(stamp), UTC).timestamp())
+        except (ValueError, OverflowError, OSError):
+            refuse(f"{session}: message {number}: Timestamp {stamp!r} is not a Unix time like 1764582000.123")
     settings = scratch.new(get_settings(), "ami-replay")
-    events = parse_session(session.read_text("utf-8"))
-    stamps = [float(e["Timestamp"]) for e in events if e.get("Timestamp")]
     clock = FixedClock(datetime.fromtimestamp(stamps[0], UTC) if stamps else datetime.now(UTC))
     hotline = Hotline.start(settings, clock)
     try:

@@ -17,13 +17,13 @@ import json
 import sys
 from contextlib import AbstractContextManager
 from pathlib import Path
-from typing import Any
+from typing import Any, NoReturn
 
 import typer
 from rich.console import Console
 from rich.table import Table
 
-from api.cli.shell import shell_actor, started_hotline
+from api.cli.shell import refuse, shell_actor, started_hotline
 from domain.base import Actor, DomainError
 from infra.settings import get_settings
 
@@ -44,9 +44,8 @@ def _hotline() -> AbstractContextManager[Any]:
     return started_hotline(get_settings())
 
 
-def _fail(exc: DomainError) -> None:
-    console.print(f"[red]{exc.message}[/]")
-    raise typer.Exit(2)
+def _fail(exc: DomainError) -> NoReturn:
+    refuse(exc.message)
 
 
 def _print_json(value: Any) -> None:
@@ -230,13 +229,20 @@ def verify(
     checkpoints: Path = typer.Option(None, "--checkpoints", help="A checkpoint file copied out earlier (default: the store's own)"),
     as_json: bool = JSON_OPTION,
 ) -> None:
-    """Check every stream's hash chain, the global chain and the checkpoints; report the first broken link."""
+    """Check every stream's hash chain, the global chain and the checkpoints; report the first broken link.
+
+    Exit status: 0 every link holds; 1 a link is broken (the first is shown); 2 nothing was
+    checked because the checkpoint file cannot be read (missing, not JSON, a line that is no
+    checkpoint: the file and line are named)."""
+    from infra.audit_chain import CheckpointFileError
     from infra.audit_chain import verify as check
     from infra.eventstore import EventStore
 
     store = EventStore(get_settings())
     try:
         report = check(store, checkpoints=checkpoints) if checkpoints else check(store)
+    except CheckpointFileError as exc:
+        refuse(f"checkpoint file {exc}")
     finally:
         store.close()
     shown = report.as_dict()
@@ -266,16 +272,32 @@ def verify(
 
 @audit.command()
 def checkpoint(
-    file: Path = typer.Option(None, "--file", help="Append here instead of the store's checkpoint file"),
+    file: Path = typer.Option(
+        None, "--file", help="Append here instead of the store's checkpoint file (a new file in an existing folder, or a checkpoint file)"
+    ),
     as_json: bool = JSON_OPTION,
 ) -> None:
     """Write the chain head (position and hash) to the checkpoint file and the log, for an operator to copy out."""
-    from infra.audit_chain import write_checkpoint
+    from infra.audit_chain import CheckpointFileError, read_checkpoints, write_checkpoint
     from infra.eventstore import EventStore
 
+    if file is not None:
+        # A mistyped --file must not create folders, nor append to a file that is not a
+        # checkpoint file (verify would then refuse to read it).
+        if file.is_dir():
+            refuse(f"--file {file}: is a folder, not a checkpoint file")
+        if not file.parent.is_dir():
+            refuse(f"--file {file}: no folder {file.parent} (create it first)")
+        if file.exists():
+            try:
+                read_checkpoints(file)
+            except CheckpointFileError as exc:
+                refuse(f"--file {file} is not a checkpoint file, not appended to ({exc})")
     store = EventStore(get_settings())
     try:
         mark = write_checkpoint(store, file, reason="hotline audit checkpoint")
+    except OSError as exc:
+        refuse(f"cannot write the checkpoint to {exc.filename or file}: {exc.strerror or exc}")
     finally:
         store.close()
     if mark is None:

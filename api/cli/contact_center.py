@@ -4,6 +4,7 @@
 from __future__ import annotations
 
 import json
+import math
 import signal
 import threading
 from datetime import UTC, datetime
@@ -47,6 +48,12 @@ def simulate(
     from infra.runtime import Hotline
     from telephony_adapter.simulator import SimConfig, Simulator
 
+    # The options' own bounds let inf and nan through: a day that never ends.
+    for option, value in (("--hours", hours), ("--speed", speed), ("--calls", calls), ("--aht", aht)):
+        if not math.isfinite(value):
+            raise typer.BadParameter(f"must be a finite number, not {value}", param_hint=option)
+    if hours <= 0:
+        raise typer.BadParameter(f"must be above 0, not {hours}", param_hint="--hours")
     now = datetime.now(UTC)
     if live:
         if start or speed not in (0.0, 1.0):
@@ -55,7 +62,12 @@ def simulate(
         settings = get_settings()
     else:
         if start:
-            begin = datetime.fromisoformat(start)
+            try:
+                begin = datetime.fromisoformat(start)
+            except ValueError:
+                raise typer.BadParameter(
+                    f"{start!r} is not an ISO 8601 time like 2026-03-02T08:00:00+00:00", param_hint="--start"
+                ) from None
             if begin.tzinfo is None:
                 raise typer.BadParameter("--start needs a time zone, e.g. 2026-03-02T08:00:00+00:00")
         else:

@@ -9,6 +9,7 @@ from typing import Any
 import typer
 from rich.console import Console
 
+from api.cli.shell import refuse
 from infra.settings import Settings, get_settings
 
 commands = typer.Typer()
@@ -93,7 +94,11 @@ def replay(name: str = typer.Argument(..., help="Projection name, or 'all'")) ->
     from infra.wiring import projection_named as by_name
 
     settings = get_settings()
-    targets = all_projections() if name == "all" else [by_name(name)]
+    try:
+        targets = all_projections() if name == "all" else [by_name(name)]
+    except KeyError:
+        known = ", ".join(p.name for p in all_projections())
+        refuse(f"no projection {name!r}; give 'all' or one of: {known}")
     for p in targets:
         stats = replay_projection(settings, p, console=console)
         console.print(f"{p.name}: {stats['events']} events in {stats['seconds']:.2f}s ({stats['events_per_second']:,.0f}/s)")

@@ -9,6 +9,7 @@ from __future__ import annotations
 import typer
 from rich.console import Console
 
+from api.cli.shell import refusals, refuse
 from infra.settings import get_settings
 
 commands = typer.Typer()
@@ -63,7 +64,12 @@ def retire(kid: str) -> None:
     """Stop accepting tokens signed by KID (after they have expired)."""
     from infra.identity.keys import Keyring
 
-    Keyring(get_settings().keys_dir).retire(kid)
+    try:
+        Keyring(get_settings().keys_dir).retire(kid)
+    except KeyError:
+        refuse(f"no signing key {kid!r} (hotline keys list shows them)")
+    except ValueError as exc:  # the only key
+        refuse(str(exc))
     console.print(f"retired {kid}")
 
 
@@ -82,10 +88,12 @@ def enrol(
     from domain.identity.commands import EnrollStaff
     from infra.runtime import Hotline
 
+    with refusals():
+        cmd = EnrollStaff(username=username, name=name, roles=role, departments=department, password=SecretStr(password))
     hotline = Hotline.start(get_settings())
     try:
-        cmd = EnrollStaff(username=username, name=name, roles=role, departments=department, password=SecretStr(password))
-        result = hotline.bus.execute(cmd, SYSTEM).result
+        with refusals():
+            result = hotline.bus.execute(cmd, SYSTEM).result
     finally:
         hotline.close()
     console.print(f"enrolled {result['username']}: {', '.join(result['roles'])}")

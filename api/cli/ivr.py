@@ -62,7 +62,7 @@ def _fail(message: str) -> None:
 
 @ivr.command("publish")
 def publish(
-    file: Path = typer.Argument(..., exists=True, dir_okay=False, help="The flow document (JSON)"),
+    file: Path = typer.Argument(..., exists=True, dir_okay=False, readable=True, help="The flow document (JSON)"),
     note: str = typer.Option(None, help="What changed, for the audit trail"),
 ) -> None:
     """Publish a flow document as the next version of its flow (checked against the schema)."""
@@ -198,7 +198,7 @@ def try_flow(
                 chosen = Flow.of(json.loads(path.read_text("utf-8")))
             else:
                 chosen = current_flow(hotline, flow, version)
-        except (LookupError, ValueError) as exc:
+        except (LookupError, ValueError, OSError) as exc:  # OSError: a flow file that cannot be read
             _fail(str(exc))
         except DomainError as exc:
             _fail(exc.message)

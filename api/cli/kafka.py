@@ -10,6 +10,8 @@ from typing import Any
 import typer
 from rich.console import Console
 
+from api.cli.shell import refuse
+
 commands = typer.Typer()
 consume = typer.Typer(help="Kafka consumer groups: projections (read models) or analytics (DuckDB)", no_args_is_help=True)
 commands.add_typer(consume, name="consume")
@@ -28,7 +30,7 @@ def relay() -> None:
 def consume_projections(
     group: str = typer.Option(None, help="Consumer group (default: HOTLINE_KAFKA_CONSUMER_GROUP)"),
     once: bool = typer.Option(False, help="Stop when caught up (no new message for 3 s)"),
-    max_records: int = typer.Option(2000, help="Records per poll: one read-model transaction each"),
+    max_records: int = typer.Option(2000, min=1, help="Records per poll: one read-model transaction each"),
 ) -> None:
     """Apply events from Kafka to the read models (run several to share the partitions)."""
     from consumers.kafka_projections import main
@@ -47,16 +49,19 @@ def consume_analytics(
 
 
 @commands.command()
-def asyncapi(out: Path = typer.Option(None, help="Write here instead of printing")) -> None:
+def asyncapi(out: Path = typer.Option(None, dir_okay=False, help="Write here instead of printing (in an existing folder)")) -> None:
     """The AsyncAPI document of the Kafka topics, generated from the event classes."""
     from api.asyncapi import render
 
     text = render()
     if out is None:
         typer.echo(text)
-    else:
+        return
+    try:
         out.write_text(text, encoding="utf-8")
-        console.print(f"wrote {out}")
+    except OSError as exc:
+        refuse(f"--out {out}: cannot be written ({exc.strerror or exc})")
+    console.print(f"wrote {out}")
 
 
 @commands.command("kafka-status")

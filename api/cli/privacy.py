@@ -7,6 +7,7 @@ import json
 import typer
 from rich.console import Console
 
+from api.cli.shell import positive, refusals
 from infra.settings import get_settings
 
 commands = typer.Typer()
@@ -23,6 +24,7 @@ def retention(
     from infra.privacy import apply_retention
     from infra.runtime import Hotline
 
+    positive(years, "--years")
     hotline = Hotline.start(get_settings())
     try:
         outcome = apply_retention(hotline, years)
@@ -44,7 +46,8 @@ def erase(
 
     hotline = Hotline.start(get_settings())
     try:
-        outcome = erase_citizen(hotline, citizen_id, reason, Actor(id=admin, role="administrator"))
+        with refusals():  # an unknown citizen, a reason too short
+            outcome = erase_citizen(hotline, citizen_id, reason, Actor(id=admin, role="administrator"))
     finally:
         hotline.close()
     typer.echo(json.dumps(outcome))

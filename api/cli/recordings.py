@@ -6,6 +6,7 @@ import json
 
 import typer
 
+from api.cli.shell import positive
 from infra.settings import get_settings
 
 commands = typer.Typer()
@@ -21,6 +22,7 @@ def retention(
     from infra.recordings import apply_recording_retention
     from infra.runtime import Hotline
 
+    positive(days, "--days")
     hotline = Hotline.start(get_settings())
     try:
         outcome = apply_recording_retention(hotline, days)

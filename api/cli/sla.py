@@ -7,12 +7,13 @@ import signal
 import threading
 from datetime import datetime
 from pathlib import Path
-from typing import Any
+from typing import Annotated, Any
 
 import typer
-import yaml
+from pydantic import BaseModel, BeforeValidator, ConfigDict, ValidationError
 from rich.console import Console
 
+from api.cli.shell import read_document, refusals
 from infra.settings import Settings, get_settings
 
 commands = typer.Typer()
@@ -26,9 +27,12 @@ def _clock(at: str | None) -> Any:
 
     if at is None:
         return SystemClock()
-    when = datetime.fromisoformat(at)
+    try:
+        when = datetime.fromisoformat(at)
+    except ValueError:
+        raise typer.BadParameter(f"{at!r} is not an ISO 8601 time like 2026-11-20T10:00:00+00:00", param_hint="--clock") from None
     if when.tzinfo is None:
-        raise typer.BadParameter("--clock needs a time zone, e.g. 2026-11-20T10:00:00+00:00")
+        raise typer.BadParameter("needs a time zone, e.g. 2026-11-20T10:00:00+00:00", param_hint="--clock")
     return FixedClock(when)
 
 
@@ -68,8 +72,9 @@ def timers(
     from consumers.timers import TimerProcess, configure_sla
     from infra.runtime import Hotline
 
+    fixed = _clock(clock)  # before a scratch copy is made for it
     settings = _settings_for(clock, copy, "timers")
-    hotline = Hotline.start(settings, _clock(clock))
+    hotline = Hotline.start(settings, fixed)
     configure_sla(hotline)
     process = TimerProcess(hotline, batch=batch or settings.timers_batch, fast_path=not slow_path)
     if not once:
@@ -106,8 +111,9 @@ def notify(
     from infra.runtime import Hotline
 
     updates = {k: v for k, v in {"smtp_host": smtp_host, "smtp_port": smtp_port, "sms_gateway_url": gateway_url}.items() if v is not None}
+    fixed = _clock(clock)  # before a scratch copy is made for it
     settings = _settings_for(clock, copy, "notify", **updates)
-    hotline = Hotline.start(settings, _clock(clock))
+    hotline = Hotline.start(settings, fixed)
     configure_sla(hotline)
     consumer = NotificationConsumer.from_settings(hotline)
     if not once:
@@ -129,16 +135,65 @@ def notify(
         hotline.close()
 
 
+# The shape of a calendars file as the import reads it (domain/calendars/aggregate.py
+# ``load_calendars``), checked here so that a wrong type is named with its line rather than
+# crash the handler; what the values mean (times, dates, rules, unknown keys) stays the
+# domain's to refuse.
+def _intervals(value: Any) -> Any:
+    if value is None or isinstance(value, str | list):
+        return value
+    raise ValueError("expected a list of [start, end] intervals, or text like 08:30-13:00,14:00-17:30")
+
+
+Intervals = Annotated[Any, BeforeValidator(_intervals)]
+
+
+def _makeup_days(value: Any) -> Any:
+    if isinstance(value, dict):
+        for day, hours in value.items():
+            if not (hours is None or isinstance(hours, str | list)):
+                raise ValueError(f"{day}: expected a list of [start, end] intervals, or text like 08:30-13:00")
+        return value
+    if value is None or isinstance(value, list):
+        return value
+    raise ValueError("expected a list of dates, or dates mapped to their working hours")
+
+
+class _Calendar(BaseModel):
+    model_config = ConfigDict(extra="allow")  # the domain refuses unknown keys, listing the known ones
+    time_zone: str | None = None
+    working_hours: dict[str, Intervals] | None = None
+    holiday_rules: list[Any] | None = None
+    annual_holidays: list[Any] | None = None
+    holidays: list[Any] | None = None
+    makeup_working_days: Annotated[Any, BeforeValidator(_makeup_days)] = None
+    makeup_day_hours: Intervals = None
+    published_years: list[Any] | None = None
+
+
+class CalendarsFile(BaseModel):
+    model_config = ConfigDict(extra="forbid")  # a misspelt "calendars" would load nothing
+    calendars: dict[str, _Calendar] | None = None
+    aliases: dict[str, str] | None = None
+
+
 @commands.command("load-calendars")
-def load_calendars(path: Path = typer.Argument(DEFAULT_CALENDARS, exists=True, readable=True)) -> None:
-    """Load business calendars (YAML) as events; unchanged calendars stay as they are."""
+def load_calendars(path: Path = typer.Argument(DEFAULT_CALENDARS, exists=True, dir_okay=False, readable=True)) -> None:
+    """Load business calendars (YAML) as events; unchanged calendars stay as they are.
+    A file that is not a calendars file is refused, naming the line (exit 2)."""
     from domain.base import SYSTEM
     from domain.calendars import commands as calc
     from infra.runtime import Hotline
 
+    document = read_document(path, "a calendars file")
+    try:
+        CalendarsFile.model_validate(document.data)
+    except ValidationError as exc:
+        document.invalid(exc)
     hotline = Hotline.start(get_settings())
     try:
-        result = hotline.bus.execute(calc.ImportCalendars(document=yaml.safe_load(path.read_text("utf-8"))), SYSTEM)
+        with refusals(str(path)):
+            result = hotline.bus.execute(calc.ImportCalendars(document=document.data), SYSTEM)
     finally:
         hotline.close()
     console.print(f"calendars changed: {result.result['changed'] or 'none'}")
