@@ -24,7 +24,7 @@ from api.auth import row_access
 from api.console.cases import EVENT_NAMES, event_short_name, find_case
 from api.console.reference import department_names
 from api.console.session import page
-from api.console.web import render
+from api.console.web import N_, render
 from api.read_log import record_read
 from api.routers.audit import trace as case_trace
 from api.routing import HotlineRouter
@@ -58,6 +58,72 @@ STATE_FIELDS = (
     "work_order_id",
     "notes",
 )
+
+
+# What each step of a case trace is called beyond the request's own (api/console/cases.py
+# EVENT_NAMES): (stream, short name) → a label. A step not here shows its short name.
+TRACE_EVENT_NAMES = {
+    ("contact", "arrived"): N_("Contact arrived"),
+    ("contact", "queued"): N_("Queued"),
+    ("contact", "offered"): N_("Offered to an agent"),
+    ("contact", "offer_declined"): N_("Offer declined"),
+    ("contact", "offer_timed_out"): N_("Offer timed out"),
+    ("contact", "answered"): N_("Answered"),
+    ("contact", "held"): N_("On hold"),
+    ("contact", "resumed"): N_("Resumed"),
+    ("contact", "transferred"): N_("Transferred"),
+    ("contact", "participant_joined"): N_("A participant joined"),
+    ("contact", "participant_left"): N_("A participant left"),
+    ("contact", "supervisor_joined"): N_("A supervisor joined"),
+    ("contact", "supervisor_left"): N_("A supervisor left"),
+    ("contact", "taken_over"): N_("Taken over by a supervisor"),
+    ("contact", "ended"): N_("Ended"),
+    ("contact", "wrapped_up"): N_("Wrapped up"),
+    ("contact", "abandoned"): N_("Abandoned by the caller"),
+    ("contact", "overflowed"): N_("Overflowed"),
+    ("contact", "callback_scheduled"): N_("Callback scheduled"),
+    ("contact", "callback_attempted"): N_("Callback attempted"),
+    ("contact", "callback_unanswered"): N_("Callback unanswered"),
+    ("contact", "callback_connected"): N_("Callback connected"),
+    ("contact", "callback_gave_up"): N_("Callback given up"),
+    ("contact", "request_linked"): N_("Request linked"),
+    ("contact", "ivr_session_recorded"): N_("Voice menu session"),
+    ("contact", "recording_demanded"): N_("Recording asked for"),
+    ("workorder", "started"): N_("Work started"),
+    ("workorder", "task_done"): N_("Task done"),
+    ("workorder", "completed"): N_("Work completed"),
+    ("workorder", "cancelled"): N_("Work order cancelled"),
+    ("workorder", "reassigned"): N_("Work order reassigned"),
+    ("workorder", "duplicate_linked"): N_("Duplicate linked"),
+    ("notification", "queued"): N_("Message queued"),
+    ("notification", "attempt_started"): N_("Sending"),
+    ("notification", "sent"): N_("Message sent"),
+    ("notification", "attempt_failed"): N_("Sending failed"),
+    ("notification", "retry_requested"): N_("Retry asked for"),
+    ("notification", "dead_lettered"): N_("Given up"),
+    ("notification", "suppressed"): N_("Not sent (opted out)"),
+    ("attachment", "attached"): N_("File attached"),
+    ("attachment", "removed"): N_("File removed"),
+    ("recording", "started"): N_("Recording started"),
+    ("recording", "completed"): N_("Recording completed"),
+    ("recording", "deleted"): N_("Recording deleted"),
+    ("recording", "playback_granted"): N_("Playback granted"),
+    ("knowledge", "search_performed"): N_("Knowledge searched"),
+    ("knowledge", "article_opened"): N_("Article opened"),
+    ("knowledge", "used_to_answer"): N_("Article used to answer"),
+    ("knowledge", "deflected"): N_("Answered by self-service"),
+    ("knowledge", "no_good_answer"): N_("No good answer found"),
+    ("citizen", "identifier_added"): N_("Contact detail added"),
+    ("citizen", "contact_details_changed"): N_("Contact details changed"),
+    ("citizen", "language_preferred"): N_("Language preferred"),
+    ("citizen", "sms_opted_out"): N_("SMS stopped"),
+    ("citizen", "sms_opted_in"): N_("SMS resumed"),
+}
+
+
+def trace_label(stream: str, name: str) -> str:
+    """The label of a step of a trace (its stream's, else the request's, else its name)."""
+    return TRACE_EVENT_NAMES.get((stream, name)) or EVENT_NAMES.get(name, name.replace("_", " "))
 
 
 def _events(hotline: Hotline, request_id: str) -> list[Any]:
@@ -186,7 +252,6 @@ def trace_page(request: Request, key: str, actor: Actor = page(Action.AUDIT_READ
     if any(holds_personal(e["data"]) for e in shown["events"]):
         record_read(actor, endpoint="console audit trace", purpose="audit", what="case trace", subject=key)
     for e in shown["events"]:
-        name = e["name"]
-        e["label"] = EVENT_NAMES.get(name, name.replace("_", " "))
+        e["label"] = trace_label(e["stream"], e["name"])
         e["at"] = datetime.fromisoformat(e["at"])
     return render(request, "audit/trace.html", actor, trace=shown, key=key)

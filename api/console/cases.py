@@ -69,6 +69,7 @@ EVENT_NAMES = {
     "work_order_linked": N_("Work order linked"),
     "work_order_outcome_recorded": N_("Work order outcome"),
     "waiting_for_citizen": N_("Waiting for the citizen"),
+    "citizen_wrote": N_("The citizen wrote"),
     "citizen_responded": N_("The citizen responded"),
     "timers_scheduled": N_("Deadlines scheduled"),
     "timer_fired": N_("Timer fired"),
