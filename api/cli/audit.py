@@ -170,7 +170,7 @@ def read_model(
     as_of: str = typer.Option(..., "--as-of", help="ISO 8601 time with its offset: 2026-11-23T09:00:00+01:00"),
     reference: str = typer.Option(None, "--reference", help="Was this request on the list then?"),
     department: str = typer.Option(None, "--department"),
-    due_within_hours: float = typer.Option(4, "--due-within-hours"),
+    due_within_hours: float | None = typer.Option(None, "--due-within-hours", help="Default: the live list's (4 or 24 h)"),
     as_json: bool = JSON_OPTION,
 ) -> None:
     """What a read model showed at a time: the log replayed up to then into a scratch database."""
