@@ -15,7 +15,8 @@ from domain.requests.aggregate import ServiceRequest as R
 from domain.work_orders.aggregate import WorkOrder as WO
 from projections.base import Projection, Rows, UtcDateTime
 
-projection = Projection("department_workload")
+# Version 2: a case returned to the dispatcher leaves the department's load.
+projection = Projection("department_workload", version=2)
 COUNTS = projection.table(
     "workload_counts",
     sa.Column("department_id", sa.String(64), primary_key=True),
@@ -52,7 +53,7 @@ N, P, WT = COUNTS.name, PLACES.name, WORK_ORDERS.name
 REQUEST_STATES: dict[type, str | None] = {
     R.Dispatched: "dispatched",
     R.Accepted: "in_progress",
-    R.ReturnedToDispatcher: "returned",
+    R.ReturnedToDispatcher: None,  # the dispatcher holds it now, not the department that returned it
     R.SentForRuling: "awaiting_ruling",
     R.FinalReplied: "replied",
     R.Resolved: None,

@@ -300,6 +300,8 @@ def _environment() -> Environment:
         auto_reload=False,
     )
     env.filters["ltr"] = ltr
+    # tojson as written (王芳, not \u738b\u82b3): still escaped for HTML by Jinja.
+    env.policies["json.dumps_kwargs"] = {"sort_keys": True, "ensure_ascii": False}
     env.globals["live_url"] = live_url
     env.globals["LANGUAGE_NAMES"] = LANGUAGE_NAMES
     return env

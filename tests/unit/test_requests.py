@@ -149,6 +149,10 @@ def test_returned_twice_goes_to_control_office_whose_ruling_sticks(hotline: Hotl
         run(hotline, c.ReturnToDispatcher(ref=ref, department_id="transport", reason=" "), ROADS)
     out = run(hotline, c.ReturnToDispatcher(ref=ref, department_id="transport", reason="private road"), ROADS)
     assert out["status"] == "returned"
+    from projections import department_workload
+
+    with hotline.read_store.engine.connect() as conn:  # the dispatcher holds it now, not transport
+        assert "transport" not in department_workload.workloads(conn)
     run(hotline, c.Dispatch(ref=ref, department_id="environment"), AGENT)
     out = run(hotline, c.ReturnToDispatcher(ref=ref, department_id="environment", reason="not waste"), ROADS)
     assert out["status"] == "awaiting_ruling"
@@ -158,6 +162,9 @@ def test_returned_twice_goes_to_control_office_whose_ruling_sticks(hotline: Hotl
         run(hotline, c.RuleOwnership(ref=ref, department_id="transport", reason="register"), AGENT)
     out = run(hotline, c.RuleOwnership(ref=ref, department_id="transport", reason="public road register"), CTRL)
     assert out["status"] == "dispatched"
+    with hotline.read_store.engine.connect() as conn:  # the ruling gives it to transport
+        loads = department_workload.workloads(conn)
+    assert loads["transport"]["by_state"] == {"dispatched": 1} and "environment" not in loads, loads
     with pytest.raises(InvalidTransition):
         run(hotline, c.ReturnToDispatcher(ref=ref, department_id="transport", reason="again"), ROADS)
 
