@@ -591,11 +591,15 @@ class ServiceRequest(HotlineAggregate):
     ) -> None:
         self._require_state("registered", "returned", action="dispatch")
         if self.problem_code is None:
-            raise InvalidTransition(f"request {self.reference} must be classified with a problem code before dispatch")
+            raise InvalidTransition(
+                f"request {self.reference} must be classified with a problem code before dispatch", code="problem_code_needed"
+            )
         if self.kind == "information" and self.work_order_id is None:
             # Information requests are answered by the hotline; if the citizen wants
             # something done, change the kind first.
-            raise InvalidTransition("an information request is answered, not dispatched: change its kind to action first")
+            raise InvalidTransition(
+                "an information request is answered, not dispatched: change its kind to action first", code="information_not_dispatched"
+            )
         self._record(
             self.Dispatched,
             ctx,
@@ -665,13 +669,13 @@ class ServiceRequest(HotlineAggregate):
         require_reason(delay_reason, "delay reason")
         check_reply_channel(channel, self.personal)
         if expected_at <= ctx.now:
-            raise InvalidCommand("the new expected date must be in the future")
+            raise InvalidCommand("the new expected date must be in the future", code="expected_not_future", field="expected_at")
         self._record(self.InterimReplied, ctx, message=message, delay_reason=delay_reason, expected_at=expected_at, channel=channel)
 
     def final_reply(self, message: str, channel: str, ctx: Context) -> None:
         self._require_state("registered", "dispatched", "in_progress", action="give the final reply to")
         if self.status != "in_progress" and self.kind == "action" and self.dispatch_count > 0:
-            raise InvalidTransition("the department must accept the request before the final reply")
+            raise InvalidTransition("the department must accept the request before the final reply", code="not_accepted_yet")
         require_reason(message, "message")
         check_reply_channel(channel, self.personal)
         self._record(self.FinalReplied, ctx, message=message, channel=channel)
@@ -684,7 +688,7 @@ class ServiceRequest(HotlineAggregate):
     def close(self, ctx: Context) -> None:
         self._require_state("replied", "resolved", action="close")
         if not self.final_answer:
-            raise InvalidTransition("a request is closed only after the final reply")
+            raise InvalidTransition("a request is closed only after the final reply", code="final_reply_first")
         self._record(self.Closed, ctx, on_time=ctx.now <= self.due_at)
 
     def reopen(self, reason: str, ctx: Context, calendar: WorkingTime | None = None, problem: dict[str, Any] | None = None) -> None:
@@ -709,10 +713,11 @@ class ServiceRequest(HotlineAggregate):
             self._require_owner(department_id)
         require_reason(reason)
         if self.pending_extension is not None:
-            raise InvalidTransition("an extension request is already waiting for approval")
+            raise InvalidTransition("an extension request is already waiting for approval", code="extension_pending")
         if ctx.now >= self.due_at:
             raise InvalidTransition(
                 "an extension must be requested before the deadline",
+                code="extension_too_late",
                 due_at=self.due_at.isoformat(),
             )
         if requested_due_at <= self.due_at:
@@ -729,7 +734,7 @@ class ServiceRequest(HotlineAggregate):
             raise InvalidTransition("no extension request is waiting")
         new_due = due_at or self.pending_extension["requested_due_at"]
         if new_due <= self.due_at:
-            raise InvalidCommand("an approved extension must move the deadline later")
+            raise InvalidCommand("an approved extension must move the deadline later", code="deadline_not_later", field="due_at")
         self._record(self.ExtensionApproved, ctx, due_at=new_due, comment=comment)
 
     def refuse_extension(self, reason: str, ctx: Context) -> None:
@@ -842,7 +847,7 @@ def timer_event_fields(timer: Timer) -> dict[str, Any]:
 
 def require_reason(text: str | None, what: str = "reason") -> str:
     if not text or not str(text).strip():
-        raise InvalidCommand(f"a {what} is required", field=what.replace(" ", "_"))
+        raise InvalidCommand(f"a {what} is required", code="text_required", field=what.replace(" ", "_"))
     return text
 
 
