@@ -197,6 +197,10 @@ class Settings(BaseSettings):
     open311_jurisdictions: list[str] = []
     open311_page_size: int = 1000
     open311_window_days: int = 90
+    # Its service discovery (/open311/discovery.json|xml): whom integrators contact, and how
+    # they get an API key (unset: the hotline's mail address; keys from its administrator).
+    open311_contact: str | None = None
+    open311_key_service: str = "API keys are issued by the hotline's administrator (POST /api-keys)"
     # Email in (consumers/email_in.py): an SMTP listener that registers citizens' email as
     # requests. `hotline email-in` runs it; `hotline serve` too when email_in_inprocess.
     email_in_inprocess: bool = False

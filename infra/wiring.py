@@ -33,6 +33,7 @@ from api.routers import ivr as ivr_api
 from api.routers import knowledge as knowledge_api
 from api.routers import nearby as nearby_api
 from api.routers import open311 as open311_api
+from api.routers import open311_discovery as open311_discovery_api
 from api.routers import outbox as outbox_api
 from api.routers import privacy as privacy_api
 from api.routers import recordings as recordings_api
@@ -136,6 +137,7 @@ ROUTERS = (
     attachments_api,
     sms_inbound_api,
     open311_api,
+    open311_discovery_api,
     audit_api,
     privacy_api,
     recordings_api,
