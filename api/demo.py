@@ -243,7 +243,13 @@ class DemoStory:
             )
             for name, begins, ends, _ in SHIFTS
         ]
-        self.sim = Simulator(self.hotline.store, self.hotline.bus, self.clock, config, router=Router(self.hotline.store, self.hotline.bus))
+        self.sim = Simulator(
+            self.hotline.store,
+            self.hotline.bus,
+            self.clock,
+            config,
+            router=Router(self.hotline.store, self.hotline.bus, time_zone=self.zone.key),
+        )
         timers = TimerProcess(self.hotline)
         projector = self.hotline.projector
 

@@ -2,9 +2,9 @@
 commands through the CommandBus.
 
 Loop: read new events into the :class:`~domain.contact_center.routing.RoutingView`; run
-due timers (offer timeouts, wrap-up ends, maximum waits); decide matches and write them
-in one ``offer_contacts`` command (one transaction); take the written events into the
-view; repeat. Every write goes through the Contact and Agent aggregates with optimistic
+due timers (offer timeouts, wrap-up ends, maximum waits, callbacks too old); decide
+matches and write them in one ``offer_contacts`` command (one transaction); take the
+written events into the view; repeat. Every write goes through the Contact and Agent aggregates with optimistic
 concurrency, so a second router, or an agent grabbing work, can never cause a double
 assignment: the loser's commit conflicts, the bus reruns the handler on fresh state and
 the lost decisions are skipped.
@@ -34,7 +34,9 @@ import uuid
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from dataclasses import fields as dataclass_fields
+from datetime import UTC, tzinfo
 from typing import Any
+from zoneinfo import ZoneInfo
 
 from eventsourcing.persistence import Notification, Recording
 
@@ -247,15 +249,17 @@ class Router:
         leadership: Leadership | None = None,
         name: str = "router",
         freeze_heap: bool = False,
+        time_zone: str | None = None,
     ) -> None:
         self.store = store
+        self.zone: tzinfo = ZoneInfo(time_zone) if time_zone else UTC  # the hotline's local day (Settings.time_zone)
         self.freeze_heap = freeze_heap
         self.bus = bus
         self.clock = bus.clock
         self.batch = batch
         self.leadership = leadership or AlwaysLeader()
         self.name = name
-        self.view = RoutingView()
+        self.view = RoutingView(self.zone)
         self.stats = RouterStats()
         # Decisions go through a bus of their own whose loads come from the batch loader
         # and whose committer keeps the recordings (the router's own events, with their
@@ -343,7 +347,7 @@ class Router:
         reference count are freed as usual; the freeze is undone before a rebuild."""
         if self.freeze_heap:
             gc.unfreeze()  # the old view may be collected
-        self.view = RoutingView()
+        self.view = RoutingView(self.zone)
         self._own.clear()
         self.loader.clear()
         self.catch_up()
@@ -436,6 +440,10 @@ class Router:
                     cc.OverflowContact.model_validate({"contact_id": action.contact_id, "reason": action.reason or "max_wait"}),
                     ROUTER_ACTOR,
                 )
+            elif action.kind == "give_up":
+                self.bus.execute(
+                    cc.GiveUpCallback.model_validate({"contact_id": action.contact_id, "reason": action.reason or "max_age"}), ROUTER_ACTOR
+                )
         except DomainError as exc:
             # The world moved on (the agent answered just in time, the caller hung up).
             log.debug("router action %s on %s not needed: %s", action.kind, action.contact_id, exc.message)
@@ -520,10 +528,10 @@ def router_metrics(router: Router) -> Any:
         yield CounterMetricFamily("hotline_router_actions", "Timeouts, wrap-ups and overflows the router issued", value=s.actions)
         yield CounterMetricFamily("hotline_router_batches", "Decision batches committed", value=s.batches)
         yield GaugeMetricFamily("hotline_router_view_position", "Event position the routing view has applied", value=router.view.position)
-        depth = GaugeMetricFamily("hotline_router_queue_depth", "Contacts waiting in the queue (router's view)", labels=["queue"])
+        depth = GaugeMetricFamily("hotline_router_queue_depth", "Callers waiting in the queue (router's view)", labels=["queue"])
         waiting: dict[str, int] = dict.fromkeys(list(router.view.queues), 0)
         for contact in list(router.view.contacts.values()):
-            if contact.status == "queued":
+            if contact.status == "queued" and not contact.virtual:  # a callback has nobody on the line (as the wallboard)
                 waiting[contact.queue_id] = waiting.get(contact.queue_id, 0) + 1
         for queue, n in sorted(waiting.items()):
             depth.add_metric([queue], n)
@@ -538,6 +546,8 @@ def leadership_for(database_url: str | None) -> Leadership:
 
 def start_embedded(hotline: Any) -> Router:
     """The router in a background thread of ``hotline serve`` (embedded or PostgreSQL)."""
-    router = Router(hotline.store, hotline.bus, leadership=leadership_for(hotline.settings.database_url))
+    router = Router(
+        hotline.store, hotline.bus, leadership=leadership_for(hotline.settings.database_url), time_zone=hotline.settings.time_zone
+    )
     hotline.extras["router"] = router
     return router.start()

@@ -1,17 +1,27 @@
 """The live wallboard: agents by state, and per queue the waiting count, the longest wait,
-today's service level and abandoned calls.
+the callbacks waiting, today's service level and abandoned calls.
 
 Rows change with the events only; "longest wait" and anything else that depends on the
 current time is computed at query time from ``since``, so the board is right without a
 timer. Service level today = answered within the queue's threshold ÷ (answered +
-abandoned), per UTC day, the threshold being the queue's ``sl_seconds`` when answered.
+abandoned), the threshold being the queue's ``sl_seconds`` when answered.
+
+"Today" is the hotline's local calendar day, whose zone the query is given (settings):
+the figures are kept per 15-minute slot of UTC time, and a day sums the slots between
+its local midnights (23 or 25 hours on a DST change). So the handlers need no zone and
+stay pure, and a change of zone needs no replay. Every zone in use today is offset from
+UTC by a multiple of 15 minutes.
+
+A callback (scheduled, or a caller's virtual hold: they hung up and keep their place)
+counts under "callbacks", never as a caller waiting: nobody is on the line.
 """
 
 from __future__ import annotations
 
 import json
-from datetime import datetime
+from datetime import UTC, datetime, time, timedelta, tzinfo
 from typing import Any
+from zoneinfo import ZoneInfo
 
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection
@@ -58,10 +68,14 @@ WAITING = projection.table(
     sa.Column("offered_to", sa.String(64)),
     sa.Column("virtual", sa.Boolean),  # a callback keeps this place
 )
+SLOT_SECONDS = 900
+# The day's figures per queue and 15-minute slot of UTC time (``epoch seconds // 900``): a
+# local day of any zone is a whole number of slots. (The table keeps its name from when
+# it had a row per UTC day: a rebuild then replaces it rather than leaving it behind.)
 DAY = projection.table(
     "cc_queue_day",
     sa.Column("queue_id", sa.String(64), primary_key=True),
-    sa.Column("day", sa.String(10), primary_key=True),
+    sa.Column("slot", sa.Integer, primary_key=True, index=True),  # the wallboard reads one day's slots
     sa.Column("arrived", sa.Integer),
     sa.Column("answered", sa.Integer),
     sa.Column("answered_in_sl", sa.Integer),
@@ -88,14 +102,15 @@ def _live(env: Envelope, rows: Rows, queue_id: str) -> dict[str, Any]:
     return row
 
 
-def _day(env: Envelope) -> str:
-    return env.time.date().isoformat()
+def _slot(env: Envelope) -> int:
+    """The 15-minute slot of UTC time the event falls in."""
+    return int(env.time.timestamp() // SLOT_SECONDS)
 
 
-def _bump(rows: Rows, queue_id: str, day: str, **inc: float) -> None:
-    row = rows.get(DAY.name, queue_id, day) or {
+def _bump(rows: Rows, queue_id: str, slot: int, **inc: float) -> None:
+    row = rows.get(DAY.name, queue_id, slot) or {
         "queue_id": queue_id,
-        "day": day,
+        "slot": slot,
         "arrived": 0,
         "answered": 0,
         "answered_in_sl": 0,
@@ -213,7 +228,7 @@ def contact_arrived(env: Envelope, rows: Rows) -> None:
     d = env.data
     rows.put(LIVE.name, {"contact_id": env.aggregate_id, "queue_id": d["queue_id"], "channel": d["channel"], "language": d["language"]})
     if d["direction"] == "inbound":
-        _bump(rows, d["queue_id"], _day(env), arrived=1)
+        _bump(rows, d["queue_id"], _slot(env), arrived=1)
 
 
 def _put_waiting(env: Envelope, rows: Rows, queue_id: str, *, priority: int, since: str, status: str, virtual: bool) -> None:
@@ -260,7 +275,7 @@ def contact_answered(env: Envelope, rows: Rows) -> None:
     _bump(
         rows,
         d["queue_id"],
-        _day(env),
+        _slot(env),
         answered=1,
         answered_in_sl=int(d["wait_seconds"] <= threshold),
         wait_seconds=d["wait_seconds"],
@@ -277,20 +292,20 @@ def contact_transferred(env: Envelope, rows: Rows) -> None:
     d = env.data
     live = rows.get(LIVE.name, env.aggregate_id)
     if d["mode"] == "cold" and live is not None:
-        _bump(rows, live["queue_id"], _day(env), talk_seconds=d["talk_seconds"], handled=1)
+        _bump(rows, live["queue_id"], _slot(env), talk_seconds=d["talk_seconds"], handled=1)
 
 
 @projection.on(C.Abandoned)
 def contact_abandoned(env: Envelope, rows: Rows) -> None:
     rows.delete(WAITING.name, env.aggregate_id)
     rows.delete(LIVE.name, env.aggregate_id)
-    _bump(rows, env.data["queue_id"], _day(env), abandoned=1)
+    _bump(rows, env.data["queue_id"], _slot(env), abandoned=1)
 
 
 @projection.on(C.Overflowed)
 def contact_overflowed(env: Envelope, rows: Rows) -> None:
     d = env.data
-    _bump(rows, d["from_queue_id"], _day(env), overflowed=1)
+    _bump(rows, d["from_queue_id"], _slot(env), overflowed=1)
     if d["to"] == "voicemail":
         rows.delete(WAITING.name, env.aggregate_id)
         rows.delete(LIVE.name, env.aggregate_id)
@@ -311,7 +326,7 @@ def callback_scheduled(env: Envelope, rows: Rows) -> None:
 def contact_ended(env: Envelope, rows: Rows) -> None:
     live = rows.get(LIVE.name, env.aggregate_id)
     if live is not None:
-        _bump(rows, live["queue_id"], _day(env), talk_seconds=env.data["talk_seconds"], handled=1)
+        _bump(rows, live["queue_id"], _slot(env), talk_seconds=env.data["talk_seconds"], handled=1)
 
 
 @projection.on(C.WrappedUp, C.CallbackGaveUp)
@@ -325,21 +340,49 @@ def _aware(value: datetime, now: datetime) -> datetime:
     return value if value.tzinfo else value.replace(tzinfo=now.tzinfo)
 
 
-def wallboard(conn: Connection, now: datetime) -> dict[str, Any]:
-    """Everything a supervisor's wallboard shows, as of ``now``."""
+def local_day(now: datetime, zone: tzinfo) -> tuple[datetime, datetime]:
+    """The UTC bounds [start, end) of the local calendar day ``now`` falls in. Midnight
+    missing on a DST change is read before the change (zoneinfo's fold 0): the change's
+    own instant, the first of the day."""
+    day = now.astimezone(zone).date()
+    start = datetime.combine(day, time(), zone).astimezone(UTC)
+    end = datetime.combine(day + timedelta(days=1), time(), zone).astimezone(UTC)
+    return start, end
+
+
+def _zone(zone: tzinfo | str | None, now: datetime) -> tzinfo:
+    if isinstance(zone, str):
+        return ZoneInfo(zone)
+    return zone or now.tzinfo or UTC
+
+
+def _today(conn: Connection, now: datetime, zone: tzinfo) -> dict[str, Any]:
+    """Each queue's figures summed over the slots of the local day."""
+    start, end = local_day(now, zone)
+    first, last = int(start.timestamp()) // SLOT_SECONDS, int(end.timestamp()) // SLOT_SECONDS
+    figures = [c for c in DAY.c if c.name not in ("queue_id", "slot")]
+    query = (
+        sa.select(DAY.c.queue_id, *(sa.func.sum(c).label(c.name) for c in figures))
+        .where(DAY.c.slot >= first, DAY.c.slot < last)
+        .group_by(DAY.c.queue_id)
+    )
+    return {r.queue_id: r for r in conn.execute(query)}
+
+
+def wallboard(conn: Connection, now: datetime, zone: tzinfo | str | None = None) -> dict[str, Any]:
+    """Everything a supervisor's wallboard shows, as of ``now``; "today" is the local day
+    in ``zone`` (the hotline's ``Settings.time_zone``; by default ``now``'s own zone)."""
     agents: dict[str, int] = {}
     for state, n in conn.execute(sa.select(AGENTS.c.state, sa.func.count()).where(AGENTS.c.state != "logged_out").group_by(AGENTS.c.state)):
         agents[state] = n
-    today = now.date().isoformat()
-    day_rows = {r.queue_id: r for r in conn.execute(sa.select(DAY).where(DAY.c.day == today))}
+    day_rows = _today(conn, now, _zone(zone, now))
     waiting: dict[str, list[datetime]] = {}
-    for r in conn.execute(sa.select(WAITING.c.queue_id, WAITING.c.since).where(WAITING.c.status.in_(("queued", "offered")))):
-        waiting.setdefault(r.queue_id, []).append(_aware(r.since, now))
-    scheduled: dict[str, int] = dict(
-        conn.execute(
-            sa.select(WAITING.c.queue_id, sa.func.count()).where(WAITING.c.status == "scheduled").group_by(WAITING.c.queue_id)
-        ).all()
-    )
+    callbacks: dict[str, int] = {}
+    for r in conn.execute(sa.select(WAITING.c.queue_id, WAITING.c.since, WAITING.c.status, WAITING.c.virtual)):
+        if r.virtual or r.status == "scheduled":
+            callbacks[r.queue_id] = callbacks.get(r.queue_id, 0) + 1
+        elif r.status in ("queued", "offered"):
+            waiting.setdefault(r.queue_id, []).append(_aware(r.since, now))
     queues = []
     for q in conn.execute(sa.select(QUEUES).order_by(QUEUES.c.queue_id)):
         d = day_rows.get(q.queue_id)
@@ -354,7 +397,7 @@ def wallboard(conn: Connection, now: datetime) -> dict[str, Any]:
                 "media": q.media,
                 "waiting": len(since),
                 "longest_wait_seconds": round(max((now - s).total_seconds() for s in since), 1) if since else 0.0,
-                "callbacks_scheduled": scheduled.get(q.queue_id, 0),
+                "callbacks_scheduled": callbacks.get(q.queue_id, 0),
                 "arrived_today": d.arrived if d else 0,
                 "answered_today": answered,
                 "abandoned_today": abandoned,

@@ -130,6 +130,11 @@ class SimConfig:
                     config={
                         "names": {"zh": "综合咨询", "ar": "الاستفسارات العامة", "it": "Informazioni generali", "en": "General enquiries"},
                         "required_skills": {"general": 1},
+                        # A caller who chose "roads" or "waste" in the menu waits two minutes for
+                        # an agent with that skill, then for any agent of the queue: agents' skills
+                        # are drawn at random, and a shift may have nobody with the skill in the
+                        # caller's language (its callback then waited for ever).
+                        "relaxation": [[120, 1]],
                         "wrap_seconds": 30,
                         "max_wait_seconds": 300,
                         "overflow": {"to": "callback"},
@@ -257,7 +262,7 @@ class Simulator:
         on_progress: Callable[[datetime], None] | None = None,
     ) -> None:
         self.store, self.bus, self.clock, self.config = store, bus, clock, config
-        self.router = router or Router(store, bus)
+        self.router = router or Router(store, bus, time_zone=config.time_zone)
         self.rng = random.Random(config.seed)
         self.agenda: list[tuple[float, int, str, tuple[Any, ...]]] = []
         self._seq = itertools.count()

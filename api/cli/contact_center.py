@@ -98,7 +98,9 @@ def simulate(
                 f"Simulating {hours} h with {agents} agents from {begin.isoformat()} "
                 f"({'as fast as possible' if not speed else f'{speed}x real time'}) …"
             )
-        report = Simulator(hotline.store, hotline.bus, clock, config, router=Router(hotline.store, hotline.bus)).run()
+        report = Simulator(
+            hotline.store, hotline.bus, clock, config, router=Router(hotline.store, hotline.bus, time_zone=settings.time_zone)
+        ).run()
     finally:
         hotline.close()
     summary = report.as_dict()
@@ -146,7 +148,15 @@ def router(
     settings = get_settings()
     hotline = Hotline.start(settings)
     enable_aggregate_cache(hotline.store)
-    acd = Router(hotline.store, hotline.bus, batch=batch, leadership=leadership_for(settings.database_url), name=name, freeze_heap=True)
+    acd = Router(
+        hotline.store,
+        hotline.bus,
+        batch=batch,
+        leadership=leadership_for(settings.database_url),
+        name=name,
+        freeze_heap=True,
+        time_zone=settings.time_zone,
+    )
     from consumers.router import router_metrics
     from infra.metrics import start_process_metrics
 

@@ -124,7 +124,7 @@ def get_wallboard(
     hotline: Hotline = Depends(get_hotline), _: Actor = allow(Action.CONTACT_CENTER_READ), _ryw: None = ReadYourWrites
 ) -> dict[str, Any]:
     with hotline.read_store.engine.connect() as conn:
-        return wallboard.wallboard(conn, hotline.clock.now())
+        return wallboard.wallboard(conn, hotline.clock.now(), hotline.settings.time_zone)
 
 
 @router.get(
@@ -242,7 +242,7 @@ async def live_wallboard(
 ) -> StreamingResponse:
     def read() -> dict[str, Any]:
         with hotline.read_store.engine.connect() as conn:
-            board = wallboard.wallboard(conn, hotline.clock.now())
+            board = wallboard.wallboard(conn, hotline.clock.now(), hotline.settings.time_zone)
         board.pop("at", None)
         for q in board["queues"]:
             q["longest_wait_seconds"] = round(q["longest_wait_seconds"])  # no push per tenth of a second

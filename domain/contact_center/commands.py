@@ -46,6 +46,13 @@ class DefineQueue(Command):
     relaxation: list[list[Annotated[int, Field(ge=0, le=SECONDS_MAX)]]] | None = Field(default=None, max_length=100)
     ageing_per_minute: float | None = Field(default=None, ge=0, le=PRIORITY_MAX, allow_inf_nan=False)
     join_when_empty: bool | None = None
+    callback_max_age_seconds: int | None = Field(
+        default=None,
+        gt=0,
+        le=SECONDS_MAX,
+        description="A callback no agent could take within this long of its place in line or due time is given up "
+        "(reason max_age); default a day, null: never",
+    )
 
     def config(self) -> dict[str, Any]:
         data = self.model_dump(exclude={"queue_id", "names", "expected_version"}, exclude_unset=True)
@@ -269,6 +276,14 @@ class OfferContacts(Command):
     action = Action.CONTACTS_ROUTE
 
     decisions: list[tuple[str, str]] = Field(max_length=10_000)
+
+
+class GiveUpCallback(ContactCommand):
+    """The router gives up a callback no agent could take before the queue's maximum age."""
+
+    action = Action.CONTACTS_ROUTE
+
+    reason: Literal["max_age"] = "max_age"
 
 
 class TimeOutOffer(Command):

@@ -18,7 +18,7 @@ from __future__ import annotations
 
 import uuid
 from datetime import datetime, timedelta
-from typing import Any
+from typing import Any, Literal
 
 from domain.base import Context, HotlineAggregate, InvalidCommand, InvalidTransition, derived_id
 from domain.contact_center.rules import QueueRules, media_of
@@ -289,9 +289,12 @@ class Contact(HotlineAggregate):
             c.participants = {self.agent_id: "primary"}
 
     class CallbackGaveUp(HotlineAggregate.Event):
-        """No callback attempt reached the citizen: the hotline stopped trying."""
+        """The hotline stopped trying to call the citizen back: no attempt reached them, or no
+        agent could take the callback before the queue's maximum age."""
 
         attempts: int
+        reason: Literal["attempts", "max_age"] = "attempts"
+        """Why: attempts (the last attempt failed) or max_age (no agent could take it in time)."""
 
         def apply(self, c: Contact) -> None:
             c.status = "failed"
@@ -594,7 +597,7 @@ class Contact(HotlineAggregate):
             raise InvalidCommand("callback outcome is answered, no_answer, busy or failed")
         self._record(self.CallbackUnanswered, ctx, attempt=cb["attempt"], agent_id=agent_id, outcome=outcome)
         if cb["attempt"] >= cb["max_attempts"]:
-            self._record(self.CallbackGaveUp, ctx, attempts=cb["attempt"])
+            self._record(self.CallbackGaveUp, ctx, attempts=cb["attempt"], reason="attempts")
         else:
             self._record(
                 self.CallbackScheduled,
@@ -608,6 +611,16 @@ class Contact(HotlineAggregate):
                 request_id=None,
             )
         return self.status
+
+    def give_up_callback(self, rules: QueueRules, reason: Literal["max_age"], ctx: Context) -> None:
+        """A waiting callback is given up: with ``max_age``, once no agent took it within the
+        queue's maximum age of its place in line (virtual hold) or its due time."""
+        if not self.virtual or self.status not in WAITING or self.offered_to is not None:
+            raise InvalidTransition(f"contact {self.id} is {self.status}: no callback waits to be given up")
+        if not rules.callback_expired(self.wait_seconds(ctx.now)):
+            raise InvalidTransition(f"callback {self.id} is not older than queue {self.queue_id}'s maximum age", code="not_expired")
+        attempts = (self.callback or {}).get("attempt", 1) - 1  # the attempt waiting was never made
+        self._record(self.CallbackGaveUp, ctx, attempts=attempts, reason=reason)
 
     # ------------------------------------------------------------------ leaving the queue
     def abandon(self, ctx: Context) -> str | None:

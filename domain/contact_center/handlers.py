@@ -531,6 +531,16 @@ def callback_outcome(uow: UnitOfWork, ctx: Context, cmd: cc.CallbackOutcome) -> 
     return _contact_result(contact)
 
 
+@handles(cc.GiveUpCallback, issued_by=("consumers.router",))
+def give_up_callback(uow: UnitOfWork, ctx: Context, cmd: cc.GiveUpCallback) -> dict[str, Any]:
+    """A callback no agent could take (a skill or language nobody on duty has) is given up
+    once it is older than its queue's maximum age, with the reason, instead of waiting for ever."""
+    contact = load_contact(uow, cmd.contact_id)
+    contact.expect_version(cmd.expected_version)
+    contact.give_up_callback(load_queue(uow, contact.queue_id).rules, cmd.reason, ctx)
+    return _contact_result(contact)
+
+
 @handles(cc.RecordIvrSession, issued_by=("telephony_adapter.ivr.ports",))
 def record_ivr_session(uow: UnitOfWork, ctx: Context, cmd: cc.RecordIvrSession) -> dict[str, Any]:
     """Which IVR flow and version the call went through (``telephony_adapter/ivr``)."""

@@ -28,7 +28,8 @@ its routing state does; stale heap entries are discarded when they reach the top
 The view never decides alone what *is*: a decision is tentative until the router has
 written it (Contact and Agent aggregates refuse a second assignment) and read the
 events back. Timers (offer timeouts, wrap-up ends, maximum waits, relaxation steps,
-callbacks falling due) come out of :meth:`RoutingView.due` as actions for the router.
+callbacks falling due, callbacks too old) come out of :meth:`RoutingView.due` as actions for
+the router.
 """
 
 from __future__ import annotations
@@ -37,7 +38,7 @@ import heapq
 import itertools
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
+from datetime import UTC, datetime, tzinfo
 from typing import Any
 
 from domain.base import event_type_name
@@ -150,14 +151,17 @@ class Decision:
 class Action:
     """Something a timer says is due: the router turns it into a command."""
 
-    kind: str  # offer_timeout / wrap_timeout / overflow
+    kind: str  # offer_timeout / wrap_timeout / overflow / give_up (a callback too old)
     contact_id: str
     agent_id: str | None = None
     reason: str | None = None
 
 
 class RoutingView:
-    def __init__(self) -> None:
+    def __init__(self, zone: tzinfo = UTC) -> None:
+        # The hotline's zone (settings, given by the router): "today" of the fewest-contacts
+        # strategy is its local day.
+        self.zone = zone
         self.queues: dict[str, QueueRules] = {}
         self.agents: dict[str, AgentView] = {}
         self.contacts: dict[str, ContactView] = {}
@@ -287,7 +291,7 @@ class RoutingView:
         cid = env.data["contact_id"]
         a.offers.pop(cid, None)
         a.active[cid] = env.data["media"]
-        day = env.time.date().isoformat()
+        day = env.time.astimezone(self.zone).date().isoformat()
         if day != a.day:
             a.day, a.contacts_today = day, 0
         a.contacts_today += 1
@@ -354,6 +358,12 @@ class RoutingView:
         if not rules.join_when_empty and not c.virtual and not self._anyone_serves(c, rules):
             self._timer(env.time.timestamp(), "no_agents", c.contact_id, None, None)
         self._relax_timer(c, rules)
+        self._expiry_timer(c, rules)
+
+    def _expiry_timer(self, c: ContactView, rules: QueueRules) -> None:
+        # A callback nobody on duty can take (its skill, its language) must not wait for ever.
+        if c.virtual and rules.callback_max_age_seconds is not None:
+            self._timer(c.since + rules.callback_max_age_seconds, "callback_expiry", c.contact_id, None, None)
 
     def _relax_timer(self, c: ContactView, rules: QueueRules) -> None:
         nxt = rules.next_relaxation_after(max(0.0, self.now - c.since))
@@ -452,6 +462,7 @@ class RoutingView:
         rules = self.queues.get(c.queue_id)
         if rules is not None:
             self._relax_timer(c, rules)
+            self._expiry_timer(c, rules)
 
     def _terminal(self, env: Envelope) -> None:
         c = self._contact(env)
@@ -506,7 +517,7 @@ class RoutingView:
         if strategy == "round_robin":
             return (a.last_offer.get(rules.queue_id, 0), a.agent_id)
         if strategy == "fewest_contacts":
-            today = datetime.fromtimestamp(self.now, UTC).date().isoformat() if self.now else a.day
+            today = datetime.fromtimestamp(self.now, self.zone).date().isoformat() if self.now else a.day
             return (a.contacts_today if a.day == today else 0, a.idle_since, a.agent_id)
         return (a.idle_since, a.agent_id)
 
@@ -739,6 +750,12 @@ class RoutingView:
                     )
                     if expired:
                         actions.append(Action("overflow", cid, None, kind if kind == "no_agents" else "max_wait"))
+            elif kind == "callback_expiry":
+                # Checked after the decisions (Router.step): a callback an agent can take now is offered instead.
+                if c is not None and c.virtual and c.status in ("queued", "scheduled") and c.offered_to is None and c.pending is None:
+                    rules = self.queues.get(c.queue_id)
+                    if rules is not None and rules.callback_expired(t - c.since):
+                        actions.append(Action("give_up", cid, None, "max_age"))
             elif kind in ("relax", "due") and c is not None:
                 self._touch_contact(c)
                 rules = self.queues.get(c.queue_id)
@@ -748,7 +765,10 @@ class RoutingView:
 
     # ================================================================== reading
     def waiting_count(self, queue_id: str | None = None) -> int:
-        return sum(1 for c in self.contacts.values() if c.status == "queued" and (queue_id is None or c.queue_id == queue_id))
+        """Callers waiting on the line (callbacks are not: nobody is)."""
+        return sum(
+            1 for c in self.contacts.values() if c.status == "queued" and not c.virtual and (queue_id is None or c.queue_id == queue_id)
+        )
 
     def free_agents(self, media: str = "voice") -> list[str]:
         return sorted(a.agent_id for a in self.agents.values() if a.can_take(media))

@@ -83,6 +83,10 @@ class QueueRules:
     relaxation: list[list[int]] = field(default_factory=list)  # [[after_seconds, levels_down], ...]
     ageing_per_minute: float = 0.0
     join_when_empty: bool = True  # with no agent logged in who could serve it: queue anyway?
+    # A callback (virtual hold, or scheduled) no agent could take within this long of its
+    # place in line or due time is given up (reason max_age): it never waits for ever.
+    # None: no limit. A day, so that every shift (and its languages) had its turn.
+    callback_max_age_seconds: int | None = 24 * 3600
 
     @classmethod
     def parse(cls, queue_id: str, config: dict[str, Any]) -> QueueRules:
@@ -106,6 +110,8 @@ class QueueRules:
             raise InvalidCommand("service level target: 0 < percent <= 100 and seconds >= 0")
         if self.max_wait_seconds is not None and self.max_wait_seconds < 0:
             raise InvalidCommand("max_wait_seconds must be >= 0")
+        if self.callback_max_age_seconds is not None and self.callback_max_age_seconds <= 0:
+            raise InvalidCommand("callback_max_age_seconds must be > 0")
         if self.overflow is not None:
             to = self.overflow.get("to")
             if to not in OVERFLOW_TARGETS:
@@ -154,6 +160,11 @@ class QueueRules:
         relaxes keeps the skill for as long as the contact waits (overflow and maximum
         wait still apply)."""
         return bool(self.relaxation) and wait_seconds >= self.relaxation[-1][0]
+
+    def callback_expired(self, age_seconds: float) -> bool:
+        """Whether a callback that has waited this long (since its place in line or its
+        due time) is too old to attempt."""
+        return self.callback_max_age_seconds is not None and age_seconds >= self.callback_max_age_seconds
 
     def next_relaxation_after(self, wait_seconds: float) -> float | None:
         """The wait (seconds) at which the requirement next relaxes, if it ever does."""
