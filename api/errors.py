@@ -18,12 +18,13 @@ import sqlalchemy.exc
 from fastapi import FastAPI, Request
 from fastapi.encoders import jsonable_encoder
 from fastapi.exceptions import RequestValidationError
-from fastapi.responses import JSONResponse
+from fastapi.responses import JSONResponse, Response
 from pydantic import BaseModel, ConfigDict, Field
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.routing import BaseRoute, Match
 
 from analytics.reports import ReportError
+from api.open311.formats import error_answer, open311_format
 from domain.attachments.aggregate import TooLarge
 from domain.base import ConcurrencyConflict, DomainError, Forbidden, InvalidCommand, InvalidTransition, NotFound
 from domain.identity.sign_in import TooManyAttempts
@@ -222,7 +223,7 @@ def install(app: FastAPI) -> None:
         return internal_error()
 
     @app.exception_handler(StarletteHTTPException)
-    async def http_error(request: Request, exc: StarletteHTTPException) -> JSONResponse:
+    async def http_error(request: Request, exc: StarletteHTTPException) -> Response:
         if exc.status_code == 400:
             # The framework's answer to a body it cannot read (not UTF-8, a broken or
             # oversized form): invalid input like any other, so the same 422 and error body.
@@ -234,6 +235,10 @@ def install(app: FastAPI) -> None:
             allowed = {m for route in request.app.router.routes if route.matches(request.scope)[0] != Match.NONE for m in _methods(route)}
             if allowed:
                 headers["Allow"] = ", ".join(sorted(allowed))
+        if (fmt := open311_format(request.url.path)) is not None:  # an Open311 client reads its own error list
+            refused = error_answer(fmt, exc.status_code, str(exc.detail))
+            refused.headers.update(headers)
+            return refused
         return JSONResponse(error_body(exc.status_code, code, str(exc.detail)), status_code=exc.status_code, headers=headers or None)
 
 

@@ -19,6 +19,7 @@ from fastapi import FastAPI, Query
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from api.errors import error_body
+from api.open311.formats import error_answer, open311_format
 from domain.limits import HEADER_MAX, POSITION_MAX
 from infra.settings import Settings
 
@@ -59,14 +60,14 @@ class InputLimits:
                 body = error_body(
                     422, "header_too_long", f"the {name} header is longer than {limit} characters", {"field": name, "max_length": limit}
                 )
-                await _json(send, 422, body)
+                await _json(send, 422, body, scope["path"])
                 return
             if name == "content-length":
                 declared = int(raw_value) if raw_value.isdigit() else None
         limit = body_limit_for(self.settings, scope["method"], scope["path"])
         if declared is not None and declared > limit:
             # Refused before a byte of the body is read.
-            await _json(send, 413, too_large_body(limit))
+            await _json(send, 413, too_large_body(limit), scope["path"])
             return
 
         received = 0
@@ -86,7 +87,7 @@ class InputLimits:
                 if received > limit:
                     refused = True
                     if not started:
-                        await _json(send, 413, too_large_body(limit))
+                        await _json(send, 413, too_large_body(limit), scope["path"])
                     return {"type": "http.disconnect"}
             return message
 
@@ -101,11 +102,15 @@ class InputLimits:
         await self.app(scope, counted, tracked)
 
 
-async def _json(send: Send, status: int, body: dict[str, Any]) -> None:
-    """A JSON answer sent straight to the server; the connection is closed after it (the
-    rest of the body is never read)."""
-    content = json.dumps(body, separators=(",", ":")).encode()
-    headers = [(b"content-type", b"application/json"), (b"content-length", str(len(content)).encode()), (b"connection", b"close")]
+async def _json(send: Send, status: int, body: dict[str, Any], path: str = "") -> None:
+    """A JSON answer sent straight to the server (an Open311 error list under /open311/,
+    XML for a .xml path); the connection is closed after it (the rest of the body is never read)."""
+    if (fmt := open311_format(path)) is not None:
+        refused = error_answer(fmt, status, body["error"]["message"])
+        content, media_type = bytes(refused.body), refused.headers["content-type"].encode()
+    else:
+        content, media_type = json.dumps(body, separators=(",", ":")).encode(), b"application/json"
+    headers = [(b"content-type", media_type), (b"content-length", str(len(content)).encode()), (b"connection", b"close")]
     await send({"type": "http.response.start", "status": status, "headers": headers})
     await send({"type": "http.response.body", "body": content})
 

@@ -97,3 +97,12 @@ def answer(fmt: str, root: str, value: Any, status: int = 200) -> Response:
 
 def error_answer(fmt: str, status: int, description: str) -> Response:
     return answer(fmt if fmt in FORMATS else "json", "errors", [{"code": status, "description": description}], status)
+
+
+def open311_format(path: str) -> str | None:
+    """The format an Open311 client asked for by the path (``….xml`` or else JSON), for a
+    path under /open311/; None elsewhere. An error the framework answers there (a body too
+    large, an unknown path, a wrong method) is then the spec's error list in that format."""
+    if not path.startswith("/open311/"):
+        return None
+    return "xml" if path.endswith(".xml") else "json"

@@ -215,3 +215,20 @@ def test_a_bug_is_a_500_in_the_format_asked_for(
     monkeypatch.setattr(mapping, "services", broken)
     refused(client, "GET", "services.{fmt}", 500, "unexpected error")
     assert any(r.exc_info and "a bug in the service list" in str(r.exc_info[1]) for r in caplog.records)
+
+
+def test_errors_the_framework_answers_under_open311_are_the_specs_lists(client: TestClient, api_key: str) -> None:
+    """An unknown path, a wrong method and a body too large were answered in the API's own
+    JSON shape, even to a client that asked for .xml."""
+    for fmt in ("json", "xml"):
+        for method, path, status, kw in (
+            ("GET", f"nothing-here.{fmt}", 404, {}),
+            ("PUT", f"requests.{fmt}", 405, {}),
+            ("POST", f"requests.{fmt}", 413, {"data": {"api_key": api_key, "description": "x" * 2_000_000}}),
+        ):
+            response = client.request(method, f"{BASE}/{path}", **kw)
+            assert response.status_code == status, f"{method} {path}: {response.status_code} {response.text[:200]}"
+            errors = response.json() if fmt == "json" else xml_as_json(response.content, "errors", "errors.json")
+            validate("errors.json", errors)
+            assert errors[0]["code"] == status, errors
+
