@@ -31,7 +31,7 @@ from jinja2 import Environment, FileSystemLoader, StrictUndefined, select_autoes
 from markupsafe import Markup
 
 from api.console import reference
-from domain.access import Action, allows
+from domain.access import Access, Action, allows
 from domain.base import Actor
 from infra.runtime import Hotline
 
@@ -350,6 +350,9 @@ def context(request: Request, actor: Actor | None, area: str = "common", **value
         "gettext": t.gettext,
         "ngettext": t.ngettext,
         "name_in": lambda names: localised(names, language),
+        # Whether to offer an action: a form the policy would refuse is not shown (the API
+        # still decides). ``may("agents.session", subject="op-anna")``.
+        "may": lambda action, **on: actor is not None and allows(actor, Action(action), Access(**on) if on else None),
         "csrf": request.cookies.get("hotline_csrf", ""),
         "nav": [(path, t.gettext(label)) for path, label, roles in NAV if actor and roles & set(actor.roles)],
         "role_name": lambda role: term("role", role),
@@ -365,7 +368,6 @@ def context(request: Request, actor: Actor | None, area: str = "common", **value
         },
         "agent_state_name": lambda state: term("agent_state", state),
         "alarm_name": lambda alarm: term("alarm", alarm),
-        "may": lambda action: actor is not None and allows(actor, Action(action)),
         **values,
     }
 
