@@ -51,7 +51,7 @@ class EventStoreUnitOfWork:
     def get(self, cls: type[A], id: uuid.UUID) -> A:
         agg = self.find(cls, id)
         if agg is None:
-            raise NotFound(f"no {cls.STREAM.replace('_', ' ')} {id}")
+            raise NotFound(f"no {_SAID.get(cls.STREAM, cls.STREAM.replace('_', ' '))} {id}")
         return agg
 
     def add(self, aggregate: HotlineAggregate) -> None:
@@ -75,3 +75,7 @@ class EventStoreUnitOfWork:
                         agg.correlation_id = case  # type: ignore[attr-defined]
             events.extend(pending)
         return events
+
+
+# Streams whose names are not the words people use ("no workorder …" read oddly).
+_SAID = {"workorder": "work order"}
