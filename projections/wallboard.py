@@ -426,6 +426,10 @@ def agents(conn: Connection, now: datetime, state: str | None = None) -> list[di
     return out
 
 
+def queue_known(conn: Connection, queue_id: str) -> bool:
+    return conn.execute(sa.select(QUEUES.c.queue_id).where(QUEUES.c.queue_id == queue_id)).first() is not None
+
+
 def waiting_contacts(conn: Connection, now: datetime, queue_id: str) -> list[dict[str, Any]]:
     """The queue's waiting contacts in the order they will be served, with positions.
 

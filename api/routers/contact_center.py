@@ -136,6 +136,8 @@ def waiting(
     queue_id: str, hotline: Hotline = Depends(get_hotline), _: Actor = allow(Action.CONTACT_CENTER_READ), _ryw: None = ReadYourWrites
 ) -> list[dict[str, Any]]:
     with hotline.read_store.engine.connect() as conn:
+        if not wallboard.queue_known(conn, queue_id):
+            raise NotFound(f"no queue {queue_id}")
         return wallboard.waiting_contacts(conn, hotline.clock.now(), queue_id)
 
 

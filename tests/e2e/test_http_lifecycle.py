@@ -214,3 +214,8 @@ def test_wrong_methods_and_content_types_are_named(client: TestClient) -> None:
     r = client.post("/requests", content=b'{"kind": "action",', headers={**AGENT, "Content-Type": "application/json"})
     assert r.status_code == 422 and r.json()["error"]["details"]["problems"][0]["field"] == "", r.text
     assert "not valid JSON" in r.json()["error"]["message"]
+
+
+def test_an_unknown_queue_is_404(client: TestClient) -> None:
+    r = client.get("/queues/nope/waiting", headers=AGENT)
+    assert r.status_code == 404 and r.json()["error"]["message"] == "no queue nope", r.text
