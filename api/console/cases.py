@@ -15,7 +15,7 @@ from fastapi import Query, Request
 from fastapi.responses import HTMLResponse
 
 from api.auth import citizen_filter, department_filter, row_access
-from api.console.reference import department_names, problem_names
+from api.console.reference import department_names, problem_names, staff_names
 from api.console.session import page
 from api.console.web import N_, render
 from api.read_log import record_read
@@ -280,7 +280,7 @@ def _case_values(request: Request, actor: Actor, ref: str) -> dict[str, Any]:
         "reply": allows(actor, Action.REQUESTS_REPLY, on) and status in ("registered", "dispatched", "in_progress"),
         "close": allows(actor, Action.REQUESTS_CLOSE, on) and status in ("replied", "resolved"),
         "supervise": allows(actor, Action.REQUESTS_OVERSEE, on) and status in OPEN_STATES,
-        "audit": allows(actor, Action.REQUESTS_READ_INTERNAL, on),
+        "audit": allows(actor, Action.AUDIT_READ, on),  # the event log is the auditor's (api/console/audit.py)
         "attach": allows(actor, Action.ATTACHMENTS_ADD, on) and status != "closed",
     }
     # Whoever reads the case reads its attachments (api/routers/attachments.py, the same rule).
@@ -290,6 +290,7 @@ def _case_values(request: Request, actor: Actor, ref: str) -> dict[str, Any]:
     return {
         "case": row,
         "timeline": case_timeline(hotline, actor, row),
+        "staff_names": staff_names(hotline),  # who took each step, by name
         "contact": contact,
         "work_order": work_order,
         "attachments": attachments,

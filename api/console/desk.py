@@ -77,6 +77,7 @@ def _desk(hotline: Hotline, agent_id: str) -> dict[str, Any]:
         agent[key] = json.loads(agent.get(key) or empty)
     shown["agent"] = {**agent, **{k: v for k, v in shown["agent"].items() if v is not None}}
     shown["queues"] = queues
+    shown["queue_names"] = {q["queue_id"]: q.get("names") for q in queues}  # a contact's queue by its name
     shown["known_skills"] = sorted(known_skills | set(agent["skills"]))
     return shown
 

@@ -1,7 +1,7 @@
 """What the screens name: departments, categories and problem codes from the catalogue, in
 every language, read as reference data (the event store's cache, checked against the store
 every 2 s), never rebuilt from the catalogue's events for each page; queues and agents
-from the wallboard's read model."""
+from the wallboard's read model; staff from theirs."""
 
 from __future__ import annotations
 
@@ -12,7 +12,7 @@ import sqlalchemy as sa
 
 from domain.catalogue.aggregate import catalogue_id
 from infra.runtime import Hotline
-from projections import wallboard
+from projections import staff, wallboard
 
 
 def catalogue(hotline: Hotline) -> Any:
@@ -56,3 +56,10 @@ def agent_names(hotline: Hotline) -> dict[str, str]:
     with hotline.read_store.engine.connect() as conn:
         rows = conn.execute(sa.select(wallboard.AGENTS.c.agent_id, wallboard.AGENTS.c.name)).all()
     return {agent_id: name for agent_id, name in rows if name}
+
+
+def staff_names(hotline: Hotline) -> dict[str, str]:
+    """Staff username → their name (the staff read model): who took a step of a case."""
+    with hotline.read_store.engine.connect() as conn:
+        rows = conn.execute(sa.select(staff.STAFF.c.username, staff.STAFF.c.name)).all()
+    return {username: name for username, name in rows if name}
