@@ -253,7 +253,7 @@ _REQUEST_SHAPE = json.dumps(
         "status": "VARCHAR",
     }
 )
-_AGENT_SHAPE = json.dumps({"state": "VARCHAR", "reason": "VARCHAR", "status": "VARCHAR"})
+_AGENT_SHAPE = json.dumps({"state": "VARCHAR", "reason": "VARCHAR", "status": "VARCHAR", "agent_id": "VARCHAR"})
 # A search's fields (search_performed) and its outcomes' (article_opened, used_to_answer,
 # deflected: article_id, revision, rank, request_id); ``shown`` stays in ``events``.
 _KNOWLEDGE_SHAPE = json.dumps(
@@ -353,7 +353,8 @@ SELECT event_id, position, aggregate_id AS request_id, version, time, name,
 FROM (SELECT *, json_transform(data, '{_REQUEST_SHAPE}') AS d FROM fresh WHERE typed = 'request_events')""",
     "agent_events": f"""
 INSERT INTO agent_events
-SELECT event_id, position, aggregate_id, version, time, name, coalesce(d.state, d.status), d.reason
+SELECT event_id, position, aggregate_id, version, time, name, coalesce(d.state, d.status), d.reason,
+    coalesce(d.agent_id, aggregate_id)
 FROM (SELECT *, json_transform(data, '{_AGENT_SHAPE}') AS d FROM fresh WHERE typed = 'agent_events')""",
     "knowledge_events": f"""
 INSERT INTO knowledge_events (event_id, position, aggregate_id, time, name, query, language, results, answered,

@@ -1,10 +1,19 @@
 """The hotline's KPIs, with the field's standard definitions (see README "Analytics").
 
 Every function takes a DuckDB connection (usually read-only, on the snapshot), a window
-``[start, end)`` in UTC and optionally ``by``: a time bucket (``hour``, ``interval``
-(30 min), ``day``, ``week``, ``month``, ``total``) or a dimension (``queue``, ``channel``,
+``[start, end)``, optionally ``by``: a time bucket (``hour``, ``interval`` (30 min),
+``day``, ``week``, ``month``, ``total``) or a dimension (``queue``, ``channel``,
 ``agent``, ``language`` for contacts; ``department``, ``category``, ``problem_code``,
-``channel``, ``kind``, ``urgency`` for requests). Functions return rows as dicts.
+``channel``, ``kind``, ``urgency`` for requests), and ``tz``: the hotline's time zone
+(``Settings.time_zone``; UTC if not given). Functions return rows as dicts.
+
+Time zone. The tables hold UTC. A window bound with an offset is that instant; a date or
+a time without one is wall-clock time in ``tz``. Days, weeks (from Monday) and months are
+``tz``'s calendar ones, by DuckDB's ICU time zone rules (a DST day has 23 or 25 hours):
+such a bucket is the local ``date`` the period starts on. Hours and half hours are
+absolute (the hour a DST change repeats makes two buckets), aligned to ``tz``'s hours:
+such a bucket, like every other time a row holds, is an aware ``datetime`` in ``tz``. The
+heat map's weekday and hour are local.
 
 Definitions (T = service-level threshold, S = short-abandon threshold):
 
@@ -22,8 +31,9 @@ Definitions (T = service-level threshold, S = short-abandon threshold):
   citizen registers no other request with the same problem code within N days;
   repeat complaint = a complaint whose citizen complained about the same problem code
   in the N days before;
-* backlog as of the window's end: requests registered and not yet resolved or closed,
-  with their age and whether they are past due;
+* backlog as of a moment (the report's: the window's end, or now if that is earlier):
+  requests registered and not yet resolved or closed, with their age and whether they
+  are past due;
 * knowledge base (the searches performed in the window, with their outcomes whenever
   they came; events of the ``knowledge`` stream): answer rate = searches followed by
   ``used_to_answer`` or ``deflected`` / searches (also per channel: agent, self_service,
@@ -40,8 +50,9 @@ from __future__ import annotations
 import re
 import time as _time
 from dataclasses import asdict, dataclass
-from datetime import UTC, date, datetime, timedelta
+from datetime import UTC, date, datetime
 from typing import Any
+from zoneinfo import ZoneInfo
 
 import duckdb
 
@@ -72,25 +83,89 @@ class KpiParams:
         return asdict(self)
 
 
-def as_utc_naive(value: datetime | date | str) -> datetime:
-    """Window bounds: dates mean midnight UTC; aware datetimes are converted to UTC."""
+def _parsed(value: datetime | date | str) -> datetime:
     if isinstance(value, str):
         value = datetime.fromisoformat(value) if "T" in value or " " in value else date.fromisoformat(value)
     if not isinstance(value, datetime):
         return datetime(value.year, value.month, value.day)
+    return value
+
+
+def as_utc_naive(value: datetime | date | str) -> datetime:
+    """Dates mean midnight UTC; aware datetimes are converted to UTC (see :func:`utc_bound`
+    for bounds in the hotline's time zone)."""
+    value = _parsed(value)
     if value.tzinfo is not None:
         value = value.astimezone(UTC).replace(tzinfo=None)
     return value
 
 
+# A UTC TIMESTAMP (every table's) as wall-clock time in $tz, and wall-clock time back to UTC.
+def _local(utc: str) -> str:
+    return f"timezone($tz, timezone('UTC', {utc}))"
+
+
+def _utc(local: str) -> str:
+    return f"timezone('UTC', timezone($tz, {local}))"
+
+
+def check_time_zone(conn: duckdb.DuckDBPyConnection, tz: str) -> str:
+    """``tz`` if DuckDB's ICU knows it, else ValueError."""
+    try:
+        conn.execute("SELECT timezone($tz, TIMESTAMPTZ '2000-01-01 00:00:00+00')", {"tz": tz})
+    except duckdb.Error:
+        raise ValueError(f"unknown time zone {tz!r}: use an IANA name such as Europe/Rome") from None
+    return tz
+
+
+def utc_bound(conn: duckdb.DuckDBPyConnection, value: datetime | date | str, tz: str = "UTC") -> datetime:
+    """A window bound in UTC (naive, as the tables hold it): an aware datetime is that
+    instant; a date or a datetime without an offset is wall-clock time in ``tz``."""
+    v = _parsed(value)
+    if v.tzinfo is not None or tz == "UTC":
+        return as_utc_naive(v)
+    row = conn.execute(f"SELECT {_utc('$t::TIMESTAMP')}", {"tz": tz, "t": v}).fetchone()
+    return row[0]  # type: ignore[index]
+
+
+def shift_days(conn: duckdb.DuckDBPyConnection, at: datetime, days: int, tz: str = "UTC", midnight: bool = False) -> datetime:
+    """``at`` (UTC) moved by ``days`` calendar days of ``tz`` (back, if negative), in UTC:
+    the same local time of day (local midnight if ``midnight``), so a day across a DST
+    change is 23 or 25 hours."""
+    local = _local("$t::TIMESTAMP")
+    if midnight:
+        local = f"date_trunc('day', {local})"
+    moved = f"{local} + INTERVAL (CAST($days AS INTEGER)) DAY"
+    row = conn.execute(f"SELECT {_utc(moved)}", {"tz": tz, "t": as_utc_naive(at), "days": days}).fetchone()
+    return row[0]  # type: ignore[index]
+
+
+def in_zone(value: datetime, tz: str) -> datetime:
+    """A time as an aware datetime in ``tz`` (a naive one is UTC, as the tables')."""
+    return (value if value.tzinfo is not None else value.replace(tzinfo=UTC)).astimezone(ZoneInfo(tz))
+
+
 def _bucket(by: str | None, column: str) -> str:
+    """The bucket of a UTC TIMESTAMP ``column``: the local date a day, week or month starts
+    on; an absolute hour or half hour aligned to $tz's (a TIMESTAMPTZ)."""
     if by in (None, "", "total"):
         return "'total'"
-    if by == "interval":
-        return f"time_bucket(INTERVAL '30 minutes', {column})"
+    if by in ("hour", "interval"):
+        return f"time_bucket(INTERVAL '{TIME_BUCKETS[by]}', timezone('UTC', {column}), $tz)"
     if by in TIME_BUCKETS:
-        return f"date_trunc('{by}', {column})"
+        return f"CAST(date_trunc('{by}', {_local(column)}) AS DATE)"
     raise ValueError(f"cannot group by {by!r} here")
+
+
+def _buckets(by: str) -> str:
+    """Every bucket of the window [$from, $to) as :func:`_bucket` names it, with its bounds
+    in UTC (``lo``, ``hi``)."""
+    step = f"INTERVAL '{TIME_BUCKETS[by]}'"
+    if by in ("hour", "interval"):
+        series = f"generate_series(time_bucket({step}, timezone('UTC', $from), $tz), timezone('UTC', $to), {step})"
+        return f"SELECT b AS bucket, timezone('UTC', b) AS lo, timezone('UTC', b + {step}) AS hi FROM (SELECT unnest({series}) AS b)"
+    series = f"generate_series(date_trunc('{by}', {_local('$from')}), {_local('$to')}, {step})"
+    return f"SELECT CAST(b AS DATE) AS bucket, {_utc('b')} AS lo, {_utc(f'b + {step}')} AS hi FROM (SELECT unnest({series}) AS b)"
 
 
 def _ratio(n: Any, d: Any) -> float | None:
@@ -101,14 +176,19 @@ def _rows(conn: duckdb.DuckDBPyConnection, sql: str, params: dict[str, Any]) -> 
     # Only the parameters the statement uses (DuckDB refuses extra ones).
     cur = conn.execute(sql, {k: v for k, v in params.items() if re.search(rf"\${k}\b", sql)})
     names = [d[0] for d in cur.description]
-    return [dict(zip(names, r, strict=True)) for r in cur.fetchall()]
+    tz = params.get("tz") or "UTC"
+    # TIMESTAMPTZ values arrive in the session's zone (UTC): shown in the hotline's.
+    return [
+        {n: in_zone(v, tz) if isinstance(v, datetime) and v.tzinfo is not None else v for n, v in zip(names, r, strict=True)}
+        for r in cur.fetchall()
+    ]
 
 
-def _window(start: Any, end: Any) -> dict[str, datetime]:
-    s, e = as_utc_naive(start), as_utc_naive(end)
+def _window(conn: duckdb.DuckDBPyConnection, start: Any, end: Any, tz: str = "UTC") -> dict[str, Any]:
+    s, e = utc_bound(conn, start, tz), utc_bound(conn, end, tz)
     if e <= s:
         raise ValueError("the window's end must be after its start")
-    return {"from": s, "to": e}
+    return {"from": s, "to": e, "tz": tz}
 
 
 # ------------------------------------------------------------------------ contacts
@@ -119,9 +199,10 @@ def contact_kpis(
     by: str | None = "total",
     p: KpiParams = KpiParams(),
     source: str = CONTACTS_IN_WINDOW,
+    tz: str = "UTC",
 ) -> list[dict[str, Any]]:
     """Service level, ASA, AHT, abandonment, answer rate (and occupancy for time buckets and agents)."""
-    w = _window(start, end)
+    w = _window(conn, start, end, tz)
     key = CONTACT_DIMENSIONS.get(by or "")
     bucket = key if key else _bucket(by, "started_at")
     rows = _rows(
@@ -149,9 +230,9 @@ def contact_kpis(
     )
     staffed: dict[Any, float] = {}
     if by == "agent":
-        staffed = {r["bucket"]: r["staffed_seconds"] for r in staffed_time(conn, w["from"], w["to"], "agent")}
+        staffed = {r["bucket"]: r["staffed_seconds"] for r in staffed_time(conn, start, end, "agent", tz)}
     elif key is None:
-        staffed = {r["bucket"]: r["staffed_seconds"] for r in staffed_time(conn, w["from"], w["to"], by)}
+        staffed = {r["bucket"]: r["staffed_seconds"] for r in staffed_time(conn, start, end, by, tz)}
     if key is None:  # time buckets where agents were staffed but nobody called
         have = {r["bucket"] for r in rows}
         zero = dict.fromkeys(
@@ -172,19 +253,20 @@ def contact_kpis(
     return rows
 
 
-def staffed_time(conn: duckdb.DuckDBPyConnection, start: Any, end: Any, by: str | None = "total") -> list[dict[str, Any]]:
-    """Seconds agents were logged in and not in an aux state, cut to the window (and buckets).
+def staffed_time(conn: duckdb.DuckDBPyConnection, start: Any, end: Any, by: str | None = "total", tz: str = "UTC") -> list[dict[str, Any]]:
+    """Seconds agents were logged in and not in an aux state, cut to the window (and buckets);
+    by agent, keyed by the agent's id as contacts name it (``agent_code``).
 
     A state still open is counted up to the latest event the database holds, not to the
     end of the window: the rest of today has not been staffed yet."""
-    w = _window(start, end)
+    w = _window(conn, start, end, tz)
     known = conn.execute("SELECT max(time) FROM events").fetchone()
     w["open_until"] = min(w["to"], known[0]) if known and known[0] is not None else w["to"]
     if by == "agent":
         return _rows(
             conn,
             """
-            SELECT agent_id AS bucket,
+            SELECT agent_code AS bucket,
                 sum(epoch(least(coalesce(ended_at, $open_until), $to) - greatest(started_at, $from))) AS staffed_seconds
             FROM agent_states
             WHERE staffed AND started_at < $to AND coalesce(ended_at, $open_until) > $from
@@ -205,18 +287,15 @@ def staffed_time(conn: duckdb.DuckDBPyConnection, start: Any, end: Any, by: str 
         )
     if by not in TIME_BUCKETS:
         return []
-    step = TIME_BUCKETS[by]
-    first = "time_bucket(INTERVAL '30 minutes', $from)" if by == "interval" else f"date_trunc('{by}', $from)"
     return _rows(
         conn,
         f"""
-        WITH b AS (SELECT unnest(generate_series({first}, $to, INTERVAL '{step}')) AS bs),
+        WITH b AS ({_buckets(by)}),
         s AS (SELECT started_at, coalesce(ended_at, $open_until) AS ended_at FROM agent_states
               WHERE staffed AND started_at < $to AND coalesce(ended_at, $open_until) > $from)
-        SELECT bs AS bucket,
-            sum(epoch(least(s.ended_at, bs + INTERVAL '{step}', $to) - greatest(s.started_at, bs, $from))) AS staffed_seconds
-        FROM b JOIN s ON s.started_at < bs + INTERVAL '{step}' AND s.ended_at > bs
-        WHERE bs < $to
+        SELECT bucket, sum(epoch(least(s.ended_at, hi, $to) - greatest(s.started_at, lo, $from))) AS staffed_seconds
+        FROM b JOIN s ON s.started_at < hi AND s.ended_at > lo
+        WHERE lo < $to
         GROUP BY ALL ORDER BY bucket
         """,
         w,
@@ -236,10 +315,10 @@ def _request_bucket(by: str | None) -> tuple[str, str]:
 
 
 def request_kpis(
-    conn: duckdb.DuckDBPyConnection, start: Any, end: Any, by: str | None = "total", p: KpiParams = KpiParams()
+    conn: duckdb.DuckDBPyConnection, start: Any, end: Any, by: str | None = "total", p: KpiParams = KpiParams(), tz: str = "UTC"
 ) -> list[dict[str, Any]]:
     """Intake, dispatches, closures on time, reopenings and satisfaction, each counted when it happened."""
-    w = _window(start, end)
+    w = _window(conn, start, end, tz)
     bucket, join = _request_bucket(by)
     rows = _rows(
         conn,
@@ -283,7 +362,7 @@ class _SameProblemQuery:
 
 
 def _same_problem(
-    conn: duckdb.DuckDBPyConnection, start: Any, end: Any, by: str | None, days: int, q: _SameProblemQuery
+    conn: duckdb.DuckDBPyConnection, start: Any, end: Any, by: str | None, days: int, q: _SameProblemQuery, tz: str
 ) -> list[dict[str, Any]]:
     col = REQUEST_DIMENSIONS.get(by or "")
     bucket = col if col else _bucket(by, "registered_at")
@@ -300,7 +379,7 @@ def _same_problem(
         FROM r WHERE registered_at >= $from AND registered_at < $to
         GROUP BY ALL ORDER BY bucket NULLS LAST
         """,
-        {**_window(start, end), "days": days},
+        {**_window(conn, start, end, tz), "days": days},
     )
     name, numerator, denominator = q.rate
     for r in rows:
@@ -328,25 +407,25 @@ _REPEAT_COMPLAINTS = _SameProblemQuery(
 
 
 def fcr(
-    conn: duckdb.DuckDBPyConnection, start: Any, end: Any, by: str | None = "total", p: KpiParams = KpiParams()
+    conn: duckdb.DuckDBPyConnection, start: Any, end: Any, by: str | None = "total", p: KpiParams = KpiParams(), tz: str = "UTC"
 ) -> list[dict[str, Any]]:
     """First contact resolution over requests registered in the window (citizen and problem code known)."""
-    return _same_problem(conn, start, end, by, p.fcr_days, _FCR)
+    return _same_problem(conn, start, end, by, p.fcr_days, _FCR, tz)
 
 
 def repeat_complaints(
-    conn: duckdb.DuckDBPyConnection, start: Any, end: Any, by: str | None = "total", p: KpiParams = KpiParams()
+    conn: duckdb.DuckDBPyConnection, start: Any, end: Any, by: str | None = "total", p: KpiParams = KpiParams(), tz: str = "UTC"
 ) -> list[dict[str, Any]]:
     """Complaints in the window, and those repeating the same citizen's complaint about the same problem."""
-    return _same_problem(conn, start, end, by, p.repeat_days, _REPEAT_COMPLAINTS)
+    return _same_problem(conn, start, end, by, p.repeat_days, _REPEAT_COMPLAINTS, tz)
 
 
 AGE_BUCKETS = (("under_1d", 0, 1), ("d1_3", 1, 3), ("d3_7", 3, 7), ("d7_30", 7, 30), ("over_30d", 30, None))
 
 
-def backlog(conn: duckdb.DuckDBPyConnection, as_of: Any, by: str | None = "department") -> list[dict[str, Any]]:
+def backlog(conn: duckdb.DuckDBPyConnection, as_of: Any, by: str | None = "department", tz: str = "UTC") -> list[dict[str, Any]]:
     """Open requests as of a moment, by department / category: count, past due, ageing."""
-    t = as_utc_naive(as_of)
+    t = utc_bound(conn, as_of, tz)
     dims = {"department": "department_id", "category": "category_id", "problem_code": "problem_code", "urgency": "urgency"}
     order = "1"  # ties in a stable order
     if by in ("department_category", "department,category"):
@@ -378,8 +457,10 @@ def backlog(conn: duckdb.DuckDBPyConnection, as_of: Any, by: str | None = "depar
     )
 
 
-def top_problems(conn: duckdb.DuckDBPyConnection, start: Any, end: Any, p: KpiParams = KpiParams()) -> list[dict[str, Any]]:
-    w = _window(start, end)
+def top_problems(
+    conn: duckdb.DuckDBPyConnection, start: Any, end: Any, p: KpiParams = KpiParams(), tz: str = "UTC"
+) -> list[dict[str, Any]]:
+    w = _window(conn, start, end, tz)
     rows = _rows(
         conn,
         """
@@ -393,7 +474,7 @@ def top_problems(conn: duckdb.DuckDBPyConnection, start: Any, end: Any, p: KpiPa
     )
     total = sum(r["requests"] for r in rows) or 0
     registered = conn.execute(
-        "SELECT count(*) FROM request_events WHERE name = 'registered' AND time >= $from AND time < $to", w
+        "SELECT count(*) FROM request_events WHERE name = 'registered' AND time >= $from AND time < $to", {"from": w["from"], "to": w["to"]}
     ).fetchone()[0]  # type: ignore[index]
     for r in rows:
         r["share"] = _ratio(r["requests"], registered or total)
@@ -401,14 +482,19 @@ def top_problems(conn: duckdb.DuckDBPyConnection, start: Any, end: Any, p: KpiPa
 
 
 def heatmap(
-    conn: duckdb.DuckDBPyConnection, start: Any, end: Any, p: KpiParams = KpiParams(), source: str = CONTACTS_IN_WINDOW
+    conn: duckdb.DuckDBPyConnection,
+    start: Any,
+    end: Any,
+    p: KpiParams = KpiParams(),
+    source: str = CONTACTS_IN_WINDOW,
+    tz: str = "UTC",
 ) -> list[dict[str, Any]]:
-    """Offered contacts by ISO weekday (1 = Monday) and hour of day, with service level."""
-    w = _window(start, end)
+    """Offered contacts by ISO weekday (1 = Monday) and hour of the local day, with service level."""
+    w = _window(conn, start, end, tz)
     rows = _rows(
         conn,
         f"""
-        SELECT isodow(started_at) AS weekday, hour(started_at) AS hour,
+        SELECT isodow({_local("started_at")}) AS weekday, hour({_local("started_at")}) AS hour,
             count(*) AS offered,
             count(*) FILTER (answered) AS answered,
             count(*) FILTER (abandoned) AS abandoned,
@@ -429,11 +515,11 @@ KNOWLEDGE_DIMENSIONS = {"language": "language", "channel": "channel", "trigger":
 KNOWLEDGE_IN_WINDOW = "knowledge_searches_between($from, $to)"
 
 
-def knowledge(conn: duckdb.DuckDBPyConnection, start: Any, end: Any, by: str | None = "total") -> list[dict[str, Any]]:
+def knowledge(conn: duckdb.DuckDBPyConnection, start: Any, end: Any, by: str | None = "total", tz: str = "UTC") -> list[dict[str, Any]]:
     """Knowledge-base answer rate (searches used to answer or deflected / searches) and
     deflection rate (self-service searches deflected / self-service searches), with the
     counts behind them, for the searches performed in the window."""
-    w = _window(start, end)
+    w = _window(conn, start, end, tz)
     key = KNOWLEDGE_DIMENSIONS.get(by or "")
     bucket = key if key else _bucket(by, "time")
     rows = _rows(
@@ -461,17 +547,19 @@ def knowledge(conn: duckdb.DuckDBPyConnection, start: Any, end: Any, by: str | N
     return rows
 
 
-def knowledge_unanswered(conn: duckdb.DuckDBPyConnection, start: Any, end: Any, p: KpiParams = KpiParams()) -> list[dict[str, Any]]:
+def knowledge_unanswered(
+    conn: duckdb.DuckDBPyConnection, start: Any, end: Any, p: KpiParams = KpiParams(), tz: str = "UTC"
+) -> list[dict[str, Any]]:
     """The ``p.top`` most frequent unanswered queries of each language (nothing shown, or
     no good answer), by normalised query text; ``example`` is one query as typed."""
-    w = _window(start, end)
+    w = _window(conn, start, end, tz)
     return _rows(
         conn,
         f"""
         SELECT language, query_key AS query, count(*) AS searches,
             count(*) FILTER (coalesce(results, 0) = 0) AS no_results,
             count(*) FILTER (no_good_answer) AS no_good_answer,
-            min(query) AS example, max(time) AS last_searched_at
+            min(query) AS example, timezone('UTC', max(time)) AS last_searched_at
         FROM {KNOWLEDGE_IN_WINDOW} WHERE unanswered
         GROUP BY language, query_key
         QUALIFY row_number() OVER (PARTITION BY language ORDER BY count(*) DESC, query_key) <= $top
@@ -482,12 +570,12 @@ def knowledge_unanswered(conn: duckdb.DuckDBPyConnection, start: Any, end: Any, 
 
 
 def knowledge_unresolved_articles(
-    conn: duckdb.DuckDBPyConnection, start: Any, end: Any, p: KpiParams = KpiParams()
+    conn: duckdb.DuckDBPyConnection, start: Any, end: Any, p: KpiParams = KpiParams(), tz: str = "UTC"
 ) -> list[dict[str, Any]]:
     """Articles read but not resolving: per article, the searches (performed in the
     window) that opened it, and how many of them did not end with it (used to answer or
     named by a deflection); the ``p.top`` articles with most such reads."""
-    w = _window(start, end)
+    w = _window(conn, start, end, tz)
     rows = _rows(
         conn,
         """
@@ -504,9 +592,9 @@ def knowledge_unresolved_articles(
     return rows
 
 
-def arrivals(conn: duckdb.DuckDBPyConnection, start: Any, end: Any, by: str = "interval") -> list[dict[str, Any]]:
+def arrivals(conn: duckdb.DuckDBPyConnection, start: Any, end: Any, by: str = "interval", tz: str = "UTC") -> list[dict[str, Any]]:
     """Offered contacts and AHT per interval: the input to staffing."""
-    w = _window(start, end)
+    w = _window(conn, start, end, tz)
     return _rows(
         conn,
         f"""
@@ -519,14 +607,16 @@ def arrivals(conn: duckdb.DuckDBPyConnection, start: Any, end: Any, by: str = "i
     )
 
 
-def kpi_suite(conn: duckdb.DuckDBPyConnection, start: Any, end: Any, p: KpiParams = KpiParams(), by: str = "total") -> dict[str, Any]:
+def kpi_suite(
+    conn: duckdb.DuckDBPyConnection, start: Any, end: Any, p: KpiParams = KpiParams(), by: str = "total", tz: str = "UTC"
+) -> dict[str, Any]:
     """Every standard KPI for a window; ``timings`` says how long each part took."""
     timings: dict[str, float] = {}
     out: dict[str, Any] = {}
 
-    def timed(name: str, fn: Any, *args: Any) -> None:
+    def timed(name: str, fn: Any, *args: Any, **kw: Any) -> None:
         t0 = _time.perf_counter()
-        out[name] = fn(*args)
+        out[name] = fn(*args, tz=tz, **kw)
         timings[name] = _time.perf_counter() - t0
 
     # Contacts and requests are read from the fact tables ingest keeps (one row each),
@@ -552,11 +642,12 @@ def data_range(conn: duckdb.DuckDBPyConnection) -> tuple[datetime | None, dateti
     return (row[0], row[1]) if row else (None, None)
 
 
-def default_window(conn: duckdb.DuckDBPyConnection, days: int = 7) -> tuple[datetime, datetime]:
-    """The last ``days`` days that have data (ending with the day of the latest event)."""
+def default_window(
+    conn: duckdb.DuckDBPyConnection, days: int = 7, tz: str = "UTC", now: datetime | None = None
+) -> tuple[datetime, datetime]:
+    """The last ``days`` local days that have data, ending with the local day of the latest
+    event (or of ``now`` when there is none), as UTC bounds."""
     _, last = data_range(conn)
     if last is None:
-        today = datetime.now(UTC).replace(tzinfo=None)
-        last = today
-    end = datetime(last.year, last.month, last.day) + timedelta(days=1)
-    return end - timedelta(days=days), end
+        last = as_utc_naive(now or datetime.now(UTC))
+    return shift_days(conn, last, 1 - days, tz, midnight=True), shift_days(conn, last, 1, tz, midnight=True)

@@ -1,10 +1,13 @@
 """Standard reports and the report builder.
 
-A report turns a window (``from``/``to``, UTC) and a grouping (``by``) into a table with
-column formats and a chart. Standard reports are written in Python over
-:mod:`analytics.kpis`; *saved* reports are parameterised SQL over the fact views that a
-user stores under a name, with their own formulas (extra columns computed from the
-result), formats and chart.
+A report turns a window (``from``/``to``) and a grouping (``by``) into a table with
+column formats and a chart, in the hotline's time zone (``Settings.time_zone``, see
+:mod:`analytics.kpis`): a date or a time without an offset is local; a day, week or month
+is a local calendar one, its bucket the local ``date`` it starts on; an hour bucket, like
+any other time, is an aware datetime in that zone (ISO 8601 with its offset in JSON and
+CSV). Standard reports are written in Python over :mod:`analytics.kpis`; *saved* reports
+are parameterised SQL over the fact views that a user stores under a name, with their own
+formulas (extra columns computed from the result), formats and chart.
 
 Safety of saved reports (checked before saving and again on every run):
 
@@ -12,7 +15,9 @@ Safety of saved reports (checked before saving and again on every run):
 * it runs on a read-only connection to the analytics snapshot with file access disabled
   and configuration locked (no ``read_csv('/etc/passwd')``, no ``ATTACH``, no ``COPY``);
 * it runs under a time limit: a timer thread calls ``conn.interrupt()``;
-* parameters are bound, never pasted: ``$from``, ``$to``, ``$by`` and the KPI thresholds.
+* parameters are bound, never pasted: ``$from``, ``$to`` (UTC, as the tables), ``$by``,
+  ``$tz`` (the hotline's time zone: ``timezone($tz, timezone('UTC', started_at))`` is local
+  time) and the KPI thresholds.
 """
 
 from __future__ import annotations
@@ -25,7 +30,7 @@ import threading
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import asdict, dataclass, field
-from datetime import date, datetime, timedelta
+from datetime import UTC, date, datetime, timedelta
 from decimal import Decimal
 from pathlib import Path
 from typing import Any
@@ -36,6 +41,7 @@ import sqlalchemy as sa
 from analytics import erlang, kpis
 from analytics.ingest import snapshot_path_for
 from analytics.kpis import KpiParams
+from domain.base import Clock, SystemClock
 
 DEFAULT_TIMEOUT = 10.0
 MAX_ROWS = 100_000
@@ -204,11 +210,16 @@ def format_value(v: Any, fmt: str | None) -> str:
 # ------------------------------------------------------------------------ standard reports
 @dataclass
 class Window:
-    start: datetime
+    start: datetime  # aware: the KPI functions take a naive time as local
     end: datetime
     by: str | None
     params: KpiParams
     extra: dict[str, Any]
+    tz: str = "UTC"  # the hotline's time zone: local days, shown times
+    now: datetime | None = None  # aware: the business clock's time, for "as of now"
+
+    def local(self, t: datetime) -> datetime:
+        return kpis.in_zone(t, self.tz)
 
 
 PCT = "percent"
@@ -225,6 +236,7 @@ CONTACT_FORMATS = {
     "avg_talk_seconds": SEC,
     "avg_hold_seconds": SEC,
     "avg_wrap_seconds": SEC,
+    "staffed_seconds": SEC,
     "on_time_rate": PCT,
     "satisfaction_rate": PCT,
     "fcr_rate": PCT,
@@ -246,16 +258,17 @@ def _table(name: str, title: str, rows: list[dict[str, Any]], columns: list[str]
         rows=[[r.get(c) for c in columns] for r in rows],
         formats={c: CONTACT_FORMATS.get(c, "number") for c in columns},
         chart=chart,
-        params={"from": w.start, "to": w.end, "by": w.by, **w.params.as_dict(), **w.extra},
+        params={"from": w.local(w.start), "to": w.local(w.end), "time_zone": w.tz, "by": w.by, **w.params.as_dict(), **w.extra},
     )
 
 
 def _daily(conn: duckdb.DuckDBPyConnection, w: Window) -> ReportResult:
     by = w.by or "day"
-    c = {r["bucket"]: r for r in kpis.contact_kpis(conn, w.start, w.end, by, w.params)}
-    r = {x["bucket"]: x for x in kpis.request_kpis(conn, w.start, w.end, by, w.params)}
+    c = {r["bucket"]: r for r in kpis.contact_kpis(conn, w.start, w.end, by, w.params, tz=w.tz)}
+    r = {x["bucket"]: x for x in kpis.request_kpis(conn, w.start, w.end, by, w.params, tz=w.tz)}
     rows = []
-    for key in sorted(set(c) | set(r), key=lambda k: (k is None, str(k))):
+    # (Buckets of one grouping have one type: dates, aware datetimes or 'total'.)
+    for key in sorted(set(c) | set(r), key=lambda k: (k is None, k)):
         rows.append({"bucket": key, **(c.get(key) or {}), **(r.get(key) or {})})
     cols = [
         "bucket", "offered", "answered", "abandoned", "short_abandoned", "service_level", "service_level_offered",
@@ -268,7 +281,7 @@ def _daily(conn: duckdb.DuckDBPyConnection, w: Window) -> ReportResult:
 
 
 def _contacts(conn: duckdb.DuckDBPyConnection, w: Window) -> ReportResult:
-    rows = kpis.contact_kpis(conn, w.start, w.end, w.by or "hour", w.params)
+    rows = kpis.contact_kpis(conn, w.start, w.end, w.by or "hour", w.params, tz=w.tz)
     cols = [
         "bucket", "offered", "answered", "abandoned", "short_abandoned", "answered_within_threshold", "service_level",
         "service_level_offered", "asa_seconds", "longest_wait_seconds", "aht_seconds", "avg_talk_seconds",
@@ -294,7 +307,7 @@ def _agents(conn: duckdb.DuckDBPyConnection, w: Window) -> ReportResult:
 
 
 def _requests(conn: duckdb.DuckDBPyConnection, w: Window) -> ReportResult:
-    rows = kpis.request_kpis(conn, w.start, w.end, w.by or "department", w.params)
+    rows = kpis.request_kpis(conn, w.start, w.end, w.by or "department", w.params, tz=w.tz)
     cols = ["bucket", "requests_registered", "dispatches", "returns", "closed", "closed_on_time", "on_time_rate",
             "reopened", "ratings", "satisfaction_avg", "satisfaction_rate"]  # fmt: skip
     return _table(
@@ -308,14 +321,14 @@ def _requests(conn: duckdb.DuckDBPyConnection, w: Window) -> ReportResult:
 
 
 def _fcr(conn: duckdb.DuckDBPyConnection, w: Window) -> ReportResult:
-    rows = kpis.fcr(conn, w.start, w.end, w.by or "total", w.params)
+    rows = kpis.fcr(conn, w.start, w.end, w.by or "total", w.params, tz=w.tz)
     title = f"First contact resolution (no repeat within {w.params.fcr_days} days)"
     cols = ["bucket", "eligible_requests", "resolved_first_contact", "fcr_rate"]
     return _table("fcr", title, rows, cols, Chart("bar", "bucket", ["fcr_rate"]), w)
 
 
 def _repeats(conn: duckdb.DuckDBPyConnection, w: Window) -> ReportResult:
-    rows = kpis.repeat_complaints(conn, w.start, w.end, w.by or "total", w.params)
+    rows = kpis.repeat_complaints(conn, w.start, w.end, w.by or "total", w.params, tz=w.tz)
     title = f"Repeat complaints (same citizen and problem within {w.params.repeat_days} days)"
     cols = ["bucket", "complaints", "repeat_complaints", "repeat_rate"]
     return _table("repeat_complaints", title, rows, cols, Chart("bar", "bucket", ["complaints", "repeat_complaints"]), w)
@@ -323,12 +336,16 @@ def _repeats(conn: duckdb.DuckDBPyConnection, w: Window) -> ReportResult:
 
 def _backlog(conn: duckdb.DuckDBPyConnection, w: Window) -> ReportResult:
     by = w.by or "department"
-    rows = kpis.backlog(conn, w.end, by)
+    # As of the window's end, but never later than now: a default window ends at the next
+    # midnight, and requests not yet due then are not past due now.
+    as_of = min(w.end, w.now) if w.now is not None else w.end
+    rows = kpis.backlog(conn, as_of, by)
+    w.extra["as_of"] = w.local(as_of)
     keys = ["department", "category"] if by in ("department_category", "department,category") else [by if by != "total" else "bucket"]
     cols = [*keys, "open_requests", "past_due", *(a[0] for a in kpis.AGE_BUCKETS), "avg_age_days", "oldest_days"]
     return _table(
         "backlog",
-        f"Backlog and ageing as of {w.end:%Y-%m-%d %H:%M}",
+        f"Backlog and ageing as of {w.local(as_of):%Y-%m-%d %H:%M} ({w.tz})",
         rows,
         cols,
         # By department and category, one bar per category (each belongs to one department).
@@ -338,13 +355,13 @@ def _backlog(conn: duckdb.DuckDBPyConnection, w: Window) -> ReportResult:
 
 
 def _problems(conn: duckdb.DuckDBPyConnection, w: Window) -> ReportResult:
-    rows = kpis.top_problems(conn, w.start, w.end, w.params)
+    rows = kpis.top_problems(conn, w.start, w.end, w.params, tz=w.tz)
     cols = ["problem_code", "category_id", "department_id", "requests", "complaints", "share"]
     return _table("problems", "Most common problem codes", rows, cols, Chart("bar", "problem_code", ["requests"]), w)
 
 
 def _heatmap(conn: duckdb.DuckDBPyConnection, w: Window) -> ReportResult:
-    rows = kpis.heatmap(conn, w.start, w.end, w.params)
+    rows = kpis.heatmap(conn, w.start, w.end, w.params, tz=w.tz)
     cols = ["weekday", "hour", "offered", "answered", "abandoned", "service_level", "asa_seconds"]
     return _table("heatmap", "Offered contacts by weekday and hour", rows, cols, Chart("heatmap", "hour", ["offered"]), w)
 
@@ -357,16 +374,16 @@ def _knowledge(conn: duckdb.DuckDBPyConnection, w: Window) -> ReportResult:
     result = _table(
         "knowledge",
         "Knowledge base: answer rate and deflection rate",
-        kpis.knowledge(conn, w.start, w.end, by),
+        kpis.knowledge(conn, w.start, w.end, by, tz=w.tz),
         ["bucket", *rate_cols],
         Chart("bar", "bucket", ["answer_rate", "deflection_rate"]),
         w,
     )
-    channels = kpis.knowledge(conn, w.start, w.end, "channel")
+    channels = kpis.knowledge(conn, w.start, w.end, "channel", tz=w.tz)
     for r in channels:
         r["channel"] = r["bucket"]
-    unanswered = kpis.knowledge_unanswered(conn, w.start, w.end, w.params)
-    articles = kpis.knowledge_unresolved_articles(conn, w.start, w.end, w.params)
+    unanswered = kpis.knowledge_unanswered(conn, w.start, w.end, w.params, tz=w.tz)
+    articles = kpis.knowledge_unresolved_articles(conn, w.start, w.end, w.params, tz=w.tz)
     result.sections = [
         _table("knowledge_by_channel", "Answer rate by channel", channels, ["channel", *rate_cols], None, w),
         _table(
@@ -401,7 +418,7 @@ def _staffing(conn: duckdb.DuckDBPyConnection, w: Window) -> ReportResult:
     shrink = float(w.extra.get("shrinkage", 0.3))
     default_aht = float(w.extra.get("aht_seconds", 0) or 0)
     rows = []
-    for r in kpis.arrivals(conn, w.start, w.end, by):
+    for r in kpis.arrivals(conn, w.start, w.end, by, tz=w.tz):
         aht = r["aht_seconds"] or default_aht or 180.0
         s = erlang.agents_needed(r["offered"], seconds, aht, target, w.params.sl_threshold_seconds, shrink)
         rows.append({"bucket": r["bucket"], "offered": r["offered"], "aht_seconds": aht, "traffic_erlangs": s.traffic_erlangs,
@@ -500,7 +517,7 @@ class SavedReport:
         return asdict(self)
 
 
-PARAMETERS = {"from", "to", "by", "sl_threshold", "short_abandon"}
+PARAMETERS = {"from", "to", "by", "tz", "sl_threshold", "short_abandon"}
 
 
 def check_saved_report(report: SavedReport) -> list[str]:
@@ -538,8 +555,9 @@ def check_saved_report(report: SavedReport) -> list[str]:
 
 def run_saved(conn: duckdb.DuckDBPyConnection, report: SavedReport, w: Window, timeout: float = DEFAULT_TIMEOUT) -> ReportResult:
     used = check_saved_report(report)
-    values = {"from": w.start, "to": w.end, "by": w.by or "day", "sl_threshold": w.params.sl_threshold_seconds,
-              "short_abandon": w.params.short_abandon_seconds}  # fmt: skip
+    # $from and $to as the tables hold times: UTC TIMESTAMPs.
+    values = {"from": kpis.as_utc_naive(w.start), "to": kpis.as_utc_naive(w.end), "by": w.by or "day", "tz": w.tz,
+              "sl_threshold": w.params.sl_threshold_seconds, "short_abandon": w.params.short_abandon_seconds}  # fmt: skip
     with time_limit(conn, timeout):
         try:
             cur = conn.execute(report.composed_sql(), {k: values[k] for k in used})
@@ -556,7 +574,7 @@ def run_saved(conn: duckdb.DuckDBPyConnection, report: SavedReport, w: Window, t
         chart = Chart(report.chart.get("kind", "bar"), report.chart.get("x") or columns[0], list(report.chart.get("y") or columns[1:2]))
     formats = {c: report.formats.get(c, "number") for c in columns}
     return ReportResult(report.name, report.title or report.name, columns, rows, formats, chart,
-                        {"from": w.start, "to": w.end, "by": w.by})  # fmt: skip
+                        {"from": w.local(w.start), "to": w.local(w.end), "time_zone": w.tz, "by": w.by})  # fmt: skip
 
 
 class SavedReports:
@@ -597,12 +615,22 @@ class SavedReports:
 
 # ------------------------------------------------------------------------ the service
 class Reports:
-    """What the CLI and the API call: list, run and save reports."""
+    """What the CLI and the API call: list, run and save reports, in ``time_zone`` (the
+    hotline's: ``Settings.time_zone``), "now" read from ``clock`` (the business clock)."""
 
-    def __init__(self, duckdb_path: Path | str, saved: SavedReports | None = None, timeout: float = DEFAULT_TIMEOUT) -> None:
+    def __init__(
+        self,
+        duckdb_path: Path | str,
+        saved: SavedReports | None = None,
+        timeout: float = DEFAULT_TIMEOUT,
+        time_zone: str = "UTC",
+        clock: Clock | None = None,
+    ) -> None:
         self.duckdb_path = Path(duckdb_path)
         self.saved = saved
         self.timeout = timeout
+        self.time_zone = time_zone
+        self.clock = clock or SystemClock()
 
     def list(self) -> list[dict[str, Any]]:
         out: list[dict[str, Any]] = [
@@ -625,18 +653,30 @@ class Reports:
     ) -> Window:
         std = STANDARD.get(name)
         days = std.default_days if std else 7
-        if start is None and end is None:
-            s, e = kpis.default_window(conn, days)
-        else:
-            e = kpis.as_utc_naive(end) if end is not None else kpis.as_utc_naive(start) + timedelta(days=days)
-            s = kpis.as_utc_naive(start) if start is not None else e - timedelta(days=days)
+        tz = self.time_zone
+        now = kpis.as_utc_naive(self.clock.now()).replace(tzinfo=UTC)  # (a naive clock is UTC)
+        try:
+            kpis.check_time_zone(conn, tz)
+        except ValueError as exc:
+            raise ReportError(f"the hotline's time_zone setting: {exc}") from exc
+        try:
+            if start is None and end is None:
+                s, e = kpis.default_window(conn, days, tz, now)
+            elif end is None:  # one bound given: the other ``days`` local days away
+                s = kpis.utc_bound(conn, start, tz)
+                e = kpis.shift_days(conn, s, days, tz)
+            else:
+                e = kpis.utc_bound(conn, end, tz)
+                s = kpis.utc_bound(conn, start, tz) if start is not None else kpis.shift_days(conn, e, -days, tz)
+        except ValueError as exc:  # a bound that is neither a date nor an ISO time
+            raise ReportError(f"{exc}: give a date (2026-11-26) or an ISO 8601 time (2026-11-26T08:00, 2026-11-26T07:00Z)") from exc
         if e <= s:
             raise ReportError("--to must be after --from")
         if std:
             by = by or std.default_by
             if by not in std.by:
                 raise ReportError(f"report {name} can be grouped by {list(std.by)}, not {by!r}")
-        return Window(s, e, by, params or KpiParams(), dict(extra or {}))
+        return Window(s.replace(tzinfo=UTC), e.replace(tzinfo=UTC), by, params or KpiParams(), dict(extra or {}), tz, now)
 
     def run(
         self,

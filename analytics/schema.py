@@ -30,7 +30,9 @@ import duckdb
 
 # 3: knowledge_events carries the search's channel and trigger and its outcomes' article,
 # revision and rank (added to an older file by :func:`create_schema`, filled from ``events``).
-SCHEMA_VERSION = 4
+# 5: agent_events carries ``agent_code``, the agent's id as contacts name it (``agent_id``
+# there); its ``agent_id`` is the agent's stream id, a UUID derived from that code.
+SCHEMA_VERSION = 5
 
 # Agent states that count as "not staffed" for occupancy (breaks and other aux work).
 AUX_STATES = ("logged_out", "offline", "break", "away", "not_ready", "aux", "lunch", "training", "meeting", "paused")
@@ -125,12 +127,14 @@ CREATE TABLE IF NOT EXISTS request_events (
 CREATE TABLE IF NOT EXISTS agent_events (
     event_id VARCHAR NOT NULL,
     position BIGINT,
-    agent_id VARCHAR NOT NULL,
+    agent_id VARCHAR NOT NULL,    -- the agent's stream (aggregate) id
     version BIGINT NOT NULL,
     time TIMESTAMP NOT NULL,
     name VARCHAR NOT NULL,
     state VARCHAR,
-    reason VARCHAR
+    reason VARCHAR,
+    -- schema version 5
+    agent_code VARCHAR            -- the agent's own id (login code): contacts' agent_id
 );
 CREATE TABLE IF NOT EXISTS knowledge_events (
     event_id VARCHAR NOT NULL,
@@ -338,13 +342,14 @@ FROM (
 ) WHERE registered_at IS NOT NULL AND last_step NOT IN ('resolved', 'closed');
 
 -- One row per agent state: from one agent event to the next (open if still current).
+-- ``agent_code`` is the agent as contacts name it (their ``agent_id``); ``agent_id`` its stream.
 CREATE OR REPLACE VIEW agent_states AS
-SELECT agent_id, state, reason, started_at, ended_at,
+SELECT agent_id, agent_code, state, reason, started_at, ended_at,
     epoch(coalesce(ended_at, started_at) - started_at) AS seconds,
     state NOT IN {AUX_STATES} AS staffed,
     state IN {BUSY_STATES} AS busy
 FROM (
-    SELECT agent_id,
+    SELECT agent_id, agent_code,
         CASE name WHEN 'logged_out' THEN 'logged_out'
                   WHEN 'logged_in' THEN coalesce(state, 'available')
                   ELSE coalesce(state, 'unknown') END AS state,
@@ -397,6 +402,7 @@ ADDED_COLUMNS = (
     ("knowledge_events", "rank", "INTEGER", 3),
     ("knowledge_events", "contact_id", "VARCHAR", 3),
     ("knowledge_events", "request_id", "VARCHAR", 3),
+    ("agent_events", "agent_code", "VARCHAR", 5),
 )
 # Version 3 fills the columns it adds from each event's data (kept in ``events``).
 _KNOWLEDGE_BACKFILL = """
@@ -406,6 +412,11 @@ UPDATE knowledge_events k SET version = e.version, channel = json_extract_string
     rank = TRY_CAST(json_extract_string(e.data, '$.rank') AS INTEGER),
     contact_id = json_extract_string(e.data, '$.contact_id'), request_id = json_extract_string(e.data, '$.request_id')
 FROM events e WHERE e.event_id = k.event_id
+"""
+# Version 5 fills ``agent_code`` from each agent event's data (or its stream id, as before).
+_AGENT_CODE_BACKFILL = """
+UPDATE agent_events a SET agent_code = coalesce(json_extract_string(e.data, '$.agent_id'), a.agent_id)
+FROM events e WHERE e.event_id = a.event_id
 """
 
 
@@ -425,6 +436,8 @@ def create_schema(conn: duckdb.DuckDBPyConnection) -> None:
         conn.execute(f"ALTER TABLE {table} ADD COLUMN IF NOT EXISTS {column} {type_}")
     if previous is not None and previous < 3:
         conn.execute(_KNOWLEDGE_BACKFILL)
+    if previous is not None and previous < 5:
+        conn.execute(_AGENT_CODE_BACKFILL)
     for f in FACT_TABLES:
         if previous is not None and previous < 4:
             # Version 4 orders a stream's events by their version (not their time, which

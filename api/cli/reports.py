@@ -1,7 +1,7 @@
 """``hotline report …``, ``hotline ingest`` and ``hotline erlang-c``: the analysts' CLI.
 
 hotline report list
-hotline report daily --from 2026-11-01 --to 2026-11-08 --by day --format table
+hotline report daily --from 2026-11-01 --to 2026-11-08 --by day --format table   (local days: HOTLINE_TIME_ZONE)
 hotline report service_level --by hour --format png --out sl.png
 hotline report save my_sl --sql "SELECT … FROM contacts_between(\\$from, \\$to)" \\
         --formula "sl=fast/answered" --col-format sl=percent
@@ -14,16 +14,18 @@ from __future__ import annotations
 import json
 import sys
 from pathlib import Path
-from typing import Any
+from typing import Any, NoReturn
 
 import typer
 from rich.console import Console
+from rich.markup import escape
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
 from rich.table import Table
 from typer.core import TyperGroup
 
+from analytics import kpis
 from analytics.kpis import KpiParams
-from analytics.reports import ReportError, Reports, SavedReport, SavedReports, format_value, render
+from analytics.reports import MEDIA_TYPES, ReportError, Reports, SavedReport, SavedReports, format_value, render
 from infra.settings import Settings, get_settings
 
 console = Console(stderr=True)
@@ -53,7 +55,29 @@ def _saved_store(settings: Settings) -> SavedReports:
 
 
 def _reports(settings: Settings) -> Reports:
-    return Reports(settings.duckdb_path, _saved_store(settings))
+    # Local days of the hotline's time zone, as the API's and the console's reports.
+    return Reports(settings.duckdb_path, _saved_store(settings), time_zone=settings.time_zone)
+
+
+FORMATS = ("table", *MEDIA_TYPES)
+BINARY = ("parquet", "png")  # never to a terminal: these need --out
+
+
+def _refuse(message: str) -> NoReturn:
+    """A usage error said in one line (exit status 2, as click's)."""
+    console.print(f"[red]{escape(message)}[/]", soft_wrap=True)  # not wrapped at the terminal's width
+    raise typer.Exit(2)
+
+
+def _check_bound(option: str, value: str | None) -> None:
+    try:
+        if value is not None:
+            kpis.as_utc_naive(value)
+    except ValueError:
+        _refuse(
+            f"{option} {value!r}: give a date (2026-11-26) or an ISO 8601 time (2026-11-26T08:00, local; "
+            "2026-11-26T07:00Z or +01:00 with an offset)"
+        )
 
 
 def catch_up(settings: Settings, *, show_progress: bool = True, parquet: Path | None = None) -> int | None:
@@ -123,22 +147,35 @@ def print_table(result: Any) -> None:
 @report_app.command("run", hidden=True)
 def run_report(
     name: str = typer.Argument(..., help="Report name (see `hotline report list`)"),
-    from_: str | None = typer.Option(None, "--from", help="Start (date or ISO time, UTC). Default: a window ending with the latest data"),
-    to: str | None = typer.Option(None, "--to", help="End, exclusive"),
+    from_: str | None = typer.Option(
+        None,
+        "--from",
+        help="Start: a date or an ISO time, local (the hotline's time zone) unless it has an offset. "
+        "Default: whole local days ending with the latest data",
+    ),
+    to: str | None = typer.Option(None, "--to", help="End, exclusive (read as --from)"),
     by: str | None = typer.Option(
         None, "--by", help="hour, interval, day, week, month, total, queue, channel, agent, department, category …"
     ),
     fmt: str = typer.Option("table", "--format", "-f", help="table, csv, json, parquet, png, html"),
     out: Path | None = typer.Option(None, "--out", "-o", help="Write to this file (default: stdout; png/parquet need --out)"),
-    sl_threshold: float = typer.Option(20.0, help="Service-level threshold, seconds"),
-    short_abandon: float = typer.Option(5.0, help="Abandons shorter than this are not counted, seconds"),
-    fcr_days: int = typer.Option(7, help="FCR: no repeat within this many days"),
-    repeat_days: int = typer.Option(30, help="Repeat complaints: look back this many days"),
-    target_sl: float = typer.Option(0.8, help="staffing: service-level target"),
-    shrinkage: float = typer.Option(0.3, help="staffing: shrinkage"),
+    # (The API's ranges: GET /reports/{name}.)
+    sl_threshold: float = typer.Option(20.0, min=0, max=86_400, help="Service-level threshold, seconds"),
+    short_abandon: float = typer.Option(5.0, min=0, max=86_400, help="Abandons shorter than this are not counted, seconds"),
+    fcr_days: int = typer.Option(7, min=1, max=365, help="FCR: no repeat within this many days"),
+    repeat_days: int = typer.Option(30, min=1, max=365, help="Repeat complaints: look back this many days"),
+    target_sl: float = typer.Option(0.8, min=0, max=1, help="staffing: service-level target"),
+    shrinkage: float = typer.Option(0.3, min=0, max=1, help="staffing: shrinkage"),
     refresh: bool = typer.Option(True, "--catch-up/--no-catch-up", help="Embedded mode: ingest new events first"),
 ) -> None:
     """Run a standard or saved report."""
+    # Usage errors before any work (and before anything is written).
+    if fmt not in FORMATS:
+        _refuse(f"--format {fmt!r}: use one of {', '.join(FORMATS)}")
+    if fmt in BINARY and out is None:
+        _refuse(f"--format {fmt} writes a binary file: give --out FILE")
+    _check_bound("--from", from_)
+    _check_bound("--to", to)
     settings = get_settings()
     if refresh and settings.kafka_bootstrap_servers is None:
         catch_up(settings)
@@ -150,10 +187,7 @@ def run_report(
             return
         data = render(result, fmt)
     except ReportError as e:
-        console.print(f"[red]{e.message}[/]")
-        raise typer.Exit(2) from None
-    if out is None and fmt in ("png", "parquet"):
-        out = Path(f"{name}.{fmt}")
+        _refuse(e.message)
     if out is None:
         sys.stdout.write(data.decode())
     else:

@@ -8,11 +8,13 @@ the same service as ``GET /reports/{name}``; the chart is matplotlib's PNG, serv
 from __future__ import annotations
 
 from collections.abc import Callable
+from datetime import date
 from functools import cached_property
 from typing import Any, Literal
 
 import babel
 import babel.dates
+import sqlalchemy as sa
 from fastapi import Query, Request
 from fastapi.responses import HTMLResponse, Response
 
@@ -20,12 +22,13 @@ from analytics.charts import ChartText, png
 from analytics.reports import STANDARD, ReportError, ReportResult, Reports
 from api.console.reference import agent_names, category_names, department_names, problem_names, queue_names
 from api.console.session import page
-from api.console.web import N_, TERMS, choose_language, localised, render, translations
+from api.console.web import N_, TERMS, Formats, choose_language, localised, render, translations
 from api.routers.reports import get_reports
 from api.routing import HotlineRouter
 from domain.access import Action
 from domain.base import Actor, NotFound
 from infra.runtime import Hotline
+from projections import knowledge as kb
 
 router = HotlineRouter(include_in_schema=False)
 
@@ -115,6 +118,23 @@ COLUMNS = {
     "traffic_erlangs": N_("Traffic (erlangs)"),
     "agents": N_("Agents needed"),
     "scheduled_agents": N_("Agents to schedule"),
+    # The knowledge report's further tables.
+    "channel": N_("Channel"),
+    "language": N_("Language"),
+    "query": N_("Query"),
+    "example": N_("As typed"),
+    "last_searched_at": N_("Last searched"),
+    "article_id": N_("Article"),
+    "reads": N_("Reads"),
+    "not_resolved": N_("Not resolving"),
+    "not_resolved_rate": N_("Share not resolving"),
+    "last_revision_read": N_("Last revision read"),
+}
+# A report's further tables (``ReportResult.sections``), shown below its main one.
+SECTIONS = {
+    "knowledge_by_channel": N_("Answer rate by channel"),
+    "knowledge_unanswered": N_("Unanswered queries: the %(top)s most frequent in each language (no results, or no good answer)"),
+    "knowledge_unresolved_articles": N_("Articles that do not resolve: read, but neither used to answer nor deflecting"),
 }
 # The groupings a report offers, as the "Group by" list names them.
 GROUPINGS = {
@@ -146,6 +166,8 @@ CODED_COLUMNS = {
     "problem_code": "problem_code",
     "urgency": "urgency",
     "agent_id": "agent",
+    "language": "language",
+    "article_id": "article",
 }
 CODED_GROUPINGS = {
     "department": "department",
@@ -207,7 +229,8 @@ def reports_page(
     actor: Actor = page(Action.REPORTS_READ),
 ) -> HTMLResponse:
     hotline: Hotline = request.app.state.hotline
-    names = ValueNames(hotline, choose_language(request, hotline.settings.default_language), name, by)
+    language = choose_language(request, hotline.settings.default_language)
+    names = ValueNames(hotline, language, name, by)
     error = None
     result = kpis = None
     try:
@@ -232,6 +255,9 @@ def reports_page(
         value_name=names.name,
         value_kind=names.kind,
         heading=names.heading,
+        section_title=names.section_title,
+        # Day, week and month buckets are the hotline's local dates (times go through fmt.when).
+        local_date=local_date(language, by or (STANDARD[name].default_by if name in STANDARD else None)),
     )
 
 
@@ -274,12 +300,29 @@ def chart_text(hotline: Hotline, language: str, name: str, by: str | None = None
     )
 
 
+def local_date(language: str, by: str | None) -> Callable[[date], str]:
+    """A bucket's local date in the reader's words: "Fri, 27 Nov 2026"; a month, "November 2026"
+    (kept on one line in a narrow column)."""
+    locale = Formats(language, "UTC").locale
+    pattern = locale.datetime_skeletons["yMMMM" if by == "month" else "yMMMEd"]
+    return lambda d: babel.dates.format_date(d, pattern, locale=locale).replace(" ", "\u00a0")
+
+
+def article_titles(hotline: Hotline) -> dict[str, dict[str, str]]:
+    """Article id → its latest titles by language (the knowledge base's read model)."""
+    a = kb.ARTICLES
+    with hotline.read_store.engine.connect() as conn:
+        rows = conn.execute(sa.select(a.c.article_id, a.c.titles)).all()
+    return {article_id: dict(titles or {}) for article_id, titles in rows}
+
+
 # Coded values named in every language: where each kind's names are read.
 NAMED: dict[str, Callable[[Hotline], dict[str, dict[str, str]]]] = {
     "department": department_names,
     "category": category_names,
     "problem_code": problem_names,
     "queue": queue_names,
+    "article": article_titles,
 }
 
 
@@ -302,8 +345,16 @@ class ValueNames:
             return self.t.gettext(GROUPINGS[self.by])
         return self.t.gettext(COLUMNS[column]) if column in COLUMNS else column
 
+    def section_title(self, section: ReportResult) -> str:
+        """A further table's title in the reader's language (its own, English, if unknown)."""
+        if section.name not in SECTIONS:
+            return str(section.title)
+        return self.t.gettext(SECTIONS[section.name]) % {"top": section.params.get("top", "")}
+
     def kind(self, column: str) -> str | None:
         """What ``column`` holds (None: not a coded value)."""
+        if column == "channel" and self.report == "knowledge":
+            return "search_channel"
         if column != "bucket":
             return CODED_COLUMNS.get(column)
         if self.report == "knowledge" and self.by == "channel":

@@ -33,7 +33,8 @@ def get_reports(hotline: Hotline = Depends(get_hotline)) -> Reports:
     saved = _saved_cache.get(id(engine))
     if saved is None:
         saved = _saved_cache[id(engine)] = SavedReports(engine)
-    return Reports(hotline.settings.duckdb_path, saved)
+    # Days are the hotline's local days; "now" (the backlog's) is the business clock's.
+    return Reports(hotline.settings.duckdb_path, saved, time_zone=hotline.settings.time_zone, clock=hotline.clock)
 
 
 @router.get("/reports", response_model=list[ReportInfo], summary="Standard and saved reports")
@@ -44,6 +45,10 @@ def list_reports(reports: Reports = Depends(get_reports), actor: Actor = allow(A
 @router.get(
     "/reports/{name}",
     summary="Run a report",
+    description="Days, weeks and months are the hotline's local calendar days (`time_zone` setting, DST included): "
+    "such a bucket is the local date it starts on (`2026-11-27`). An hour or half-hour bucket, and every other time "
+    "(`params.from`, `params.to`, the backlog's `params.as_of`), is an ISO 8601 time with its offset in that zone "
+    "(`2026-11-27T09:00:00+01:00`); `params.time_zone` names the zone.",
     responses={
         200: {
             "description": "The report in the format asked for",
@@ -56,8 +61,13 @@ def list_reports(reports: Reports = Depends(get_reports), actor: Actor = allow(A
 )
 def run_report(
     name: str,
-    from_: datetime | None = Query(None, alias="from", description="Start (UTC); default: a window ending with the latest data"),
-    to: datetime | None = Query(None, description="End (UTC), exclusive"),
+    from_: datetime | None = Query(
+        None,
+        alias="from",
+        description="Start: a date (local midnight), a time without an offset (the hotline's local time, "
+        "`time_zone` setting) or with one. Default: a window of whole local days ending with the latest data",
+    ),
+    to: datetime | None = Query(None, description="End, exclusive (read as `from`)"),
     by: str | None = Query(None, description="hour, interval, day, week, month, total, queue, channel, agent, department …"),
     format: str = Query("json", pattern="^(json|csv|parquet|png|html)$"),
     sl_threshold: float = Query(20.0, gt=0, le=86_400),

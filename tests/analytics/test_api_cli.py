@@ -22,6 +22,7 @@ from analytics.ingest import snapshot_path_for
 from api import errors
 from api.deps import get_hotline
 from api.routers import reports as reports_router
+from domain.base import SystemClock
 from infra.identity.service import Identity
 from infra.settings import Settings
 from tests.auth import SignedInClient
@@ -45,7 +46,11 @@ def client(settings: Settings) -> Iterator[TestClient]:
     engine = sa.create_engine(settings.read_store_url)
     # Reports need no event store: a stand-in hotline with the read side and sign-in.
     hotline = SimpleNamespace(
-        settings=settings, read_store=SimpleNamespace(engine=engine), identity=Identity(settings, cast(Any, None)), extras={}
+        settings=settings,
+        read_store=SimpleNamespace(engine=engine),
+        identity=Identity(settings, cast(Any, None)),
+        extras={},
+        clock=SystemClock(),
     )
     app.state.hotline = hotline
     app.dependency_overrides[get_hotline] = lambda: hotline
@@ -56,10 +61,12 @@ def client(settings: Settings) -> Iterator[TestClient]:
 def test_api_lists_and_runs_reports(client: TestClient) -> None:
     names = [r["name"] for r in client.get("/reports", headers=ANALYST).json()]
     assert {"daily", "service_level", "backlog", "staffing", "heatmap"} <= set(names)
-    r = client.get("/reports/daily", params={"from": "2024-05-06T00:00:00Z", "to": "2024-05-08T00:00:00Z"}, headers=ANALYST)
+    # Dates are the hotline's local days (Europe/Rome), each bucket its local date.
+    r = client.get("/reports/daily", params={"from": "2024-05-06", "to": "2024-05-08"}, headers=ANALYST)
     assert r.status_code == 200, r.text
     doc = r.json()
-    assert len(doc["rows"]) == 2 and doc["rows"][0]["offered"] > 300
+    assert [row["bucket"] for row in doc["rows"]] == ["2024-05-06", "2024-05-07"] and doc["rows"][0]["offered"] > 300
+    assert (doc["params"]["from"], doc["params"]["time_zone"]) == ("2024-05-06T00:00:00+02:00", "Europe/Rome")
     csv_ = client.get("/reports/service_level", params={"by": "queue", "format": "csv", "from": "2024-05-06T00:00:00Z"}, headers=ANALYST)
     assert csv_.headers["content-type"].startswith("text/csv") and "q-tax" in csv_.text
     pq_ = client.get("/reports/agents", params={"format": "parquet", "from": "2024-05-06T00:00:00Z"}, headers=ANALYST)

@@ -15,8 +15,9 @@ import math
 from collections import Counter, defaultdict
 from collections.abc import Iterator
 from dataclasses import dataclass
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, date, datetime, timedelta
 from typing import Any
+from zoneinfo import ZoneInfo
 
 import pytest
 
@@ -27,7 +28,7 @@ from api.demo import load_demo
 from domain.envelope import Envelope
 from infra.eventstore import EventStore
 from infra.settings import Settings
-from tests.analytics.test_kpis import LIFECYCLE_STEPS, naive
+from tests.analytics.test_kpis import LIFECYCLE_STEPS
 from tests.analytics.test_kpis import by_aggregate as streams
 
 P = KpiParams()
@@ -39,6 +40,7 @@ class Demo:
     reports: Reports
     start: datetime
     end: datetime
+    tz: ZoneInfo  # the hotline's: the reports' days are its local days
 
     def run(self, name: str, by: str | None = None, **kw: Any) -> list[dict[str, Any]]:
         result = self.reports.run(name, self.start, self.end, by, **kw)
@@ -62,12 +64,13 @@ def demo(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Demo]:
     analytics.close()
     start = min(e.time for e in events).replace(minute=0, second=0, microsecond=0)
     end = max(e.time for e in events) + timedelta(minutes=1)
-    yield Demo(events, Reports(data / "analytics.duckdb"), start, end)
+    yield Demo(events, Reports(data / "analytics.duckdb", time_zone=settings.time_zone), start, end, ZoneInfo(settings.time_zone))
 
 
 # ---------------------------------------------------------------------------- contacts
-def contacts(events: list[Envelope], start: datetime, end: datetime) -> list[dict[str, Any]]:
-    """One row per inbound contact that reached a queue, as a supervisor would count it."""
+def contacts(events: list[Envelope], start: datetime, end: datetime, tz: ZoneInfo) -> list[dict[str, Any]]:
+    """One row per inbound contact that reached a queue, as a supervisor would count it
+    (its day, weekday and hour the hotline's local ones)."""
     rows = []
     for evs in streams(events, "contact").values():
         arrived = next((e for e in evs if e.name == "arrived"), None)
@@ -86,8 +89,8 @@ def contacts(events: list[Envelope], start: datetime, end: datetime) -> list[dic
         rows.append(
             {
                 "queue": queue,
-                "day": naive(arrived.time).replace(hour=0, minute=0, second=0, microsecond=0),
-                "cell": (arrived.time.isoweekday(), arrived.time.hour),
+                "day": arrived.time.astimezone(tz).date(),
+                "cell": (arrived.time.astimezone(tz).isoweekday(), arrived.time.astimezone(tz).hour),
                 "answered": answer is not None,
                 "abandoned": answer is None and abandon is not None,
                 "wait": answer.data["wait_seconds"] if answer else (abandon.data["wait_seconds"] if abandon else None),
@@ -131,11 +134,11 @@ def same(got: dict[str, Any], want: dict[str, Any], what: str) -> None:
 
 
 def test_service_level_by_queue_and_by_day(demo: Demo) -> None:
-    rows = contacts(demo.events, demo.start, demo.end)
+    rows = contacts(demo.events, demo.start, demo.end, demo.tz)
     assert len(rows) > 300, "the demo has calls and chats every day"
     assert any(r["overflowed"] for r in rows), "some contacts overflow to another queue"
     by_queue: dict[str, list[dict[str, Any]]] = defaultdict(list)
-    by_day: dict[datetime, list[dict[str, Any]]] = defaultdict(list)
+    by_day: dict[date, list[dict[str, Any]]] = defaultdict(list)
     for r in rows:
         by_queue[r["queue"]].append(r)
         by_day[r["day"]].append(r)
@@ -150,18 +153,48 @@ def test_service_level_by_queue_and_by_day(demo: Demo) -> None:
 
 
 def test_agents_and_heatmap(demo: Demo) -> None:
-    rows = contacts(demo.events, demo.start, demo.end)
+    rows = contacts(demo.events, demo.start, demo.end, demo.tz)
     answered = Counter(r["agent"] for r in rows if r["answered"])
     handled = Counter(r["agent"] for r in rows if r["handled"])
     got = {r["agent_id"]: r for r in demo.run("agents")}
     assert {a: g["answered"] for a, g in got.items()} == dict(answered)
     assert {a: g["handled"] for a, g in got.items() if g["handled"]} == dict(handled)
     assert len(got) >= 14, "every shift's agents took calls"
+    # Time signed in and occupancy of each agent, from the agents' own events.
+    staffed = staffed_by_agent(demo.events, demo.start, demo.end)
+    assert len(staffed) >= 14 and all(seconds > 0 for seconds in staffed.values())
+    assert {a: g["staffed_seconds"] for a, g in got.items() if g["staffed_seconds"]} == pytest.approx(staffed, rel=1e-9)
+    for agent, g in got.items():
+        handle = sum(r["handle"] for r in rows if r["handled"] and r["agent"] == agent)
+        assert g["occupancy"] == pytest.approx(handle / staffed[agent], rel=1e-9), agent
     cells = Counter(r["cell"] for r in rows)
     heat = {(r["weekday"], r["hour"]): r["offered"] for r in demo.run("heatmap")}
     assert {k: v for k, v in heat.items() if v} == dict(cells)
     # Calls in every working hour of the weekdays shown (the hotline's local 08:00-20:00).
     assert len({hour for (_day, hour) in cells}) >= 12
+
+
+STATE_STEPS = ("logged_in", "state_changed", "logged_out")
+
+
+def staffed_by_agent(events: list[Envelope], start: datetime, end: datetime) -> dict[str, float]:
+    """Seconds each agent (by their own id) was signed in and not in an aux state within
+    [start, end); a state still open lasts until the latest event."""
+    from analytics.schema import AUX_STATES
+
+    last = max(e.time for e in events)
+    out: dict[str, float] = defaultdict(float)
+    for evs in streams(events, "agent").values():
+        # The steps that change the state, as the ``agent_states`` view reads them.
+        changes = [e for e in evs if e.name in STATE_STEPS or (e.name == "reserved" and e.data.get("state"))]
+        for cur, nxt in zip(changes, [*changes[1:], None], strict=True):
+            state = "logged_out" if cur.name == "logged_out" else cur.data.get("state") or "available"
+            if state in AUX_STATES:
+                continue
+            begin, until = max(cur.time, start), min(nxt.time if nxt else last, end)
+            if until > begin:
+                out[cur.data["agent_id"]] += (until - begin).total_seconds()
+    return dict(out)
 
 
 # ---------------------------------------------------------------------------- requests
@@ -298,13 +331,9 @@ def test_problems_fcr_and_repeats(demo: Demo) -> None:
 
 
 def test_daily_report_adds_calls_and_requests_up(demo: Demo) -> None:
-    rows = contacts(demo.events, demo.start, demo.end)
+    rows = contacts(demo.events, demo.start, demo.end, demo.tz)
     offered = Counter(r["day"] for r in rows)
-    registered = Counter(
-        naive(e.time).replace(hour=0, minute=0, second=0, microsecond=0)
-        for e in demo.events
-        if e.stream == "request" and e.name == "registered"
-    )
+    registered = Counter(e.time.astimezone(demo.tz).date() for e in demo.events if e.stream == "request" and e.name == "registered")
     got = {r["bucket"]: r for r in demo.run("daily")}
     assert {d: r["offered"] for d, r in got.items() if r["offered"]} == dict(offered)
     assert {d: r["requests_registered"] for d, r in got.items() if r["requests_registered"]} == dict(registered)
