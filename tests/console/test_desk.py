@@ -45,7 +45,9 @@ def _scene(server: Server, queue_id: str) -> str:
             },
         )
         assert first.status_code == 201, first.text
-        order = api.post(f"/requests/{first.json()['reference']}/work-order")
+        ref = first.json()["reference"]
+        assert api.post(f"/requests/{ref}/dispatch", json={}).status_code == 200  # new work: a department holds it
+        order = api.post(f"/requests/{ref}/work-order")
         assert order.status_code == 201, order.text
         answer = api.post(
             "/queues",

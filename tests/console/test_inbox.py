@@ -6,6 +6,7 @@ In English and in Arabic, accessible, with a screenshot per page."""
 from __future__ import annotations
 
 import secrets
+import time
 from datetime import datetime, timedelta
 from typing import Any
 from urllib.parse import urlsplit
@@ -113,6 +114,26 @@ def test_department_accepts_and_replies_then_the_citizen_rates(open_console: Ope
     with console_server.api("sup-li") as api:
         assert status_of(api, reference)["rating"] == 4
     screenshot(citizen, f"portal-rated-{lang}")
+
+    # Not solved after all: the citizen reopens it, then writes to the case.
+    citizen.fill("#reopen-reason", "The pothole is back" if lang == "en" else "عادت الحفرة")
+    citizen.click("#reopen-form button[type=submit]")
+    citizen.locator("#my-request[data-status='in_progress']").wait_for()
+    message = "It is deeper now" if lang == "en" else "أصبحت أعمق الآن"
+    citizen.fill("#message-text", message)
+    citizen.click("#message-form button[type=submit]")
+    with console_server.api("sup-li") as api:
+        deadline = time.monotonic() + 10
+        while True:  # the form posts, then the case's timeline has the message
+            case = status_of(api, reference)
+            wrote = [t for t in case["timeline"] if t["type"].endswith(".citizen_wrote.v1")]
+            if wrote or time.monotonic() > deadline:
+                break
+            time.sleep(0.2)
+        assert case["status"] == "in_progress" and case["reopen_count"] == 1
+        assert wrote and wrote[-1]["details"]["text"] == message, case["timeline"][-3:]
+    screenshot(citizen, f"portal-reopened-{lang}")
+    assert_accessible(citizen)
 
 
 def test_a_department_sees_only_its_own_cases(open_console: Open, console_server: Server) -> None:

@@ -54,8 +54,8 @@ def translated(language: str, *areas: str) -> dict[str, str]:
             for message in read_po(f, locale=language):
                 if message.id and isinstance(message.id, str) and message.string:
                     known.setdefault(message.id, str(message.string))
-                elif isinstance(message.id, tuple) and all(message.string):  # a plural: every form translated
-                    for text in message.id:
+                elif isinstance(message.id, tuple) and isinstance(message.string, tuple) and all(message.string):
+                    for text in message.id:  # a plural: every form translated
                         known.setdefault(text, str(message.string[0]))
     return known
 

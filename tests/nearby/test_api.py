@@ -51,6 +51,7 @@ def order_at(client: TestClient, hotline: Hotline, place: tuple[float, float], c
     assert isinstance(clock, FixedClock)
     clock.advance(minutes=10)  # each order younger than the one before
     ref = request_at(client, place, code)
+    ok(client.post(f"/requests/{ref}/dispatch", json={}))  # new work: a department holds the case
     return str(ok(client.post(f"/requests/{ref}/work-order", json={}), 201)["id"])
 
 

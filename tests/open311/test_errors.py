@@ -231,4 +231,3 @@ def test_errors_the_framework_answers_under_open311_are_the_specs_lists(client: 
             errors = response.json() if fmt == "json" else xml_as_json(response.content, "errors", "errors.json")
             validate("errors.json", errors)
             assert errors[0]["code"] == status, errors
-
