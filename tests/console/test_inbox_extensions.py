@@ -228,9 +228,9 @@ def test_an_extension_is_asked_from_the_inbox_and_decided_on_the_approvals_scree
     # Asked again anyway (a stale page): the domain refuses, and the page has the words for
     # that refusal's code in the user's language.
     again = console.submit(form, body)
-    assert again.status_code == 409 and again.json()["error"]["code"] == "invalid_state"
-    words = messages(console.as_(TRANSPORT, "ar").page("/console/inbox"))["errors"]["invalid_state"]
-    assert words == catalogue("ar", "common")["Not possible now: the case has moved on. The page shows where it stands."]
+    assert again.status_code == 409 and again.json()["error"]["code"] == "extension_pending"
+    words = messages(console.as_(TRANSPORT, "ar").page("/console/inbox"))["errors"]["extension_pending"]
+    assert words == catalogue("ar", "common")["An extension request is already waiting for approval."]
 
     # The supervisor's approvals screen lists it and approves it.
     approvals = Tree(console.as_(SUPERVISOR).page("/console/approvals")).root
