@@ -5,10 +5,11 @@ from pathlib import Path
 
 import duckdb
 import pytest
+import typer
 
-from analytics.ingest import AnalyticsStore
 from domain.envelope import Envelope
-from tests.analytics.traffic import generate, utc
+from infra.settings import Settings
+from tests.analytics.traffic import generate, published, utc
 
 DAY = utc(2024, 5, 6)  # a Monday
 
@@ -21,13 +22,7 @@ def traffic() -> list[Envelope]:
 @pytest.fixture(scope="session")
 def loaded_db(tmp_path_factory: pytest.TempPathFactory, traffic: list[Envelope]) -> Path:
     """An analytics database with two days of traffic, its snapshot published."""
-    path = tmp_path_factory.mktemp("analytics") / "analytics.duckdb"
-    store = AnalyticsStore(path)
-    for i in range(0, len(traffic), 700):
-        store.ingest_envelopes(traffic[i : i + 700])
-    store.publish_snapshot(force=True)
-    store.close()
-    return path
+    return published(tmp_path_factory.mktemp("analytics") / "analytics.duckdb", traffic, batch=700)
 
 
 @pytest.fixture()
@@ -37,3 +32,18 @@ def reader(loaded_db: Path) -> Iterator[duckdb.DuckDBPyConnection]:
     conn = connect_reader(loaded_db)
     yield conn
     conn.close()
+
+
+def reports_cli(settings: Settings, monkeypatch: pytest.MonkeyPatch) -> typer.Typer:
+    """``hotline report …`` on ``settings`` (api/cli/reports.py), as the CLI runs it."""
+    from api.cli import reports
+
+    monkeypatch.setattr(reports, "get_settings", lambda: settings)
+    app = typer.Typer()
+
+    @app.command()
+    def version() -> None:  # a second command so that typer keeps subcommand names
+        pass
+
+    app.add_typer(reports.commands)
+    return app

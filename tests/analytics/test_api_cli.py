@@ -25,6 +25,7 @@ from api.routers import reports as reports_router
 from domain.base import SystemClock
 from infra.identity.service import Identity
 from infra.settings import Settings
+from tests.analytics.conftest import reports_cli
 from tests.auth import SignedInClient
 
 ANALYST = {"X-Actor-Id": "ana", "X-Actor-Role": "analyst"}
@@ -110,17 +111,7 @@ def test_api_erlang_c(client: TestClient) -> None:
 
 @pytest.fixture()
 def cli(settings: Settings, monkeypatch: pytest.MonkeyPatch) -> typer.Typer:
-    from api.cli import reports
-
-    monkeypatch.setattr(reports, "get_settings", lambda: settings)
-    app = typer.Typer()
-
-    @app.command()
-    def version() -> None:  # a second command so that typer keeps subcommand names
-        pass
-
-    app.add_typer(reports.commands)
-    return app
+    return reports_cli(settings, monkeypatch)
 
 
 def test_cli_report_formats(cli: typer.Typer, tmp_path: Path) -> None:

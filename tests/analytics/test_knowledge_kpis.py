@@ -34,6 +34,7 @@ from domain.envelope import Envelope
 from domain.knowledge import commands as c
 from infra.runtime import Hotline
 from tests.analytics.conftest import DAY
+from tests.analytics.traffic import published
 from tests.knowledge.evaluation import EDITOR
 
 START, END = DAY, DAY + timedelta(days=1)
@@ -210,11 +211,7 @@ def test_an_analytics_file_of_version_2_is_upgraded(tmp_path: Path, driven: tupl
 
 def test_the_knowledge_report_shows_every_kpi(tmp_path: Path, driven: tuple[list[Envelope], dict[str, str]]) -> None:
     envelopes, ids = driven
-    path = tmp_path / "a.duckdb"
-    store = AnalyticsStore(path)
-    store.ingest_envelopes(envelopes)
-    store.publish_snapshot(force=True)
-    store.close()
+    path = published(tmp_path / "a.duckdb", envelopes)
     reports = Reports(path, SavedReports(sa.create_engine(f"sqlite:///{tmp_path / 'read.sqlite'}")), timeout=5.0)
     result = reports.run("knowledge", *EVER)
     assert result.records()[0]["answer_rate"] == pytest.approx(0.4)

@@ -9,11 +9,10 @@ from zoneinfo import ZoneInfo
 
 import pytest
 
-from analytics.ingest import AnalyticsStore
 from analytics.reports import Reports
 from domain.base import FixedClock
 from domain.envelope import Envelope
-from tests.analytics.traffic import Traffic
+from tests.analytics.traffic import Traffic, published
 
 NOW = datetime(2026, 12, 2, 7, 44, tzinfo=UTC)  # 08:44 in Rome
 # (registered, due): three past due now, two more by midnight; the oldest 5 days old now.
@@ -37,12 +36,7 @@ def traffic() -> list[Envelope]:
 
 @pytest.fixture(scope="module")
 def db(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    path = tmp_path_factory.mktemp("backlog") / "a.duckdb"
-    store = AnalyticsStore(path)
-    store.ingest_envelopes(traffic())
-    store.publish_snapshot(force=True)
-    store.close()
-    return path
+    return published(tmp_path_factory.mktemp("backlog") / "a.duckdb", traffic())
 
 
 def test_the_default_backlog_is_as_of_now(db: Path) -> None:

@@ -15,25 +15,17 @@ from typer.testing import CliRunner
 
 from analytics.ingest import snapshot_path_for
 from infra.settings import Settings
+from tests.analytics.conftest import reports_cli
 
 BASE = ["--from", "2024-05-06", "--to", "2024-05-08", "--no-catch-up"]
 
 
 @pytest.fixture()
 def cli(tmp_path: Path, loaded_db: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[typer.Typer]:
-    from api.cli import reports
-
     settings = Settings(data_dir=tmp_path / "data")
     settings.data_dir.mkdir(parents=True)
     shutil.copyfile(snapshot_path_for(loaded_db).resolve(), settings.duckdb_path)
-    monkeypatch.setattr(reports, "get_settings", lambda: settings)
-    app = typer.Typer()
-
-    @app.command()
-    def version() -> None:  # a second command so that typer keeps subcommand names
-        pass
-
-    app.add_typer(reports.commands)
+    app = reports_cli(settings, monkeypatch)
     # Run where a stray file would show.
     work = tmp_path / "cwd"
     work.mkdir()

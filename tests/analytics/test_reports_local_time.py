@@ -22,7 +22,7 @@ from fastapi import FastAPI
 from fastapi.testclient import TestClient
 
 from analytics import kpis
-from analytics.ingest import AnalyticsStore, snapshot_path_for
+from analytics.ingest import snapshot_path_for
 from analytics.reports import Reports, connect_reader, render
 from api import errors
 from api.deps import get_hotline
@@ -31,7 +31,7 @@ from domain.base import FixedClock
 from domain.envelope import Envelope
 from infra.identity.service import Identity
 from infra.settings import Settings
-from tests.analytics.traffic import Traffic
+from tests.analytics.traffic import Traffic, published
 from tests.auth import SignedInClient
 
 ROME = ZoneInfo("Europe/Rome")
@@ -80,12 +80,7 @@ def dst_traffic() -> list[Envelope]:
 
 @pytest.fixture(scope="module")
 def dst_db(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    path = tmp_path_factory.mktemp("dst") / "analytics.duckdb"
-    store = AnalyticsStore(path)
-    store.ingest_envelopes(dst_traffic())
-    store.publish_snapshot(force=True)
-    store.close()
-    return path
+    return published(tmp_path_factory.mktemp("dst") / "analytics.duckdb", dst_traffic())
 
 
 @pytest.fixture()

@@ -11,6 +11,7 @@ import random
 import uuid
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
+from pathlib import Path
 from typing import Any
 
 from domain.envelope import Envelope
@@ -266,3 +267,17 @@ def _search(t: Traffic, rng: random.Random, at: datetime, sid: str, language: st
 
 def utc(y: int, m: int, d: int) -> datetime:
     return datetime(y, m, d, tzinfo=UTC)
+
+
+def published(path: Path, envelopes: list[Envelope], batch: int = 0) -> Path:
+    """An analytics database at ``path`` holding ``envelopes`` (ingested ``batch`` at a
+    time, 0: at once), its snapshot published, the writer closed: what reports read."""
+    from analytics.ingest import AnalyticsStore
+
+    store = AnalyticsStore(path)
+    step = batch or max(1, len(envelopes))
+    for i in range(0, len(envelopes), step):
+        store.ingest_envelopes(envelopes[i : i + step])
+    store.publish_snapshot(force=True)
+    store.close()
+    return path

@@ -19,6 +19,7 @@ from api.cli import audit as audit_cli
 from infra import audit_chain
 from infra.runtime import Hotline
 from infra.settings import Settings
+from tests.cli_refusals import refused
 from tests.conftest import load_catalogue
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -41,16 +42,6 @@ def settings(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Settin
 
 def run(*args: str) -> Result:
     return CliRunner().invoke(audit_cli.commands, ["audit", *args])
-
-
-def refused(result: Result, *expected: str) -> str:
-    assert result.exit_code == 2, (result.exit_code, result.output, result.exception)
-    assert "Traceback" not in result.output
-    lines = [line for line in result.stderr.splitlines() if line.strip()]
-    assert len(lines) == 1, result.stderr
-    for text in expected:
-        assert text in lines[0], (text, lines[0])
-    return lines[0]
 
 
 def checkpoints(path: Path, *lines: str) -> str:

@@ -393,12 +393,18 @@ def test_one_correlation_id_traces_the_whole_case_from_the_call(hotline: Hotline
 
 
 # ---------------------------------------------------------------------- read models as of T
-def test_was_the_request_on_the_overdue_list_then(hotline: Hotline, client: TestClient) -> None:
-    h = hotline
-    assert isinstance(h.clock, FixedClock)
+def dispatched_case(h: Hotline, client: TestClient) -> tuple[str, datetime]:
+    """A request dispatched to transport: its reference and deadline."""
     ref = register(h)["reference"]
     h.bus.execute(c.Dispatch(ref=ref), AGENT)
     due = datetime.fromisoformat(client.get(f"/requests/{ref}", headers=bearer(h.settings, "sup", "supervisor")).json()["due_at"])
+    return ref, due
+
+
+def test_was_the_request_on_the_overdue_list_then(hotline: Hotline, client: TestClient) -> None:
+    h = hotline
+    assert isinstance(h.clock, FixedClock)
+    ref, due = dispatched_case(h, client)
     # Time passes past the deadline; the timers fire (escalation, reminders) as they would.
     h.clock.current = due + timedelta(hours=5)
     TimerProcess(h).tick()
@@ -437,9 +443,7 @@ def test_a_read_model_as_of_now_is_what_its_endpoint_shows_now(hotline: Hotline,
     """The replay's "due soon" was 4 hours for both lists; the workloads endpoint's is 24."""
     h = hotline
     assert isinstance(h.clock, FixedClock)
-    ref = register(h)["reference"]
-    h.bus.execute(c.Dispatch(ref=ref), AGENT)
-    due = datetime.fromisoformat(client.get(f"/requests/{ref}", headers=bearer(h.settings, "sup", "supervisor")).json()["due_at"])
+    _, due = dispatched_case(h, client)
     h.clock.current = due - timedelta(hours=12)  # due soon for the workloads (24 h), not for the breaches list (4 h)
     sup = bearer(h.settings, "sup", "supervisor")
     for name, live_path in (("department-workloads", "/departments/workloads"), ("sla-breaches", "/sla/breaches")):

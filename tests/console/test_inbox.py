@@ -116,7 +116,7 @@ def test_department_accepts_and_replies_then_the_citizen_rates(open_console: Ope
     screenshot(citizen, f"portal-rated-{lang}")
 
     # Not solved after all: the citizen reopens it, then writes to the case.
-    citizen.fill("#reopen-reason", "The pothole is back" if lang == "en" else "عادت الحفرة")
+    citizen.fill("#reopen-text", "The pothole is back" if lang == "en" else "عادت الحفرة")
     citizen.click("#reopen-form button[type=submit]")
     citizen.locator("#my-request[data-status='in_progress']").wait_for()
     message = "It is deeper now" if lang == "en" else "أصبحت أعمق الآن"

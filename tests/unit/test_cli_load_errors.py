@@ -18,6 +18,7 @@ import api.cli as cli
 from api.cli import ami as ami_cli
 from api.cli import recordings as recordings_cli
 from infra.settings import Settings
+from tests.cli_refusals import refused
 
 ROOT = Path(__file__).resolve().parents[2]
 HOTLINE = str(Path(sys.executable).with_name("hotline"))
@@ -37,17 +38,6 @@ def data(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Path]:
 
 def run(*args: str) -> Result:
     return CliRunner().invoke(cli.app, list(args))
-
-
-def refused(result: Result, *expected: str) -> str:
-    """Exit 2 and one line on stderr holding ``expected``; no traceback."""
-    assert result.exit_code == 2, (result.exit_code, result.output, result.exception)
-    assert "Traceback" not in result.output
-    lines = [line for line in result.stderr.splitlines() if line.strip()]
-    assert len(lines) == 1, result.stderr
-    for text in expected:
-        assert text in lines[0], (text, lines[0])
-    return lines[0]
 
 
 def events(data: Path) -> int:

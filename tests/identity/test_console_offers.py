@@ -4,27 +4,12 @@ every colleague). The API still decides; these are the pages as each role sees t
 
 from __future__ import annotations
 
-from collections.abc import Iterator
-from pathlib import Path
-
-import pytest
 from fastapi.testclient import TestClient
 
 from api.app import create_app
-from domain.base import FixedClock
 from domain.contact_center import commands as cc
 from infra.runtime import Hotline
-from infra.settings import Settings
 from tests.auth import token_for
-from tests.conftest import START, load_catalogue
-
-
-@pytest.fixture
-def hotline(tmp_path: Path) -> Iterator[Hotline]:
-    h = Hotline.start(Settings(data_dir=tmp_path), FixedClock(START))
-    load_catalogue(h)
-    yield h
-    h.close()
 
 
 def page(client: TestClient, hotline: Hotline, path: str, user: str, role: str) -> str:
