@@ -23,8 +23,31 @@ from infra.runtime import Hotline
 
 GEOREPORT_V2 = "http://wiki.open311.org/GeoReport_v2"
 
+# The discovery document is one object (the router's other answers are lists).
+DISCOVERY_ANSWER = {
+    **OPEN311_ANSWER,
+    200: {
+        "description": "Service discovery in the format asked for: .json (one object) or .xml (<discovery>)",
+        "content": {
+            "application/json; charset=utf-8": {
+                "schema": {
+                    "type": "object",
+                    "required": ["changeset", "contact", "key_service", "endpoints"],
+                    "properties": {
+                        "changeset": {"type": ["string", "null"]},
+                        "contact": {"type": "string"},
+                        "key_service": {"type": "string"},
+                        "endpoints": {"type": "array", "items": {"type": "object"}},
+                    },
+                }
+            },
+            "text/xml; charset=utf-8": {"schema": {"type": "string"}},
+        },
+    },
+}
+
 router = HotlineRouter(
-    prefix="/open311", tags=["open311"], route_class=Open311Route, responses=OPEN311_ANSWER, default_response_class=Response
+    prefix="/open311", tags=["open311"], route_class=Open311Route, responses=DISCOVERY_ANSWER, default_response_class=Response
 )
 
 
