@@ -13,14 +13,13 @@ from datetime import timedelta
 from typing import Any
 
 import sqlalchemy as sa
-from babel.units import format_unit
 from fastapi import Query, Request
 from fastapi.responses import HTMLResponse
 
 from api.auth import department_filter, row_access
 from api.console.reference import department_names, problem_names, queue_names
 from api.console.session import page
-from api.console.web import N_, Formats, render
+from api.console.web import N_, render
 from api.routing import HotlineRouter
 from domain.access import Access, Action, Scope, allows, scopes
 from domain.base import Actor, event_type_name
@@ -48,34 +47,6 @@ WARN_HOURS = 4.0
 
 
 # How long, by its two largest units, floored: Babel's unit names and CLDR's list pattern.
-UNITS = ((86400, "duration-day"), (3600, "duration-hour"), (60, "duration-minute"), (1, "duration-second"))
-
-
-def elapsed(fmt: Formats, seconds: float | None) -> str:
-    """How long something has lasted, in the locale's narrow unit words as ``fmt.duration``
-    writes them, but floored and to two units: a wait of 1 day 16 h reads "1d 16h", not
-    "2d" (``fmt.duration`` rounds to one unit: right for a target, wrong for a wait)."""
-    if seconds is None:
-        return "–"
-    left = int(abs(seconds))
-    parts: list[str] = []
-    for size, unit in UNITS:
-        if left >= size or (size == 1 and not parts):
-            parts.append(format_unit(left // size, unit, length="narrow", locale=fmt.locale))
-            left %= size
-        elif parts:
-            break  # the unit under the largest is 0: "2h", not "2h 0min"
-        if len(parts) == 2:
-            break
-    if len(parts) == 1:
-        return parts[0]
-    # CLDR's narrow unit list, as Babel's format_list resolves it; not format_list itself,
-    # which repeats the second item in a locale without a pattern for two (Arabic).
-    style = next(s for s in ("unit-narrow", "unit-short", "unit", "standard") if s in fmt.locale.list_patterns)
-    patterns = fmt.locale.list_patterns[style]
-    return str(patterns["2"] if "2" in patterns else patterns["end"]).format(*parts)
-
-
 def board_with_alarms(hotline: Hotline) -> dict[str, object]:
     with hotline.read_store.engine.connect() as conn:
         # "Today" is the hotline's local day, as every other time the console shows.
@@ -103,7 +74,6 @@ def wallboard_page(request: Request, actor: Actor = page(Action.CONTACT_CENTER_R
         part="supervisor/_board.html",
         board=board_with_alarms(hotline),
         states=AGENT_STATES,
-        elapsed=elapsed,
     )
 
 
@@ -123,7 +93,7 @@ def agents_view(hotline: Hotline) -> dict[str, Any]:
 
 
 def _agents_values(hotline: Hotline) -> dict[str, Any]:
-    return {**agents_view(hotline), "reasons": FORCEABLE_REASONS, "modes": SUPERVISE_MODES, "elapsed": elapsed}
+    return {**agents_view(hotline), "reasons": FORCEABLE_REASONS, "modes": SUPERVISE_MODES}
 
 
 @router.get("/console/agents", response_class=HTMLResponse)

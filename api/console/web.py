@@ -25,6 +25,7 @@ import babel.numbers
 from babel import Locale
 from babel.messages.mofile import write_mo
 from babel.messages.pofile import read_po
+from babel.units import format_unit
 from fastapi import Request
 from fastapi.responses import HTMLResponse
 from jinja2 import Environment, FileSystemLoader, StrictUndefined, select_autoescape
@@ -81,6 +82,9 @@ def choose_language(request: Request, default: str) -> str:
     return str(negotiated.language) if negotiated and negotiated.language in LANGUAGES else default
 
 
+UNITS = ((86400, "duration-day"), (3600, "duration-hour"), (60, "duration-minute"), (1, "duration-second"))
+
+
 class Formats:
     """Dates, numbers and durations for one locale, in the hotline's time zone."""
 
@@ -114,6 +118,30 @@ class Formats:
         if value is None:
             return "–"
         return babel.numbers.format_percent(value, "#,##0.#%", locale=self.locale)
+
+    def elapsed(self, seconds: float | None) -> str:
+        """How long something has lasted, in the locale's narrow unit words as ``duration``
+        writes them, but floored and to two units: a wait of 1 day 16 h reads "1d 16h", not
+        "2d" (``duration`` rounds to one unit: right for a target, wrong for a wait)."""
+        if seconds is None:
+            return "–"
+        left = int(abs(seconds))
+        parts: list[str] = []
+        for size, unit in UNITS:
+            if left >= size or (size == 1 and not parts):
+                parts.append(format_unit(left // size, unit, length="narrow", locale=self.locale))
+                left %= size
+            elif parts:
+                break  # the unit under the largest is 0: "2h", not "2h 0min"
+            if len(parts) == 2:
+                break
+        if len(parts) == 1:
+            return parts[0]
+        # CLDR's narrow unit list, as Babel's format_list resolves it; not format_list itself,
+        # which repeats the second item in a locale without a pattern for two (Arabic).
+        style = next(s for s in ("unit-narrow", "unit-short", "unit", "standard") if s in self.locale.list_patterns)
+        patterns = self.locale.list_patterns[style]
+        return str(patterns["2"] if "2" in patterns else patterns["end"]).format(*parts)
 
     def duration(self, seconds: float | None) -> str:
         """How long, in the locale's words: "3 min", "2 h"."""

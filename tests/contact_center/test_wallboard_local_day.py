@@ -13,7 +13,6 @@ from zoneinfo import ZoneInfo
 import pytest
 
 from api.app import create_app
-from api.console.supervisor import elapsed
 from api.console.web import Formats
 from domain.base import FixedClock
 from domain.contact_center import commands as cc
@@ -122,7 +121,7 @@ def test_local_day_bounds() -> None:
     ],
 )
 def test_waits_are_floored_to_two_units(lang: str, seconds: float, shown: str) -> None:
-    assert elapsed(Formats(lang, "Europe/Rome"), seconds) == shown
+    assert Formats(lang, "Europe/Rome").elapsed(seconds) == shown
 
 
 def test_the_console_wallboard_in_local_time_with_a_callback_of_40_hours(tmp_path: Path) -> None:
