@@ -131,15 +131,26 @@ def bench_relay(args: argparse.Namespace) -> dict[str, Any]:
 
 
 def _writer_process(
-    settings_json: str, seed: int, threads: int, rate: float, seconds: float, out: Any, start_at: float, metrics_on: bool = True
+    settings_json: str,
+    seed: int,
+    threads: int,
+    rate: float,
+    seconds: float,
+    out: Any,
+    start_at: float,
+    metrics_on: bool = True,
+    switch_file: str = "",
 ) -> None:
     """A load generator in its own process (its own GIL): ``threads`` writers share one
-    hotline, so their commits are group-committed; sends ``(position, commit time)``."""
+    hotline, so their commits are group-committed; sends ``(position, commit time)``.
+    ``switch_file``: metrics on or off as that file says, live (``--metrics switchback``)."""
     import gc
 
-    if not metrics_on:
-        from tests.bench.without_metrics import switch_off
+    from tests.bench.without_metrics import follow, switch_off
 
+    if switch_file:
+        follow(Path(switch_file))
+    elif not metrics_on:
         switch_off()
 
     gc.freeze()
@@ -242,6 +253,8 @@ def bench_lag(args: argparse.Namespace) -> list[dict[str, Any]]:
 
     if args.metrics in ("side-by-side", "twins"):
         return _side_by_side(args)
+    if args.metrics == "switchback":
+        return [_switchback(args)]
     modes = {"on": [True], "off": [False], "both": [False, True], "scrape": [False, True]}[args.metrics]
     runs: list[dict[str, Any]] = []
     for round_ in range(args.rounds):
@@ -311,6 +324,110 @@ def _side_by_side(args: argparse.Namespace) -> list[dict[str, Any]]:
     return runs
 
 
+def _switchback(args: argparse.Namespace) -> dict[str, Any]:
+    """One long run whose processes (writers, relay, consumers) switch recording on and off
+    together every ``--block-seconds``, each pair of blocks in a random order, /metrics
+    scraped in the "on" blocks. Run one after the other, two runs of one mode differed by
+    a third at p99 (``twins``); here both modes share every minute of the machine, the way
+    a switchback experiment shares its hours. Each command counts for the block its commit
+    fell in, past ``--washout-seconds`` (the backlog the previous block left); the
+    interval comes from resampling whole pairs of blocks."""
+    import numpy as np
+
+    switch = Path(f"/tmp/hotline-bench-switch-{uuid.uuid4().hex[:6]}")
+    switch.write_text("on")
+    try:
+        run = _lag_run(args, True, switchback=switch)
+    finally:
+        switch.unlink(missing_ok=True)
+    blocks: list[dict[str, Any]] = run.pop("_blocks")
+    series = np.array(run.pop("_series"))  # (commit time, lag ms)
+    run.pop("_lags_ms")
+    starts = np.array([b["start"] for b in blocks])
+    which = np.searchsorted(starts, series[:, 0], side="right") - 1
+    inside = (which >= 0) & (series[:, 0] < np.array([b["end"] for b in blocks])[np.clip(which, 0, None)])
+    settled = inside & (series[:, 0] >= starts[np.clip(which, 0, None)] + args.washout_seconds)
+    pairs = len(blocks) // 2
+    by_pair: list[dict[str, np.ndarray]] = [{} for _ in range(pairs)]
+    commands: list[dict[str, int]] = [{} for _ in range(pairs)]
+    cpu: list[dict[str, float]] = [{} for _ in range(pairs)]
+    for k, block in enumerate(blocks[: 2 * pairs]):
+        pair, state = k // 2, block["state"]
+        by_pair[pair][state] = series[settled & (which == k), 1]
+        commands[pair][state] = int(np.count_nonzero(inside & (which == k)))
+        cpu[pair][state] = block["cpu_s"]
+    print(
+        f"switchback: {pairs} pairs of {args.block_seconds:g} s blocks, {args.rate:g} commands/s, "
+        f"the first {args.washout_seconds:g} s of each block left out; metrics on (recorded, scraped every "
+        f"{args.scrape_seconds:g} s) against off, in the same processes:"
+    )
+    rng = np.random.default_rng(11)
+    chosen = [rng.integers(0, pairs, pairs) for _ in range(2000)]
+
+    def compare(name: str, figure: Any) -> dict[str, float]:
+        on, off = figure(range(pairs), "on"), figure(range(pairs), "off")
+        ratios = [figure(c, "on") / figure(c, "off") for c in chosen]
+        low, high = np.percentile(ratios, [2.5, 97.5])
+        change = 100 * (on / off - 1)
+        print(f"  {name}: off {off:.2f}, on {on:.2f}: {change:+.1f} % (95 %: {100 * (low - 1):+.1f} to {100 * (high - 1):+.1f} %)")
+        return {
+            "off": float(off),
+            "on": float(on),
+            "change_pct": round(change, 1),
+            "low_pct": round(100 * (low - 1), 1),
+            "high_pct": round(100 * (high - 1), 1),
+        }
+
+    def lag(q: float) -> Any:
+        return lambda picked, state: float(np.percentile(np.concatenate([by_pair[i][state] for i in picked]), q))
+
+    def cpu_per_command(picked: Any, state: str) -> float:
+        return 1000 * sum(cpu[i][state] for i in picked) / max(1, sum(commands[i][state] for i in picked))
+
+    run["switchback"] = {
+        "pairs": pairs,
+        "commands_counted": {s: int(sum(len(p[s]) for p in by_pair)) for s in ("on", "off")},
+        "lag_ms_p50": compare("lag p50 (ms)", lag(50)),
+        "lag_ms_p90": compare("lag p90 (ms)", lag(90)),
+        "lag_ms_p99": compare("lag p99 (ms)", lag(99)),
+        "cpu_ms_per_command": compare("CPU of writers, relay and consumers per command (ms)", cpu_per_command),
+    }
+    print(json.dumps(run["switchback"]))
+    return run
+
+
+def _switch_blocks(
+    switch: Path, start_at: float, seconds: float, block: float, pids: list[int], stop: threading.Event
+) -> list[dict[str, Any]]:
+    """Writes "on" or "off" to ``switch`` every ``block`` seconds from ``start_at`` for
+    ``seconds``, each pair of blocks in a random order; returns the blocks with the CPU
+    seconds ``pids`` spent in each."""
+    import random
+
+    def cpu() -> float:
+        spent = _cpu_by_process()
+        return sum(spent[p][1] for p in pids if p in spent)
+
+    order = random.Random(5)
+    blocks: list[dict[str, Any]] = []
+    at = start_at
+    while at + 2 * block <= start_at + seconds and not stop.is_set():
+        for state in order.sample(["on", "off"], 2):
+            while time.time() < at and not stop.is_set():
+                time.sleep(min(0.005, max(0.0, at - time.time())))
+            switch.write_text(state)
+            blocks.append({"state": state, "start": time.time(), "end": at + block, "cpu_before": cpu()})
+            if blocks[1:]:
+                blocks[-2]["cpu_s"] = blocks[-1]["cpu_before"] - blocks[-2]["cpu_before"]
+            at += block
+    while time.time() < at and not stop.is_set():
+        time.sleep(0.005)
+    if blocks:
+        blocks[-1]["cpu_s"] = cpu() - blocks[-1]["cpu_before"]
+    switch.write_text("on")
+    return blocks
+
+
 def _one_side(args: argparse.Namespace, side: str, metrics_on: bool, port: int, start: Any, results: Any) -> None:
     run = _lag_run(args, metrics_on, metrics_port=port, start=start)
     results.put((side, run))
@@ -373,18 +490,27 @@ def _recording_cpu(run: dict[str, Any]) -> float:
     return float(sum(run["cpu_s"].get(p, 0.0) for p in ("writers", "relay", "consumers")))
 
 
-def _scrape_every(ports: list[int], seconds: float, stop: threading.Event) -> None:
-    """What Prometheus does to the processes (every 15 s by default; here more often)."""
+def _scrape_every(ports: list[int], seconds: float, stop: threading.Event, switch: Path | None = None) -> None:
+    """What Prometheus does to the processes (every 15 s by default; here more often);
+    with ``switch``, only while it says "on"."""
     import urllib.request
 
     while not stop.wait(seconds):
+        if switch is not None and switch.read_text().strip() != "on":
+            continue
         for port in ports:
             with contextlib.suppress(OSError):
                 urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=2).read()
 
 
 def _lag_run(
-    args: argparse.Namespace, metrics_on: bool, scraped: bool | None = None, *, metrics_port: int = METRICS_PORT, start: Any = None
+    args: argparse.Namespace,
+    metrics_on: bool,
+    scraped: bool | None = None,
+    *,
+    metrics_port: int = METRICS_PORT,
+    start: Any = None,
+    switchback: Path | None = None,
 ) -> dict[str, Any]:
     """Commit -> read-model visibility (read-your-writes check) under a steady command rate.
 
@@ -394,7 +520,8 @@ def _lag_run(
     sent to this process) to the moment ``position_visible`` first reports it applied.
 
     ``start``: a barrier the run waits at before its load begins (``--metrics side-by-side``:
-    two runs load the machine at the same moments)."""
+    two runs load the machine at the same moments). ``switchback``: the file every process
+    follows for recording on or off, switched in blocks while the load runs (:func:`_switchback`)."""
     import multiprocessing as mp
 
     import numpy as np
@@ -409,7 +536,9 @@ def _lag_run(
     load_catalogue(h)
     logs = data / "logs"
     logs.mkdir(parents=True, exist_ok=True)
-    program = (HOTLINE,) if metrics_on else (sys.executable, "-m", "tests.bench.without_metrics")
+    program: tuple[str, ...] = (HOTLINE,) if metrics_on else (sys.executable, "-m", "tests.bench.without_metrics")
+    if switchback is not None:
+        program = (sys.executable, "-m", "tests.bench.without_metrics", "--switch", str(switchback))
     relay = Proc("relay", settings, logs, program=program, HOTLINE_METRICS_PORT=str(metrics_port))
     consumers = [
         Proc(
@@ -425,7 +554,7 @@ def _lag_run(
     scraping = threading.Event()
     if metrics_on if scraped is None else scraped:
         ports = [metrics_port + i for i in range(args.consumers + 1)]
-        threading.Thread(target=_scrape_every, args=(ports, args.scrape_seconds, scraping), daemon=True).start()
+        threading.Thread(target=_scrape_every, args=(ports, args.scrape_seconds, scraping, switchback), daemon=True).start()
     lags: list[float] = []
     series: list[tuple[float, int, float]] = []  # (commit time, position, lag) for --series
     procs: list[Any] = []
@@ -448,12 +577,30 @@ def _lag_run(
             recv, send = ctx.Pipe(duplex=False)
             proc = ctx.Process(
                 target=_writer_process,
-                args=(settings.model_dump_json(), i + 1, args.writers, per_proc, args.seconds, send, start_at, metrics_on),
+                args=(
+                    settings.model_dump_json(),
+                    i + 1,
+                    args.writers,
+                    per_proc,
+                    args.seconds,
+                    send,
+                    start_at,
+                    metrics_on,
+                    str(switchback or ""),
+                ),
             )
             proc.start()
             send.close()
             procs.append(proc)
             pipes.append(recv)
+        blocks: list[dict[str, Any]] = []
+        if switchback is not None:
+            recording = [relay.proc.pid, *(c.proc.pid for c in consumers), *(p.pid for p in procs)]
+            switching = threading.Thread(
+                target=lambda: blocks.extend(_switch_blocks(switchback, start_at, args.seconds, args.block_seconds, recording, scraping)),
+                daemon=True,
+            )
+            switching.start()
         import heapq
         from multiprocessing.connection import wait as wait_pipes
 
@@ -511,6 +658,8 @@ def _lag_run(
             if time.time() > start_at + args.seconds + 120:
                 raise RuntimeError("the read models did not catch up within 120 s")
         visibility.close()
+        if switchback is not None:
+            switching.join(60)
         cpu_after = _cpu_by_process()
         for proc in procs:
             proc.join(30)
@@ -546,6 +695,9 @@ def _lag_run(
         }
         print(result)
         result["_lags_ms"] = arr  # every command's lag, for the pooled comparison (_pooled)
+        if switchback is not None:
+            result["_blocks"] = blocks
+            result["_series"] = [(t, lag * 1000) for t, _, lag in series]
         if args.series:
             with open(args.series, "w") as f:
                 f.writelines(f"{t:.4f} {p} {lag * 1000:.1f}\n" for t, p, lag in sorted(series))
@@ -698,10 +850,13 @@ def main() -> None:
     lg.add_argument("--consumer-args", default="", help="extra arguments of `hotline consume projections`")
     lg.add_argument(
         "--metrics",
-        choices=("on", "off", "both", "scrape", "side-by-side", "twins"),
+        choices=("on", "off", "both", "scrape", "side-by-side", "twins", "switchback"),
         default="on",
-        help="both: recorded or not, alternated; scrape: scraped or not; side-by-side: on and off at once; twins: off and off at once",
+        help="both: recorded or not, alternated; scrape: scraped or not; side-by-side: on and off at once; twins: off and off at once; "
+        "switchback: one run, recording switched on and off in blocks",
     )
+    lg.add_argument("--block-seconds", type=float, default=5.0, help="switchback: how long each block of one mode lasts")
+    lg.add_argument("--washout-seconds", type=float, default=1.0, help="switchback: the start of each block left out")
     lg.add_argument("--rounds", type=int, default=1, help="runs of each --metrics mode")
     lg.add_argument("--scrape-seconds", type=float, default=5.0, help="how often /metrics is scraped with metrics on")
     cu = sub.add_parser("catchup")
