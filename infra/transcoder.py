@@ -242,7 +242,7 @@ class SealingMapper(Mapper[Any]):
             if state.get("citizen_id"):
                 found = key_links(state, event.originator_id)
                 links += found
-                if isinstance(event, CitizenIdentity.Reclaimed):
+                if isinstance(event, (CitizenIdentity.Reclaimed, CitizenIdentity.Separated)):
                     relinks += found
             texts = self._text_fields(type(event), state)
             if self._personal(state) or texts:
@@ -263,7 +263,7 @@ class SealingMapper(Mapper[Any]):
         self._plans.value = plans
         if subjects or links:
             self.keys.prepare(subjects, links + owned, stage=True)  # with the batch's events, or one round trip before them
-        if relinks:  # a released claim claimed again (rare): its link is written over
+        if relinks:  # a released claim claimed again, or separated to another (rare): its link is written over
             self.keys.relink(relinks)
 
     def to_stored_event(self, domain_event: Any) -> StoredEvent:

@@ -125,6 +125,13 @@ def details_changed(env: Envelope, row: dict[str, Any]) -> None:
     row.update({k: v for k, v in (env.data["personal"] or {}).items() if v is not None})
 
 
+def identifier_withdrawn(env: Envelope, row: dict[str, Any]) -> None:
+    """A number or address typed on this record that turned out to be someone else's."""
+    for key, value in (env.data["personal"] or {}).items():
+        if row.get(key) == value:
+            row[key] = None
+
+
 def language(env: Envelope, row: dict[str, Any]) -> None:
     row["language"] = env.data["language"]
 
@@ -135,6 +142,7 @@ CITIZEN_STATE: dict[type, Callable[[Envelope, dict[str, Any]], None]] = {
     Citizen.Registered: citizen_registered,
     Citizen.IdentifierAdded: details_changed,
     Citizen.ContactDetailsChanged: details_changed,
+    Citizen.IdentifierWithdrawn: identifier_withdrawn,
     Citizen.LanguagePreferred: language,
 }
 

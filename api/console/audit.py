@@ -115,6 +115,8 @@ TRACE_EVENT_NAMES = {
     ("knowledge", "no_good_answer"): N_("No good answer found"),
     ("citizen", "identifier_added"): N_("Contact detail added"),
     ("citizen", "contact_details_changed"): N_("Contact details changed"),
+    ("citizen", "identity_checked"): N_("Identity checked"),
+    ("citizen", "identifier_withdrawn"): N_("Contact detail withdrawn (someone else's)"),
     ("citizen", "language_preferred"): N_("Language preferred"),
     ("citizen", "sms_opted_out"): N_("SMS stopped"),
     ("citizen", "sms_opted_in"): N_("SMS resumed"),

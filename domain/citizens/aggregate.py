@@ -182,6 +182,11 @@ class CitizenIdentity(HotlineAggregate):
 
     class Claimed(HotlineAggregate.Created):
         citizen_id: str
+        # Whether the claimant was checked to be the identifier's holder: staff who spoke
+        # to them, or their own sign-in code sent to it. From a channel nobody checks (the
+        # public web form, Open311, email-in, SMS) the claim is tentative. Claims made
+        # before tentative ones existed read as checked.
+        verified: bool = True
 
     class Released(HotlineAggregate.Event):
         """The claimant was erased. Names them under another field than ``citizen_id``,
@@ -194,16 +199,39 @@ class CitizenIdentity(HotlineAggregate):
 
     class Reclaimed(HotlineAggregate.Event):
         citizen_id: str
+        verified: bool = True
 
         def apply(self, i: CitizenIdentity) -> None:
             i.citizen_id = self.citizen_id
+            i.verified = self.verified
 
-    def __init__(self, citizen_id: str) -> None:
+    class Verified(HotlineAggregate.Event):
+        """A tentative claim confirmed: the citizen it names was checked to hold it (staff
+        who spoke to them, or their sign-in code), and no other identifier of theirs was."""
+
+        def apply(self, i: CitizenIdentity) -> None:
+            i.verified = True
+
+    class Separated(HotlineAggregate.Event):
+        """A tentative claim moved to the person checked to hold the identifier: the citizen
+        it named holds another checked identifier, so whoever typed this one beside it on
+        an unchecked channel may be somebody else (a stranger who wrote Giulia's number
+        beside their own address would otherwise read her cases)."""
+
+        citizen_id: str
+        separated_from: str
+
+        def apply(self, i: CitizenIdentity) -> None:
+            i.citizen_id = self.citizen_id
+            i.verified = True
+
+    def __init__(self, citizen_id: str, verified: bool = True) -> None:
         self.citizen_id: str | None = citizen_id
+        self.verified = verified
 
     @classmethod
-    def claim(cls, identifier: str, citizen_id: uuid.UUID, ctx: Context) -> CitizenIdentity:
-        return cls._start(cls.Claimed, identity_id(identifier), ctx, citizen_id=str(citizen_id))
+    def claim(cls, identifier: str, citizen_id: uuid.UUID, ctx: Context, *, verified: bool = True) -> CitizenIdentity:
+        return cls._start(cls.Claimed, identity_id(identifier), ctx, citizen_id=str(citizen_id), verified=verified)
 
     @property
     def released(self) -> bool:
@@ -216,10 +244,23 @@ class CitizenIdentity(HotlineAggregate):
         self._record(self.Released, ctx, released_citizen_id=self.citizen_id)
         return True
 
-    def reclaim(self, citizen_id: uuid.UUID, ctx: Context) -> None:
+    def reclaim(self, citizen_id: uuid.UUID, ctx: Context, *, verified: bool = True) -> None:
         if self.citizen_id is not None:
             raise InvalidCommand("this identifier is claimed already", code="identifier_taken")
-        self._record(self.Reclaimed, ctx, citizen_id=str(citizen_id))
+        self._record(self.Reclaimed, ctx, citizen_id=str(citizen_id), verified=verified)
+
+    @property
+    def tentative(self) -> bool:
+        return self.citizen_id is not None and not self.verified
+
+    def verify(self, ctx: Context) -> None:
+        if self.tentative:
+            self._record(self.Verified, ctx)
+
+    def separate(self, citizen_id: uuid.UUID, ctx: Context) -> None:
+        if not self.tentative or self.citizen_id is None:
+            raise InvalidCommand("only a tentative claim moves to its checked holder", code="identifier_taken")
+        self._record(self.Separated, ctx, citizen_id=str(citizen_id), separated_from=self.citizen_id)
 
 
 class Citizen(HotlineAggregate):
@@ -248,6 +289,25 @@ class Citizen(HotlineAggregate):
 
         def apply(self, c: Citizen) -> None:
             c.personal.update({k: v for k, v in self.personal.items() if v is not None})
+
+    class IdentityChecked(HotlineAggregate.Event):
+        """One of the citizen's phone numbers or addresses was checked to be theirs (staff
+        who spoke to them, or their sign-in code): from now on a tentative one of theirs
+        checked for someone is that person's, not theirs (:class:`CitizenIdentity`)."""
+
+        def apply(self, c: Citizen) -> None:
+            c.checked = True
+
+    class IdentifierWithdrawn(HotlineAggregate.Event):
+        """A phone number or address typed on this citizen's record turned out to be
+        somebody else's (its claim was separated): it is no longer theirs to be written to."""
+
+        personal: dict[str, Any]
+
+        def apply(self, c: Citizen) -> None:
+            for key, value in self.personal.items():
+                if c.personal.get(key) == value:
+                    c.personal[key] = None
 
     class LanguagePreferred(HotlineAggregate.Event):
         """The citizen's preferred language changed."""
@@ -287,6 +347,8 @@ class Citizen(HotlineAggregate):
         self.language = language
         # Numbers (E.164) of this citizen that opted out of SMS: keyword and when.
         self.sms_opted_out: dict[str, dict[str, str]] = {}
+        # Whether any identifier of theirs was checked to be theirs (IdentityChecked).
+        self.checked = False
 
     @classmethod
     def register(cls, contact: ContactDetails, language: str, ctx: Context) -> Citizen:
@@ -301,6 +363,21 @@ class Citizen(HotlineAggregate):
         if fresh:
             self._record(self.IdentifierAdded, ctx, personal=fresh)
         return new
+
+    def identity_checked(self, ctx: Context) -> None:
+        if not self.checked:
+            self._record(self.IdentityChecked, ctx)
+
+    def withdraw_identifier(self, identifier: str, ctx: Context) -> None:
+        """Drops ``identifier`` (``phone:…`` / ``email:…``) from the details on record, when it is there."""
+        kind = identifier.partition(":")[0]
+        on_record = self.personal.get(kind)
+        try:
+            same = isinstance(on_record, str) and identifier in ContactDetails(**{kind: on_record}).identifiers()
+        except InvalidCommand:  # a value no longer readable as one ([erased])
+            same = False
+        if same:
+            self._record(self.IdentifierWithdrawn, ctx, personal={kind: on_record})
 
     def change_contact_details(self, contact: ContactDetails, ctx: Context) -> None:
         changes = {k: v for k, v in contact.as_personal().items() if v is not None and v != self.personal.get(k)}

@@ -29,26 +29,64 @@ def _held(claim: CitizenIdentity | None) -> CitizenIdentity | None:
     return None if claim is None or claim.released else claim
 
 
-def claim_identifier(uow: UnitOfWork, ctx: Context, identifier: str, citizen_id: uuid.UUID) -> None:
-    """Claims the identifier for the citizen: a new claim, or an event on the released one
-    (the claim's id derives from the identifier, so there is only ever one aggregate)."""
-    released = uow.find(CitizenIdentity, identity_id(identifier))
-    if released is None:
-        uow.add(CitizenIdentity.claim(identifier, citizen_id, ctx))
-    elif released.released:
-        released.reclaim(citizen_id, ctx)
+def claim_identifier(uow: UnitOfWork, ctx: Context, identifier: str, citizen_id: uuid.UUID, *, checked: bool = True) -> None:
+    """Claims the identifier for the citizen: a new claim, an event on the released one
+    (the claim's id derives from the identifier, so there is only ever one aggregate), or
+    a tentative claim of another citizen separated to this one (:func:`separates`)."""
+    found = uow.find(CitizenIdentity, identity_id(identifier))
+    if found is None:
+        uow.add(CitizenIdentity.claim(identifier, citizen_id, ctx, verified=checked))
+    elif found.released:
+        found.reclaim(citizen_id, ctx, verified=checked)
+    elif found.tentative and found.citizen_id != str(citizen_id) and checked:
+        previous = uow.find(Citizen, uuid.UUID(str(found.citizen_id)))
+        found.separate(citizen_id, ctx)
+        if previous is not None:
+            previous.withdraw_identifier(identifier, ctx)
+    if checked:
+        uow.get(Citizen, citizen_id).identity_checked(ctx)
 
 
-def known_citizen(uow: UnitOfWork, contact: ContactDetails) -> uuid.UUID | None:
-    """The citizen this phone number or email already belongs to, if any; creates nothing."""
+def separates(uow: UnitOfWork, claim: CitizenIdentity | None) -> bool:
+    """Whether a tentative claim, met where its identifier is checked to be the person's
+    (a call the agent takes, a sign-in code), goes to that person rather than to the
+    citizen it names: that citizen holds another identifier someone checked was theirs,
+    so the one who typed this one beside it may be somebody else. A tentative claim of a
+    citizen nobody checked is simply confirmed: nobody else can reach that record yet."""
+    if claim is None or not claim.tentative or claim.citizen_id is None:
+        return False
+    holder = uow.find(Citizen, uuid.UUID(claim.citizen_id))
+    return holder is not None and holder.checked
+
+
+def _checked_claim(uow: UnitOfWork, identifier: str, claim: CitizenIdentity | None, current: bool) -> tuple[CitizenIdentity | None, bool]:
+    """A claim met where its identifier is checked: a tentative one loaded afresh (it may
+    change now, and the shared reference copy may be seconds old), and one that separates
+    read as nobody's (the person met now takes it)."""
+    if claim is None or not claim.tentative or not current:  # tentative claims are only made under current keys
+        return claim, current
+    mine = _held(uow.find(CitizenIdentity, identity_id(identifier)))
+    return (None, True) if separates(uow, mine) else (mine, current)
+
+
+def known_citizen(uow: UnitOfWork, contact: ContactDetails, *, checked: bool = False, confirmed_only: bool = False) -> uuid.UUID | None:
+    """The citizen this phone number or email already belongs to, if any; creates nothing.
+    ``checked``: the identifiers were checked to be the person's (a caller id), so a claim
+    that would separate (:func:`separates`) names nobody; ``confirmed_only``: tentative
+    claims name nobody."""
     for identifier in contact.identifiers():
         claim, _ = find_claim(uow, contact, identifier)
-        if claim is not None and claim.citizen_id is not None:
-            return uuid.UUID(claim.citizen_id)
+        if claim is None or claim.citizen_id is None:
+            continue
+        if (confirmed_only and claim.tentative) or (checked and separates(uow, claim)):
+            continue
+        return uuid.UUID(claim.citizen_id)
     return None
 
 
-def resolve_citizen(uow: UnitOfWork, ctx: Context, contact: ContactDetails, language: str) -> tuple[Citizen | None, bool]:
+def resolve_citizen(
+    uow: UnitOfWork, ctx: Context, contact: ContactDetails, language: str, *, proven: bool = False
+) -> tuple[Citizen | None, bool]:
     """The one citizen behind this phone number or email, created on first contact; and
     whether identifiers given together were left unlinked.
 
@@ -57,22 +95,39 @@ def resolve_citizen(uow: UnitOfWork, ctx: Context, contact: ContactDetails, lang
     address of a citizen on record beside one that is not theirs (new, or another
     citizen's) leaves the record as it is: the request gets a new citizen holding the
     identifiers nobody has (or none), so a stranger cannot sign in to that citizen's cases
-    with an address of their own, nor redirect their replies."""
+    with an address of their own, nor redirect their replies.
+
+    Identifiers first given on such a channel are claimed tentatively: nobody checked that
+    they are the person's who typed them. Where they are checked later (staff who spoke to
+    the person, or ``proven``: the person's own sign-in code) the claim is confirmed, or,
+    when its citizen holds another checked identifier, it is separated to the person met
+    now (:func:`separates`): a stranger who typed Giulia's number beside their own address
+    before she ever called does not receive her later cases."""
     identifiers = contact.identifiers()
     if not identifiers:
         return None, False
+    checked = proven or allows(ctx.actor, Action.CITIZENS_LINK)
     claims = {identifier: find_claim(uow, contact, identifier) for identifier in identifiers}
+    if checked:
+        claims = {identifier: _checked_claim(uow, identifier, claim, current) for identifier, (claim, current) in claims.items()}
+        disputed = False
+    else:
+        # Unchecked, a claim that would separate is nobody's to act on: the writer may be
+        # the one who typed it or the one it belongs to. Linked to neither.
+        nobodys = {identifier for identifier, (claim, _) in claims.items() if separates(uow, claim)}
+        claims = {identifier: found for identifier, found in claims.items() if identifier not in nobodys}
+        disputed = bool(nobodys)
     owners = {claim.citizen_id for claim, _ in claims.values() if claim is not None and claim.citizen_id is not None}
     owner = next((claim.citizen_id for claim, _ in claims.values() if claim is not None and claim.citizen_id is not None), None)
     free = [identifier for identifier, (claim, _) in claims.items() if claim is None]
-    unlinked = owner is not None and (len(owners) > 1 or bool(free)) and not allows(ctx.actor, Action.CITIZENS_LINK)
+    unlinked = not checked and (disputed or (owner is not None and (len(owners) > 1 or bool(free))))
     if owner is None or unlinked:
         if not free:
             return None, unlinked
         citizen = Citizen.register(contact.only(free) if unlinked else contact, language, ctx)
         uow.add(citizen)
         for identifier in free:
-            claim_identifier(uow, ctx, identifier, citizen.id)
+            claim_identifier(uow, ctx, identifier, citizen.id, checked=checked)
         return citizen, unlinked
     citizen = uow.get(Citizen, uuid.UUID(owner))
     citizen.learn(contact, ctx)
@@ -80,7 +135,10 @@ def resolve_citizen(uow: UnitOfWork, ctx: Context, contact: ContactDetails, lang
         # New to the hotline, or claimed by this citizen under its old key: claim it under
         # the current one. An identifier of another citizen stays theirs.
         if claim is None or (not current and claim.citizen_id == owner):
-            claim_identifier(uow, ctx, identifier, citizen.id)
+            claim_identifier(uow, ctx, identifier, citizen.id, checked=checked)
+        elif checked and claim.citizen_id == owner and claim.tentative:
+            claim.verify(ctx)
+            citizen.identity_checked(ctx)
     return citizen, False
 
 
@@ -101,10 +159,13 @@ def update_citizen(uow: UnitOfWork, ctx: Context, cmd: c.UpdateCitizen) -> dict[
         citizen.change_contact_details(contact, ctx)
         for identifier in contact.identifiers():
             claim, current = find_claim(uow, contact, identifier)
+            checked = allows(ctx.actor, Action.CITIZENS_LINK)
+            if checked:  # one typed on the web beside another person's checked details is this citizen's
+                claim, current = _checked_claim(uow, identifier, claim, current)
             if claim is not None and claim.citizen_id != str(citizen.id):
                 raise InvalidTransition(f"{identifier.split(':')[0]} already belongs to another citizen", code="identifier_taken")
             if claim is None or not current:
-                claim_identifier(uow, ctx, identifier, citizen.id)
+                claim_identifier(uow, ctx, identifier, citizen.id, checked=checked)
     if cmd.language is not None:
         citizen.prefer_language(cmd.language, ctx)
     return {"id": str(citizen.id), "version": citizen.version}

@@ -163,7 +163,8 @@ def _caller(uow: UnitOfWork, ctx: Context, phone: str | None, email: str | None)
             given[field] = known[field] = normalise(raw)
         except InvalidCommand:
             given[field] = raw
-    citizen = known_citizen(uow, ContactDetails(**known)) if known else None
+    # As the agent's registration will resolve it (staff who speak to the caller check them).
+    citizen = known_citizen(uow, ContactDetails(**known), checked=True) if known else None
     return given or None, str(citizen) if citizen else None
 
 

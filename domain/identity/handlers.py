@@ -142,6 +142,7 @@ def verify_sign_in_code(uow: UnitOfWork, ctx: Context, cmd: c.VerifySignInCode) 
     kind, _, value = cmd.identifier.partition(":")
     contact = ContactDetails.parse({kind: value, "name": cmd.name}, ctx.deps.policy.default_region)
     language = check_language(cmd.language or ctx.deps.policy.default_language)
-    citizen, _ = resolve_citizen(uow, ctx, contact, language)  # one identifier: nothing to link
+    # One identifier, proven by the code: nothing to link, a tentative claim confirmed.
+    citizen, _ = resolve_citizen(uow, ctx, contact, language, proven=True)
     assert citizen is not None  # a phone or an email always names one
     return {"accepted": True, "citizen_id": str(citizen.id), "name": citizen.personal.get("name")}

@@ -150,7 +150,9 @@ def _completed_from_record(uow: UnitOfWork, contact: ContactDetails) -> ContactD
     citizen on record (what was given is kept as given)."""
     if all((contact.name, contact.phone, contact.email)):
         return contact
-    owner = known_citizen(uow, contact)
+    # Only from a record the number or address was checked to belong to: one typed on the
+    # web beside a stranger's address would complete the request with the stranger's.
+    owner = known_citizen(uow, contact, confirmed_only=True)
     citizen = uow.find(Citizen, owner) if owner else None
     return contact.completed_from(citizen.personal) if citizen is not None else contact
 

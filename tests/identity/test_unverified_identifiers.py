@@ -136,3 +136,76 @@ def test_the_stranger_signs_in_to_their_own_request_only(client: TestClient, hot
         "/requests", json={**body, "channel": "web", "contact": {**GIULIA, "email": "other@example.org"}}, headers=agent
     )
     assert seen_by_staff.json()["citizen_id"] == hers.json()["citizen_id"], "staff who spoke to her link the address"
+
+
+# ------------------------------------------------------------------ tentative claims
+# A stranger who writes Giulia's number beside their own address *before* she ever
+# contacted the hotline: both identifiers were free, so both went to one new record. The
+# number's claim is tentative (nobody checked it is the writer's); when the number is
+# checked for someone (the agent who takes Giulia's call, her sign-in code) it is hers.
+
+
+def signed_in(client: TestClient, smtp: SmtpServer, email: str) -> dict[str, str]:
+    ask_code(client, email)
+    token = exchange(client, code_from_mail(smtp, email), email)
+    assert token.status_code == 200, token.text
+    return {"Authorization": f"Bearer {token.json()['access_token']}"}
+
+
+def listed(client: TestClient, me: dict[str, str]) -> list[str]:
+    answer = client.get("/requests", headers=me)
+    assert answer.status_code == 200, answer.text
+    return [r["reference"] for r in answer.json()["items"]]
+
+
+def test_a_number_typed_beside_a_strangers_address_is_hers_once_she_calls(client: TestClient, hotline: Hotline, smtp: SmtpServer) -> None:
+    posted = client.post("/requests", json={**complaint({**GIULIA, "name": "Someone Else", "email": STRANGER}).model_dump(mode="json")})
+    assert posted.status_code == 201, posted.text
+    theirs = posted.json()["reference"]
+    stranger = claim_of(hotline, f"email:{STRANGER}")
+    assert stranger is not None and claim_of(hotline, "phone:+393475550101") == stranger, "both were free: one record"
+    me = signed_in(client, smtp, STRANGER)  # the stranger's own address, checked by its code
+    assert listed(client, me) == [theirs]
+
+    call = register(hotline, GIULIA, AGENT, channel="phone")  # Giulia calls; the agent registers
+    assert call["citizen_id"] not in (None, stranger), "her call is not filed on the stranger's record"
+    assert claim_of(hotline, "phone:+393475550101") == call["citizen_id"], "her number is hers now"
+    record = hotline.store.read_reference(uuid.UUID(stranger))
+    assert isinstance(record, Citizen) and record.personal.get("phone") is None, "no SMS to her about their cases"
+    assert listed(client, me) == [theirs], "the stranger does not see her case"
+    assert client.get(f"/requests/{call['reference']}", headers=me).status_code == 403
+
+    # From the web again, her number finds her record (the claim is hers and checked).
+    again = register(hotline, {"name": "Giulia Bianchi", "phone": GIULIA["phone"]}, WEB)
+    assert again["citizen_id"] == call["citizen_id"], "hers now: the claim was separated to her"
+
+
+def test_the_stranger_who_signs_in_after_her_call_gets_a_record_of_their_own(
+    client: TestClient, hotline: Hotline, smtp: SmtpServer
+) -> None:
+    posted = client.post("/requests", json=complaint({**GIULIA, "name": "Someone Else", "email": STRANGER}).model_dump(mode="json"))
+    theirs = posted.json()["reference"]
+    call = register(hotline, GIULIA, AGENT, channel="phone")  # nobody had checked the record: her number confirmed there
+    me = signed_in(client, smtp, STRANGER)
+    # Their address, checked now, does not open the record her call is on; their own web
+    # request stays there, beside her confirmed number (they typed it so).
+    assert listed(client, me) == [] and theirs != call["reference"]
+    assert claim_of(hotline, f"email:{STRANGER}") != claim_of(hotline, "phone:+393475550101")
+
+
+def test_a_citizen_who_gave_both_on_the_web_is_one_record_when_they_call(hotline: Hotline) -> None:
+    mario = {"name": "Mario Rossi", "phone": "+39 06 1234 5678", "email": "mario@example.it"}
+    web = register(hotline, mario, WEB)
+    call = register(hotline, {"name": "Mario Rossi", "phone": mario["phone"]}, AGENT, channel="phone")
+    assert call["citizen_id"] == web["citizen_id"], "nobody checked anything else of the record: his number is confirmed there"
+    claim = hotline.store.read_reference(identity_id("phone:+390612345678"))
+    assert isinstance(claim, Claim) and claim.verified
+
+
+def test_unchecked_a_disputed_number_is_linked_to_nobody(client: TestClient, hotline: Hotline, smtp: SmtpServer) -> None:
+    client.post("/requests", json=complaint({**GIULIA, "name": "Someone Else", "email": STRANGER}).model_dump(mode="json"))
+    signed_in(client, smtp, STRANGER)  # the record has a checked address now; the number is still tentative on it
+    web = register(hotline, {"name": "Giulia Bianchi", "phone": GIULIA["phone"]}, WEB)
+    assert web["citizen_id"] is None and web["identity_check"] == "not_linked"
+    stored = hotline.store.read_reference(request_id_for(web["reference"]))
+    assert stored.personal.get("email") is None, "not completed with the stranger's address"

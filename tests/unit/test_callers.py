@@ -242,8 +242,8 @@ def test_the_name_check_applies_to_a_known_email_too(sqlite_hotline: Hotline) ->
     (or none on record) is nothing to check. (From a channel nobody checked, a known email
     beside a new number is not linked at all: tests/identity/test_unverified_identifiers.py.)"""
     run = sqlite_hotline.bus.execute
-    run(c.RegisterRequest(**body(name="Mario Rossi", email="m.rossi@example.it", phone="+39 06 5550 1234")), SYSTEM)
     operator = Actor("op-anna", "agent")  # who spoke to the caller
+    run(c.RegisterRequest(**body(name="Mario Rossi", email="m.rossi@example.it", phone="+39 06 5550 1234")), operator)
     flagged = run(c.RegisterRequest(**body(name="Luca Neri", email="M.ROSSI@example.it", phone="+39 347 123 4567")), operator).result
     assert flagged["identity_check"] == "name_differs"
     # No name given for a known number: the name on record is the caller's, nothing to flag.
