@@ -409,21 +409,30 @@ def _knowledge(conn: duckdb.DuckDBPyConnection, w: Window) -> ReportResult:
 
 
 def _staffing(conn: duckdb.DuckDBPyConnection, w: Window) -> ReportResult:
-    """Agents needed per interval from the offered contacts and AHT actually seen."""
+    """Agents needed per interval from the offered contacts and AHT actually seen.
+
+    Erlang C holds for a steady arrival rate, which a half hour or an hour roughly has and
+    a day never does: a day's calls spread over 86,400 s understated the need of its busy
+    hours several times over. So a day is worked out from its half hours: the agents of
+    its busiest one (what the day's schedule must reach), and the service level, ASA and
+    occupancy of the day with each half hour staffed to its own need (weighted by the
+    contacts, occupancy by the traffic)."""
     by = w.by or "interval"
-    seconds = {"interval": 1800, "hour": 3600, "day": 86400}.get(by)
+    seconds = {"interval": 1800, "hour": 3600, "day": 1800}.get(by)
     if seconds is None:
         raise ReportError("staffing is computed per interval, hour or day")
     target = float(w.extra.get("target_sl", 0.8))
     shrink = float(w.extra.get("shrinkage", 0.3))
     default_aht = float(w.extra.get("aht_seconds", 0) or 0)
     rows = []
-    for r in kpis.arrivals(conn, w.start, w.end, by, tz=w.tz):
+    for r in kpis.arrivals(conn, w.start, w.end, "interval" if by == "day" else by, tz=w.tz):
         aht = r["aht_seconds"] or default_aht or 180.0
         s = erlang.agents_needed(r["offered"], seconds, aht, target, w.params.sl_threshold_seconds, shrink)
         rows.append({"bucket": r["bucket"], "offered": r["offered"], "aht_seconds": aht, "traffic_erlangs": s.traffic_erlangs,
                      "agents": s.agents, "scheduled_agents": s.scheduled_agents, "service_level": s.service_level,
                      "asa_seconds": s.asa_seconds, "occupancy": s.occupancy})  # fmt: skip
+    if by == "day":
+        rows = _staffing_days(rows)
     cols = [
         "bucket",
         "offered",
@@ -437,7 +446,32 @@ def _staffing(conn: duckdb.DuckDBPyConnection, w: Window) -> ReportResult:
     ]
     w.extra.update(target_sl=target, shrinkage=shrink)
     title = f"Erlang C staffing for {target:.0%} in {w.params.sl_threshold_seconds:g} s, shrinkage {shrink:.0%}"
+    if by == "day":
+        title += ", each day at its busiest half hour"
     return _table("staffing", title, rows, cols, Chart("bar", "bucket", ["agents", "scheduled_agents"]), w)
+
+
+def _staffing_days(halves: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """Half hours' staffing (buckets in local time) summed up per local day (see _staffing)."""
+    days: dict[Any, list[dict[str, Any]]] = {}
+    for r in halves:
+        days.setdefault(r["bucket"].date(), []).append(r)
+
+    def weighted(rows: list[dict[str, Any]], field: str, weight: str) -> float | None:
+        pairs = [(r[field], r[weight]) for r in rows if r[field] is not None and r[weight]]
+        total = sum(wt for _, wt in pairs)
+        return sum(v * wt for v, wt in pairs) / total if total else None
+
+    out = []
+    for day, rows in sorted(days.items()):
+        peak = max(rows, key=lambda r: (r["agents"], r["traffic_erlangs"]))
+        offered = sum(r["offered"] for r in rows)
+        out.append({"bucket": day, "offered": offered, "aht_seconds": weighted(rows, "aht_seconds", "offered"),
+                    "traffic_erlangs": peak["traffic_erlangs"], "agents": peak["agents"],
+                    "scheduled_agents": peak["scheduled_agents"], "service_level": weighted(rows, "service_level", "offered"),
+                    "asa_seconds": weighted(rows, "asa_seconds", "offered"),
+                    "occupancy": weighted(rows, "occupancy", "traffic_erlangs")})  # fmt: skip
+    return out
 
 
 @dataclass(frozen=True)

@@ -215,3 +215,26 @@ def test_the_api_reports_local_days(client: TestClient) -> None:
     doc = r.json()
     assert [(row["bucket"], row["offered"]) for row in doc["rows"]] == [("2026-10-24", 1), ("2026-10-25", 4), ("2026-10-26", 1)]
     assert doc["params"]["time_zone"] == "Europe/Rome"
+
+
+def test_a_days_staffing_is_its_busiest_half_hours(tmp_path: Path) -> None:
+    """Erlang C assumes a steady rate: 60 calls in one morning half hour need the agents
+    of that half hour, not those of 62 calls spread over 86,400 s (one agent)."""
+    from analytics import erlang
+
+    t = Traffic()
+    for i in range(60):  # 10:00-10:30 local (CET) on 3 November, 75 s each
+        _call(t, f"rush-{i}", at("2026-11-03T09:00") + timedelta(seconds=30 * i), agent=f"agent-{i % 8}")
+    _call(t, "early", at("2026-11-03T06:10"))
+    _call(t, "late", at("2026-11-03T16:40"))
+    reports = Reports(published(tmp_path / "a.duckdb", t.finish()), time_zone="Europe/Rome", clock=FixedClock(at("2026-11-05T12:00")))
+    halves = reports.run("staffing", "2026-11-03", "2026-11-04", "interval").records()
+    [day] = reports.run("staffing", "2026-11-03", "2026-11-04", "day").records()
+    peak = max(halves, key=lambda r: r["agents"])
+    assert peak["bucket"] == datetime(2026, 11, 3, 10, 0, tzinfo=ROME) and peak["offered"] == 60
+    assert day["bucket"] == date(2026, 11, 3) and day["offered"] == 62
+    assert (day["agents"], day["scheduled_agents"]) == (peak["agents"], peak["scheduled_agents"]) and day["agents"] >= 4
+    spread = erlang.agents_needed(62, 86_400, 75.0, 0.8, 20.0, 0.3)
+    assert spread.agents <= 2 < day["agents"], "a day spread over 86,400 s understates its need"
+    # The day's service level: each half hour staffed to its own need meets the target.
+    assert day["service_level"] >= 0.8 and 0 < day["occupancy"] <= 1
