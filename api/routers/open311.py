@@ -213,7 +213,8 @@ router = HotlineRouter(
 
 
 # ------------------------------------------------------------------------ helpers
-def _format(fmt: str) -> str:
+def checked_format(fmt: str) -> str:
+    """The format a path's ``.json`` / ``.xml`` asks for, or the spec's 404."""
     if fmt not in FORMATS:
         raise Open311Error(404, f"no such format {fmt!r}: ask for .json or .xml")
     return fmt
@@ -230,7 +231,8 @@ def _jurisdiction(hotline: Hotline, given: str | None) -> None:
         raise Open311Error(404, f"jurisdiction_id {given!r} not found: this endpoint serves {served}")
 
 
-def _catalogue(hotline: Hotline) -> Catalogue | None:
+def published_catalogue(hotline: Hotline) -> Catalogue | None:
+    """The jurisdiction's catalogue, what the services and discovery documents list."""
     key = catalogue_id(hotline.settings.jurisdiction)
     cat = hotline.store.read_reference(key, hotline.store.reference(key))
     return cat if isinstance(cat, Catalogue) else None
@@ -300,7 +302,7 @@ def _scope(actor: Actor) -> tuple[str | None, str | None]:
 
 
 def _writer(request: Request, hotline: Hotline, locale: str | None) -> mapping.RequestWriter:
-    return mapping.RequestWriter(_catalogue(hotline), _language(request, hotline, locale))
+    return mapping.RequestWriter(published_catalogue(hotline), _language(request, hotline, locale))
 
 
 # ------------------------------------------------------------------------ services
@@ -313,9 +315,9 @@ def list_services(
     jurisdiction_id: str | None = None,
     locale: str | None = None,
 ) -> Response:
-    fmt = _format(fmt)
+    fmt = checked_format(fmt)
     _jurisdiction(hotline, jurisdiction_id)
-    cat = _catalogue(hotline)
+    cat = published_catalogue(hotline)
     if cat is None:
         raise Open311Error(404, "the catalogue has not been loaded")
     return answer(fmt, "services", mapping.services(cat, _language(request, hotline, locale)))
@@ -343,9 +345,9 @@ def service_definition(
     jurisdiction_id: str | None = None,
     locale: str | None = None,
 ) -> Response:
-    fmt = _format(fmt)
+    fmt = checked_format(fmt)
     _jurisdiction(hotline, jurisdiction_id)
-    cat = _catalogue(hotline)
+    cat = published_catalogue(hotline)
     problem = mapping.service_of(cat, service_code) if cat is not None else None
     if cat is None or problem is None:
         raise Open311Error(404, f"service_code {service_code!r} not found")
@@ -386,7 +388,7 @@ def _register_command(hotline: Hotline, form: Any, lang: str) -> tuple[c.Registe
     code = _field(form, "service_code")
     if code is None:
         raise Open311Error(400, "service_code was not provided")
-    cat = _catalogue(hotline)
+    cat = published_catalogue(hotline)
     problem = mapping.service_of(cat, code) if cat is not None else None
     if cat is None or problem is None:
         raise Open311Error(400, f"service_code {code!r} not found")
@@ -472,7 +474,7 @@ async def submit_request(
     hotline: Hotline = Depends(get_hotline),
     actor: Actor = allow(Action.REQUESTS_REGISTER),
 ) -> Response:
-    fmt = _format(fmt)
+    fmt = checked_format(fmt)
     if not request.headers.get("content-type", "").startswith(FORM_TYPES):
         raise Open311Error(400, "send the request form-encoded (application/x-www-form-urlencoded)")
     form = await _form(request)
@@ -498,7 +500,7 @@ async def submit_request(
         with hotline.read_store.engine.connect() as conn:
             row = read_model.one(conn, reference=body["reference"])
         assert row is not None, "the request just registered is in the read model"
-        return {**mapping.RequestWriter(_catalogue(hotline), lang).request(row), "token": body["id"], "account_id": None}
+        return {**mapping.RequestWriter(published_catalogue(hotline), lang).request(row), "token": body["id"], "account_id": None}
 
     body, position = await run_in_threadpool(register)
     await wait_for_position(hotline, position)  # on the event loop: no worker thread held
@@ -522,7 +524,7 @@ def list_requests(
     page_size: str | None = None,
     locale: str | None = None,
 ) -> Response:
-    fmt = _format(fmt)
+    fmt = checked_format(fmt)
     _jurisdiction(hotline, jurisdiction_id)
     number, size = _page(hotline, page, page_size)
     department_id, citizen_id = _scope(actor)
@@ -568,7 +570,7 @@ def get_request(
     jurisdiction_id: str | None = None,
     locale: str | None = None,
 ) -> Response:
-    fmt = _format(fmt)
+    fmt = checked_format(fmt)
     _jurisdiction(hotline, jurisdiction_id)
     row = _one(hotline, actor, reference=service_request_id)
     return answer(fmt, "service_requests", [_writer(request, hotline, locale).request(row)])
@@ -582,7 +584,7 @@ def get_token(
     actor: Actor = allow(Action.REQUESTS_READ),
     jurisdiction_id: str | None = None,
 ) -> Response:
-    fmt = _format(fmt)
+    fmt = checked_format(fmt)
     _jurisdiction(hotline, jurisdiction_id)
     try:
         request_id = str(uuid.UUID(token))
@@ -607,7 +609,7 @@ def request_updates(
     page: str | None = None,
     page_size: str | None = None,
 ) -> Response:
-    fmt = _format(fmt)
+    fmt = checked_format(fmt)
     _jurisdiction(hotline, jurisdiction_id)
     number, size = _page(hotline, page, page_size)
     start, end = _window(hotline, start_date, end_date)

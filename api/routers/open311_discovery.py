@@ -15,7 +15,7 @@ from fastapi import Depends, Request, Response
 from api.auth import allow
 from api.deps import get_hotline
 from api.open311.formats import JSON_TYPE, XML_TYPE, answer
-from api.routers.open311 import OPEN311_ANSWER, Open311Route, _catalogue, _format
+from api.routers.open311 import OPEN311_ANSWER, Open311Route, checked_format, published_catalogue
 from api.routing import HotlineRouter
 from domain.access import Action
 from domain.base import Actor
@@ -53,9 +53,9 @@ router = HotlineRouter(
 
 @router.get("/discovery.{fmt}", summary="Open311: service discovery (where the GeoReport v2 endpoint is, its formats, contact, keys)")
 def discovery(fmt: str, request: Request, hotline: Hotline = Depends(get_hotline), _: Actor = allow(Action.CATALOGUE_READ)) -> Response:
-    fmt = _format(fmt)
+    fmt = checked_format(fmt)
     settings = hotline.settings
-    catalogue = _catalogue(hotline)
+    catalogue = published_catalogue(hotline)
     changed = catalogue.modified_on if catalogue is not None else None
     changeset = _utc(changed) if changed is not None else None
     endpoint: dict[str, Any] = {
