@@ -30,6 +30,8 @@ from infra.transcoder import FastJSONTranscoder, SealingMapper, register_sealed
 
 # Connections the event store's pool opens beyond pg_pool_size at a burst (infra/pg_connections.py counts them).
 PG_STORE_OVERFLOW = 8
+# Connections the event store's pool opens at start (the rest of pg_pool_size on demand).
+PG_STORE_OPEN = 2
 
 
 def store_env(settings: Settings) -> dict[str, str]:
@@ -42,8 +44,12 @@ def store_env(settings: Settings) -> dict[str, str]:
             "POSTGRES_PORT": str(url.port or 5432),
             "POSTGRES_USER": unquote(url.username or "postgres"),
             "POSTGRES_PASSWORD": unquote(url.password or ""),
-            "POSTGRES_POOL_SIZE": str(settings.pg_pool_size),
-            "POSTGRES_MAX_OVERFLOW": str(PG_STORE_OVERFLOW),
+            # The library's pool opens its POOL_SIZE connections at start: every process
+            # (API worker, relay, consumer, timers, notifier) held pg_pool_size of them idle,
+            # 17-20 each, and a deployment filled PostgreSQL's max_connections. A few are
+            # opened at start and the rest when needed, up to the same maximum.
+            "POSTGRES_POOL_SIZE": str(min(PG_STORE_OPEN, settings.pg_pool_size)),
+            "POSTGRES_MAX_OVERFLOW": str(max(0, settings.pg_pool_size - PG_STORE_OPEN) + PG_STORE_OVERFLOW),
             "POSTGRES_LOCK_TIMEOUT": "10",
             "CREATE_TABLE": "y",
             "APPLICATION_RECORDER_TOPIC": f"infra.pg_recorder:{'Hotline' if settings.audit_chain else 'Unchained'}PostgresRecorder",

@@ -153,7 +153,10 @@ class Readiness:
             self._kafka_done.set()
 
     def _kafka_state(self) -> tuple[dict[str, Any] | None, str | None]:
-        """The last answer if fresh enough, or the problem; starts a request when due."""
+        """The last answer if fresh enough, else a new one (waited for, up to the Kafka
+        timeout), or the problem. Answering from the previous probe's figures while a new
+        request ran made every answer one probe late: a probe after two quiet minutes saw
+        committed offsets two minutes old and called a healthy consumer stalled."""
         timeout = self.settings.readyz_kafka_timeout_seconds
         now = time.monotonic()
         answer_at = self._kafka_answer[0] if self._kafka_answer else None
@@ -162,8 +165,8 @@ class Readiness:
             self._kafka_started = now
             self._kafka_done.clear()
             threading.Thread(target=self._refresh_kafka, name="readyz-kafka", daemon=True).start()
-            if answer_at is None and self._kafka_error is None:
-                self._kafka_done.wait(timeout + 0.5)  # the process's first answer (bounded)
+        if due:  # this probe's answer, or the timeout's problem below (a broker that hangs)
+            self._kafka_done.wait(max(0.0, timeout + 0.5 - (time.monotonic() - (self._kafka_started or now))))
         if self._kafka_started is not None and time.monotonic() - self._kafka_started > timeout:
             return None, f"no answer from {self.settings.kafka_bootstrap_servers} for {time.monotonic() - self._kafka_started:.1f} s"
         if self._kafka_error is not None:
@@ -193,7 +196,10 @@ class Readiness:
         if lag > self.settings.readyz_max_consumer_lag:
             out["problem"] = f"group {group} is {lag} messages behind (bound {self.settings.readyz_max_consumer_lag})"
         elif lag > 0 and stalled > self.settings.readyz_stall_seconds:
-            out["problem"] = f"group {group} is {lag} messages behind, nothing committed for {stalled:.1f} s: are its consumers running?"
+            out["problem"] = (
+                f"group {group} is {lag} messages behind, nothing committed for {stalled:.1f} s: its consumers are down"
+                " or stuck (one applying a very large batch commits only at its end)"
+            )
         return out
 
     # ------------------------------------------------------------------ router

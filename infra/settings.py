@@ -172,6 +172,11 @@ class Settings(BaseSettings):
     # cancelled; whatever still runs (a background thread, a request's worker thread) is cut
     # short when shutdown_seconds have passed since the signal (api/main.py).
     shutdown_grace_seconds: int = 4
+    # `hotline serve --workers N`: how long a worker may take to answer the parent's health
+    # ping before it is killed and replaced. Its first answer comes after it has imported
+    # the application, which took 30 s and more on a loaded 2-core machine (uvicorn's own
+    # default, 5 s, then killed every worker before it could serve, for ever).
+    worker_healthcheck_seconds: int = Field(default=60, ge=5, le=3600)
     shutdown_seconds: float = 9.0
     # Abuse limits ("limits" rate-limit strings) on the public endpoints, per client
     # address and per subject; shared between processes through PostgreSQL when it is the store.

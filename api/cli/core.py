@@ -54,6 +54,7 @@ def serve(
         # SIGTERM: requests in flight get this long, then are cancelled (a slow upload, a
         # live feed, a long query would otherwise hold the server up for ever).
         timeout_graceful_shutdown=settings.shutdown_grace_seconds,
+        timeout_worker_healthcheck=settings.worker_healthcheck_seconds,
     )
 
 
