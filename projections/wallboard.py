@@ -6,6 +6,12 @@ current time is computed at query time from ``since``, so the board is right wit
 timer. Service level today = answered within the queue's threshold ÷ (answered +
 abandoned), the threshold being the queue's ``sl_seconds`` when answered.
 
+Arrived, answered, abandoned (hence service level and ASA) count a contact once, under
+the queue it arrived in, as the service-level report does: its first answer only, and an
+abandon only if it was never answered, whatever queue it was transferred or overflowed
+to. Overflows count under the queue left, and talk time under the queue of the leg that
+ended: they describe each queue's own flow and work.
+
 "Today" is the hotline's local calendar day, whose zone the query is given (settings):
 the figures are kept per 15-minute slot of UTC time, and a day sums the slots between
 its local midnights (23 or 25 hours on a DST change). So the handlers need no zone and
@@ -32,7 +38,8 @@ from domain.contact_center.queues import Queue as Q
 from domain.envelope import Envelope
 from projections.base import Projection, Rows, UtcDateTime
 
-projection = Projection("wallboard")
+# Version 2: answered and abandoned count under the arrival queue, once (a rebuild redoes them).
+projection = Projection("wallboard", version=2)
 QUEUES = projection.table(
     "cc_queues",
     sa.Column("queue_id", sa.String(64), primary_key=True),
@@ -92,11 +99,19 @@ LIVE = projection.table(
     sa.Column("queue_id", sa.String(64)),
     sa.Column("channel", sa.String(20)),
     sa.Column("language", sa.String(5)),
+    sa.Column("arrival_queue_id", sa.String(64)),  # where its arrival, answer and abandon count
+    sa.Column("answered", sa.Boolean),  # answered once already: a later answer or abandon is not counted
 )
 
 
 def _live(env: Envelope, rows: Rows, queue_id: str) -> dict[str, Any]:
-    row = rows.get(LIVE.name, env.aggregate_id) or {"contact_id": env.aggregate_id, "channel": None, "language": None}
+    row = rows.get(LIVE.name, env.aggregate_id) or {
+        "contact_id": env.aggregate_id,
+        "channel": None,
+        "language": None,
+        "arrival_queue_id": None,
+        "answered": False,
+    }
     row["queue_id"] = queue_id
     rows.put(LIVE.name, row)
     return row
@@ -226,7 +241,17 @@ def _waiting_set(env: Envelope, rows: Rows, **changes: Any) -> None:
 @projection.on(C.Arrived)
 def contact_arrived(env: Envelope, rows: Rows) -> None:
     d = env.data
-    rows.put(LIVE.name, {"contact_id": env.aggregate_id, "queue_id": d["queue_id"], "channel": d["channel"], "language": d["language"]})
+    rows.put(
+        LIVE.name,
+        {
+            "contact_id": env.aggregate_id,
+            "queue_id": d["queue_id"],
+            "channel": d["channel"],
+            "language": d["language"],
+            "arrival_queue_id": d["queue_id"],
+            "answered": False,
+        },
+    )
     if d["direction"] == "inbound":
         _bump(rows, d["queue_id"], _slot(env), arrived=1)
 
@@ -270,11 +295,18 @@ def offer_failed(env: Envelope, rows: Rows) -> None:
 def contact_answered(env: Envelope, rows: Rows) -> None:
     d = env.data
     rows.delete(WAITING.name, env.aggregate_id)
-    queue = rows.get(QUEUES.name, d["queue_id"])
+    live = rows.get(LIVE.name, env.aggregate_id)
+    if live is not None:
+        if live.get("answered"):
+            return  # answered again after a transfer: counted at its first answer
+        live["answered"] = True
+        rows.put(LIVE.name, live)
+    arrival = (live or {}).get("arrival_queue_id") or d["queue_id"]
+    queue = rows.get(QUEUES.name, arrival)
     threshold = queue["sl_seconds"] if queue else 20
     _bump(
         rows,
-        d["queue_id"],
+        arrival,
         _slot(env),
         answered=1,
         answered_in_sl=int(d["wait_seconds"] <= threshold),
@@ -298,8 +330,11 @@ def contact_transferred(env: Envelope, rows: Rows) -> None:
 @projection.on(C.Abandoned)
 def contact_abandoned(env: Envelope, rows: Rows) -> None:
     rows.delete(WAITING.name, env.aggregate_id)
+    live = rows.get(LIVE.name, env.aggregate_id)
     rows.delete(LIVE.name, env.aggregate_id)
-    _bump(rows, env.data["queue_id"], _slot(env), abandoned=1)
+    if live is not None and live.get("answered"):
+        return  # hung up waiting after a transfer: it was answered, not abandoned
+    _bump(rows, (live or {}).get("arrival_queue_id") or env.data["queue_id"], _slot(env), abandoned=1)
 
 
 @projection.on(C.Overflowed)

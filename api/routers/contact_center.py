@@ -99,8 +99,13 @@ _CONTACT_COMMANDS: dict[str, tuple[type[Command], str]] = {
 }
 
 
-# The agent acting is the one holding: these need no body (domain/contact_center/handlers.py agent_on).
-_NO_BODY_NEEDED = {"hold", "resume"}
+def _body_optional(model: type[Command]) -> bool:
+    """Every body field has a default (hold and resume: the agent acting; abandon, end,
+    wrap-up, overflow): the command may be sent without a body."""
+    return all(not f.is_required() for name, f in model.model_fields.items() if name not in model.targets())
+
+
+_NO_BODY_NEEDED = {path for path, (model, _) in _CONTACT_COMMANDS.items() if _body_optional(model)}
 
 
 add_command_routes(

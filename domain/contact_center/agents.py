@@ -86,7 +86,7 @@ class Agent(HotlineAggregate):
         forced_by: str | None
 
         def apply(self, a: Agent) -> None:
-            a.state, a.presence, a.reason = self.state, self.presence, self.reason
+            a.state, a.presence, a.reason, a.forced_by = self.state, self.presence, self.reason, self.forced_by
             if self.state == "available":
                 a.idle_since = self.timestamp
 
@@ -150,6 +150,9 @@ class Agent(HotlineAggregate):
 
         contact_id: str
         timed_out: bool
+        disposition: str | None = None
+        """The disposition the agent chose for their own part of the contact (an agent who
+        transferred it, a consulted expert); null when none was given (and in events stored before)."""
 
         def apply(self, a: Agent) -> None:
             a.wrapping.pop(self.contact_id, None)
@@ -184,6 +187,7 @@ class Agent(HotlineAggregate):
         self.presence = "logged_out"
         self.state = "logged_out"
         self.reason: str | None = None
+        self.forced_by: str | None = None  # who set the current presence, if not the agent
         self.offers: dict[str, str] = {}
         self.active: dict[str, str] = {}
         self.wrapping: dict[str, tuple[str, datetime]] = {}
@@ -235,6 +239,10 @@ class Agent(HotlineAggregate):
 
     def _settle(self, ctx: Context, reason: str | None = None, forced_by: str | None = None, *, presence: str | None = None) -> None:
         """Record a state change if presence or work changed what the agent is doing."""
+        if presence is None:
+            # Work changed, not the presence: its reason (a break) and who forced it stay.
+            reason = self.reason if reason is None else reason
+            forced_by = self.forced_by if forced_by is None else forced_by
         new_presence = presence or self.presence
         saved = self.presence
         self.presence = new_presence
@@ -359,10 +367,10 @@ class Agent(HotlineAggregate):
         self._record(self.ContactFinished, ctx, agent_id=self.agent_id, contact_id=contact_id, wrap_until=wrap_until)
         self._settle(ctx)
 
-    def complete_wrap_up(self, contact_id: str, ctx: Context, *, timed_out: bool = False) -> None:
+    def complete_wrap_up(self, contact_id: str, ctx: Context, *, timed_out: bool = False, disposition: str | None = None) -> None:
         if contact_id not in self.wrapping:
             raise InvalidTransition(f"agent {self.agent_id} is not wrapping up contact {contact_id}")
-        self._record(self.WrapUpCompleted, ctx, agent_id=self.agent_id, contact_id=contact_id, timed_out=timed_out)
+        self._record(self.WrapUpCompleted, ctx, agent_id=self.agent_id, contact_id=contact_id, timed_out=timed_out, disposition=disposition)
         self._settle(ctx)
 
     def wrap_due(self, contact_id: str) -> datetime | None:

@@ -256,7 +256,12 @@ class RecordIvrSession(ContactCommand):
 class Supervise(ContactCommand):
     action = Action.CONTACTS_SUPERVISE
 
-    supervisor_id: str
+    supervisor_id: str | None = Field(
+        default=None,
+        min_length=1,
+        max_length=64,
+        description="The supervisor joining, leaving or taking over: the signed-in supervisor (the default); naming anyone else is refused",
+    )
     mode: Literal["monitor", "whisper", "barge", "stop", "take_over"]
 
 

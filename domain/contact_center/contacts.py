@@ -25,6 +25,8 @@ from domain.contact_center.rules import QueueRules, media_of
 
 TERMINAL = ("closed", "abandoned", "voicemail", "failed")
 WAITING = ("queued", "scheduled")
+# Where an agent has talked with the citizen: requests registered then may be linked.
+LINKABLE = ("connected", "wrap_up", "closed")
 DIRECTIONS = ("inbound", "outbound")
 OFFER_KINDS = ("route", "transfer", "consult", "conference")
 # A caller who chose a callback instead of waiting ("virtual hold"): dial attempts.
@@ -74,6 +76,10 @@ class Contact(HotlineAggregate):
 
         def apply(self, c: Contact) -> None:
             c.status, c.queue_id, c.priority, c.since = "queued", self.queue_id, self.priority, self.since
+            if self.reason == "transfer":
+                c.path = [self.queue_id]  # an agent chose this queue: a new leg, overflows may start again
+            elif self.queue_id not in c.path:
+                c.path.append(self.queue_id)
 
     class Offered(HotlineAggregate.Event):
         """The router offered the contact to an agent."""
@@ -115,6 +121,7 @@ class Contact(HotlineAggregate):
             c.status, c.agent_id, c.answered_at = "connected", self.agent_id, self.timestamp
             c.participants = {self.agent_id: "primary"}
             c.offered_to = c.offer_kind = None
+            c._handled(self.agent_id)
 
     class Held(HotlineAggregate.Event):
         """The agent put the citizen on hold."""
@@ -164,6 +171,7 @@ class Contact(HotlineAggregate):
         def apply(self, c: Contact) -> None:
             c.participants[self.agent_id] = self.role
             c.offered_to = c.offer_kind = None
+            c._handled(self.agent_id)
 
     class ParticipantLeft(HotlineAggregate.Event):
         """A participant left the contact."""
@@ -205,6 +213,8 @@ class Contact(HotlineAggregate):
             else:
                 c.queue_id = self.to_queue_id or c.queue_id
                 c.skill = None  # the overflow queue is the fallback: any of its agents will do
+                if c.queue_id not in c.path:
+                    c.path.append(c.queue_id)
 
     class Ended(HotlineAggregate.Event):
         """The conversation ended."""
@@ -252,6 +262,8 @@ class Contact(HotlineAggregate):
 
         def apply(self, c: Contact) -> None:
             c.status, c.queue_id, c.due_at, c.since = "scheduled", self.queue_id, self.due_at, self.due_at
+            if self.queue_id not in c.path:
+                c.path.append(self.queue_id)
             c.callback = {"attempt": self.attempt, "max_attempts": self.max_attempts, "retry_seconds": self.retry_seconds}
             c.virtual = True
             c.offered_to = c.offer_kind = None
@@ -265,6 +277,7 @@ class Contact(HotlineAggregate):
         def apply(self, c: Contact) -> None:
             c.status, c.agent_id = "dialing", self.agent_id
             c.offered_to = c.offer_kind = None
+            c._handled(self.agent_id)
 
     class CallbackUnanswered(HotlineAggregate.Event):
         """A callback attempt did not reach the citizen."""
@@ -350,6 +363,7 @@ class Contact(HotlineAggregate):
             c.agent_id = self.supervisor_id
             c.supervisors.pop(self.supervisor_id, None)
             c.taken_over = True
+            c._handled(self.supervisor_id)
 
     class RecordingDemanded(HotlineAggregate.Event):
         """The agent on the call (or a supervisor for them) asked to record it: the PBX adapter
@@ -406,6 +420,17 @@ class Contact(HotlineAggregate):
         self.due_at: datetime | None = None
         self.callback: dict[str, int] | None = None
         self.taken_over = False
+        # Everyone who has been the contact's agent or a participant (answered it, was
+        # dialling it, joined it, took it over): they may still be told its state.
+        self.handled_by: list[str] = []
+        # The queues the contact waited in since it arrived (or an agent transferred it to
+        # a queue): an overflow never leads back to one of them, so a cycle of overflow
+        # queues cannot bounce a contact for ever.
+        self.path: list[str] = [queue_id]
+
+    def _handled(self, agent_id: str) -> None:
+        if agent_id not in self.handled_by:
+            self.handled_by.append(agent_id)
 
     def _offer_failed(self) -> None:
         if self.offer_kind in ("route", "transfer"):
@@ -636,6 +661,13 @@ class Contact(HotlineAggregate):
             raise InvalidTransition(f"contact {self.id} is {self.status}: only a waiting, unoffered contact overflows")
         if to == "callback" and self.virtual:
             raise InvalidTransition(f"contact {self.id} already waits for a callback")
+        if to == "queue" and to_queue_id in self.path:
+            # Overflow queues that lead back to each other: the contact stays where it is.
+            raise InvalidTransition(
+                f"contact {self.id} has waited in queue {to_queue_id} already: it stays in queue {self.queue_id}",
+                code="overflow_cycle",
+                path=list(self.path),
+            )
         if to == "callback" and not (self.personal or {}).get("phone"):
             to = "voicemail"  # no number to call back: leave a message instead
         self._record(
@@ -753,7 +785,16 @@ class Contact(HotlineAggregate):
         wrap = _seconds(self.ended_at, ctx.now) if self.ended_at else 0.0
         self._record(self.WrappedUp, ctx, agent_id=self.agent_id, wrap_seconds=wrap, disposition=disposition, timed_out=timed_out)
 
-    def link_request(self, request_id: str, ctx: Context) -> None:
+    def link_request(self, request_id: str, ctx: Context, *, scheduling: bool = False) -> None:
+        """A request registered during the contact: while it is live or in wrap-up, waiting
+        again after an agent handled it (a transfer), or once closed (with no wrap-up time a
+        call closes as it ends, while its agent is still registering the request). A
+        callback links the request it answers when scheduled."""
+        linkable = self.status in LINKABLE or (self.handled_by and not self.is_terminal)
+        if not scheduling and not linkable:
+            raise InvalidTransition(
+                f"contact {self.id} is {self.status}: requests are linked to contacts an agent handled", code="not_linkable"
+            )
         if request_id in self.request_ids:
             return
         self._record(self.RequestLinked, ctx, request_id=request_id)

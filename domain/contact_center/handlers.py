@@ -9,10 +9,11 @@ written. The rules (may this agent take this contact?) live in the aggregates.
 from __future__ import annotations
 
 import uuid
+from datetime import timedelta
 from typing import Any
 
 from domain.access import Access, Action, authorize
-from domain.base import Context, InvalidCommand, InvalidTransition, NotFound
+from domain.base import Context, Forbidden, InvalidCommand, InvalidTransition, NotFound
 from domain.citizens.aggregate import ContactDetails, check_language, normalise_email, normalise_phone
 from domain.citizens.handlers import known_citizen
 from domain.contact_center import commands as cc
@@ -21,6 +22,7 @@ from domain.contact_center.contacts import Contact, contact_uuid_for
 from domain.contact_center.queues import Queue, queue_uuid
 from domain.contact_center.rules import QueueRules, check_skill_name
 from domain.handling import Handlers, UnitOfWork
+from domain.requests.handlers import load_request
 
 handles = Handlers("contact_center")
 
@@ -61,6 +63,21 @@ def acting_as(ctx: Context, action: Action, agent_id: str | None) -> None:
     """Agents act for themselves (their own session; the contacts offered to them);
     supervisors and system processes for anyone (domain/access.py)."""
     authorize(ctx.actor, action, Access(assignee=agent_id, subject=agent_id))
+
+
+def acting_on(ctx: Context, action: Action, contact: Contact, agent_id: str | None) -> None:
+    """``acting_as`` for the contact's current agent (``agent_id``). An agent or expert who
+    handled the contact earlier (it moved on: a callback back to scheduled, a take-over)
+    is told its state, 409, rather than 403; anyone else is still refused without it."""
+    try:
+        acting_as(ctx, action, agent_id)
+    except Forbidden:
+        if agent_id != contact.agent_id or ctx.actor.id not in contact.handled_by:
+            raise
+        now_with = f" with {contact.agent_id}" if contact.agent_id else ""
+        raise InvalidTransition(
+            f"contact {contact.id} is {contact.status}{now_with}: {ctx.actor.id} no longer handles it", status=contact.status
+        ) from None
 
 
 def _contact_result(contact: Contact, **extra: Any) -> dict[str, Any]:
@@ -462,32 +479,47 @@ def end_contact(uow: UnitOfWork, ctx: Context, cmd: cc.End) -> dict[str, Any]:
 def wrap_up_contact(uow: UnitOfWork, ctx: Context, cmd: cc.WrapUp) -> dict[str, Any]:
     """The agent finishes wrap-up with a disposition (or its time ran out)."""
     contact = load_contact(uow, cmd.contact_id)
-    agent_id = cmd.agent_id or contact.agent_id
-    acting_as(ctx, cmd.action, agent_id)
+    # An agent or expert wraps up their own part (after a transfer or a take-over, the
+    # contact's agent is someone else); a supervisor or the router, the contact's agent's.
+    agent_id = cmd.agent_id or (ctx.actor.id if ctx.actor.role in SELF_ACTING_ROLES else contact.agent_id)
+    if agent_id == ctx.actor.id and ctx.actor.role in SELF_ACTING_ROLES and ctx.actor.id not in contact.handled_by:
+        acting_as(ctx, cmd.action, contact.agent_id)  # never on this contact: refused as before, nothing told
+    acting_on(ctx, cmd.action, contact, agent_id)
     agent = find_agent(uow, agent_id)
     cid = str(contact.id)
     done = False
     if agent is not None and cid in agent.wrapping:
-        agent.complete_wrap_up(cid, ctx, timed_out=cmd.timed_out)
+        # The agent's own disposition: recorded even when the contact is someone else's now.
+        agent.complete_wrap_up(cid, ctx, timed_out=cmd.timed_out, disposition=cmd.disposition)
         done = True
     if contact.status == "wrap_up" and agent_id == contact.agent_id:
         contact.wrap_up(agent_id, cmd.disposition, ctx, timed_out=cmd.timed_out)
         done = True
     if not done:
-        raise InvalidTransition(f"agent {agent_id} is not wrapping up contact {cmd.contact_id}")
+        raise InvalidTransition(
+            f"agent {agent_id} is not wrapping up contact {cmd.contact_id}, which is {contact.status}", status=contact.status
+        )
     return _contact_result(contact)
 
 
 @handles(cc.LinkRequest)
 def link_request(uow: UnitOfWork, ctx: Context, cmd: cc.LinkRequest) -> dict[str, Any]:
-    """The request registered during this contact: the citizen's history joins them."""
+    """The request registered during this contact: the citizen's history joins them. The
+    request is named by its reference or id and must exist; the contact records its id."""
     contact = load_contact(uow, cmd.contact_id)
-    acting_as(ctx, cmd.action, contact.agent_id)
-    contact.link_request(cmd.request_id, ctx)
+    if ctx.actor.id not in contact.handled_by:  # who handled it earlier may link what they registered then
+        acting_on(ctx, cmd.action, contact, contact.agent_id)
+    contact.link_request(str(load_request(uow, cmd.request_id).id), ctx)
     return _contact_result(contact, request_ids=contact.request_ids)
 
 
 # ------------------------------------------------------------------------ callbacks
+# How far in the past a callback's due time may be: "now" as a form chose it a few minutes
+# before it was sent, or a clock a little behind. It is then due at once; anything older is
+# a mistyped date, which would otherwise dial at once (or be given up as too old).
+CALLBACK_PAST_TOLERANCE = timedelta(minutes=5)
+
+
 @handles(cc.ScheduleCallback)
 def schedule_callback(uow: UnitOfWork, ctx: Context, cmd: cc.ScheduleCallback) -> dict[str, Any]:
     """An outbound call to make later: return an answer, or a satisfaction survey (回访)."""
@@ -498,7 +530,17 @@ def schedule_callback(uow: UnitOfWork, ctx: Context, cmd: cc.ScheduleCallback) -
     rules = load_queue(uow, cmd.queue_id).rules
     if rules.media != "voice":
         raise InvalidCommand(f"callbacks are calls: queue {cmd.queue_id} is a {rules.media} queue")
-    personal, known = _caller(uow, ctx, cmd.phone, None)
+    if cmd.due_at < ctx.now - CALLBACK_PAST_TOLERANCE:
+        raise InvalidCommand(
+            f"due_at {cmd.due_at.isoformat()} is in the past: a callback is due now or later", code="due_in_past", field="due_at"
+        )
+    phone = cmd.phone
+    if ctx.actor.role != "system":
+        # Staff type this number: checked as a request's is. A caller id from the PBX or the
+        # voice menu is kept as given, as an arrival's is (_caller).
+        phone = normalise_phone(cmd.phone, ctx.deps.policy.default_region)
+    request_id = str(load_request(uow, cmd.request_id).id) if cmd.request_id else None
+    personal, known = _caller(uow, ctx, phone, None)
     contact = Contact.arrive(
         channel="callback",
         queue_id=cmd.queue_id,
@@ -513,9 +555,9 @@ def schedule_callback(uow: UnitOfWork, ctx: Context, cmd: cc.ScheduleCallback) -
         skill=check_skill_name(cmd.skill) if cmd.skill is not None else None,
     )
     uow.add(contact)
-    contact.schedule_callback(cmd.queue_id, cmd.due_at, cmd.max_attempts, cmd.retry_seconds, cmd.reason, cmd.request_id, ctx)
-    if cmd.request_id:
-        contact.link_request(cmd.request_id, ctx)
+    contact.schedule_callback(cmd.queue_id, cmd.due_at, cmd.max_attempts, cmd.retry_seconds, cmd.reason, request_id, ctx)
+    if request_id:
+        contact.link_request(request_id, ctx, scheduling=True)
     return _contact_result(contact, due_at=cmd.due_at.isoformat())
 
 
@@ -525,7 +567,7 @@ def callback_outcome(uow: UnitOfWork, ctx: Context, cmd: cc.CallbackOutcome) -> 
     later, or give up after the last attempt; the agent is free again at once)."""
     contact = load_contact(uow, cmd.contact_id)
     agent_id = contact.agent_id
-    acting_as(ctx, cmd.action, agent_id)
+    acting_on(ctx, cmd.action, contact, agent_id)
     status = contact.callback_outcome(cmd.outcome, ctx)
     if status != "connected":
         _finish(uow, ctx, contact, agent_id, wrap=False)
@@ -555,12 +597,29 @@ def record_ivr_session(uow: UnitOfWork, ctx: Context, cmd: cc.RecordIvrSession) 
 @handles(cc.Supervise)
 def supervise_contact(uow: UnitOfWork, ctx: Context, cmd: cc.Supervise) -> dict[str, Any]:
     """Monitor, whisper, barge in, stop, or take over (the agent leaves to wrap-up)."""
+    supervisor_id = _supervisor(ctx, cmd.supervisor_id)
     contact = load_contact(uow, cmd.contact_id)
     if cmd.mode == "stop":
-        contact.stop_supervising(cmd.supervisor_id, ctx)
+        contact.stop_supervising(supervisor_id, ctx)
     elif cmd.mode == "take_over":
-        previous = contact.take_over(cmd.supervisor_id, ctx)
+        previous = contact.take_over(supervisor_id, ctx)
         _finish(uow, ctx, contact, previous)
     else:
-        contact.supervise(cmd.supervisor_id, cmd.mode, ctx)
+        contact.supervise(supervisor_id, cmd.mode, ctx)
     return _contact_result(contact, supervisors=contact.supervisors)
+
+
+def _supervisor(ctx: Context, named: str | None) -> str:
+    """The supervisor joining, leaving or taking over is the one signed in: the PBX dials
+    this id as their endpoint, so a name in the body (an outside number, another
+    supervisor whose session it would end) is accepted only when it is the actor's own. A
+    system process, which acts for anyone, names the supervisor it acts for."""
+    if ctx.actor.role == "system":
+        if not named:
+            raise InvalidCommand("a system process names the supervisor it acts for", field="supervisor_id")
+        return named
+    if named is not None and named != ctx.actor.id:
+        raise Forbidden(
+            f"{ctx.actor.id} supervises as themselves, not as {named}", action=Action.CONTACTS_SUPERVISE.value, field="supervisor_id"
+        )
+    return ctx.actor.id

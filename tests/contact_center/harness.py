@@ -87,6 +87,15 @@ class Center:
     def presence(self, agent_id: str, presence: str, reason: str | None = None) -> dict[str, Any]:
         return self.as_agent(agent_id, cc.SetPresence.model_validate({"agent_id": agent_id, "presence": presence, "reason": reason}))
 
+    def register_request(self, agent_id: str = "A") -> tuple[str, str]:
+        """A request registered by an agent: (its id, its reference)."""
+        from domain.requests import commands as rc
+
+        details = rc.Contact(name="Mario Rossi", phone="+390612345678")
+        cmd = rc.RegisterRequest(kind="action", subtype="complaint", channel="phone", description="Pothole", contact=details)
+        done = self.run(cmd, actor=Actor(agent_id, "agent"))
+        return str(done["id"]), str(done["reference"])
+
     def route(self) -> int:
         return self.router.run_until_idle()
 

@@ -76,7 +76,7 @@ def test_callback_leg_outcomes(center: Center) -> None:
     center.queue("out", wrap_seconds=0)
     center.login("A1", ["out"])
     cid = center.run(
-        cc.ScheduleCallback(queue_id="out", phone="+39061", due_at=center.clock.now() + timedelta(seconds=1)), actor=SUPERVISOR
+        cc.ScheduleCallback(queue_id="out", phone="+390612345678", due_at=center.clock.now() + timedelta(seconds=1)), actor=SUPERVISOR
     )["id"]
     center.tick(2)
     center.answer(cid, "A1")

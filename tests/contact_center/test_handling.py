@@ -327,11 +327,15 @@ def test_abandon_while_offered_withdraws_the_offer(center: Center) -> None:
 
 def test_link_request_and_idempotent_arrival(center: Center) -> None:
     center.queue("q")
+    center.login("A", ["q"])
     cid = center.arrive("q", external_id="pbx-1")
     again = center.arrive("q", external_id="pbx-1")
     assert again == cid
-    center.run(cc.LinkRequest(contact_id=cid, request_id="r-1"))
-    center.run(cc.LinkRequest(contact_id=cid, request_id="r-1"))
+    center.route()
+    center.answer(cid, "A")
+    rid, ref = center.register_request("A")
+    center.run(cc.LinkRequest(contact_id=cid, request_id=ref))  # by reference, or by id
+    center.run(cc.LinkRequest(contact_id=cid, request_id=rid))
     assert center.events_of(cid).count("request_linked") == 1
 
 
@@ -339,9 +343,10 @@ def test_scheduled_callback_with_retries(center: Center) -> None:
     center.queue("out", wrap_seconds=0)
     center.login("A", ["out"])
     due = center.clock.now() + timedelta(minutes=30)
+    _, ref = center.register_request("A")
     res = center.run(
         cc.ScheduleCallback(
-            queue_id="out", phone="+390611111", due_at=due, reason="survey", request_id="R1", max_attempts=2, retry_seconds=600
+            queue_id="out", phone="+390611111", due_at=due, reason="survey", request_id=ref, max_attempts=2, retry_seconds=600
         ),
         actor=SUPERVISOR,
     )
