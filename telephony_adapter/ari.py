@@ -32,10 +32,18 @@ Channel and bridge ids the adapter creates say what they carry
 (``hl-agent.<contact>.<agent>.<n>``, ``hl-callback.<contact>.<attempt>``,
 ``hl-contact.<contact>``), so an adapter that reconnects, or a new one, can tell its own
 legs from the channel list alone (:func:`leg_of_channel_id`).
+
+Only calls the PBX carries are acted on: a contact whose caller leg the adapter knows,
+or a callback it dials itself. A chat, an email or a voice contact made through the API
+has no channel here; the agent's desk answers and ends it, never the PBX. An agent's or
+supervisor's id is put into a dial string only when it looks like a staff id
+(:func:`dialable`): an id such as ``0039333…@trunk`` would otherwise dial out.
 """
 
 from __future__ import annotations
 
+import logging
+import re
 import threading
 from dataclasses import dataclass, field
 from typing import Any
@@ -48,12 +56,21 @@ from domain.events import EVENT_CLASSES
 from domain.handling import Command
 from infra.bus import CommandBus
 
+log = logging.getLogger("hotline.telephony")
 ARI_ACTOR = Actor("asterisk-ari", "system", "Asterisk ARI adapter")
 STASIS_APP = "hotline"
 # Q.850 hangup causes a dialled callback can end with.
 BUSY_CAUSES = {17}
 NO_ANSWER_CAUSES = {18, 19, 21}
 LEG_KINDS = ("caller", "agent", "callback", "snoop", "supervisor", "ivr")
+# What a staff id may be when it goes into a dial string (``PJSIP/{agent_id}``), a channel
+# id or an ARI path. Asterisk splits a dial string at '/' (technology / resource), PJSIP
+# reads ``user@endpoint`` (so ``x@trunk`` dials out through the trunk), ',' separates
+# application arguments (our appArgs) and '&' several dial targets; whitespace and control
+# characters end or corrupt the request. Staff usernames (domain/identity/staff.py) are
+# letters, digits, '.', '_', '-' and '@'; agent ids in the tests and the demo are like
+# ``A1`` and ``op-anna``. So: ASCII letters, digits, '.', '_', '-', at most 64.
+DIALABLE_ID = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,63}")
 
 
 @dataclass
@@ -76,6 +93,11 @@ class Dialplan:
     ring_seconds: int = 30
     callback_ring_seconds: int = 40
     moh_class: str = "default"
+
+
+def dialable(staff_id: object) -> bool:
+    """An agent's or supervisor's id that is safe in a dial string (see ``DIALABLE_ID``)."""
+    return isinstance(staff_id, str) and DIALABLE_ID.fullmatch(staff_id) is not None
 
 
 def bridge_id(contact_id: str) -> str:
@@ -272,35 +294,50 @@ def actions_for(
     plan: Dialplan | None = None,
     number: str | None = None,
     version: int = 0,
+    callback: bool = False,
 ) -> list[dict[str, Any]]:
     """ARI requests that carry out a contact event on the PBX (a domain decision → PBX).
 
     ``legs`` are the channels the adapter knows, ``number`` the citizen's number (for a
-    callback), ``version`` the event's version (makes the new channel ids unique)."""
+    callback), ``version`` the event's version (makes the new channel ids unique),
+    ``callback`` whether the contact is a voice callback the adapter dials (it has no
+    citizen leg until the citizen answers, yet the agent's phone must ring first).
+
+    A contact with no leg the adapter knows that is not such a callback (a chat, an email,
+    a voice contact created through the API) is not the PBX's: nothing is done."""
     plan = plan or Dialplan()
     kind = EVENT_CLASSES.get(event_type)
     mine = {ch: leg for ch, leg in (legs or {}).items() if leg.contact_id == contact_id}
     caller = next((ch for ch, leg in mine.items() if leg.kind in ("caller", "callback")), None)
+    # A callback's own events say it is one (the adapter dials it) whatever the caller says.
+    callback = callback or kind in (Contact.CallbackAttempted, Contact.CallbackConnected, Contact.CallbackUnanswered)
+    if caller is None and not callback and not mine:
+        return []
 
     def agent_leg(agent_id: str | None) -> str | None:
         return next((ch for ch, leg in mine.items() if leg.kind == "agent" and leg.agent_id == agent_id), None)
 
-    def originate_agent(agent_id: str) -> dict[str, Any]:
-        return _req(
-            "POST",
-            "/channels",
-            endpoint=plan.agent_endpoint.format(agent_id=agent_id),
-            app=plan.app,
-            appArgs=f"agent,{contact_id},{agent_id}",
-            channelId=agent_channel_id(contact_id, agent_id, version),
-            timeout=plan.ring_seconds,
-        )
+    def originate_agent(agent_id: str) -> list[dict[str, Any]]:
+        if not dialable(agent_id):
+            log.warning("ari: contact %s: agent id %r is not a dialable staff id; not dialled", contact_id, agent_id)
+            return []
+        return [
+            _req(
+                "POST",
+                "/channels",
+                endpoint=plan.agent_endpoint.format(agent_id=agent_id),
+                app=plan.app,
+                appArgs=f"agent,{contact_id},{agent_id}",
+                channelId=agent_channel_id(contact_id, agent_id, version),
+                timeout=plan.ring_seconds,
+            )
+        ]
 
     if kind is Contact.Queued and caller:
         answer = [_req("POST", f"/channels/{caller}/answer")] if data.get("reason") == "arrival" else []
         return [*answer, _req("POST", f"/channels/{caller}/moh", mohClass=plan.moh_class)]
-    if kind is Contact.Offered:
-        return [originate_agent(data["agent_id"])]
+    if kind is Contact.Offered and (caller or callback):
+        return originate_agent(data["agent_id"])
     if kind is Contact.Answered and caller:
         return [_req("DELETE", f"/channels/{caller}/moh")]
     if kind is Contact.Held and caller:
@@ -333,7 +370,7 @@ def actions_for(
             )
         ]
     if kind is Contact.CallbackConnected and agent_leg(data["agent_id"]) is None:
-        return [originate_agent(data["agent_id"])]
+        return originate_agent(data["agent_id"])
     if kind is Contact.CallbackUnanswered and (leg := agent_leg(data["agent_id"])) is not None:
         return [_req("DELETE", f"/channels/{leg}")]
     if kind is Contact.SupervisorJoined:
@@ -341,6 +378,9 @@ def actions_for(
         if target is None:
             return []
         sup = data["supervisor_id"]
+        if not dialable(sup):  # it goes into the dial string, the snoop's appArgs and ids
+            log.warning("ari: contact %s: supervisor id %r is not a dialable staff id; not dialled", contact_id, sup)
+            return []
         spy, whisper = {"monitor": ("both", "none"), "whisper": ("both", "out"), "barge": ("both", "both")}[data["mode"]]
         out = [_req("DELETE", f"/channels/{ch}") for ch, leg in mine.items() if leg.kind in ("snoop", "supervisor") and leg.agent_id == sup]
         return [
@@ -369,7 +409,9 @@ def actions_for(
         gone = [
             _req("DELETE", f"/channels/{ch}") for ch, leg in mine.items() if leg.kind in ("snoop", "supervisor") and leg.agent_id == sup
         ]
-        return [*gone, _req("DELETE", f"/bridges/hl-sup.{contact_id}.{sup}")]
+        # The bridge's id holds the supervisor's id: only a dialable one was ever bridged (and
+        # only such an id is safe in the request's path).
+        return [*gone, _req("DELETE", f"/bridges/hl-sup.{contact_id}.{sup}")] if dialable(sup) else gone
     if kind is Contact.Abandoned:
         out = [_req("DELETE", f"/channels/{caller}")] if caller else []
         if (leg := agent_leg(data.get("offered_to"))) is not None:

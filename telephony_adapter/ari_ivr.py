@@ -14,9 +14,10 @@ into its inputs and its actions into ARI requests, in the order given:
   ``GET /recordings/stored/{name}/file`` to register the message.
 * ``HandOver`` → the caller becomes a contact of the queue (``contact_arrives``, as a
   StasisStart with a queue would) with the language and skill chosen, and the session is
-  recorded on it for the audit.
-* ``OfferCallback`` → ``schedule_callback`` for the number (with the skill chosen), then
-  the call is hung up.
+  recorded on it for the audit. A queue that does not exist (any more) falls back to the
+  adapter's default queue (:func:`_queues_to_try`), else the call is hung up.
+* ``OfferCallback`` → ``schedule_callback`` for the number (with the skill chosen; the
+  same fallback), then the call is hung up.
 * ``Hangup`` → ``DELETE /channels/{id}``.
 
 Every call runs on one of the adapter's worker threads, one event at a time per channel
@@ -197,30 +198,47 @@ class IvrDriver:
 
     def _hand_over(self, process: Any, call: _Call, action: HandOver) -> None:
         number = call.session.caller or None
-        try:
-            result = process.adapter.arrive(call.channel_id, action.queue_id, action.language, action.priority, number, action.skill)
-        except DomainError as exc:
-            log.warning("ivr: hand-over of %s to %s refused: %s", call.channel_id, action.queue_id, exc.message)
-            process.ari("DELETE", f"/channels/{call.channel_id}")
+        for queue_id in _queues_to_try(process, action.queue_id):
+            # In the fallback queue any agent will do (as for an overflow): the skill is dropped.
+            skill = action.skill if queue_id == action.queue_id else None
+            try:
+                result = process.adapter.arrive(call.channel_id, queue_id, action.language, action.priority, number, skill)
+            except DomainError as exc:
+                log.warning("ivr: hand-over of %s to %s refused: %s", call.channel_id, queue_id, exc.message)
+                if exc.code == "queue_not_found":
+                    continue
+                break
+            if queue_id != action.queue_id:
+                log.warning("ivr: %s handed over to the default queue %s instead of %s", call.channel_id, queue_id, action.queue_id)
+            self._record(process, result["id"], call)
             return
-        self._record(process, result["id"], call)
+        process.ari("DELETE", f"/channels/{call.channel_id}")
 
     def _callback(self, process: Any, call: _Call, action: OfferCallback) -> None:
         now = process.bus.clock.now()
-        schedule = cc.ScheduleCallback(
-            queue_id=action.queue_id,
-            phone=action.number,
-            due_at=now,
-            reason="virtual_hold",
-            language=call.session.language,
-            skill=call.session.skill,  # the topic chosen in the menu: the callback goes to an agent who has it
-            external_id=f"ivr-callback:{call.channel_id}",
-        )
-        try:
-            result = process.bus.execute(schedule, IVR_ACTOR).result
+        for queue_id in _queues_to_try(process, action.queue_id):
+            schedule = cc.ScheduleCallback(
+                queue_id=queue_id,
+                phone=action.number,
+                due_at=now,
+                reason="virtual_hold",
+                language=call.session.language,
+                # The topic chosen in the menu: the callback goes to an agent who has it (in
+                # the fallback queue any agent will do).
+                skill=call.session.skill if queue_id == action.queue_id else None,
+                external_id=f"ivr-callback:{call.channel_id}",
+            )
+            try:
+                result = process.bus.execute(schedule, IVR_ACTOR).result
+            except DomainError as exc:
+                log.warning("ivr: callback for %s in %s refused: %s", call.channel_id, queue_id, exc.message)
+                if exc.code == "queue_not_found":
+                    continue
+                break
+            if queue_id != action.queue_id:
+                log.warning("ivr: callback for %s in the default queue %s instead of %s", call.channel_id, queue_id, action.queue_id)
             self._record(process, result["id"], call)
-        except DomainError as exc:
-            log.warning("ivr: callback for %s refused: %s", call.channel_id, exc.message)
+            break
         process.ari("DELETE", f"/channels/{call.channel_id}")
 
     def _record(self, process: Any, contact_id: str, call: _Call) -> None:
@@ -237,6 +255,16 @@ class IvrDriver:
             leg = process.adapter.legs.get(call.channel_id)
             if leg is not None and leg.kind == "ivr":
                 process.adapter.legs.pop(call.channel_id, None)
+
+
+def _queues_to_try(process: Any, queue_id: str) -> list[str]:
+    """The flow's queue, then the adapter's default queue (``HOTLINE_ARI_DEFAULT_QUEUE``,
+    where a call without a queue goes): publishing refuses a flow naming a queue that does
+    not exist, but a flow published before that check, or a store whose queues changed,
+    may still name one. A caller the menu promised a person (or a callback) then waits in
+    the default queue rather than being hung up; with no default queue either, hung up."""
+    default = getattr(process.adapter, "default_queue", None)
+    return [queue_id] if not default or default == queue_id else [queue_id, default]
 
 
 def _channel_of(event: dict[str, Any]) -> str | None:

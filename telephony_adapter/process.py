@@ -383,11 +383,11 @@ class TelephonyProcess:
             self._req("POST", f"/bridges/{bid}/addChannel", channel=f"{snoop},{channel_id}"),
         ]
 
-    def _citizen_channel(self, contact_id: str) -> str | None:
+    def _citizen_channel(self, contact_id: str, contact: Contact | None = None) -> str | None:
         found = self.adapter.legs_of(contact_id, "caller", "callback")
         if found:
             return next(iter(found))
-        contact = self.adapter.contact(contact_id)
+        contact = contact or self.adapter.contact(contact_id)
         external = (contact.external_id or "") if contact is not None else ""
         if external.startswith("ari:"):
             channel_id = external[4:]
@@ -496,18 +496,25 @@ class TelephonyProcess:
     def _plan(self, envelope: Envelope) -> list[Request]:
         contact_id = envelope.aggregate_id
         legs = self.adapter.legs_of(contact_id)
+        contact: Contact | None = None
         if not any(leg.kind in ("caller", "callback") for leg in legs.values()):
-            citizen = self._citizen_channel(contact_id)
+            contact = self.adapter.contact(contact_id)
+            citizen = self._citizen_channel(contact_id, contact)
             if citizen is not None:
                 legs[citizen] = Leg(contact_id=contact_id)
         data = dict(envelope.data)
         number = None
         if envelope.name in ("callback_attempted", "supervisor_joined"):
-            contact = self.adapter.contact(contact_id)
+            contact = contact or self.adapter.contact(contact_id)
             if contact is not None:
                 number = (contact.personal or {}).get("phone")
                 data.setdefault("agent_id", contact.agent_id)
-        requests = actions_for(envelope.type, contact_id, data, legs, plan=self.plan, number=number, version=envelope.version)
+        # With no citizen leg, only a voice callback is the PBX's (the adapter dials it): a
+        # chat or a voice contact made through the API is left to the agent's desk.
+        callback = contact is not None and contact.is_callback and contact.media == "voice"
+        requests = actions_for(
+            envelope.type, contact_id, data, legs, plan=self.plan, number=number, version=envelope.version, callback=callback
+        )
         for request in requests:
             self._expect_leg(request)
         return requests

@@ -78,6 +78,9 @@ def replay(
         events = parse_session(session.read_text("utf-8"))
     except (OSError, UnicodeDecodeError) as exc:
         refuse(f"{session}: cannot be read as an AMI session ({exc})")
+    # Any text with "Key: Value" lines parses; an AMI session has events (an Event header).
+    if not any(k.lower() == "event" and v for e in events for k, v in e.items()):
+        refuse(f"{session}: no AMI event in it (messages of Key: Value lines with an Event header, a blank line after each)")
     stamps = []
     for number, event in enumerate(events, 1):
         # As the observer reads it (any case); checked before anything is replayed.

@@ -29,12 +29,11 @@ from collections.abc import Iterator
 from contextlib import AbstractContextManager
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
-from typing import Any
+from typing import Any, NoReturn
 
 import typer
-from rich.console import Console
 
-from api.cli.shell import shell_actor, started_hotline
+from api.cli.shell import refuse, shell_actor, started_hotline
 from domain.base import Actor, DomainError
 from domain.ivr import commands as ic
 from infra.settings import get_settings
@@ -44,7 +43,6 @@ from telephony_adapter.ivr.engine import Flow, IvrSession
 commands = typer.Typer()
 ivr = typer.Typer(help="IVR flows: publish a flow document, list them, try one from the keyboard", no_args_is_help=True)
 commands.add_typer(ivr, name="ivr")
-console = Console(stderr=True)
 
 
 def _actor() -> Actor:
@@ -55,9 +53,8 @@ def _hotline() -> AbstractContextManager[Any]:
     return started_hotline(get_settings())
 
 
-def _fail(message: str) -> None:
-    console.print(f"[red]{message}[/]")
-    raise typer.Exit(1)
+def _fail(message: str) -> NoReturn:
+    refuse(message)  # the operator's input refused: one line on stderr, exit 2
 
 
 @ivr.command("publish")

@@ -11,8 +11,10 @@ recording and records a ``playback_granted`` event (who, why, until when): every
 playback is audited in the event store, and the personal-data read log
 (``api/read_log.py``) has a line too. It answers a link, ``/recordings/{id}/audio?token=…``,
 that works for the same signed-in user for ``HOTLINE_RECORDINGS_LINK_SECONDS``
-(the event holds the token's hash only), so a media player's range requests need no new
-grant. The audio is served from the attachment store (``infra/recordings.py``).
+(the event holds the token's hash only; a longer ``seconds`` is refused, 422), so a media
+player's range requests need no new grant: one byte range (``Range: bytes=0-99``) is
+answered 206 with ``Content-Range``, one beyond the end 416, several ranges the whole file.
+The audio is served from the attachment store (``infra/recordings.py``).
 
 Recording on demand: ``POST /contacts/{id}/recording`` (``RecordCall``) lets the agent on a
 live call (or a supervisor for them) have it recorded, as the queue's policy allows; the
@@ -22,17 +24,21 @@ demand is an event on the contact, and the PBX adapter records the call's bridge
 from __future__ import annotations
 
 import hashlib
+import logging
+import re
 import secrets
 import uuid
+from collections.abc import Iterator
 from datetime import datetime
-from typing import Any
+from typing import Any, Literal
 
-from fastapi import Body, Depends, Query
-from fastapi.responses import StreamingResponse
+from fastapi import Body, Depends, Header, Query
+from fastapi.responses import JSONResponse, Response, StreamingResponse
 from pydantic import Field
 
 from api.auth import allow
 from api.deps import CommandRoute, add_command_routes, get_hotline
+from api.errors import error_body
 from api.read_log import PersonalDataRead, personal_data_read
 from api.responses import CommandAnswer, PlaybackLink, RecordingPage, RecordingPolicyView, RecordingView
 from api.routing import HotlineRouter
@@ -45,6 +51,7 @@ from domain.requests.aggregate import ServiceRequest, request_id_for
 from infra.runtime import Hotline
 from projections import recordings as rm
 
+log = logging.getLogger("hotline.recordings")
 router = HotlineRouter(tags=["recordings"])
 
 add_command_routes(
@@ -99,16 +106,29 @@ def _recording(hotline: Hotline, recording_id: str) -> Recording:
     return found
 
 
+def _stream_id(value: str, what: str, recording: Recording) -> uuid.UUID | None:
+    """A linked id as a stream id; None (logged) for one that is not a UUID: a bad link
+    (written before links were checked) must not make the recording unreadable (a 500)
+    for everyone. It grants nothing: the rule is then decided without it."""
+    try:
+        return uuid.UUID(value)
+    except (ValueError, TypeError, AttributeError):
+        log.warning("recording %s: its %s id %r is not a UUID; skipped when deciding who may see it", recording.id, what, value)
+        return None
+
+
 def recording_access(hotline: Hotline, recording: Recording) -> Access:
     """As the handlers decide it (domain/recordings/handlers.py): the call's agent, its
     citizen, the departments of the cases linked to it."""
     ids = list(recording.request_ids)
-    contact = hotline.store.read_reference(uuid.UUID(recording.contact_id))
+    contact_id = _stream_id(recording.contact_id, "contact", recording)
+    contact = hotline.store.read_reference(contact_id) if contact_id is not None else None
     if isinstance(contact, Contact):
         ids += contact.request_ids
     departments = set()
     for rid in dict.fromkeys(ids):
-        request = hotline.store.read_reference(uuid.UUID(rid))
+        request_id = _stream_id(rid, "request", recording)
+        request = hotline.store.read_reference(request_id) if request_id is not None else None
         if isinstance(request, ServiceRequest) and request.department_id:
             departments.add(request.department_id)
     return Access(departments=frozenset(departments), citizen_id=recording.citizen_id, assignee=recording.agent_id)
@@ -220,8 +240,16 @@ def playback_link(
 ) -> dict[str, Any]:
     token = secrets.token_urlsafe(32)
     base = cmd or c.PlayRecording()
+    longest = hotline.settings.recordings_link_seconds
     if "seconds" not in base.model_fields_set:
-        base = base.model_copy(update={"seconds": hotline.settings.recordings_link_seconds})
+        base = base.model_copy(update={"seconds": longest})
+    elif base.seconds > longest:  # the link is short-lived by rule (the module): asking longer is refused
+        raise InvalidCommand(
+            f"a playback link lasts at most {longest} seconds (HOTLINE_RECORDINGS_LINK_SECONDS), not {base.seconds}",
+            field="seconds",
+            code="link_too_long",
+            maximum=longest,
+        )
     command = base.model_copy(update={"recording_id": recording_id, "token_sha256": hashlib.sha256(token.encode()).hexdigest()})
     outcome = hotline.bus.execute(command, actor)
     result = outcome.result
@@ -234,37 +262,95 @@ def playback_link(
     }
 
 
+BYTE_RANGE = re.compile(r"bytes=(\d*)-(\d*)")
+
+
+def byte_range(header: str | None, size: int) -> tuple[int, int] | Literal["unsatisfiable"] | None:
+    """The one range ``Range: bytes=…`` asks of ``size`` bytes, as (first, last) inclusive.
+
+    None: the whole file (no header, or one this server ignores as RFC 9110 allows: not
+    ``bytes``, malformed, several ranges); ``"unsatisfiable"``: a range starting beyond
+    the end (416). ``bytes=-N`` is the last N bytes; a last position beyond the end is cut."""
+    if header is None:
+        return None
+    match = BYTE_RANGE.fullmatch(header.strip())
+    if match is None or match.group(1) == match.group(2) == "":
+        return None
+    first_s, last_s = match.groups()
+    if first_s == "":  # a suffix: the last N bytes
+        suffix = int(last_s)
+        return (max(size - suffix, 0), size - 1) if suffix > 0 and size > 0 else "unsatisfiable"
+    first = int(first_s)
+    last = min(int(last_s), size - 1) if last_s else size - 1
+    if last_s and int(last_s) < first:
+        return None  # invalid: ignored, the whole file
+    if first >= size:
+        return "unsatisfiable"
+    return first, last
+
+
+def _slice(chunks: Iterator[bytes], first: int, last: int) -> Iterator[bytes]:
+    """Bytes first..last (inclusive) of a chunked stream."""
+    at = 0
+    for chunk in chunks:
+        end = at + len(chunk)
+        if end > first and at <= last:
+            yield chunk[max(first - at, 0) : last - at + 1]
+        if end > last:
+            return
+        at = end
+
+
 @router.get(
     "/recordings/{recording_id}/audio",
-    summary="A recording's audio, with a link from POST /recordings/{id}/playback",
+    summary="A recording's audio, with a link from POST /recordings/{id}/playback (single byte ranges: 206)",
     response_class=StreamingResponse,
-    responses={200: {"content": {"audio/wav": {}, "application/octet-stream": {}}}},
+    responses={
+        200: {"content": {"audio/wav": {}, "application/octet-stream": {}}},
+        206: {"description": "The byte range asked for (Range: bytes=first-last), with Content-Range"},
+        416: {"description": "The range starts beyond the end of the audio (Content-Range: bytes */size)"},
+    },
 )
 def recording_audio(
     recording_id: str,
     token: str = Query(..., min_length=10, max_length=200, description="The playback link's token"),
+    range_header: str | None = Header(
+        None, alias="Range", max_length=200, description="One byte range (bytes=0-99, bytes=100-, bytes=-500): answered 206"
+    ),
     hotline: Hotline = Depends(get_hotline),
     actor: Actor = allow(Action.RECORDINGS_PLAY),
     read: PersonalDataRead = personal_data_read("recording playback"),
-) -> StreamingResponse:
+) -> Response:
     recording = _recording(hotline, recording_id)
     if not recording.grant_valid(hashlib.sha256(token.encode()).hexdigest(), actor.id, hotline.clock.now()):
         raise Forbidden(
             "this playback link is not yours, has expired, or the recording was deleted", permission=Action.RECORDINGS_PLAY.value
         )
     assert recording.sha256 is not None  # a grant exists only for a completed recording
-    chunks = hotline.attachments.open(recording.sha256)
-    first = next(chunks, b"")  # deleted bytes are a 404 now, not a broken stream later
-    read.record(actor, what="recording audio", subject=str(recording.id), citizen_ids=[recording.citizen_id])
-
-    def stream() -> Any:
-        yield first
-        yield from chunks
-
+    size = int(recording.size_bytes or 0)
     headers = {
-        "Content-Length": str(recording.size_bytes),
+        "Accept-Ranges": "bytes",  # media players seek with ranges (Safari plays nothing without them)
         "X-Content-Type-Options": "nosniff",
         "Cache-Control": "private, no-store",
         "Content-Disposition": f'inline; filename="recording-{recording.id}"',
     }
-    return StreamingResponse(stream(), media_type=recording.content_type or "application/octet-stream", headers=headers)
+    wanted = byte_range(range_header, size)
+    if isinstance(wanted, str):  # "unsatisfiable"
+        body = error_body(
+            416, "range_not_satisfiable", f"the range {range_header!r} starts beyond the audio's {size} bytes", {"size": size}
+        )
+        return JSONResponse(body, status_code=416, headers={**headers, "Content-Range": f"bytes */{size}"})
+    chunks = hotline.attachments.open(recording.sha256)
+    first_chunk = next(chunks, b"")  # deleted bytes are a 404 now, not a broken stream later
+    read.record(actor, what="recording audio", subject=str(recording.id), citizen_ids=[recording.citizen_id])
+
+    def stream() -> Iterator[bytes]:
+        yield first_chunk
+        yield from chunks
+
+    media_type = recording.content_type or "application/octet-stream"
+    if wanted is None:
+        return StreamingResponse(stream(), media_type=media_type, headers={**headers, "Content-Length": str(size)})
+    first, last = wanted
+    headers |= {"Content-Length": str(last - first + 1), "Content-Range": f"bytes {first}-{last}/{size}"}
+    return StreamingResponse(_slice(stream(), first, last), status_code=206, media_type=media_type, headers=headers)

@@ -4,7 +4,8 @@ The schema (``telephony_adapter/ivr/flow.schema.json``, the contract of the docu
 PBX side runs) says the shape; :func:`check_flow` adds the rules between parts: every
 node named exists, prompts given per language name every language of the flow, the
 automatic nodes (``say``, ``hours``) never loop without the caller keying something, the
-limit node ends the call. A problem is an :class:`InvalidCommand` naming where it is
+limit node ends the call, and (when the publisher passes the queues that exist) every
+queue a handover or callback node names is a defined voice queue. A problem is an :class:`InvalidCommand` naming where it is
 (``field``: a JSON pointer-like path such as ``nodes/main/options/9/next``), which the
 API answers with 422.
 
@@ -16,6 +17,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+from collections.abc import Mapping
 from functools import lru_cache
 from pathlib import Path
 from typing import Any
@@ -108,8 +110,26 @@ def _prompts(node_id: str, node: dict[str, Any]) -> list[tuple[str, Any]]:
     return found
 
 
-def check_flow(document: Any) -> None:
-    """The schema, then the rules between the document's parts (see the module)."""
+def queues_named(document: Any) -> list[tuple[str, str]]:
+    """(node id, queue id) of every handover and callback node; tolerant of a document
+    that does not match the schema (the publisher asks before :func:`check_flow`)."""
+    nodes = document.get("nodes") if isinstance(document, dict) else None
+    if not isinstance(nodes, dict):
+        return []
+    return [
+        (node_id, node["queue"])
+        for node_id, node in nodes.items()
+        if isinstance(node, dict) and node.get("type") in ("handover", "callback") and isinstance(node.get("queue"), str)
+    ]
+
+
+def check_flow(document: Any, queues: Mapping[str, str] | None = None) -> None:
+    """The schema, then the rules between the document's parts (see the module).
+
+    ``queues``: the defined queues among those the flow names, id → media (``voice``,
+    ``chat`` …); when given, a handover or callback to a queue not in it, or not a voice
+    queue, is refused (a caller handed to it would be hung up). None: not checked (the
+    aggregate's own re-check, which cannot read the queues)."""
     check_schema(document)
     nodes: dict[str, dict[str, Any]] = document["nodes"]
     languages = set(document["languages"])
@@ -140,7 +160,30 @@ def check_flow(document: Any) -> None:
                 )
         if node["type"] == "lookup" and node["min_digits"] > node["max_digits"]:
             raise _fail("min_digits is more than max_digits", f"nodes/{node_id}/min_digits")
+        if queues is not None and node["type"] in ("handover", "callback"):
+            _check_queue(node_id, node, queues)
     _check_no_silent_loop(nodes)
+
+
+def _check_queue(node_id: str, node: dict[str, Any], queues: Mapping[str, str]) -> None:
+    queue_id, where = node["queue"], f"nodes/{node_id}/queue"
+    what = "hands callers over to" if node["type"] == "handover" else "schedules callbacks in"
+    if queue_id not in queues:
+        raise InvalidCommand(
+            f"node {node_id} {what} queue {queue_id!r}, which is not defined (at {where})",
+            field=f"document/{where}",
+            code="ivr_flow_invalid",
+            node=node_id,
+            queue=queue_id,
+        )
+    if queues[queue_id] != "voice":
+        raise InvalidCommand(
+            f"node {node_id} {what} queue {queue_id!r}, a {queues[queue_id]} queue: a voice menu needs a voice queue (at {where})",
+            field=f"document/{where}",
+            code="ivr_flow_invalid",
+            node=node_id,
+            queue=queue_id,
+        )
 
 
 def _check_no_silent_loop(nodes: dict[str, dict[str, Any]]) -> None:

@@ -61,7 +61,13 @@ class PlayRecording(Command):
     purpose: str = Field(default="quality review", min_length=3, max_length=200, description="Why the recording is played (recorded)")
     # Set by the API from a fresh random token (the link carries the token, the event its hash).
     token_sha256: SkipJsonSchema[str] = Field(default="", max_length=64)
-    seconds: int = Field(default=300, ge=1, le=3600, description="How long the link works")
+    seconds: int = Field(
+        default=300,
+        ge=1,
+        le=3600,
+        description="How long the link works: at most HOTLINE_RECORDINGS_LINK_SECONDS (300 by default), its default; "
+        "a longer one is refused (422, code link_too_long, naming the maximum)",
+    )
 
 
 class ApplyRecordingRetention(Command):

@@ -2,7 +2,10 @@
 
 ``infra/data/ivr/hours.yaml`` holds the staffed hours as a calendar of the calendars
 context (``hotline``); every ``infra/data/ivr/*.json`` is a flow document, published as
-its next version (unchanged documents publish nothing). The demo (``api/demo.py``)
+its next version (unchanged documents publish nothing). A flow is refused when a queue it
+hands callers to does not exist, so the queues the shipped flows name are defined first
+when they are missing (a fresh store; the demo's own traffic defines them with its
+settings before). The demo (``api/demo.py``)
 calls :func:`publish_demo_flows` as one of its hooks; ``hotline ivr publish FILE`` does
 the same for one flow on any store.
 """
@@ -18,7 +21,10 @@ import yaml
 
 from domain.base import SYSTEM, FixedClock
 from domain.calendars import commands as calc
+from domain.contact_center import commands as cc
+from domain.contact_center.queues import Queue, queue_uuid
 from domain.ivr import commands as ic
+from domain.ivr.flow import queues_named
 from infra.runtime import Hotline
 
 IVR_DATA = Path(__file__).resolve().parents[2] / "infra" / "data" / "ivr"
@@ -36,6 +42,9 @@ def publish_demo_flows(
     published = []
     for path in sorted(IVR_DATA.glob("*.json")):
         document = json.loads(path.read_text("utf-8"))
+        for queue_id in dict.fromkeys(q for _, q in queues_named(document)):
+            if not isinstance(hotline.store.read_reference(queue_uuid(queue_id)), Queue):
+                hotline.bus.execute(cc.DefineQueue(queue_id=queue_id, media="voice"), SYSTEM)
         published.append(hotline.bus.execute(ic.PublishFlow(document=document, note=f"shipped with Hotline ({path.name})"), SYSTEM).result)
     if console:
         flows = [(p["flow_id"], p["flow_version"]) for p in published]

@@ -16,7 +16,8 @@ import pytest
 from typer.testing import CliRunner
 
 from api.cli import ivr as ivr_cli
-from domain.base import Actor
+from domain.base import SYSTEM, Actor
+from domain.contact_center import commands as cc
 from domain.requests import commands as rc
 from infra.runtime import Hotline
 from infra.settings import Settings
@@ -92,7 +93,16 @@ def test_publish_refuses_a_bad_flow_naming_the_problem(tmp_path: Path, monkeypat
     path = tmp_path / "bad.json"
     path.write_text(json.dumps(bad), "utf-8")
     run = in_process(monkeypatch, tmp_path / "data", "ivr", "publish", str(path))
-    assert run.returncode == 1 and "nodes/main/options/1/next" in run.stderr
+    assert run.returncode == 2 and "nodes/main/options/1/next" in run.stderr and len(run.stderr.strip().splitlines()) == 1
+    # The queues the flow hands callers to must exist.
+    unknown = in_process(monkeypatch, tmp_path / "data", "ivr", "publish", str(ROOT / "infra" / "data" / "ivr" / "main.json"))
+    assert unknown.returncode == 2 and "queue 'general', which is not defined" in unknown.stderr
+    hotline = Hotline.start(Settings(data_dir=tmp_path / "data"))
+    try:
+        for queue_id in ("general", "tax", "environment"):
+            hotline.bus.execute(cc.DefineQueue(queue_id=queue_id), SYSTEM)
+    finally:
+        hotline.close()
     good = in_process(monkeypatch, tmp_path / "data", "ivr", "publish", str(ROOT / "infra" / "data" / "ivr" / "main.json"))
     assert good.returncode == 0 and good.stdout.startswith("flow main version 1: published")
     listed = in_process(monkeypatch, tmp_path / "data", "ivr", "list")

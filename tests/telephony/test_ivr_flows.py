@@ -17,9 +17,10 @@ import pytest
 
 from api.app import create_app
 from domain.base import SYSTEM, Actor, Forbidden, InvalidCommand
+from domain.contact_center import commands as cc
 from domain.ivr import commands as ic
 from domain.ivr.aggregate import IvrFlow, flow_uuid
-from domain.ivr.flow import check_flow, flow_hash
+from domain.ivr.flow import check_flow, flow_hash, queues_named
 from infra.runtime import Hotline
 from infra.settings import Settings
 from projections import ivr as rm
@@ -28,9 +29,16 @@ from tests.auth import SignedInClient
 ROOT = Path(__file__).resolve().parents[2]
 SCHEMA = json.loads((ROOT / "telephony_adapter" / "ivr" / "flow.schema.json").read_text("utf-8"))
 MAIN = json.loads((ROOT / "infra" / "data" / "ivr" / "main.json").read_text("utf-8"))
+MAIN_QUEUES = sorted({queue for _, queue in queues_named(MAIN)})
 ADMIN = {"X-Actor-Id": "admin", "X-Actor-Role": "administrator"}
 SUP = {"X-Actor-Id": "sup-li", "X-Actor-Role": "supervisor"}
 AGENT = {"X-Actor-Id": "op-anna", "X-Actor-Role": "agent"}
+
+
+def define_queues(hotline: Hotline, *queues: str) -> None:
+    """The queues the shipped flow hands callers to: a flow naming others is refused."""
+    for queue_id in queues or MAIN_QUEUES:
+        hotline.bus.execute(cc.DefineQueue(queue_id=queue_id), SYSTEM)
 
 
 def changed(edit: Callable[[dict[str, Any]], object]) -> dict[str, Any]:
@@ -112,6 +120,7 @@ def test_the_hash_is_of_the_canonical_document() -> None:
 
 
 def test_versions_are_events(hotline: Hotline) -> None:
+    define_queues(hotline)
     admin = Actor("admin", "administrator")
     first = hotline.bus.execute(ic.PublishFlow(document=MAIN, note="first"), admin).result
     assert first["flow_version"] == 1 and first["published"] and first["sha256"] == flow_hash(MAIN)
@@ -142,6 +151,8 @@ def test_versions_are_events(hotline: Hotline) -> None:
 
 def test_publish_and_read_over_http(tmp_path: Path) -> None:
     with SignedInClient(create_app(Settings(data_dir=tmp_path))) as client:
+        for queue_id in MAIN_QUEUES:
+            assert client.post("/queues", json={"queue_id": queue_id}, headers=SUP).status_code == 200
         assert client.post("/ivr/flows", json={"document": MAIN}, headers=SUP).status_code == 403
         created = client.post("/ivr/flows", json={"document": MAIN, "note": "first"}, headers=ADMIN)
         assert created.status_code == 201, created.text
@@ -168,4 +179,5 @@ def test_publish_and_read_over_http(tmp_path: Path) -> None:
 
 
 def test_system_may_publish(hotline: Hotline) -> None:
+    define_queues(hotline)
     assert hotline.bus.execute(ic.PublishFlow(document=MAIN), SYSTEM).result["flow_version"] == 1
