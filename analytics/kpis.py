@@ -91,12 +91,29 @@ def _parsed(value: datetime | date | str) -> datetime:
     return value
 
 
+class OutOfRange(ValueError):
+    """A time beyond what a Python datetime holds (the years 1 to 9999) once in UTC or
+    moved by days: DuckDB computes it, but hands it back as a string."""
+
+
 def as_utc_naive(value: datetime | date | str) -> datetime:
     """Dates mean midnight UTC; aware datetimes are converted to UTC (see :func:`utc_bound`
     for bounds in the hotline's time zone)."""
     value = _parsed(value)
     if value.tzinfo is not None:
-        value = value.astimezone(UTC).replace(tzinfo=None)
+        try:
+            value = value.astimezone(UTC).replace(tzinfo=None)
+        except OverflowError:
+            raise OutOfRange(f"{value.isoformat()} is out of range in UTC") from None
+    return value
+
+
+def _timestamp(row: Any, what: str) -> datetime:
+    """A TIMESTAMP DuckDB computed: a datetime, or OutOfRange (DuckDB answers one outside
+    Python's years as a string such as '10000-01-06 23:00:00')."""
+    value = row[0]
+    if not isinstance(value, datetime):
+        raise OutOfRange(f"{what} is out of range ({value})")
     return value
 
 
@@ -125,7 +142,7 @@ def utc_bound(conn: duckdb.DuckDBPyConnection, value: datetime | date | str, tz:
     if v.tzinfo is not None or tz == "UTC":
         return as_utc_naive(v)
     row = conn.execute(f"SELECT {_utc('$t::TIMESTAMP')}", {"tz": tz, "t": v}).fetchone()
-    return row[0]  # type: ignore[index]
+    return _timestamp(row, f"{v.isoformat()} in UTC")
 
 
 def shift_days(conn: duckdb.DuckDBPyConnection, at: datetime, days: int, tz: str = "UTC", midnight: bool = False) -> datetime:
@@ -137,7 +154,7 @@ def shift_days(conn: duckdb.DuckDBPyConnection, at: datetime, days: int, tz: str
         local = f"date_trunc('day', {local})"
     moved = f"{local} + INTERVAL (CAST($days AS INTEGER)) DAY"
     row = conn.execute(f"SELECT {_utc(moved)}", {"tz": tz, "t": as_utc_naive(at), "days": days}).fetchone()
-    return row[0]  # type: ignore[index]
+    return _timestamp(row, f"{at.isoformat()} {days:+d} days")
 
 
 def in_zone(value: datetime, tz: str) -> datetime:
@@ -424,12 +441,17 @@ AGE_BUCKETS = (("under_1d", 0, 1), ("d1_3", 1, 3), ("d3_7", 3, 7), ("d7_30", 7, 
 
 
 def backlog(conn: duckdb.DuckDBPyConnection, as_of: Any, by: str | None = "department", tz: str = "UTC") -> list[dict[str, Any]]:
-    """Open requests as of a moment, by department / category: count, past due, ageing."""
+    """Open requests as of a moment, by department / category: count, past due, ageing.
+
+    A request counts for the department it is dispatched to then (as the departments'
+    workloads count it); one at the hotline (never dispatched, or returned to the
+    dispatcher) has no department (null: the console's "not sent to a department")."""
     t = utc_bound(conn, as_of, tz)
-    dims = {"department": "department_id", "category": "category_id", "problem_code": "problem_code", "urgency": "urgency"}
+    department = "assigned_department_id"
+    dims = {"department": department, "category": "category_id", "problem_code": "problem_code", "urgency": "urgency"}
     order = "1"  # ties in a stable order
     if by in ("department_category", "department,category"):
-        group = "department_id AS department, category_id AS category"
+        group = f"{department} AS department, category_id AS category"
         order = "1, 2"
     elif by in (None, "", "total"):
         group = "'total' AS bucket"

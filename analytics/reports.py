@@ -25,6 +25,7 @@ from __future__ import annotations
 import csv
 import io
 import json
+import math
 import re
 import threading
 from collections.abc import Callable, Iterator
@@ -48,6 +49,42 @@ MAX_ROWS = 100_000
 NAME_RE = re.compile(r"^[a-z][a-z0-9_]{0,62}$")
 FORMATS = ("percent", "seconds", "number", "integer", "text", "datetime")
 CHARTS = ("line", "bar", "heatmap", "none")
+
+
+@dataclass(frozen=True)
+class Range:
+    """The values a report parameter takes: ``GET /reports/{name}`` declares them as its
+    query's bounds, ``hotline report`` checks its options against them."""
+
+    default: float
+    gt: float | None = None
+    ge: float | None = None
+    lt: float | None = None
+    le: float | None = None
+
+    def problem(self, value: float) -> str | None:
+        """What is wrong with ``value`` (None: nothing)."""
+        ok = math.isfinite(value) and (
+            (self.gt is None or value > self.gt)
+            and (self.ge is None or value >= self.ge)
+            and (self.lt is None or value < self.lt)
+            and (self.le is None or value <= self.le)
+        )
+        return None if ok else f"must be {self.text()}"
+
+    def text(self) -> str:
+        words = (("more than", self.gt), ("at least", self.ge), ("less than", self.lt), ("at most", self.le))
+        return " and ".join(f"{word} {bound:g}" for word, bound in words if bound is not None)
+
+
+RUN_PARAMETERS: dict[str, Range] = {
+    "sl_threshold": Range(20.0, gt=0, le=86_400),  # seconds: 0 would make every answer late
+    "short_abandon": Range(5.0, ge=0, le=86_400),
+    "fcr_days": Range(7, ge=1, le=365),
+    "repeat_days": Range(30, ge=1, le=365),
+    "target_sl": Range(0.8, gt=0, lt=1),  # Erlang C reaches neither 0 nor 1
+    "shrinkage": Range(0.3, ge=0, lt=1),
+}
 
 
 class ReportError(Exception):
@@ -148,9 +185,9 @@ class ReportResult:
             if i:
                 w.writerow([])
                 w.writerow([f"# {table.name}: {table.title}"])
-            w.writerow(table.columns)
+            w.writerow([_csv_cell(c) for c in table.columns])
             for r in table.rows:
-                w.writerow(["" if v is None else _plain(v) for v in r])
+                w.writerow(["" if v is None else _csv_cell(_plain(v)) for v in r])
         return buf.getvalue()
 
     def to_parquet(self) -> bytes:
@@ -179,6 +216,19 @@ def _plain(v: Any) -> Any:
         return v.isoformat()
     if isinstance(v, float):
         return round(v, 6)
+    return v
+
+
+# A cell a spreadsheet would run as a formula (OWASP, "CSV injection"): text anyone can
+# type reaches reports (a knowledge search's query), and a saved report names its columns.
+FORMULA_STARTS = ("=", "+", "-", "@", "\t", "\r")
+
+
+def _csv_cell(v: Any) -> Any:
+    """Text starting like a formula, prefixed with a single quote so that it stays text;
+    numbers (a negative one too) stay numbers."""
+    if isinstance(v, str) and v.startswith(FORMULA_STARTS):
+        return "'" + v
     return v
 
 
@@ -611,6 +661,32 @@ def run_saved(conn: duckdb.DuckDBPyConnection, report: SavedReport, w: Window, t
                         {"from": w.local(w.start), "to": w.local(w.end), "time_zone": w.tz, "by": w.by})  # fmt: skip
 
 
+# The earliest and latest window bounds (UTC): see Reports.window.
+EARLIEST = datetime(1, 1, 2)
+LATEST = datetime(9999, 12, 1)
+
+
+def _shown(value: Any) -> str:
+    return value.isoformat() if isinstance(value, datetime | date) else str(value)
+
+
+def _out_of_range(name: str, value: Any) -> ReportError:
+    return ReportError(
+        f"{name} {_shown(value)} is out of range: a report's window lies between {EARLIEST.date()} and {LATEST.date()} (UTC)"
+    )
+
+
+def _may_replace(existing: SavedReport, report: SavedReport) -> None:
+    """Only its owner replaces a saved report. (One saved before owners were recorded has
+    none, and whoever saves it next owns it.)"""
+    if existing.owner is not None and existing.owner != report.owner:
+        raise ReportError(
+            f"a report named {report.name!r} already exists and belongs to {existing.owner}: choose another name",
+            status=409,
+            code="report_exists",
+        )
+
+
 class SavedReports:
     """Saved reports live in a table of the read store (SQLite or PostgreSQL), so every
     API node and the CLI see the same ones, and saving never needs the DuckDB writer."""
@@ -627,11 +703,31 @@ class SavedReports:
         )
         md.create_all(engine)
 
+    def check_owner(self, report: SavedReport) -> None:
+        """Refuses (409) to save over a report someone else owns."""
+        existing = self.get(report.name)
+        if existing is not None:
+            _may_replace(existing, report)
+
     def save(self, report: SavedReport) -> None:
+        """Saves ``report``: a new name, or one of the saver's own reports replaced. Another
+        owner's report is never replaced (409), also when both save at the same moment."""
         doc = json.dumps(report.as_dict(), ensure_ascii=False)
-        with self.engine.begin() as c:
-            c.execute(sa.delete(self.table).where(self.table.c.name == report.name))
-            c.execute(sa.insert(self.table).values(name=report.name, definition=doc, saved_at=datetime.utcnow().isoformat()))
+        saved_at = datetime.utcnow().isoformat()
+        try:
+            with self.engine.begin() as c:
+                row = c.execute(sa.select(self.table.c.definition).where(self.table.c.name == report.name).with_for_update()).first()
+                if row is None:
+                    c.execute(sa.insert(self.table).values(name=report.name, definition=doc, saved_at=saved_at))
+                else:
+                    _may_replace(SavedReport(**json.loads(row[0])), report)
+                    c.execute(sa.update(self.table).where(self.table.c.name == report.name).values(definition=doc, saved_at=saved_at))
+        except sa.exc.IntegrityError:  # the same new name inserted meanwhile by another saver
+            raise ReportError(
+                f"a report named {report.name!r} was saved by someone else at the same moment: choose another name",
+                status=409,
+                code="report_exists",
+            ) from None
 
     def get(self, name: str) -> SavedReport | None:
         with self.engine.connect() as c:
@@ -659,12 +755,16 @@ class Reports:
         timeout: float = DEFAULT_TIMEOUT,
         time_zone: str = "UTC",
         clock: Clock | None = None,
+        bound_names: tuple[str, str] = ("'from'", "'to'"),
     ) -> None:
         self.duckdb_path = Path(duckdb_path)
         self.saved = saved
         self.timeout = timeout
         self.time_zone = time_zone
         self.clock = clock or SystemClock()
+        # The window's bounds as the caller names them in its messages: the API's query
+        # parameters by default, the CLI's options ("--from", "--to").
+        self.bound_names = bound_names
 
     def list(self) -> list[dict[str, Any]]:
         out: list[dict[str, Any]] = [
@@ -693,19 +793,45 @@ class Reports:
             kpis.check_time_zone(conn, tz)
         except ValueError as exc:
             raise ReportError(f"the hotline's time_zone setting: {exc}") from exc
-        try:
-            if start is None and end is None:
+        start_name, end_name = self.bound_names
+
+        def within(name: str, shown: Any, t: datetime) -> datetime:
+            # Kept from the ends of Python's years: local times and buckets lie a day or a
+            # month around the bounds, and must still be datetimes.
+            if not EARLIEST <= t <= LATEST:
+                raise _out_of_range(name, shown)
+            return t
+
+        def bound(name: str, value: Any) -> datetime:
+            try:
+                return within(name, value, kpis.utc_bound(conn, value, tz))
+            except kpis.OutOfRange:
+                raise _out_of_range(name, value) from None
+            except ValueError as exc:  # a bound that is neither a date nor an ISO time
+                raise ReportError(
+                    f"{name} {_shown(value)}: {exc}: give a date (2026-11-26) or an ISO 8601 time (2026-11-26T08:00, 2026-11-26T07:00Z)"
+                ) from exc
+
+        def shifted(name: str, other: str, at: datetime, by_days: int) -> datetime:
+            shown = f"({abs(by_days)} days {'after' if by_days > 0 else 'before'} {other})"
+            try:  # the bound not given, ``days`` local days from the other
+                return within(name, shown, kpis.shift_days(conn, at, by_days, tz))
+            except kpis.OutOfRange:
+                raise _out_of_range(name, shown) from None
+
+        if start is None and end is None:
+            try:
                 s, e = kpis.default_window(conn, days, tz, now)
-            elif end is None:  # one bound given: the other ``days`` local days away
-                s = kpis.utc_bound(conn, start, tz)
-                e = kpis.shift_days(conn, s, days, tz)
-            else:
-                e = kpis.utc_bound(conn, end, tz)
-                s = kpis.utc_bound(conn, start, tz) if start is not None else kpis.shift_days(conn, e, -days, tz)
-        except ValueError as exc:  # a bound that is neither a date nor an ISO time
-            raise ReportError(f"{exc}: give a date (2026-11-26) or an ISO 8601 time (2026-11-26T08:00, 2026-11-26T07:00Z)") from exc
+            except kpis.OutOfRange as exc:  # data (or a clock) beyond the year 9999
+                raise ReportError(f"the default window is out of range ({exc}): give {start_name} and {end_name}") from None
+        elif end is None:  # one bound given: the other ``days`` local days away
+            s = bound(start_name, start)
+            e = shifted(end_name, start_name, s, days)
+        else:
+            e = bound(end_name, end)
+            s = bound(start_name, start) if start is not None else shifted(start_name, end_name, e, -days)
         if e <= s:
-            raise ReportError("--to must be after --from")
+            raise ReportError(f"{end_name} must be after {start_name}")
         if std:
             by = by or std.default_by
             if by not in std.by:
@@ -749,6 +875,7 @@ class Reports:
     def save(self, report: SavedReport) -> ReportResult:
         if self.saved is None:
             raise ReportError("saving reports needs the read store", status=503)
+        self.saved.check_owner(report)  # before the test run: it may take seconds
         sample = self.validate(report)
         self.saved.save(report)
         return sample

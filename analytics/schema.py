@@ -32,7 +32,9 @@ import duckdb
 # revision and rank (added to an older file by :func:`create_schema`, filled from ``events``).
 # 5: agent_events carries ``agent_code``, the agent's id as contacts name it (``agent_id``
 # there); its ``agent_id`` is the agent's stream id, a UUID derived from that code.
-SCHEMA_VERSION = 5
+# 6: request facts carry ``assigned_department_id``, the department a request is dispatched
+# to now (the backlog's): the facts of an older file are computed again from its events.
+SCHEMA_VERSION = 6
 
 # Agent states that count as "not staffed" for occupancy (breaks and other aux work).
 AUX_STATES = ("logged_out", "offline", "break", "away", "not_ready", "aux", "lunch", "training", "meeting", "paused")
@@ -205,7 +207,14 @@ _CONTACT_AGG = """
     count(*) FILTER (name LIKE 'callback%') > 0 AS callback
 """
 
-_REQUEST_AGG = """
+# The department a request is with: its last dispatch's, unless it was returned to the
+# dispatcher since (then none: the hotline holds it, as one never dispatched). Not the
+# classification's suggestion: a request at the hotline is no department's backlog.
+_ASSIGNED_DEPARTMENT = """CASE WHEN max(version) FILTER (name = 'dispatched')
+            > coalesce(max(version) FILTER (name = 'returned_to_dispatcher'), 0)
+        THEN arg_max(department_id, version) FILTER (name = 'dispatched') END AS assigned_department_id"""
+
+_REQUEST_AGG = f"""
     request_id,
     min(time) FILTER (name = 'registered') AS registered_at,
     any_value(reference) FILTER (name = 'registered') AS reference,
@@ -222,6 +231,7 @@ _REQUEST_AGG = """
              arg_max(department_id, version) FILTER (name = 'classified')) AS department_id,
     coalesce(arg_max(provider_id, version) FILTER (name = 'dispatched'),
              arg_max(provider_id, version) FILTER (name = 'classified')) AS provider_id,
+    {_ASSIGNED_DEPARTMENT},
     min(time) FILTER (name = 'dispatched') AS dispatched_at,
     count(*) FILTER (name = 'dispatched') AS dispatches,
     count(*) FILTER (name = 'returned_to_dispatcher') AS returns,
@@ -319,9 +329,9 @@ WHERE registered_at >= CAST(a AS TIMESTAMP) AND registered_at < CAST(b AS TIMEST
 -- A request whose events all happened by t is in that state now (its facts row); only
 -- those with events on both sides of t (in flight at t) are replayed from their events.
 CREATE OR REPLACE MACRO requests_open_at(t) AS TABLE
-SELECT request_id, registered_at, last_step, due_at, department_id, category_id, problem_code, urgency
+SELECT request_id, registered_at, last_step, due_at, department_id, assigned_department_id, category_id, problem_code, urgency
 FROM (
-    SELECT request_id, registered_at, last_step, due_at, department_id, category_id, problem_code, urgency
+    SELECT request_id, registered_at, last_step, due_at, department_id, assigned_department_id, category_id, problem_code, urgency
     FROM request_facts WHERE last_event_at <= CAST(t AS TIMESTAMP)
     UNION ALL
     SELECT request_id,
@@ -331,6 +341,7 @@ FROM (
         arg_max(due_at, version) FILTER (due_at IS NOT NULL) AS due_at,
         coalesce(arg_max(department_id, version) FILTER (name = 'dispatched'),
                  arg_max(department_id, version) FILTER (name = 'classified')) AS department_id,
+        {_ASSIGNED_DEPARTMENT},
         arg_max(category_id, version) FILTER (name = 'classified') AS category_id,
         arg_max(problem_code, version) FILTER (name = 'classified') AS problem_code,
         any_value(urgency) FILTER (name = 'registered') AS urgency
@@ -420,6 +431,10 @@ FROM events e WHERE e.event_id = a.event_id
 """
 
 
+# The schema version each fact table was last defined in: an older file computes it again.
+_FACTS_SINCE = {CONTACT_FACTS.name: 4, REQUEST_FACTS.name: 6}
+
+
 def stored_schema_version(conn: duckdb.DuckDBPyConnection) -> int | None:
     """The schema version an analytics file was last opened with (None: a new file)."""
     row = conn.execute("SELECT value FROM schema_info WHERE key = 'schema_version'").fetchone()
@@ -439,9 +454,10 @@ def create_schema(conn: duckdb.DuckDBPyConnection) -> None:
     if previous is not None and previous < 5:
         conn.execute(_AGENT_CODE_BACKFILL)
     for f in FACT_TABLES:
-        if previous is not None and previous < 4:
+        if previous is not None and previous < _FACTS_SINCE[f.name]:
             # Version 4 orders a stream's events by their version (not their time, which
-            # ties): the facts are computed again from the events.
+            # ties), version 6 adds a column to the request facts: the facts are computed
+            # again from the events.
             conn.execute(f"DROP TABLE IF EXISTS {f.name} CASCADE")
         # A database from schema version 1 gets its facts computed once from its events.
         conn.execute(f"CREATE TABLE IF NOT EXISTS {f.name} AS {f.select(f.events)} ORDER BY first_position")

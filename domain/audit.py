@@ -12,7 +12,7 @@ from __future__ import annotations
 import uuid
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import Any
 
 from domain.base import InvalidCommand, _owner_of, event_name, event_payload, event_type_name
@@ -21,6 +21,37 @@ from domain.envelope import to_jsonable
 
 PERSONAL = "personal"  # the one event field holding a citizen's personal data (domain/base.py)
 MASK = "***"
+
+
+# The 'as of' times the views can work with: Python's datetimes end at the years 1 and
+# 9999, and the views add to the time asked (a read model's "due within" window, up to 30
+# days; a local time zone's offset), so the ends are kept at a distance.
+EARLIEST = datetime(1, 1, 2, tzinfo=UTC)
+LATEST = datetime(9999, 11, 30, tzinfo=UTC)
+# A version is stored as a 64-bit integer: a longer number names no version.
+MAX_VERSION = 2**63 - 1
+
+
+def is_version(text: str) -> bool:
+    """Whether ``text`` is a version number: ASCII digits only (``str.isdigit`` also takes
+    ``²`` and other digits ``int`` refuses)."""
+    return text.isascii() and text.isdigit()
+
+
+def in_range(moment: datetime, text: str) -> datetime:
+    """``moment`` (aware) in UTC, or InvalidCommand when it lies outside what the views can
+    work with (``EARLIEST`` to ``LATEST``)."""
+    try:
+        utc = moment.astimezone(UTC)
+    except OverflowError:  # e.g. 9999-12-31T23:59:59-12:00 is in the year 10000 in UTC
+        utc = None
+    if utc is None or not EARLIEST <= utc <= LATEST:
+        raise InvalidCommand(
+            f"the 'as of' time {text} is out of range: give a time between {EARLIEST.date()} and {LATEST.date()} (UTC)",
+            field="as_of",
+            value=text,
+        )
+    return moment
 
 
 @dataclass(frozen=True)
@@ -36,10 +67,12 @@ class AsOf:
         if value is None or not value.strip():
             return None
         text = value.strip()
-        if text.isdigit():
+        if is_version(text):
             version = int(text)
             if version < 1:
                 raise InvalidCommand("an 'as of' version starts at 1", field="as_of")
+            if version > MAX_VERSION:
+                raise InvalidCommand(f"an 'as of' version is at most {MAX_VERSION}", field="as_of")
             return cls(version=version)
         try:
             moment = datetime.fromisoformat(text.replace("Z", "+00:00"))
@@ -47,7 +80,7 @@ class AsOf:
             raise InvalidCommand("'as_of' is neither a version number nor an ISO 8601 time", field="as_of", value=text) from None
         if moment.tzinfo is None:
             raise InvalidCommand("an 'as of' time needs its offset (2026-11-20T09:00:00+01:00)", field="as_of", value=text)
-        return cls(moment=moment)
+        return cls(moment=in_range(moment, text))
 
 
 def version_at(events: Sequence[Any], moment: datetime) -> int | None:

@@ -130,7 +130,7 @@ def as_of(
         try:
             asked = AsOf.parse(moment)
             if asked is None:
-                raise typer.BadParameter("give a version or a time")
+                refuse("give a version (12) or an ISO 8601 time with its offset")
             version, aggregate = rebuild_as_of(hotline, stream, key, asked)
         except DomainError as exc:
             _fail(exc)

@@ -25,7 +25,8 @@ from typer.core import TyperGroup
 
 from analytics import kpis
 from analytics.kpis import KpiParams
-from analytics.reports import MEDIA_TYPES, ReportError, Reports, SavedReport, SavedReports, format_value, render
+from analytics.reports import MEDIA_TYPES, RUN_PARAMETERS, ReportError, Reports, SavedReport, SavedReports, format_value, render
+from api.cli.shell import shell_actor
 from infra.settings import Settings, get_settings
 
 console = Console(stderr=True)
@@ -55,8 +56,9 @@ def _saved_store(settings: Settings) -> SavedReports:
 
 
 def _reports(settings: Settings) -> Reports:
-    # Local days of the hotline's time zone, as the API's and the console's reports.
-    return Reports(settings.duckdb_path, _saved_store(settings), time_zone=settings.time_zone)
+    # Local days of the hotline's time zone, as the API's and the console's reports; its
+    # messages name the window's bounds by this command's options.
+    return Reports(settings.duckdb_path, _saved_store(settings), time_zone=settings.time_zone, bound_names=("--from", "--to"))
 
 
 FORMATS = ("table", *MEDIA_TYPES)
@@ -73,6 +75,8 @@ def _check_bound(option: str, value: str | None) -> None:
     try:
         if value is not None:
             kpis.as_utc_naive(value)
+    except kpis.OutOfRange as exc:  # e.g. 0001-01-01T00:00+01:00: a valid time, before the year 1 in UTC
+        _refuse(f"{option} {value}: {exc}")
     except ValueError:
         _refuse(
             f"{option} {value!r}: give a date (2026-11-26) or an ISO 8601 time (2026-11-26T08:00, local; "
@@ -159,13 +163,15 @@ def run_report(
     ),
     fmt: str = typer.Option("table", "--format", "-f", help="table, csv, json, parquet, png, html"),
     out: Path | None = typer.Option(None, "--out", "-o", help="Write to this file (default: stdout; png/parquet need --out)"),
-    # (The API's ranges: GET /reports/{name}.)
-    sl_threshold: float = typer.Option(20.0, min=0, max=86_400, help="Service-level threshold, seconds"),
-    short_abandon: float = typer.Option(5.0, min=0, max=86_400, help="Abandons shorter than this are not counted, seconds"),
-    fcr_days: int = typer.Option(7, min=1, max=365, help="FCR: no repeat within this many days"),
-    repeat_days: int = typer.Option(30, min=1, max=365, help="Repeat complaints: look back this many days"),
-    target_sl: float = typer.Option(0.8, min=0, max=1, help="staffing: service-level target"),
-    shrinkage: float = typer.Option(0.3, min=0, max=1, help="staffing: shrinkage"),
+    # Checked against the API's ranges (RUN_PARAMETERS) below, refused in one line.
+    sl_threshold: float = typer.Option(RUN_PARAMETERS["sl_threshold"].default, help="Service-level threshold, seconds"),
+    short_abandon: float = typer.Option(
+        RUN_PARAMETERS["short_abandon"].default, help="Abandons shorter than this are not counted, seconds"
+    ),
+    fcr_days: int = typer.Option(int(RUN_PARAMETERS["fcr_days"].default), help="FCR: no repeat within this many days"),
+    repeat_days: int = typer.Option(int(RUN_PARAMETERS["repeat_days"].default), help="Repeat complaints: look back this many days"),
+    target_sl: float = typer.Option(RUN_PARAMETERS["target_sl"].default, help="staffing: service-level target"),
+    shrinkage: float = typer.Option(RUN_PARAMETERS["shrinkage"].default, help="staffing: shrinkage"),
     refresh: bool = typer.Option(True, "--catch-up/--no-catch-up", help="Embedded mode: ingest new events first"),
 ) -> None:
     """Run a standard or saved report."""
@@ -176,6 +182,11 @@ def run_report(
         _refuse(f"--format {fmt} writes a binary file: give --out FILE")
     _check_bound("--from", from_)
     _check_bound("--to", to)
+    given = {"sl_threshold": sl_threshold, "short_abandon": short_abandon, "fcr_days": fcr_days,
+             "repeat_days": repeat_days, "target_sl": target_sl, "shrinkage": shrinkage}  # fmt: skip
+    for param, value in given.items():
+        if problem := RUN_PARAMETERS[param].problem(value):
+            _refuse(f"--{param.replace('_', '-')} {value:g}: {problem}")
     settings = get_settings()
     if refresh and settings.kafka_bootstrap_servers is None:
         catch_up(settings)
@@ -214,7 +225,7 @@ def _pairs(values: list[str], what: str) -> dict[str, str]:
     out = {}
     for v in values:
         if "=" not in v:
-            raise typer.BadParameter(f"{what} must look like name=value, not {v!r}")
+            _refuse(f"{what} must look like name=value, not {v!r}")
         k, _, val = v.partition("=")
         out[k.strip()] = val.strip()
     return out
@@ -226,7 +237,7 @@ def save_report(
     sql: str | None = typer.Option(
         None, "--sql", help="One SELECT over the fact views; parameters $from, $to, $by, $sl_threshold, $short_abandon"
     ),
-    sql_file: Path | None = typer.Option(None, "--sql-file", exists=True, readable=True),
+    sql_file: Path | None = typer.Option(None, "--sql-file"),
     title: str | None = typer.Option(None),
     description: str | None = typer.Option(None),
     formula: list[str] = typer.Option([], "--formula", help="column=SQL expression over the result's columns (repeatable)"),
@@ -235,8 +246,15 @@ def save_report(
 ) -> None:
     """Validate (read-only, time-limited test run) and save a report."""
     if (sql is None) == (sql_file is None):
-        raise typer.BadParameter("give --sql or --sql-file")
-    text = sql if sql is not None else sql_file.read_text(encoding="utf-8")  # type: ignore[union-attr]
+        _refuse("give --sql or --sql-file")
+    if sql is not None:
+        text = sql
+    else:
+        assert sql_file is not None
+        try:
+            text = sql_file.read_text(encoding="utf-8")
+        except (OSError, UnicodeDecodeError) as exc:  # missing, a folder, unreadable, not UTF-8
+            _refuse(f"--sql-file {sql_file}: cannot be read ({getattr(exc, 'strerror', None) or exc})")
     chart_spec = None
     if chart:
         kind, _, rest = chart.partition(":")
@@ -245,13 +263,13 @@ def save_report(
     report = SavedReport(
         name=name, sql=text, title=title, description=description,
         formulas=_pairs(formula, "--formula"), formats=_pairs(col_format, "--col-format"), chart=chart_spec,
+        owner=shell_actor("analyst").id,  # another owner's report of the same name is not replaced
     )  # fmt: skip
     settings = get_settings()
     try:
         sample = _reports(settings).save(report)
     except ReportError as e:
-        console.print(f"[red]not saved: {e.message}[/]")
-        raise typer.Exit(2) from None
+        _refuse(f"not saved: {e.message}")
     console.print(f"saved report [bold]{name}[/]: columns {', '.join(sample.columns)}; test run gave {len(sample.rows)} rows")
 
 
@@ -259,8 +277,7 @@ def save_report(
 def delete_report(name: str) -> None:
     """Delete a saved report."""
     if not _saved_store(get_settings()).delete(name):
-        console.print(f"[red]no saved report {name!r}[/]")
-        raise typer.Exit(1)
+        _refuse(f"no saved report {name!r}: see `hotline report list`")  # the operator's input: exit 2
 
 
 @commands.command()

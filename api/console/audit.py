@@ -29,7 +29,7 @@ from api.read_log import record_read
 from api.routers.audit import trace as case_trace
 from api.routing import HotlineRouter
 from domain.access import Access, Action, allows, authorize
-from domain.audit import AsOf, holds_personal, rebuild, version_at
+from domain.audit import AsOf, holds_personal, in_range, is_version, rebuild, version_at
 from domain.base import Actor, InvalidCommand, aggregate_state, event_payload, event_type_name
 from infra.runtime import Hotline
 
@@ -155,7 +155,7 @@ def _entry(event: Any, personal: bool) -> dict[str, Any]:
 
 def parse_as_of(value: str | None, time_zone: str) -> datetime | None:
     """A ``datetime-local`` value (the hotline's time zone) as an aware UTC time."""
-    if not value or value.strip().isdigit():
+    if not value or is_version(value.strip()):
         return None  # a version (see ``as_of_version``)
     try:
         moment = datetime.fromisoformat(value)
@@ -163,12 +163,13 @@ def parse_as_of(value: str | None, time_zone: str) -> datetime | None:
         raise InvalidCommand("the 'as of' time is not a date and time", field="as_of") from None
     if moment.tzinfo is None:
         moment = moment.replace(tzinfo=ZoneInfo(time_zone))
-    return moment.astimezone(UTC)
+    # Refused, not a 500, when UTC (or the views' margin) falls outside Python's years 1-9999.
+    return in_range(moment, value).astimezone(UTC)
 
 
 def as_of_version(value: str | None, events: list[Any]) -> int | None:
     """A version typed in the "as of" field (``12``), checked against the case's."""
-    asked = AsOf.parse(value) if value and value.strip().isdigit() else None
+    asked = AsOf.parse(value) if value and is_version(value.strip()) else None
     if asked is None or asked.version is None:
         return None
     if asked.version > len(events):

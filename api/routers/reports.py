@@ -15,9 +15,10 @@ from pydantic import BaseModel, Field
 
 from analytics import erlang
 from analytics.kpis import KpiParams
-from analytics.reports import MEDIA_TYPES, Reports, SavedReport, SavedReports, render
+from analytics.reports import MEDIA_TYPES, RUN_PARAMETERS, Reports, SavedReport, SavedReports, render
 from api.auth import allow
 from api.deps import get_hotline
+from api.errors import ErrorResponse
 from api.responses import ReportInfo, ReportSaved, ReportTable, Staffing
 from api.routing import HotlineRouter
 from domain.access import Action
@@ -40,6 +41,13 @@ def get_reports(hotline: Hotline = Depends(get_hotline)) -> Reports:
 @router.get("/reports", response_model=list[ReportInfo], summary="Standard and saved reports")
 def list_reports(reports: Reports = Depends(get_reports), actor: Actor = allow(Action.REPORTS_READ)) -> list[dict[str, Any]]:
     return reports.list()
+
+
+def _ranged(name: str) -> Any:
+    """The query parameter ``name`` with its default and bounds (``hotline report`` checks
+    its options against the same ones)."""
+    r = RUN_PARAMETERS[name]
+    return Query(r.default, gt=r.gt, ge=r.ge, lt=r.lt, le=r.le)
 
 
 @router.get(
@@ -70,12 +78,12 @@ def run_report(
     to: datetime | None = Query(None, description="End, exclusive (read as `from`)"),
     by: str | None = Query(None, description="hour, interval, day, week, month, total, queue, channel, agent, department …"),
     format: str = Query("json", pattern="^(json|csv|parquet|png|html)$"),
-    sl_threshold: float = Query(20.0, gt=0, le=86_400),
-    short_abandon: float = Query(5.0, ge=0, le=86_400),
-    fcr_days: int = Query(7, ge=1, le=365),
-    repeat_days: int = Query(30, ge=1, le=365),
-    target_sl: float = Query(0.8, gt=0, lt=1),
-    shrinkage: float = Query(0.3, ge=0, lt=1),
+    sl_threshold: float = _ranged("sl_threshold"),
+    short_abandon: float = _ranged("short_abandon"),
+    fcr_days: int = _ranged("fcr_days"),
+    repeat_days: int = _ranged("repeat_days"),
+    target_sl: float = _ranged("target_sl"),
+    shrinkage: float = _ranged("shrinkage"),
     reports: Reports = Depends(get_reports),
     actor: Actor = allow(Action.REPORTS_READ),
 ) -> Response:
@@ -104,6 +112,7 @@ class SaveReport(BaseModel):
     status_code=201,
     response_model=ReportSaved,
     summary="Save a report (validated: read-only and time-limited test run)",
+    responses={409: {"description": "A report of that name belongs to someone else (report_exists)", "model": ErrorResponse}},
 )
 def save_report(
     body: SaveReport = Body(...),

@@ -79,7 +79,10 @@ def _claimed(sql: str) -> set[str]:
     """The streams whose tables a SQL statement reads."""
     streams = _table_streams()
     for facts in schema.FACT_TABLES:
-        if sql == facts.aggregate:  # a fact table's select list: reads its events table
+        # A fact table's select list, or a piece of it (an f-string's text with its
+        # placeholders, a fragment it includes): reads the fact table's events table.
+        pieces = [re.escape(piece) for piece in sql.split("{}")]
+        if sql in facts.aggregate or re.fullmatch(".*".join(pieces), facts.aggregate, re.S):
             return {streams[facts.events]}
     return {stream for table, stream in streams.items() if re.search(rf"\b{table}\b", sql)}
 

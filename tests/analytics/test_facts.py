@@ -141,6 +141,9 @@ def test_requests_open_at_replays_requests_in_flight(tmp_path: Path, traffic: li
                 arg_max(due_at, time) FILTER (due_at IS NOT NULL) AS due_at,
                 coalesce(arg_max(department_id, time) FILTER (name = 'dispatched'),
                          arg_max(department_id, time) FILTER (name = 'classified')) AS department_id,
+                -- with a department only while dispatched to it: not after a return
+                CASE WHEN arg_max(name, version) FILTER (name IN ('dispatched', 'returned_to_dispatcher')) = 'dispatched'
+                     THEN arg_max(department_id, version) FILTER (name = 'dispatched') END AS assigned_department_id,
                 arg_max(category_id, time) FILTER (name = 'classified') AS category_id,
                 arg_max(problem_code, time) FILTER (name = 'classified') AS problem_code,
                 any_value(urgency) FILTER (name = 'registered') AS urgency

@@ -204,7 +204,7 @@ def test_an_analytics_file_of_version_2_is_upgraded(tmp_path: Path, driven: tupl
     store.conn.execute("UPDATE schema_info SET value = '2' WHERE key = 'schema_version'")
     store.conn.close()
     again = AnalyticsStore(path)
-    assert schema.stored_schema_version(again.conn) == schema.SCHEMA_VERSION == 5
+    assert schema.stored_schema_version(again.conn) == schema.SCHEMA_VERSION == 6
     assert measured(again.conn, *EVER) == want
     again.close()
 

@@ -174,9 +174,10 @@ def test_backlog_and_top_problems_match_plain_python(reader: duckdb.DuckDBPyConn
         last = [e.name for e in seen if e.name in LIFECYCLE_STEPS][-1]
         if last in ("resolved", "closed"):
             continue
-        dept = next((e.data["department_id"] for e in reversed(seen) if e.type.endswith(".dispatched.v1")), None) or next(
-            (e.data["department_id"] for e in reversed(seen) if e.type.endswith(".classified.v1")), None
-        )
+        # The department holding it: the last dispatch's, unless it was returned since
+        # (then, and before any dispatch, it is with the hotline: no department).
+        moves = [e for e in seen if e.name in ("dispatched", "returned_to_dispatcher")]
+        dept = moves[-1].data["department_id"] if moves and moves[-1].name == "dispatched" else None
         due = [datetime.fromisoformat(e.data["due_at"]) for e in seen if e.data.get("due_at")][-1]
         open_by_dept[dept] += 1
         past_due[dept] += due < as_of

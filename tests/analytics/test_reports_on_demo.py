@@ -207,6 +207,13 @@ def department(evs: list[Envelope]) -> str | None:
     return None
 
 
+def assigned_department(evs: list[Envelope]) -> str | None:
+    """The department a request is dispatched to now (the backlog's): the last dispatch's,
+    unless it was returned to the dispatcher since; None while the hotline holds it."""
+    moves = [e for e in evs if e.name in ("dispatched", "returned_to_dispatcher")]
+    return moves[-1].data["department_id"] if moves and moves[-1].name == "dispatched" else None
+
+
 def test_requests_by_department(demo: Demo) -> None:
     want: dict[Any, Counter[str]] = defaultdict(Counter)
     on_time: Counter[Any] = Counter()
@@ -241,7 +248,8 @@ def test_requests_by_department(demo: Demo) -> None:
 
 def backlog_at(events: list[Envelope], as_of: datetime) -> tuple[Counter[Any], Counter[Any]]:
     """Open requests and those past due by department, as of ``as_of``: each request's
-    last step by then, in the order the request took its steps (its versions)."""
+    last step by then, in the order the request took its steps (its versions); a request
+    counts for the department it is dispatched to then, else for none (None)."""
     open_by: Counter[Any] = Counter()
     past_due: Counter[Any] = Counter()
     for evs in streams(events, "request").values():
@@ -249,7 +257,7 @@ def backlog_at(events: list[Envelope], as_of: datetime) -> tuple[Counter[Any], C
         steps = [e for e in seen if e.name in LIFECYCLE_STEPS]
         if not steps or steps[-1].name in ("resolved", "closed"):
             continue
-        dep = department(seen)
+        dep = assigned_department(seen)
         open_by[dep] += 1
         due = [datetime.fromisoformat(e.data["due_at"]) for e in seen if e.data.get("due_at")]
         past_due[dep] += bool(due) and due[-1] < as_of
@@ -271,13 +279,16 @@ def test_backlog_counts_ties_by_their_order(demo: Demo) -> None:
         at += timedelta(hours=6)
     moments.append(demo.end)
     overdue = 0
+    at_hotline = 0
     for as_of in moments:
         open_by, past_due = backlog_at(demo.events, as_of)
         got = {r["department"]: r for r in demo.reports.run("backlog", demo.start, as_of + timedelta(microseconds=1)).records()}
         assert {d: r["open_requests"] for d, r in got.items()} == dict(open_by), as_of
         assert {d: r["past_due"] for d, r in got.items()} == {d: past_due[d] for d in open_by}, as_of
         overdue = sum(past_due.values())
+        at_hotline += open_by[None]
     assert overdue > 0, "some work is overdue now"
+    assert at_hotline > 0, "some open requests are not with a department (never dispatched or returned)"
 
 
 def test_problems_fcr_and_repeats(demo: Demo) -> None:
