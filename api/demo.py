@@ -51,6 +51,53 @@ CASES: list[tuple[str, str, str, str, dict[str, Any]]] = [
     ("bus-complaint", "action", "complaint", "Bus 64 skipped the stop twice this morning", {"line": "64"}),
     ("benefit-application", "action", "application", "申请低保，家里四口人", {"household_size": 4}),
 ]
+# What each citizen says, in their own language: a request's description is in the
+# language it is recorded with (the knowledge suggestions search it in that language, and
+# the reports group it by it). CASES' own text is one of these.
+DESCRIPTIONS: dict[str, dict[str, str]] = {
+    "pothole": {
+        "en": "Deep pothole in front of number 12, cars swerve into the bike lane",
+        "it": "Buca profonda davanti al civico 12, le auto invadono la pista ciclabile",
+        "zh": "12号门前有个很深的坑，汽车都绕到自行车道上",
+        "ar": "حفرة عميقة أمام المبنى رقم 12، والسيارات تنحرف إلى مسار الدراجات",
+    },
+    "streetlight-out": {
+        "en": "The streetlight has been out for three days, it is dangerous at night",
+        "it": "Il lampione è spento da tre giorni, di notte è pericoloso",
+        "zh": "路灯已经三天不亮了，晚上很危险",
+        "ar": "إنارة الشارع معطلة منذ ثلاثة أيام، والمكان خطير في الليل",
+    },
+    "appliance-removal": {
+        "en": "Pickup of an old fridge",
+        "it": "Ritiro di un frigorifero vecchio",
+        "zh": "预约清运一台旧冰箱",
+        "ar": "إزالة ثلاجة قديمة",
+    },
+    "missed-collection": {
+        "en": "The rubbish has not been collected for a week",
+        "it": "I rifiuti non vengono raccolti da una settimana",
+        "zh": "垃圾已经一个星期没人收了",
+        "ar": "لم يتم جمع النفايات منذ أسبوع",
+    },
+    "illegal-dumping": {
+        "en": "Mattresses dumped behind the school",
+        "it": "Materassi abbandonati dietro la scuola",
+        "zh": "学校后面有人乱扔床垫",
+        "ar": "فرشات مرمية خلف المدرسة",
+    },
+    "bus-complaint": {
+        "en": "Bus 64 skipped the stop twice this morning",
+        "it": "Il bus 64 ha saltato la fermata due volte stamattina",
+        "zh": "64路公交车今天早上两次不停站",
+        "ar": "الحافلة 64 لم تتوقف في المحطة مرتين هذا الصباح",
+    },
+    "benefit-application": {
+        "en": "Application for income support, a household of four",
+        "it": "Domanda di sussidio, famiglia di quattro persone",
+        "zh": "申请低保，家里四口人",
+        "ar": "طلب إعانة اجتماعية، أسرة من أربعة أفراد",
+    },
+}
 # Where the demo's problems are (Rome), each report a few tens of metres from the spot: reports
 # of one problem cluster as a city's do, so the desk's nearby open work orders have something to show.
 PLACES: list[tuple[str, str, float, float]] = [
@@ -61,12 +108,37 @@ PLACES: list[tuple[str, str, float, float]] = [
     ("Via Nomentana 150", "Nomentano", 41.9160, 12.5150),
     ("Piazza Bologna", "Nomentano", 41.9130, 12.5200),
 ]
-QUESTIONS = [
-    "What are the opening hours of the registry office?",
-    "Quali documenti servono per la carta d'identità?",
-    "垃圾分类的规定是什么？",
-    "ما هي مواعيد جمع النفايات في حيّنا؟",
-]
+# Information requests, per language: the same four questions in each (an operator
+# searches the knowledge base in the caller's language, with the caller's words).
+QUESTIONS: dict[str, list[str]] = {
+    "en": [
+        "What are the opening hours of the registry office?",
+        "What documents do I need for an ID card?",
+        "What are the rules for sorting rubbish?",
+        "When is the rubbish collected in our neighbourhood?",
+    ],
+    "it": [
+        "Quali sono gli orari dell'ufficio anagrafe?",
+        "Quali documenti servono per la carta d'identità?",
+        "Come si fa la raccolta differenziata dei rifiuti?",
+        "Quando passa la raccolta dei rifiuti nel nostro quartiere?",
+    ],
+    "zh": [
+        "户籍窗口的办公时间是什么？",
+        "办身份证需要什么材料？",
+        "垃圾分类的规定是什么？",
+        "我们小区什么时候收垃圾？",
+    ],
+    "ar": [
+        "ما هي مواعيد عمل مكتب السجل المدني؟",
+        "ما هي الوثائق المطلوبة لبطاقة الهوية؟",
+        "ما هي قواعد فرز النفايات؟",
+        "ما هي مواعيد جمع النفايات في حيّنا؟",
+    ],
+}
+# What citizens type on the portal: searched with no language given (the search guesses it
+# from the script, and tries it and en for Latin text), so it is recorded as found.
+PORTAL_QUERIES = [*(q for qs in QUESTIONS.values() for q in qs), "bollo auto scaduto", "parking permit renewal", "噪音投诉"]
 AGENT = Actor("op-anna", "agent", "Anna (operator)")
 SUPERVISOR = Actor("sup-li", "supervisor", "Li (supervisor)")
 CONTROL = Actor("ctrl-office", "control_office", "Control office")
@@ -214,7 +286,7 @@ class DemoStory:
         # "<problem code>@<address>" -> an open work order there (what a duplicate links to).
         self.open_orders: dict[str, str] = {}
         self.sim: Any = None
-        self._last_question = QUESTIONS[0]
+        self._last_question = QUESTIONS["en"][0]
         self.refused: list[str] = []
 
     # ------------------------------------------------------------------ the run
@@ -317,12 +389,12 @@ class DemoStory:
         if rnd.random() < 1 / 6:
             self._at(t, lambda: self._information(who, contact, t))
             return
-        code, kind, subtype, text, collected = rnd.choice(CASES)
+        code, kind, subtype, _text, collected = rnd.choice(CASES)
         body = {
             "kind": kind,
             "subtype": subtype,
             "channel": rnd.choice(["web", "email"]) if anytime else rnd.choice(["phone", "phone", "web", "email", "sms", "chat"]),
-            "description": text,
+            "description": DESCRIPTIONS[code][who["language"]],
             "contact": contact,
             "language": who["language"],
             "urgency": rnd.choices(["normal", "urgent", "control"], [6, 2, 2])[0],
@@ -350,7 +422,7 @@ class DemoStory:
                     "kind": "information",
                     "subtype": "consultation",
                     "channel": self.rnd.choice(["phone", "web", "chat"]),
-                    "description": self._question(),
+                    "description": self._question(who["language"]),
                     "contact": contact,
                     "language": who["language"],
                 }
@@ -364,8 +436,8 @@ class DemoStory:
         self._at(replied, lambda: self._run(c.FinalReply(ref=ref, message="Answered from the knowledge base", channel="phone"), AGENT))
         self._at(self._later(replied, 1, 30), lambda: self._close(ref))
 
-    def _question(self) -> str:
-        self._last_question = self.rnd.choice(QUESTIONS)
+    def _question(self, language: str) -> str:
+        self._last_question = self.rnd.choice(QUESTIONS[language])
         return self._last_question
 
     def _search(self, query: str, language: str | None, actor: Actor, request_id: str | None = None) -> tuple[str, list[Any]]:
@@ -396,7 +468,7 @@ class DemoStory:
         from api.auth import ANONYMOUS
         from domain.knowledge import commands as kc
 
-        question = self.rnd.choice([*QUESTIONS, "bollo auto scaduto", "parking permit renewal", "噪音投诉"])
+        question = self.rnd.choice(PORTAL_QUERIES)
         search_id, results = self._search(question, None, ANONYMOUS)
         self.counts["knowledge_searches"] = self.counts.get("knowledge_searches", 0) + 1
         if results and self.rnd.random() < 0.5:

@@ -23,9 +23,9 @@ from api.routing import HotlineRouter
 from domain.access import Access, Action, allows, authorize
 from domain.base import Actor, NotFound
 from domain.knowledge import commands as c
-from domain.knowledge.aggregate import KnowledgeArticle
+from domain.knowledge.aggregate import KnowledgeArticle, check_query
 from infra.runtime import Hotline
-from projections import agent_desk, request_status
+from projections import agent_desk, knowledge_text, request_status
 from projections import knowledge as kb
 
 router = HotlineRouter(tags=["knowledge base"])
@@ -79,6 +79,7 @@ def search(
     hotline: Hotline = Depends(get_hotline),
     actor: Actor = allow(Action.KNOWLEDGE_SEARCH),
 ) -> dict[str, Any]:
+    check_query(q, field="q")  # before the rate limit and the search: a query with no word costs and records nothing
     if actor.role == "citizen":
         hotline_limits(hotline).hit("knowledge-search", CITIZEN_SEARCHES, caller(actor, request))
     with hotline.read_store.engine.connect() as conn:
@@ -156,7 +157,11 @@ def _read_article(
         stored = _stored_article(hotline, article_id)
         with hotline.read_store.engine.connect() as conn:
             summary = _visible(kb.article(conn, article_id), actor, article_id)
-            number = revision or (summary["revision"] if allows(actor, Action.KNOWLEDGE_WRITE) else summary["published_revision"])
+            # ``is None``, not ``or``: revision 0 was asked for, and there is none (404 below).
+            if revision is not None:
+                number = revision
+            else:
+                number = summary["revision"] if allows(actor, Action.KNOWLEDGE_WRITE) else summary["published_revision"]
             rev = kb.revision(conn, article_id, number)
         # The ETag is the aggregate's version, read from the event store; the body comes
         # from the read model, which shows that version once it has caught up with it
@@ -240,6 +245,23 @@ def unanswered(
         return kb.unanswered(conn, lang, limit)
 
 
+def recorded_language(text: str, recorded: str | None) -> str | None:
+    """The language to search a case's text in, given the language recorded on the case.
+
+    The recorded language is who the caller is (the language they are answered in), not
+    necessarily what the text was written in; an article is indexed per language, so a text
+    searched in a language its script cannot be (Arabic letters as zh) finds nothing. So the
+    script decides when it contradicts the record: Han or Arabic script searches as the
+    search guesses it (zh, ar), Latin-only text under zh or ar as an unnamed Latin language
+    (it and en are both tried); otherwise, Latin text under it or en, the record stands."""
+    guessed = knowledge_text.guess_language(text)
+    if guessed is not None:
+        return guessed
+    if recorded in ("zh", "ar") and any(ch.isalpha() for ch in text):
+        return None
+    return recorded
+
+
 def suggest_and_record(
     hotline: Hotline,
     actor: Actor,
@@ -287,17 +309,18 @@ def suggestions(
 ) -> dict[str, Any]:
     codes = list(category)
     request_id = contact_id = None
+    language: str | None = lang
     if ref is not None:
         with hotline.read_store.engine.connect() as conn:
             row = request_status.by_reference(conn, ref) or request_status.get(conn, ref)
         if row is None:
             raise NotFound(f"no request {ref}")
         text = text or row["description"] or ""
-        lang = lang or row["language"]
+        language = lang or recorded_language(text, row["language"])
         codes += [x for x in (row["problem_code"], row["category_id"]) if x]
         request_id = row["id"]
     return suggest_and_record(
-        hotline, actor, request, text=text or "", language=lang, codes=codes, limit=limit, contact_id=contact_id, request_id=request_id
+        hotline, actor, request, text=text or "", language=language, codes=codes, limit=limit, contact_id=contact_id, request_id=request_id
     )
 
 
@@ -323,7 +346,7 @@ def agent_suggestions(
         actor,
         request,
         text=current["text"],
-        language=current["language"],
+        language=recorded_language(current["text"], current["language"]),
         codes=current["codes"],
         limit=limit,
         contact_id=current["contact_id"],

@@ -24,6 +24,8 @@ from domain.base import Context, HotlineAggregate, InvalidCommand, InvalidTransi
 LANGUAGES = ("zh", "ar", "it", "en")
 ARTICLE_STATES = ("draft", "reviewed", "published", "retired")
 SEARCH_CHANNELS = ("agent", "self_service", "ivr")
+# The outcomes after which nothing more is recorded against a search.
+ENDED = ("deflected", "no_good_answer")
 # The content of one revision: what Drafted and Revised carry, and what a revision is.
 CONTENT_FIELDS = ("translations", "phones", "url", "links", "problem_codes", "categories", "tags")
 
@@ -36,6 +38,14 @@ def check_translations(translations: dict[str, dict[str, str]]) -> None:
             raise InvalidCommand(f"unknown language {language!r}", languages=list(LANGUAGES))
         if not (t.get("title") or "").strip() or not (t.get("body") or "").strip():
             raise InvalidCommand(f"the {language} translation needs a title and a body")
+
+
+def check_query(query: str, field: str = "query") -> None:
+    """A typed search needs a word to look for (a letter or a digit, in any script): blanks
+    or punctuation alone find nothing, and recorded they would only count as searches and
+    as the unanswered query ''."""
+    if not any(ch.isalnum() for ch in query):
+        raise InvalidCommand("the query has no word to search for", code="query_without_words", field=field)
 
 
 class KnowledgeArticle(HotlineAggregate):
@@ -131,7 +141,8 @@ class KnowledgeArticle(HotlineAggregate):
         return len(self.revisions)
 
     def content(self, revision: int | None = None) -> dict[str, Any]:
-        n = revision or self.revision
+        # ``is None``, not ``or``: revision 0 is a revision asked for (and refused), not "the latest".
+        n = self.revision if revision is None else revision
         if not 1 <= n <= self.revision:
             raise InvalidCommand(f"article {self.id} has no revision {n}")
         return dict(self.revisions[n - 1])
@@ -267,6 +278,8 @@ class KnowledgeSearch(HotlineAggregate):
             raise InvalidCommand(f"unknown search channel {channel!r}", channels=list(SEARCH_CHANNELS))
         if language is not None and language not in LANGUAGES:
             raise InvalidCommand(f"unknown language {language!r}", languages=list(LANGUAGES))
+        if trigger == "search":  # a suggestion's text may be empty: it then falls back on the case's categories
+            check_query(query)
         return cls._start(
             cls.SearchPerformed,
             uuid.uuid4(),
@@ -285,12 +298,27 @@ class KnowledgeSearch(HotlineAggregate):
     def _rank(self, article_id: str) -> int | None:
         return next((s["rank"] for s in self.shown if s["article_id"] == article_id), None)
 
+    def _check_not_ended(self) -> None:
+        # "answered" does not end a search (the agent may answer from another of its
+        # articles too); a deflection or "no good answer" is its last word.
+        if self.outcome in ENDED:
+            raise InvalidTransition(f"search {self.id} already ended: {self.outcome}", code="search_ended", outcome=self.outcome)
+
+    def _check_shown(self, article_id: str) -> None:
+        # Opening and deflection are public feedback: an article they name must be one this
+        # search showed, or anyone could inflate any article's counts.
+        if self._rank(article_id) is None:
+            raise InvalidCommand(
+                f"search {self.id} did not show article {article_id}", code="article_not_shown", field="article_id", results=len(self.shown)
+            )
+
     def open(self, article_id: str, revision: int | None, ctx: Context) -> None:
+        self._check_not_ended()
+        self._check_shown(article_id)
         self._record(self.ArticleOpened, ctx, article_id=article_id, revision=revision, rank=self._rank(article_id))
 
     def use_to_answer(self, article_id: str, revision: int, request_id: str | None, ctx: Context) -> None:
-        if self.outcome in ("deflected", "no_good_answer"):
-            raise InvalidTransition(f"search {self.id} already ended: {self.outcome}")
+        self._check_not_ended()
         self._record(
             self.UsedToAnswer,
             ctx,
@@ -302,10 +330,12 @@ class KnowledgeSearch(HotlineAggregate):
 
     def deflect(self, article_id: str | None, revision: int | None, ctx: Context) -> None:
         if self.outcome is not None:
-            raise InvalidTransition(f"search {self.id} already ended: {self.outcome}")
+            raise InvalidTransition(f"search {self.id} already ended: {self.outcome}", code="search_ended", outcome=self.outcome)
+        if article_id is not None:
+            self._check_shown(article_id)
         self._record(self.Deflected, ctx, article_id=article_id, revision=revision)
 
     def no_good_answer(self, note: str | None, ctx: Context) -> None:
         if self.outcome is not None:
-            raise InvalidTransition(f"search {self.id} already ended: {self.outcome}")
+            raise InvalidTransition(f"search {self.id} already ended: {self.outcome}", code="search_ended", outcome=self.outcome)
         self._record(self.NoGoodAnswer, ctx, note=note)

@@ -51,6 +51,7 @@ class PersonalDataErasure(HotlineAggregate):
         def apply(self, e: PersonalDataErasure) -> None:
             e.erasures += 1
             e.last_erased_at = self.timestamp
+            e.covered.update(self.subjects)
 
     class CarriedOut(HotlineAggregate.Event):
         """What the erasure's event decided was done: the keys destroyed, the outbox's
@@ -68,6 +69,7 @@ class PersonalDataErasure(HotlineAggregate):
         self.erasures = 0
         self.carried_out = 0
         self.last_erased_at: datetime | None = None
+        self.covered: set[str] = set()  # every stream an erasure of the citizen covered
 
     @property
     def half_done(self) -> bool:
@@ -77,10 +79,25 @@ class PersonalDataErasure(HotlineAggregate):
     def open(cls, citizen_id: str, ctx: Context) -> PersonalDataErasure:
         return cls._start(cls.Requested, erasure_id(citizen_id), ctx, citizen_id=citizen_id)
 
-    def erase(self, reason: str, basis: str, subjects: list[str], ctx: Context) -> None:
+    def erase(self, reason: str, basis: str, subjects: list[str], ctx: Context, *, new_data: bool) -> None:
+        """``new_data``: the caller knows of personal data written since the last erasure
+        (the citizen's record reads again, or the key store still holds a key of theirs)."""
         reason = reason.strip()
         if len(reason) < MIN_REASON:
             raise InvalidCommand("an erasure needs a reason", field="reason", min_length=MIN_REASON)
+        # Erased once and carried out, nothing new since: a second erasure would only record
+        # another event that erased nothing. A half-done one may run again (that finishes it),
+        # and a stream linked to the citizen since then is new data to erase (this record's own
+        # stream is linked too, by its events' citizen id, and holds no personal data).
+        fresh_streams = {self.citizen_id, *subjects} - self.covered - {str(self.id)}
+        if self.erasures and self.last_erased_at and not self.half_done and not new_data and not fresh_streams:
+            when = self.last_erased_at.isoformat()
+            raise InvalidTransition(
+                f"citizen {self.citizen_id} was already erased at {when}: nothing new to erase",
+                code="already_erased",
+                erased_at=when,
+                erasures=self.erasures,
+            )
         # The citizen's own stream is always covered, whatever else the key store knew.
         covered = list(dict.fromkeys([self.citizen_id, *subjects]))
         self._record(self.Erased, ctx, citizen_id=self.citizen_id, reason=reason, basis=basis, subjects=covered)

@@ -9,7 +9,7 @@ from domain.access import Access, authorize
 from domain.base import Context, InvalidCommand, NotFound
 from domain.citizens.aggregate import Citizen, CitizenIdentity, ContactDetails, identity_id
 from domain.handling import Handlers, UnitOfWork, parse_id
-from domain.privacy.aggregate import PersonalDataErasure, erasure_id, retention_reason
+from domain.privacy.aggregate import ERASED, PersonalDataErasure, erasure_id, retention_reason
 from domain.privacy.commands import ApplyRetention, EraseCitizen, RecordErasureCarriedOut
 from domain.requests.aggregate import ServiceRequest
 
@@ -29,7 +29,9 @@ def erase_citizen(uow: UnitOfWork, ctx: Context, cmd: EraseCitizen) -> dict[str,
     citizen = uow.get(Citizen, parse_id(cmd.citizen_id, "citizen"))
     authorize(ctx.actor, cmd.action, Access(citizen_id=str(citizen.id)))
     record = _record(uow, ctx, str(citizen.id))
-    record.erase(cmd.reason, "request", cmd.subjects, ctx)
+    # Personal data on the record that reads (not "[erased]") was written after any erasure.
+    readable = any(v is not None and v != ERASED for v in citizen.personal.values())
+    record.erase(cmd.reason, "request", cmd.subjects, ctx, new_data=readable)
     released = release_claims(uow, ctx, citizen, cmd.subjects)
     return {
         "citizen_id": str(citizen.id),
@@ -80,7 +82,8 @@ def apply_retention(uow: UnitOfWork, ctx: Context, cmd: ApplyRetention) -> dict[
             kept.append(candidate.citizen_id)
             continue
         record = _record(uow, ctx, str(citizen.id))
-        record.erase(retention_reason(cmd.cutoff), "retention", candidate.subjects, ctx)
+        # Retention's candidates are those the key store still holds a key of (infra/privacy.py).
+        record.erase(retention_reason(cmd.cutoff), "retention", candidate.subjects, ctx, new_data=True)
         release_claims(uow, ctx, citizen, candidate.subjects)
         erased.append(str(citizen.id))
     return {"erased": erased, "kept": kept, "cutoff": cmd.cutoff.isoformat()}
