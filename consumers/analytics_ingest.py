@@ -165,11 +165,12 @@ def topics_for(prefix: str = "hotline") -> list[str]:
     return [f"{prefix}.{stream}s" for stream in public_aggregates()]
 
 
-def main(group: str = DEFAULT_GROUP) -> None:  # pragma: no cover - a process entry point
+def main(group: str | None = None) -> None:  # pragma: no cover - a process entry point
     """The ``hotline consume analytics`` process (the CLI has configured logging)."""
     from infra.settings import get_settings
 
     settings = get_settings()
+    group = group or settings.kafka_analytics_group
     if not settings.kafka_bootstrap_servers:
         raise SystemExit("HOTLINE_KAFKA_BOOTSTRAP_SERVERS is not set: in the embedded mode the API ingests in-process")
     topics = topics_for(settings.kafka_topic_prefix)

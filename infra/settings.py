@@ -30,6 +30,9 @@ class Settings(BaseSettings):
     kafka_topic_retention_ms: int = -1  # keep the log: integrators may replay from the start
     kafka_topic_prefix: str = "hotline"  # topics <prefix>.requests, <prefix>.workorders …
     kafka_consumer_group: str = "hotline-projections"
+    # The analytics ingest's group (`hotline consume analytics`): a setting like the
+    # projections', so two deployments sharing a Kafka (other topic prefixes) never share it.
+    kafka_analytics_group: str = "hotline-analytics"
     # The relay gathers commits for this long after a wake-up before reading the log: fewer,
     # fuller cycles (each costs a log read, a produce request and a bookkeeping write).
     relay_gather_ms: float = 4.0

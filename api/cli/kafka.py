@@ -40,7 +40,7 @@ def consume_projections(
 
 @consume.command("analytics")
 def consume_analytics(
-    group: str = typer.Option("hotline-analytics", help="Consumer group"),
+    group: str = typer.Option(None, help="Consumer group (default: HOTLINE_KAFKA_ANALYTICS_GROUP)"),
 ) -> None:
     """Feed the analytics database (DuckDB) from Kafka: the distributed mode's ingest."""
     from consumers.analytics_ingest import main
