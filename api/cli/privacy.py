@@ -7,7 +7,7 @@ import json
 import typer
 from rich.console import Console
 
-from api.cli.shell import positive, refusals, refuse
+from api.cli.shell import positive, refusals
 from infra.settings import get_settings
 
 commands = typer.Typer()
@@ -24,10 +24,7 @@ def retention(
     from infra.privacy import apply_retention
     from infra.runtime import Hotline
 
-    try:
-        positive(years, "--years")
-    except typer.BadParameter as exc:  # one line (exit 2), not click's boxed usage panel
-        refuse(f"--years: {exc.message}")
+    positive(years, "--years")
     hotline = Hotline.start(get_settings())
     try:
         outcome = apply_retention(hotline, years)

@@ -72,7 +72,7 @@ def positive(value: float | None, option: str) -> float | None:
     """A finite number above 0, or None (the setting): a retention period of 0, less, or
     NaN would reach everything there is."""
     if value is not None and not (math.isfinite(value) and value > 0):
-        raise typer.BadParameter(f"must be a number of more than 0, not {value}", param_hint=option)
+        refuse(f"{option}: must be a number of more than 0, not {value}")
     return value
 
 
