@@ -38,4 +38,44 @@ for _area in (ami_cli, recordings_cli):  # the AMI observer; call recordings' re
 
 
 def main() -> None:
-    app()
+    try:
+        app()
+    except Exception as exc:
+        problem = service_problem(exc)
+        if problem is None:
+            raise
+        # A service the settings name does not answer: say which, and the setting, in one
+        # line (a Kafka client's retries and a pool's timeout said neither).
+        typer.echo(f"Error: {problem}", err=True)
+        raise SystemExit(1) from None
+
+
+def service_problem(exc: BaseException) -> str | None:
+    """What an operator needs to read when a process cannot reach PostgreSQL or Kafka at
+    start-up, or None for any other error."""
+    import eventsourcing.persistence
+    import psycopg
+    import psycopg_pool
+    import sqlalchemy.exc
+    from kafka.errors import NoBrokersAvailable
+
+    settings = get_settings()
+    if isinstance(exc, NoBrokersAvailable):
+        return f"no Kafka broker answers at {settings.kafka_bootstrap_servers} (HOTLINE_KAFKA_BOOTSTRAP_SERVERS): is Kafka running there?"
+    unreachable = (
+        psycopg_pool.PoolTimeout,
+        psycopg.OperationalError,
+        eventsourcing.persistence.OperationalError,
+        sqlalchemy.exc.OperationalError,
+    )
+    if isinstance(exc, unreachable) and settings.database_url:
+        from sqlalchemy.engine import make_url
+
+        where = make_url(settings.database_url).render_as_string(hide_password=True)
+        try:  # the pool says only that it timed out: ask the server why
+            psycopg.connect(settings.database_url, connect_timeout=5).close()
+            reason = str(exc).strip()
+        except psycopg.Error as refused:
+            reason = str(refused).strip()
+        return f"PostgreSQL at {where} (HOTLINE_DATABASE_URL): {reason.splitlines()[0] if reason else type(exc).__name__}"
+    return None
