@@ -198,26 +198,20 @@ class IvrDriver:
 
     def _hand_over(self, process: Any, call: _Call, action: HandOver) -> None:
         number = call.session.caller or None
-        for queue_id in _queues_to_try(process, action.queue_id):
+
+        def arrive(queue_id: str) -> dict[str, Any]:
             # In the fallback queue any agent will do (as for an overflow): the skill is dropped.
             skill = action.skill if queue_id == action.queue_id else None
-            try:
-                result = process.adapter.arrive(call.channel_id, queue_id, action.language, action.priority, number, skill)
-            except DomainError as exc:
-                log.warning("ivr: hand-over of %s to %s refused: %s", call.channel_id, queue_id, exc.message)
-                if exc.code == "queue_not_found":
-                    continue
-                break
-            if queue_id != action.queue_id:
-                log.warning("ivr: %s handed over to the default queue %s instead of %s", call.channel_id, queue_id, action.queue_id)
-            self._record(process, result["id"], call)
-            return
-        process.ari("DELETE", f"/channels/{call.channel_id}")
+            return process.adapter.arrive(call.channel_id, queue_id, action.language, action.priority, number, skill)  # type: ignore[no-any-return]
+
+        if not self._in_first_queue(process, call, action.queue_id, "hand-over", arrive):
+            process.ari("DELETE", f"/channels/{call.channel_id}")
 
     def _callback(self, process: Any, call: _Call, action: OfferCallback) -> None:
         now = process.bus.clock.now()
-        for queue_id in _queues_to_try(process, action.queue_id):
-            schedule = cc.ScheduleCallback(
+
+        def schedule(queue_id: str) -> dict[str, Any]:
+            callback = cc.ScheduleCallback(
                 queue_id=queue_id,
                 phone=action.number,
                 due_at=now,
@@ -228,18 +222,28 @@ class IvrDriver:
                 skill=call.session.skill if queue_id == action.queue_id else None,
                 external_id=f"ivr-callback:{call.channel_id}",
             )
+            return process.bus.execute(callback, IVR_ACTOR).result  # type: ignore[no-any-return]
+
+        self._in_first_queue(process, call, action.queue_id, "callback", schedule)
+        process.ari("DELETE", f"/channels/{call.channel_id}")  # called back later, or not at all
+
+    def _in_first_queue(self, process: Any, call: _Call, wanted: str, what: str, attempt: Callable[[str], dict[str, Any]]) -> bool:
+        """``attempt`` in the queue the flow names, else in the default one when the named
+        queue is gone (any other refusal ends it); records the session on the contact made.
+        Returns whether a queue took it."""
+        for queue_id in _queues_to_try(process, wanted):
             try:
-                result = process.bus.execute(schedule, IVR_ACTOR).result
+                result = attempt(queue_id)
             except DomainError as exc:
-                log.warning("ivr: callback for %s in %s refused: %s", call.channel_id, queue_id, exc.message)
+                log.warning("ivr: %s of %s in %s refused: %s", what, call.channel_id, queue_id, exc.message)
                 if exc.code == "queue_not_found":
                     continue
-                break
-            if queue_id != action.queue_id:
-                log.warning("ivr: callback for %s in the default queue %s instead of %s", call.channel_id, queue_id, action.queue_id)
+                return False
+            if queue_id != wanted:
+                log.warning("ivr: %s of %s in the default queue %s instead of %s", what, call.channel_id, queue_id, wanted)
             self._record(process, result["id"], call)
-            break
-        process.ari("DELETE", f"/channels/{call.channel_id}")
+            return True
+        return False
 
     def _record(self, process: Any, contact_id: str, call: _Call) -> None:
         """The session, on the contact it became: the flow and version the caller met."""
