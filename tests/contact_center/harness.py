@@ -78,6 +78,14 @@ class Center:
     def answer(self, contact_id: str, agent_id: str) -> dict[str, Any]:
         return self.as_agent(agent_id, cc.Answer(contact_id=contact_id, agent_id=agent_id))
 
+    def connected(self, agent: str, queue: str = "q") -> str:
+        """A contact that arrived in ``queue``, was offered to ``agent`` and answered."""
+        cid = self.arrive(queue)
+        self.route()
+        assert self.offered_to(cid) == agent
+        self.answer(cid, agent)
+        return cid
+
     def end(self, contact_id: str, agent_id: str) -> dict[str, Any]:
         return self.as_agent(agent_id, cc.End(contact_id=contact_id, agent_id=agent_id))
 

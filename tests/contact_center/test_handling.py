@@ -12,14 +12,6 @@ from domain.contact_center import commands as cc
 from tests.contact_center.harness import SUPERVISOR, Center
 
 
-def _connected(center: Center, agent: str, queue: str = "q") -> str:
-    cid = center.arrive(queue)
-    center.route()
-    assert center.offered_to(cid) == agent
-    center.answer(cid, agent)
-    return cid
-
-
 # ------------------------------------------------------------------ offers
 def test_offer_timeout_returns_the_contact_to_its_old_place_and_pauses_the_agent(center: Center) -> None:
     center.queue("q", offer_timeout_seconds=10, max_missed_offers=2)
@@ -223,7 +215,7 @@ def test_cold_transfer_to_a_queue(center: Center) -> None:
     center.queue("tax")
     center.login("A", ["q"])
     center.login("T", ["tax"])
-    cid = _connected(center, "A")
+    cid = center.connected("A")
     center.as_agent("A", cc.Transfer(contact_id=cid, agent_id="A", to_queue_id="tax"))
     center.route()
     assert center.offered_to(cid) == "T"
@@ -238,7 +230,7 @@ def test_warm_transfer_to_an_expert_seat(center: Center) -> None:
     center.queue("experts")
     center.login("A", ["q"])
     center.login("X", ["experts"])
-    cid = _connected(center, "A")
+    cid = center.connected("A")
     center.as_agent("A", cc.Transfer(contact_id=cid, agent_id="A", to_agent_id="X", mode="warm", expert=True))
     center.route()
     assert center.agent_state("X") == "reserved" and center.agent_state("A") == "on_contact"
@@ -256,7 +248,7 @@ def test_cold_transfer_to_an_agent_who_does_not_answer_goes_back_to_the_queue(ce
     center.queue("q", offer_timeout_seconds=5)
     center.login("A", ["q"])
     center.login("X", ["other"] if False else [])
-    cid = _connected(center, "A")
+    cid = center.connected("A")
     center.as_agent("A", cc.Transfer(contact_id=cid, agent_id="A", to_agent_id="X"))
     center.route()
     assert center.offered_to(cid) == "X"
@@ -269,7 +261,7 @@ def test_conference_and_end_sends_everyone_to_wrap_up(center: Center) -> None:
     center.queue("q", wrap_seconds=20)
     center.login("A", ["q"])
     center.login("B", [])
-    cid = _connected(center, "A")
+    cid = center.connected("A")
     center.as_agent("A", cc.Invite(contact_id=cid, agent_id="A", invitee_id="B"))
     center.answer(cid, "B")
     center.end(cid, "A")
@@ -283,7 +275,7 @@ def test_conference_and_end_sends_everyone_to_wrap_up(center: Center) -> None:
 def test_supervisor_monitor_whisper_barge_and_take_over(center: Center) -> None:
     center.queue("q", wrap_seconds=10)
     center.login("A", ["q"])
-    cid = _connected(center, "A")
+    cid = center.connected("A")
     for mode in ("monitor", "whisper", "barge"):
         center.run(cc.Supervise(contact_id=cid, supervisor_id="sup1", mode=mode), actor=SUPERVISOR)
     with pytest.raises(Forbidden):  # an agent may not supervise

@@ -25,19 +25,11 @@ from tests.contact_center.harness import START, SUPERVISOR, Center
 SUP_LI = Actor("sup-li", "supervisor")
 
 
-def _connected(center: Center, agent: str, queue: str = "q") -> str:
-    cid = center.arrive(queue)
-    center.route()
-    assert center.offered_to(cid) == agent
-    center.answer(cid, agent)
-    return cid
-
-
 # ------------------------------------------------------------------ 1. supervision
 def test_a_supervisor_supervises_only_as_themselves(center: Center) -> None:
     center.queue("q")
     center.login("A", ["q"])
-    cid = _connected(center, "A")
+    cid = center.connected("A")
     for someone_else in ("00393331234567@trunk", "admin"):
         with pytest.raises(Forbidden):
             center.run(cc.Supervise(contact_id=cid, supervisor_id=someone_else, mode="monitor"), SUP_LI)
@@ -76,7 +68,7 @@ def test_queues_overflowing_to_each_other_overflow_a_contact_once(center: Center
 def test_link_request_resolves_the_request_and_refuses_unhandled_contacts(center: Center) -> None:
     center.queue("q")
     center.login("A", ["q"])
-    cid = _connected(center, "A")
+    cid = center.connected("A")
     rid, ref = center.register_request("A")
     for unknown in ("261122004517", "not-a-real-request"):
         with pytest.raises(NotFound):
@@ -94,7 +86,7 @@ def test_link_request_resolves_the_request_and_refuses_unhandled_contacts(center
 def test_a_not_ready_reason_forced_during_a_call_outlasts_it(center: Center) -> None:
     center.queue("q", wrap_seconds=60)
     center.login("A", ["q"])
-    cid = _connected(center, "A")
+    cid = center.connected("A")
     center.run(cc.SetPresence.model_validate({"agent_id": "A", "presence": "not_ready", "reason": "break"}), SUP_LI)
     center.end(cid, "A")
     center.wrap(cid, "A")
@@ -142,7 +134,7 @@ def test_an_expert_wrapping_up_a_contact_taken_over_and_closed_gets_409(center: 
     center.queue("q", wrap_seconds=60)
     center.run(cc.LoginAgent(agent_id="marco", queues=["q"]), Actor("marco", "expert"))
     center.login("C", ["q"], ready=False)
-    cid = _connected(center, "marco")
+    cid = center.connected("marco")
     center.run(cc.Supervise(contact_id=cid, mode="take_over"), SUP_LI)
     center.run(cc.End(contact_id=cid), SUP_LI)
     marco = Actor("marco", "expert")
@@ -159,7 +151,7 @@ def test_the_transferring_agents_disposition_is_recorded(center: Center) -> None
     center.queue("q", wrap_seconds=60)
     center.login("A", ["q"])
     center.login("B", ["q"], ready=False)
-    cid = _connected(center, "A")
+    cid = center.connected("A")
     center.presence("B", "available")
     center.as_agent("A", cc.Transfer(contact_id=cid, agent_id="A", to_agent_id="B"))
     center.answer(cid, "B")
@@ -174,7 +166,7 @@ def test_the_wallboard_counts_a_contact_once_under_its_arrival_queue(center: Cen
     center.queue("q2", wrap_seconds=0)
     center.login("A", ["q1"])
     center.login("B", ["q2"], ready=False)
-    cid = _connected(center, "A", "q1")
+    cid = center.connected("A", "q1")
     center.as_agent("A", cc.Transfer(contact_id=cid, agent_id="A", to_queue_id="q2"))
     center.tick(5)
     center.presence("B", "available")
@@ -183,7 +175,7 @@ def test_the_wallboard_counts_a_contact_once_under_its_arrival_queue(center: Cen
     center.end(cid, "B")
     # Answered in q1, transferred to q2, hung up waiting there: answered, not abandoned.
     center.presence("B", "not_ready", "break")
-    other = _connected(center, "A", "q1")
+    other = center.connected("A", "q1")
     center.as_agent("A", cc.Transfer(contact_id=other, agent_id="A", to_queue_id="q2"))
     center.run(cc.Abandon(contact_id=other))
     rs = ReadStore(make_engine(f"sqlite:///{tmp_path / 'rm.sqlite'}"), [wallboard.projection])
