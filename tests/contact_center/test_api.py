@@ -2,18 +2,9 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
-from pathlib import Path
-
-import pytest
 from fastapi.testclient import TestClient
 
-from api.app import create_app
-from domain.base import FixedClock
 from infra.runtime import Hotline
-from infra.settings import Settings
-from tests.auth import SignedInClient
-from tests.contact_center.harness import START
 
 SUP = {"X-Actor-Id": "sup1", "X-Actor-Role": "supervisor"}
 PBX = {"X-Actor-Id": "pbx", "X-Actor-Role": "system"}
@@ -21,16 +12,6 @@ PBX = {"X-Actor-Id": "pbx", "X-Actor-Role": "system"}
 
 def agent(agent_id: str) -> dict[str, str]:
     return {"X-Actor-Id": agent_id, "X-Actor-Role": "agent"}
-
-
-@pytest.fixture
-def api(tmp_path: Path) -> Iterator[tuple[TestClient, Hotline]]:
-    hotline = Hotline.start(Settings(data_dir=tmp_path), clock=FixedClock(START))
-    try:
-        with SignedInClient(create_app(hotline=hotline)) as client:
-            yield client, hotline
-    finally:
-        hotline.close()
 
 
 def test_queue_agent_contact_and_wallboard(api: tuple[TestClient, Hotline]) -> None:

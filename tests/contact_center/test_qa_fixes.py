@@ -5,22 +5,18 @@ wallboard counting contacts under their arrival queue."""
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
 from fastapi.testclient import TestClient
 
-from api.app import create_app
-from domain.base import Actor, FixedClock, Forbidden, InvalidCommand, InvalidTransition, NotFound
+from domain.base import Actor, Forbidden, InvalidCommand, InvalidTransition, NotFound
 from domain.contact_center import commands as cc
 from infra.read_store import ReadStore, make_engine
 from infra.runtime import Hotline
-from infra.settings import Settings
 from projections import wallboard
-from tests.auth import SignedInClient
-from tests.contact_center.harness import START, SUPERVISOR, Center
+from tests.contact_center.harness import SUPERVISOR, Center
 
 SUP_LI = Actor("sup-li", "supervisor")
 
@@ -191,16 +187,6 @@ def test_the_wallboard_counts_a_contact_once_under_its_arrival_queue(center: Cen
 
 
 # ------------------------------------------------------------------ 7. bodiless commands (HTTP)
-@pytest.fixture
-def api(tmp_path: Path) -> Iterator[tuple[TestClient, Hotline]]:
-    hotline = Hotline.start(Settings(data_dir=tmp_path), clock=FixedClock(START))
-    try:
-        with SignedInClient(create_app(hotline=hotline)) as client:
-            yield client, hotline
-    finally:
-        hotline.close()
-
-
 SUP = {"X-Actor-Id": "sup-li", "X-Actor-Role": "supervisor"}
 PBX = {"X-Actor-Id": "pbx", "X-Actor-Role": "system"}
 
