@@ -4,59 +4,29 @@ from __future__ import annotations
 
 import io
 import json
-import shutil
 from collections.abc import Iterator
 from pathlib import Path
-from types import SimpleNamespace
-from typing import Any, cast
 
 import pyarrow.parquet as pq
 import pytest
-import sqlalchemy as sa
 import typer
-from fastapi import FastAPI
 from fastapi.testclient import TestClient
 from typer.testing import CliRunner
 
-from analytics.ingest import snapshot_path_for
-from api import errors
-from api.deps import get_hotline
-from api.routers import reports as reports_router
-from domain.base import SystemClock
-from infra.identity.service import Identity
 from infra.settings import Settings
-from tests.analytics.conftest import reports_cli
-from tests.auth import SignedInClient
+from tests.analytics.conftest import reports_cli, reports_client, settings_over
 
 ANALYST = {"X-Actor-Id": "ana", "X-Actor-Role": "analyst"}
 
 
 @pytest.fixture()
 def settings(tmp_path: Path, loaded_db: Path) -> Settings:
-    s = Settings(data_dir=tmp_path / "data")
-    s.data_dir.mkdir(parents=True)
-    shutil.copyfile(snapshot_path_for(loaded_db).resolve(), s.duckdb_path)  # a database nobody writes to
-    return s
+    return settings_over(tmp_path, loaded_db)
 
 
 @pytest.fixture()
 def client(settings: Settings) -> Iterator[TestClient]:
-    app = FastAPI()
-    errors.install(app)
-    app.include_router(reports_router.router)
-    engine = sa.create_engine(settings.read_store_url)
-    # Reports need no event store: a stand-in hotline with the read side and sign-in.
-    hotline = SimpleNamespace(
-        settings=settings,
-        read_store=SimpleNamespace(engine=engine),
-        identity=Identity(settings, cast(Any, None)),
-        extras={},
-        clock=SystemClock(),
-    )
-    app.state.hotline = hotline
-    app.dependency_overrides[get_hotline] = lambda: hotline
-    with SignedInClient(app) as c:
-        yield c
+    yield from reports_client(settings)
 
 
 def test_api_lists_and_runs_reports(client: TestClient) -> None:

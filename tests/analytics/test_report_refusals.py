@@ -5,30 +5,19 @@ a datetime holds, messages naming the CLI's options over HTTP, and the CLI's ref
 
 from __future__ import annotations
 
-import shutil
 from collections.abc import Iterator
 from pathlib import Path
-from types import SimpleNamespace
-from typing import Any, cast
+from typing import Any
 
 import pytest
-import sqlalchemy as sa
 import typer
-from fastapi import FastAPI
 from fastapi.testclient import TestClient
 from typer.testing import CliRunner
 
-from analytics.ingest import snapshot_path_for
 from analytics.reports import RUN_PARAMETERS, ReportResult
-from api import errors
 from api.cli import reports as reports_cli_module
-from api.deps import get_hotline
-from api.routers import reports as reports_router
-from domain.base import SystemClock
-from infra.identity.service import Identity
 from infra.settings import Settings
-from tests.analytics.conftest import reports_cli
-from tests.auth import SignedInClient
+from tests.analytics.conftest import reports_cli, reports_client, settings_over
 from tests.cli_refusals import refused
 
 SARA = {"X-Actor-Id": "analyst-sara", "X-Actor-Role": "analyst"}
@@ -38,28 +27,12 @@ SQL = "SELECT count(*) AS n FROM contacts_between($from, $to)"
 
 @pytest.fixture()
 def settings(tmp_path: Path, loaded_db: Path) -> Settings:
-    s = Settings(data_dir=tmp_path / "data")
-    s.data_dir.mkdir(parents=True)
-    shutil.copyfile(snapshot_path_for(loaded_db).resolve(), s.duckdb_path)
-    return s
+    return settings_over(tmp_path, loaded_db)
 
 
 @pytest.fixture()
 def client(settings: Settings) -> Iterator[TestClient]:
-    app = FastAPI()
-    errors.install(app)
-    app.include_router(reports_router.router)
-    hotline = SimpleNamespace(
-        settings=settings,
-        read_store=SimpleNamespace(engine=sa.create_engine(settings.read_store_url)),
-        identity=Identity(settings, cast(Any, None)),
-        extras={},
-        clock=SystemClock(),
-    )
-    app.state.hotline = hotline
-    app.dependency_overrides[get_hotline] = lambda: hotline
-    with SignedInClient(app) as c:
-        yield c
+    yield from reports_client(settings)
 
 
 @pytest.fixture()

@@ -8,31 +8,20 @@ the change makes two hourly buckets, and the heat map's hours are the local ones
 from __future__ import annotations
 
 import json
-import shutil
 from collections.abc import Iterator
 from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
-from types import SimpleNamespace
-from typing import Any, cast
 from zoneinfo import ZoneInfo
 
 import pytest
-import sqlalchemy as sa
-from fastapi import FastAPI
 from fastapi.testclient import TestClient
 
 from analytics import kpis
-from analytics.ingest import snapshot_path_for
 from analytics.reports import Reports, connect_reader, render
-from api import errors
-from api.deps import get_hotline
-from api.routers import reports as reports_router
 from domain.base import FixedClock
 from domain.envelope import Envelope
-from infra.identity.service import Identity
-from infra.settings import Settings
+from tests.analytics.conftest import reports_client, settings_over
 from tests.analytics.traffic import Traffic, published
-from tests.auth import SignedInClient
 
 ROME = ZoneInfo("Europe/Rome")
 ANALYST = {"X-Actor-Id": "ana", "X-Actor-Role": "analyst"}
@@ -190,23 +179,8 @@ def test_kpis_in_the_time_zone_with_an_unknown_zone_refused(dst_db: Path) -> Non
 # ---------------------------------------------------------------------------- over HTTP
 @pytest.fixture()
 def client(tmp_path: Path, dst_db: Path) -> Iterator[TestClient]:
-    settings = Settings(data_dir=tmp_path / "data")  # the default zone: Europe/Rome
-    settings.data_dir.mkdir(parents=True)
-    shutil.copyfile(snapshot_path_for(dst_db).resolve(), settings.duckdb_path)
-    app = FastAPI()
-    errors.install(app)
-    app.include_router(reports_router.router)
-    hotline: Any = SimpleNamespace(
-        settings=settings,
-        read_store=SimpleNamespace(engine=sa.create_engine(settings.read_store_url)),
-        identity=Identity(settings, cast(Any, None)),
-        extras={},
-        clock=FixedClock(at("2026-11-02T12:00")),
-    )
-    app.state.hotline = hotline
-    app.dependency_overrides[get_hotline] = lambda: hotline
-    with SignedInClient(app) as c:
-        yield c
+    # The default zone: Europe/Rome.
+    yield from reports_client(settings_over(tmp_path, dst_db), FixedClock(at("2026-11-02T12:00")))
 
 
 def test_the_api_reports_local_days(client: TestClient) -> None:
