@@ -78,8 +78,8 @@ class Contact(HotlineAggregate):
             c.status, c.queue_id, c.priority, c.since = "queued", self.queue_id, self.priority, self.since
             if self.reason == "transfer":
                 c.path = [self.queue_id]  # an agent chose this queue: a new leg, overflows may start again
-            elif self.queue_id not in c.path:
-                c.path.append(self.queue_id)
+            else:
+                c._waited_in(self.queue_id)
 
     class Offered(HotlineAggregate.Event):
         """The router offered the contact to an agent."""
@@ -213,8 +213,7 @@ class Contact(HotlineAggregate):
             else:
                 c.queue_id = self.to_queue_id or c.queue_id
                 c.skill = None  # the overflow queue is the fallback: any of its agents will do
-                if c.queue_id not in c.path:
-                    c.path.append(c.queue_id)
+                c._waited_in(c.queue_id)
 
     class Ended(HotlineAggregate.Event):
         """The conversation ended."""
@@ -262,8 +261,7 @@ class Contact(HotlineAggregate):
 
         def apply(self, c: Contact) -> None:
             c.status, c.queue_id, c.due_at, c.since = "scheduled", self.queue_id, self.due_at, self.due_at
-            if self.queue_id not in c.path:
-                c.path.append(self.queue_id)
+            c._waited_in(self.queue_id)
             c.callback = {"attempt": self.attempt, "max_attempts": self.max_attempts, "retry_seconds": self.retry_seconds}
             c.virtual = True
             c.offered_to = c.offer_kind = None
@@ -431,6 +429,10 @@ class Contact(HotlineAggregate):
     def _handled(self, agent_id: str) -> None:
         if agent_id not in self.handled_by:
             self.handled_by.append(agent_id)
+
+    def _waited_in(self, queue_id: str) -> None:
+        if queue_id not in self.path:
+            self.path.append(queue_id)
 
     def _offer_failed(self) -> None:
         if self.offer_kind in ("route", "transfer"):
