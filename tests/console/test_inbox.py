@@ -184,3 +184,25 @@ def test_department_asks_for_an_extension_and_waits_for_the_citizen(open_console
         page.locator(f"li.case[data-reference='{reference}'][data-status='in_progress']").wait_for()
         assert case.locator("[data-deadline=paused]").count() == 0
         assert status_of(dept, reference)["status"] == "in_progress"
+
+
+def test_an_opened_form_stays_open_while_the_list_changes_live(open_console: Open, console_server: Server) -> None:
+    """A department member opens a case's reply form; another case arrives in the inbox
+    meanwhile (the live feed refreshes the list): the form they opened is still open."""
+    with console_server.api("sup-li") as sup, console_server.api("dept-transport") as dept:
+        reference, _ = dispatched_case(sup, f"o.{secrets.token_hex(4)}@example.org", f"Broken kerb ({secrets.token_hex(3)})")
+        assert dept.post(f"/requests/{reference}/accept", json={}).status_code == 200
+        page = open_console("dept-transport", "en")
+        page.goto("/console/inbox")
+        case = page.locator(f"li.case[data-reference='{reference}']")
+        case.locator("details.act:has([data-action=reply]) summary").click()
+        before = page.locator("#inbox").get_attribute("data-at")
+        other, _ = dispatched_case(sup, f"p.{secrets.token_hex(4)}@example.org", f"Fallen sign ({secrets.token_hex(3)})")
+        page.locator(f"li.case[data-reference='{other}']").wait_for()  # the list was swapped, live
+        assert page.locator("#inbox").get_attribute("data-at") != before
+        assert case.locator("details.act:has([data-action=reply])").evaluate("d => d.open")
+        # An action of the user's own closes its form: it has done its work.
+        case.locator("textarea[name=message]").first.fill("Fixed this morning")
+        case.locator("[data-action=reply]").click()
+        page.locator(f"section[data-section='replied'] li.case[data-reference='{reference}']").wait_for()
+        assert page.locator("li.case details[open]").count() == 0
