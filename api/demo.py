@@ -191,6 +191,7 @@ DEMO_SHAPE = {
 # Peak calls per hour by queue (kept small so the demo loads in about a minute).
 DEMO_PEAKS = {"general": 10, "tax": 3, "environment": 3, "chat": 5, "urgent": 1}
 REQUESTS_PER_DAY = 22
+LATE_ON_PURPOSE = 3  # urgent requests of the first day that are finished after their deadline
 SELF_SERVICE_PER_DAY = 8  # knowledge searches on the citizen portal
 
 
@@ -285,6 +286,7 @@ class DemoStory:
         }
         # "<problem code>@<address>" -> an open work order there (what a duplicate links to).
         self.open_orders: dict[str, str] = {}
+        self.running_late: set[str] = set()  # references whose work overruns on purpose
         self.sim: Any = None
         self._last_question = QUESTIONS["en"][0]
         self.refused: list[str] = []
@@ -336,6 +338,12 @@ class DemoStory:
             at += timedelta(minutes=15)
         for _ in range(int(days * REQUESTS_PER_DAY)):
             self._plan_request(start, end)
+        # A few urgent requests of the first day whose work overruns its deadline: with
+        # five-day deadlines on most work, chance alone can leave the reports' on-time
+        # completion at a misleading 100 % (it did for some choices of "now").
+        first_day = min(end, start + timedelta(days=1))
+        for _ in range(LATE_ON_PURPOSE):
+            self._plan_request(start, first_day, running_late=True)
         for _ in range(int(days * SELF_SERVICE_PER_DAY)):
             self._at(start + timedelta(seconds=self.rnd.uniform(0, (end - start).total_seconds())), self._self_service)
         report = self.sim.run()
@@ -380,13 +388,13 @@ class DemoStory:
     def _later(self, t: datetime, low_minutes: float, high_minutes: float) -> datetime:
         return t + timedelta(minutes=self.rnd.uniform(low_minutes, high_minutes))
 
-    def _plan_request(self, start: datetime, end: datetime) -> None:
+    def _plan_request(self, start: datetime, end: datetime, *, running_late: bool = False) -> None:
         rnd = self.rnd
         who = rnd.choice(CITIZENS)
         anytime = rnd.random() < 0.2
         t = start + timedelta(seconds=rnd.uniform(0, (end - start).total_seconds())) if anytime else self._working_time(start, end)
         contact = c.Contact(name=who["name"], phone=who["phone"], email=who.get("email"))
-        if rnd.random() < 1 / 6:
+        if not running_late and rnd.random() < 1 / 6:
             self._at(t, lambda: self._information(who, contact, t))
             return
         code, kind, subtype, _text, collected = rnd.choice(CASES)
@@ -397,13 +405,14 @@ class DemoStory:
             "description": DESCRIPTIONS[code][who["language"]],
             "contact": contact,
             "language": who["language"],
-            "urgency": rnd.choices(["normal", "urgent", "control"], [6, 2, 2])[0],
+            "urgency": "urgent" if running_late else rnd.choices(["normal", "urgent", "control"], [6, 2, 2])[0],
             "problem_code": code,
             "collected": collected,
             "location": self._place(),
         }
-        fate = rnd.random()
-        self._at(t, lambda: self._register(body, code, fate, t))
+        # Fates from 0.5 to 0.93 go all the way: accepted, worked on, finished, closed.
+        fate = rnd.uniform(0.5, 0.9) if running_late else rnd.random()
+        self._at(t, lambda: self._register(body, code, fate, t, running_late))
 
     def _place(self) -> dict[str, Any]:
         address, district, lat, lon = self.rnd.choice(PLACES)
@@ -476,12 +485,14 @@ class DemoStory:
             if self.rnd.random() < 0.6:
                 self._run(kc.RecordDeflection(search_id=search_id, article_id=results[0]["id"]), ANONYMOUS)
 
-    def _register(self, body: dict[str, Any], code: str, fate: float, t: datetime) -> None:
+    def _register(self, body: dict[str, Any], code: str, fate: float, t: datetime, running_late: bool) -> None:
         r = self._run(c.RegisterRequest.model_validate(body), AGENT)
         self.counts["requests"] += 1
         ref = r["reference"]
+        if running_late:
+            self.running_late.add(ref)
         spot = self._spot(ref)
-        if spot in self.open_orders and self.rnd.random() < 0.5:
+        if not running_late and spot in self.open_orders and self.rnd.random() < 0.5:
             order = self.open_orders[spot]
             self._at(self._later(t, 1, 10), lambda: self._duplicate(ref, order))
             return
@@ -549,7 +560,7 @@ class DemoStory:
             return  # work not started yet
         # Most work takes hours to a couple of days; a quarter runs late.
         started = self._later(t, 60, 1200)
-        late = self.rnd.random() < 0.25
+        late = self.rnd.random() < 0.25 or ref in self.running_late
         finished = (
             due + timedelta(hours=self.rnd.uniform(2, 30))
             if late
