@@ -97,6 +97,10 @@ def password_changed(env: Envelope, rows: Rows) -> None:
     _change(rows, env, has_password=True)
 
 
+def exists(conn: Connection, username: str) -> bool:
+    return conn.execute(sa.select(STAFF.c.username).where(STAFF.c.username == username)).first() is not None
+
+
 def listing(conn: Connection, *, role: str | None = None, department: str | None = None, limit: int = 500) -> list[dict[str, Any]]:
     rows = [dict(r) for r in conn.execute(sa.select(STAFF).order_by(STAFF.c.username)).mappings()]
     if role:

@@ -23,7 +23,7 @@ from domain.contact_center import commands as cc
 from domain.handling import Command
 from infra.live_feed import LiveFeed
 from infra.runtime import Hotline
-from projections import agent_desk, wallboard
+from projections import agent_desk, staff, wallboard
 from projections import knowledge as kb
 
 # The agent states (domain/contact_center/agents.py STATES), as the filter accepts them.
@@ -168,7 +168,12 @@ def list_agents(
         return wallboard.agents(conn, hotline.clock.now(), state)
 
 
-@router.get("/agents/{agent_id}/desk", response_model=Desk, summary="An agent's console: current offer, contacts, wrap-ups, grabbable work")
+@router.get(
+    "/agents/{agent_id}/desk",
+    response_model=Desk,
+    summary="An agent's console: current offer, contacts, wrap-ups, grabbable work",
+    responses={404: {"description": "No staff member or agent with that id"}},
+)
 @quick_read
 def desk(
     agent_id: str, hotline: Hotline = Depends(get_hotline), actor: Actor = allow(Action.AGENTS_DESK), _ryw: None = ReadYourWrites
@@ -176,6 +181,11 @@ def desk(
     authorize(actor, Action.AGENTS_DESK, Access(subject=agent_id))
     with hotline.read_store.engine.connect() as conn:
         shown = agent_desk.desk(conn, agent_id, hotline.clock.now())
+        # A desk nobody has: a typo in a supervisor's link, not an agent who is away. An
+        # agent's own desk is always theirs (staff from an identity provider are not
+        # enrolled here until they first sign in to a queue).
+        if shown["agent"]["state"] == "unknown" and agent_id != actor.id and not staff.exists(conn, agent_id):
+            raise NotFound(f"no staff member or agent {agent_id!r}", agent_id=agent_id)
         # Articles for the contact in hand (its subject, its requests' categories); a use
         # of one is recorded through /agents/{agent_id}/suggestions.
         current = agent_desk.current_contact(conn, agent_id)

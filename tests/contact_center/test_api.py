@@ -86,3 +86,22 @@ def test_the_agents_state_filter_takes_exactly_the_domains_states() -> None:
     from domain.contact_center.agents import STATES
 
     assert get_args(AgentStateName) == STATES
+
+
+def test_a_desk_nobody_has_is_not_found(api: tuple[TestClient, Hotline]) -> None:
+    """A supervisor's link to a desk with a typo is a 404, not an empty desk of a "known"
+    agent; an agent not yet signed in to a queue still opens their own desk."""
+    from domain.base import SYSTEM
+    from domain.identity import commands as ic
+
+    client, hotline = api
+    missing = client.get("/agents/nobody-here/desk", headers=SUP)
+    assert missing.status_code == 404 and missing.json()["error"]["code"] == "not_found", missing.text
+    own = client.get("/agents/new-agent/desk", headers=agent("new-agent"))
+    assert own.status_code == 200 and own.json()["agent"]["state"] == "unknown", own.text
+    client.post("/agents/login", json={"agent_id": "A1", "queues": [], "languages": ["it"]}, headers=agent("A1"))
+    assert client.get("/agents/A1/desk", headers=SUP).status_code == 200
+    hotline.bus.execute(ic.EnrollStaff(username="new-hire", name="Nadia", roles=["agent"]), SYSTEM)
+    if hotline.projector:
+        hotline.projector.catch_up()
+    assert client.get("/agents/new-hire/desk", headers=SUP).status_code == 200  # enrolled, never signed in
