@@ -56,6 +56,8 @@ from zoneinfo import ZoneInfo
 
 import duckdb
 
+from domain.contact_center.contacts import SHORT_ABANDON_SECONDS
+
 # The contacts that started in the window (callers may pass a table of their own instead).
 CONTACTS_IN_WINDOW = "contacts_between($from, $to)"
 TIME_BUCKETS = {"hour": "1 hour", "interval": "30 minutes", "day": "1 day", "week": "1 week", "month": "1 month"}
@@ -73,7 +75,7 @@ REQUEST_DIMENSIONS = {
 @dataclass(frozen=True)
 class KpiParams:
     sl_threshold_seconds: float = 20.0
-    short_abandon_seconds: float = 5.0
+    short_abandon_seconds: float = SHORT_ABANDON_SECONDS
     fcr_days: int = 7
     repeat_days: int = 30
     satisfied_score: int = 4

@@ -4,7 +4,10 @@ the callbacks waiting, today's service level and abandoned calls.
 Rows change with the events only; "longest wait" and anything else that depends on the
 current time is computed at query time from ``since``, so the board is right without a
 timer. Service level today = answered within the queue's threshold ÷ (answered +
-abandoned), the threshold being the queue's ``sl_seconds`` when answered.
+abandoned − short abandons), the threshold being the queue's ``sl_seconds`` when
+answered: the reports' "service level of offered", so the board and the day's report
+agree. A short abandon (hung up within ``SHORT_ABANDON_SECONDS`` of waiting) is counted
+among the abandons, but is no failure of service.
 
 Arrived, answered, abandoned (hence service level and ASA) count a contact once, under
 the queue it arrived in, as the service-level report does: its first answer only, and an
@@ -33,13 +36,15 @@ import sqlalchemy as sa
 from sqlalchemy.engine import Connection
 
 from domain.contact_center.agents import Agent as A
+from domain.contact_center.contacts import SHORT_ABANDON_SECONDS
 from domain.contact_center.contacts import Contact as C
 from domain.contact_center.queues import Queue as Q
 from domain.envelope import Envelope
 from projections.base import Projection, Rows, UtcDateTime
 
 # Version 2: answered and abandoned count under the arrival queue, once (a rebuild redoes them).
-projection = Projection("wallboard", version=2)
+# Version 3: short abandons are counted apart.
+projection = Projection("wallboard", version=3)
 QUEUES = projection.table(
     "cc_queues",
     sa.Column("queue_id", sa.String(64), primary_key=True),
@@ -87,6 +92,7 @@ DAY = projection.table(
     sa.Column("answered", sa.Integer),
     sa.Column("answered_in_sl", sa.Integer),
     sa.Column("abandoned", sa.Integer),
+    sa.Column("short_abandoned", sa.Integer),  # of the abandoned, those who hung up at once
     sa.Column("overflowed", sa.Integer),
     sa.Column("wait_seconds", sa.Float),  # total wait of answered contacts (ASA = / answered)
     sa.Column("talk_seconds", sa.Float),
@@ -130,6 +136,7 @@ def _bump(rows: Rows, queue_id: str, slot: int, **inc: float) -> None:
         "answered": 0,
         "answered_in_sl": 0,
         "abandoned": 0,
+        "short_abandoned": 0,
         "overflowed": 0,
         "wait_seconds": 0.0,
         "talk_seconds": 0.0,
@@ -334,7 +341,8 @@ def contact_abandoned(env: Envelope, rows: Rows) -> None:
     rows.delete(LIVE.name, env.aggregate_id)
     if live is not None and live.get("answered"):
         return  # hung up waiting after a transfer: it was answered, not abandoned
-    _bump(rows, (live or {}).get("arrival_queue_id") or env.data["queue_id"], _slot(env), abandoned=1)
+    short = int(env.data["wait_seconds"] < SHORT_ABANDON_SECONDS)
+    _bump(rows, (live or {}).get("arrival_queue_id") or env.data["queue_id"], _slot(env), abandoned=1, short_abandoned=short)
 
 
 @projection.on(C.Overflowed)
@@ -424,7 +432,7 @@ def wallboard(conn: Connection, now: datetime, zone: tzinfo | str | None = None)
         since = waiting.get(q.queue_id, [])
         answered = d.answered if d else 0
         abandoned = d.abandoned if d else 0
-        offered = answered + abandoned
+        offered = answered + abandoned - (d.short_abandoned or 0 if d else 0)
         queues.append(
             {
                 "queue_id": q.queue_id,
@@ -436,6 +444,7 @@ def wallboard(conn: Connection, now: datetime, zone: tzinfo | str | None = None)
                 "arrived_today": d.arrived if d else 0,
                 "answered_today": answered,
                 "abandoned_today": abandoned,
+                "short_abandoned_today": d.short_abandoned or 0 if d else 0,
                 "overflowed_today": d.overflowed if d else 0,
                 "service_level_today": round(d.answered_in_sl / offered, 4) if d and offered else None,
                 "sl_target": {"percent": q.sl_percent, "seconds": q.sl_seconds},

@@ -30,6 +30,9 @@ LINKABLE = ("connected", "wrap_up", "closed")
 DIRECTIONS = ("inbound", "outbound")
 OFFER_KINDS = ("route", "transfer", "consult", "conference")
 # A caller who chose a callback instead of waiting ("virtual hold"): dial attempts.
+# A caller who hangs up within this many seconds of arriving most likely misdialled: the
+# service level and the abandonment rate leave such calls out (wallboard and reports alike).
+SHORT_ABANDON_SECONDS = 5.0
 VIRTUAL_HOLD_ATTEMPTS = 3
 VIRTUAL_HOLD_RETRY = 300
 

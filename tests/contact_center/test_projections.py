@@ -57,7 +57,8 @@ def test_wallboard_and_desk(center: Center, tmp_path: Path) -> None:
         board = wallboard.wallboard(conn, now)
         q = next(x for x in board["queues"] if x["queue_id"] == "q")
         assert q["answered_today"] == 2 and q["abandoned_today"] == 1
-        assert q["service_level_today"] == round(1 / 3, 4)
+        # The one abandon hung up after 2 s: a short abandon, no failure of service.
+        assert q["short_abandoned_today"] == 1 and q["service_level_today"] == 0.5
         assert q["waiting"] == 2
         assert q["longest_wait_seconds"] == 72.0
         assert board["agents_by_state"] == {"on_contact": 1, "wrap_up": 1, "not_ready": 1}
@@ -82,3 +83,23 @@ def test_desk_shows_the_current_offer(center: Center, tmp_path: Path) -> None:
         d = agent_desk.desk(conn, "A", center.clock.now())
     assert d["agent"]["state"] == "reserved"
     assert [(o["contact_id"], o["language"], o["subject"]) for o in d["offers"]] == [(cid, "it", "bin not collected")]
+
+
+def test_the_service_level_leaves_short_abandons_out(center: Center, tmp_path: Path) -> None:
+    """As the reports do (README, KPI definitions): answered within the target ÷ (answered +
+    abandoned − those who hung up within SHORT_ABANDON_SECONDS)."""
+    center.queue("q", sl_seconds=20, wrap_seconds=0)
+    center.login("A", ["q"])
+    answered = center.arrive("q")
+    center.route()
+    center.answer(answered, "A")  # at once: within the target
+    patient, hasty = center.arrive("q"), None
+    center.tick(10)
+    hasty = center.arrive("q")
+    center.tick(2)
+    center.run(cc.Abandon(contact_id=hasty))  # 2 s: short
+    center.run(cc.Abandon(contact_id=patient))  # 12 s: a real abandon
+    with _read_store(tmp_path, center).engine.connect() as conn:
+        q = next(x for x in wallboard.wallboard(conn, center.clock.now())["queues"] if x["queue_id"] == "q")
+    assert (q["answered_today"], q["abandoned_today"], q["short_abandoned_today"]) == (1, 2, 1)
+    assert q["service_level_today"] == 0.5
