@@ -738,8 +738,14 @@ class SavedReports:
         with self.engine.connect() as c:
             return [SavedReport(**json.loads(r[0])) for r in c.execute(sa.select(self.table.c.definition).order_by(self.table.c.name))]
 
-    def delete(self, name: str) -> bool:
+    def delete(self, name: str, may_delete: Callable[[SavedReport], None] = lambda _: None) -> bool:
+        """Deletes the saved report ``name`` (False: there is none) once ``may_delete``
+        has not refused it (it raises), read and deleted in one transaction."""
         with self.engine.begin() as c:
+            row = c.execute(sa.select(self.table.c.definition).where(self.table.c.name == name).with_for_update()).first()
+            if row is None:
+                return False
+            may_delete(SavedReport(**json.loads(row[0])))
             return bool(c.execute(sa.delete(self.table).where(self.table.c.name == name)).rowcount)
 
 
@@ -879,6 +885,13 @@ class Reports:
         sample = self.validate(report)
         self.saved.save(report)
         return sample
+
+    def delete(self, name: str, may_delete: Callable[[SavedReport], None]) -> None:
+        """Deletes the saved report ``name`` if ``may_delete`` (the owner's check) lets it."""
+        if name in STANDARD:
+            raise ReportError(f"{name!r} is a standard report: only saved reports can be deleted", status=409, code="standard_report")
+        if self.saved is None or not self.saved.delete(name, may_delete):
+            raise ReportError(f"no saved report {name!r}: see `hotline report list`", status=404, code="not_found")
 
 
 def render(result: ReportResult, fmt: str) -> bytes:

@@ -98,6 +98,7 @@ class Action(StrEnum):
     # analytics
     REPORTS_READ = "reports.read"
     REPORTS_MANAGE = "reports.manage"
+    REPORTS_DELETE = "reports.delete"  # a saved report: its owner's, or a supervisor's call
     # identity and operations
     SIGN_IN = "auth.sign_in"  # a staff member exchanges a password for a token
     CITIZENS_SIGN_IN = "auth.citizen_sign_in"  # a citizen asks for and uses a one-time code
@@ -211,6 +212,7 @@ RULES: Mapping[Action, Mapping[str, Scope]] = {
     Action.KNOWLEDGE_ANSWER: _DESK,
     Action.REPORTS_READ: {"supervisor": A, "control_office": A, "analyst": A, **_READ_ALL},
     Action.REPORTS_MANAGE: {"supervisor": A, "analyst": A, "system": A},
+    Action.REPORTS_DELETE: {"supervisor": A, "analyst": S, "system": A},
     Action.SIGN_IN: {role: A for role in ROLES},
     Action.CITIZENS_SIGN_IN: {"citizen": A, "system": A},
     Action.STAFF_READ: {"supervisor": A, "administrator": A, **_READ_ALL},

@@ -274,10 +274,24 @@ def save_report(
 
 
 @report_app.command("delete")
-def delete_report(name: str) -> None:
-    """Delete a saved report."""
-    if not _saved_store(get_settings()).delete(name):
+def delete_report(
+    name: str,
+    any_owner: bool = typer.Option(False, "--any-owner", help="Also delete a report someone else saved"),
+) -> None:
+    """Delete a saved report (your own, unless --any-owner)."""
+    me = shell_actor("analyst").id
+
+    def owners_only(report: SavedReport) -> None:
+        if not any_owner and report.owner not in (None, me):
+            raise ReportError(f"{name!r} belongs to {report.owner}: pass --any-owner to delete it anyway", status=403)
+
+    try:
+        deleted = _saved_store(get_settings()).delete(name, owners_only)
+    except ReportError as e:
+        _refuse(f"not deleted: {e.message}")
+    if not deleted:
         _refuse(f"no saved report {name!r}: see `hotline report list`")  # the operator's input: exit 2
+    console.print(f"deleted report [bold]{name}[/]")
 
 
 @commands.command()

@@ -21,7 +21,7 @@ from api.deps import get_hotline
 from api.errors import ErrorResponse
 from api.responses import ReportInfo, ReportSaved, ReportTable, Staffing
 from api.routing import HotlineRouter
-from domain.access import Action
+from domain.access import Access, Action, authorize
 from domain.base import Actor, InvalidCommand
 from infra.runtime import Hotline
 
@@ -125,6 +125,25 @@ def save_report(
         {"name": report.name, "columns": sample.columns, "sample_rows": len(sample.rows), "url": f"/reports/{report.name}"},
         status_code=201,
     )
+
+
+@router.delete(
+    "/reports/{name}",
+    status_code=204,
+    summary="Delete a saved report (an analyst their own; a supervisor any)",
+    responses={
+        403: {"description": "The report is someone else's", "model": ErrorResponse},
+        404: {"description": "No saved report of that name", "model": ErrorResponse},
+        409: {"description": "A standard report, which cannot be deleted (standard_report)", "model": ErrorResponse},
+    },
+)
+def delete_report(name: str, reports: Reports = Depends(get_reports), actor: Actor = allow(Action.REPORTS_DELETE)) -> Response:
+    def owners_only(report: SavedReport) -> None:
+        # One saved before owners were recorded has none: like saving over it, anyone may.
+        authorize(actor, Action.REPORTS_DELETE, Access(subject=report.owner or actor.id))
+
+    reports.delete(name, owners_only)
+    return Response(status_code=204)
 
 
 @router.get("/staffing/erlang-c", response_model=Staffing, summary="Erlang C: agents needed (or the figures for a given number of agents)")

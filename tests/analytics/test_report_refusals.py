@@ -83,6 +83,29 @@ def test_a_report_of_another_owner_is_not_replaced(client: TestClient, cli: type
     error(client.post("/reports", json={"name": "mine", "sql": SQL}, headers=SARA), 409, "report_exists")
 
 
+def test_a_saved_report_is_deleted_by_its_owner_or_a_supervisor(client: TestClient, cli: typer.Typer) -> None:
+    tom = {"X-Actor-Id": "analyst-tom", "X-Actor-Role": "analyst"}
+    for name in ("sara_q", "sara_r"):
+        assert client.post("/reports", json={"name": name, "sql": SQL}, headers=SARA).status_code == 201
+    message = error(client.delete("/reports/sara_q", headers=tom), 403, "forbidden")
+    assert "reports.delete" in message
+    names = {r["name"] for r in client.get("/reports", headers=SARA).json()}
+    assert {"sara_q", "sara_r"} <= names  # the refused one is still there
+    assert client.delete("/reports/sara_q", headers=SARA).status_code == 204
+    error(client.delete("/reports/sara_q", headers=SARA), 404, "not_found")
+    error(client.delete("/reports/daily", headers=LI), 409, "standard_report")
+    assert client.delete("/reports/sara_r", headers=LI).status_code == 204  # a supervisor's call
+    # The command line deletes its own user's reports, another's only when told to.
+    assert client.post("/reports", json={"name": "sara_s", "sql": SQL}, headers=SARA).status_code == 201
+    runner = CliRunner()
+    refused(runner.invoke(cli, ["report", "delete", "sara_s"]), "analyst-sara", "--any-owner")
+    assert "sara_s" in {r["name"] for r in client.get("/reports", headers=SARA).json()}
+    assert runner.invoke(cli, ["report", "delete", "sara_s", "--any-owner"]).exit_code == 0
+    assert runner.invoke(cli, ["report", "save", "cli_q", "--sql", "SELECT 1 AS a"]).exit_code == 0
+    assert runner.invoke(cli, ["report", "delete", "cli_q"]).exit_code == 0
+    assert not {"sara_s", "cli_q"} & {r["name"] for r in client.get("/reports", headers=SARA).json()}
+
+
 # ---------------------------------------------------------------------- windows out of range
 @pytest.mark.parametrize(
     "params",
