@@ -211,6 +211,44 @@ BEATS = (
     Beat("returned twice by its department, awaiting the control office's ruling", "normal", 0.21),
     Beat("dispatched, never accepted: overdue, escalated by the timers", "urgent", 0.1),
 )
+# What the citizen reads (replies) or writes (ratings, reopenings), in the request's
+# language; notes between staff stay in the hotline's working language.
+CITIZEN_TEXTS: dict[str, dict[str, str]] = {
+    "answered": {
+        "it": "Risposto al telefono con la scheda della base di conoscenza",
+        "en": "Answered on the phone from the knowledge base",
+        "zh": "已根据知识库在电话中答复",
+        "ar": "تمت الإجابة هاتفياً من قاعدة المعرفة",
+    },
+    "started": {"it": "I lavori sono iniziati", "en": "Work has started", "zh": "工作已经开始", "ar": "بدأ العمل"},
+    "crew": {"it": "In attesa della squadra", "en": "Waiting for the crew", "zh": "正在等待施工队", "ar": "بانتظار فريق العمل"},
+    "fixed": {
+        "it": "Il problema è stato risolto. Grazie per la segnalazione.",
+        "en": "The problem has been fixed. Thank you for reporting it.",
+        "zh": "问题已经解决。感谢您的反映。",
+        "ar": "تم إصلاح المشكلة. شكراً لإبلاغكم.",
+    },
+    "back": {
+        "it": "Il problema si è ripresentato",
+        "en": "The problem is back",
+        "zh": "问题又出现了",
+        "ar": "عادت المشكلة من جديد",
+    },
+    "rated-5": {"it": "Servizio rapido, grazie", "en": "Quick service, thank you", "zh": "处理很快，谢谢", "ar": "خدمة سريعة، شكراً"},
+    "rated-4": {
+        "it": "Risolto, anche se ci è voluto un po'",
+        "en": "Fixed, though it took a while",
+        "zh": "解决了，不过等了一段时间",
+        "ar": "تم الحل، وإن استغرق بعض الوقت",
+    },
+    "rated-3": {"it": "Risolto, ma in ritardo", "en": "Fixed, but late", "zh": "解决了，但是晚了", "ar": "تم الحل، لكن متأخراً"},
+    "rated-2": {
+        "it": "Troppo lento, ho dovuto richiamare",
+        "en": "Too slow, I had to call again",
+        "zh": "太慢了，我不得不再次打电话",
+        "ar": "بطيء جداً، اضطررت إلى الاتصال مرة أخرى",
+    },
+}
 SELF_SERVICE_PER_DAY = 8  # knowledge searches on the citizen portal
 
 
@@ -457,7 +495,8 @@ class DemoStory:
         ref = r["reference"]
         self._answer_from_knowledge(r["id"], self._last_question, who["language"])
         replied = self._later(t, 2, 12)
-        self._at(replied, lambda: self._run(c.FinalReply(ref=ref, message="Answered from the knowledge base", channel="phone"), AGENT))
+        answer = c.FinalReply(ref=ref, message=self._in_their_language(ref, "answered"), channel="phone")
+        self._at(replied, lambda: self._run(answer, AGENT))
         self._at(self._later(replied, 1, 30), lambda: self._close(ref))
 
     def _question(self, language: str) -> str:
@@ -593,8 +632,8 @@ class DemoStory:
                 lambda: self._run(
                     c.InterimReply(
                         ref=ref,
-                        message="Work has started",
-                        delay_reason="Waiting for the crew",
+                        message=self._in_their_language(ref, "started"),
+                        delay_reason=self._in_their_language(ref, "crew"),
                         expected_at=self.clock.now() + timedelta(days=2),
                     ),
                     AGENT,
@@ -622,11 +661,15 @@ class DemoStory:
         replied = self._later(self.clock.now(), 10, 240)
 
         def reply() -> None:
-            self._run(c.FinalReply(ref=ref, message="The problem has been fixed. Thank you for reporting it."), AGENT)
+            self._run(c.FinalReply(ref=ref, message=self._in_their_language(ref, "fixed")), AGENT)
             self._run(c.Resolve(ref=ref, resolution="Fixed by the crew"), AGENT)
             self._at(self._later(self.clock.now(), 30, 1440), lambda: self._close(ref, rate=True, reopen=fate > 0.93))
 
         self._at(replied, reply)
+
+    def _in_their_language(self, ref: str, text: str) -> str:
+        language = self.hotline.store.read_reference(request_id_for(ref)).language
+        return CITIZEN_TEXTS[text].get(language) or CITIZEN_TEXTS[text]["en"]
 
     def _close(self, ref: str, *, rate: bool = False, reopen: bool = False) -> None:
         self._run(c.Close(ref=ref), AGENT)
@@ -640,10 +683,11 @@ class DemoStory:
             self._at(self._later(t, 60, 1440), lambda: self._reopen(ref, citizen))
         elif self.rnd.random() < 0.7:
             score = self.rnd.choice([3, 4, 5, 5, 2])
-            self._at(self._later(t, 5, 600), lambda: self._run(c.Rate(ref=ref, score=score, comment="Quick service"), citizen))
+            comment = self._in_their_language(ref, f"rated-{score}")
+            self._at(self._later(t, 5, 600), lambda: self._run(c.Rate(ref=ref, score=score, comment=comment), citizen))
 
     def _reopen(self, ref: str, citizen: Actor) -> None:
-        self._run(c.Reopen(ref=ref, reason="The pothole opened again after the rain"), citizen)
+        self._run(c.Reopen(ref=ref, reason=self._in_their_language(ref, "back")), citizen)
         self.counts["reopened"] += 1
         self.counts["closed"] -= 1
         self._at(self._later(self.clock.now(), 10, 120), lambda: self._run(c.Dispatch(ref=ref), AGENT))

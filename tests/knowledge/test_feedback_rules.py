@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 
 from api.app import create_app
-from api.demo import CASES, DESCRIPTIONS, PORTAL_QUERIES, QUESTIONS
+from api.demo import CASES, CITIZEN_TEXTS, DESCRIPTIONS, PORTAL_QUERIES, QUESTIONS
 from api.routers.knowledge import recorded_language
 from domain.base import InvalidCommand
 from domain.knowledge.aggregate import check_query
@@ -133,7 +133,10 @@ def test_the_demos_texts_are_in_their_language() -> None:
         assert text in DESCRIPTIONS[code].values()
     texts = [(language, t) for by_language in DESCRIPTIONS.values() for language, t in by_language.items()]
     texts += [(language, t) for language, questions in QUESTIONS.items() for t in questions]
+    # What citizens read (replies) and write (ratings, reopenings) in the demo.
+    texts += [(language, t) for by_language in CITIZEN_TEXTS.values() for language, t in by_language.items()]
     assert all(set(by_language) == set(SCRIPT) for by_language in DESCRIPTIONS.values()) and set(QUESTIONS) == set(SCRIPT)
+    assert all(set(by_language) == set(SCRIPT) for by_language in CITIZEN_TEXTS.values())
     for language, t in texts:
         assert knowledge_text.guess_language(t) == SCRIPT[language], (language, t)
     for q in PORTAL_QUERIES:  # searched with no language: each has a word to search for
