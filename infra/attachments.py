@@ -102,7 +102,9 @@ class Blobs(Protocol):
         """Stores the bytes unless they are there; True when written now."""
         ...
 
-    def chunks(self, sha256: str) -> Iterator[bytes]: ...
+    def chunks(self, sha256: str, start: int = 0) -> Iterator[bytes]:
+        """The bytes from offset ``start`` on (a media player's range: no reading from 0)."""
+        ...
 
     def delete(self, sha256: str) -> bool: ...
 
@@ -139,12 +141,13 @@ class DirectoryBlobs:
         _fsync_dir(target.parent)
         return True
 
-    def chunks(self, sha256: str) -> Iterator[bytes]:
+    def chunks(self, sha256: str, start: int = 0) -> Iterator[bytes]:
         try:
             f = self.path(sha256).open("rb")
         except FileNotFoundError:
             raise NotFound(f"no attachment content {sha256}") from None
         with f:
+            f.seek(start)
             while chunk := f.read(CHUNK):
                 yield chunk
 
@@ -221,11 +224,11 @@ class LargeObjectBlobs:
             raise NotFound(f"no attachment content {sha256}")
         return int(row[0]), int(row[1])
 
-    def chunks(self, sha256: str) -> Iterator[bytes]:
+    def chunks(self, sha256: str, start: int = 0) -> Iterator[bytes]:
         from sqlalchemy import text
 
         loid, size = self._oid_and_size(sha256)
-        for offset in range(0, size, CHUNK):  # one short read each: no connection held between chunks
+        for offset in range(start, size, CHUNK):  # one short read each: no connection held between chunks
             with self.engine.connect() as conn:
                 yield bytes(conn.execute(text("SELECT lo_get(:o, :at, :n)"), {"o": loid, "at": offset, "n": CHUNK}).scalar_one())
 
@@ -287,11 +290,11 @@ class AttachmentStore:
             raise RuntimeError(f"attachment content {sha256} is damaged: its bytes no longer hash to their name")
         return data
 
-    def open(self, sha256: str) -> Iterator[bytes]:
-        """The bytes in chunks, for streaming."""
+    def open(self, sha256: str, start: int = 0) -> Iterator[bytes]:
+        """The bytes in chunks, for streaming, from offset ``start`` on."""
         if not SHA256.fullmatch(sha256):
             raise NotFound(f"no attachment content {sha256}")
-        return self.blobs.chunks(sha256)
+        return self.blobs.chunks(sha256, start)
 
     def exists(self, sha256: str) -> bool:
         return bool(SHA256.fullmatch(sha256)) and self.blobs.exists(sha256)

@@ -290,7 +290,7 @@ def byte_range(header: str | None, size: int) -> tuple[int, int] | Literal["unsa
 
 
 def _slice(chunks: Iterator[bytes], first: int, last: int) -> Iterator[bytes]:
-    """Bytes first..last (inclusive) of a chunked stream."""
+    """Bytes first..last (inclusive, counted from the stream's own start) of a chunked stream."""
     at = 0
     for chunk in chunks:
         end = at + len(chunk)
@@ -340,7 +340,10 @@ def recording_audio(
             416, "range_not_satisfiable", f"the range {range_header!r} starts beyond the audio's {size} bytes", {"size": size}
         )
         return JSONResponse(body, status_code=416, headers={**headers, "Content-Range": f"bytes */{size}"})
-    chunks = hotline.attachments.open(recording.sha256)
+    first, last = wanted if wanted is not None else (0, size - 1)
+    # A range is read from its first byte, not from 0 (a player seeking near the end of a
+    # long recording would otherwise read the whole file for its last seconds).
+    chunks = hotline.attachments.open(recording.sha256, start=first)
     first_chunk = next(chunks, b"")  # deleted bytes are a 404 now, not a broken stream later
     read.record(actor, what="recording audio", subject=str(recording.id), citizen_ids=[recording.citizen_id])
 
@@ -351,6 +354,5 @@ def recording_audio(
     media_type = recording.content_type or "application/octet-stream"
     if wanted is None:
         return StreamingResponse(stream(), media_type=media_type, headers={**headers, "Content-Length": str(size)})
-    first, last = wanted
     headers |= {"Content-Length": str(last - first + 1), "Content-Range": f"bytes {first}-{last}/{size}"}
-    return StreamingResponse(_slice(stream(), first, last), status_code=206, media_type=media_type, headers=headers)
+    return StreamingResponse(_slice(stream(), 0, last - first), status_code=206, media_type=media_type, headers=headers)

@@ -23,7 +23,7 @@ from domain.base import Actor, Forbidden, InvalidCommand
 from domain.requests import commands as rc
 from domain.requests.aggregate import request_id_for
 from domain.work_orders import commands as woc
-from infra.attachments import LargeObjectBlobs
+from infra.attachments import CHUNK, LargeObjectBlobs
 from infra.runtime import Hotline
 from tests.auth import SignedInClient, actor
 
@@ -234,6 +234,18 @@ def test_the_same_bytes_are_stored_once(hotline: Hotline, client: SignedInClient
         assert client.get(f"/attachments/{x['id']}/content", headers=H_AGENT).content == PNG
     names = [r["filename"] for r in client.get(f"/requests/{first}/attachments", headers=H_AGENT).json()]
     assert names == ["one.png", "again.png"]
+
+
+def test_bytes_are_read_from_an_offset_on(hotline: Hotline) -> None:
+    """A media player's range is read from its first byte, in either store (files or
+    PostgreSQL large objects), across chunk boundaries."""
+    data = bytes(range(256)) * (2 * CHUNK // 256 + 7)  # two chunks and a bit
+    digest = hashlib.sha256(data).hexdigest()
+    hotline.attachments.blobs.write(digest, data)
+    for start in (0, 1, CHUNK - 1, CHUNK, CHUNK + 5, len(data) - 1, len(data)):
+        read = list(hotline.attachments.open(digest, start=start))
+        assert b"".join(read) == data[start:], start
+        assert len(read) == -(-(len(data) - start) // CHUNK), start  # no chunk read before the offset
 
 
 def test_a_failed_write_leaves_no_blob_and_no_event(hotline: Hotline, client: SignedInClient, monkeypatch: pytest.MonkeyPatch) -> None:
