@@ -46,6 +46,13 @@ class DefineQueue(Command):
     relaxation: list[list[Annotated[int, Field(ge=0, le=SECONDS_MAX)]]] | None = Field(default=None, max_length=100)
     ageing_per_minute: float | None = Field(default=None, ge=0, le=PRIORITY_MAX, allow_inf_nan=False)
     join_when_empty: bool | None = None
+    language_relax_seconds: int | None = Field(
+        default=None,
+        ge=0,
+        le=SECONDS_MAX,
+        description="After this long waiting, a caller's language is no longer required: any agent of the queue may "
+        "take them (with the interpreter line); null (the default): only agents who speak it, however long",
+    )
     callback_max_age_seconds: int | None = Field(
         default=None,
         gt=0,

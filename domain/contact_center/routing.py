@@ -11,7 +11,9 @@ many agents are logged in and contacts wait:
   contact waits (bullseye routing).
 * ``waiting[(queue, skill, language)]``: contacts, keyed by effective priority. Ageing adds
   ``rate × wait`` to every contact of a queue alike, so within one queue the order is
-  fixed at insertion (key ``priority − rate × queued_at``) and heaps stay valid.
+  fixed at insertion (key ``priority − rate × queued_at``) and heaps stay valid. A queue
+  may drop the language after ``language_relax_seconds``: the contact then waits under
+  ``ANY_LANGUAGE``, where every agent of the queue looks (an interpreter line helps).
 
 A contact may ask for a skill (a voice-menu option: "taxes"): it is offered only to agents
 of its queue who have that skill (level 1 or more), besides the queue's own requirement.
@@ -483,7 +485,7 @@ class RoutingView:
         # any agent of the queue may take the contact (as a level relaxed later does not).
         skill = c.skill if c.skill and not rules.relaxation else None
         for a in self.agents.values():
-            speaks = c.language is None or c.language in a.languages
+            speaks = c.language is None or c.language in a.languages or rules.language_relax_seconds is not None
             skilled = skill is None or a.skills.get(skill, 0) >= 1
             if a.presence != "logged_out" and c.queue_id in a.queues and rules.margin(a.skills) is not None and speaks and skilled:
                 return True
@@ -494,6 +496,13 @@ class RoutingView:
         if c.skill is None or rules.skill_dropped(now - c.since):
             return NO_SKILL
         return c.skill
+
+    @staticmethod
+    def _language(c: ContactView, rules: QueueRules, now: float) -> str:
+        """The language bucket the contact waits in: its language, until the queue drops it."""
+        if c.language is None or rules.language_dropped(now - c.since):
+            return ANY_LANGUAGE
+        return c.language
 
     @staticmethod
     def _agent_pools(a: AgentView, asked: list[str]) -> tuple[str, ...]:
@@ -555,7 +564,7 @@ class RoutingView:
         if skill and skill not in self.skill_pools.get(c.queue_id, ()):
             self._open_pool(c.queue_id, skill)
         self.dirty_contacts.add(c.contact_id)
-        bucket = self.waiting.setdefault((c.queue_id, skill, c.language or ANY_LANGUAGE), [])
+        bucket = self.waiting.setdefault((c.queue_id, skill, self._language(c, rules, self.now)), [])
         heapq.heappush(bucket, (*self._contact_key(c, rules), c.token))
 
     def _valid_agent(self, entry: tuple[Any, ...], rules: QueueRules) -> AgentView | None:
@@ -576,7 +585,7 @@ class RoutingView:
         if rules is None or rules.strategy == "ring_all":
             return None
         lowest = -rules.levels_relaxed(now - c.since)
-        lang = c.language or ANY_LANGUAGE
+        lang = self._language(c, rules, now)
         skill = NO_SKILL if c.skill is None else self._pool(c, rules, now)
         best: tuple[Any, ...] | None = None
         fallback: tuple[Any, ...] | None = None  # an agent who already refused this contact
@@ -685,7 +694,7 @@ class RoutingView:
             if rules is None:
                 continue  # no queue known: nobody to offer it to (best_agent_for says the same)
             skill = NO_SKILL if c.skill is None else self._pool(c, rules, t)
-            bucket = (c.queue_id, skill, c.language or ANY_LANGUAGE, rules.levels_relaxed(t - c.since))
+            bucket = (c.queue_id, skill, self._language(c, rules, t), rules.levels_relaxed(t - c.since))
             if bucket in nobody:
                 continue
             a = self.best_agent_for(c, t)

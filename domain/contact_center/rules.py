@@ -83,6 +83,9 @@ class QueueRules:
     relaxation: list[list[int]] = field(default_factory=list)  # [[after_seconds, levels_down], ...]
     ageing_per_minute: float = 0.0
     join_when_empty: bool = True  # with no agent logged in who could serve it: queue anyway?
+    # After this long waiting a caller's language is no longer required (an agent with the
+    # interpreter line takes them); None: only agents who speak it, however long.
+    language_relax_seconds: int | None = None
     # A callback (virtual hold, or scheduled) no agent could take within this long of its
     # place in line or due time is given up (reason max_age): it never waits for ever.
     # None: no limit. A day, so that every shift (and its languages) had its turn.
@@ -110,6 +113,8 @@ class QueueRules:
             raise InvalidCommand("service level target: 0 < percent <= 100 and seconds >= 0")
         if self.max_wait_seconds is not None and self.max_wait_seconds < 0:
             raise InvalidCommand("max_wait_seconds must be >= 0")
+        if self.language_relax_seconds is not None and self.language_relax_seconds < 0:
+            raise InvalidCommand("language_relax_seconds must be >= 0")
         if self.callback_max_age_seconds is not None and self.callback_max_age_seconds <= 0:
             raise InvalidCommand("callback_max_age_seconds must be > 0")
         if self.overflow is not None:
@@ -161,17 +166,23 @@ class QueueRules:
         wait still apply)."""
         return bool(self.relaxation) and wait_seconds >= self.relaxation[-1][0]
 
+    def language_dropped(self, wait_seconds: float) -> bool:
+        """Whether a caller may, after this wait, go to an agent who does not speak their
+        language."""
+        return self.language_relax_seconds is not None and wait_seconds >= self.language_relax_seconds
+
     def callback_expired(self, age_seconds: float) -> bool:
         """Whether a callback that has waited this long (since its place in line or its
         due time) is too old to attempt."""
         return self.callback_max_age_seconds is not None and age_seconds >= self.callback_max_age_seconds
 
     def next_relaxation_after(self, wait_seconds: float) -> float | None:
-        """The wait (seconds) at which the requirement next relaxes, if it ever does."""
-        for after, _ in self.relaxation:
-            if after > wait_seconds:
-                return float(after)
-        return None
+        """The wait (seconds) at which the requirement next relaxes (a level, the skill
+        asked for, the language), if it ever does."""
+        steps = [after for after, _ in self.relaxation]
+        if self.language_relax_seconds is not None:
+            steps.append(self.language_relax_seconds)
+        return min((float(after) for after in steps if after > wait_seconds), default=None)
 
     def margin(self, skills: dict[str, int]) -> int | None:
         """How far an agent's skills exceed the requirement (its worst skill); None when

@@ -3,7 +3,8 @@ read off the entities of the view (which the rebuild tests check against the log
 
 After the router has run until idle, no waiting contact may sit beside a free agent who
 could serve it: same queue (not a grab queue), the queue's required skills at the
-level its relaxation accepts after the contact's wait, the contact's language, the
+level its relaxation accepts after the contact's wait, the contact's language (until
+the queue's ``language_relax_seconds``, if it has one), the
 medium's capacity, and the skill the contact asked for (level 1 or more) unless the
 queue's last relaxation step has passed.
 """
@@ -29,7 +30,8 @@ def may_serve(view: RoutingView, a: AgentView, c: ContactView, now: float) -> bo
     for skill, minimum in rules.required_skills.items():
         if a.skills.get(skill, 0) < max(1, minimum - relaxed):
             return False
-    if c.language is not None and c.language not in a.languages:
+    language_dropped = rules.language_relax_seconds is not None and wait >= rules.language_relax_seconds
+    if c.language is not None and c.language not in a.languages and not language_dropped:
         return False
     skill_dropped = bool(rules.relaxation) and wait >= rules.relaxation[-1][0]
     return c.skill is None or skill_dropped or a.skills.get(c.skill, 0) >= 1

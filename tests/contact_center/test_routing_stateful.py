@@ -107,7 +107,14 @@ class ContactCenterMachine(RuleBasedStateMachine):
             max_wait_seconds=200,
             overflow={"to": "callback"},
         )
-        self.center.queue("q1", wrap_seconds=5, offer_timeout_seconds=8, max_wait_seconds=120, overflow={"to": "queue", "queue_id": "q2"})
+        self.center.queue(
+            "q1",
+            wrap_seconds=5,
+            offer_timeout_seconds=8,
+            max_wait_seconds=120,
+            overflow={"to": "queue", "queue_id": "q2"},
+            language_relax_seconds=30,  # q2 keeps the language however long: both are checked
+        )
         self.center.queue("g", grab=True, strategy="ring_all", wrap_seconds=3, max_wait_seconds=90, overflow={"to": "voicemail"})
         self.stale = Router(self.center.store, self.center.bus, name="stale")
         self.checker = LogChecker()

@@ -1,0 +1,75 @@
+"""A caller's language: only agents who speak it take them, unless the queue relaxes it
+(``language_relax_seconds``): after that long waiting, any agent of the queue may take
+them; a speaker who frees up first still comes first. A queue that does not relax keeps
+the language however long the wait (overflow and maximum wait still apply)."""
+
+from __future__ import annotations
+
+import pytest
+from pydantic import ValidationError
+
+from domain.base import InvalidCommand
+from domain.contact_center import commands as cc
+from domain.contact_center.rules import QueueRules, queue_rules
+from tests.contact_center.harness import Center
+from tests.contact_center.routing_oracle import idle_matches
+
+
+def _no_idle_match(center: Center) -> None:
+    assert idle_matches(center.router.view, center.clock.now().timestamp()) == []
+
+
+def test_the_language_is_relaxed_after_the_queues_wait(center: Center) -> None:
+    center.queue("q", wrap_seconds=0, language_relax_seconds=45)
+    center.login("IT", ["q"], languages=["it"])
+    arabic = center.arrive("q", language="ar")
+    center.route()
+    assert center.offered_to(arabic) is None  # nobody on duty speaks Arabic: it waits
+    _no_idle_match(center)
+    center.tick(30)
+    assert center.offered_to(arabic) is None  # not yet
+    center.tick(20)  # 50 s: past the queue's 45 s, the timer relaxed it by itself
+    assert center.offered_to(arabic) == "IT"
+    _no_idle_match(center)
+
+
+def test_a_speaker_who_frees_up_before_the_relaxation_takes_the_caller(center: Center) -> None:
+    center.queue("q", wrap_seconds=0, language_relax_seconds=60)
+    center.login("IT", ["q"], languages=["it"])
+    center.login("AR", ["q"], languages=["ar", "it"], ready=False)
+    arabic = center.arrive("q", language="ar")
+    center.tick(20)
+    center.presence("AR", "available")
+    center.route()
+    assert center.offered_to(arabic) == "AR"
+
+
+def test_a_queue_without_relaxation_keeps_the_language(center: Center) -> None:
+    center.queue("q", wrap_seconds=0)
+    center.login("IT", ["q"], languages=["it"])
+    arabic = center.arrive("q", language="ar")
+    center.tick(3600)
+    assert center.offered_to(arabic) is None
+    _no_idle_match(center)
+
+
+def test_no_agent_who_speaks_it_is_no_reason_to_refuse_a_caller_the_queue_will_relax_for(center: Center) -> None:
+    """A queue that does not take callers nobody could serve (``join_when_empty`` false)
+    still takes one whose language it will relax: in time, anyone may serve them."""
+    center.queue("strict", wrap_seconds=0, join_when_empty=False, overflow={"to": "voicemail"})
+    center.queue("relaxed", wrap_seconds=0, join_when_empty=False, overflow={"to": "voicemail"}, language_relax_seconds=30)
+    center.login("IT", ["strict", "relaxed"], languages=["it"], ready=False)
+    refused = center.arrive("strict", language="ar")
+    kept = center.arrive("relaxed", language="ar")
+    center.route()
+    assert center.events_of(refused)[-1] == "overflowed"
+    assert "overflowed" not in center.events_of(kept)
+
+
+def test_the_setting_is_checked() -> None:
+    assert queue_rules("q", {"language_relax_seconds": 0}).language_dropped(0.0)
+    assert not queue_rules("q", {}).language_dropped(10**9)
+    with pytest.raises(InvalidCommand):
+        QueueRules.parse("q", {"language_relax_seconds": -1})
+    with pytest.raises(ValidationError):
+        cc.DefineQueue(queue_id="q", language_relax_seconds=-5)
