@@ -120,9 +120,10 @@ class Formats:
         return babel.numbers.format_percent(value, "#,##0.#%", locale=self.locale)
 
     def elapsed(self, seconds: float | None) -> str:
-        """How long something has lasted, in the locale's narrow unit words as ``duration``
-        writes them, but floored and to two units: a wait of 1 day 16 h reads "1d 16h", not
-        "2d" (``duration`` rounds to one unit: right for a target, wrong for a wait)."""
+        """A span that was measured (a wait, the time left before a deadline or past it, a
+        mean handle time), in the locale's narrow unit words as ``duration`` writes them,
+        but floored and to two units: 1 day 16 h left reads "1d 16h", not "2d" (``duration``
+        rounds to one unit: right for a target, wrong for what a user acts on)."""
         if seconds is None:
             return "–"
         left = int(abs(seconds))
