@@ -18,10 +18,12 @@ from sqlalchemy.engine import Connection
 from domain.contact_center.agents import Agent as A
 from domain.contact_center.contacts import Contact as C
 from domain.envelope import Envelope
+from domain.recordings.aggregate import Recording
 from projections import request_status, wallboard
 from projections.base import Projection, Rows, UtcDateTime
 
-projection = Projection("agent_desk")
+# Version 2: whether the call is being recorded (a demand, or the queue's policy).
+projection = Projection("agent_desk", version=2)
 DESK = projection.table(
     "cc_desk",
     sa.Column("agent_id", sa.String(64), primary_key=True),
@@ -44,6 +46,7 @@ CONTACTS = projection.table(
     sa.Column("on_hold", sa.Boolean),
     sa.Column("offer_kind", sa.String(12)),
     sa.Column("request_ids", sa.Text),  # JSON list
+    sa.Column("recording", sa.Boolean),  # the call is being recorded: the agent must know
 )
 
 
@@ -107,6 +110,7 @@ def arrived(env: Envelope, rows: Rows) -> None:
             "on_hold": False,
             "offer_kind": None,
             "request_ids": "[]",
+            "recording": False,
         },
     )
 
@@ -144,6 +148,20 @@ def request_linked(env: Envelope, rows: Rows) -> None:
         ids = json.loads(row["request_ids"] or "[]")
         ids.append(env.data["request_id"])
         _contact_set(env, rows, request_ids=json.dumps(ids))
+
+
+@projection.on(C.RecordingDemanded)
+def recording_demanded(env: Envelope, rows: Rows) -> None:
+    _contact_set(env, rows, recording=True)
+
+
+@projection.on(Recording.Started)
+def recording_started(env: Envelope, rows: Rows) -> None:
+    # A queue's policy records without any demand. The flag ends with the call's row: a
+    # recording runs until the call's bridge goes.
+    row = rows.get(CONTACTS.name, env.data["contact_id"])
+    if row is not None:
+        rows.put(CONTACTS.name, {**row, "recording": True})
 
 
 @projection.on(C.WrappedUp, C.Abandoned, C.CallbackGaveUp)
@@ -184,6 +202,7 @@ def desk(conn: Connection, agent_id: str, now: datetime) -> dict[str, Any]:
             CONTACTS.c.on_hold,
             CONTACTS.c.offer_kind,
             CONTACTS.c.request_ids,
+            CONTACTS.c.recording,
         )
         .select_from(DESK.outerjoin(CONTACTS, CONTACTS.c.contact_id == DESK.c.contact_id))
         .where(DESK.c.agent_id == agent_id)

@@ -203,3 +203,23 @@ def test_a_new_leg_after_a_cold_transfer_may_be_recorded_again(hotline: Hotline)
         h.bus.execute(recc.RecordCall(contact_id=contact_id), Actor("op2", "agent"))
     assert again.value.code == "already_recording"
     assert [e.data["agent_id"] for e in demands_of(h, contact_id)] == ["op1", "op2"]
+
+
+def test_the_desk_shows_the_agent_their_call_is_recorded(hotline: Hotline, client: SignedInClient) -> None:
+    """On demand (the moment it is asked) and by the queue's policy (when the PBX starts it)."""
+    h = hotline
+    setup(h)
+
+    def shown(agent: str, contact_id: str) -> list[bool]:
+        desk = client.get(f"/agents/{agent}/desk", headers=actor(agent, "agent")).json()
+        return [c["recording"] for c in desk["contacts"] if c["contact_id"] == contact_id]
+
+    asked = call(h, "op1")
+    assert shown("op1", asked) == [False]
+    assert demand(client, asked, actor("op1", "agent")).status_code == 202
+    assert shown("op1", asked) == [True]
+    policy(h, "all")
+    recorded = call(h, "op2")
+    assert shown("op2", recorded) == [False]  # until the PBX starts recording it
+    Recorder(h.bus, h.attachments).started("hl-rec.policy", recorded, "op2", None, "policy", h.clock.now())
+    assert shown("op2", recorded) == [True]
