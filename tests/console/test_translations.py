@@ -95,3 +95,12 @@ def test_catalogues_parse_and_name_their_language() -> None:
                 catalog = read_po(f, locale=language)
             assert Path(po).stem, po
             assert str(catalog.locale).startswith(language), po
+
+
+def test_no_two_scripts_share_a_translation() -> None:
+    """Chinese and Arabic are written in scripts of their own: a label translated the same
+    in both is a copy slip (once, a Python dict of every language pasted as each one's)."""
+    areas = {po.stem for po in (HERE / "locales" / "zh").glob("*.po")}
+    zh, ar = (translated(language, *areas) for language in ("zh", "ar"))
+    same = {m: t for m, t in zh.items() if ar.get(m) == t and any(ch.isalpha() for ch in t)}
+    assert not same, same
