@@ -245,9 +245,11 @@ class RoutingView:
         for a in self.agents.values():
             if queue_id in a.queues:
                 self._touch_agent(a)
+        rules = self.queues[queue_id]
         for c in self.contacts.values():
             if c.queue_id == queue_id:
                 self._touch_contact(c)
+                self._relax_timer(c, rules)  # the steps may have moved: a timer for the new next one
 
     # ------------------------------------------------------------------ agents
     def _agent(self, env: Envelope) -> AgentView:
@@ -484,8 +486,12 @@ class RoutingView:
         # A skill the queue drops after its last relaxation step does not count: in time,
         # any agent of the queue may take the contact (as a level relaxed later does not).
         skill = c.skill if c.skill and not rules.relaxation else None
+        # Likewise the language, if the queue drops it before the caller's maximum wait.
+        relaxed = rules.language_relax_seconds is not None and (
+            rules.max_wait_seconds is None or rules.language_relax_seconds < rules.max_wait_seconds
+        )
         for a in self.agents.values():
-            speaks = c.language is None or c.language in a.languages or rules.language_relax_seconds is not None
+            speaks = c.language is None or c.language in a.languages or relaxed
             skilled = skill is None or a.skills.get(skill, 0) >= 1
             if a.presence != "logged_out" and c.queue_id in a.queues and rules.margin(a.skills) is not None and speaks and skilled:
                 return True
@@ -587,6 +593,20 @@ class RoutingView:
         lowest = -rules.levels_relaxed(now - c.since)
         lang = self._language(c, rules, now)
         skill = NO_SKILL if c.skill is None else self._pool(c, rules, now)
+        best, fallback = self._best_in(c, rules, skill, lang, lowest)
+        if lang == ANY_LANGUAGE and c.language is not None:
+            # The language was relaxed, not forgotten: a free agent who speaks it comes first.
+            speaker, speaker_fallback = self._best_in(c, rules, skill, c.language, lowest)
+            best = speaker or best
+            fallback = speaker_fallback or fallback
+        chosen = best if best is not None else fallback
+        return self.agents[chosen[2]] if chosen is not None else None
+
+    def _best_in(
+        self, c: ContactView, rules: QueueRules, skill: str, lang: str, lowest: int
+    ) -> tuple[tuple[Any, ...] | None, tuple[Any, ...] | None]:
+        """The best free agent for ``c`` in one language pool, and the best of those who
+        already refused it (tried last)."""
         best: tuple[Any, ...] | None = None
         fallback: tuple[Any, ...] | None = None  # an agent who already refused this contact
         for margin in MARGINS:
@@ -610,8 +630,7 @@ class RoutingView:
                 break
             for entry in aside:
                 heapq.heappush(heap, entry)  # type: ignore[arg-type]  # aside is only filled from a heap
-        chosen = best if best is not None else fallback
-        return self.agents[chosen[2]] if chosen is not None else None
+        return best, fallback
 
     def best_contact_for(self, a: AgentView, now: float) -> ContactView | None:
         best: ContactView | None = None

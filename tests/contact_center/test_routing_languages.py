@@ -73,3 +73,49 @@ def test_the_setting_is_checked() -> None:
         QueueRules.parse("q", {"language_relax_seconds": -1})
     with pytest.raises(ValidationError):
         cc.DefineQueue(queue_id="q", language_relax_seconds=-5)
+
+
+def test_after_the_relaxation_a_speaker_still_comes_first(center: Center) -> None:
+    """Both free in the same routing step (a shift starts): the one who speaks it."""
+    center.queue("q", wrap_seconds=0, language_relax_seconds=30)  # longest idle first
+    center.login("IT", ["q"], languages=["it"], ready=False)
+    center.login("AR", ["q"], languages=["ar"], ready=False)
+    arabic = center.arrive("q", language="ar")
+    center.clock.advance(seconds=40)
+    center.presence("IT", "available")  # idle longer: the queue's strategy alone would pick IT
+    center.clock.advance(seconds=1)
+    center.presence("AR", "available")
+    center.route()
+    assert center.offered_to(arabic) == "AR"
+
+
+def test_a_change_of_the_queues_setting_applies_to_callers_already_waiting(center: Center) -> None:
+    center.queue("q", wrap_seconds=0)
+    center.login("IT", ["q"], languages=["it"])
+    arabic = center.arrive("q", language="ar")
+    center.tick(10)
+    center.queue("q", language_relax_seconds=30)  # added while they wait
+    center.tick(15)
+    assert center.offered_to(arabic) is None  # 25 s
+    center.tick(10)
+    assert center.offered_to(arabic) == "IT"  # 35 s: no need for another event to move them
+    _no_idle_match(center)
+    # Shortened: a caller waiting for a long relaxation gets the short one.
+    center.queue("r", wrap_seconds=0, language_relax_seconds=600)
+    center.login("IT2", ["r"], languages=["it"])
+    chinese = center.arrive("r", language="zh")
+    center.tick(5)
+    center.queue("r", language_relax_seconds=20)
+    center.tick(20)
+    assert center.offered_to(chinese) == "IT2"
+
+
+def test_a_relaxation_after_the_maximum_wait_is_none_for_join_when_empty(center: Center) -> None:
+    """Who would overflow before the language is relaxed is nobody's to serve: refused at once."""
+    center.queue(
+        "late", wrap_seconds=0, join_when_empty=False, max_wait_seconds=60, language_relax_seconds=600, overflow={"to": "voicemail"}
+    )
+    center.login("IT", ["late"], languages=["it"], ready=False)
+    refused = center.arrive("late", language="ar")
+    center.route()
+    assert center.events_of(refused)[-1] == "overflowed"

@@ -155,6 +155,11 @@ class ContactCenterMachine(RuleBasedStateMachine):
         if self._try(cc.LoginAgent(agent_id=agent, queues=["q1", "q2", "g"], skills=skills, languages=["it", "en"][: 1 + tax % 2])):
             self.logged.add(agent)
 
+    @rule(seconds=st.sampled_from([None, 0, 10, 30, 90]))
+    def relax_language(self, seconds: int | None) -> None:
+        """A supervisor changes when q1 stops requiring the caller's language, callers waiting."""
+        self._try(cc.DefineQueue(queue_id="q1", language_relax_seconds=seconds))
+
     @rule(agent=st.sampled_from(AGENTS), presence=st.sampled_from(["available", "not_ready"]))
     def presence(self, agent: str, presence: str) -> None:
         self._try(
