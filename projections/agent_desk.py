@@ -23,7 +23,8 @@ from projections import request_status, wallboard
 from projections.base import Projection, Rows, UtcDateTime
 
 # Version 2: whether the call is being recorded (a demand, or the queue's policy).
-projection = Projection("agent_desk", version=2)
+# Version 3: asked or recording, until the recording or the agent's leg ends.
+projection = Projection("agent_desk", version=3)
 DESK = projection.table(
     "cc_desk",
     sa.Column("agent_id", sa.String(64), primary_key=True),
@@ -46,7 +47,16 @@ CONTACTS = projection.table(
     sa.Column("on_hold", sa.Boolean),
     sa.Column("offer_kind", sa.String(12)),
     sa.Column("request_ids", sa.Text),  # JSON list
-    sa.Column("recording", sa.Boolean),  # the call is being recorded: the agent must know
+    # "asked" (a demand the PBX has not acted on yet) or "recording": the agent must know.
+    sa.Column("recording", sa.String(10)),
+)
+# Each recording's call and agent (its later events name only the recording). Kept: a
+# row per recording, so that its end still tells whose desk changed.
+RECORDED = projection.table(
+    "cc_desk_recordings",
+    sa.Column("recording_id", sa.String(36), primary_key=True),
+    sa.Column("contact_id", sa.String(36)),
+    sa.Column("agent_id", sa.String(64)),
 )
 
 
@@ -110,7 +120,7 @@ def arrived(env: Envelope, rows: Rows) -> None:
             "on_hold": False,
             "offer_kind": None,
             "request_ids": "[]",
-            "recording": False,
+            "recording": None,
         },
     )
 
@@ -152,16 +162,31 @@ def request_linked(env: Envelope, rows: Rows) -> None:
 
 @projection.on(C.RecordingDemanded)
 def recording_demanded(env: Envelope, rows: Rows) -> None:
-    _contact_set(env, rows, recording=True)
+    row = rows.get(CONTACTS.name, env.aggregate_id)
+    if row is not None and row.get("recording") != "recording":
+        _contact_set(env, rows, recording="asked")
 
 
-@projection.on(Recording.Started)
-def recording_started(env: Envelope, rows: Rows) -> None:
-    # A queue's policy records without any demand. The flag ends with the call's row: a
-    # recording runs until the call's bridge goes.
-    row = rows.get(CONTACTS.name, env.data["contact_id"])
+@projection.on(C.Transferred)
+def transferred(env: Envelope, rows: Rows) -> None:
+    # A cold transfer ends the agent's leg and its bridge, and a recording of it with them.
+    if env.data["mode"] == "cold":
+        _contact_set(env, rows, recording=None)
+
+
+@projection.on(Recording.Started, Recording.Completed)
+def recording(env: Envelope, rows: Rows) -> None:
+    """A recording of the call runs from Started (asked or by the queue's policy) to
+    Completed (its bridge went)."""
+    started = env.event_class is Recording.Started
+    if started:
+        contact_id = env.data["contact_id"]
+        rows.put(RECORDED.name, {"recording_id": env.aggregate_id, "contact_id": contact_id, "agent_id": env.data["agent_id"]})
+    else:
+        contact_id = (rows.get(RECORDED.name, env.aggregate_id) or {}).get("contact_id")
+    row = rows.get(CONTACTS.name, contact_id) if contact_id else None
     if row is not None:
-        rows.put(CONTACTS.name, {**row, "recording": True})
+        rows.put(CONTACTS.name, {**row, "recording": "recording" if started else None})
 
 
 @projection.on(C.WrappedUp, C.Abandoned, C.CallbackGaveUp)
@@ -177,9 +202,12 @@ def overflowed(env: Envelope, rows: Rows) -> None:
 
 @projection.signals
 def desk_of(env: Envelope, rows: Rows) -> list[str]:
-    """An agent's desk changes with their offers, calls and wrap-ups (the agent's events);
-    a contact's own events (hold, linked request) are announced by contact."""
-    agent = env.data.get("agent_id")
+    """An agent's desk changes with their offers, calls and wrap-ups (the agent's events),
+    a cold transfer away from them and a recording of their call; a contact's own events
+    (hold, linked request) are announced by contact."""
+    agent = env.data.get("agent_id") or env.data.get("from_agent_id")
+    if agent is None and env.event_class is Recording.Completed:
+        agent = (rows.get(RECORDED.name, env.aggregate_id) or {}).get("agent_id")
     return [str(agent)] if agent else [f"contact-{env.aggregate_id}"]
 
 

@@ -25,6 +25,7 @@ from domain.recordings.policy import in_sample
 from infra.runtime import Hotline
 from telephony_adapter.recorder import Recorder
 from tests.auth import SignedInClient, actor
+from tests.telephony.test_recordings import wav
 
 SUP = Actor("sup1", "supervisor")
 PBX = Actor("pbx", "system")
@@ -206,20 +207,31 @@ def test_a_new_leg_after_a_cold_transfer_may_be_recorded_again(hotline: Hotline)
 
 
 def test_the_desk_shows_the_agent_their_call_is_recorded(hotline: Hotline, client: SignedInClient) -> None:
-    """On demand (the moment it is asked) and by the queue's policy (when the PBX starts it)."""
+    """Asked (until the PBX starts it), recording (asked or by the queue's policy), and no
+    more once the recording or the agent's leg ends."""
     h = hotline
     setup(h)
+    recorder = Recorder(h.bus, h.attachments)
 
-    def shown(agent: str, contact_id: str) -> list[bool]:
+    def shown(agent: str, contact_id: str) -> list[str | None]:
         desk = client.get(f"/agents/{agent}/desk", headers=actor(agent, "agent")).json()
         return [c["recording"] for c in desk["contacts"] if c["contact_id"] == contact_id]
 
     asked = call(h, "op1")
-    assert shown("op1", asked) == [False]
+    assert shown("op1", asked) == [None]
     assert demand(client, asked, actor("op1", "agent")).status_code == 202
-    assert shown("op1", asked) == [True]
+    assert shown("op1", asked) == ["asked"]
+    recorder.started("hl-rec.asked", asked, "op1", None, "agent_demand", h.clock.now())
+    assert shown("op1", asked) == ["recording"]
+    # A cold transfer: the old bridge, and its recording, went; op2's leg is not recorded.
+    h.bus.execute(cc.Transfer(contact_id=asked, agent_id="op1", to_agent_id="op2"), Actor("op1", "agent"))
+    h.bus.execute(cc.Answer(contact_id=asked, agent_id="op2"), Actor("op2", "agent"))
+    assert shown("op2", asked) == [None]
+
     policy(h, "all")
-    recorded = call(h, "op2")
-    assert shown("op2", recorded) == [False]  # until the PBX starts recording it
-    Recorder(h.bus, h.attachments).started("hl-rec.policy", recorded, "op2", None, "policy", h.clock.now())
-    assert shown("op2", recorded) == [True]
+    recorded = call(h, "op3")
+    assert shown("op3", recorded) == [None]  # until the PBX starts recording it
+    recorder.started("hl-rec.policy", recorded, "op3", None, "policy", h.clock.now())
+    assert shown("op3", recorded) == ["recording"]
+    recorder.finished("hl-rec.policy", wav(), 0.5)  # the recording of its bridge ended
+    assert shown("op3", recorded) == [None]
