@@ -200,7 +200,7 @@ def test_an_opened_form_stays_open_while_the_list_changes_live(open_console: Ope
         other, _ = dispatched_case(sup, f"p.{secrets.token_hex(4)}@example.org", f"Fallen sign ({secrets.token_hex(3)})")
         page.locator(f"li.case[data-reference='{other}']").wait_for()  # the list was swapped, live
         assert page.locator("#inbox").get_attribute("data-at") != before
-        assert case.locator("details.act:has([data-action=reply])").evaluate("d => d.open")
+        case.locator("details.act[open]:has([data-action=reply])").wait_for(timeout=2000)  # restored with the swap
         # An action of the user's own closes its form: it has done its work.
         case.locator("textarea[name=message]").first.fill("Fixed this morning")
         case.locator("[data-action=reply]").click()
