@@ -376,7 +376,8 @@ class ReadinessCheck(Open):
     lag: int | None = Field(
         None, description="relay: events stored but not published; consumers: end offsets minus the group's committed offsets"
     )
-    group: str | None = Field(None, description="consumers: the Kafka consumer group")
+    warning: str | None = Field(None, description="analytics: what is wrong that does not stop this process serving")
+    group: str | None = Field(None, description="consumers, analytics: the Kafka consumer group")
     partitions_behind: list[dict[str, Any]] | None = Field(None, description="consumers: the partitions with a lag, and theirs")
     bootstrap_servers: str | None = Field(None, description="kafka: the brokers asked")
     answered_seconds_ago: float | None = Field(None, description="kafka: the age of the brokers' last answer")
@@ -394,6 +395,7 @@ class ReadinessReport(Open):
                     "status": "ready",
                     "mode": "embedded",
                     "problems": [],
+                    "warnings": [],
                     "checks": {"event_store": {"position": 1287, "problem": None, "ok": True}},
                 }
             ]
@@ -403,8 +405,12 @@ class ReadinessReport(Open):
     status: Literal["ready", "not ready"] = Field(description="ready (200) or not ready (503)")
     mode: str = Field(description="embedded or distributed")
     problems: list[str] = Field(description="'check: what is wrong' for each failed check; empty when ready")
+    warnings: list[str] = Field(
+        default_factory=list,
+        description="'check: what is wrong' for what does not stop this process serving: the analytics consumers behind",
+    )
     checks: dict[str, ReadinessCheck] = Field(
-        description="By name: event_store always; relay, kafka and consumers in the distributed mode; router with PostgreSQL"
+        description="By name: event_store always; relay, kafka, consumers and analytics in the distributed mode; router with PostgreSQL"
     )
 
 

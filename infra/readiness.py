@@ -8,6 +8,9 @@ Embedded mode: the event store and the read store answer. Distributed mode, also
 - Kafka answers those offset requests within ``readyz_kafka_timeout_seconds``;
 - with PostgreSQL and ``readyz_router``: some process holds the router's leader lock.
 
+The analytics consumers' group is watched too, with the same bounds, but only warns
+(``warnings``): reports going stale is no reason to stop serving the operators.
+
 A dead relay or consumer is seen as lag that stops moving, so an idle system (nothing to
 publish, nothing to apply) stays ready: nobody waits for anything. Everything is cached
 for ``readyz_cache_seconds``; the Kafka requests run on a thread of their own (one at a
@@ -62,9 +65,10 @@ class Readiness:
         self._report: tuple[float, dict[str, Any]] | None = None
         self._relay = _Progress()
         self._consumers = _Progress()
+        self._analytics = _Progress()
         # Kafka: the last answer, and the request in flight.
         self._lag_reader: Any = None
-        self._kafka_answer: tuple[float, dict[str, Any]] | None = None  # (when, group lag)
+        self._kafka_answer: tuple[float, dict[str, dict[str, Any]]] | None = None  # (when, each group's lag)
         self._kafka_error: str | None = None
         self._kafka_started: float | None = None  # a request in flight since
         self._kafka_done = threading.Event()
@@ -94,10 +98,18 @@ class Readiness:
                 self._check("relay", checks, self._relay_check)
                 self._check("kafka", checks, self._kafka_check)
                 self._check("consumers", checks, self._consumer_check)
+                self._check("analytics", checks, self._analytics_check)
             if self.settings.database_url and self.settings.readyz_router:
                 self._check("router", checks, self._router_check)
             problems = [f"{name}: {c['problem']}" for name, c in checks.items() if not c["ok"]]
-            report = {"status": "not ready" if problems else "ready", "mode": self.settings.mode, "problems": problems, "checks": checks}
+            warnings = [f"{name}: {c['warning']}" for name, c in checks.items() if c.get("warning")]
+            report = {
+                "status": "not ready" if problems else "ready",
+                "mode": self.settings.mode,
+                "problems": problems,
+                "warnings": warnings,
+                "checks": checks,
+            }
             self._report = (time.monotonic(), report)
             return report
 
@@ -142,9 +154,9 @@ class Readiness:
         try:
             if self._lag_reader is None:
                 self._lag_reader = KafkaLag(self.settings, timeout_ms=int(1000 * self.settings.readyz_kafka_timeout_seconds))
-            group = self.settings.kafka_consumer_group
-            lags = self._lag_reader.group_lags([group])
-            self._kafka_answer = (time.monotonic(), lags[group].as_dict() | {"committed": lags[group].committed()})
+            groups = [self.settings.kafka_consumer_group, self.settings.kafka_analytics_group]
+            lags = self._lag_reader.group_lags(groups)
+            self._kafka_answer = (time.monotonic(), {g: lags[g].as_dict() | {"committed": lags[g].committed()} for g in groups})
             self._kafka_error = None
         except Exception as exc:
             self._kafka_error = f"{type(exc).__name__}: {str(exc)[:200]}"
@@ -152,7 +164,7 @@ class Readiness:
             self._kafka_started = None
             self._kafka_done.set()
 
-    def _kafka_state(self) -> tuple[dict[str, Any] | None, str | None]:
+    def _kafka_state(self) -> tuple[dict[str, dict[str, Any]] | None, str | None]:
         """The last answer if fresh enough, else a new one (waited for, up to the Kafka
         timeout), or the problem. Answering from the previous probe's figures while a new
         request ran made every answer one probe late: a probe after two quiet minutes saw
@@ -184,22 +196,36 @@ class Readiness:
             out["answered_seconds_ago"] = round(time.monotonic() - self._kafka_answer[0], 3)
         return out
 
-    def _consumer_check(self) -> dict[str, Any]:
-        group = self.settings.kafka_consumer_group
-        answer, problem = self._kafka_state()
-        if answer is None:
-            return {"group": group, "problem": f"lag unknown ({problem})"}
+    def _group_lag(self, group: str, progress: _Progress, field: str) -> dict[str, Any]:
+        """A consumer group's lag; what is wrong with it, if anything, in ``field``."""
+        answers, problem = self._kafka_state()
+        if answers is None:
+            return {"group": group, field: f"lag unknown ({problem})"}
+        answer = answers[group]
         lag = int(answer["lag"])
         committed = answer["committed"]
-        stalled = self._consumers.stalled_for(committed, lag > 0)
+        stalled = progress.stalled_for(committed, lag > 0)
         out: dict[str, Any] = {"group": group, "lag": lag, "partitions_behind": [p for p in answer["partitions"] if p["lag"]]}
         if lag > self.settings.readyz_max_consumer_lag:
-            out["problem"] = f"group {group} is {lag} messages behind (bound {self.settings.readyz_max_consumer_lag})"
+            out[field] = f"group {group} is {lag} messages behind (bound {self.settings.readyz_max_consumer_lag})"
         elif lag > 0 and stalled > self.settings.readyz_stall_seconds:
-            out["problem"] = (
+            out[field] = (
                 f"group {group} is {lag} messages behind, nothing committed for {stalled:.1f} s: its consumers are down"
                 " or stuck (one applying a very large batch commits only at its end)"
             )
+        return out
+
+    def _consumer_check(self) -> dict[str, Any]:
+        return self._group_lag(self.settings.kafka_consumer_group, self._consumers, "problem")
+
+    def _analytics_check(self) -> dict[str, Any]:
+        group = self.settings.kafka_analytics_group
+        try:
+            out = self._group_lag(group, self._analytics, "warning")
+        except Exception as exc:  # only ever a warning: never a 503 for the reports' sake
+            out = {"group": group, "warning": f"lag unknown ({type(exc).__name__}: {str(exc)[:200]})"}
+        if out.get("warning"):
+            out["warning"] += ": reports are stale until `hotline consume analytics` catches up"
         return out
 
     # ------------------------------------------------------------------ router

@@ -79,18 +79,22 @@ class ReadinessMetrics(Collector):
         report = self.readiness.report()
         yield GaugeMetricFamily("hotline_ready", "1 when /readyz answers 200", value=1 if report["status"] == "ready" else 0)
         check = GaugeMetricFamily("hotline_ready_check", "1 when the /readyz check passes", labels=["check"])
+        warning = GaugeMetricFamily("hotline_ready_warning", "1 when the /readyz check warns (not a failure)", labels=["check"])
         for name, c in report["checks"].items():
             check.add_metric([name], 1 if c["ok"] else 0)
+            warning.add_metric([name], 1 if c.get("warning") else 0)
         yield check
+        yield warning
         relay = report["checks"].get("relay", {})
         if "lag" in relay:
             yield GaugeMetricFamily("hotline_readiness_relay_lag_events", "Stored events the relay has not published", value=relay["lag"])
-        consumers = report["checks"].get("consumers", {})
-        if "lag" in consumers:
+        groups = [c for name in ("consumers", "analytics") if "lag" in (c := report["checks"].get(name, {}))]
+        if groups:
             lag = GaugeMetricFamily(
                 "hotline_readiness_consumer_lag_messages", "Consumer group lag: end offsets minus committed offsets", labels=["group"]
             )
-            lag.add_metric([consumers["group"]], consumers["lag"])
+            for c in groups:
+                lag.add_metric([c["group"]], c["lag"])
             yield lag
 
 

@@ -1,7 +1,8 @@
 """/readyz on the distributed stack (PostgreSQL, Kafka, relay and consumer processes):
 503 within 5 s of the relay, the projection consumer or the broker going down, 200 within
-5 s of each coming back; and /healthz, ``hotline status`` and ``hotline kafka-status``
-telling the truth about positions and lag."""
+5 s of each coming back; the analytics group behind is a warning, not a 503; and
+/healthz, ``hotline status`` and ``hotline kafka-status`` telling the truth about
+positions and lag."""
 
 from __future__ import annotations
 
@@ -120,6 +121,14 @@ def test_readyz_follows_relay_consumer_and_broker(hotline: Hotline, tmp_path: Pa
             _caught_up(hotline, client, monkeypatch)
             writer.start()
             probe.until(True, 20)
+            # No analytics consumer runs here: its group falls behind, which warns (reports
+            # go stale) but leaves this process ready.
+            analytics = probe.last["checks"]["analytics"]
+            assert analytics["ok"] and analytics["group"] == settings.kafka_analytics_group and analytics["lag"] > 0, analytics
+            wait_until(lambda: probe.ready() and any(w.startswith("analytics:") for w in probe.last["warnings"]), 10, "the warning")
+            metrics = client.get("/metrics").text
+            assert 'hotline_readiness_consumer_lag_messages{group="' + settings.kafka_analytics_group in metrics
+            assert 'hotline_ready_warning{check="analytics"} 1.0' in metrics
 
             # The relay dies: what is stored is no longer published.
             relay.kill()

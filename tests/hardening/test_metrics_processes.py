@@ -69,6 +69,7 @@ API_EXPECTED = {
     "hotline_projection_lag_events",
     "hotline_ready",
     "hotline_ready_check",
+    "hotline_ready_warning",
     "hotline_readiness_relay_lag_events",
     "hotline_readiness_consumer_lag_messages",
 }

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import threading
 import time
+from collections.abc import Iterator
 from pathlib import Path
 from types import SimpleNamespace
 from typing import Any
@@ -43,7 +44,10 @@ def test_serve_gives_workers_the_configured_time_to_answer_their_first_ping(monk
 def test_readiness_answers_from_kafka_now_not_from_the_previous_probe() -> None:
     settings = Settings(kafka_bootstrap_servers="127.0.0.1:1", readyz_cache_seconds=0.5, readyz_kafka_timeout_seconds=2.0)
     readiness = Readiness(SimpleNamespace(settings=settings, extras={}))  # type: ignore[arg-type]
-    answers = iter([{"lag": 47, "committed": {"p0": 100}}, {"lag": 0, "committed": {"p0": 147}}])
+    group = settings.kafka_consumer_group
+    answers: Iterator[dict[str, dict[str, Any]]] = iter(
+        [{group: {"lag": 47, "committed": {"p0": 100}}}, {group: {"lag": 0, "committed": {"p0": 147}}}]
+    )
 
     def refresh() -> None:  # what the group's offsets say at the moment it is asked
         time.sleep(0.05)
@@ -53,10 +57,10 @@ def test_readiness_answers_from_kafka_now_not_from_the_previous_probe() -> None:
 
     readiness._refresh_kafka = refresh  # type: ignore[method-assign]
     first, _ = readiness._kafka_state()
-    assert first is not None and first["lag"] == 47
+    assert first is not None and first[group]["lag"] == 47
     time.sleep(0.6)  # the answer is older than the cache's half second: the next probe asks again
     second, problem = readiness._kafka_state()
-    assert problem is None and second is not None and second["lag"] == 0, "answered with the previous probe's offsets"
+    assert problem is None and second is not None and second[group]["lag"] == 0, "answered with the previous probe's offsets"
 
 
 def test_a_process_opens_few_postgres_connections_until_it_needs_more(pg_url: str, tmp_path: Path) -> None:
