@@ -139,8 +139,8 @@ def save_report(
 )
 def delete_report(name: str, reports: Reports = Depends(get_reports), actor: Actor = allow(Action.REPORTS_DELETE)) -> Response:
     def owners_only(report: SavedReport) -> None:
-        # One saved before owners were recorded has none: like saving over it, anyone may.
-        authorize(actor, Action.REPORTS_DELETE, Access(subject=report.owner or actor.id))
+        # One saved before owners were recorded has none: a supervisor's call alone.
+        authorize(actor, Action.REPORTS_DELETE, Access(subject=report.owner))
 
     reports.delete(name, owners_only)
     return Response(status_code=204)
