@@ -51,7 +51,8 @@ class DefineQueue(Command):
         ge=0,
         le=SECONDS_MAX,
         description="After this long waiting, a caller's language is no longer required: any agent of the queue may "
-        "take them (with the interpreter line); null (the default): only agents who speak it, however long",
+        "take them (the desk tells the agent, for the site's interpreter service); null (the default): only agents who "
+        "speak it, however long",
     )
     callback_max_age_seconds: int | None = Field(
         default=None,

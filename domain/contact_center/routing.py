@@ -13,7 +13,7 @@ many agents are logged in and contacts wait:
   ``rate × wait`` to every contact of a queue alike, so within one queue the order is
   fixed at insertion (key ``priority − rate × queued_at``) and heaps stay valid. A queue
   may drop the language after ``language_relax_seconds``: the contact then waits under
-  ``ANY_LANGUAGE``, where every agent of the queue looks (an interpreter line helps).
+  ``ANY_LANGUAGE``, where every agent of the queue looks, a speaker first.
 
 A contact may ask for a skill (a voice-menu option: "taxes"): it is offered only to agents
 of its queue who have that skill (level 1 or more), besides the queue's own requirement.

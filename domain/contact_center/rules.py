@@ -83,8 +83,8 @@ class QueueRules:
     relaxation: list[list[int]] = field(default_factory=list)  # [[after_seconds, levels_down], ...]
     ageing_per_minute: float = 0.0
     join_when_empty: bool = True  # with no agent logged in who could serve it: queue anyway?
-    # After this long waiting a caller's language is no longer required (an agent with the
-    # interpreter line takes them); None: only agents who speak it, however long.
+    # After this long waiting a caller's language is no longer required (the desk tells the
+    # agent, for the site's interpreter service); None: only agents who speak it, however long.
     language_relax_seconds: int | None = None
     # A callback (virtual hold, or scheduled) no agent could take within this long of its
     # place in line or due time is given up (reason max_age): it never waits for ever.
