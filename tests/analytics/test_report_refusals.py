@@ -14,7 +14,7 @@ import typer
 from fastapi.testclient import TestClient
 from typer.testing import CliRunner
 
-from analytics.reports import RUN_PARAMETERS, ReportResult
+from analytics.reports import RUN_PARAMETERS, ReportResult, SavedReport, SavedReports
 from api.cli import reports as reports_cli_module
 from infra.settings import Settings
 from tests.analytics.conftest import reports_cli, reports_client, settings_over
@@ -104,6 +104,12 @@ def test_a_saved_report_is_deleted_by_its_owner_or_a_supervisor(client: TestClie
     assert runner.invoke(cli, ["report", "save", "cli_q", "--sql", "SELECT 1 AS a"]).exit_code == 0
     assert runner.invoke(cli, ["report", "delete", "cli_q"]).exit_code == 0
     assert not {"sara_s", "cli_q"} & {r["name"] for r in client.get("/reports", headers=SARA).json()}
+    # One saved before owners were recorded is a supervisor's call.
+    legacy = SavedReport(name="legacy_q", sql=SQL)
+    assert legacy.owner is None
+    SavedReports(client.app.state.hotline.read_store.engine).save(legacy)  # type: ignore[attr-defined]
+    error(client.delete("/reports/legacy_q", headers=SARA), 403, "forbidden")
+    assert client.delete("/reports/legacy_q", headers=LI).status_code == 204
 
 
 # ---------------------------------------------------------------------- windows out of range
