@@ -5,6 +5,8 @@ the language however long the wait (overflow and maximum wait still apply)."""
 
 from __future__ import annotations
 
+from typing import Any
+
 import pytest
 from pydantic import ValidationError
 
@@ -19,10 +21,16 @@ def _no_idle_match(center: Center) -> None:
     assert idle_matches(center.router.view, center.clock.now().timestamp()) == []
 
 
-def test_the_language_is_relaxed_after_the_queues_wait(center: Center) -> None:
-    center.queue("q", wrap_seconds=0, language_relax_seconds=45)
+def _an_arabic_caller_for_an_italian_agent(center: Center, **queue: Any) -> str:
+    """Queue ``q`` (its settings ``queue``), agent IT free, speaking Italian only, and a caller
+    speaking Arabic: their contact id."""
+    center.queue("q", wrap_seconds=0, **queue)
     center.login("IT", ["q"], languages=["it"])
-    arabic = center.arrive("q", language="ar")
+    return center.arrive("q", language="ar")
+
+
+def test_the_language_is_relaxed_after_the_queues_wait(center: Center) -> None:
+    arabic = _an_arabic_caller_for_an_italian_agent(center, language_relax_seconds=45)
     center.route()
     assert center.offered_to(arabic) is None  # nobody on duty speaks Arabic: it waits
     _no_idle_match(center)
@@ -45,9 +53,7 @@ def test_a_speaker_who_frees_up_before_the_relaxation_takes_the_caller(center: C
 
 
 def test_a_queue_without_relaxation_keeps_the_language(center: Center) -> None:
-    center.queue("q", wrap_seconds=0)
-    center.login("IT", ["q"], languages=["it"])
-    arabic = center.arrive("q", language="ar")
+    arabic = _an_arabic_caller_for_an_italian_agent(center)
     center.tick(3600)
     assert center.offered_to(arabic) is None
     _no_idle_match(center)
@@ -90,9 +96,7 @@ def test_after_the_relaxation_a_speaker_still_comes_first(center: Center) -> Non
 
 
 def test_a_change_of_the_queues_setting_applies_to_callers_already_waiting(center: Center) -> None:
-    center.queue("q", wrap_seconds=0)
-    center.login("IT", ["q"], languages=["it"])
-    arabic = center.arrive("q", language="ar")
+    arabic = _an_arabic_caller_for_an_italian_agent(center)
     center.tick(10)
     center.queue("q", language_relax_seconds=30)  # added while they wait
     center.tick(15)
