@@ -34,6 +34,7 @@ from domain.access import Access, Action, allows, authorize
 from domain.base import Actor, DomainError
 from domain.citizens.aggregate import normalise_phone
 from domain.contact_center.agents import NOT_READY_REASONS
+from domain.recordings.aggregate import RecordingPolicy, policy_id
 from domain.work_orders.aggregate import WORK_ORDER_OPEN
 from infra.runtime import Hotline
 from projections import agent_desk, citizen_history, department_workload, nearby, request_status, wallboard
@@ -78,8 +79,17 @@ def _desk(hotline: Hotline, agent_id: str) -> dict[str, Any]:
     shown["agent"] = {**agent, **{k: v for k, v in shown["agent"].items() if v is not None}}
     shown["queues"] = queues
     shown["queue_names"] = {q["queue_id"]: q.get("names") for q in queues}  # a contact's queue by its name
+    for c in shown["contacts"]:
+        # "Record this call" only where the queue's policy lets a demand record it: none
+        # forbids it, and all records every call anyway.
+        c["may_record"] = c.get("media") == "voice" and _recording_mode(hotline, c["queue_id"]) in ("on_demand", "sample")
     shown["known_skills"] = sorted(known_skills | set(agent["skills"]))
     return shown
+
+
+def _recording_mode(hotline: Hotline, queue_id: str | None) -> str:
+    found = hotline.store.read_reference(policy_id(queue_id)) if queue_id else None
+    return found.policy.mode if isinstance(found, RecordingPolicy) else "none"
 
 
 def _values(request: Request, agent_id: str, **more: Any) -> dict[str, Any]:

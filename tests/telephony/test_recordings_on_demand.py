@@ -235,3 +235,25 @@ def test_the_desk_shows_the_agent_their_call_is_recorded(hotline: Hotline, clien
     assert shown("op3", recorded) == ["recording"]
     recorder.finished("hl-rec.policy", wav(), 0.5)  # the recording of its bridge ended
     assert shown("op3", recorded) == [None]
+
+
+def test_the_desk_offers_to_record_only_where_the_queues_policy_allows_a_demand(hotline: Hotline) -> None:
+    from fastapi.testclient import TestClient
+
+    from tests.identity.test_console_offers import page
+
+    h = hotline
+    setup(h, mode="none")
+    contact_id = call(h, "op1")
+    record = f'data-api="/contacts/{contact_id}/recording"'
+    with TestClient(create_app(hotline=h)) as browser:
+        assert record not in page(browser, h, "/console/desk/contact", "op1", "agent")  # none: never
+        policy(h, "on_demand")
+        shown = page(browser, h, "/console/desk/contact", "op1", "agent")
+        assert record in shown and "data-recording" not in shown
+        h.bus.execute(recc.RecordCall(contact_id=contact_id), Actor("op1", "agent"))
+        shown = page(browser, h, "/console/desk/contact", "op1", "agent")
+        assert record not in shown and 'data-recording="asked"' in shown
+        policy(h, "all")  # every call is recorded by the policy: nothing to ask
+        other = call(h, "op2")
+        assert f'data-api="/contacts/{other}/recording"' not in page(browser, h, "/console/desk/contact", "op2", "agent")
