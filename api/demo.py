@@ -344,6 +344,7 @@ class DemoStory:
         # "<problem code>@<address>" -> an open work order there (what a duplicate links to).
         self.open_orders: dict[str, str] = {}
         self.running_late: set[str] = set()  # references whose work overruns on purpose
+        self.language_of: dict[str, str] = {}  # reference -> the citizen's language, as registered
         self.sim: Any = None
         self._last_question = QUESTIONS["en"][0]
         self.refused: list[str] = []
@@ -493,6 +494,7 @@ class DemoStory:
         )
         self.counts["requests"] += 1
         ref = r["reference"]
+        self.language_of[ref] = who["language"]
         self._answer_from_knowledge(r["id"], self._last_question, who["language"])
         replied = self._later(t, 2, 12)
         answer = c.FinalReply(ref=ref, message=self._in_their_language(ref, "answered"), channel="phone")
@@ -543,6 +545,7 @@ class DemoStory:
         r = self._run(c.RegisterRequest.model_validate(body), AGENT)
         self.counts["requests"] += 1
         ref = r["reference"]
+        self.language_of[ref] = body["language"]
         if beat and beat.late:
             self.running_late.add(ref)
         spot = self._spot(ref)
@@ -668,8 +671,7 @@ class DemoStory:
         self._at(replied, reply)
 
     def _in_their_language(self, ref: str, text: str) -> str:
-        language = self.hotline.store.read_reference(request_id_for(ref)).language
-        return CITIZEN_TEXTS[text].get(language) or CITIZEN_TEXTS[text]["en"]
+        return CITIZEN_TEXTS[text].get(self.language_of.get(ref, "en")) or CITIZEN_TEXTS[text]["en"]
 
     def _close(self, ref: str, *, rate: bool = False, reopen: bool = False) -> None:
         self._run(c.Close(ref=ref), AGENT)

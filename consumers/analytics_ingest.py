@@ -30,7 +30,6 @@ from analytics.ingest import AnalyticsStore
 from consumers.kafka_contract import public_aggregates
 
 log = logging.getLogger("hotline.analytics_ingest")
-DEFAULT_GROUP = "hotline-analytics"
 
 
 class _SeekToStored(ConsumerRebalanceListener):  # type: ignore[misc]
@@ -54,7 +53,7 @@ class AnalyticsConsumer:
         bootstrap_servers: str,
         duckdb_path: Path | str,
         topics: tuple[str, ...] | list[str],
-        group_id: str = DEFAULT_GROUP,
+        group_id: str,
         snapshot_interval: float = 5.0,
         max_records: int = 10_000,
     ) -> None:

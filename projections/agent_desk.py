@@ -164,7 +164,7 @@ def request_linked(env: Envelope, rows: Rows) -> None:
 def recording_demanded(env: Envelope, rows: Rows) -> None:
     row = rows.get(CONTACTS.name, env.aggregate_id)
     if row is not None and row.get("recording") != "recording":
-        _contact_set(env, rows, recording="asked")
+        rows.put(CONTACTS.name, {**row, "recording": "asked"})
 
 
 @projection.on(C.Transferred)

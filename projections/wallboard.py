@@ -432,7 +432,8 @@ def wallboard(conn: Connection, now: datetime, zone: tzinfo | str | None = None)
         since = waiting.get(q.queue_id, [])
         answered = d.answered if d else 0
         abandoned = d.abandoned if d else 0
-        offered = answered + abandoned - (d.short_abandoned or 0 if d else 0)
+        short = (d.short_abandoned or 0) if d else 0
+        offered = answered + abandoned - short
         queues.append(
             {
                 "queue_id": q.queue_id,
@@ -444,7 +445,7 @@ def wallboard(conn: Connection, now: datetime, zone: tzinfo | str | None = None)
                 "arrived_today": d.arrived if d else 0,
                 "answered_today": answered,
                 "abandoned_today": abandoned,
-                "short_abandoned_today": d.short_abandoned or 0 if d else 0,
+                "short_abandoned_today": short,
                 "overflowed_today": d.overflowed if d else 0,
                 "service_level_today": round(d.answered_in_sl / offered, 4) if d and offered else None,
                 "sl_target": {"percent": q.sl_percent, "seconds": q.sl_seconds},

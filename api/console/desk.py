@@ -88,7 +88,7 @@ def _desk(hotline: Hotline, agent_id: str) -> dict[str, Any]:
 
 
 def _recording_mode(hotline: Hotline, queue_id: str | None) -> str:
-    found = hotline.store.read_reference(policy_id(queue_id)) if queue_id else None
+    found = hotline.store.reference(policy_id(queue_id)) if queue_id else None  # cached: the desk renders often
     return found.policy.mode if isinstance(found, RecordingPolicy) else "none"
 
 

@@ -593,13 +593,14 @@ class RoutingView:
         lowest = -rules.levels_relaxed(now - c.since)
         lang = self._language(c, rules, now)
         skill = NO_SKILL if c.skill is None else self._pool(c, rules, now)
-        best, fallback = self._best_in(c, rules, skill, lang, lowest)
+        speaker_fallback = None
         if lang == ANY_LANGUAGE and c.language is not None:
             # The language was relaxed, not forgotten: a free agent who speaks it comes first.
             speaker, speaker_fallback = self._best_in(c, rules, skill, c.language, lowest)
-            best = speaker or best
-            fallback = speaker_fallback or fallback
-        chosen = best if best is not None else fallback
+            if speaker is not None:
+                return self.agents[speaker[2]]
+        best, fallback = self._best_in(c, rules, skill, lang, lowest)
+        chosen = best if best is not None else speaker_fallback or fallback
         return self.agents[chosen[2]] if chosen is not None else None
 
     def _best_in(
